@@ -1,0 +1,1 @@
+"""Encoders, fusions, missing-modality strategies and the multimodal model."""
