@@ -1,0 +1,156 @@
+"""The ``fusebench`` command line: data, pretrain, train, evaluate, study, report, demo."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable, Sequence
+from functools import wraps
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from fusebench.config import ConfigError, RunConfig, dump_config, load_config
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__, pretty_exceptions_enable=False)
+data_app = typer.Typer(no_args_is_help=True, help="Prepare and inspect datasets.")
+app.add_typer(data_app, name="data")
+console = Console()
+USER_ERRORS = (ConfigError, ValueError, FileNotFoundError, KeyError)
+
+Overrides = Annotated[Optional[list[str]], typer.Argument(help="dotted overrides, e.g. training.epochs=5")]
+RunId = Annotated[Optional[str], typer.Option("--run-id", help="run folder name (default: a timestamp)")]
+SkipTrain = Annotated[bool, typer.Option("--skip-train", help="load the run's best checkpoint, do not train")]
+SkipTest = Annotated[bool, typer.Option("--skip-test", help="do not evaluate on the test split")]
+DryRun = Annotated[bool, typer.Option("--dry-run", help="build everything, print config and model, stop")]
+NoMonitoring = Annotated[bool, typer.Option("--disable-monitoring", help="no logger, no per-epoch resource records")]
+
+
+def user_errors(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Show a user's mistake as one paragraph and exit 2, instead of a traceback."""
+
+    @wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except USER_ERRORS as error:
+            message = error.args[0] if isinstance(error, KeyError) and error.args else str(error)
+            console.print(f"[bold red]error:[/] {message}", highlight=False)
+            raise typer.Exit(code=2) from None
+
+    return wrapper
+
+
+def run_directory(config: RunConfig, run_id: str | None) -> Path:
+    name = run_id or time.strftime("%Y%m%d-%H%M%S")
+    return Path(config.experiment.runs_dir) / config.experiment.name / name
+
+
+def _load(config_path: Path, overrides: Sequence[str] | None, disable_monitoring: bool) -> RunConfig:
+    extra = ["monitoring.enabled=false"] if disable_monitoring else []
+    return load_config(config_path, [*(overrides or []), *extra])
+
+
+def _dry_run(config: RunConfig) -> None:
+    from fusebench.engine.build import build_model
+    from fusebench.engine.datasets import load_splits
+    from fusebench.engine.run import run_modalities
+
+    console.print(dump_config(config), highlight=False)
+    data = load_splits(config.data, run_modalities(config), config.experiment.seed)
+    model = build_model(config, data.input_shapes, data.num_classes)
+    console.print(model)
+    total = sum(p.numel() for p in model.parameters())
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    console.print(f"parameters: {total:,} ({trainable:,} trainable); train/validation/test samples: "
+                  f"{len(data.train)}/{len(data.validation)}/{len(data.test)}; input shapes {data.input_shapes}")
+
+
+def _run(config_path: Path, overrides: Sequence[str] | None, run_id: str | None, skip_train: bool, skip_test: bool,
+         dry_run: bool, disable_monitoring: bool, pretrain: bool) -> None:
+    from fusebench.engine.run import execute_run
+
+    config = _load(config_path, overrides, disable_monitoring)
+    if pretrain and config.pretrain is None:
+        raise ConfigError(f"`{config_path}` has no `pretrain:` section (e.g. `pretrain: {{modality: audio}}`); "
+                          "use `fusebench train` for multimodal configs.")
+    if not pretrain and config.pretrain is not None:
+        raise ConfigError(f"`{config_path}` is a pre-training config (it has `pretrain:`); use `fusebench pretrain`.")
+    if dry_run:
+        _dry_run(config)
+        return
+    run_dir = run_directory(config, run_id)
+    result = execute_run(config, run_dir, skip_train=skip_train, skip_test=skip_test, command=sys.argv)
+    if result.test_metrics:
+        print_pattern_table({run_dir.name: result.test_metrics}, config.metrics.primary, title="test")
+    if config.pretrain is not None:
+        console.print(f"encoder: {run_dir / 'encoders' / (config.pretrain.modality + '.safetensors')}")
+    console.print(f"results: {run_dir}")
+
+
+@app.command()
+@user_errors
+def pretrain(config: Path, overrides: Overrides = None, run_id: RunId = None, skip_train: SkipTrain = False,
+             skip_test: SkipTest = False, dry_run: DryRun = False, disable_monitoring: NoMonitoring = False) -> None:
+    """Pre-train one modality's encoder with a linear head; saves encoders/<modality>.safetensors."""
+    _run(config, overrides, run_id, skip_train, skip_test, dry_run, disable_monitoring, pretrain=True)
+
+
+@app.command()
+@user_errors
+def train(config: Path, overrides: Overrides = None, run_id: RunId = None, skip_train: SkipTrain = False,
+          skip_test: SkipTest = False, dry_run: DryRun = False, disable_monitoring: NoMonitoring = False) -> None:
+    """Train a multimodal model and evaluate it on every modality pattern."""
+    _run(config, overrides, run_id, skip_train, skip_test, dry_run, disable_monitoring, pretrain=False)
+
+
+@app.command()
+@user_errors
+def evaluate(run_dir: Path) -> None:
+    """Re-evaluate a finished run's best checkpoint on every pattern of the test split."""
+    from fusebench.engine.run import execute_run
+
+    config = load_config(run_dir / "config.yaml")
+    result = execute_run(config, run_dir, skip_train=True, command=sys.argv)
+    print_pattern_table({run_dir.name: result.test_metrics}, config.metrics.primary, title="test")
+
+
+@data_app.command("prepare")
+@user_errors
+def data_prepare(dataset: Annotated[str, typer.Argument()] = "avdigits",
+                 root: Annotated[Optional[Path], typer.Option(help="source data folder")] = None,
+                 cache_dir: Annotated[Optional[Path], typer.Option(help="cache folder")] = None,
+                 force: Annotated[bool, typer.Option(help="rebuild even if the cache is current")] = False,
+                 recipe: Annotated[Optional[list[str]], typer.Option("--set", help="recipe key=value")] = None) -> None:
+    """Build the dataset cache (done automatically on first use)."""
+    from fusebench.config import parse_override
+    from fusebench.engine.datasets import _recipe
+
+    if dataset != "avdigits":
+        raise ValueError(f"Expected dataset `avdigits`, got `{dataset}`.")
+    from fusebench.data.avdigits import AVDigitsRecipe, prepare_avdigits
+
+    values = {".".join(k): v for k, v in (parse_override(item) for item in recipe or [])}
+    start = time.perf_counter()
+    folder = prepare_avdigits(_recipe(AVDigitsRecipe, values), source_root=root, cache_dir=cache_dir, force=force,
+                              progress=True)
+    console.print(f"avdigits ready in {time.perf_counter() - start:.1f} s: {folder}")
+
+
+def print_pattern_table(results: dict[str, dict[str, dict[str, float]]], metric: str, title: str) -> None:
+    """A table of ``metric`` per pattern (rows) and result (columns)."""
+    patterns = list(next(iter(results.values())).keys()) if results else []
+    table = Table(title=f"{title} {metric} per modality pattern")
+    table.add_column("pattern")
+    for name in results:
+        table.add_column(name, justify="right")
+    for pattern in patterns:
+        table.add_row(pattern, *(f"{results[name].get(pattern, {}).get(metric, float('nan')):.4f}" for name in results))
+    console.print(table)
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    app()

@@ -1,0 +1,94 @@
+"""Tensor-backed batching: an epoch is a permutation and index slicing, no per-sample Python."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Protocol
+
+import torch
+from torch import Tensor
+
+from fusebench.data.batch import Batch
+
+
+class MaskSource(Protocol):
+    active: bool
+
+    def draw(self, n: int, epoch: int = 0) -> Tensor: ...
+
+
+class TensorLoader:
+    """Iterates ``Batch`` objects over whole in-memory tensors.
+
+    Each ``iter()`` is one epoch: it draws the epoch's permutation and train-time masks from
+    generators seeded by ``(seed, epoch)``, so a run is reproducible and any epoch's
+    missingness can be recomputed. The realised masks of the last epoch are kept in
+    ``last_masks`` for the run directory.
+
+    Args:
+        inputs: modality -> ``[N, ...]`` tensor.
+        target: ``[N]`` labels.
+        batch_size: samples per batch.
+        shuffle: permute each epoch.
+        seed: base seed of permutations.
+        masks: optional train-time missingness source; all modalities present otherwise.
+    """
+
+    def __init__(self, inputs: Mapping[str, Tensor], target: Tensor, batch_size: int, *, shuffle: bool = False,
+                 seed: int = 0, masks: MaskSource | None = None) -> None:
+        self.modalities = tuple(sorted(inputs))
+        self.inputs = {m: inputs[m] for m in self.modalities}
+        self.target = target
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.seed = seed
+        self.masks = masks
+        self.epoch = 0
+        self.last_masks: Tensor | None = None
+        sizes = {m: len(x) for m, x in self.inputs.items()}
+        if any(n != len(target) for n in sizes.values()):
+            raise ValueError(f"Expected every modality to have {len(target)} samples like the target, got {sizes}.")
+
+    def __len__(self) -> int:
+        return (len(self.target) + self.batch_size - 1) // self.batch_size
+
+    @property
+    def num_samples(self) -> int:
+        return len(self.target)
+
+    def __iter__(self) -> Iterator[Batch]:
+        epoch, self.epoch = self.epoch, self.epoch + 1
+        n = len(self.target)
+        if self.shuffle:
+            order = torch.randperm(n, generator=torch.Generator().manual_seed(self.seed * 7919 + epoch))
+        else:
+            order = torch.arange(n)
+        if self.masks is not None and self.masks.active:
+            mask = self.masks.draw(n, epoch)  # [N, M], indexed by sample id
+        else:
+            mask = torch.ones(n, len(self.modalities), dtype=torch.bool)
+        self.last_masks = mask
+        for start in range(0, n, self.batch_size):
+            index = order[start:start + self.batch_size]
+            yield Batch(
+                inputs={m: x[index] for m, x in self.inputs.items()},
+                mask=mask[index],
+                target=self.target[index],
+                modalities=self.modalities,
+            )
+
+
+def subset_indices(n: int, fraction: float, seed: int) -> Tensor:
+    """A seeded subset of ``round(fraction * n)`` indices, kept in their original order."""
+    if fraction >= 1.0:
+        return torch.arange(n)
+    keep = max(1, round(fraction * n))
+    chosen = torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:keep]
+    return torch.sort(chosen).values
+
+
+def select_modalities(inputs: Mapping[str, Tensor], modalities: Sequence[str]) -> dict[str, Tensor]:
+    missing = sorted(set(modalities) - set(inputs))
+    if missing:
+        raise ValueError(f"Expected modalities among {sorted(inputs)}, got unknown {missing}.")
+    return {m: inputs[m] for m in sorted(modalities)}

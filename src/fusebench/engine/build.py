@@ -1,0 +1,88 @@
+"""Config -> modules. The only place where ``fusebench.config`` meets ``fusebench.models``."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from torch import nn
+
+from fusebench.config import RunConfig
+from fusebench.models.encoders import build_encoder
+from fusebench.models.missing import build_missing_strategy
+from fusebench.models.multimodal import MultimodalModel
+from fusebench.models.unimodal import UnimodalModel
+from fusebench.models.weights import load_encoder
+
+
+def build_encoders(config: RunConfig, input_shapes: Mapping[str, Sequence[int]],
+                   modalities: Sequence[str]) -> dict[str, nn.Module]:
+    encoders: dict[str, nn.Module] = {}
+    for modality in sorted(modalities):
+        spec = config.model.encoders[modality]
+        encoders[modality] = build_encoder(spec.kind, input_shapes[modality], spec.out_dim, spec.widths, spec.hidden)
+    return encoders
+
+
+def build_model(config: RunConfig, input_shapes: Mapping[str, Sequence[int]], num_classes: int) -> nn.Module:
+    """The model a run config describes, with pre-trained encoder weights loaded and frozen as asked."""
+    if config.pretrain is not None:
+        modality = config.pretrain.modality
+        encoder = build_encoders(config, input_shapes, [modality])[modality]
+        return UnimodalModel(modality, encoder, num_classes)
+    modalities = sorted(config.model.encoders)
+    fusion_cfg = config.model.fusion
+    if fusion_cfg.type == "late":
+        from fusebench.models.fusion import build_late_fusion
+
+        encoders = build_encoders(config, input_shapes, modalities)
+        dims = {m: int(getattr(e, "out_dim")) for m, e in encoders.items()}
+        fusion = build_late_fusion(fusion_cfg.method, dims, hidden_dim=fusion_cfg.hidden_dim,
+                                   dropout=fusion_cfg.dropout, **fusion_cfg.params)
+        head = nn.Linear(fusion.out_dim, num_classes)
+        model: nn.Module = MultimodalModel(encoders, fusion, head, build_missing_strategy(config.model.missing_strategy, dims))
+    else:
+        model = _build_early_or_mid(config, input_shapes, num_classes, modalities)
+    load_pretrained(model, config)
+    return model
+
+
+def _build_early_or_mid(config: RunConfig, input_shapes: Mapping[str, Sequence[int]], num_classes: int,
+                        modalities: Sequence[str]) -> nn.Module:
+    from fusebench.models import registry
+
+    fusion_cfg = config.model.fusion
+    shapes = {m: input_shapes[m] for m in modalities}
+    if fusion_cfg.type == "early" and fusion_cfg.method == "feature":
+        encoders = build_encoders(config, input_shapes, modalities)
+        return registry.build_feature_early_fusion(encoders, num_classes, hidden_dim=fusion_cfg.hidden_dim,
+                                                   dropout=fusion_cfg.dropout, **fusion_cfg.params)
+    if fusion_cfg.type == "early" and fusion_cfg.method == "token":
+        return registry.build_token_early_fusion(shapes, num_classes, **fusion_cfg.params)
+    if fusion_cfg.type == "mid" and fusion_cfg.method == "where_to_fuse":
+        return registry.build_where_to_fuse(shapes, num_classes, **fusion_cfg.params)
+    raise ValueError(
+        f"Expected `model.fusion.method` in {registry.FUSION_KINDS[fusion_cfg.type]} for fusion type "
+        f"`{fusion_cfg.type}`, got `{fusion_cfg.method}`."
+    )
+
+
+def load_pretrained(model: nn.Module, config: RunConfig) -> None:
+    """Load ``model.pretrained`` weights by modality name; freeze encoders ``model.freeze`` asks for."""
+    encoders = getattr(model, "encoders", None)
+    for modality, path in sorted(config.model.pretrained.items()):
+        if encoders is None or modality not in encoders:
+            raise ValueError(
+                f"`model.pretrained.{modality}` is set but this model has no `{modality}` encoder "
+                f"(fusion `{config.model.fusion.type}/{config.model.fusion.method}` builds its own tokenisers)."
+            )
+        load_encoder(encoders[modality], path, modality)
+    for modality, frozen in sorted(config.model.freeze.items()):
+        if frozen:
+            if encoders is None or modality not in encoders:
+                raise ValueError(f"`model.freeze.{modality}` is set but this model has no `{modality}` encoder.")
+            for parameter in encoders[modality].parameters():
+                parameter.requires_grad_(False)
+
+
+def frozen_modalities(config: RunConfig) -> list[str]:
+    return sorted(m for m, frozen in config.model.freeze.items() if frozen)

@@ -1,0 +1,279 @@
+"""One run, start to finish: data, model, Lightning fit, all-pattern test, and the run directory.
+
+Every result file is written atomically as soon as it exists (epoch metrics after each
+epoch), and ``status.json`` says whether the run is running, completed or failed — with
+the error — so a crashed or killed run never passes for a finished one.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import platform
+import sys
+import time
+import traceback
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+from safetensors.torch import save as save_tensors
+
+import fusebench
+from fusebench.config import RunConfig, dump_config
+from fusebench.data.amputation import realised_rates
+from fusebench.data.patterns import pattern_name
+from fusebench.engine.build import build_model, frozen_modalities
+from fusebench.engine.datasets import DataSplits, eval_loader, load_splits, train_loader
+from fusebench.engine.evaluate import evaluate_patterns
+from fusebench.engine.metrics import metrics_by_pattern
+from fusebench.engine.module import FusionModule
+from fusebench.io import atomic_write_bytes, atomic_write_json, atomic_write_text, read_json
+from fusebench.models.weights import read_encoder_metadata, save_encoder
+
+
+@dataclass(frozen=True)
+class RunResult:
+    run_dir: Path
+    status: str
+    test_metrics: dict[str, dict[str, float]]
+    epoch_metrics: list[dict[str, Any]]
+    timing: dict[str, Any]
+
+
+def run_modalities(config: RunConfig) -> tuple[str, ...]:
+    if config.pretrain is not None:
+        return (config.pretrain.modality,)
+    return tuple(sorted(config.model.encoders))
+
+
+def resolve_device(name: str) -> str:
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("`experiment.device` is `cuda` but no CUDA device is available; use `cpu` or `auto`.")
+    return name
+
+
+def write_status(run_dir: Path, state: str, **extra: Any) -> None:
+    atomic_write_json(run_dir / "status.json", {"state": state, "time": time.time(), **extra})
+
+
+def quiet_lightning() -> None:
+    """Lightning's start-up banner lines say nothing a fusebench user needs."""
+    for name in ("lightning", "lightning.pytorch", "lightning.fabric", "pytorch_lightning"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+    warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+
+
+def environment(config: RunConfig, device: str, command: Sequence[str] | None) -> dict[str, Any]:
+    import lightning
+
+    return {
+        "fusebench": fusebench.__version__,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "lightning": lightning.__version__,
+        "platform": platform.platform(),
+        "device": device,
+        "threads": torch.get_num_threads(),
+        "seed": config.experiment.seed,
+        "command": list(command) if command is not None else sys.argv,
+        "pid": os.getpid(),
+    }
+
+
+def pretraining_seconds(config: RunConfig) -> dict[str, float]:
+    """Seconds each loaded pre-trained encoder cost, read from its safetensors header."""
+    seconds: dict[str, float] = {}
+    for modality, path in sorted(config.model.pretrained.items()):
+        metadata = read_encoder_metadata(path)
+        seconds[modality] = float(metadata.get("pretraining_seconds", "nan"))
+    return seconds
+
+
+def execute_run(config: RunConfig, run_dir: str | Path, *, skip_train: bool = False, skip_test: bool = False,
+                command: Sequence[str] | None = None, data: DataSplits | None = None) -> RunResult:
+    """Run ``config`` into ``run_dir``; on failure ``status.json`` records the error, which is re-raised."""
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_status(run_dir, "running")
+    try:
+        result = _execute(config, run_dir, skip_train, skip_test, command, data)
+    except BaseException as error:
+        write_status(run_dir, "failed", error=f"{type(error).__name__}: {error}", traceback=traceback.format_exc())
+        raise
+    write_status(run_dir, "completed")
+    return RunResult(run_dir, "completed", result[0], result[1], result[2])
+
+
+def _execute(config: RunConfig, run_dir: Path, skip_train: bool, skip_test: bool,
+             command: Sequence[str] | None, data: DataSplits | None) -> tuple[dict, list, dict]:
+    quiet_lightning()
+    started = time.perf_counter()
+    if config.experiment.threads:
+        torch.set_num_threads(config.experiment.threads)
+    device = resolve_device(config.experiment.device)
+    atomic_write_text(run_dir / "config.yaml", dump_config(config))
+    atomic_write_json(run_dir / "env.json", environment(config, device, command))
+    L.seed_everything(config.experiment.seed, workers=True, verbose=False)
+    modalities = run_modalities(config)
+    fraction = config.pretrain.data_fraction if config.pretrain is not None else 1.0
+    if data is None:
+        data = load_splits(config.data, modalities, config.experiment.seed, train_fraction=fraction)
+    data_seconds = time.perf_counter() - started
+    model = build_model(config, data.input_shapes, data.num_classes)
+    history: list[dict[str, Any]] = []
+    loader = train_loader(data.train, config.data, config.experiment.seed)
+
+    def record(epoch: dict[str, Any]) -> None:
+        if loader.last_masks is not None and config.monitoring.enabled:
+            epoch["missingness"] = realised_rates(loader.last_masks, data.modalities)
+        history.append(epoch)
+        atomic_write_json(run_dir / "epoch_metrics.json", history)
+
+    module = FusionModule(model, data.modalities, data.num_classes, config.training.optimizer,
+                          config.training.scheduler, config.metrics.names, frozen_modalities(config),
+                          strategies=_strategies(config, model, data), on_epoch_record=record)
+    fit_seconds = 0.0
+    checkpoints = run_dir / "checkpoints"
+    if not skip_train:
+        trainer = _trainer(config, device, run_dir, checkpoints)
+        fit_start = time.perf_counter()
+        trainer.fit(module, train_dataloaders=loader, val_dataloaders=eval_loader(data.validation, config.data))
+        fit_seconds = time.perf_counter() - fit_start
+    best = checkpoints / "best.ckpt"
+    if best.is_file():
+        load_lightning_weights(module, best)
+    elif skip_train:
+        raise FileNotFoundError(f"`--skip-train` needs a trained checkpoint at `{best}`, but there is none.")
+    model.to(device)
+    if config.pretrain is not None:
+        seconds = fit_seconds + data_seconds
+        save_encoder(model.encoders[config.pretrain.modality], run_dir / "encoders" / f"{config.pretrain.modality}.safetensors",
+                     {"modality": config.pretrain.modality, "pretraining_seconds": f"{seconds:.3f}",
+                      "source_run": str(run_dir), "kind": config.model.encoders[config.pretrain.modality].kind})
+    test_metrics: dict[str, dict[str, float]] = {}
+    test_seconds = 0.0
+    if not skip_test:
+        test_start = time.perf_counter()
+        evaluation = evaluate_patterns(model, eval_loader(data.test, config.data), data.modalities, device=device)
+        test_metrics = metrics_by_pattern(evaluation.logits, evaluation.target, data.num_classes, config.metrics.names)
+        test_seconds = time.perf_counter() - test_start
+        tensors = {f"logits/{name}": t.contiguous() for name, t in evaluation.logits.items()}
+        atomic_write_bytes(run_dir / "test_logits.safetensors", save_tensors({**tensors, "target": evaluation.target}))
+        atomic_write_json(run_dir / "test_metrics.json", test_metrics)
+    timing = _timing(config, history, data_seconds, fit_seconds, test_seconds, time.perf_counter() - started,
+                     len(data.train))
+    atomic_write_json(run_dir / "timing.json", timing)
+    atomic_write_json(run_dir / "model.json", _model_facts(model, data.modalities))
+    return test_metrics, history, timing
+
+
+def _strategies(config: RunConfig, model: torch.nn.Module, data: DataSplits) -> list:
+    from fusebench.engine.strategies import build_strategies
+
+    return build_strategies(config, model, data.modalities)
+
+
+def _trainer(config: RunConfig, device: str, run_dir: Path, checkpoints: Path) -> L.Trainer:
+    callbacks: list[L.Callback] = [
+        ModelCheckpoint(dirpath=checkpoints, filename="best", monitor=config.monitoring.checkpoint_monitor,
+                        mode=config.monitoring.checkpoint_mode, save_last=True, save_top_k=1,
+                        enable_version_counter=False)
+    ]
+    stop = config.training.early_stopping
+    if stop.enabled:
+        callbacks.append(EarlyStopping(monitor=stop.monitor, patience=stop.patience, mode=stop.mode))
+    return L.Trainer(
+        accelerator="gpu" if device == "cuda" else "cpu",
+        devices=1,
+        max_epochs=config.training.epochs,
+        deterministic=True,
+        callbacks=callbacks,
+        logger=_logger(config, run_dir),
+        enable_progress_bar=config.logging.progress_bar,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        log_every_n_steps=config.logging.log_every_n_steps,
+        gradient_clip_val=config.training.gradient_clip,
+        default_root_dir=str(run_dir),
+    )
+
+
+def _logger(config: RunConfig, run_dir: Path) -> Any:
+    kind = config.logging.logger
+    if kind == "none" or not config.monitoring.enabled:
+        return False
+    if kind == "csv":
+        from lightning.pytorch.loggers import CSVLogger
+
+        return CSVLogger(save_dir=str(run_dir), name="logs", version="")
+    try:
+        if kind == "tensorboard":
+            from lightning.pytorch.loggers import TensorBoardLogger
+
+            return TensorBoardLogger(save_dir=str(run_dir), name="logs", version="")
+        from lightning.pytorch.loggers import MLFlowLogger
+
+        return MLFlowLogger(experiment_name=config.experiment.name, tracking_uri=f"file:{run_dir / 'mlruns'}")
+    except ModuleNotFoundError as error:
+        raise ValueError(
+            f"`logging.logger: {kind}` needs the `{error.name}` package; install it or set `logging.logger: csv`."
+        ) from None
+
+
+def load_lightning_weights(module: FusionModule, path: Path) -> None:
+    """Load model weights from our own Lightning checkpoint, without unpickling arbitrary objects."""
+    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    state = {k.removeprefix("model."): v for k, v in checkpoint["state_dict"].items()}
+    module.model.load_state_dict(state)
+
+
+def _timing(config: RunConfig, history: list[dict[str, Any]], data_seconds: float, fit_seconds: float,
+            test_seconds: float, total: float, train_samples: int) -> dict[str, Any]:
+    training = sum(e["train"]["timing"]["seconds"] for e in history)
+    validation = sum(e.get("validation", {}).get("timing", {}).get("seconds", 0.0) for e in history)
+    pretraining = pretraining_seconds(config)
+    return {
+        "pretraining": pretraining,
+        "pretraining_total": sum(pretraining.values()),
+        "data": data_seconds,
+        "fit": fit_seconds,
+        "training": training,
+        "validation": validation,
+        "test": test_seconds,
+        "total": total,
+        "epochs": len(history),
+        "train_samples_per_second": (train_samples * len(history) / training) if training > 0 else None,
+    }
+
+
+def _model_facts(model: torch.nn.Module, modalities: Sequence[str]) -> dict[str, Any]:
+    parameters = sum(p.numel() for p in model.parameters())
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return {"class": type(model).__name__, "parameters": parameters, "trainable_parameters": trainable,
+            "patterns": [pattern_name(p) for p in _patterns(modalities)]}
+
+
+def _patterns(modalities: Sequence[str]) -> list[tuple[str, ...]]:
+    from fusebench.data.patterns import all_patterns
+
+    return all_patterns(modalities)
+
+
+def read_run(run_dir: str | Path) -> dict[str, Any]:
+    """The results of a finished run directory."""
+    run_dir = Path(run_dir)
+    return {
+        "status": read_json(run_dir / "status.json"),
+        "test_metrics": read_json(run_dir / "test_metrics.json") if (run_dir / "test_metrics.json").exists() else {},
+        "epoch_metrics": read_json(run_dir / "epoch_metrics.json") if (run_dir / "epoch_metrics.json").exists() else [],
+        "timing": read_json(run_dir / "timing.json") if (run_dir / "timing.json").exists() else {},
+    }

@@ -1,0 +1,34 @@
+"""One modality's encoder plus a linear head: the model that pre-training trains.
+
+It speaks the same ``encode``/``fuse`` contract as ``MultimodalModel`` so the training
+engine and all-pattern evaluation treat it like any late-fusion model with one modality.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from torch import Tensor, nn
+
+from fusebench.models.multimodal import ModelOutput
+
+
+class UnimodalModel(nn.Module):
+    reruns_per_pattern = False
+
+    def __init__(self, modality: str, encoder: nn.Module, num_classes: int) -> None:
+        super().__init__()
+        self.modality = modality
+        self.modalities = (modality,)
+        self.encoders = nn.ModuleDict({modality: encoder})
+        self.head = nn.Linear(int(getattr(encoder, "out_dim")), num_classes)
+
+    def encode(self, inputs: Mapping[str, Tensor]) -> dict[str, Tensor]:
+        return {self.modality: self.encoders[self.modality](inputs[self.modality])}
+
+    def fuse(self, embeddings: Mapping[str, Tensor], mask: Tensor) -> Tensor:
+        return self.head(embeddings[self.modality])
+
+    def forward(self, inputs: Mapping[str, Tensor], mask: Tensor) -> ModelOutput:
+        embeddings = self.encode(inputs)
+        return ModelOutput(self.fuse(embeddings, mask), embeddings)
