@@ -1,0 +1,1 @@
+"""Training, evaluation, and analysis of evaluated models (MMPT curves, contributions)."""

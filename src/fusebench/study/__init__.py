@@ -1,0 +1,1 @@
+"""Studies over seeds and conditions: run plans, statistics, learning curves and reports."""

@@ -1,0 +1,300 @@
+"""Paired comparisons of two conditions over the same seeds, and plain summaries.
+
+A study runs conditions A and B once per seed, so the unit is the per-seed difference
+``b - a``: paired t-test, Wilcoxon signed-rank test, bootstrap CI and paired effect size
+come from scipy, Holm from statsmodels; this module pairs, validates, handles degenerate
+cases openly and records ``n`` next to every p-value.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, replace
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+from scipy import stats
+from statsmodels.stats.multitest import multipletests
+
+PField = Literal["p_ttest", "p_wilcoxon"]
+Values = Sequence[float] | npt.NDArray[Any]
+_P_FIELDS = ("p_ttest", "p_wilcoxon")
+
+
+@dataclass(frozen=True)
+class PairedComparison:
+    """Condition B against condition A on one metric, paired by seed.
+
+    Attributes:
+        metric: name of the compared metric, e.g. ``"accuracy"``.
+        condition_a: the reference condition.
+        condition_b: the condition compared against it.
+        n: number of seeds with both values present (the n behind every p-value here).
+        mean_a, mean_b: means of A and of B over those seeds.
+        mean_diff: mean of the per-seed differences ``b - a``.
+        ci_low, ci_high: bootstrap (BCa) CI of ``mean_diff`` at ``confidence``.
+        t_statistic: paired t statistic (positive when B is larger); NaN if undefined.
+        p_ttest: two-sided paired t-test p-value; NaN if undefined (see ``note``).
+        p_wilcoxon: two-sided Wilcoxon signed-rank p-value; NaN if undefined.
+        hedges_g: bias-corrected paired effect size ``g_z``; NaN if undefined.
+        p_holm: Holm-adjusted p-value, NaN until :func:`holm_adjust` fills it.
+        p_holm_source: which p-value ``p_holm`` adjusts ("" until adjusted).
+        confidence: level of ``[ci_low, ci_high]``.
+        note: human-readable caveats (degenerate data, p-value floors, dropped NaNs).
+    """
+
+    metric: str
+    condition_a: str
+    condition_b: str
+    n: int
+    mean_a: float
+    mean_b: float
+    mean_diff: float
+    ci_low: float
+    ci_high: float
+    t_statistic: float
+    p_ttest: float
+    p_wilcoxon: float
+    hedges_g: float
+    p_holm: float = math.nan
+    p_holm_source: str = ""
+    confidence: float = 0.95
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Summary:
+    """Location and spread of one metric over seeds.
+
+    Attributes:
+        n: number of non-NaN values used.
+        mean, min, max: of those values.
+        std: sample standard deviation (ddof=1); NaN when ``n == 1``.
+        ci_low, ci_high: t-interval of the mean (``scipy.stats.t``); NaN when ``n == 1``.
+    """
+
+    n: int
+    mean: float
+    std: float
+    ci_low: float
+    ci_high: float
+    min: float
+    max: float
+
+
+def _check_confidence(confidence: float) -> None:
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"Expected `confidence` in (0, 1), got {confidence}.")
+
+
+def hedges_g_paired(diffs: Values) -> float:
+    """Paired-design Hedges' g: ``d_z`` times the small-sample correction ``J``.
+
+    ``d_z = mean(d) / sd(d)`` (sd at ddof=1; Lakens 2013) times Hedges' (1981) correction
+    ``J = 1 - 3 / (4 (n - 1) - 1)``. This "g_z" standardises by the sd of the differences,
+    so it is not comparable with a between-groups ``g_s``. NaN if ``n < 3`` (J = 0) or sd = 0.
+
+    >>> round(hedges_g_paired([1.0, 2.0, 3.0]), 4)  # d_z = 2, J = 4/7
+    1.1429
+    """
+    d = np.asarray(diffs, dtype=float)
+    n = d.size
+    if n < 3:
+        return math.nan
+    sd = float(np.std(d, ddof=1))
+    if sd == 0.0:
+        return math.nan
+    correction = 1.0 - 3.0 / (4.0 * (n - 1) - 1.0)
+    return float(np.mean(d) / sd * correction)
+
+
+def _wilcoxon(diffs: np.ndarray, notes: list[str]) -> float:
+    nonzero = int(np.count_nonzero(diffs))
+    if nonzero == 0:
+        notes.append("Wilcoxon undefined: every paired difference is zero")
+        return math.nan
+    # Why: the exact two-sided signed-rank p cannot go below 2 / 2**n_nonzero,
+    # so with few seeds no difference can ever reach p < 0.05.
+    floor = 2.0 / 2.0**nonzero
+    if floor >= 0.05:
+        notes.append(f"Wilcoxon p cannot go below {floor:.3g} with {nonzero} non-zero differences")
+    if nonzero < diffs.size:
+        notes.append(f"Wilcoxon dropped {diffs.size - nonzero} zero differences")
+    return float(stats.wilcoxon(diffs).pvalue)
+
+
+def _bootstrap_ci(
+    diffs: np.ndarray, confidence: float, n_resamples: int, seed: int, notes: list[str]
+) -> tuple[float, float]:
+    mean = float(np.mean(diffs))
+    if np.ptp(diffs) == 0.0:
+        notes.append("bootstrap CI is a point: every paired difference is equal")
+        return mean, mean
+    result = stats.bootstrap(
+        (diffs,),
+        np.mean,
+        confidence_level=confidence,
+        n_resamples=n_resamples,
+        method="BCa",
+        rng=np.random.default_rng(seed),
+    )
+    low, high = float(result.confidence_interval.low), float(result.confidence_interval.high)
+    if math.isnan(low) or math.isnan(high):
+        notes.append("bootstrap CI undefined (degenerate bootstrap distribution)")
+    return low, high
+
+
+def paired_comparison(
+    a: Values,
+    b: Values,
+    *,
+    metric: str,
+    condition_a: str,
+    condition_b: str,
+    confidence: float = 0.95,
+    n_resamples: int = 9999,
+    seed: int = 0,
+) -> PairedComparison:
+    """Compare condition B with condition A on values paired by seed.
+
+    ``a[i]`` and ``b[i]`` must come from the same seed. Pairs where either value is NaN
+    (a failed run) are dropped, and the record's ``n`` is the number actually used.
+
+    Args:
+        a: per-seed values of the reference condition.
+        b: per-seed values of the compared condition, same seed order as ``a``.
+        metric, condition_a, condition_b: names copied into the record.
+        confidence: level of the bootstrap CI of the mean difference.
+        n_resamples: bootstrap resamples (BCa, ``scipy.stats.bootstrap``).
+        seed: seed of the bootstrap generator, so a report is reproducible.
+
+    Returns:
+        The comparison; ``mean_diff`` and ``t_statistic`` are positive when B is larger.
+
+    Raises:
+        ValueError: if the lengths differ or fewer than two complete pairs remain.
+
+    >>> r = paired_comparison([0.80, 0.82, 0.81, 0.79, 0.80], [0.85, 0.86, 0.84, 0.85, 0.86],
+    ...                       metric="accuracy", condition_a="scratch", condition_b="pretrained")
+    >>> r.n, round(r.mean_diff, 3), r.ci_low < r.mean_diff < r.ci_high
+    (5, 0.048, True)
+    """
+    _check_confidence(confidence)
+    a_arr = np.asarray(a, dtype=float).ravel()
+    b_arr = np.asarray(b, dtype=float).ravel()
+    if a_arr.size != b_arr.size:
+        raise ValueError(
+            f"Expected `a` ({condition_a}) and `b` ({condition_b}) to have one value per seed "
+            f"in the same order, got lengths {a_arr.size} and {b_arr.size}."
+        )
+    notes: list[str] = []
+    keep = ~(np.isnan(a_arr) | np.isnan(b_arr))
+    if not keep.all():
+        notes.append(f"dropped {int((~keep).sum())} of {a_arr.size} pairs with a NaN value")
+    a_arr, b_arr = a_arr[keep], b_arr[keep]
+    n = int(a_arr.size)
+    if n < 2:
+        raise ValueError(
+            f"Expected at least 2 complete seed pairs to compare `{condition_b}` with "
+            f"`{condition_a}` on `{metric}`, got n={n}."
+        )
+    diffs = b_arr - a_arr
+    ci_low, ci_high = _bootstrap_ci(diffs, confidence, n_resamples, seed, notes)
+    if np.ptp(diffs) == 0.0:
+        notes.append("t-test undefined: paired differences have zero variance")
+        t_statistic, p_ttest = math.nan, math.nan
+    else:
+        t_result = stats.ttest_rel(b_arr, a_arr)
+        t_statistic, p_ttest = float(t_result.statistic), float(t_result.pvalue)
+    p_wilcoxon = _wilcoxon(diffs, notes)
+    g = hedges_g_paired(diffs)
+    if n < 3:
+        notes.append("Hedges g undefined for n=2 (correction J is 0 at df=1)")
+    return PairedComparison(
+        metric=metric,
+        condition_a=condition_a,
+        condition_b=condition_b,
+        n=n,
+        mean_a=float(np.mean(a_arr)),
+        mean_b=float(np.mean(b_arr)),
+        mean_diff=float(np.mean(diffs)),
+        ci_low=ci_low,
+        ci_high=ci_high,
+        t_statistic=t_statistic,
+        p_ttest=p_ttest,
+        p_wilcoxon=p_wilcoxon,
+        hedges_g=g,
+        confidence=confidence,
+        note="; ".join(notes),
+    )
+
+
+def holm_adjust(
+    comparisons: Sequence[PairedComparison], p_field: PField = "p_ttest"
+) -> list[PairedComparison]:
+    """Holm-adjust one p-value field over a family of comparisons.
+
+    The family is every comparison whose ``p_field`` is not NaN; NaN p-values stay NaN
+    in ``p_holm`` and do not count towards the family size. Uses
+    ``statsmodels.stats.multitest.multipletests(method="holm")`` (Holm 1979).
+
+    Args:
+        comparisons: the family, e.g. every metric x pattern compared in one report.
+        p_field: ``"p_ttest"`` or ``"p_wilcoxon"``.
+
+    Returns:
+        New records, in input order, with ``p_holm`` and ``p_holm_source`` set.
+
+    Raises:
+        ValueError: if ``p_field`` is not a p-value field.
+    """
+    if p_field not in _P_FIELDS:
+        raise ValueError(f"Expected `p_field` in {list(_P_FIELDS)}, got `{p_field}`.")
+    raw = np.array([getattr(c, p_field) for c in comparisons], dtype=float)
+    adjusted = np.full(raw.shape, math.nan)
+    finite = ~np.isnan(raw)
+    if finite.any():
+        adjusted[finite] = multipletests(raw[finite], method="holm")[1]
+    return [
+        replace(c, p_holm=float(p), p_holm_source=p_field)
+        for c, p in zip(comparisons, adjusted, strict=True)
+    ]
+
+
+def summarize(values: Values, confidence: float = 0.95) -> Summary:
+    """Mean, sd and a t-interval of the mean for one metric over seeds (NaNs dropped).
+
+    The interval is ``mean +- t_{(1+confidence)/2, n-1} * sd / sqrt(n)`` (``scipy.stats.t``):
+    deterministic for per-condition tables; differences get the paired bootstrap.
+
+    Raises:
+        ValueError: if no non-NaN value is given.
+
+    >>> s = summarize([1.0, 2.0, 3.0])
+    >>> s.n, s.mean, s.std, round(s.ci_low, 3), round(s.ci_high, 3)
+    (3, 2.0, 1.0, -0.484, 4.484)
+    """
+    _check_confidence(confidence)
+    arr = np.asarray(values, dtype=float).ravel()
+    arr = arr[~np.isnan(arr)]
+    n = int(arr.size)
+    if n == 0:
+        raise ValueError("Expected at least one non-NaN value in `values`, got none.")
+    mean = float(np.mean(arr))
+    std = ci_low = ci_high = math.nan
+    if n > 1:
+        std = float(np.std(arr, ddof=1))
+        half = float(stats.t.ppf((1.0 + confidence) / 2.0, df=n - 1)) * std / math.sqrt(n)
+        ci_low, ci_high = mean - half, mean + half
+    return Summary(n, mean, std, ci_low, ci_high, float(np.min(arr)), float(np.max(arr)))
+
+
+def comparison_table(comparisons: Sequence[PairedComparison]) -> list[dict[str, Any]]:
+    """Plain rows (str, int, float only) for report tables and JSON, one per comparison.
+
+    Keys follow the :class:`PairedComparison` fields: n, means, mean_diff, CI and its
+    confidence, t, both p-values, Holm p and its source, Hedges g, note.
+    """
+    return [asdict(comparison) for comparison in comparisons]
