@@ -15,11 +15,23 @@ CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 @pytest.mark.parametrize(
     ("raw", "match"),
     [
-        pytest.param({"training": {"epoch": 3}}, r"unknown key `training.epoch` \(did you mean `training.epochs`\?\)", id="typo-nested"),
+        pytest.param(
+            {"training": {"epoch": 3}},
+            r"unknown key `training.epoch` \(did you mean `training.epochs`\?\)",
+            id="typo-nested",
+        ),
         pytest.param({"modle": {}}, r"unknown key `modle` \(did you mean `model`\?\)", id="typo-section"),
-        pytest.param({"model": {"encoders": {"audio": {"knd": "cnn"}}}}, r"did you mean `model.encoders.audio.kind`", id="typo-in-dict-value"),
-        pytest.param({"data": {"missing_rate": {"audio": 1.5}}}, r"missing_rate for `audio` must be in \[0, 1\)", id="rate-range"),
-        pytest.param({"data": {"missing_rate": {"video": 0.1}}}, r"`data.missing_rate` names \['video'\]", id="unknown-modality"),
+        pytest.param(
+            {"model": {"encoders": {"audio": {"knd": "cnn"}}}},
+            r"did you mean `model.encoders.audio.kind`",
+            id="typo-in-dict-value",
+        ),
+        pytest.param(
+            {"data": {"missing_rate": {"audio": 1.5}}}, r"missing_rate for `audio` must be in \[0, 1\)", id="rate-range"
+        ),
+        pytest.param(
+            {"data": {"missing_rate": {"video": 0.1}}}, r"`data.missing_rate` names \['video'\]", id="unknown-modality"
+        ),
         pytest.param({"model": {"freeze": {"text": True}}}, r"`model.freeze` names \['text'\]", id="freeze-unknown"),
         pytest.param({"training": {"optimizer": {"name": "adamax"}}}, r"training.optimizer.name", id="bad-literal"),
         pytest.param({"pretrain": {"modality": "text"}}, r"`pretrain.modality` is `text`", id="pretrain-modality"),
@@ -32,8 +44,15 @@ def test_invalid_configs_name_the_key(raw: dict, match: str) -> None:
 
 
 def test_overrides_set_nested_values_and_parse_yaml_types() -> None:
-    raw = apply_overrides({"training": {"epochs": 1}}, ["training.epochs=5", "model.pretrained.audio=a.safetensors",
-                                                       "data.missing_rate={audio: 0.2}", "training.optimizer.lr=1e-4"])
+    raw = apply_overrides(
+        {"training": {"epochs": 1}},
+        [
+            "training.epochs=5",
+            "model.pretrained.audio=a.safetensors",
+            "data.missing_rate={audio: 0.2}",
+            "training.optimizer.lr=1e-4",
+        ],
+    )
     config = validate_config(raw)
     assert config.training.epochs == 5
     assert config.model.pretrained == {"audio": "a.safetensors"}

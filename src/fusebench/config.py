@@ -265,7 +265,9 @@ def validate_config(raw: Mapping[str, Any], source: str = "<dict>") -> RunConfig
 def read_yaml(path: str | Path) -> dict[str, Any]:
     file = Path(path)
     if not file.is_file():
-        raise ConfigError(f"Config file `{file}` does not exist; expected a YAML file such as configs/avdigits/late_fusion.yaml.")
+        raise ConfigError(
+            f"Config file `{file}` does not exist; expected a YAML file such as configs/avdigits/late_fusion.yaml."
+        )
     try:
         raw = yaml.safe_load(file.read_text())
     except yaml.YAMLError as error:

@@ -98,7 +98,9 @@ class PatternMixtureAmputer:
         self.patterns = [parse_pattern(name, self.modalities) for name in weights]
         w = torch.tensor([float(weights[name]) for name in weights], dtype=torch.float64)
         if bool((w < 0).any()) or float(w.sum()) <= 0:
-            raise ValueError(f"Expected non-negative `missing_patterns` weights with a positive sum, got {dict(weights)}.")
+            raise ValueError(
+                f"Expected non-negative `missing_patterns` weights with a positive sum, got {dict(weights)}."
+            )
         self.probabilities = w / w.sum()
         self.seed = seed
 

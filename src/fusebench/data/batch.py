@@ -32,13 +32,9 @@ class Batch:
 
     def __post_init__(self) -> None:
         if tuple(sorted(self.modalities)) != tuple(self.modalities):
-            raise ValueError(
-                f"Expected `modalities` sorted by name, got {self.modalities}."
-            )
+            raise ValueError(f"Expected `modalities` sorted by name, got {self.modalities}.")
         if set(self.inputs) != set(self.modalities):
-            raise ValueError(
-                f"Expected `inputs` keys {sorted(self.modalities)}, got {sorted(self.inputs)}."
-            )
+            raise ValueError(f"Expected `inputs` keys {sorted(self.modalities)}, got {sorted(self.inputs)}.")
         if self.mask.dtype != torch.bool or self.mask.shape != (len(self.target), len(self.modalities)):
             raise ValueError(
                 f"Expected `mask` bool of shape {(len(self.target), len(self.modalities))}, "

@@ -34,8 +34,16 @@ class TensorLoader:
         masks: optional train-time missingness source; all modalities present otherwise.
     """
 
-    def __init__(self, inputs: Mapping[str, Tensor], target: Tensor, batch_size: int, *, shuffle: bool = False,
-                 seed: int = 0, masks: MaskSource | None = None) -> None:
+    def __init__(
+        self,
+        inputs: Mapping[str, Tensor],
+        target: Tensor,
+        batch_size: int,
+        *,
+        shuffle: bool = False,
+        seed: int = 0,
+        masks: MaskSource | None = None,
+    ) -> None:
         self.modalities = tuple(sorted(inputs))
         self.inputs = {m: inputs[m] for m in self.modalities}
         self.target = target
@@ -69,7 +77,7 @@ class TensorLoader:
             mask = torch.ones(n, len(self.modalities), dtype=torch.bool)
         self.last_masks = mask
         for start in range(0, n, self.batch_size):
-            index = order[start:start + self.batch_size]
+            index = order[start : start + self.batch_size]
             yield Batch(
                 inputs={m: x[index] for m, x in self.inputs.items()},
                 mask=mask[index],

@@ -14,8 +14,9 @@ from fusebench.models.unimodal import UnimodalModel
 from fusebench.models.weights import load_encoder
 
 
-def build_encoders(config: RunConfig, input_shapes: Mapping[str, Sequence[int]],
-                   modalities: Sequence[str]) -> dict[str, nn.Module]:
+def build_encoders(
+    config: RunConfig, input_shapes: Mapping[str, Sequence[int]], modalities: Sequence[str]
+) -> dict[str, nn.Module]:
     encoders: dict[str, nn.Module] = {}
     for modality in sorted(modalities):
         spec = config.model.encoders[modality]
@@ -35,27 +36,32 @@ def build_model(config: RunConfig, input_shapes: Mapping[str, Sequence[int]], nu
         from fusebench.models.fusion import build_late_fusion
 
         encoders = build_encoders(config, input_shapes, modalities)
-        dims = {m: int(getattr(e, "out_dim")) for m, e in encoders.items()}
-        fusion = build_late_fusion(fusion_cfg.method, dims, hidden_dim=fusion_cfg.hidden_dim,
-                                   dropout=fusion_cfg.dropout, **fusion_cfg.params)
+        dims = {m: int(e.out_dim) for m, e in encoders.items()}
+        fusion = build_late_fusion(
+            fusion_cfg.method, dims, hidden_dim=fusion_cfg.hidden_dim, dropout=fusion_cfg.dropout, **fusion_cfg.params
+        )
         head = nn.Linear(fusion.out_dim, num_classes)
-        model: nn.Module = MultimodalModel(encoders, fusion, head, build_missing_strategy(config.model.missing_strategy, dims))
+        model: nn.Module = MultimodalModel(
+            encoders, fusion, head, build_missing_strategy(config.model.missing_strategy, dims)
+        )
     else:
         model = _build_early_or_mid(config, input_shapes, num_classes, modalities)
     load_pretrained(model, config)
     return model
 
 
-def _build_early_or_mid(config: RunConfig, input_shapes: Mapping[str, Sequence[int]], num_classes: int,
-                        modalities: Sequence[str]) -> nn.Module:
+def _build_early_or_mid(
+    config: RunConfig, input_shapes: Mapping[str, Sequence[int]], num_classes: int, modalities: Sequence[str]
+) -> nn.Module:
     from fusebench.models import registry
 
     fusion_cfg = config.model.fusion
     shapes = {m: input_shapes[m] for m in modalities}
     if fusion_cfg.type == "early" and fusion_cfg.method == "feature":
         encoders = build_encoders(config, input_shapes, modalities)
-        return registry.build_feature_early_fusion(encoders, num_classes, hidden_dim=fusion_cfg.hidden_dim,
-                                                   dropout=fusion_cfg.dropout, **fusion_cfg.params)
+        return registry.build_feature_early_fusion(
+            encoders, num_classes, hidden_dim=fusion_cfg.hidden_dim, dropout=fusion_cfg.dropout, **fusion_cfg.params
+        )
     if fusion_cfg.type == "early" and fusion_cfg.method == "token":
         return registry.build_token_early_fusion(shapes, num_classes, **fusion_cfg.params)
     if fusion_cfg.type == "mid" and fusion_cfg.method == "where_to_fuse":

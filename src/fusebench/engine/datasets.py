@@ -35,8 +35,9 @@ class DataSplits:
         return {m: tuple(x.shape[1:]) for m, x in self.train.inputs.items()}
 
 
-def load_splits(config: DataConfig, modalities: tuple[str, ...] | list[str], seed: int,
-                train_fraction: float = 1.0) -> DataSplits:
+def load_splits(
+    config: DataConfig, modalities: tuple[str, ...] | list[str], seed: int, train_fraction: float = 1.0
+) -> DataSplits:
     """Load the configured dataset restricted to ``modalities``.
 
     ``train_fraction`` (times ``config.train_fraction``) keeps a seeded subset of the train
@@ -83,4 +84,3 @@ def train_loader(split: Split, config: DataConfig, seed: int) -> TensorLoader:
 
 def eval_loader(split: Split, config: DataConfig) -> TensorLoader:
     return TensorLoader(split.inputs, split.target, config.eval_batch_size, shuffle=False)
-

@@ -42,8 +42,13 @@ def batch_pattern_logits(model: nn.Module, batch: Batch, patterns: Sequence[Patt
 
 
 @torch.no_grad()
-def evaluate_patterns(model: nn.Module, batches: Iterable[Batch], modalities: Sequence[str],
-                      patterns: Sequence[Pattern] | None = None, device: torch.device | str = "cpu") -> PatternEvaluation:
+def evaluate_patterns(
+    model: nn.Module,
+    batches: Iterable[Batch],
+    modalities: Sequence[str],
+    patterns: Sequence[Pattern] | None = None,
+    device: torch.device | str = "cpu",
+) -> PatternEvaluation:
     """Run ``model`` in eval mode over ``batches`` under every pattern (default: all non-empty subsets)."""
     patterns = list(patterns) if patterns is not None else all_patterns(modalities)
     was_training = model.training

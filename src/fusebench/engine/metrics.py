@@ -21,8 +21,12 @@ HIGHER_IS_BETTER: dict[str, bool] = {
 }
 
 
-def classification_metrics(logits: Tensor, target: Tensor, num_classes: int,
-                           names: Sequence[str] = ("accuracy", "f1_macro", "f1_micro", "f1_weighted")) -> dict[str, float]:
+def classification_metrics(
+    logits: Tensor,
+    target: Tensor,
+    num_classes: int,
+    names: Sequence[str] = ("accuracy", "f1_macro", "f1_micro", "f1_weighted"),
+) -> dict[str, float]:
     """Metrics of ``[N, C]`` logits against ``[N]`` labels, plus mean cross-entropy ``loss``."""
     if len(target) == 0:
         return {}
@@ -40,14 +44,21 @@ def classification_metrics(logits: Tensor, target: Tensor, num_classes: int,
     return result
 
 
-def metrics_by_pattern(logits: Mapping[str, Tensor], target: Tensor, num_classes: int,
-                       names: Sequence[str]) -> dict[str, dict[str, float]]:
+def metrics_by_pattern(
+    logits: Mapping[str, Tensor], target: Tensor, num_classes: int, names: Sequence[str]
+) -> dict[str, dict[str, float]]:
     """``{pattern: metrics}`` when every pattern was evaluated on the same samples."""
     return {pattern: classification_metrics(values, target, num_classes, names) for pattern, values in logits.items()}
 
 
-def grouped_metrics(logits: Tensor, target: Tensor, pattern_index: Tensor, pattern_names: Sequence[str],
-                    num_classes: int, names: Sequence[str]) -> dict[str, dict[str, float]]:
+def grouped_metrics(
+    logits: Tensor,
+    target: Tensor,
+    pattern_index: Tensor,
+    pattern_names: Sequence[str],
+    num_classes: int,
+    names: Sequence[str],
+) -> dict[str, dict[str, float]]:
     """``{pattern: metrics}`` grouping samples by the pattern each one actually had (train-time MCAR)."""
     out: dict[str, dict[str, float]] = {}
     for index, pattern in enumerate(pattern_names):

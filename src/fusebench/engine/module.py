@@ -48,10 +48,18 @@ class FusionModule(L.LightningModule):
         on_epoch_record: called with each finished epoch's record (the run directory writes it at once).
     """
 
-    def __init__(self, model: nn.Module, modalities: Sequence[str], num_classes: int, optimizer: OptimizerConfig,
-                 scheduler: SchedulerConfig, metric_names: Sequence[str], frozen: Sequence[str] = (),
-                 strategies: Sequence[TrainingStrategy] = (),
-                 on_epoch_record: Callable[[dict[str, Any]], None] | None = None) -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        modalities: Sequence[str],
+        num_classes: int,
+        optimizer: OptimizerConfig,
+        scheduler: SchedulerConfig,
+        metric_names: Sequence[str],
+        frozen: Sequence[str] = (),
+        strategies: Sequence[TrainingStrategy] = (),
+        on_epoch_record: Callable[[dict[str, Any]], None] | None = None,
+    ) -> None:
         super().__init__()
         self.model = model
         self.modalities = tuple(sorted(modalities))
@@ -141,12 +149,18 @@ class FusionModule(L.LightningModule):
         train_seconds = time.perf_counter() - self._epoch_start - self._eval_seconds
         record: dict[str, Any] = {
             "epoch": self.current_epoch + 1,
-            "train": {"loss": float(self.trainer.callback_metrics.get("train/loss", torch.nan)), **train,
-                      "timing": {"seconds": train_seconds}},
+            "train": {
+                "loss": float(self.trainer.callback_metrics.get("train/loss", torch.nan)),
+                **train,
+                "timing": {"seconds": train_seconds},
+            },
         }
         if getattr(self, "_validation", None) is not None:
-            record["validation"] = {"loss": self._validation[self.pattern_names[0]]["loss"], **self._validation,
-                                    "timing": {"seconds": self._eval_seconds}}
+            record["validation"] = {
+                "loss": self._validation[self.pattern_names[0]]["loss"],
+                **self._validation,
+                "timing": {"seconds": self._eval_seconds},
+            }
             self._validation = None
         record["learning_rate"] = [group["lr"] for group in self.optimizers().optimizer.param_groups]  # type: ignore[union-attr]
         self.history.append(record)
@@ -164,8 +178,9 @@ class FusionModule(L.LightningModule):
         if encoder_params:
             groups.append({"params": encoder_params, "lr": cfg.encoder_lr or cfg.lr})
         if cfg.name == "sgd":
-            optimizer: torch.optim.Optimizer = torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum,
-                                                               weight_decay=cfg.weight_decay)
+            optimizer: torch.optim.Optimizer = torch.optim.SGD(
+                groups, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay
+            )
         elif cfg.name == "adamw":
             optimizer = torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
         else:
@@ -174,10 +189,14 @@ class FusionModule(L.LightningModule):
         if sched.name == "none":
             return optimizer
         if sched.name == "cosine":
-            scheduler: Any = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, self.trainer.max_epochs or 1))
+            scheduler: Any = torch.optim.lr_scheduler.CosineAnnealingLR(
+                optimizer, T_max=max(1, self.trainer.max_epochs or 1)
+            )
         elif sched.name == "step":
             scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=sched.step_size, gamma=sched.gamma)
         else:
-            scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=sched.gamma, patience=sched.patience)
+            scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+                optimizer, factor=sched.gamma, patience=sched.patience
+            )
             return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "monitor": "validation/loss"}}
         return {"optimizer": optimizer, "lr_scheduler": scheduler}

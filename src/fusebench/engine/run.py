@@ -98,8 +98,15 @@ def pretraining_seconds(config: RunConfig) -> dict[str, float]:
     return seconds
 
 
-def execute_run(config: RunConfig, run_dir: str | Path, *, skip_train: bool = False, skip_test: bool = False,
-                command: Sequence[str] | None = None, data: DataSplits | None = None) -> RunResult:
+def execute_run(
+    config: RunConfig,
+    run_dir: str | Path,
+    *,
+    skip_train: bool = False,
+    skip_test: bool = False,
+    command: Sequence[str] | None = None,
+    data: DataSplits | None = None,
+) -> RunResult:
     """Run ``config`` into ``run_dir``; on failure ``status.json`` records the error, which is re-raised."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -113,8 +120,14 @@ def execute_run(config: RunConfig, run_dir: str | Path, *, skip_train: bool = Fa
     return RunResult(run_dir, "completed", result[0], result[1], result[2])
 
 
-def _execute(config: RunConfig, run_dir: Path, skip_train: bool, skip_test: bool,
-             command: Sequence[str] | None, data: DataSplits | None) -> tuple[dict, list, dict]:
+def _execute(
+    config: RunConfig,
+    run_dir: Path,
+    skip_train: bool,
+    skip_test: bool,
+    command: Sequence[str] | None,
+    data: DataSplits | None,
+) -> tuple[dict, list, dict]:
     quiet_lightning()
     started = time.perf_counter()
     if config.experiment.threads:
@@ -138,9 +151,17 @@ def _execute(config: RunConfig, run_dir: Path, skip_train: bool, skip_test: bool
         history.append(epoch)
         atomic_write_json(run_dir / "epoch_metrics.json", history)
 
-    module = FusionModule(model, data.modalities, data.num_classes, config.training.optimizer,
-                          config.training.scheduler, config.metrics.names, frozen_modalities(config),
-                          strategies=_strategies(config, model, data), on_epoch_record=record)
+    module = FusionModule(
+        model,
+        data.modalities,
+        data.num_classes,
+        config.training.optimizer,
+        config.training.scheduler,
+        config.metrics.names,
+        frozen_modalities(config),
+        strategies=_strategies(config, model, data),
+        on_epoch_record=record,
+    )
     fit_seconds = 0.0
     checkpoints = run_dir / "checkpoints"
     if not skip_train:
@@ -156,9 +177,16 @@ def _execute(config: RunConfig, run_dir: Path, skip_train: bool, skip_test: bool
     model.to(device)
     if config.pretrain is not None:
         seconds = fit_seconds + data_seconds
-        save_encoder(model.encoders[config.pretrain.modality], run_dir / "encoders" / f"{config.pretrain.modality}.safetensors",
-                     {"modality": config.pretrain.modality, "pretraining_seconds": f"{seconds:.3f}",
-                      "source_run": str(run_dir), "kind": config.model.encoders[config.pretrain.modality].kind})
+        save_encoder(
+            model.encoders[config.pretrain.modality],
+            run_dir / "encoders" / f"{config.pretrain.modality}.safetensors",
+            {
+                "modality": config.pretrain.modality,
+                "pretraining_seconds": f"{seconds:.3f}",
+                "source_run": str(run_dir),
+                "kind": config.model.encoders[config.pretrain.modality].kind,
+            },
+        )
     test_metrics: dict[str, dict[str, float]] = {}
     test_seconds = 0.0
     if not skip_test:
@@ -169,8 +197,9 @@ def _execute(config: RunConfig, run_dir: Path, skip_train: bool, skip_test: bool
         tensors = {f"logits/{name}": t.contiguous() for name, t in evaluation.logits.items()}
         atomic_write_bytes(run_dir / "test_logits.safetensors", save_tensors({**tensors, "target": evaluation.target}))
         atomic_write_json(run_dir / "test_metrics.json", test_metrics)
-    timing = _timing(config, history, data_seconds, fit_seconds, test_seconds, time.perf_counter() - started,
-                     len(data.train))
+    timing = _timing(
+        config, history, data_seconds, fit_seconds, test_seconds, time.perf_counter() - started, len(data.train)
+    )
     atomic_write_json(run_dir / "timing.json", timing)
     atomic_write_json(run_dir / "model.json", _model_facts(model, data.modalities))
     return test_metrics, history, timing
@@ -184,9 +213,15 @@ def _strategies(config: RunConfig, model: torch.nn.Module, data: DataSplits) -> 
 
 def _trainer(config: RunConfig, device: str, run_dir: Path, checkpoints: Path) -> L.Trainer:
     callbacks: list[L.Callback] = [
-        ModelCheckpoint(dirpath=checkpoints, filename="best", monitor=config.monitoring.checkpoint_monitor,
-                        mode=config.monitoring.checkpoint_mode, save_last=True, save_top_k=1,
-                        enable_version_counter=False)
+        ModelCheckpoint(
+            dirpath=checkpoints,
+            filename="best",
+            monitor=config.monitoring.checkpoint_monitor,
+            mode=config.monitoring.checkpoint_mode,
+            save_last=True,
+            save_top_k=1,
+            enable_version_counter=False,
+        )
     ]
     stop = config.training.early_stopping
     if stop.enabled:
@@ -236,8 +271,15 @@ def load_lightning_weights(module: FusionModule, path: Path) -> None:
     module.model.load_state_dict(state)
 
 
-def _timing(config: RunConfig, history: list[dict[str, Any]], data_seconds: float, fit_seconds: float,
-            test_seconds: float, total: float, train_samples: int) -> dict[str, Any]:
+def _timing(
+    config: RunConfig,
+    history: list[dict[str, Any]],
+    data_seconds: float,
+    fit_seconds: float,
+    test_seconds: float,
+    total: float,
+    train_samples: int,
+) -> dict[str, Any]:
     training = sum(e["train"]["timing"]["seconds"] for e in history)
     validation = sum(e.get("validation", {}).get("timing", {}).get("seconds", 0.0) for e in history)
     pretraining = pretraining_seconds(config)
@@ -258,8 +300,12 @@ def _timing(config: RunConfig, history: list[dict[str, Any]], data_seconds: floa
 def _model_facts(model: torch.nn.Module, modalities: Sequence[str]) -> dict[str, Any]:
     parameters = sum(p.numel() for p in model.parameters())
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    return {"class": type(model).__name__, "parameters": parameters, "trainable_parameters": trainable,
-            "patterns": [pattern_name(p) for p in _patterns(modalities)]}
+    return {
+        "class": type(model).__name__,
+        "parameters": parameters,
+        "trainable_parameters": trainable,
+        "patterns": [pattern_name(p) for p in _patterns(modalities)],
+    }
 
 
 def _patterns(modalities: Sequence[str]) -> list[tuple[str, ...]]:

@@ -17,11 +17,15 @@ EncoderKind = Literal["cnn", "resnet18", "resnet34", "mlp", "gru"]
 class ConvEncoder(nn.Module):
     """A small CNN for 2-D single-channel inputs (28x28 images, log-mel spectrograms).
 
-    Conv-BN-ReLU-MaxPool blocks followed by global average pooling, so the same module
-    fits any input height and width.
+    Conv-BN-ReLU-MaxPool blocks, then adaptive average pooling to a ``pool x pool`` grid
+    and a linear projection. The grid keeps the coarse layout that tells digits apart
+    (global average pooling throws it away and learns far slower), and makes the module
+    fit any input height and width.
     """
 
-    def __init__(self, in_channels: int = 1, out_dim: int = 64, widths: Sequence[int] = (32, 64)) -> None:
+    def __init__(
+        self, in_channels: int = 1, out_dim: int = 64, widths: Sequence[int] = (32, 64), pool: int = 4
+    ) -> None:
         super().__init__()
         layers: list[nn.Module] = []
         channels = in_channels
@@ -33,13 +37,13 @@ class ConvEncoder(nn.Module):
                 nn.MaxPool2d(2),
             ]
             channels = width
-        self.features = nn.Sequential(*layers)
-        self.project = nn.Linear(channels, out_dim)
+        self.features = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(pool), nn.Flatten())
+        self.project = nn.Linear(channels * pool * pool, out_dim)
         self.out_dim = out_dim
 
     def forward(self, x: Tensor) -> Tensor:
-        h = self.features(x)  # [B, C, H', W']
-        return self.project(h.mean(dim=(2, 3)))  # [B, out_dim]
+        h = self.features(x)  # [B, C * pool * pool]
+        return self.project(h)  # [B, out_dim]
 
 
 class _BasicBlock(nn.Module):
@@ -71,8 +75,9 @@ class ResNetEncoder(nn.Module):
 
     _BLOCKS = {"resnet18": (2, 2, 2, 2), "resnet34": (3, 4, 6, 3)}
 
-    def __init__(self, depth: Literal["resnet18", "resnet34"], in_channels: int = 1, out_dim: int = 64,
-                 base_width: int = 64) -> None:
+    def __init__(
+        self, depth: Literal["resnet18", "resnet34"], in_channels: int = 1, out_dim: int = 64, base_width: int = 64
+    ) -> None:
         super().__init__()
         if depth not in self._BLOCKS:
             raise ValueError(f"Expected `depth` in {sorted(self._BLOCKS)}, got `{depth}`.")
@@ -128,8 +133,13 @@ class GRUEncoder(nn.Module):
         return self.project(h[-1])
 
 
-def build_encoder(kind: str, input_shape: Sequence[int], out_dim: int, widths: Sequence[int] = (32, 64),
-                  hidden: Sequence[int] = (128,)) -> nn.Module:
+def build_encoder(
+    kind: str,
+    input_shape: Sequence[int],
+    out_dim: int,
+    widths: Sequence[int] = (32, 64),
+    hidden: Sequence[int] = (128,),
+) -> nn.Module:
     """Build an encoder for one sample of shape ``input_shape`` (no batch dimension)."""
     if kind == "cnn":
         return ConvEncoder(input_shape[0], out_dim, widths)

@@ -39,8 +39,13 @@ class MultimodalModel(nn.Module):
 
     reruns_per_pattern = False
 
-    def __init__(self, encoders: Mapping[str, nn.Module], fusion: LateFusion, head: nn.Module,
-                 missing: MissingStrategy | None = None) -> None:
+    def __init__(
+        self,
+        encoders: Mapping[str, nn.Module],
+        fusion: LateFusion,
+        head: nn.Module,
+        missing: MissingStrategy | None = None,
+    ) -> None:
         super().__init__()
         self.modalities = tuple(sorted(encoders))
         if tuple(fusion.modalities) != self.modalities:
@@ -50,7 +55,7 @@ class MultimodalModel(nn.Module):
         self.encoders = nn.ModuleDict({m: encoders[m] for m in self.modalities})
         self.fusion = fusion
         self.head = head
-        dims = {m: int(getattr(encoders[m], "out_dim")) for m in self.modalities}
+        dims = {m: int(encoders[m].out_dim) for m in self.modalities}
         self.missing = missing if missing is not None else ZeroEmbedding(dims)
 
     def encode(self, inputs: Mapping[str, Tensor]) -> dict[str, Tensor]:

@@ -21,7 +21,7 @@ class UnimodalModel(nn.Module):
         self.modality = modality
         self.modalities = (modality,)
         self.encoders = nn.ModuleDict({modality: encoder})
-        self.head = nn.Linear(int(getattr(encoder, "out_dim")), num_classes)
+        self.head = nn.Linear(int(encoder.out_dim), num_classes)
 
     def encode(self, inputs: Mapping[str, Tensor]) -> dict[str, Tensor]:
         return {self.modality: self.encoders[self.modality](inputs[self.modality])}

@@ -41,7 +41,9 @@ def load_encoder(encoder: nn.Module, path: str | Path, modality: str) -> None:
     try:
         state = load_file(str(file))
     except (SafetensorError, OSError) as error:
-        raise ValueError(f"Pre-trained weights for `{modality}` at `{file}` are not a safetensors file ({error}).") from None
+        raise ValueError(
+            f"Pre-trained weights for `{modality}` at `{file}` are not a safetensors file ({error})."
+        ) from None
     own = encoder.state_dict()
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
