@@ -123,15 +123,89 @@ class EarlyStoppingConfig(Strict):
 
 
 class StrategyConfig(Strict):
-    """Training strategies for robustness to missing modalities and modality competition."""
+    """Training strategies (``fusebench.engine.strategies``); every one is off by default and they combine.
 
-    modality_dropout: float = Field(default=0.0, ge=0.0, lt=1.0)
-    aux_heads: dict[str, float] = Field(default_factory=dict, description="modality -> unimodal head weight")
-    distill: dict[str, float] = Field(default_factory=dict, description="modality -> teacher L2 weight")
-    ogm_ge: bool = False
-    ogm_alpha: float = Field(default=0.5, ge=0.0)
-    gradient_blending: dict[str, float] = Field(default_factory=dict)
-    contrastive: dict[str, Any] = Field(default_factory=dict)
+    Modality names and pattern keys are checked against the model's modalities when the
+    strategies are built; here each value is checked on its own.
+    """
+
+    modality_dropout: float = Field(
+        default=0.0, ge=0.0, lt=1.0, description="per-sample probability of dropping one present modality"
+    )
+    aux_heads: dict[str, float] = Field(
+        default_factory=dict, description="modality -> weight of a linear unimodal head's cross-entropy"
+    )
+    distill: dict[str, float] = Field(
+        default_factory=dict, description="modality -> weight of the squared L2 to a frozen teacher encoder"
+    )
+    distill_teachers: dict[str, str] = Field(
+        default_factory=dict, description="modality -> teacher encoder .safetensors (default: model.pretrained)"
+    )
+    ogm_ge: bool = Field(default=False, description="on-the-fly gradient modulation (Peng et al., CVPR 2022)")
+    ogm_alpha: float = Field(default=0.5, ge=0.0, description="OGM modulation strength alpha")
+    ogm_noise: bool = Field(default=True, description="the GE part (Gaussian gradient noise); false = plain OGM")
+    gradient_blending: dict[str, float] = Field(
+        default_factory=dict,
+        description="pattern -> loss weight: the full pattern (audio+image) weighs the fused head, "
+        "a single modality its unimodal head (Wang et al., CVPR 2020)",
+    )
+    contrastive: dict[str, Any] = Field(
+        default_factory=dict,
+        description="{anchor, other, kind: hard_negative|infonce, weight, temperature, k, eps, symmetric, dim}",
+    )
+
+    @field_validator("aux_heads", "distill", "gradient_blending")
+    @classmethod
+    def _weights_are_nonnegative(cls, value: dict[str, float], info: Any) -> dict[str, float]:
+        for key, weight in value.items():
+            if not 0.0 <= weight < float("inf"):
+                raise ValueError(f"`training.strategy.{info.field_name}.{key}` must be a finite weight >= 0, got {weight}")
+        return value
+
+    @field_validator("contrastive")
+    @classmethod
+    def _contrastive_settings(cls, value: dict[str, Any]) -> dict[str, Any]:
+        """Fill the defaults so the resolved config says exactly what ran."""
+        if not value:
+            return value
+        kinds = {"hard_negative": ("k", "eps"), "infonce": ()}
+        kind = value.get("kind", "hard_negative")
+        if kind not in kinds:
+            raise ValueError(f"`training.strategy.contrastive.kind` must be one of {list(kinds)}, got {kind!r}")
+        allowed = ["anchor", "other", "kind", "weight", "temperature", "symmetric", "dim", *kinds[kind]]
+        unknown = sorted(set(value) - set(allowed))
+        if unknown:
+            raise ValueError(f"`training.strategy.contrastive` ({kind}) takes keys {allowed}, got unknown {unknown}")
+        for key in ("anchor", "other"):
+            if not isinstance(value.get(key), str):
+                raise ValueError(f"`training.strategy.contrastive.{key}` must name a modality, got {value.get(key)!r}")
+        if value["anchor"] == value["other"]:
+            raise ValueError(f"`training.strategy.contrastive` needs two different modalities, got `{value['anchor']}` twice")
+        resolved: dict[str, Any] = {"anchor": value["anchor"], "other": value["other"], "kind": kind,
+                                    "weight": float(value.get("weight", 0.1)),
+                                    "temperature": float(value.get("temperature", 0.1)),
+                                    "symmetric": bool(value.get("symmetric", True)), "dim": value.get("dim")}
+        if kind == "hard_negative":
+            resolved |= {"k": value.get("k", 5), "eps": float(value.get("eps", 1e-8))}
+        checks = [("weight", resolved["weight"] >= 0, ">= 0"), ("temperature", resolved["temperature"] > 0, "> 0"),
+                  ("dim", resolved["dim"] is None or (isinstance(resolved["dim"], int) and resolved["dim"] >= 1),
+                   "an int >= 1 or null"),
+                  ("k", isinstance(resolved.get("k", 1), int) and resolved.get("k", 1) >= 1, "an int >= 1"),
+                  ("eps", resolved.get("eps", 0.0) >= 0, ">= 0")]
+        for key, ok, expected in checks:
+            if not ok:
+                raise ValueError(f"`training.strategy.contrastive.{key}` must be {expected}, got {resolved[key]!r}")
+        return resolved
+
+    @model_validator(mode="after")
+    def _teachers_have_weights(self) -> StrategyConfig:
+        extra = sorted(set(self.distill_teachers) - set(self.distill))
+        if extra:
+            raise ValueError(
+                f"`training.strategy.distill_teachers` names {extra}, which have no weight in "
+                f"`training.strategy.distill` (has {sorted(self.distill)})"
+            )
+        return self
 
 
 class TrainingConfig(Strict):
@@ -140,6 +214,9 @@ class TrainingConfig(Strict):
     scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
     early_stopping: EarlyStoppingConfig = Field(default_factory=EarlyStoppingConfig)
     gradient_clip: float | None = Field(default=None, gt=0)
+    cache_frozen_features: bool = Field(
+        default=True, description="when every encoder is frozen, encode each split once and train only the fusion"
+    )
     strategy: StrategyConfig = Field(default_factory=StrategyConfig)
 
 

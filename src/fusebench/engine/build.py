@@ -74,7 +74,9 @@ def _build_early_or_mid(
 
 def load_pretrained(model: nn.Module, config: RunConfig) -> None:
     """Load ``model.pretrained`` weights by modality name; freeze encoders ``model.freeze`` asks for."""
-    encoders = getattr(model, "encoders", None)
+    from fusebench.models.multimodal import model_encoders
+
+    encoders = model_encoders(model)
     for modality, path in sorted(config.model.pretrained.items()):
         if encoders is None or modality not in encoders:
             raise ValueError(

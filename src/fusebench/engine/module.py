@@ -20,7 +20,7 @@ from fusebench.data.batch import Batch
 from fusebench.data.patterns import all_patterns, mask_to_pattern_index, pattern_name
 from fusebench.engine.evaluate import PatternEvaluation, batch_pattern_logits
 from fusebench.engine.metrics import grouped_metrics, metrics_by_pattern
-from fusebench.models.multimodal import ModelOutput
+from fusebench.models.multimodal import ModelOutput, model_encoders
 
 
 class TrainingStrategy(Protocol):
@@ -85,9 +85,10 @@ class FusionModule(L.LightningModule):
     # ----------------------------------------------------------------- training
     def on_train_epoch_start(self) -> None:
         self._reset_epoch_buffers()
-        encoders = getattr(self.model, "encoders", {})
+        encoders = model_encoders(self.model)  # None when training on cached frozen features
         for modality in self.frozen:
-            encoders[modality].eval()
+            if encoders is not None and modality in encoders:
+                encoders[modality].eval()
 
     def training_step(self, batch: Batch, batch_idx: int) -> Tensor:
         for strategy in self.strategies:
@@ -170,7 +171,7 @@ class FusionModule(L.LightningModule):
     # ---------------------------------------------------------------- optimiser
     def configure_optimizers(self) -> Any:
         cfg = self.optimizer_config
-        encoders = getattr(self.model, "encoders", None)
+        encoders = model_encoders(self.model)
         encoder_ids = {id(p) for p in encoders.parameters()} if encoders is not None else set()
         encoder_params = [p for p in self.model.parameters() if id(p) in encoder_ids and p.requires_grad]
         other_params = [p for p in self.model.parameters() if id(p) not in encoder_ids and p.requires_grad]

@@ -31,6 +31,7 @@ from fusebench.data.patterns import pattern_name
 from fusebench.engine.build import build_model, frozen_modalities
 from fusebench.engine.datasets import DataSplits, eval_loader, load_splits, train_loader
 from fusebench.engine.evaluate import evaluate_patterns
+from fusebench.engine.feature_cache import cache_features, can_cache
 from fusebench.engine.metrics import metrics_by_pattern
 from fusebench.engine.module import FusionModule
 from fusebench.io import atomic_write_bytes, atomic_write_json, atomic_write_text, read_json
@@ -70,6 +71,7 @@ def quiet_lightning() -> None:
         logging.getLogger(name).setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
     warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+    warnings.filterwarnings("ignore", message=".*module\\(s\\) in eval mode at the start of training.*")
 
 
 def environment(config: RunConfig, device: str, command: Sequence[str] | None) -> dict[str, Any]:
@@ -142,6 +144,11 @@ def _execute(
         data = load_splits(config.data, modalities, config.experiment.seed, train_fraction=fraction)
     data_seconds = time.perf_counter() - started
     model = build_model(config, data.input_shapes, data.num_classes)
+    cache_seconds = 0.0
+    if config.training.cache_frozen_features and can_cache(model, frozen_modalities(config)):
+        cache_start = time.perf_counter()
+        model, data = cache_features(model, data, config.data.eval_batch_size)
+        cache_seconds = time.perf_counter() - cache_start
     history: list[dict[str, Any]] = []
     loader = train_loader(data.train, config.data, config.experiment.seed)
 
@@ -200,6 +207,7 @@ def _execute(
     timing = _timing(
         config, history, data_seconds, fit_seconds, test_seconds, time.perf_counter() - started, len(data.train)
     )
+    timing["feature_cache"] = cache_seconds
     atomic_write_json(run_dir / "timing.json", timing)
     atomic_write_json(run_dir / "model.json", _model_facts(model, data.modalities))
     return test_metrics, history, timing

@@ -70,3 +70,12 @@ class MultimodalModel(nn.Module):
     def forward(self, inputs: Mapping[str, Tensor], mask: Tensor) -> ModelOutput:
         embeddings = self.encode(inputs)
         return ModelOutput(self.fuse(embeddings, mask), embeddings)
+
+
+def model_encoders(model: nn.Module) -> nn.ModuleDict | None:
+    """A model's per-modality encoders: ``encoders`` in late fusion, ``extractors`` in feature early fusion."""
+    for name in ("encoders", "extractors"):
+        found = getattr(model, name, None)
+        if isinstance(found, nn.ModuleDict):
+            return found
+    return None
