@@ -38,7 +38,7 @@ def user_errors(command: Callable[..., Any]) -> Callable[..., Any]:
             return command(*args, **kwargs)
         except USER_ERRORS as error:
             message = error.args[0] if isinstance(error, KeyError) and error.args else str(error)
-            console.print(f"[bold red]error:[/] {message}", highlight=False)
+            console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
             raise typer.Exit(code=2) from None
 
     return wrapper
