@@ -123,35 +123,36 @@ class EarlyStoppingConfig(Strict):
 
 
 class StrategyConfig(Strict):
-    """Training strategies (``fusebench.engine.strategies``); every one is off by default and they combine.
+    """Training strategies (``fusebench.engine.strategies``); all off by default, and they combine.
 
     Modality names and pattern keys are checked against the model's modalities when the
     strategies are built; here each value is checked on its own.
     """
 
     modality_dropout: float = Field(
-        default=0.0, ge=0.0, lt=1.0, description="per-sample probability of dropping one present modality"
+        default=0.0, ge=0.0, lt=1.0, description="per-sample probability to drop one present modality"
     )
     aux_heads: dict[str, float] = Field(
         default_factory=dict, description="modality -> weight of a linear unimodal head's cross-entropy"
     )
     distill: dict[str, float] = Field(
-        default_factory=dict, description="modality -> weight of the squared L2 to a frozen teacher encoder"
+        default_factory=dict, description="modality -> weight of the squared L2 to a frozen teacher"
     )
     distill_teachers: dict[str, str] = Field(
-        default_factory=dict, description="modality -> teacher encoder .safetensors (default: model.pretrained)"
+        default_factory=dict, description="modality -> teacher .safetensors (default: model.pretrained)"
     )
-    ogm_ge: bool = Field(default=False, description="on-the-fly gradient modulation (Peng et al., CVPR 2022)")
+    ogm_ge: bool = Field(default=False, description="gradient modulation OGM-GE (Peng et al., CVPR 2022)")
     ogm_alpha: float = Field(default=0.5, ge=0.0, description="OGM modulation strength alpha")
-    ogm_noise: bool = Field(default=True, description="the GE part (Gaussian gradient noise); false = plain OGM")
+    ogm_noise: bool = Field(default=True, description="the GE part, Gaussian gradient noise; false = OGM")
     gradient_blending: dict[str, float] = Field(
         default_factory=dict,
-        description="pattern -> loss weight: the full pattern (audio+image) weighs the fused head, "
-        "a single modality its unimodal head (Wang et al., CVPR 2020)",
+        description="pattern -> loss weight: the full pattern (audio+image) for the fused head, a "
+        "modality for its unimodal head (Wang et al., CVPR 2020)",
     )
     contrastive: dict[str, Any] = Field(
         default_factory=dict,
-        description="{anchor, other, kind: hard_negative|infonce, weight, temperature, k, eps, symmetric, dim}",
+        description="{anchor, other, kind: hard_negative|infonce, weight, temperature, k, eps, "
+        "symmetric, dim}",
     )
 
     @field_validator("aux_heads", "distill", "gradient_blending")
@@ -159,42 +160,56 @@ class StrategyConfig(Strict):
     def _weights_are_nonnegative(cls, value: dict[str, float], info: Any) -> dict[str, float]:
         for key, weight in value.items():
             if not 0.0 <= weight < float("inf"):
-                raise ValueError(f"`training.strategy.{info.field_name}.{key}` must be a finite weight >= 0, got {weight}")
+                raise ValueError(
+                    f"`training.strategy.{info.field_name}.{key}` must be a finite weight >= 0, "
+                    f"got {weight}"
+                )
         return value
 
     @field_validator("contrastive")
     @classmethod
     def _contrastive_settings(cls, value: dict[str, Any]) -> dict[str, Any]:
-        """Fill the defaults so the resolved config says exactly what ran."""
+        """Check the settings and fill the defaults, so the resolved config says what ran."""
         if not value:
             return value
-        kinds = {"hard_negative": ("k", "eps"), "infonce": ()}
+        where = "`training.strategy.contrastive"
         kind = value.get("kind", "hard_negative")
-        if kind not in kinds:
-            raise ValueError(f"`training.strategy.contrastive.kind` must be one of {list(kinds)}, got {kind!r}")
-        allowed = ["anchor", "other", "kind", "weight", "temperature", "symmetric", "dim", *kinds[kind]]
+        loss_keys = {"hard_negative": ["k", "eps"], "infonce": []}
+        if kind not in loss_keys:
+            raise ValueError(f"{where}.kind` must be one of {list(loss_keys)}, got {kind!r}")
+        allowed = ["anchor", "other", "kind", "weight", "temperature", "symmetric", "dim"]
+        allowed += loss_keys[kind]
         unknown = sorted(set(value) - set(allowed))
         if unknown:
-            raise ValueError(f"`training.strategy.contrastive` ({kind}) takes keys {allowed}, got unknown {unknown}")
-        for key in ("anchor", "other"):
-            if not isinstance(value.get(key), str):
-                raise ValueError(f"`training.strategy.contrastive.{key}` must name a modality, got {value.get(key)!r}")
-        if value["anchor"] == value["other"]:
-            raise ValueError(f"`training.strategy.contrastive` needs two different modalities, got `{value['anchor']}` twice")
-        resolved: dict[str, Any] = {"anchor": value["anchor"], "other": value["other"], "kind": kind,
-                                    "weight": float(value.get("weight", 0.1)),
-                                    "temperature": float(value.get("temperature", 0.1)),
-                                    "symmetric": bool(value.get("symmetric", True)), "dim": value.get("dim")}
+            raise ValueError(f"{where}` ({kind}) takes keys {allowed}, got unknown {unknown}")
+        resolved = {"anchor": value.get("anchor"), "other": value.get("other"), "kind": kind,
+                    "weight": value.get("weight", 0.1), "temperature": value.get("temperature", 0.1),
+                    "symmetric": value.get("symmetric", True), "dim": value.get("dim")}
         if kind == "hard_negative":
-            resolved |= {"k": value.get("k", 5), "eps": float(value.get("eps", 1e-8))}
-        checks = [("weight", resolved["weight"] >= 0, ">= 0"), ("temperature", resolved["temperature"] > 0, "> 0"),
-                  ("dim", resolved["dim"] is None or (isinstance(resolved["dim"], int) and resolved["dim"] >= 1),
-                   "an int >= 1 or null"),
-                  ("k", isinstance(resolved.get("k", 1), int) and resolved.get("k", 1) >= 1, "an int >= 1"),
-                  ("eps", resolved.get("eps", 0.0) >= 0, ">= 0")]
-        for key, ok, expected in checks:
+            resolved |= {"k": value.get("k", 5), "eps": value.get("eps", 1e-8)}
+
+        def number(x: Any) -> bool:
+            return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+        def count(x: Any) -> bool:
+            return isinstance(x, int) and not isinstance(x, bool) and x >= 1
+
+        checks = {
+            "anchor": (isinstance(resolved["anchor"], str), "a modality name"),
+            "other": (isinstance(resolved["other"], str), "a modality name"),
+            "weight": (number(resolved["weight"]) and resolved["weight"] >= 0, "a number >= 0"),
+            "temperature": (number(resolved["temperature"]) and resolved["temperature"] > 0,
+                            "a number > 0"),
+            "symmetric": (isinstance(resolved["symmetric"], bool), "true or false"),
+            "dim": (resolved["dim"] is None or count(resolved["dim"]), "an int >= 1 or null"),
+            "k": (count(resolved.get("k", 1)), "an int >= 1"),
+            "eps": (number(resolved.get("eps", 0.0)) and resolved.get("eps", 0.0) >= 0, "a number >= 0"),
+        }
+        for key, (ok, expected) in checks.items():
             if not ok:
-                raise ValueError(f"`training.strategy.contrastive.{key}` must be {expected}, got {resolved[key]!r}")
+                raise ValueError(f"{where}.{key}` must be {expected}, got {resolved.get(key)!r}")
+        if resolved["anchor"] == resolved["other"]:
+            raise ValueError(f"{where}` needs two different modalities, got `{resolved['anchor']}` twice")
         return resolved
 
     @model_validator(mode="after")

@@ -1,0 +1,139 @@
+"""``training.strategy`` -> the list of strategies the training module runs, in order.
+
+Order matters only for ``transform_batch``: modality dropout runs first, so every loss and
+the training metrics see the pattern each sample actually had. Modules that strategies
+need to train (unimodal heads, contrastive projections) are attached to the model here,
+before the training module builds its optimiser from ``model.parameters()``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from torch import nn
+
+from fusebench.config import RunConfig, StrategyConfig
+from fusebench.data.patterns import parse_pattern, pattern_name
+from fusebench.engine.strategies.base import (
+    Strategy,
+    check_modalities,
+    check_trainable,
+    infer_num_classes,
+)
+from fusebench.engine.strategies.blending import GradientBlending
+from fusebench.engine.strategies.contrastive import build_contrastive
+from fusebench.engine.strategies.distill import TeacherDistillation, load_teacher
+from fusebench.engine.strategies.dropout import ModalityDropout
+from fusebench.engine.strategies.heads import AuxiliaryHeads, unimodal_heads
+from fusebench.engine.strategies.ogm import OGMGE
+
+
+def build_strategies(config: RunConfig, model: nn.Module, modalities: Sequence[str],
+                     num_classes: int | None = None) -> list[Strategy]:
+    """The strategies ``config.training.strategy`` selects (none configured -> ``[]``).
+
+    Args:
+        config: the run config.
+        model: the model to train; strategy modules are attached to it.
+        modalities: the run's modalities (mask columns, sorted here).
+        num_classes: width of the unimodal heads; read from the model's final linear
+            layer when not given.
+
+    Raises:
+        ValueError: for a setting that names an unknown modality or pattern, that the
+            model cannot support, or a combination that is ambiguous.
+    """
+    settings = config.training.strategy
+    names = tuple(sorted(modalities))
+    seed = config.experiment.seed
+    strategies: list[Strategy] = []
+    if settings.modality_dropout > 0:
+        strategies.append(ModalityDropout(settings.modality_dropout, names, seed))
+    if settings.aux_heads and settings.gradient_blending:
+        raise ValueError(
+            "Set either `training.strategy.aux_heads` or `training.strategy.gradient_blending`: "
+            "both weight the same unimodal heads (gradient blending also re-weights the fused "
+            f"loss), got aux_heads={settings.aux_heads} and "
+            f"gradient_blending={settings.gradient_blending}."
+        )
+    if settings.aux_heads:
+        check_modalities("aux_heads", list(settings.aux_heads), names)
+        classes = num_classes or infer_num_classes(model)
+        unimodal_heads(model, sorted(settings.aux_heads), classes, "aux_heads")
+        strategies.append(AuxiliaryHeads(settings.aux_heads))
+    if settings.gradient_blending:
+        fused_weight, weights = blending_weights(settings.gradient_blending, names)
+        if weights:
+            classes = num_classes or infer_num_classes(model)
+            unimodal_heads(model, sorted(weights), classes, "gradient_blending")
+        strategies.append(GradientBlending(fused_weight, weights))
+    if settings.distill:
+        strategies.append(_distillation(config, settings, model, names))
+    if settings.contrastive:
+        strategies.append(build_contrastive(settings.contrastive, model, names))
+    if settings.ogm_ge:
+        if not callable(getattr(model, "fuse", None)):
+            raise ValueError(
+                f"`training.strategy.ogm_ge` needs a model with `fuse(embeddings, mask)` (late or "
+                f"feature early fusion), got `{type(model).__name__}`."
+            )
+        check_trainable(model, names, "ogm_ge")
+        strategies.append(OGMGE(names, settings.ogm_alpha, settings.ogm_noise, seed))
+    return strategies
+
+
+def blending_weights(weights: Mapping[str, float],
+                     modalities: Sequence[str]) -> tuple[float, dict[str, float]]:
+    """``{pattern: weight}`` -> (fused weight, ``{modality: weight}``), checked.
+
+    The full pattern (e.g. ``audio+image``) is required; the others must be single
+    modalities, the only heads gradient blending trains besides the fused one.
+    """
+    full = pattern_name(modalities)
+    if len(modalities) < 2:
+        raise ValueError(
+            f"`training.strategy.gradient_blending` needs at least two modalities, got "
+            f"{list(modalities)}."
+        )
+    allowed = [full, *modalities]
+    fused: float | None = None
+    unimodal: dict[str, float] = {}
+    for key, weight in weights.items():
+        try:
+            pattern = parse_pattern(key, modalities)
+        except ValueError:
+            raise ValueError(
+                f"`training.strategy.gradient_blending` keys must be in {allowed}, got `{key}`."
+            ) from None
+        if len(pattern) == len(modalities):
+            fused = float(weight)
+        elif len(pattern) == 1:
+            unimodal[pattern[0]] = float(weight)
+        else:
+            raise ValueError(
+                f"`training.strategy.gradient_blending` keys must be in {allowed} (the fused head "
+                f"or one unimodal head), got the sub-pattern `{key}`."
+            )
+    if fused is None:
+        raise ValueError(
+            f"`training.strategy.gradient_blending` must weigh the fused head `{full}`, got keys "
+            f"{sorted(weights)}."
+        )
+    return fused, unimodal
+
+
+def _distillation(config: RunConfig, settings: StrategyConfig, model: nn.Module,
+                  modalities: Sequence[str]) -> TeacherDistillation:
+    check_modalities("distill", list(settings.distill), modalities)
+    teachers = {}
+    for m in sorted(settings.distill):
+        check_trainable(model, [m], f"distill.{m}")
+        path = settings.distill_teachers.get(m) or config.model.pretrained.get(m)
+        if path is None:
+            raise ValueError(
+                f"`training.strategy.distill.{m}` needs a teacher: set "
+                f"`training.strategy.distill_teachers.{m}` or `model.pretrained.{m}` to an "
+                f"`encoders/{m}.safetensors` written by `fusebench pretrain`."
+            )
+        teachers[m] = load_teacher(model, m, path)
+    return TeacherDistillation(teachers, settings.distill)
