@@ -1,0 +1,214 @@
+"""Statistics of a finished (or partly finished) study, from results.json: ``analysis.json``.
+
+The report never computes a number itself: it formats what :func:`analyse` returns, so
+the text, the tables and the plots cannot disagree. Every summary carries the seeds it
+rests on, comparisons are paired by seed and Holm-adjusted as one family, and runs that
+failed or were skipped are listed with their errors instead of silently shrinking ``n``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from fusebench.data.patterns import pattern_name
+from fusebench.engine.metrics import HIGHER_IS_BETTER
+from fusebench.io import atomic_write_json, read_json
+from fusebench.study.analysis_compare import compare_groups, comparison_pairs, quantities, value_label
+from fusebench.study.analysis_groups import clean, completed, run_config, run_file, summarise_group, summary
+from fusebench.study.analysis_modality import (
+    axis_changing,
+    fusion_facts,
+    ptrain_ptest,
+    run_modality_analysis,
+    train_rates,
+)
+
+CONFIDENCE = 0.95
+REQUIRED_KEYS = ("modalities", "runs")
+
+
+def load_results(study_dir: str | Path) -> dict[str, Any]:
+    """The study's results.json, rebuilt from its run directories when it is missing.
+
+    Raises:
+        FileNotFoundError: no results.json and nothing to rebuild it from.
+        ValueError: results.json lacks a key the analysis needs.
+    """
+    study_dir = Path(study_dir)
+    file = study_dir / "results.json"
+    if not file.is_file() and (study_dir / "runs").is_dir():
+        _rebuild(study_dir)
+    if not file.is_file():
+        raise FileNotFoundError(
+            f"Expected `{file}` (written by `fusebench study`), but it does not exist and "
+            f"`{study_dir / 'runs'}` holds no runs to rebuild it from; is `{study_dir}` a study directory?"
+        )
+    results = read_json(file)
+    missing = [k for k in REQUIRED_KEYS if k not in results]
+    if missing:
+        raise ValueError(f"Results file `{file}` lacks the keys {missing} (see docs/study_results.md).")
+    return results
+
+
+def _rebuild(study_dir: Path) -> None:
+    try:
+        from fusebench.study import results as results_module
+    except ImportError:
+        return
+    collect = getattr(results_module, "collect_results", None)
+    if collect is not None:
+        collected = collect(study_dir)
+        if isinstance(collected, Mapping) and not (study_dir / "results.json").is_file():
+            atomic_write_json(study_dir / "results.json", collected)
+
+
+def group_name(run: Mapping[str, Any]) -> str:
+    if run.get("group"):
+        return str(run["group"])
+    axes = run.get("axes") or {}
+    return "|".join([str(run.get("condition")), *(f"{k}={value_label(v)}" for k, v in axes.items())])
+
+
+def _ordered_groups(results: Mapping[str, Any], fusion: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Groups in study order: by condition, then by the order of each axis' values."""
+    conditions = list(results.get("conditions") or [])
+    axes = results.get("axes") or {}
+
+    def rank(run: Mapping[str, Any]) -> tuple[int, ...]:
+        condition = run.get("condition")
+        first = conditions.index(condition) if condition in conditions else len(conditions)
+        labels = {k: [value_label(v) for v in values] for k, values in axes.items()}
+        run_axes = run.get("axes") or {}
+        rest = [labels[k].index(value_label(run_axes[k])) if k in run_axes and value_label(run_axes[k])
+                in labels[k] else len(labels[k]) for k in axes]
+        return (first, *rest)
+
+    names: dict[str, tuple[int, ...]] = {}
+    for run in fusion:
+        names.setdefault(group_name(run), rank(run))
+    return sorted(names, key=lambda name: names[name])
+
+
+def analyse(results: Mapping[str, Any], study_dir: str | Path) -> dict[str, Any]:
+    """Every number the report shows, computed from ``results`` and the run directories.
+
+    Args:
+        results: the parsed results.json (docs/study_results.md).
+        study_dir: the study directory; run directories are resolved against it.
+
+    Returns:
+        A JSON-ready dict (NaN written as ``None``) with ``setup``, ``groups``,
+        ``comparisons``, ``not_compared``, ``ptrain_ptest``, ``failed_runs`` and the
+        analysis settings it used.
+    """
+    study_dir = Path(study_dir)
+    settings = results.get("analysis") or {}
+    modalities = sorted(results["modalities"])
+    full = pattern_name(modalities)
+    metric = settings.get("primary_metric") or "accuracy"
+    patterns = list(settings.get("patterns") or results.get("patterns") or [full])
+    higher = HIGHER_IS_BETTER.get(metric, True)
+    conditions = list(results.get("conditions") or [])
+    baseline = settings.get("baseline") or (conditions[0] if conditions else None)
+    axes = dict(results.get("axes") or {})
+    fusion = [r for r in results["runs"] if r.get("kind", "fusion") == "fusion"]
+    by_group: dict[str, list[Mapping[str, Any]]] = {}
+    for run in fusion:
+        by_group.setdefault(group_name(run), []).append(run)
+    groups = []
+    for name in _ordered_groups(results, fusion):
+        group = summarise_group(name, by_group[name], study_dir=study_dir, modalities=modalities,
+                                patterns=patterns, metric=metric, threshold=settings.get("threshold"),
+                                higher_is_better=higher)
+        group.update(clean(run_modality_analysis(study_dir, by_group[name], modalities, metric,
+                                                 settings.get("chance"))))
+        groups.append(group)
+    pairs = comparison_pairs(groups, conditions, axes, baseline or "", settings.get("comparisons"))
+    pretraining = any(r.get("kind") == "pretrain" or (r.get("timing") or {}).get("pretraining")
+                      for r in results["runs"])
+    rows = quantities(patterns, metric, full, pretraining)
+    comparisons, not_compared = compare_groups(pairs, by_group, rows, modalities, CONFIDENCE)
+    rates = {g["name"]: train_rates(study_dir, by_group[g["name"]], modalities) for g in groups}
+    rates = {k: v for k, v in rates.items() if v}
+    fusion_axes = axis_changing(groups, list(axes), fusion_facts(study_dir, groups, by_group))
+    primary = next((i for i, c in enumerate(comparisons) if c["kind"] == "test" and c["pattern"] == patterns[0]),
+                   None)
+    return clean({
+        "study": results.get("study"), "question": results.get("question") or "",
+        "modalities": modalities, "full_pattern": full, "patterns": patterns, "primary_metric": metric,
+        "higher_is_better": higher, "threshold": settings.get("threshold"), "baseline": baseline,
+        "confidence": CONFIDENCE, "alpha": 0.05, "conditions": conditions, "axes": axes,
+        "seeds": list(results.get("seeds") or []), "has_pretraining": pretraining,
+        "setup": _setup(results, study_dir, fusion, groups),
+        "groups": groups,
+        "comparisons": comparisons, "not_compared": not_compared, "primary_comparison": primary,
+        "holm_family_size": sum(1 for c in comparisons if c.get("p_ttest") == c.get("p_ttest")
+                                and c.get("p_ttest") is not None),
+        "ptrain_ptest": ptrain_ptest(groups, list(axes), rates, modalities),
+        "fusion_axes": fusion_axes,
+        "failed_runs": [_failure(r) for r in results["runs"] if not completed(r)],
+    })
+
+
+def _failure(run: Mapping[str, Any]) -> dict[str, Any]:
+    keys = ("node", "kind", "condition", "modality", "seed", "status", "error", "run_dir")
+    record = {k: run.get(k) for k in keys}
+    record["group"] = group_name(run) if run.get("kind", "fusion") == "fusion" else None
+    record["depends_on"] = list(run.get("depends_on") or [])
+    return record
+
+
+def _setup(results: Mapping[str, Any], study_dir: Path, fusion: Sequence[Mapping[str, Any]],
+           groups: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """What ran: data size, epochs, optimiser, pre-training settings and the machine."""
+    done = [r for r in fusion if completed(r)]
+    config = run_config(study_dir, done[0]) if done else {}
+    data, training = config.get("data") or {}, config.get("training") or {}
+    full = pattern_name(sorted(results["modalities"]))
+    test_counts = sorted({int(r["test"][full]["count"]) for r in done if "count" in r.get("test", {}).get(full, {})})
+    pretrain: dict[str, Any] = {}
+    for run in (r for r in results["runs"] if r.get("kind") == "pretrain"):
+        entry = pretrain.setdefault(str(run.get("modality")), {"nodes": 0, "completed": 0, "seconds": []})
+        entry["nodes"] += 1
+        if completed(run):
+            entry["completed"] += 1
+            entry["seconds"].append((run.get("timing") or {}).get("total"))
+            pre_config = run_config(study_dir, run)
+            entry["epochs"] = (pre_config.get("training") or {}).get("epochs")
+            entry["data_fraction"] = (pre_config.get("pretrain") or {}).get("data_fraction")
+    for entry in pretrain.values():
+        entry["seconds"] = summary(entry["seconds"])
+    return {
+        "runs_total": len(results["runs"]), "runs_completed": sum(1 for r in results["runs"] if completed(r)),
+        "fusion_runs": len(fusion), "groups": len(groups),
+        "epochs": training.get("epochs"), "optimizer": training.get("optimizer"),
+        "early_stopping": (training.get("early_stopping") or {}).get("enabled"),
+        "batch_size": data.get("batch_size"), "data_limit": data.get("limit") or {},
+        "train_fraction": data.get("train_fraction"), "dataset": data.get("dataset"),
+        "test_samples": test_counts, "pretraining": pretrain,
+        "environment": _environment(study_dir, done),
+    }
+
+
+def _environment(study_dir: Path, runs: Sequence[Mapping[str, Any]]) -> dict[str, list[Any]]:
+    """Distinct values over runs of the machine facts in env.json (one value when all agree)."""
+    seen: dict[str, list[Any]] = {}
+    for run in runs:
+        file = run_file(study_dir, run, "env.json")
+        if file is None:
+            continue
+        env = read_json(file)
+        for key in ("device", "threads", "torch", "python", "platform", "fusebench"):
+            if key in env and env[key] not in seen.setdefault(key, []):
+                seen[key].append(env[key])
+    return seen
+
+
+def write_analysis(study_dir: str | Path, results: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Analyse a study directory and write ``analysis.json`` atomically; returns the analysis."""
+    study_dir = Path(study_dir)
+    analysis = analyse(results if results is not None else load_results(study_dir), study_dir)
+    atomic_write_json(study_dir / "analysis.json", analysis)
+    return analysis

@@ -1,0 +1,152 @@
+"""Modality-level analysis: Shapley contributions, MMPT curves and p_train x p_test matrices.
+
+All three work on what each run already saved: the per-pattern test metrics in
+results.json and the per-pattern test logits in ``test_logits.safetensors``, so no model
+is re-run. Shapley values need ``v(empty set)``: the study's configured chance level when
+it has one, otherwise the majority-class rate of the run's own test targets (the best
+constant predictor), which the report states.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from safetensors.torch import load_file
+from torch import Tensor
+
+from fusebench.data.patterns import all_patterns, pattern_name
+from fusebench.engine.contributions import chance_level, shapley_from_pattern_metrics
+from fusebench.engine.mmpt import DEFAULT_P_GRID, mmpt_curve
+from fusebench.study.analysis_compare import axes_key
+from fusebench.study.analysis_groups import completed, run_config, run_file, summary
+
+CHANCE_FROM_TARGETS = "majority-class rate of each run's test targets (best constant predictor)"
+
+
+def load_logits(study_dir: Path, run: Mapping[str, Any]) -> tuple[dict[str, Tensor], Tensor] | None:
+    """``({pattern: [N, C] logits}, [N] target)`` of a run, or ``None`` if it saved none."""
+    file = run_file(study_dir, run, "test_logits.safetensors")
+    if file is None:
+        return None
+    tensors = load_file(str(file))
+    if "target" not in tensors:
+        raise ValueError(f"Expected a `target` tensor in `{file}`, got keys {sorted(tensors)}.")
+    logits = {k.removeprefix("logits/"): v for k, v in tensors.items() if k.startswith("logits/")}
+    return logits, tensors["target"]
+
+
+def _band(curves: Sequence[Sequence[float]]) -> dict[str, Any]:
+    values = np.array(curves, dtype=float)  # [seeds, p]
+    n = values.shape[0]
+    return {"mean": values.mean(axis=0).tolist(),
+            "std": values.std(axis=0, ddof=1).tolist() if n > 1 else [None] * values.shape[1],
+            "min": values.min(axis=0).tolist(), "max": values.max(axis=0).tolist(), "n": n}
+
+
+def run_modality_analysis(study_dir: Path, runs: Sequence[Mapping[str, Any]], modalities: Sequence[str],
+                          metric: str, configured_chance: float | None,
+                          p_grid: Sequence[float] = DEFAULT_P_GRID) -> dict[str, Any]:
+    """Shapley values and MMPT curves of one group's completed runs, averaged over seeds."""
+    names = sorted(modalities)
+    patterns = [pattern_name(p) for p in all_patterns(names)]
+    per_seed: dict[str, dict[str, float]] = {}
+    chance: dict[str, float] = {}
+    curves: dict[str, list[list[float]]] = {m: [] for m in names}
+    notes: list[str] = []
+    for run in sorted((r for r in runs if completed(r)), key=lambda r: r["seed"]):
+        seed = str(run["seed"])
+        saved = load_logits(study_dir, run)
+        if saved is None and configured_chance is None:
+            notes.append(f"seed {seed}: no test_logits.safetensors, so no chance level, Shapley or MMPT curve")
+            continue
+        floor = configured_chance if configured_chance is not None else chance_level(saved[1], metric)
+        try:
+            tests = {p: run["test"][p] for p in patterns}
+            per_seed[seed] = shapley_from_pattern_metrics(tests, names, metric, floor)
+            chance[seed] = float(floor)
+        except (KeyError, ValueError) as error:
+            notes.append(f"seed {seed}: no Shapley values ({error})")
+        if saved is not None and len(names) > 1:
+            for m in names:
+                points = mmpt_curve(saved[0], saved[1], names, m, p_grid, metric)
+                curves[m].append([p.value for p in points])
+    shapley = {"per_seed": per_seed, "chance": chance,
+               "chance_source": "study setting `analysis.chance`" if configured_chance is not None
+               else CHANCE_FROM_TARGETS,
+               "mean": {m: summary([v[m] for v in per_seed.values()]) for m in names} if per_seed else {}}
+    mmpt = {m: {"p_test": list(p_grid), **_band(c)} for m, c in curves.items() if c}
+    return {"shapley": shapley, "mmpt": mmpt, "notes": notes}
+
+
+def train_rates(study_dir: Path, runs: Sequence[Mapping[str, Any]], modalities: Sequence[str]) -> dict[str, float]:
+    """Configured train-time missing rate per modality, read from a run's resolved config."""
+    for run in runs:
+        config = run_config(study_dir, run)
+        if config:
+            rates = (config.get("data") or {}).get("missing_rate") or {}
+            return {m: float(rates.get(m, 0.0)) for m in modalities}
+    return {}
+
+
+def _changes(groups: Sequence[Mapping[str, Any]], axis: str, facts: Mapping[str, Any]) -> bool:
+    """Whether moving along ``axis`` alone changes ``facts[group]``."""
+    seen: dict[tuple[Any, ...], Any] = {}
+    for group in groups:
+        rest = {k: v for k, v in group["axes"].items() if k != axis}
+        key = (group["condition"], axes_key(rest))
+        fact = facts.get(group["name"])
+        if key in seen and fact and seen[key] and fact != seen[key]:
+            return True
+        seen.setdefault(key, fact)
+    return False
+
+
+def axis_changing(groups: Sequence[Mapping[str, Any]], axes: Sequence[str], facts: Mapping[str, Any]) -> list[str]:
+    """The axes along which ``facts`` (e.g. each group's fusion method) vary."""
+    return [a for a in axes if _changes(groups, a, facts)]
+
+
+def ptrain_ptest(groups: Sequence[Mapping[str, Any]], axes: Sequence[str], rates: Mapping[str, Mapping[str, float]],
+                 modalities: Sequence[str]) -> list[dict[str, Any]]:
+    """p_train x p_test matrices for every axis that changes the configured train missing rate.
+
+    Rows are the groups along that axis (same condition and other axes), sorted by the
+    train missing rate of modality ``m``; columns are the MMPT grid; each cell is the
+    seed-averaged MMPT value when ``m`` is missing at test time with that probability.
+    """
+    matrices = []
+    for axis in axis_changing(groups, axes, rates):
+        scopes: dict[tuple[Any, ...], list[Mapping[str, Any]]] = {}
+        for group in groups:
+            rest = {k: v for k, v in group["axes"].items() if k != axis}
+            scopes.setdefault((group["condition"], axes_key(rest)), []).append(group)
+        for (condition, rest), members in scopes.items():
+            scope = "|".join([condition, *(f"{k}={v}" for k, v in rest)])
+            for m in sorted(modalities):
+                rows = sorted((g for g in members if m in g.get("mmpt", {}) and g["name"] in rates),
+                              key=lambda g: rates[g["name"]][m])
+                if len(rows) < 2:
+                    continue
+                matrices.append({
+                    "axis": axis, "scope": scope, "modality": m, "groups": [g["name"] for g in rows],
+                    "p_train": [rates[g["name"]][m] for g in rows], "p_test": rows[0]["mmpt"][m]["p_test"],
+                    "values": [g["mmpt"][m]["mean"] for g in rows], "n": [g["mmpt"][m]["n"] for g in rows],
+                })
+    return matrices
+
+
+def fusion_facts(study_dir: Path, groups: Sequence[Mapping[str, Any]],
+                 runs_by_group: Mapping[str, Sequence[Mapping[str, Any]]]) -> dict[str, str]:
+    """``{group: "late/gated"}`` from each group's resolved config, to find a fusion axis."""
+    facts = {}
+    for group in groups:
+        for run in runs_by_group[group["name"]]:
+            fusion = (run_config(study_dir, run).get("model") or {}).get("fusion") or {}
+            if fusion:
+                facts[group["name"]] = f"{fusion.get('type', '?')}/{fusion.get('method', '?')}"
+                break
+    return facts
+
