@@ -1,0 +1,177 @@
+"""The run graph of a study: shared pre-training nodes, fusion nodes, and which are done.
+
+Pre-training is the expensive shared step, so there is exactly one pre-training node per
+(modality, seed, resolved config), whichever conditions use it; its id carries a digest of
+its config so a changed recipe can never be mistaken for a finished node. A node counts as
+done only if its run directory says ``completed`` *and* holds the very config the study
+would run now — anything else is run again on ``--resume``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Literal
+
+from fusebench.config import RunConfig, apply_overrides, dump_config, validate_config
+from fusebench.io import atomic_write_json, read_json
+from fusebench.study.spec import AxisValue, Study, format_value
+
+PLAN_FILE = "plan.json"
+
+
+@dataclass(frozen=True)
+class Node:
+    """One run of the study.
+
+    Attributes:
+        id: folder name under ``runs/`` (see docs/study_results.md for the scheme).
+        kind: ``"pretrain"`` (one encoder + linear head) or ``"fusion"``.
+        config: the fully resolved run config, location included.
+        seed: the run's seed.
+        depends_on: ids of the pre-training nodes whose encoders this run loads.
+        condition: the condition of a fusion node; ``None`` for pre-training.
+        axes: axis name -> value this node was built for.
+        modality: the modality a pre-training node trains; ``None`` for fusion.
+        overrides: every override applied to the base config file, in order.
+        same_as: id of an earlier node with an identical config (not run twice; e.g. scratch
+            runs under a pre-training axis).
+    """
+
+    id: str
+    kind: Literal["pretrain", "fusion"]
+    config: RunConfig
+    seed: int
+    depends_on: tuple[str, ...] = ()
+    condition: str | None = None
+    axes: Mapping[str, AxisValue] = field(default_factory=dict)
+    modality: str | None = None
+    overrides: tuple[str, ...] = ()
+    same_as: str | None = None
+
+    @property
+    def config_digest(self) -> str:
+        return config_digest(self.config)
+
+
+@dataclass(frozen=True)
+class StudyGraph:
+    """All nodes of a study in run order (each seed's pre-training first, then its fusion runs)."""
+
+    study: Study
+    study_dir: Path
+    nodes: dict[str, Node]
+
+    def run_dir(self, node_id: str) -> Path:
+        """Where a node's results live (an alias reads its twin's folder)."""
+        return self.study_dir / "runs" / (self.nodes[node_id].same_as or node_id)
+
+    def users(self, node_id: str) -> int:
+        """How many fusion runs load this pre-training node's encoder (for amortised cost)."""
+        return sum(node_id in n.depends_on for n in self.nodes.values())
+
+    def canonical(self, node_id: str) -> Node:
+        """The node that actually runs for ``node_id`` (itself, or the twin it aliases)."""
+        return self.nodes[self.nodes[node_id].same_as or node_id]
+
+    def is_complete(self, node_id: str) -> bool:
+        return run_state(self.run_dir(node_id), self.canonical(node_id).config_digest) == "completed"
+
+
+def config_digest(config: RunConfig) -> str:
+    return hashlib.sha256(dump_config(config).encode("utf-8")).hexdigest()
+
+
+def run_state(run_dir: Path, digest: str) -> str:
+    """``completed`` / ``failed`` / ``running`` / ``missing`` / ``stale`` (finished with another config)."""
+    status_file = run_dir / "status.json"
+    if not status_file.is_file():
+        return "missing"
+    state = str(read_json(status_file).get("state"))
+    if state == "completed":
+        config_file = run_dir / "config.yaml"
+        if not config_file.is_file() or hashlib.sha256(config_file.read_bytes()).hexdigest() != digest:
+            return "stale"
+    return state
+
+
+def _locate(config: RunConfig, study_dir: Path) -> RunConfig:
+    """Name the study as the experiment, so a run's config.yaml says where it belongs."""
+    location = [f"experiment.name={study_dir.name}", f"experiment.runs_dir={json.dumps(str(study_dir.parent))}"]
+    return validate_config(apply_overrides(config.model_dump(mode="json"), location), f"study `{study_dir}`")
+
+
+def _fusion_id(condition: str, values: Mapping[str, AxisValue], seed: int) -> str:
+    return condition + "".join(f"__{k}={format_value(v)}" for k, v in values.items()) + f"-s{seed}"
+
+
+def build_graph(study: Study, study_dir: str | Path) -> StudyGraph:
+    """Every node of ``study``, writing into ``study_dir/runs/<node id>/``.
+
+    >>> from fusebench.study.spec import load_spec  # doctest: +SKIP
+    >>> graph = build_graph(load_spec("configs/studies/pretrain_vs_scratch.yaml"), "studies/x")  # doctest: +SKIP
+    >>> [n for n in graph.nodes][:3]  # doctest: +SKIP
+    ['pretrain-audio-s0-1a2b3c4d', 'pretrain-image-s0-5e6f7a8b', 'scratch-s0']
+    """
+    study_dir = Path(study_dir).resolve()
+    spec = study.spec
+    nodes: dict[str, Node] = {}
+    pretrain_axes: dict[str, list[dict[str, AxisValue]]] = {}
+    by_config: dict[str, str] = {}
+    for seed in spec.seeds:
+        fusion: list[Node] = []
+        for condition, values in ((c, v) for c in spec.conditions for v in study.axis_combinations()):
+            pre_values = {k: v for k, v in values.items() if spec.axes[k].target == "pretrain"}
+            deps: dict[str, str] = {}
+            for modality in spec.conditions[condition].pretrained:
+                config = study.pretrain_config(modality, pre_values, seed)
+                node_id = f"pretrain-{modality}-s{seed}-{config_digest(config)[:8]}"
+                pretrain_axes.setdefault(node_id, []).append(pre_values)
+                if node_id not in nodes:
+                    nodes[node_id] = Node(node_id, "pretrain", _locate(config, study_dir), seed, modality=modality,
+                                          overrides=tuple(study.pretrain_overrides(pre_values, seed)))
+                deps[modality] = node_id
+            weights = {m: str(study_dir / "runs" / n / "encoders" / f"{m}.safetensors") for m, n in deps.items()}
+            config = _locate(study.fusion_config(condition, values, seed, weights), study_dir)
+            node_id = _fusion_id(condition, values, seed)
+            twin = by_config.setdefault(dump_config(config), node_id)
+            fusion.append(Node(node_id, "fusion", config, seed, tuple(deps[m] for m in sorted(deps)), condition,
+                               dict(values), overrides=tuple(study.fusion_overrides(condition, values, seed, weights)),
+                               same_as=None if twin == node_id else twin))
+        nodes.update({n.id: n for n in fusion})
+    for node_id, assignments in pretrain_axes.items():  # axes a pre-training node was built for, if unambiguous
+        common = {k: v for k, v in assignments[0].items() if all(a.get(k) == v for a in assignments)}
+        nodes[node_id] = replace(nodes[node_id], axes=common)
+    return StudyGraph(study, study_dir, nodes)
+
+
+def write_plan(graph: StudyGraph) -> Path:
+    """``plan.json``: the graph without configs, so results can be rebuilt from the study folder alone."""
+    nodes = [{"node": n.id, "kind": n.kind, "condition": n.condition, "axes": dict(n.axes), "seed": n.seed,
+              "modality": n.modality, "depends_on": list(n.depends_on), "same_as": n.same_as,
+              "config_digest": n.config_digest, "config_overrides": list(n.overrides)}
+             for n in graph.nodes.values()]
+    header = {"study": graph.study.spec.name, "modalities": graph.study.modalities,
+              "patterns": graph.study.patterns}
+    return atomic_write_json(graph.study_dir / PLAN_FILE, {**header, "nodes": nodes})
+
+
+def read_plan(study_dir: str | Path) -> dict[str, Any]:
+    """The plan a study folder was last run with: ``{study, modalities, patterns, nodes}``."""
+    file = Path(study_dir) / PLAN_FILE
+    if not file.is_file():
+        raise FileNotFoundError(f"`{file}` does not exist; is `{study_dir}` a study folder written by "
+                                "`fusebench study`?")
+    plan: dict[str, Any] = read_json(file)
+    return plan
+
+
+def blocked_by(graph: StudyGraph, node_id: str, outcome: Mapping[str, str]) -> str | None:
+    """The first dependency of ``node_id`` whose outcome is failed or skipped, if any."""
+    for dep in graph.nodes[node_id].depends_on:
+        if outcome.get(dep) in ("failed", "skipped"):
+            return dep
+    return None

@@ -1,0 +1,170 @@
+"""``results.json`` and ``results.csv``, rebuilt from the study folder alone.
+
+The run directories are the truth: this module reads ``spec.yaml``, ``plan.json`` and each
+node's run folder, so the executor (after every finished node) and ``fusebench report``
+(at any time, also after a crash) produce the same file. The schema is
+docs/study_results.md. Nodes that have not finished yet are left out of ``runs`` and
+counted under ``progress``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from fusebench.io import atomic_write_json, atomic_write_text, read_json
+from fusebench.study.graph import read_plan, run_state
+from fusebench.study.spec import StudyFile, StudySpec, format_value
+
+RESULTS_FILE = "results.json"
+CSV_FILE = "results.csv"
+TIMING_KEYS = ("training", "validation", "test", "total")
+
+
+def read_study_spec(study_dir: Path) -> StudySpec:
+    """The spec a study folder ran with (its ``spec.yaml``), without re-reading the run configs."""
+    file = study_dir / "spec.yaml"
+    if not file.is_file():
+        raise FileNotFoundError(f"`{file}` does not exist; is `{study_dir}` a study folder written by "
+                                "`fusebench study`?")
+    return StudyFile.model_validate(yaml.safe_load(file.read_text())).study
+
+
+def collect_results(study_dir: str | Path) -> dict[str, Any]:
+    """The ``results.json`` payload of ``study_dir``, read from its run directories.
+
+    Args:
+        study_dir: a folder written by ``fusebench study`` (holds spec.yaml and plan.json).
+
+    Returns:
+        The dict documented in docs/study_results.md, plus ``progress`` (node counts by state).
+    """
+    study_dir = Path(study_dir)
+    spec, plan = read_study_spec(study_dir), read_plan(study_dir)
+    nodes = plan["nodes"]
+    by_id = {n["node"]: n for n in nodes}
+    users = {n["node"]: sum(n["node"] in m["depends_on"] for m in nodes) for n in nodes}
+    outcome: dict[str, str] = {}
+    runs = []
+    for node in nodes:
+        twin = by_id[node["same_as"]] if node["same_as"] else node
+        run_dir = study_dir / "runs" / twin["node"]
+        state = run_state(run_dir, twin["config_digest"])
+        failed_dep = next((d for d in node["depends_on"] if outcome.get(d) in ("failed", "skipped")), None)
+        if state not in ("completed", "failed"):
+            state = "skipped" if failed_dep else "pending"
+        outcome[node["node"]] = state
+        if state != "pending":
+            runs.append(_entry(node, twin["node"], run_dir, state, failed_dep, users, outcome))
+    analysis = spec.analysis
+    baseline = analysis.baseline or next(iter(spec.conditions))
+    comparisons = analysis.comparisons or [(baseline, c) for c in spec.conditions if c != baseline]
+    return {
+        "study": spec.name,
+        "question": spec.question,
+        "modalities": plan["modalities"],
+        "patterns": plan["patterns"],
+        "seeds": spec.seeds,
+        "conditions": list(spec.conditions),
+        "axes": {name: axis.values for name, axis in spec.axes.items()},
+        "analysis": {"primary_metric": analysis.primary_metric, "threshold": analysis.threshold,
+                     "patterns": analysis.patterns or plan["patterns"], "baseline": baseline,
+                     "comparisons": [list(pair) for pair in comparisons], "chance": analysis.chance},
+        "progress": {s: sum(v == s for v in outcome.values()) for s in ("completed", "failed", "skipped", "pending")},
+        "runs": runs,
+    }
+
+
+def _entry(node: dict[str, Any], twin: str, run_dir: Path, state: str, failed_dep: str | None,
+           users: dict[str, int], outcome: dict[str, str]) -> dict[str, Any]:
+    """One ``runs[]`` record (see docs/study_results.md)."""
+    axes = node["axes"]
+    group = None
+    if node["condition"] is not None:
+        group = "|".join([node["condition"], *(f"{k}={format_value(v)}" for k, v in axes.items())])
+    entry: dict[str, Any] = {
+        "node": node["node"], "kind": node["kind"], "condition": node["condition"], "group": group, "axes": axes,
+        "seed": node["seed"], "status": state, "error": None, "run_dir": f"runs/{twin}",
+        "depends_on": node["depends_on"], "modality": node["modality"], "test": {},
+        "curves": {"train_loss": [], "validation_loss": [], "validation": {}}, "timing": {}, "model": {},
+        "config_overrides": node["config_overrides"],
+    }
+    if state == "skipped":
+        entry["error"] = (f"Skipped: it loads the encoder of `{failed_dep}`, which "
+                          f"{'failed' if outcome.get(failed_dep or '') == 'failed' else 'was skipped'}.")
+        return entry
+    status = read_json(run_dir / "status.json")
+    entry["error"] = status.get("error")
+    if (run_dir / "epoch_metrics.json").is_file():
+        entry["curves"] = curves(read_json(run_dir / "epoch_metrics.json"))
+    if state == "completed":
+        entry["test"] = read_json(run_dir / "test_metrics.json")
+        entry["timing"] = _timing(read_json(run_dir / "timing.json"), node["depends_on"], users)
+        model = read_json(run_dir / "model.json")
+        entry["model"] = {k: model[k] for k in ("parameters", "trainable_parameters") if k in model}
+    return entry
+
+
+def curves(epochs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per-epoch series from ``epoch_metrics.json`` (index 0 = epoch 1)."""
+    validation: dict[str, dict[str, list[float]]] = {}
+    for epoch in epochs:
+        for pattern, metrics in epoch.get("validation", {}).items():
+            if isinstance(metrics, dict) and pattern != "timing":
+                for metric, value in metrics.items():
+                    validation.setdefault(pattern, {}).setdefault(metric, []).append(value)
+    return {
+        "train_loss": [e["train"]["loss"] for e in epochs if "train" in e],
+        "validation_loss": [e["validation"]["loss"] for e in epochs if "validation" in e],
+        "validation": validation,
+    }
+
+
+def _timing(timing: dict[str, Any], depends_on: list[str], users: dict[str, int]) -> dict[str, Any]:
+    """Run seconds, plus each pre-trained encoder's full cost and its share per fusion run using it."""
+    pretraining = {m: float(s) for m, s in timing.get("pretraining", {}).items()}
+    shares = {node.split("-")[1]: users[node] for node in depends_on}
+    return {
+        "pretraining": pretraining,
+        "pretraining_amortised": {m: s / shares.get(m, 1) for m, s in pretraining.items()},
+        **{key: timing.get(key) for key in TIMING_KEYS},
+    }
+
+
+def results_csv(results: dict[str, Any]) -> str:
+    """Long format, one value per row: test metrics, per-epoch validation metrics and timing."""
+    axes = list(results["axes"])
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["node", "kind", "condition", "modality", "seed", *axes, "status", "split", "epoch",
+                     "pattern", "metric", "value"])
+    for run in results["runs"]:
+        head = [run["node"], run["kind"], run["condition"] or "", run["modality"] or "", run["seed"],
+                *(format_value(run["axes"][a]) if a in run["axes"] else "" for a in axes), run["status"]]
+        for pattern, metrics in run["test"].items():
+            for metric, value in metrics.items():
+                writer.writerow([*head, "test", "", pattern, metric, value])
+        for pattern, metrics in run["curves"]["validation"].items():
+            for metric, values in metrics.items():
+                for epoch, value in enumerate(values, start=1):
+                    writer.writerow([*head, "validation", epoch, pattern, metric, value])
+        for key, value in run["timing"].items():
+            if isinstance(value, dict):
+                for modality, seconds in value.items():
+                    writer.writerow([*head, "timing", "", modality, key, seconds])
+            elif value is not None:
+                writer.writerow([*head, "timing", "", "", key, value])
+    return out.getvalue()
+
+
+def write_results(study_dir: str | Path) -> dict[str, Any]:
+    """Rebuild ``results.json`` and ``results.csv`` atomically; return the results."""
+    study_dir = Path(study_dir)
+    results = collect_results(study_dir)
+    atomic_write_json(study_dir / RESULTS_FILE, results)
+    atomic_write_text(study_dir / CSV_FILE, results_csv(results))
+    return results

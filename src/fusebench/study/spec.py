@@ -1,0 +1,299 @@
+"""The study spec: conditions x seeds (x axes) over one base run config, validated up front.
+
+A study is only worth running if every run it implies is valid, so :func:`load_spec`
+resolves the run config of every condition and axis combination (with pre-trained paths
+as placeholders) and checks that each pre-trained encoder fits the fusion model that loads
+it, before any training starts. Unknown keys are errors with the closest key suggested,
+exactly as for run configs.
+"""
+
+from __future__ import annotations
+
+import difflib
+import itertools
+import json
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from fusebench.config import ConfigError, MetricName, RunConfig, apply_overrides, read_yaml, validate_config
+from fusebench.data.patterns import all_patterns, parse_pattern, pattern_name
+
+SAFE_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+AxisValue = bool | int | float | str
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ConditionSpec(_Strict):
+    pretrained: list[str] = Field(default_factory=list, description="modalities whose encoder is pre-trained")
+    overrides: list[str] = Field(default_factory=list)
+
+
+class PretrainSpec(_Strict):
+    configs: dict[str, str] = Field(min_length=1, description="modality -> pre-training run config")
+    overrides: list[str] = Field(default_factory=list)
+
+
+class AxisSpec(_Strict):
+    key: str = Field(min_length=1, description="dotted run-config key the axis varies")
+    values: list[AxisValue] = Field(min_length=1)
+    target: Literal["fusion", "pretrain"] = "fusion"
+
+    @field_validator("values")
+    @classmethod
+    def _distinct_safe_values(cls, values: list[AxisValue]) -> list[AxisValue]:
+        labels = [format_value(v) for v in values]
+        if len(set(labels)) != len(labels):
+            raise ValueError(f"axis values must be distinct, got {labels}")
+        bad = [label for label in labels if "/" in label or "__" in label or not label.strip() or " " in label]
+        if bad:
+            raise ValueError(f"axis values become folder names and may not hold `/`, `__` or spaces, got {bad}")
+        return values
+
+
+class AnalysisSpec(_Strict):
+    primary_metric: MetricName = "accuracy"
+    threshold: float | None = Field(default=None, description="epochs-to-threshold on validation, full pattern")
+    patterns: list[str] | None = None
+    baseline: str | None = Field(default=None, description="default: the first condition")
+    comparisons: list[tuple[str, str]] | None = Field(default=None, description="default: each vs baseline")
+    chance: float | None = None
+
+
+class StudySpec(_Strict):
+    name: str = Field(pattern=SAFE_NAME)
+    question: str = ""
+    base: str
+    overrides: list[str] = Field(default_factory=list)
+    pretrain: PretrainSpec | None = None
+    shared_overrides: list[str] = Field(default_factory=list)
+    seeds: list[int] = Field(min_length=1)
+    threads_per_run: int = Field(default=1, ge=1)
+    conditions: dict[str, ConditionSpec] = Field(min_length=1)
+    axes: dict[str, AxisSpec] = Field(default_factory=dict)
+    analysis: AnalysisSpec = Field(default_factory=AnalysisSpec)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> StudySpec:
+        if len(set(self.seeds)) != len(self.seeds):
+            raise ValueError(f"`seeds` must be unique, got {self.seeds}")
+        for kind, names in (("condition", self.conditions), ("axis", self.axes)):
+            bad = [n for n in names if "__" in n or not re.fullmatch(SAFE_NAME, n)]
+            if bad:
+                raise ValueError(f"{kind} names become folder names: use letters, digits, `_`, `-`, `.` "
+                                 f"and no `__`, got {bad}")
+        analysis = self.analysis
+        names = [analysis.baseline or "", *itertools.chain.from_iterable(analysis.comparisons or [])]
+        unknown = sorted({n for n in names if n and n not in self.conditions})
+        if unknown:
+            raise ValueError(f"`analysis` names conditions {unknown}; the conditions are {list(self.conditions)}")
+        wanted = {m for c in self.conditions.values() for m in c.pretrained}
+        if self.pretrain is None and (wanted or any(a.target == "pretrain" for a in self.axes.values())):
+            raise ValueError("conditions or axes use pre-training but the study has no `pretrain:` section")
+        missing = sorted(wanted - set(self.pretrain.configs if self.pretrain else {}))
+        if missing:
+            raise ValueError(f"conditions pre-train {missing} but `pretrain.configs` has no config for them")
+        return self
+
+
+class StudyFile(_Strict):
+    study: StudySpec
+
+
+def format_value(value: AxisValue) -> str:
+    """How an axis value is written in node ids and groups: ``0.1``, ``gated``, ``true``."""
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def placeholder_weights(modality: str) -> str:
+    """A stand-in path for validation before the pre-training node that writes it exists."""
+    return f"<pretrain-{modality}>/encoders/{modality}.safetensors"
+
+
+@dataclass(frozen=True)
+class Study:
+    """A validated study spec with its config files resolved against the spec's folder.
+
+    Attributes:
+        spec: the parsed spec.
+        source: the spec file.
+        base: the base fusion run config file.
+        pretrain_configs: modality -> pre-training run config file.
+    """
+
+    spec: StudySpec
+    source: Path
+    base: Path
+    pretrain_configs: dict[str, Path]
+
+    @property
+    def modalities(self) -> list[str]:
+        return sorted(self.fusion_config(next(iter(self.spec.conditions)), {}, self.spec.seeds[0]).model.encoders)
+
+    @property
+    def patterns(self) -> list[str]:
+        return [pattern_name(p) for p in all_patterns(self.modalities)]
+
+    def axis_combinations(self) -> Iterator[dict[str, AxisValue]]:
+        """Every combination of axis values (one dict per combination; ``{}`` without axes)."""
+        names = list(self.spec.axes)
+        for values in itertools.product(*(self.spec.axes[n].values for n in names)):
+            yield dict(zip(names, values, strict=True))
+
+    def study_overrides(self, seed: int) -> list[str]:
+        """Set by the study on every run: the seed, fixed threads (same numbers on any executor), no bars."""
+        return [f"experiment.seed={seed}", f"experiment.threads={self.spec.threads_per_run}",
+                "logging.progress_bar=false"]
+
+    def axis_overrides(self, values: dict[str, AxisValue], target: str) -> list[str]:
+        axes = self.spec.axes
+        return [f"{axes[n].key}={json.dumps(v)}" for n, v in values.items() if axes[n].target == target]
+
+    def fusion_overrides(self, condition: str, values: dict[str, AxisValue], seed: int,
+                         weights: dict[str, str]) -> list[str]:
+        """Every override of a fusion run, in the order applied (later ones win)."""
+        spec = self.spec
+        return [*spec.shared_overrides, *spec.overrides, *spec.conditions[condition].overrides,
+                *self.axis_overrides(values, "fusion"), *self.study_overrides(seed),
+                *(f"model.pretrained.{m}={weights[m]}" for m in spec.conditions[condition].pretrained)]
+
+    def pretrain_overrides(self, values: dict[str, AxisValue], seed: int) -> list[str]:
+        extra = self.spec.pretrain.overrides if self.spec.pretrain is not None else []
+        return [*self.spec.shared_overrides, *extra, *self.axis_overrides(values, "pretrain"),
+                *self.study_overrides(seed)]
+
+    def fusion_config(self, condition: str, values: dict[str, AxisValue], seed: int,
+                      weights: dict[str, str] | None = None) -> RunConfig:
+        weights = weights or {m: placeholder_weights(m) for m in self.spec.conditions[condition].pretrained}
+        overrides = self.fusion_overrides(condition, values, seed, weights)
+        where = f"(condition `{condition}`{_axes_text(values)} of study `{self.source}`)"
+        return _resolve(self.base, overrides, where, prune_to=None)
+
+    def pretrain_config(self, modality: str, values: dict[str, AxisValue], seed: int) -> RunConfig:
+        where = f"(pre-training `{modality}`{_axes_text(values)} of study `{self.source}`)"
+        return _resolve(self.pretrain_configs[modality], self.pretrain_overrides(values, seed), where, modality)
+
+
+def _axes_text(values: dict[str, AxisValue]) -> str:
+    return "".join(f", {k}={format_value(v)}" for k, v in values.items())
+
+
+def _resolve(path: Path, overrides: Sequence[str], where: str, prune_to: str | None) -> RunConfig:
+    raw = apply_overrides(read_yaml(path), overrides)
+    if prune_to is not None:
+        # A pre-training run builds one encoder; shared overrides of the others' widths do not concern it.
+        encoders = raw.get("model", {}).get("encoders", {})
+        raw.setdefault("model", {})["encoders"] = {m: e for m, e in encoders.items() if m == prune_to}
+    return validate_config(raw, f"`{path}` with overrides {list(overrides)} {where}")
+
+
+def load_spec(path: str | Path) -> Study:
+    """Read, validate and resolve a study spec; every error names the file and the key.
+
+    Raises:
+        ConfigError: the spec, a config it names, or a run it implies is invalid.
+    """
+    source = Path(path)
+    raw = read_yaml(source)
+    try:
+        spec = StudyFile.model_validate(raw).study
+    except ValidationError as error:
+        raise _explain(error, source) from None
+    folder = source.resolve().parent
+    study = Study(spec, source, _config_path(folder, spec.base, source, "study.base"),
+                  {m: _config_path(folder, p, source, f"study.pretrain.configs.{m}")
+                   for m, p in (spec.pretrain.configs.items() if spec.pretrain else [])})
+    _check_runs(study)
+    return study
+
+
+def _config_path(folder: Path, relative: str, source: Path, key: str) -> Path:
+    file = (folder / relative).resolve()
+    if not file.is_file():
+        raise ConfigError(f"Study `{source}`: `{key}` is `{relative}`, but `{file}` does not exist; "
+                          "paths are relative to the spec file.")
+    return file
+
+
+def _check_runs(study: Study) -> None:
+    """Resolve every run the study implies (first seed), so mistakes surface before training."""
+    spec, seed = study.spec, study.spec.seeds[0]
+    for modality, file in study.pretrain_configs.items():
+        pretrain = study.pretrain_config(modality, {}, seed).pretrain
+        if pretrain is None or pretrain.modality != modality:
+            raise ConfigError(f"Study `{study.source}`: `study.pretrain.configs.{modality}` is `{file}`, which is "
+                              f"not a pre-training config for `{modality}` (expected `pretrain: {{modality: "
+                              f"{modality}}}`).")
+    for condition, values in itertools.product(spec.conditions, study.axis_combinations()):
+        fusion = study.fusion_config(condition, values, seed)
+        for modality in spec.conditions[condition].pretrained:
+            if modality not in fusion.model.encoders:
+                raise ConfigError(f"Study `{study.source}`: condition `{condition}` pre-trains `{modality}`, but "
+                                  f"the base config has encoders {sorted(fusion.model.encoders)}.")
+            encoder = study.pretrain_config(modality, values, seed).model.encoders[modality]
+            if encoder != fusion.model.encoders[modality]:
+                raise ConfigError(
+                    f"Study `{study.source}`: condition `{condition}`{_axes_text(values)} loads a pre-trained "
+                    f"`{modality}` encoder {encoder.model_dump()} into a fusion model whose `{modality}` encoder "
+                    f"is {fusion.model.encoders[modality].model_dump()}; make them equal (e.g. with "
+                    "`shared_overrides`).")
+    patterns = spec.analysis.patterns or []
+    for name in patterns:
+        try:
+            parse_pattern(name, study.modalities)
+        except ValueError as error:
+            raise ConfigError(f"Study `{study.source}`: `study.analysis.patterns`: {error}") from None
+
+
+def _explain(error: ValidationError, source: Path) -> ConfigError:
+    """Pydantic's report as one paragraph naming the spec file, each key and the fix."""
+    problems = []
+    for item in error.errors():
+        loc = [str(p) for p in item["loc"]]
+        dotted = ".".join(loc) or "(top level)"
+        if item["type"] == "extra_forbidden":
+            valid = _fields_at(loc[:-1])
+            close = difflib.get_close_matches(loc[-1], valid, n=1, cutoff=0.5)
+            hint = f"did you mean `{'.'.join([*loc[:-1], close[0]])}`?" if close else f"valid keys: {valid}"
+            problems.append(f"unknown key `{dotted}` ({hint})")
+        else:
+            problems.append(f"`{dotted}`: {item['msg']} (got {item.get('input')!r})")
+    return ConfigError(f"Invalid study spec `{source}`: " + "; ".join(problems) + ".")
+
+
+def _fields_at(location: Sequence[str]) -> list[str]:
+    """Valid keys of the spec section at ``location``; mapping levels (condition names) are skipped."""
+    node: Any = StudyFile
+    parts = list(location)
+    while parts:
+        part = parts.pop(0)
+        if not (isinstance(node, type) and issubclass(node, BaseModel)) or part not in node.model_fields:
+            return []
+        annotation = node.model_fields[part].annotation
+        candidates = (annotation, *getattr(annotation, "__args__", ()))
+        models = [c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)]
+        if models:
+            node = models[0]
+        elif getattr(annotation, "__origin__", None) is dict and parts:
+            parts.pop(0)  # a key the user chose, such as a condition name
+            node = annotation.__args__[1]
+        else:
+            return []
+    return list(node.model_fields) if isinstance(node, type) and issubclass(node, BaseModel) else []
+
+
+def dump_spec(study: Study) -> str:
+    """The spec as it ran, with config paths made absolute so the copy can be re-run from anywhere."""
+    spec = study.spec.model_dump(mode="json")
+    spec["base"] = str(study.base)
+    if spec.get("pretrain"):
+        spec["pretrain"]["configs"] = {m: str(p) for m, p in study.pretrain_configs.items()}
+    return yaml.safe_dump({"study": spec}, sort_keys=False)
