@@ -154,3 +154,42 @@ def print_pattern_table(results: dict[str, dict[str, dict[str, float]]], metric:
 
 def main() -> None:  # pragma: no cover - console entry point
     app()
+
+
+@app.command()
+@user_errors
+def probe(
+    run_dir: Path,
+    expert: Annotated[
+        list[str] | None,
+        typer.Option("--expert", help="MODALITY=RUN_DIR of a `fusebench pretrain` run to compare with (repeatable)"),
+    ] = None,
+    export_encoders: Annotated[
+        bool,
+        typer.Option("--export-encoders", help="also write encoders/<modality>.safetensors (contrastive pre-training)"),
+    ] = False,
+) -> None:
+    """Linear-probe a finished run's frozen encoder embeddings (MMPT protocol); writes probe_metrics.json."""
+    from fusebench.engine import probe as probing
+
+    experts = probing.parse_experts(expert or [])
+    loaded = probing.load_run(run_dir)
+    result = probing.probe_run(run_dir, experts, loaded=loaded)
+    metric = loaded.config.metrics.primary
+    table = Table(title=f"linear probes: test {metric} (L2 chosen on validation)")
+    for column in ("probe", "dim", "l2", f"test {metric}"):
+        table.add_column(column, justify="left" if column == "probe" else "right")
+    for name, entry in result["probes"].items():
+        table.add_row(name, str(entry["dim"]), f"{entry['l2']:g}", f"{entry['test'][metric]:.4f}")
+    console.print(table)
+    for modality, entry in result["experts"].items():
+        gap = entry.get("gap", {}).get(metric)
+        console.print(
+            f"expert {modality}: test {metric} {entry['test'][metric]:.4f}; multimodal `{modality}` pattern gap "
+            f"{'-' if gap is None else f'{gap:+.4f}'}; probe gap {entry['probe_gap'][metric]:+.4f}",
+            highlight=False,
+        )
+    if export_encoders:
+        for modality, path in probing.export_encoders(run_dir, loaded=loaded).items():
+            console.print(f"encoder {modality}: {path}", highlight=False)
+    console.print(f"results: {run_dir / probing.PROBE_FILE}", highlight=False)

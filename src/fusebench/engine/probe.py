@@ -1,0 +1,293 @@
+"""Linear probing of a finished run's frozen encoder embeddings, and encoder export.
+
+The linear-probe protocol (as in MMPT, and in self-supervised representation learning
+since Zhang et al., ECCV 2016): freeze the run's encoders, compute each split's
+embeddings once, and fit a linear classifier on each modality's embedding and on their
+concatenation. It measures what each encoder learned, independently of the fusion and
+head on top, so a multimodal model's audio branch can be compared with a unimodal expert
+(``fusebench pretrain``) trained on audio alone: a lower probe accuracy means a lazier
+branch. Everything is deterministic: zero-initialised weights and full-batch L-BFGS on
+standardised features (a convex problem), with the L2 strength chosen on validation.
+
+``export_encoders`` writes a finished run's encoders as ``encoders/<modality>.safetensors``,
+which is how a multimodal (e.g. contrastive) run becomes a pre-training run for others.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+from fusebench.config import RunConfig, load_config
+from fusebench.data.patterns import pattern_name
+from fusebench.engine.build import build_model
+from fusebench.engine.datasets import SPLITS, DataSplits, Split, load_splits
+from fusebench.engine.metrics import classification_metrics
+from fusebench.engine.run import run_modalities
+from fusebench.engine.strategies.base import ATTACHED_MODULES, unwrap
+from fusebench.io import atomic_write_json, read_json
+from fusebench.models.multimodal import model_encoders
+from fusebench.models.weights import save_encoder
+
+PROBE_FILE = "probe_metrics.json"
+DEFAULT_L2_GRID: tuple[float, ...] = (1e-1, 1e-2, 1e-3, 1e-4)  # strongest first: ties keep it
+MAX_ITER = 200
+
+
+@dataclass(frozen=True)
+class LoadedRun:
+    """A finished run's config, its best-checkpoint model (eval mode) and its data."""
+
+    run_dir: Path
+    config: RunConfig
+    model: nn.Module
+    data: DataSplits
+
+
+def load_run(run_dir: str | Path, data: DataSplits | None = None) -> LoadedRun:
+    """Rebuild the model of ``run_dir/config.yaml`` and load ``checkpoints/best.ckpt``.
+
+    The train split is the full configured one (``pretrain.data_fraction`` is not applied),
+    so the probes of every run on a dataset are fitted on the same samples.
+    """
+    run_dir = Path(run_dir)
+    checkpoint = run_dir / "checkpoints" / "best.ckpt"
+    if not checkpoint.is_file():
+        raise FileNotFoundError(f"No trained checkpoint at `{checkpoint}`; is `{run_dir}` a finished run?")
+    config = load_config(run_dir / "config.yaml")
+    if data is None:
+        data = load_splits(config.data, run_modalities(config), config.experiment.seed)
+    rebuilt = config.model_copy(deep=True)
+    rebuilt.model.pretrained = {}  # the checkpoint holds every weight; the files may be gone
+    model = build_model(rebuilt, data.input_shapes, data.num_classes)
+    load_checkpoint_weights(model, checkpoint)
+    model.eval()
+    return LoadedRun(run_dir, config, model, data)
+
+
+def load_checkpoint_weights(model: nn.Module, path: Path) -> None:
+    """Load a fusebench Lightning checkpoint into a freshly built model.
+
+    Drops the training-only modules strategies attach (unimodal heads, contrastive
+    projections) and unwraps the frozen-feature cache wrapper (``inner.``).
+    """
+    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    state: dict[str, Tensor] = {}
+    for key, value in checkpoint["state_dict"].items():
+        key = key.removeprefix("model.")
+        if not hasattr(model, "inner"):
+            key = key.removeprefix("inner.")
+        if key.split(".")[0] not in ATTACHED_MODULES:
+            state[key] = value
+    model.load_state_dict(state)
+
+
+@torch.no_grad()
+def split_embeddings(model: nn.Module, split: Split, batch_size: int) -> dict[str, Tensor]:
+    """modality -> ``[N, D_m]`` encoder embeddings of every sample, all modalities present."""
+    chunks: dict[str, list[Tensor]] = {}
+    for start in range(0, len(split), batch_size):
+        inputs = {m: x[start : start + batch_size] for m, x in split.inputs.items()}
+        mask = torch.ones(len(split.target[start : start + batch_size]), len(inputs), dtype=torch.bool)
+        for m, z in model(inputs, mask).embeddings.items():
+            chunks.setdefault(m, []).append(z.float())
+    return {m: torch.cat(parts) for m, parts in chunks.items()}
+
+
+def fit_linear_probe(features: Tensor, target: Tensor, num_classes: int, l2: float,
+                     max_iter: int = MAX_ITER) -> nn.Linear:
+    """Multinomial logistic regression by full-batch L-BFGS from zero weights.
+
+    Minimises ``CE(W x + b, y) + l2 * ||W||^2``; convex, so the result depends only on
+    the data, not on a seed.
+    """
+    linear = nn.Linear(features.shape[1], num_classes)
+    nn.init.zeros_(linear.weight)
+    nn.init.zeros_(linear.bias)
+    optimizer = torch.optim.LBFGS(linear.parameters(), max_iter=max_iter, line_search_fn="strong_wolfe")
+
+    def closure() -> Tensor:
+        optimizer.zero_grad()
+        loss = F.cross_entropy(linear(features), target) + l2 * linear.weight.pow(2).sum()
+        loss.backward()
+        return loss
+
+    with torch.enable_grad():
+        optimizer.step(closure)
+    return linear.requires_grad_(False)
+
+
+def probe_features(train: Tensor, validation: Tensor, test: Tensor, data: DataSplits, metric_names: Sequence[str],
+                   l2_grid: Sequence[float] = DEFAULT_L2_GRID) -> dict[str, Any]:
+    """Fit a probe per ``l2`` on standardised features, keep the best on validation accuracy."""
+    mean, std = train.mean(dim=0), train.std(dim=0).clamp(min=1e-6)  # train statistics only
+    train, validation, test = ((x - mean) / std for x in (train, validation, test))
+    best: dict[str, Any] | None = None
+    for l2 in l2_grid:
+        probe = fit_linear_probe(train, data.train.target, data.num_classes, l2)
+        scores = classification_metrics(probe(validation), data.validation.target, data.num_classes, metric_names)
+        if best is None or scores["accuracy"] > best["validation"]["accuracy"]:
+            best = {"l2": l2, "validation": scores, "probe": probe}
+    if best is None:
+        raise ValueError(f"Expected a non-empty `l2_grid`, got {list(l2_grid)}.")
+    test_scores = classification_metrics(best["probe"](test), data.test.target, data.num_classes, metric_names)
+    return {"dim": int(train.shape[1]), "l2": best["l2"], "validation": best["validation"], "test": test_scores}
+
+
+def probe_run(run_dir: str | Path, experts: Mapping[str, str | Path] | None = None, *, loaded: LoadedRun | None = None,
+              l2_grid: Sequence[float] = DEFAULT_L2_GRID) -> dict[str, Any]:
+    """Probe each modality's embedding and their concatenation; write ``probe_metrics.json``.
+
+    Args:
+        run_dir: a finished ``fusebench train`` or ``fusebench pretrain`` run.
+        experts: modality -> a ``fusebench pretrain`` run of that modality on the same data.
+        loaded: the already loaded run (saves loading it again).
+        l2_grid: L2 strengths tried, the best on validation accuracy is kept.
+
+    Returns:
+        ``{"protocol": ..., "probes": {name: {dim, l2, validation, test}}, "experts": ...}``
+        with probe names ``audio``, ``image`` and ``audio+image`` (the concatenation).
+    """
+    run = loaded if loaded is not None else load_run(run_dir)
+    checked = read_experts(run, experts or {})
+    with _threads(run.config.experiment.threads):
+        probes = _fit_probes(run, l2_grid)
+    result: dict[str, Any] = {
+        "protocol": {"classifier": "linear, full-batch L-BFGS on standardised frozen embeddings",
+                     "l2_grid": list(l2_grid), "selection": "validation accuracy", "max_iter": MAX_ITER,
+                     "checkpoint": "checkpoints/best.ckpt", "samples": {s: len(getattr(run.data, s)) for s in SPLITS}},
+        "probes": probes,
+        "experts": expert_gaps(run, probes, checked),
+    }
+    atomic_write_json(Path(run.run_dir) / PROBE_FILE, result)
+    return result
+
+
+@contextmanager
+def _threads(count: int | None) -> Iterator[None]:
+    """``experiment.threads`` while probing (small L-BFGS steps crawl on oversubscribed cores)."""
+    before = torch.get_num_threads()
+    if count:
+        torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _fit_probes(run: LoadedRun, l2_grid: Sequence[float]) -> dict[str, Any]:
+    names = list(run.config.metrics.names)
+    if "accuracy" not in names:
+        names = ["accuracy", *names]  # the selection criterion
+    batch = run.config.data.eval_batch_size
+    embedded = {split: split_embeddings(run.model, getattr(run.data, split), batch) for split in SPLITS}
+    modalities = sorted(embedded["train"])
+    groups = {m: [m] for m in modalities}
+    if len(modalities) > 1:
+        groups[pattern_name(modalities)] = modalities
+    probes: dict[str, Any] = {}
+    for name, members in groups.items():
+        features = [torch.cat([embedded[s][m] for m in members], dim=1) for s in SPLITS]
+        probes[name] = probe_features(*features, run.data, names, l2_grid)
+    return probes
+
+
+def read_experts(run: LoadedRun, experts: Mapping[str, str | Path]) -> dict[str, dict[str, Any]]:
+    """Check each expert run and read its test metrics (before any probe is fitted).
+
+    Raises:
+        ValueError: if an expert is not a pre-training run of its modality, or was tested
+            on other data than ``run``.
+    """
+    out: dict[str, dict[str, Any]] = {}
+    modalities = run_modalities(run.config)
+    for m, expert_dir in sorted(experts.items()):
+        if m not in modalities:
+            raise ValueError(f"`--expert {m}=...`: the run has no `{m}` encoder; it has {list(modalities)}.")
+        expert_dir = Path(expert_dir)
+        config = load_config(expert_dir / "config.yaml")
+        got = None if config.pretrain is None else config.pretrain.modality
+        if got != m:
+            raise ValueError(
+                f"`--expert {m}={expert_dir}` must be a `fusebench pretrain` run of `{m}`, got a run "
+                f"with pretrain modality {got!r}."
+            )
+        for key in ("dataset", "recipe", "limit", "root"):
+            theirs, ours = getattr(config.data, key), getattr(run.config.data, key)
+            if theirs != ours:
+                raise ValueError(
+                    f"`--expert {m}={expert_dir}` was tested on other data: `data.{key}` is {theirs!r} "
+                    f"there and {ours!r} in `{run.run_dir}`."
+                )
+        tests = expert_dir / "test_metrics.json"
+        if not tests.is_file():
+            raise FileNotFoundError(f"`--expert {m}`: no `{tests}`; was the expert run tested?")
+        out[m] = {"run": str(expert_dir), "test": read_json(tests)[m]}
+    return out
+
+
+def expert_gaps(run: LoadedRun, probes: Mapping[str, Any], experts: Mapping[str, dict[str, Any]]) -> dict[str, Any]:
+    """Each expert's test metrics next to the run's unimodal pattern and probe, with the gaps.
+
+    ``gap`` = the multimodal model's ``m``-only pattern minus the expert (negative: the
+    fused model is worse with ``m`` alone than a model trained on ``m`` alone, as in
+    ``fusebench.engine.mmpt.unimodal_gap``); ``probe_gap`` = the linear probe on the run's
+    ``m`` encoder minus the expert (negative: a weaker ``m`` representation).
+    """
+    run_tests = run.run_dir / "test_metrics.json"
+    pattern_metrics = read_json(run_tests) if run_tests.is_file() else {}
+    out: dict[str, Any] = {}
+    for m, entry in experts.items():
+        expert = entry["test"]
+        shared = [k for k in expert if k != "count" and k in probes[m]["test"]]
+        result = dict(entry)
+        if m in pattern_metrics:
+            result["multimodal_pattern"] = pattern_metrics[m]
+            result["gap"] = {k: pattern_metrics[m][k] - expert[k] for k in shared if k in pattern_metrics[m]}
+        result["probe_gap"] = {k: probes[m]["test"][k] - expert[k] for k in shared}
+        out[m] = result
+    return out
+
+
+def export_encoders(run_dir: str | Path, *, loaded: LoadedRun | None = None) -> dict[str, Path]:
+    """Write ``encoders/<modality>.safetensors`` for every encoder of a finished run.
+
+    The weights are the best checkpoint's; the header records the run and, as
+    ``pretraining_seconds``, its data plus fit time, so a study that loads these encoders
+    with ``model.pretrained`` accounts for what producing them cost.
+    """
+    run = loaded if loaded is not None else load_run(run_dir)
+    timing_file = run.run_dir / "timing.json"
+    timing = read_json(timing_file) if timing_file.is_file() else {}
+    seconds = float(timing.get("fit", float("nan"))) + float(timing.get("data", 0.0))
+    encoders = model_encoders(unwrap(run.model))
+    if encoders is None:
+        raise ValueError(
+            f"`{run.run_dir}` has no per-modality encoders to export (its model is "
+            f"`{type(run.model).__name__}`, which tokenises inputs inside the fusion)."
+        )
+    paths: dict[str, Path] = {}
+    for m, encoder in sorted(encoders.items()):
+        path = run.run_dir / "encoders" / f"{m}.safetensors"
+        metadata = {"modality": m, "kind": run.config.model.encoders[m].kind, "source_run": str(run.run_dir),
+                    "pretraining_seconds": f"{seconds:.3f}", "exported_from": "fusebench probe --export-encoders"}
+        paths[m] = save_encoder(encoder, path, metadata)
+    return paths
+
+
+def parse_experts(items: Sequence[str]) -> dict[str, Path]:
+    """``["audio=runs/pre/1"]`` -> ``{"audio": Path("runs/pre/1")}``."""
+    experts: dict[str, Path] = {}
+    for item in items:
+        modality, sep, path = item.partition("=")
+        if not sep or not modality.strip() or not path.strip():
+            raise ValueError(f"`--expert` takes MODALITY=RUN_DIR (e.g. `audio=runs/pre/1`), got `{item}`.")
+        experts[modality.strip()] = Path(path.strip())
+    return experts
