@@ -1,0 +1,343 @@
+"""Training strategies on real AV-digits batches, each loss checked against a hand computation."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from fusebench.config import RunConfig, apply_overrides, validate_config
+from fusebench.data.batch import Batch
+from fusebench.data.patterns import pattern_mask
+from fusebench.engine.build import build_model
+from fusebench.engine.datasets import DataSplits, load_splits
+from fusebench.engine.module import FusionModule
+from fusebench.engine.run import execute_run, load_lightning_weights
+from fusebench.engine.strategies import (
+    OGMGE,
+    ContrastiveAlignment,
+    ModalityDropout,
+    blending_weights_from_runs,
+    build_strategies,
+    drop_one_modality,
+    estimate_blending_weights,
+    ogm_coefficients,
+)
+from fusebench.models.losses import hard_negative_contrastive_loss, info_nce_loss
+from fusebench.models.weights import save_encoder
+
+MODALITIES = ("audio", "image")
+LIMITS = {"train": 300, "validation": 100, "test": 100}
+
+
+def raw_config(runs_dir: Path, **strategy: Any) -> dict[str, Any]:
+    """Small CNNs of different widths (audio 32, image 24), 1 epoch on 300 training pairs."""
+    return {
+        "experiment": {"name": "strategies", "seed": 0, "runs_dir": str(runs_dir), "threads": 1},
+        "data": {"limit": dict(LIMITS), "batch_size": 64},
+        "model": {
+            "encoders": {"audio": {"kind": "cnn", "out_dim": 32, "widths": [8, 16]},
+                         "image": {"kind": "cnn", "out_dim": 24, "widths": [8, 16]}},
+            "fusion": {"type": "late", "method": "concat", "hidden_dim": 64, "dropout": 0.1},
+        },
+        "training": {"epochs": 1, "optimizer": {"lr": 0.003}, "strategy": strategy},
+        "logging": {"progress_bar": False},
+    }
+
+
+def make_config(tmp_path: Path, overrides: list[str] | None = None, **strategy: Any) -> RunConfig:
+    return validate_config(apply_overrides(raw_config(tmp_path, **strategy), overrides or []))
+
+
+@pytest.fixture(scope="module")
+def data() -> DataSplits:
+    config = make_config(Path("unused"))
+    return load_splits(config.data, MODALITIES, seed=0)
+
+
+@pytest.fixture(autouse=True)
+def _seed() -> None:
+    torch.manual_seed(0)
+
+
+def real_batch(data: DataSplits, size: int = 48, mixed: bool = True) -> Batch:
+    """The first ``size`` training pairs; with ``mixed``, every third sample lacks audio, every fifth image."""
+    mask = torch.ones(size, 2, dtype=torch.bool)
+    if mixed:
+        mask[::3, 0] = False
+        mask[1::5, 1] = False
+    return Batch({m: x[:size] for m, x in data.train.inputs.items()}, mask, data.train.target[:size], MODALITIES)
+
+
+def model_and_strategies(config: RunConfig, data: DataSplits) -> tuple[nn.Module, list]:
+    model = build_model(config, data.input_shapes, data.num_classes)
+    return model, build_strategies(config, model, data.modalities)
+
+
+# ------------------------------------------------------------------ modality dropout
+@pytest.mark.parametrize("p", [0.1, 0.5], ids=["p=0.1", "p=0.5"])
+def test_modality_dropout_rate_uniform_choice_and_never_all_missing(p: float) -> None:
+    mask = torch.ones(20_000, 2, dtype=torch.bool)
+    dropped = drop_one_modality(mask, p, torch.Generator().manual_seed(3))
+    assert bool(dropped.any(dim=1).all())  # never an empty pattern
+    assert abs(float((~dropped).any(dim=1).float().mean()) - p) < 0.015
+    per_modality = (~dropped).float().mean(dim=0)  # uniform choice: p / 2 each
+    assert torch.allclose(per_modality, torch.full((2,), p / 2), atol=0.012)
+    single = torch.tensor([[True, False], [False, True]]).repeat(500, 1)
+    assert torch.equal(drop_one_modality(single, p, torch.Generator().manual_seed(3)), single)
+
+
+def test_modality_dropout_changes_only_the_mask_deterministically_per_seed_and_step(data: DataSplits) -> None:
+    batch = real_batch(data, mixed=False)
+    strategy = ModalityDropout(0.5, MODALITIES, seed=7)
+    first, again = strategy.transform_batch(batch, 11), strategy.transform_batch(batch, 11)
+    assert torch.equal(first.mask, again.mask) and not bool(first.mask.all())
+    assert not torch.equal(first.mask, strategy.transform_batch(batch, 12).mask)
+    assert not torch.equal(first.mask, ModalityDropout(0.5, MODALITIES, seed=8).transform_batch(batch, 11).mask)
+    assert first.inputs is batch.inputs and torch.equal(first.target, batch.target)
+
+
+# ----------------------------------------------------------- auxiliary unimodal heads
+def test_aux_head_losses_equal_alpha_times_cross_entropy_on_present_samples(tmp_path: Path, data: DataSplits) -> None:
+    alpha = {"audio": 0.7, "image": 0.3}
+    config = make_config(tmp_path, aux_heads=alpha)
+    model, strategies = model_and_strategies(config, data)
+    batch = real_batch(data)
+    output = model(batch.inputs, batch.mask)
+    extras = strategies[0].extra_losses(model, output, batch)
+    assert set(extras) == {"aux_audio", "aux_image"}
+    for j, m in enumerate(MODALITIES):
+        rows = batch.mask[:, j]
+        expected = alpha[m] * F.cross_entropy(model.aux_heads[m](output.embeddings[m][rows]), batch.target[rows])
+        torch.testing.assert_close(extras[f"aux_{m}"], expected)
+    module = FusionModule(model, MODALITIES, 10, config.training.optimizer, config.training.scheduler, ["accuracy"])
+    optimised = {id(p) for group in module.configure_optimizers().param_groups for p in group["params"]}
+    assert {id(p) for p in model.aux_heads.parameters()} <= optimised
+
+
+# ------------------------------------------------------------------ gradient blending
+def test_gradient_blending_loss_is_the_weighted_sum_of_heads(tmp_path: Path, data: DataSplits) -> None:
+    config = make_config(tmp_path, gradient_blending={"audio+image": 0.5, "audio": 0.3, "image": 0.2})
+    model, (strategy,) = model_and_strategies(config, data)
+    batch = real_batch(data)
+    output = model(batch.inputs, batch.mask)
+    fused = F.cross_entropy(output.logits, batch.target)  # what the engine adds once
+    total = fused + sum(strategy.extra_losses(model, output, batch).values())
+    expected = 0.5 * fused
+    for j, (m, w) in enumerate([("audio", 0.3), ("image", 0.2)]):
+        rows = batch.mask[:, j]
+        expected = expected + w * F.cross_entropy(model.aux_heads[m](output.embeddings[m][rows]), batch.target[rows])
+    torch.testing.assert_close(total, expected)
+
+
+@pytest.mark.parametrize(
+    ("overfitting", "expected_raw"),
+    [
+        # audio: dG = 2.1 - 1.5 = 0.6; O: 0.1 -> 0.5, dO = 0.4; image: dG = 0.45, O: 0.05 -> 0.10, dO = 0.05;
+        # fused: dG = 0.8, O: 0.0 -> 0.4, dO = 0.4
+        pytest.param("delta", {"audio": 0.6 / 0.16, "image": 0.45 / 0.0025, "audio+image": 0.8 / 0.16}, id="delta"),
+        pytest.param("final", {"audio": 0.6 / 0.25, "image": 0.45 / 0.01, "audio+image": 0.8 / 0.16}, id="final"),
+    ],
+)
+def test_blending_weights_follow_generalisation_over_squared_overfitting(
+    tmp_path: Path, overfitting: str, expected_raw: dict[str, float]
+) -> None:
+    train = {"audio": [2.0, 1.6, 1.0], "image": [2.0, 1.7, 1.5], "audio+image": [2.0, 1.4, 0.8]}
+    val = {"audio": [2.1, 1.8, 1.5], "image": [2.05, 1.8, 1.6], "audio+image": [2.0, 1.5, 1.2]}
+    total = sum(expected_raw.values())
+    expected = {k: v / total for k, v in expected_raw.items()}
+    weights = estimate_blending_weights(train, val, overfitting=overfitting)  # type: ignore[arg-type]
+    assert weights == pytest.approx(expected, rel=1e-9)
+    for head in train:  # the same numbers read from run directories
+        epochs = [{"epoch": i + 1, "train": {"loss": t}, "validation": {"loss": v}}
+                  for i, (t, v) in enumerate(zip(train[head], val[head], strict=True))]
+        (tmp_path / head).mkdir()
+        (tmp_path / head / "epoch_metrics.json").write_text(json.dumps(epochs))
+    from_runs = blending_weights_from_runs({h: tmp_path / h for h in train}, overfitting=overfitting)  # type: ignore[arg-type]
+    assert from_runs == pytest.approx(expected, rel=1e-9)
+    with pytest.raises(ValueError, match="No head's validation loss fell"):
+        estimate_blending_weights({"audio": [1.0, 1.0]}, {"audio": [1.0, 1.2]})
+
+
+# ---------------------------------------------------------------------- distillation
+def test_distillation_is_zero_for_the_teacher_itself_and_the_mean_squared_l2_otherwise(
+    tmp_path: Path, data: DataSplits
+) -> None:
+    config = make_config(tmp_path)
+    teacher_file = save_encoder(build_model(config, data.input_shapes, 10).encoders["audio"], tmp_path / "audio.st")
+    # the teacher defaults to `model.pretrained`, so the student starts equal to it
+    config = make_config(tmp_path, [f"model.pretrained.audio={teacher_file}"], distill={"audio": 2.0})
+    model, (strategy,) = model_and_strategies(config, data)
+    batch = real_batch(data)
+    model.eval()  # train-mode BatchNorm would use batch statistics, the frozen teacher never does
+    with torch.no_grad():
+        zero = strategy.extra_losses(model, model(batch.inputs, batch.mask), batch)["distill_audio"]
+        assert float(zero) == pytest.approx(0.0, abs=1e-10)
+        teacher = [p.clone() for p in model.encoders["audio"].parameters()]
+        for parameter in model.encoders["audio"].parameters():
+            parameter.add_(0.05 * torch.randn_like(parameter))
+        output = model(batch.inputs, batch.mask)
+        loss = strategy.extra_losses(model, output, batch)["distill_audio"]
+        rows = batch.mask[:, 0]
+        for parameter, original in zip(model.encoders["audio"].parameters(), teacher, strict=True):
+            parameter.copy_(original)
+        reference = model.encoders["audio"](batch.inputs["audio"][rows])
+    expected = 2.0 * ((output.embeddings["audio"][rows] - reference) ** 2).sum(dim=1).mean()
+    assert float(loss) > 0
+    torch.testing.assert_close(loss, expected)
+
+
+# ---------------------------------------------------------------------------- OGM-GE
+def test_ogm_coefficients_hand_values() -> None:
+    two = ogm_coefficients({"audio": 30.0, "image": 10.0}, alpha=0.5)  # rho_audio = 3
+    assert two == pytest.approx({"audio": 1 - math.tanh(1.0), "image": 1.0})
+    three = ogm_coefficients({"audio": 3.0, "image": 1.0, "text": 1.0}, alpha=0.5)  # vs the others' mean
+    assert three == pytest.approx({"audio": 1 - math.tanh(1.0), "image": 1.0, "text": 1.0})
+    assert ogm_coefficients({"audio": 5.0, "image": 5.0}, alpha=2.0) == {"audio": 1.0, "image": 1.0}
+
+
+def test_ogm_scores_by_hand_and_gradients_scaled_by_k(tmp_path: Path, data: DataSplits) -> None:
+    config = make_config(tmp_path, ogm_ge=True, ogm_alpha=3.0, ogm_noise=False)
+    model, (strategy,) = model_and_strategies(config, data)
+    assert isinstance(strategy, OGMGE)
+    batch = real_batch(data)
+    strategy.transform_batch(batch, 5)
+    model.encoders["image"].eval()  # a frozen encoder's eval mode must survive the scoring
+    output = model(batch.inputs, batch.mask)
+    assert strategy.extra_losses(model, output, batch) == {}
+    assert model.training and not model.encoders["image"].training
+    full = batch.mask.all(dim=1)
+    model.eval()
+    with torch.no_grad():
+        scores = {m: float(model.fuse({k: z[full] for k, z in output.embeddings.items()},
+                                      pattern_mask((m,), MODALITIES, int(full.sum())))
+                           .softmax(dim=1)[torch.arange(int(full.sum())), batch.target[full]].sum())
+                  for m in MODALITIES}
+    model.train()
+    assert strategy.coefficients == pytest.approx(ogm_coefficients(scores, 3.0))
+    F.cross_entropy(output.logits, batch.target).backward()
+    before = {m: [p.grad.clone() for p in model.encoders[m].parameters()] for m in MODALITIES}
+    strategy.coefficients = {"audio": 0.25, "image": 1.0}  # audio dominant
+    strategy.after_backward(model)
+    for m, k in (("audio", 0.25), ("image", 1.0)):
+        for parameter, grad in zip(model.encoders[m].parameters(), before[m], strict=True):
+            torch.testing.assert_close(parameter.grad, k * grad)
+    assert set(strategy.log_values()) == {"ogm_k_audio", "ogm_k_image"}
+
+
+def test_ogm_ge_noise_has_the_gradient_std_and_is_seeded(tmp_path: Path, data: DataSplits) -> None:
+    config = make_config(tmp_path, ogm_ge=True)
+    model, (strategy,) = model_and_strategies(config, data)
+    weights = {m: model.encoders[m].project.weight for m in MODALITIES}  # [32 | 24, 256]
+    grads = {m: torch.randn_like(w) for m, w in weights.items()}
+    results = []
+    for _ in range(2):
+        for parameter in model.parameters():
+            parameter.grad = None
+        for m, w in weights.items():
+            w.grad = grads[m].clone()
+        strategy.step, strategy.coefficients = 3, {"audio": 0.5, "image": 1.0}
+        strategy.after_backward(model)
+        results.append({m: w.grad.clone() for m, w in weights.items()})
+    for m, k in (("audio", 0.5), ("image", 1.0)):  # noise on every encoder, as in the authors' code
+        torch.testing.assert_close(results[0][m], results[1][m])
+        noise = results[0][m] - k * grads[m]
+        assert float(noise.std() / grads[m].std()) == pytest.approx(1.0, abs=0.05)
+
+
+# ----------------------------------------------------------------------- contrastive
+@pytest.mark.parametrize("kind", ["hard_negative", "infonce"])
+def test_contrastive_loss_uses_only_present_pairs_through_projections(
+    tmp_path: Path, data: DataSplits, kind: str
+) -> None:
+    config = make_config(tmp_path, contrastive={"anchor": "image", "other": "audio", "kind": kind,
+                                                "weight": 0.5, "temperature": 0.2})
+    model, (strategy,) = model_and_strategies(config, data)
+    assert isinstance(strategy, ContrastiveAlignment)
+    projections = model.contrastive_projections  # audio 32 and image 24 -> 24
+    assert projections["audio"].out_features == projections["image"].out_features == 24
+    batch = real_batch(data)
+    output = model(batch.inputs, batch.mask)
+    loss = strategy.extra_losses(model, output, batch)["contrastive"]
+    rows = batch.mask.all(dim=1)
+    a = projections["image"](output.embeddings["image"][rows])
+    o = projections["audio"](output.embeddings["audio"][rows])
+    reference = hard_negative_contrastive_loss(a, o, 0.2, k=5) if kind == "hard_negative" else info_nce_loss(a, o, 0.2)
+    torch.testing.assert_close(loss, 0.5 * reference)
+    absent = {m: z.clone() for m, z in output.embeddings.items()}
+    absent["audio"][~rows] = 1e3 * torch.randn_like(absent["audio"][~rows])  # absent rows never count
+    torch.testing.assert_close(strategy.extra_losses(model, output._replace(embeddings=absent), batch)["contrastive"],
+                               loss)
+    one_pair = batch.with_mask(torch.tensor([[True, True]] + [[True, False]] * (batch.size - 1)))
+    assert float(strategy.extra_losses(model, output, one_pair)["contrastive"]) == 0.0
+
+
+# ------------------------------------------------------------- end to end + checkpoints
+def test_all_strategies_train_on_real_data_and_survive_checkpoints(tmp_path: Path, data: DataSplits) -> None:
+    teacher = save_encoder(build_model(make_config(tmp_path), data.input_shapes, 10).encoders["image"],
+                           tmp_path / "image.safetensors")
+    strategy = {"modality_dropout": 0.3, "aux_heads": {"audio": 0.5, "image": 0.5}, "distill": {"image": 0.1},
+                "distill_teachers": {"image": str(teacher)}, "ogm_ge": True,
+                "contrastive": {"anchor": "image", "other": "audio", "weight": 0.1}}
+    config = make_config(tmp_path, **strategy)
+    result = execute_run(config, tmp_path / "all", data=data)
+    assert result.status == "completed" and math.isfinite(result.epoch_metrics[0]["train"]["loss"])
+    assert result.test_metrics["audio+image"]["count"] == LIMITS["test"]
+    checkpoint = torch.load(tmp_path / "all" / "checkpoints" / "best.ckpt", weights_only=True)["state_dict"]
+    prefixes = {".".join(k.split(".")[:2]) for k in checkpoint}
+    assert {"model.aux_heads", "model.contrastive_projections"} <= prefixes
+    model, strategies = model_and_strategies(config, data)
+    module = FusionModule(model, MODALITIES, 10, config.training.optimizer, config.training.scheduler, ["accuracy"],
+                          strategies=strategies)
+    load_lightning_weights(module, tmp_path / "all" / "checkpoints" / "best.ckpt")
+    for key, value in model.state_dict().items():
+        torch.testing.assert_close(value, checkpoint[f"model.{key}"])
+    again = execute_run(config, tmp_path / "all", skip_train=True, data=data)  # `fusebench evaluate`
+    assert again.test_metrics == result.test_metrics
+    blend = make_config(tmp_path, gradient_blending={"audio+image": 1.0, "audio": 0.5, "image": 0.5})
+    assert execute_run(blend, tmp_path / "blend", data=data).status == "completed"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "match"),
+    [
+        pytest.param(["training.strategy.aux_heads.text=1.0"], r"aux_heads.*\['text'\].*\['audio', 'image'\]",
+                     id="aux"),
+        pytest.param(["training.strategy.gradient_blending.audio=1.0"], "must weigh the fused head `audio\\+image`",
+                     id="blend-no-fused"),
+        pytest.param(["training.strategy.gradient_blending={audio+image: 1, audio+text: 1}"], "keys must be in",
+                     id="blend-pattern"),
+        pytest.param(["training.strategy.gradient_blending={audio+image: 1}", "training.strategy.aux_heads.audio=1"],
+                     "either `training.strategy.aux_heads` or", id="aux-and-blend"),
+        pytest.param(["training.strategy.distill.audio=1.0"], "distill.audio` needs a teacher", id="teacher"),
+        pytest.param(["training.strategy.distill_teachers.audio=x.safetensors"], "no weight in", id="teacher-weight"),
+        pytest.param(["training.strategy.contrastive={anchor: text, other: audio}"],
+                     "contrastive.anchor` must be one of", id="contrastive-modality"),
+        pytest.param(["training.strategy.contrastive={anchor: image, other: audio, kind: triplet}"],
+                     r"kind` must be one of \['hard_negative', 'infonce'\], got 'triplet'", id="contrastive-kind"),
+        pytest.param(["training.strategy.contrastive={anchor: image, other: audio, kind: infonce, k: 3}"],
+                     r"unknown \['k'\]", id="contrastive-key"),
+        pytest.param(["training.strategy.modality_dropout=1.5"], "modality_dropout", id="dropout"),
+        pytest.param(["training.strategy.ogm_ge=true", "model.freeze.audio=true", "model.freeze.image=true"], "frozen",
+                     id="ogm-frozen"),
+    ],
+)
+def test_invalid_strategy_settings_name_the_key(tmp_path: Path, data: DataSplits, overrides: list[str],
+                                               match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        model_and_strategies(make_config(tmp_path, overrides), data)
+
+
+def test_two_modality_strategies_reject_a_pretraining_run(tmp_path: Path, data: DataSplits) -> None:
+    raw = raw_config(tmp_path, ogm_ge=True)
+    raw["model"]["encoders"].pop("image")
+    raw["pretrain"] = {"modality": "audio"}
+    config = validate_config(raw)
+    with pytest.raises(ValueError, match="ogm_ge` needs at least two modalities"):
+        build_strategies(config, build_model(config, data.input_shapes, 10), ("audio",))
