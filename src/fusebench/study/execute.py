@@ -193,8 +193,18 @@ def run_pool(graph: StudyGraph, todo: Sequence[str], done: dict[str, str], on_do
                                                     "node ran; rerun with `--resume`."))
                 pool.shutdown(wait=False, cancel_futures=True)
                 pool = _pool(workers)
+    except BaseException:  # Ctrl-C: stop the runs in flight now; they stay unfinished and rerun on --resume
+        _kill_workers(pool)
+        raise
     finally:
         pool.shutdown(wait=not running, cancel_futures=True)
+
+
+def _kill_workers(pool: ProcessPoolExecutor) -> None:
+    """SIGKILL the pool's processes: Lightning turns SIGTERM and SIGINT into a graceful stop, which would
+    finish the epoch (minutes) after the user asked to stop."""
+    for process in list(getattr(pool, "_processes", {}).values()):  # no public API before Python 3.14
+        process.kill()
 
 
 def _pool(workers: int) -> ProcessPoolExecutor:

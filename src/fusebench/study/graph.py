@@ -10,13 +10,12 @@ would run now — anything else is run again on ``--resume``.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from fusebench.config import RunConfig, apply_overrides, dump_config, validate_config
+from fusebench.config import RunConfig, dump_config
 from fusebench.io import atomic_write_json, read_json
 from fusebench.study.spec import AxisValue, Study, format_value
 
@@ -100,8 +99,8 @@ def run_state(run_dir: Path, digest: str) -> str:
 
 def _locate(config: RunConfig, study_dir: Path) -> RunConfig:
     """Name the study as the experiment, so a run's config.yaml says where it belongs."""
-    location = [f"experiment.name={study_dir.name}", f"experiment.runs_dir={json.dumps(str(study_dir.parent))}"]
-    return validate_config(apply_overrides(config.model_dump(mode="json"), location), f"study `{study_dir}`")
+    experiment = config.experiment.model_copy(update={"name": study_dir.name, "runs_dir": str(study_dir.parent)})
+    return config.model_copy(update={"experiment": experiment})
 
 
 def _fusion_id(condition: str, values: Mapping[str, AxisValue], seed: int) -> str:

@@ -168,3 +168,18 @@ def write_results(study_dir: str | Path) -> dict[str, Any]:
     atomic_write_json(study_dir / RESULTS_FILE, results)
     atomic_write_text(study_dir / CSV_FILE, results_csv(results))
     return results
+
+
+def test_summary(results: dict[str, Any], metric: str | None = None) -> dict[str, dict[str, tuple[float, float, int]]]:
+    """``{group: {pattern: (mean, sample std, n)}}`` of a test metric over the completed fusion runs' seeds."""
+    import statistics
+
+    metric = metric or results["analysis"]["primary_metric"]
+    values: dict[str, dict[str, list[float]]] = {}
+    for run in results["runs"]:
+        if run["kind"] == "fusion" and run["status"] == "completed":
+            for pattern in results["patterns"]:
+                if metric in run["test"].get(pattern, {}):
+                    values.setdefault(run["group"], {}).setdefault(pattern, []).append(run["test"][pattern][metric])
+    return {group: {p: (statistics.fmean(v), statistics.stdev(v) if len(v) > 1 else 0.0, len(v))
+                    for p, v in by_pattern.items()} for group, by_pattern in values.items()}

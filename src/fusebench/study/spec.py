@@ -15,6 +15,7 @@ import json
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from functools import cache, cached_property
 from pathlib import Path
 from typing import Any, Literal
 
@@ -113,11 +114,6 @@ def format_value(value: AxisValue) -> str:
     return str(value).lower() if isinstance(value, bool) else str(value)
 
 
-def placeholder_weights(modality: str) -> str:
-    """A stand-in path for validation before the pre-training node that writes it exists."""
-    return f"<pretrain-{modality}>/encoders/{modality}.safetensors"
-
-
 @dataclass(frozen=True)
 class Study:
     """A validated study spec with its config files resolved against the spec's folder.
@@ -134,7 +130,7 @@ class Study:
     base: Path
     pretrain_configs: dict[str, Path]
 
-    @property
+    @cached_property
     def modalities(self) -> list[str]:
         return sorted(self.fusion_config(next(iter(self.spec.conditions)), {}, self.spec.seeds[0]).model.encoders)
 
@@ -163,7 +159,7 @@ class Study:
         spec = self.spec
         return [*spec.shared_overrides, *spec.overrides, *spec.conditions[condition].overrides,
                 *self.axis_overrides(values, "fusion"), *self.study_overrides(seed),
-                *(f"model.pretrained.{m}={weights[m]}" for m in spec.conditions[condition].pretrained)]
+                *(f"model.pretrained.{m}={json.dumps(weights[m])}" for m in spec.conditions[condition].pretrained)]
 
     def pretrain_overrides(self, values: dict[str, AxisValue], seed: int) -> list[str]:
         extra = self.spec.pretrain.overrides if self.spec.pretrain is not None else []
@@ -172,7 +168,8 @@ class Study:
 
     def fusion_config(self, condition: str, values: dict[str, AxisValue], seed: int,
                       weights: dict[str, str] | None = None) -> RunConfig:
-        weights = weights or {m: placeholder_weights(m) for m in self.spec.conditions[condition].pretrained}
+        # before the pre-training nodes exist (validation), a stand-in path: configs do not check files
+        weights = weights or {m: f"pretrain-{m}.safetensors" for m in self.spec.conditions[condition].pretrained}
         overrides = self.fusion_overrides(condition, values, seed, weights)
         where = f"(condition `{condition}`{_axes_text(values)} of study `{self.source}`)"
         return _resolve(self.base, overrides, where, prune_to=None)
@@ -186,8 +183,13 @@ def _axes_text(values: dict[str, AxisValue]) -> str:
     return "".join(f", {k}={format_value(v)}" for k, v in values.items())
 
 
+@cache
+def _read(path: Path, mtime_ns: int) -> dict[str, Any]:
+    return read_yaml(path)  # apply_overrides copies it, so sharing the cached dict is safe
+
+
 def _resolve(path: Path, overrides: Sequence[str], where: str, prune_to: str | None) -> RunConfig:
-    raw = apply_overrides(read_yaml(path), overrides)
+    raw = apply_overrides(_read(path, path.stat().st_mtime_ns), overrides)
     if prune_to is not None:
         # A pre-training run builds one encoder; shared overrides of the others' widths do not concern it.
         encoders = raw.get("model", {}).get("encoders", {})
@@ -227,17 +229,14 @@ def _check_runs(study: Study) -> None:
     """Resolve every run the study implies (first seed), so mistakes surface before training."""
     spec, seed = study.spec, study.spec.seeds[0]
     for modality, file in study.pretrain_configs.items():
-        pretrain = study.pretrain_config(modality, {}, seed).pretrain
-        if pretrain is None or pretrain.modality != modality:
+        section = read_yaml(file).get("pretrain")
+        if not isinstance(section, dict) or section.get("modality") != modality:
             raise ConfigError(f"Study `{study.source}`: `study.pretrain.configs.{modality}` is `{file}`, which is "
                               f"not a pre-training config for `{modality}` (expected `pretrain: {{modality: "
                               f"{modality}}}`).")
     for condition, values in itertools.product(spec.conditions, study.axis_combinations()):
         fusion = study.fusion_config(condition, values, seed)
         for modality in spec.conditions[condition].pretrained:
-            if modality not in fusion.model.encoders:
-                raise ConfigError(f"Study `{study.source}`: condition `{condition}` pre-trains `{modality}`, but "
-                                  f"the base config has encoders {sorted(fusion.model.encoders)}.")
             encoder = study.pretrain_config(modality, values, seed).model.encoders[modality]
             if encoder != fusion.model.encoders[modality]:
                 raise ConfigError(
@@ -245,8 +244,7 @@ def _check_runs(study: Study) -> None:
                     f"`{modality}` encoder {encoder.model_dump()} into a fusion model whose `{modality}` encoder "
                     f"is {fusion.model.encoders[modality].model_dump()}; make them equal (e.g. with "
                     "`shared_overrides`).")
-    patterns = spec.analysis.patterns or []
-    for name in patterns:
+    for name in spec.analysis.patterns or []:
         try:
             parse_pattern(name, study.modalities)
         except ValueError as error:
@@ -278,15 +276,14 @@ def _fields_at(location: Sequence[str]) -> list[str]:
         if not (isinstance(node, type) and issubclass(node, BaseModel)) or part not in node.model_fields:
             return []
         annotation = node.model_fields[part].annotation
+        if getattr(annotation, "__origin__", None) is dict:
+            if not parts:
+                return []
+            parts.pop(0)  # a key the user chose, such as a condition name
+            annotation = annotation.__args__[1]
         candidates = (annotation, *getattr(annotation, "__args__", ()))
         models = [c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)]
-        if models:
-            node = models[0]
-        elif getattr(annotation, "__origin__", None) is dict and parts:
-            parts.pop(0)  # a key the user chose, such as a condition name
-            node = annotation.__args__[1]
-        else:
-            return []
+        node = models[0] if models else None
     return list(node.model_fields) if isinstance(node, type) and issubclass(node, BaseModel) else []
 
 
