@@ -156,6 +156,78 @@ def main() -> None:  # pragma: no cover - console entry point
     app()
 
 
+Workers = Annotated[int, typer.Option("--workers", min=1, help="runs in parallel (local processes or Ray CPUs)")]
+Resume = Annotated[bool, typer.Option("--resume", help="continue the study folder; completed runs are kept")]
+BackendOption = Annotated[str, typer.Option("--backend", help="local (process pool) or ray")]
+Address = Annotated[str | None, typer.Option("--address", help="Ray cluster: auto, host:port; default local")]
+Root = Annotated[Path, typer.Option("--root", help="studies are written to ROOT/<study name>")]
+DEMO_SPEC = Path(__file__).resolve().parents[2] / "configs" / "studies" / "pretrain_vs_scratch.yaml"
+
+
+@app.command()
+@user_errors
+def study(spec: Path, workers: Workers = 1, resume: Resume = False, backend: BackendOption = "local",
+          address: Address = None, root: Root = Path("studies")) -> None:
+    """Run a study: pre-training nodes, then every condition x seed (x axis value); results after each run."""
+    _study(spec, workers, resume, backend, address, root)
+
+
+@app.command()
+@user_errors
+def demo(workers: Workers = 2, root: Root = Path("studies")) -> None:
+    """Pre-trained vs scratch encoders on AV-digits, 5 seeds (configs/studies/pretrain_vs_scratch.yaml)."""
+    if not DEMO_SPEC.is_file():
+        raise FileNotFoundError(f"The demo runs `{DEMO_SPEC}`, which is only in a source checkout of fusebench; "
+                                "clone the repository and run `make demo` there.")
+    _study(DEMO_SPEC, workers, True, "local", None, root)
+
+
+def _study(spec: Path, workers: int, resume: bool, backend: str, address: str | None, root: Path) -> None:
+    from fusebench.study.execute import run_study
+
+    started = time.perf_counter()
+    try:
+        study_dir = run_study(spec, workers=workers, resume=resume, backend=backend,  # type: ignore[arg-type]
+                              address=address, study_root=root, console=console)
+    except ModuleNotFoundError as error:  # the optional `ray` extra
+        raise ConfigError(str(error)) from None
+    except KeyboardInterrupt:
+        console.print(f"[bold yellow]interrupted:[/] finished runs are kept; continue with "
+                      f"`fusebench study {spec} --resume`.", highlight=False, soft_wrap=True)
+        raise typer.Exit(code=130) from None
+    console.print(f"study finished in {time.perf_counter() - started:.0f} s: {study_dir}", highlight=False)
+    _study_summary(study_dir)
+
+
+def _study_summary(study_dir: Path) -> None:
+    """The report and its headline table when the report module is installed; else a table from results.json."""
+    from fusebench.io import read_json
+    from fusebench.study.results import test_summary
+
+    try:
+        from fusebench.study.report import headline_table, render_report
+    except ImportError:
+        results = read_json(study_dir / "results.json")
+        metric = results["analysis"]["primary_metric"]
+        summary = test_summary(results, metric)
+        table = Table(title=f"test {metric} per modality pattern, mean ± std over seeds (n)")
+        table.add_column("pattern")
+        for group, by_pattern in summary.items():
+            table.add_column(f"{group} ({max(c[2] for c in by_pattern.values())})", justify="right")
+        for pattern in results["patterns"]:
+            cells = [summary[g].get(pattern) for g in summary]
+            table.add_row(pattern, *(f"{c[0]:.3f} ± {c[1]:.3f}" if c else "-" for c in cells))
+        console.print(table)
+        progress = results["progress"]
+        if progress["failed"] or progress["skipped"]:
+            console.print(f"[bold red]{progress['failed']} failed, {progress['skipped']} skipped[/] (see results.json)")
+    else:
+        html, markdown = render_report(study_dir)
+        console.print(headline_table(study_dir), highlight=False)
+        console.print(f"report: {html} ({markdown})", highlight=False)
+    console.print(f"results: {study_dir / 'results.json'} and {study_dir / 'results.csv'}", highlight=False)
+
+
 @app.command()
 @user_errors
 def probe(
@@ -193,3 +265,14 @@ def probe(
         for modality, path in probing.export_encoders(run_dir, loaded=loaded).items():
             console.print(f"encoder {modality}: {path}", highlight=False)
     console.print(f"results: {run_dir / probing.PROBE_FILE}", highlight=False)
+
+
+@app.command()
+@user_errors
+def report(study_dir: Path) -> None:
+    """Re-render a study's analysis.json, figures and report.html / report.md from its results."""
+    from fusebench.study.report import headline_table, render_report
+
+    html, markdown = render_report(study_dir)
+    console.print(headline_table(study_dir), highlight=False, markup=False, soft_wrap=True)
+    console.print(f"report: {html} ({markdown})", highlight=False, soft_wrap=True)
