@@ -1,0 +1,211 @@
+"""Early fusion: modalities are joined before any joint representation is learned.
+
+Unlike late fusion, the fused network sees which modalities are present, so evaluating
+every modality pattern means one full forward pass per pattern (``reruns_per_pattern``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Literal, get_args
+
+import torch
+from torch import Tensor, nn
+
+from fusebench.models.multimodal import ModelOutput
+from fusebench.models.tokens import (
+    check_heads,
+    check_tokenizers,
+    learned_embedding,
+    transformer_block,
+)
+
+FeatureMissing = Literal["zero", "learned"]
+TokenMissing = Literal["mask", "zero", "learned"]
+
+
+def _check_choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ValueError(f"Expected `{name}` in {list(allowed)}, got `{value}`.")
+
+
+def _check_mask(mask: Tensor, modalities: tuple[str, ...]) -> None:
+    if mask.dim() != 2 or mask.shape[1] != len(modalities):
+        raise ValueError(
+            f"Expected `mask` of shape [B, {len(modalities)}] (columns {modalities}), got {tuple(mask.shape)}."
+        )
+
+
+class FeatureEarlyFusionModel(nn.Module):
+    """Per-modality feature extractors, concatenated, then a small joint classifier.
+
+    The lightweight early-fusion design of "Early Fusion with Contrastive Learning": the
+    extractors' outputs are concatenated and fed to two Linear-BatchNorm-ReLU blocks and a
+    final Linear. An absent modality's features become zeros (``missing="zero"``) or a
+    learned per-modality vector (``missing="learned"``).
+
+    Extractors only run on the rows where their modality is present, so an absent input
+    can never reach the model, not even through BatchNorm batch statistics in training.
+
+    Args:
+        extractors: modality -> module ``[B, ...] -> [B, out_dim]`` with an ``out_dim``.
+        num_classes: width of the logits.
+        hidden_dim: width of both classifier blocks.
+        dropout: dropout after each classifier block.
+        missing: what an absent modality's features become.
+    """
+
+    reruns_per_pattern = True
+
+    def __init__(
+        self,
+        extractors: Mapping[str, nn.Module],
+        num_classes: int,
+        hidden_dim: int = 256,
+        dropout: float = 0.2,
+        missing: FeatureMissing = "zero",
+    ) -> None:
+        super().__init__()
+        _check_choice("missing", missing, get_args(FeatureMissing))
+        if not extractors:
+            raise ValueError("Expected `extractors` with at least one modality, got none.")
+        self.modalities = tuple(sorted(extractors))
+        self.feature_dims: dict[str, int] = {}
+        for m in self.modalities:
+            if not isinstance(getattr(extractors[m], "out_dim", None), int):
+                raise ValueError(f"Expected extractor `{m}` to expose an int `out_dim`, got none.")
+            self.feature_dims[m] = int(extractors[m].out_dim)
+        self.extractors = nn.ModuleDict({m: extractors[m] for m in self.modalities})
+        self.missing = missing
+        self.missing_features = nn.ParameterDict(
+            {m: nn.Parameter(torch.zeros(d)) for m, d in self.feature_dims.items()} if missing == "learned" else {}
+        )
+        width = sum(self.feature_dims.values())
+        blocks: list[nn.Module] = []
+        for block_in in (width, hidden_dim):
+            blocks += [
+                nn.Linear(block_in, hidden_dim),
+                nn.BatchNorm1d(hidden_dim),
+                nn.ReLU(inplace=True),
+                nn.Dropout(dropout),
+            ]
+        self.classifier = nn.Sequential(*blocks, nn.Linear(hidden_dim, num_classes))
+
+    def encode(self, inputs: Mapping[str, Tensor], mask: Tensor | None = None) -> dict[str, Tensor]:
+        """modality -> ``[B, D_m]``; with ``mask``, absent rows are zeros and never computed."""
+        if mask is None:
+            return {m: self.extractors[m](inputs[m]) for m in self.modalities}
+        _check_mask(mask, self.modalities)
+        features: dict[str, Tensor] = {}
+        for j, m in enumerate(self.modalities):
+            x, rows = inputs[m], mask[:, j]
+            if bool(rows.all()):
+                features[m] = self.extractors[m](x)
+                continue
+            z = torch.zeros(x.shape[0], self.feature_dims[m], device=x.device)  # [B, D_m]
+            if bool(rows.any()):
+                present = self.extractors[m](x[rows])  # [P, D_m]
+                z = z.to(present.dtype).index_put((rows,), present)
+            features[m] = z
+        return features
+
+    def fuse(self, features: Mapping[str, Tensor], mask: Tensor) -> Tensor:
+        """Replace absent features, concatenate and classify: ``[B, C]`` logits."""
+        _check_mask(mask, self.modalities)
+        parts = []
+        for j, m in enumerate(self.modalities):
+            fill = self.missing_features[m] if self.missing == "learned" else 0.0
+            parts.append(torch.where(mask[:, j : j + 1], features[m], fill))  # [B, D_m]
+        return self.classifier(torch.cat(parts, dim=1))  # [B, C]
+
+    def forward(self, inputs: Mapping[str, Tensor], mask: Tensor) -> ModelOutput:
+        features = self.encode(inputs, mask)
+        return ModelOutput(self.fuse(features, mask), features)
+
+
+class TokenEarlyFusionModel(nn.Module):
+    """One transformer over the concatenated token sequences of every modality.
+
+    Each modality's tokens get a positional and a modality-type embedding; a CLS token
+    (never masked) is prepended and its final state is classified. ``missing`` decides what
+    an absent modality becomes:
+
+    - ``"mask"`` (default): its tokens are removed from attention with
+      ``src_key_padding_mask``, so the model computes exactly as if they were not there;
+    - ``"zero"``: its *input* is replaced by zeros and tokenised as usual;
+    - ``"learned"``: each of its tokens is replaced by a learned per-modality input token
+      (positions and type embedding are still added).
+
+    The returned ``embeddings`` are each modality's mean tokeniser output ``[B, dim]`` (of the
+    zeroed input under ``"zero"``, before any token replacement otherwise); auxiliary and
+    contrastive losses that read them must use the mask.
+
+    Args:
+        tokenizers: modality -> tokeniser ``[B, ...] -> [B, N_m, dim]`` with ``num_tokens`` and
+            ``dim`` (see ``fusebench.models.tokens``).
+        num_classes: width of the logits.
+        dim: token width; every tokeniser must produce it.
+        depth: number of transformer blocks.
+        heads: attention heads (must divide ``dim``).
+        ff_mult: feed-forward width as a multiple of ``dim``.
+        dropout: dropout inside the blocks.
+        missing: ``"mask"``, ``"zero"`` or ``"learned"`` (see above).
+    """
+
+    reruns_per_pattern = True
+
+    def __init__(
+        self,
+        tokenizers: Mapping[str, nn.Module],
+        num_classes: int,
+        dim: int = 64,
+        depth: int = 2,
+        heads: int = 4,
+        ff_mult: int = 2,
+        dropout: float = 0.1,
+        missing: TokenMissing = "mask",
+    ) -> None:
+        super().__init__()
+        _check_choice("missing", missing, get_args(TokenMissing))
+        check_heads(dim, heads)
+        self.modalities = tuple(sorted(tokenizers))
+        self.num_tokens = check_tokenizers(tokenizers, dim)
+        self.tokenizers = nn.ModuleDict({m: tokenizers[m] for m in self.modalities})
+        self.positions = nn.ParameterDict({m: learned_embedding(n, dim) for m, n in self.num_tokens.items()})
+        self.types = nn.ParameterDict({m: learned_embedding(dim) for m in self.modalities})
+        self.cls = learned_embedding(1, 1, dim)
+        self.missing = missing
+        learned = missing == "learned"
+        self.missing_tokens = nn.ParameterDict(
+            {m: nn.Parameter(torch.zeros(dim)) for m in self.modalities} if learned else {}
+        )
+        self.blocks = nn.ModuleList([transformer_block(dim, heads, ff_mult, dropout) for _ in range(depth)])
+        self.norm = nn.LayerNorm(dim)
+        self.head = nn.Linear(dim, num_classes)
+
+    def sequence_length(self) -> int:
+        """Tokens per block: CLS plus every modality's tokens."""
+        return 1 + sum(self.num_tokens.values())
+
+    def forward(self, inputs: Mapping[str, Tensor], mask: Tensor) -> ModelOutput:
+        _check_mask(mask, self.modalities)
+        batch = mask.shape[0]
+        pieces = [self.cls.expand(batch, -1, -1)]  # [B, 1, dim]
+        padding = [mask.new_zeros(batch, 1)]  # True = ignored by attention; CLS never is
+        embeddings: dict[str, Tensor] = {}
+        for j, m in enumerate(self.modalities):
+            present, x = mask[:, j], inputs[m]
+            if self.missing == "zero":
+                x = torch.where(present.view(-1, *[1] * (x.dim() - 1)), x, 0.0)
+            tokens = self.tokenizers[m](x)  # [B, N_m, dim]
+            embeddings[m] = tokens.mean(dim=1)  # [B, dim]
+            if self.missing == "learned":
+                tokens = torch.where(present.view(-1, 1, 1), tokens, self.missing_tokens[m])
+            pieces.append(tokens + self.positions[m] + self.types[m])
+            hidden = ~present if self.missing == "mask" else torch.zeros_like(present)
+            padding.append(hidden.unsqueeze(1).expand(-1, self.num_tokens[m]))  # [B, N_m]
+        x = torch.cat(pieces, dim=1)  # [B, 1 + sum N_m, dim]
+        pad = torch.cat(padding, dim=1)  # [B, 1 + sum N_m]
+        for block in self.blocks:
+            x = block(x, src_key_padding_mask=pad)
+        return ModelOutput(self.head(self.norm(x[:, 0])), embeddings)
