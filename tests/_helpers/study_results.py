@@ -32,17 +32,19 @@ CONFIGS = ROOT / "configs" / "avdigits"
 MODALITIES = ("audio", "image")
 PATTERNS = ["audio+image", "audio", "image"]
 COMMON = (
-    "data.limit={train: 300, validation: 100, test: 200}",
+    "data.recipe={subset: 1200}",
+    "data.limit={train: 240, validation: 100, test: 200}",
     "data.batch_size=32",
     "logging.progress_bar=false",
     "experiment.threads=1",
     "monitoring.enabled=false",
     "training.optimizer.lr=0.003",
 )
-ENCODER = tuple(f"model.encoders.{m}.widths=[8,16]" for m in MODALITIES)
+ENCODER = tuple(f"model.encoders.{m}.widths=[4,8]" for m in MODALITIES)
 FUSION_EPOCHS = 3
 
 _BUILT: dict[str, Path] = {}
+_ANALYSED: dict[str, dict[str, Any]] = {}
 _DATA: dict[tuple[str, ...], DataSplits] = {}
 
 
@@ -152,7 +154,7 @@ def build_pretrain_study(study_dir: Path) -> Path:
         encoders: dict[str, str] = {}
         for m in MODALITIES:
             node = f"pretrain-{m}-s{seed}-0000000{MODALITIES.index(m)}"
-            extra = [*COMMON, f"model.encoders.{m}.widths=[8,16]", "training.epochs=1", f"experiment.seed={seed}"]
+            extra = [*COMMON, f"model.encoders.{m}.widths=[4,8]", "training.epochs=1", f"experiment.seed={seed}"]
             _run(f"pretrain_{m}.yaml", extra, study_dir / "runs" / node)
             runs.append(_entry(study_dir, node, kind="pretrain", seed=seed, modality=m, overrides=extra))
             encoders[m] = node
@@ -210,3 +212,12 @@ def build_axes_study(study_dir: Path) -> Path:
 def results_of(name: str) -> dict[str, Any]:
     """A deep copy of the study's results.json, safe to modify in a test."""
     return copy.deepcopy(read_json(study(name) / "results.json"))
+
+
+def analysis_of(name: str) -> dict[str, Any]:
+    """A deep copy of ``analyse`` on study ``name``, computed once per test process."""
+    from fusebench.study.analysis import analyse
+
+    if name not in _ANALYSED:
+        _ANALYSED[name] = analyse(results_of(name), study(name))
+    return copy.deepcopy(_ANALYSED[name])

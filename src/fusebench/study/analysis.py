@@ -15,7 +15,7 @@ from typing import Any
 from fusebench.data.patterns import pattern_name
 from fusebench.engine.metrics import HIGHER_IS_BETTER
 from fusebench.io import atomic_write_json, read_json
-from fusebench.study.analysis_compare import compare_groups, comparison_pairs, quantities, value_label
+from fusebench.study.analysis_compare import compare_groups, comparison_pairs, cost_changes, quantities, value_label
 from fusebench.study.analysis_groups import clean, completed, run_config, run_file, summarise_group, summary
 from fusebench.study.analysis_modality import (
     axis_changing,
@@ -144,6 +144,7 @@ def analyse(results: Mapping[str, Any], study_dir: str | Path) -> dict[str, Any]
         "setup": _setup(results, study_dir, fusion, groups),
         "groups": groups,
         "comparisons": comparisons, "not_compared": not_compared, "primary_comparison": primary,
+        "costs": cost_changes(pairs, groups),
         "holm_family_size": sum(1 for c in comparisons if c.get("p_ttest") == c.get("p_ttest")
                                 and c.get("p_ttest") is not None),
         "ptrain_ptest": ptrain_ptest(groups, list(axes), rates, modalities),

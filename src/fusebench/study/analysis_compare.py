@@ -114,7 +114,7 @@ def compare_groups(pairs: Sequence[Pair], runs_by_group: Mapping[str, Sequence[M
                       "values_b": values_b}
             if len(seeds) < 2:
                 skipped.append({**record, "n": len(seeds), "reason": f"only {len(seeds)} seed(s) completed in "
-                                f"both `{a}` and `{b}`; a paired test needs at least 2"})
+                                f"both groups; a paired test needs at least 2"})
                 continue
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # degenerate-data warnings become the record's `note`
@@ -124,3 +124,36 @@ def compare_groups(pairs: Sequence[Pair], runs_by_group: Mapping[str, Sequence[M
     adjusted = holm_adjust([result for _, result in made]) if made else []
     comparisons = [{**record, **row} for (record, _), row in zip(made, comparison_table(adjusted), strict=True)]
     return comparisons, skipped
+
+
+COST_KEYS = ("training", "total", "pretraining_full", "pretraining_amortised", "total_with_pretraining",
+             "total_with_pretraining_amortised")
+
+
+def _change(new: float | None, old: float | None) -> float | None:
+    return None if new is None or not old else 100.0 * (new - old) / old
+
+
+def cost_changes(pairs: Sequence[Pair], groups: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Mean time per seed of each compared pair and the relative changes the report states.
+
+    ``total_change_pct_full`` is the thesis' "total cost +128%": the compared group's
+    main run plus the full cost of its pre-trained encoders, against the reference's.
+    Means are over each group's own completed seeds (``n_a``, ``n_b``).
+    """
+    by_name = {g["name"]: g for g in groups}
+    rows = []
+    for a, b in pairs:
+        row: dict[str, Any] = {"group_a": a, "group_b": b, "n_a": by_name[a]["n"], "n_b": by_name[b]["n"]}
+        for key in COST_KEYS:
+            for side, name in (("a", a), ("b", b)):
+                row[f"{key}_{side}"] = ((by_name[name].get("time") or {}).get(key) or {}).get("mean")
+        row["training_change_pct"] = _change(row["training_b"], row["training_a"])
+        row["pretraining_full_pct_of_a_total"] = _change(
+            (row["total_with_pretraining_a"] or 0.0) + (row["pretraining_full_b"] or 0.0),
+            row["total_with_pretraining_a"])
+        row["total_change_pct_full"] = _change(row["total_with_pretraining_b"], row["total_with_pretraining_a"])
+        row["total_change_pct_amortised"] = _change(row["total_with_pretraining_amortised_b"],
+                                                    row["total_with_pretraining_amortised_a"])
+        rows.append(row)
+    return rows

@@ -140,7 +140,7 @@ def summarise_group(name: str, runs: Sequence[Mapping[str, Any]], *, study_dir: 
     full = "+".join(sorted(modalities))
     first = {r["seed"]: _first(validation_curve(r, full, metric)) for r in done}
     first_loss = {r["seed"]: _first(validation_curve(r, full, "loss")) for r in done}
-    metrics = sorted({k for r in done for p in r.get("test", {}).values() for k in p if k != "count"})
+    metrics = sorted({metric} | {k for r in done for p in r.get("test", {}).values() for k in p if k != "count"})
     test = {p: {m: summary([test_value(r, p, m) for r in done]) for m in metrics} for p in patterns}
     times = {r["seed"]: time_parts(r, modalities) for r in done}
     time_keys = sorted({k for t in times.values() for k in t})

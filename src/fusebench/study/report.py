@@ -1,0 +1,151 @@
+"""The study report: analysis.json, figures/*.png, report.html (self-contained) and report.md.
+
+Both documents are rendered by jinja2 templates from one context built from analysis.json
+alone, so the HTML, the Markdown, the terminal table and the figures show the same
+numbers. Rendering is deterministic: the same results.json gives byte-identical files
+(seeded bootstrap and MMPT draws, PNGs without timestamps, no "generated at" line).
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from markupsafe import Markup, escape
+
+from fusebench.io import atomic_write_text, read_json
+from fusebench.study import plots, plots_modality
+from fusebench.study.analysis import analyse, load_results, write_analysis
+from fusebench.study.report_text import (
+    FILTERS,
+    cost_sentences,
+    headline_rows,
+    markdown_table,
+    mean_std,
+    not_compared_lines,
+    verdict,
+)
+
+TEMPLATES = Path(__file__).parent / "templates"
+
+
+def make_figures(analysis: Mapping[str, Any], folder: Path) -> dict[str, Any]:
+    """Write every figure the analysis supports into ``folder``; ``{key: path}`` plus a list for p_train x p_test.
+
+    Old PNGs in ``folder`` are removed first, so a figure that no longer applies (e.g. after
+    a study lost its axis) cannot linger next to the new report.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    for old in folder.glob("*.png"):
+        old.unlink()
+    groups, metric, full = analysis["groups"], analysis["primary_metric"], analysis["full_pattern"]
+    modalities = analysis["modalities"]
+    figures: dict[str, Any] = {
+        "learning_curves": plots.learning_curves(groups, full, metric, folder / "learning_curves.png"),
+        "first_epoch": plots.first_epoch_bars(groups, metric, folder / "first_epoch.png"),
+        "time": plots.time_bars(groups, modalities, folder / "time.png"),
+        "pattern_heatmap": plots.pattern_heatmap(groups, analysis["patterns"], metric,
+                                                 folder / "pattern_heatmap.png"),
+        "ptrain_ptest": [plots_modality.ptrain_ptest_heatmap(m, metric, folder / f"ptrain_ptest_{i}.png")
+                         for i, m in enumerate(analysis["ptrain_ptest"])],
+    }
+    if analysis["threshold"] is not None:
+        figures["epochs_to_threshold"] = plots.epochs_to_threshold_bars(
+            groups, metric, folder / "epochs_to_threshold.png", analysis["higher_is_better"])
+    if any(g.get("mmpt") for g in groups):
+        figures["mmpt"] = plots_modality.mmpt_curves(groups, modalities, metric, folder / "mmpt.png")
+    if any(g.get("shapley", {}).get("mean") for g in groups):
+        figures["shapley"] = plots_modality.shapley_bars(groups, modalities, metric, folder / "shapley.png")
+    if analysis["fusion_axes"]:
+        figures["tradeoff"] = plots_modality.tradeoff_scatter(groups, full, metric, folder / "tradeoff.png")
+    return figures
+
+
+def _image(path: Path, study_dir: Path, embed: bool) -> dict[str, str]:
+    data = base64.b64encode(path.read_bytes()).decode("ascii") if embed else ""
+    return {"file": path.relative_to(study_dir).as_posix(), "data": data}
+
+
+def _fusion_rows(analysis: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Parameters, training time, throughput and the primary metric per pattern of each group."""
+    metric = analysis["primary_metric"]
+    rows = []
+    for group in analysis["groups"]:
+        time = group.get("time") or {}
+        rows.append({
+            "name": group["name"], "n": group["n"],
+            "fusion": ", ".join(f"{a}={group['axes'].get(a)}" for a in analysis["fusion_axes"]),
+            "parameters": group["model"].get("parameters"),
+            "trainable": group["model"].get("trainable_parameters"),
+            "training": mean_std(time.get("training"), 2), "throughput": mean_std(group.get("throughput"), 0),
+            "metrics": [mean_std(group["test"].get(p, {}).get(metric)) for p in analysis["patterns"]],
+        })
+    return rows
+
+
+def build_context(analysis: Mapping[str, Any], figures: Mapping[str, Any], study_dir: Path,
+                  embed: bool) -> dict[str, Any]:
+    """Everything the templates show; numbers are formatted by the template filters."""
+    images = {k: _image(v, study_dir, embed) for k, v in figures.items() if isinstance(v, Path)}
+    matrices = [{"image": _image(p, study_dir, embed), **m}
+                for p, m in zip(figures["ptrain_ptest"], analysis["ptrain_ptest"], strict=True)]
+    return {
+        "a": analysis, "figures": images, "matrices": matrices,
+        "headline_header": ["group", *analysis["patterns"]], "headline_rows": headline_rows(analysis),
+        "verdict": verdict(analysis), "costs": cost_sentences(analysis), "not_compared": not_compared_lines(analysis),
+        "fusion_rows": _fusion_rows(analysis) if analysis["fusion_axes"] else [],
+    }
+
+
+def _environment() -> Environment:
+    env = Environment(loader=FileSystemLoader(TEMPLATES), undefined=StrictUndefined,
+                      autoescape=select_autoescape(enabled_extensions=("html.j2",), default_for_string=False),
+                      trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
+    env.filters.update(FILTERS)
+    env.filters["md"] = lambda value: str(value).replace("|", "\\|")
+    env.filters["wbr"] = lambda value: Markup("|<wbr>").join(escape(part) for part in str(value).split("|"))
+    return env
+
+
+def render_report(study_dir: str | Path) -> tuple[Path, Path]:
+    """Analyse a study directory and write analysis.json, figures/*.png, report.html and report.md.
+
+    Args:
+        study_dir: a study directory with results.json (or run directories from which
+            ``fusebench.study.results.collect_results`` can rebuild it).
+
+    Returns:
+        ``(report.html, report.md)``.
+
+    Raises:
+        FileNotFoundError: no results.json and no runs to rebuild it from.
+    """
+    study_dir = Path(study_dir)
+    analysis = write_analysis(study_dir, load_results(study_dir))
+    figures = make_figures(analysis, study_dir / "figures")
+    env = _environment()
+    html = env.get_template("report.html.j2").render(**build_context(analysis, figures, study_dir, embed=True))
+    markdown = env.get_template("report.md.j2").render(**build_context(analysis, figures, study_dir, embed=False))
+    return atomic_write_text(study_dir / "report.html", html), atomic_write_text(study_dir / "report.md", markdown)
+
+
+def headline_table(study_dir: str | Path) -> str:
+    """The headline table as Markdown, for the terminal after ``fusebench study`` or ``demo``.
+
+    Uses analysis.json when it is at least as new as results.json, else analyses afresh
+    (without writing anything).
+    """
+    study_dir = Path(study_dir)
+    cached, results = study_dir / "analysis.json", study_dir / "results.json"
+    if cached.is_file() and (not results.is_file() or cached.stat().st_mtime >= results.stat().st_mtime):
+        analysis = read_json(cached)
+    else:
+        analysis = analyse(load_results(study_dir), study_dir)
+    title = (f"{analysis['study']}: test {analysis['primary_metric']}, mean ± std [95% CI] (n = completed seeds)")
+    table = markdown_table(["group", *analysis["patterns"]], headline_rows(analysis))
+    failed = len(analysis["failed_runs"])
+    note = f"\n{failed} run(s) failed or were skipped; see the report." if failed else ""
+    return f"{title}\n\n{table}{note}"
