@@ -276,14 +276,3 @@ def report(study_dir: Path) -> None:
     html, markdown = render_report(study_dir)
     console.print(headline_table(study_dir), highlight=False, markup=False, soft_wrap=True)
     console.print(f"report: {html} ({markdown})", highlight=False, soft_wrap=True)
-
-
-@app.command()
-@user_errors
-def report(study_dir: Path) -> None:
-    """Re-render a study's analysis.json, figures and report.html / report.md from its results."""
-    from fusebench.study.report import headline_table, render_report
-
-    html, markdown = render_report(study_dir)
-    console.print(headline_table(study_dir), highlight=False, markup=False, soft_wrap=True)
-    console.print(f"report: {html} ({markdown})", highlight=False, soft_wrap=True)
