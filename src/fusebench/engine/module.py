@@ -163,6 +163,13 @@ class FusionModule(L.LightningModule):
                 "timing": {"seconds": self._eval_seconds},
             }
             self._validation = None
+        strategy_values: dict[str, float] = {}
+        for strategy in self.strategies:
+            strategy_values.update(getattr(strategy, "log_values", dict)())
+        for name, value in strategy_values.items():
+            self.log(f"train/{name}", value)
+        if strategy_values:
+            record["strategy"] = strategy_values
         record["learning_rate"] = [group["lr"] for group in self.optimizers().optimizer.param_groups]  # type: ignore[union-attr]
         self.history.append(record)
         if self.on_epoch_record is not None:
