@@ -14,6 +14,7 @@ from scipy import stats
 from tests._helpers.study_results import PATTERNS, analysis_of, results_of, study
 
 from fusebench.study.analysis import analyse, load_results, write_analysis
+from fusebench.study.report_text import verdict
 
 FULL = "audio+image"
 
@@ -132,6 +133,8 @@ def test_time_split_adds_full_pretraining_to_the_main_run() -> None:
     cost = next(c for c in analysis["costs"] if (c["group_a"], c["group_b"]) == ("scratch", "pretrained"))
     scratch = group(analysis, "scratch")["time"]["total_with_pretraining"]["mean"]
     assert cost["total_change_pct_full"] == pytest.approx(100 * (full.mean() - scratch) / scratch, abs=1e-9)
+    pretraining = np.array([sum(r["timing"]["pretraining"].values()) for r in runs])
+    assert cost["pretraining_added_full"] == pytest.approx(pretraining.mean(), abs=1e-12)  # scratch has none
 
 
 def test_shapley_uses_the_majority_class_rate_of_the_test_targets() -> None:
@@ -195,3 +198,13 @@ def test_a_folder_without_results_names_the_missing_file(tmp_path: Path) -> None
     (tmp_path / "results.json").write_text(json.dumps({"study": "x"}))
     with pytest.raises(ValueError, match=r"lacks the keys \['modalities', 'runs'\]"):
         load_results(tmp_path)
+
+
+def test_a_single_group_study_says_no_comparison_was_possible() -> None:
+    results = results_of("pretrain")
+    results["runs"] = [r for r in results["runs"] if r.get("group") in (None, "scratch")]
+    results["conditions"], results["analysis"]["comparisons"] = ["scratch"], None
+    analysis = analyse(results, study("pretrain"))
+    assert [g["name"] for g in analysis["groups"]] == ["scratch"]
+    assert analysis["comparisons"] == [] and analysis["primary_comparison"] is None
+    assert verdict(analysis) == ["No paired comparison could be made (the study has a single group)."]

@@ -183,6 +183,7 @@ def _setup(results: Mapping[str, Any], study_dir: Path, fusion: Sequence[Mapping
         entry["seconds"] = summary(entry["seconds"])
     return {
         "runs_total": len(results["runs"]), "runs_completed": sum(1 for r in results["runs"] if completed(r)),
+        "runs_pending": int((results.get("progress") or {}).get("pending") or 0),
         "fusion_runs": len(fusion), "groups": len(groups),
         "epochs": training.get("epochs"), "optimizer": training.get("optimizer"),
         "early_stopping": (training.get("early_stopping") or {}).get("enabled"),

@@ -149,9 +149,12 @@ def cost_changes(pairs: Sequence[Pair], groups: Sequence[Mapping[str, Any]]) -> 
             for side, name in (("a", a), ("b", b)):
                 row[f"{key}_{side}"] = ((by_name[name].get("time") or {}).get(key) or {}).get("mean")
         row["training_change_pct"] = _change(row["training_b"], row["training_a"])
-        row["pretraining_full_pct_of_a_total"] = _change(
-            (row["total_with_pretraining_a"] or 0.0) + (row["pretraining_full_b"] or 0.0),
-            row["total_with_pretraining_a"])
+        added = (row["pretraining_full_b"] or 0.0) - (row["pretraining_full_a"] or 0.0)
+        row["pretraining_added_full"] = added
+        row["pretraining_added_amortised"] = (row["pretraining_amortised_b"] or 0.0) - (
+            row["pretraining_amortised_a"] or 0.0)
+        row["pretraining_added_pct_of_a_total"] = _change(
+            (row["total_with_pretraining_a"] or 0.0) + added, row["total_with_pretraining_a"])
         row["total_change_pct_full"] = _change(row["total_with_pretraining_b"], row["total_with_pretraining_a"])
         row["total_change_pct_amortised"] = _change(row["total_with_pretraining_amortised_b"],
                                                     row["total_with_pretraining_amortised_a"])

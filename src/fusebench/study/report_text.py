@@ -146,16 +146,17 @@ def cost_sentences(analysis: Mapping[str, Any]) -> list[str]:
         a, b = row["group_a"], row["group_b"]
         text = (f"{b} (n={row['n_b']}) vs {a} (n={row['n_a']}): main training {seconds(row['training_b'])} vs "
                 f"{seconds(row['training_a'])} per seed ({percent(row['training_change_pct'])})")
-        if (row.get("pretraining_full_b") or 0) > 0:
-            text += (f"; pre-training added {seconds(row['pretraining_full_b'])} per seed in full "
-                     f"({percent(row['pretraining_full_pct_of_a_total'])} over the {a} total of "
-                     f"{seconds(row['total_with_pretraining_a'])}), {seconds(row['pretraining_amortised_b'])} "
-                     f"amortised over the runs sharing each encoder; total cost per seed "
+        if (row.get("pretraining_added_full") or 0) > 0:
+            text += (f"; pre-training added {seconds(row['pretraining_added_full'])} per seed in full "
+                     f"({percent(row['pretraining_added_pct_of_a_total'])} over the {a} total of "
+                     f"{seconds(row['total_with_pretraining_a'])}), {seconds(row['pretraining_added_amortised'])} "
+                     f"amortised over the runs sharing each encoder; total cost per seed incl. pre-training "
                      f"{seconds(row['total_with_pretraining_b'])} vs {seconds(row['total_with_pretraining_a'])} "
                      f"({percent(row['total_change_pct_full'])}; amortised "
                      f"{percent(row['total_change_pct_amortised'])})")
         else:
-            text += (f"; total per seed {seconds(row['total_with_pretraining_b'])} vs "
+            text += (f"; total per seed{' incl. pre-training' if row.get('pretraining_full_b') else ''} "
+                     f"{seconds(row['total_with_pretraining_b'])} vs "
                      f"{seconds(row['total_with_pretraining_a'])} ({percent(row['total_change_pct_full'])})")
         sentences.append(text + ".")
     return sentences
