@@ -202,14 +202,14 @@ def _study(spec: Path, workers: int, resume: bool, backend: str, address: str | 
 def _study_summary(study_dir: Path) -> None:
     """The report and its headline table when the report module is installed; else a table from results.json."""
     from fusebench.io import read_json
-    from fusebench.study.results import test_summary
+    from fusebench.study.results import summary_by_group
 
     try:
         from fusebench.study.report import headline_table, render_report
     except ImportError:
         results = read_json(study_dir / "results.json")
         metric = results["analysis"]["primary_metric"]
-        summary = test_summary(results, metric)
+        summary = summary_by_group(results, metric)
         table = Table(title=f"test {metric} per modality pattern, mean ± std over seeds (n)")
         table.add_column("pattern")
         for group, by_pattern in summary.items():

@@ -1,0 +1,158 @@
+"""Studies run for real on a tiny AV-digits subset: results schema, resume, crashes, Ray, CLI."""
+
+from __future__ import annotations
+
+import copy
+import io
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+from rich.console import Console
+from tests.study.test_spec import TINY, write_spec
+from typer.testing import CliRunner
+
+from fusebench.cli import app
+from fusebench.config import ConfigError
+from fusebench.io import atomic_write_json, read_json
+from fusebench.study.execute import run_study
+from fusebench.study.results import collect_results, summary_by_group
+from fusebench.study.spec import load_spec
+
+PATTERNS = ["audio+image", "audio", "image"]
+RUN_KEYS = {"node", "kind", "condition", "group", "axes", "seed", "status", "error", "run_dir", "depends_on",
+            "modality", "test", "curves", "timing", "model", "config_overrides"}
+TOP_KEYS = {"study", "question", "modalities", "patterns", "seeds", "conditions", "axes", "analysis", "runs"}
+METRICS = {"loss", "accuracy", "f1_macro", "f1_micro", "f1_weighted", "count"}
+
+
+def _quiet() -> Console:
+    return Console(file=io.StringIO(), width=200)
+
+
+def numbers(results: dict[str, Any]) -> dict[str, Any]:
+    """What must not depend on the executor: status, test metrics and learning curves per node."""
+    return {r["node"]: (r["status"], r["test"], r["curves"], r["model"]) for r in results["runs"]}
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dict[str, Any]]:
+    """The tiny study (2 seeds, 3 conditions, 10 nodes) run once in-process: spec, folder, results."""
+    root = tmp_path_factory.mktemp("reference")
+    study_dir = run_study(write_spec(root), workers=1, study_root=root / "studies", console=_quiet())
+    return root / "tiny.yaml", study_dir, copy.deepcopy(read_json(study_dir / "results.json"))
+
+
+def test_tiny_study_completes_and_results_follow_the_schema(reference: tuple[Path, Path, dict[str, Any]]) -> None:
+    _, study_dir, results = reference
+    assert TOP_KEYS <= set(results)
+    assert (results["study"], results["seeds"], results["axes"]) == ("tiny", [0, 1], {})
+    assert results["conditions"] == ["scratch", "pretrained", "audio_scratch"]
+    assert results["patterns"] == PATTERNS and results["modalities"] == ["audio", "image"]
+    assert results["analysis"] == {"primary_metric": "accuracy", "threshold": 0.3, "patterns": PATTERNS,
+                                   "baseline": "scratch", "chance": None,
+                                   "comparisons": [["scratch", "pretrained"], ["scratch", "audio_scratch"]]}
+    runs = {r["node"]: r for r in results["runs"]}
+    assert len(runs) == 10 and all(set(r) == RUN_KEYS for r in runs.values())
+    assert all(r["status"] == "completed" and r["error"] is None for r in runs.values())
+    for node, run in runs.items():
+        assert (study_dir / run["run_dir"] / "status.json").is_file() and run["run_dir"] == f"runs/{node}"
+        assert len(run["curves"]["train_loss"]) == 1 and len(run["curves"]["validation_loss"]) == 1
+        assert run["model"]["parameters"] >= run["model"]["trainable_parameters"] > 0
+        assert {"training", "validation", "test", "total"} <= set(run["timing"])
+    pretrained = runs["pretrained-s1"]
+    assert (pretrained["kind"], pretrained["condition"], pretrained["group"], pretrained["seed"]) == (
+        "fusion", "pretrained", "pretrained", 1)
+    assert list(pretrained["test"]) == PATTERNS and set(pretrained["test"]["audio"]) == METRICS
+    assert pretrained["test"]["audio+image"]["count"] == 100
+    assert set(pretrained["curves"]["validation"]) == set(PATTERNS)
+    audio = next(d for d in pretrained["depends_on"] if d.startswith("pretrain-audio-s1-"))
+    assert runs[audio]["kind"] == "pretrain" and runs[audio]["modality"] == "audio"
+    assert list(runs[audio]["test"]) == ["audio"] and runs[audio]["condition"] is None
+    timing = pretrained["timing"]  # audio is used by `pretrained` only, image by two conditions
+    assert timing["pretraining_amortised"]["audio"] == timing["pretraining"]["audio"] > 0
+    assert timing["pretraining_amortised"]["image"] == pytest.approx(timing["pretraining"]["image"] / 2)
+    assert runs["scratch-s0"]["timing"]["pretraining"] == {} and runs["scratch-s0"]["depends_on"] == []
+    assert collect_results(study_dir)["runs"] == results["runs"]  # rebuilt from the folder alone
+    csv_lines = (study_dir / "results.csv").read_text().splitlines()
+    assert csv_lines[0].startswith("node,kind,condition,modality,seed,status,split,epoch,pattern,metric,value")
+    assert "scratch-s0,fusion,scratch,,0,completed,test,,audio+image,accuracy," in "\n".join(csv_lines)
+    assert load_spec(study_dir / "spec.yaml").spec == load_spec(reference[0]).spec  # re-runnable copy
+    summary = summary_by_group(results)
+    assert set(summary) == {"scratch", "pretrained", "audio_scratch"} and summary["scratch"]["audio"][2] == 2
+
+
+def test_existing_study_folder_needs_resume(reference: tuple[Path, Path, dict[str, Any]]) -> None:
+    spec, study_dir, _ = reference
+    with pytest.raises(ConfigError, match=r"already holds runs; pass `--resume` to continue it"):
+        run_study(spec, study_root=study_dir.parent, console=_quiet())
+
+
+def test_resume_reruns_only_unfinished_nodes_with_identical_numbers(
+        reference: tuple[Path, Path, dict[str, Any]]) -> None:
+    spec, study_dir, results = reference
+    runs = study_dir / "runs"
+    shutil.rmtree(runs / "pretrained-s1")  # killed before it wrote anything
+    status = read_json(runs / "audio_scratch-s0" / "status.json")
+    atomic_write_json(runs / "audio_scratch-s0" / "status.json", {**status, "state": "failed", "error": "boom"})
+    assert numbers(collect_results(study_dir))["audio_scratch-s0"][0] == "failed"
+    untouched = {d.name: (d / "status.json").stat().st_mtime_ns for d in runs.iterdir()
+                 if d.name != "audio_scratch-s0"}
+    console = _quiet()
+    run_study(spec, workers=2, resume=True, study_root=study_dir.parent, console=console)  # a process pool
+    lines = [line for line in console.file.getvalue().splitlines() if "] completed" in line]  # type: ignore[attr-defined]
+    assert sorted(line.split()[2] for line in lines) == ["audio_scratch-s0", "pretrained-s1"]
+    assert {d: (runs / d / "status.json").stat().st_mtime_ns for d in untouched} == untouched
+    assert numbers(read_json(study_dir / "results.json")) == numbers(results)
+
+
+def test_failed_run_is_recorded_and_dependents_skipped_while_others_complete(tmp_path: Path) -> None:
+    pretrain = {"configs": {"image": TINY["pretrain"]["configs"]["image"]},
+                "overrides": ["training.epochs=1", "data.recipe={subset: 1200, no_such_key: 1}"]}
+    conditions = {"scratch": {}, "broken": {"overrides": ["model.fusion.method=no_such_fusion"]},
+                  "pretrained": {"pretrained": ["image"]}}
+    spec = write_spec(tmp_path, name="crash", seeds=[0], pretrain=pretrain, conditions=conditions)
+    console = _quiet()
+    study_dir = run_study(spec, study_root=tmp_path / "studies", console=console)
+    runs = {r["node"]: r for r in read_json(study_dir / "results.json")["runs"]}
+    (pretrain_node,) = runs["pretrained-s0"]["depends_on"]
+    assert runs["scratch-s0"]["status"] == "completed"
+    assert runs["broken-s0"]["status"] == "failed" and "no_such_fusion" in runs["broken-s0"]["error"]
+    assert runs[pretrain_node]["status"] == "failed" and "no_such_key" in runs[pretrain_node]["error"]
+    assert runs["pretrained-s0"]["status"] == "skipped" and pretrain_node in runs["pretrained-s0"]["error"]
+    assert runs["pretrained-s0"]["test"] == {} and runs["broken-s0"]["test"] == {}
+    output = console.file.getvalue()  # type: ignore[attr-defined]
+    assert "failed" in output and "skipped" in output and "no_such_fusion" in output
+    assert read_json(study_dir / "results.json")["progress"] == {"completed": 1, "failed": 2, "skipped": 1,
+                                                                "pending": 0}
+
+
+@pytest.mark.slow
+def test_ray_backend_gives_the_local_numbers(reference: tuple[Path, Path, dict[str, Any]], tmp_path: Path) -> None:
+    ray = pytest.importorskip("ray")
+    spec, _, results = reference
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        study_dir = run_study(spec, backend="ray", study_root=tmp_path / "studies", console=_quiet())
+    finally:
+        ray.shutdown()
+    assert numbers(read_json(study_dir / "results.json")) == numbers(results)
+
+
+@pytest.mark.slow
+def test_cli_study_end_to_end(tmp_path: Path) -> None:
+    conditions = {"scratch": {}, "pretrained": {"pretrained": ["image"]}}
+    spec = write_spec(tmp_path, name="cli", seeds=[3], conditions=conditions)
+    root = tmp_path / "studies"
+    result = CliRunner().invoke(app, ["study", str(spec), "--root", str(root), "--workers", "1"])
+    assert result.exit_code == 0, result.output
+    finished = [line for line in result.output.splitlines() if "] completed" in line]
+    assert len(finished) == 3 and "results:" in result.output
+    results = json.loads((root / "cli" / "results.json").read_text())
+    assert {r["node"] for r in results["runs"]} >= {"scratch-s3", "pretrained-s3"}
+    again = CliRunner().invoke(app, ["study", str(spec), "--root", str(root)])
+    assert again.exit_code == 2 and "--resume" in again.output
+    resumed = CliRunner().invoke(app, ["study", str(spec), "--root", str(root), "--resume"])
+    assert resumed.exit_code == 0 and "3 already complete, 0 to run" in resumed.output
