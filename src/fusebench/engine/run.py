@@ -306,14 +306,32 @@ def _timing(
 
 
 def _model_facts(model: torch.nn.Module, modalities: Sequence[str]) -> dict[str, Any]:
+    """What ``model.json`` says about the model: class, parameter counts, patterns, compute cost.
+
+    ``cost`` is present for models with a ``cost()`` method (``WhereToFuseModel``): tokens per
+    main block, tokens per block of each side stack, and the multiply-accumulates per sample
+    of the transformer blocks (main, side, total) with every modality present, so reports
+    can set accuracy against compute.
+    """
     parameters = sum(p.numel() for p in model.parameters())
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    return {
+    facts: dict[str, Any] = {
         "class": type(model).__name__,
         "parameters": parameters,
         "trainable_parameters": trainable,
         "patterns": [pattern_name(p) for p in _patterns(modalities)],
     }
+    cost_of = getattr(model, "cost", None)
+    if callable(cost_of):
+        cost = cost_of()
+        facts["cost"] = {
+            "tokens_per_layer": [int(n) for n in cost.tokens_per_layer],
+            "side_tokens_per_layer": {m: [int(n) for n in t] for m, t in sorted(cost.side_tokens_per_layer.items())},
+            "main_macs": int(cost.main_macs),
+            "side_macs": int(cost.side_macs),
+            "total_macs": int(cost.total_macs),
+        }
+    return facts
 
 
 def _patterns(modalities: Sequence[str]) -> list[tuple[str, ...]]:
