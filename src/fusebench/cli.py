@@ -223,7 +223,7 @@ def _study_summary(study_dir: Path) -> None:
             console.print(f"[bold red]{progress['failed']} failed, {progress['skipped']} skipped[/] (see results.json)")
     else:
         html, markdown = render_report(study_dir)
-        console.print(headline_table(study_dir), highlight=False)
+        console.print(headline_table(study_dir), highlight=False, soft_wrap=True)
         console.print(f"report: {html} ({markdown})", highlight=False)
     console.print(f"results: {study_dir / 'results.json'} and {study_dir / 'results.csv'}", highlight=False)
 

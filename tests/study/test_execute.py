@@ -129,6 +129,31 @@ def test_failed_run_is_recorded_and_dependents_skipped_while_others_complete(tmp
                                                                 "pending": 0}
 
 
+def test_interrupt_keeps_finished_runs_and_resume_finishes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import fusebench.study.execute as execute
+
+    real, calls = execute.execute_node, []
+
+    def interrupted_on_third_node(node_id: str, *args: Any) -> Any:
+        calls.append(node_id)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(node_id, *args)
+
+    monkeypatch.setattr(execute, "execute_node", interrupted_on_third_node)
+    conditions = {"scratch": {}, "pretrained": {"pretrained": ["image"]}}
+    spec = write_spec(tmp_path, name="stop", seeds=[0], conditions=conditions)
+    with pytest.raises(KeyboardInterrupt):
+        run_study(spec, study_root=tmp_path / "studies", console=_quiet())
+    progress = read_json(tmp_path / "studies" / "stop" / "results.json")["progress"]
+    assert progress == {"completed": 2, "failed": 0, "skipped": 0, "pending": 1}
+    monkeypatch.undo()
+    console = _quiet()
+    run_study(spec, resume=True, study_root=tmp_path / "studies", console=console)
+    assert "2 already complete, 1 to run" in console.file.getvalue()  # type: ignore[attr-defined]
+    assert read_json(tmp_path / "studies" / "stop" / "results.json")["progress"]["completed"] == 3
+
+
 @pytest.mark.slow
 def test_ray_backend_gives_the_local_numbers(reference: tuple[Path, Path, dict[str, Any]], tmp_path: Path) -> None:
     ray = pytest.importorskip("ray")

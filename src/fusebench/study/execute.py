@@ -107,7 +107,8 @@ def run_study(spec_path: str | Path, *, workers: int = 1, resume: bool = False, 
     for node_id in todo:  # a half-written folder from an interrupted or changed run would mislead
         shutil.rmtree(graph.run_dir(node_id), ignore_errors=True)
     console.print(f"study [bold]{study.spec.name}[/]: {len(graph.nodes)} nodes, {len(done)} already complete, "
-                  f"{len(todo)} to run on {workers} {backend} worker(s) -> {study_dir}", highlight=False)
+                  f"{len(todo)} to run on {workers} {backend} worker(s) -> {study_dir}",
+                  highlight=False, soft_wrap=True)
     progress = _Progress(graph, console, done, len(todo))
     try:
         if backend == "ray":

@@ -170,7 +170,10 @@ def write_results(study_dir: str | Path) -> dict[str, Any]:
     return results
 
 
-def summary_by_group(results: dict[str, Any], metric: str | None = None) -> dict[str, dict[str, tuple[float, float, int]]]:
+Summary = dict[str, dict[str, tuple[float, float, int]]]
+
+
+def summary_by_group(results: dict[str, Any], metric: str | None = None) -> Summary:
     """``{group: {pattern: (mean, sample std, n)}}`` of a test metric over the completed fusion runs' seeds."""
     import statistics
 
