@@ -129,6 +129,24 @@ def test_failed_run_is_recorded_and_dependents_skipped_while_others_complete(tmp
                                                                 "pending": 0}
 
 
+def test_pretrain_axis_study_runs_identical_scratch_runs_once(tmp_path: Path) -> None:
+    axes = {"fraction": {"key": "pretrain.data_fraction", "values": [0.5, 1.0], "target": "pretrain"}}
+    conditions = {"scratch": {}, "pretrained": {"pretrained": ["image"]}}
+    spec = write_spec(tmp_path, name="axis", seeds=[0], conditions=conditions, axes=axes)
+    study_dir = run_study(spec, study_root=tmp_path / "studies", console=_quiet())
+    results = read_json(study_dir / "results.json")
+    runs = {r["node"]: r for r in results["runs"]}
+    assert results["axes"] == {"fraction": [0.5, 1.0]} and len(runs) == 6
+    assert sorted(p.name for p in (study_dir / "runs").iterdir() if p.name.startswith("scratch")) == [
+        "scratch__fraction=0.5-s0"]
+    twin, alias = runs["scratch__fraction=0.5-s0"], runs["scratch__fraction=1.0-s0"]
+    assert alias["run_dir"] == twin["run_dir"] and alias["test"] == twin["test"] and alias["status"] == "completed"
+    assert (alias["group"], alias["axes"]) == ("scratch|fraction=1.0", {"fraction": 1.0})
+    pretrain = [r for r in runs.values() if r["kind"] == "pretrain"]
+    assert sorted(r["axes"]["fraction"] for r in pretrain) == [0.5, 1.0]
+    assert runs["pretrained__fraction=0.5-s0"]["test"] != runs["pretrained__fraction=1.0-s0"]["test"]
+
+
 def test_interrupt_keeps_finished_runs_and_resume_finishes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import fusebench.study.execute as execute
 
