@@ -1,0 +1,518 @@
+"""AV-digits: the embedded real default dataset, MNIST images paired with FSDD spoken digits.
+
+It follows the AV-MNIST recipe (Vielzeuf et al., "CentralNet", 2018): each MNIST image is
+degraded by projecting it onto the top principal components that together hold 25% of
+the energy (variance), and is paired with a spoken recording of its own digit; AV-MNIST
+mixes the audio with ESC-50 environmental noise, here coloured Gaussian noise at a fixed
+SNR stands in. Both modalities are degraded on purpose so that neither alone is enough and
+fusing them matters, which is what the framework studies.
+
+The dataset is built once into a cache folder of ``.npy`` files named by the recipe's
+digest, and loaded as whole tensors (an epoch is index slicing). See ``DESIGN.md``,
+"Data contract", for where the sources come from.
+
+Randomness: ``numpy.random.SeedSequence(pairing_seed)`` is split into independent streams
+(one for carving the validation set, one per split for pairing, one per split for the
+noise), each consumed by ``numpy.random.default_rng``; the same recipe gives identical
+arrays on every build.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import math
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from fusebench.data.audio import coloured_noise, fix_length, log_mel_spectrogram, mix_at_snr
+from fusebench.data.sources import (
+    DATA_ENV_VAR,
+    MNIST_FILES,
+    FsddRecording,
+    SourcePaths,
+    fsdd_index,
+    locate_sources,
+    read_mnist_file,
+    read_wav,
+    source_checksums,
+    user_cache_root,
+    verify_fsdd,
+)
+
+MODALITIES = ("audio", "image")
+SPLITS = ("train", "validation", "test")
+#: FSDD authors' convention: takes 0-4 of every speaker and digit are the test recordings.
+FSDD_TEST_TAKES = range(0, 5)
+#: Bumped whenever the build code changes what it writes; part of the cache digest.
+FORMAT_VERSION = 1
+_CHUNK = 512  # pairs per STFT/noise chunk: bounds memory, keeps torch ops large
+_STREAMS = ("carve", "pair_train", "pair_validation", "pair_test", "noise_train", "noise_validation", "noise_test")
+_log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class AVDigitsRecipe:
+    """Every parameter that changes the built data; the defaults are the shipped dataset.
+
+    Attributes:
+        image_energy_kept: fraction of the training images' variance kept by the PCA
+            projection (AV-MNIST removed 75%, keeping 0.25).
+        snr_db: signal-to-noise ratio of the noise mixed into every recording (measured
+            over the recording's real, un-padded part); a fresh noise draw per pair.
+        noise: ``"pink"`` (1/f power, the default: closer to environmental noise) or ``"white"``.
+        sample_rate: of the FSDD recordings (8 kHz; no resampling is done).
+        n_fft: STFT window length in samples (400 = 50 ms; Hann windows at 50% overlap).
+        hop_length: STFT hop in samples (200 = 25 ms).
+        n_mels: mel bands.
+        frames: spectrogram frames; every clip is zero-padded or cropped to
+            ``(frames - 1) * hop_length`` samples (0.975 s by default, which holds 99.2% of
+            FSDD recordings whole) so that centred STFT frames give exactly ``frames``.
+        validation_size: MNIST training images carved out (seeded) for validation.
+        pairing_seed: seeds the validation carve, the pairing and the noise.
+        subset: if set, keep only the first ``subset`` images of each split (after the
+            carve); for fast tests and tiny configurations. PCA and standardisation
+            statistics then come from that smaller training split.
+    """
+
+    image_energy_kept: float = 0.25
+    snr_db: float = 0.0
+    noise: str = "pink"
+    sample_rate: int = 8000
+    n_fft: int = 400
+    hop_length: int = 200
+    n_mels: int = 40
+    frames: int = 40
+    validation_size: int = 5000
+    pairing_seed: int = 0
+    subset: int | None = field(default=None)
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.image_energy_kept <= 1.0:
+            raise ValueError(f"Expected image_energy_kept in (0, 1], got {self.image_energy_kept}.")
+        if not math.isfinite(self.snr_db):
+            raise ValueError(f"Expected a finite snr_db, got {self.snr_db}.")
+        if self.noise not in ("pink", "white"):
+            raise ValueError(f"Expected noise 'pink' or 'white', got {self.noise!r}.")
+        for name in ("sample_rate", "n_fft", "hop_length", "n_mels", "frames"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"Expected {name} >= 1, got {getattr(self, name)}.")
+        if not 1 <= self.validation_size < MNIST_FILES["train_images"].count:
+            raise ValueError(f"Expected validation_size in 1..59999, got {self.validation_size}.")
+        if self.subset is not None and self.subset < 1:
+            raise ValueError(f"Expected subset >= 1 or None, got {self.subset}.")
+
+    @property
+    def clip_samples(self) -> int:
+        """Fixed clip length in samples: centred STFT frames then number exactly ``frames``."""
+        return (self.frames - 1) * self.hop_length
+
+    def digest(self) -> str:
+        """Short stable hash of all fields (and the cache format version): the cache folder name."""
+        payload = json.dumps({"format": FORMAT_VERSION, **asdict(self)}, sort_keys=True)
+        return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class SplitTensors:
+    """One split of AV-digits as whole tensors.
+
+    Attributes:
+        inputs: ``"audio"``: float32 ``[N, 1, n_mels, frames]`` log-mel, standardised per mel
+            band with training statistics; ``"image"``: float32 ``[N, 1, 28, 28]``, PCA
+            reconstructions scaled to zero mean and unit std with training statistics.
+        target: long ``[N]`` digit labels.
+        audio_source: int ``[N]`` index of the FSDD recording each pair used, into the
+            name-sorted recording list (``manifest.json`` -> ``fsdd_files``).
+        image_source: int ``[N]`` index of the MNIST image each pair used, into MNIST
+            train (train and validation splits) or MNIST test (test split).
+    """
+
+    inputs: dict[str, torch.Tensor]
+    target: torch.Tensor
+    audio_source: np.ndarray
+    image_source: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.target)
+
+
+# --------------------------------------------------------------------------- public API
+
+
+def cache_folder(recipe: AVDigitsRecipe, cache_dir: str | Path | None = None) -> Path:
+    """``<cache_dir>/<digest>``; ``cache_dir`` defaults to ``$FUSEBENCH_CACHE/avdigits`` or
+    ``~/.cache/fusebench/avdigits``."""
+    root = Path(cache_dir).expanduser() if cache_dir is not None else user_cache_root() / "avdigits"
+    return root / recipe.digest()
+
+
+def read_manifest(folder: str | Path) -> dict[str, Any]:
+    """The ``manifest.json`` of a built cache folder (recipe, sources, statistics, file list)."""
+    path = Path(folder) / "manifest.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"No AV-digits manifest at {path}; build it with prepare_avdigits.")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def prepare_avdigits(
+    recipe: AVDigitsRecipe = AVDigitsRecipe(),  # noqa: B008 - frozen, so a safe default
+    source_root: str | Path | None = None,
+    cache_dir: str | Path | None = None,
+    force: bool = False,
+    progress: bool = False,
+    *,
+    allow_download: bool = True,
+) -> Path:
+    """Build the AV-digits cache for ``recipe`` unless an up-to-date one exists.
+
+    A cache is up to date when its manifest records the same recipe and the same source
+    checksums as the sources found now. When no sources can be found at all (and none was
+    configured), an existing complete cache is trusted, so a cache folder can be copied to
+    a machine without the sources. Concurrent builders of the same folder wait for each
+    other (POSIX file lock) instead of building twice.
+
+    Args:
+        recipe: what to build.
+        source_root: explicit data root (``mnist/``, ``fsdd/recordings/``); see
+            :func:`~fusebench.data.sources.locate_sources` for the lookup order.
+        cache_dir: parent of the per-recipe cache folders (see :func:`cache_folder`).
+        force: rebuild even if the cache is up to date.
+        progress: print build steps and timings to stderr.
+        allow_download: whether missing sources may be downloaded.
+
+    Returns:
+        The cache folder.
+    """
+    folder = cache_folder(recipe, cache_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    if not force and _is_current(folder, recipe, source_root):
+        return folder
+    with _exclusive(folder):
+        if not force and _is_current(folder, recipe, source_root):
+            return folder  # another process finished the build while we waited
+        sources = locate_sources(source_root, allow_download=allow_download)
+        _build(recipe, sources, folder, _Progress(progress))
+    return folder
+
+
+def load_avdigits(
+    recipe: AVDigitsRecipe = AVDigitsRecipe(),  # noqa: B008 - frozen, so a safe default
+    source_root: str | Path | None = None,
+    cache_dir: str | Path | None = None,
+    limit: dict[str, int] | None = None,
+    *,
+    allow_download: bool = True,
+) -> dict[str, SplitTensors]:
+    """Load AV-digits as whole tensors, building the cache on first use.
+
+    Args:
+        recipe, source_root, cache_dir, allow_download: as for :func:`prepare_avdigits`.
+        limit: optional split name -> keep only the first ``n`` pairs (tiny test configs);
+            only that many rows are read from disk.
+
+    Returns:
+        ``{"train": ..., "validation": ..., "test": ...}``.
+    """
+    limit = dict(limit or {})
+    unknown = sorted(set(limit) - set(SPLITS))
+    if unknown or any(int(n) < 0 for n in limit.values()):
+        raise ValueError(f"Expected limit keys among {SPLITS} with values >= 0, got {limit}.")
+    folder = prepare_avdigits(recipe, source_root, cache_dir, allow_download=allow_download)
+    return {split: _load_split(folder, split, limit.get(split)) for split in SPLITS}
+
+
+# --------------------------------------------------------------------------- cache state
+
+
+def _file_names(split: str) -> dict[str, str]:
+    names = {f"inputs.{m}": f"{split}.{m}.npy" for m in MODALITIES}
+    names.update({key: f"{split}.{key}.npy" for key in ("target", "audio_source", "image_source")})
+    return names
+
+
+def _load_split(folder: Path, split: str, limit: int | None) -> SplitTensors:
+    def read(key: str, dtype: type | None = None) -> np.ndarray:
+        array = np.load(folder / _file_names(split)[key], mmap_mode="r")[:limit]
+        return np.array(array, dtype=dtype)  # copies out of the memory map
+
+    inputs = {m: torch.from_numpy(read(f"inputs.{m}", np.float32)) for m in MODALITIES}
+    return SplitTensors(
+        inputs=inputs,
+        target=torch.from_numpy(read("target", np.int64)),
+        audio_source=read("audio_source"),
+        image_source=read("image_source"),
+    )
+
+
+def _is_current(folder: Path, recipe: AVDigitsRecipe, source_root: str | Path | None) -> bool:
+    try:
+        manifest = read_manifest(folder)
+    except (FileNotFoundError, json.JSONDecodeError):
+        return False
+    if manifest.get("format_version") != FORMAT_VERSION or manifest.get("recipe") != asdict(recipe):
+        return False
+    if not all((folder / name).is_file() for name in manifest.get("files", [])):
+        return False
+    try:
+        sources = locate_sources(source_root, allow_download=False)
+    except FileNotFoundError:
+        if source_root is not None or os.environ.get(DATA_ENV_VAR):
+            raise  # a configured path that is wrong is an error, not a reason to skip checks
+        _log.warning("AV-digits sources not found; using the existing cache %s unchecked.", folder)
+        return True
+    if source_checksums(sources) != manifest["sources"]["checksums"]:
+        _log.warning("AV-digits sources changed since %s was built; rebuilding.", folder)
+        return False
+    return True
+
+
+@contextlib.contextmanager
+def _exclusive(folder: Path) -> Iterator[None]:
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no lock, concurrent builds just repeat the work
+        yield
+        return
+    with open(folder / ".lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _write_atomically(path: Path, write: Any) -> None:
+    """Write through ``write(file)`` to a temporary name beside ``path``, then rename."""
+    handle, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(handle, "wb") as out:
+            write(out)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp_name, path)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+
+
+# --------------------------------------------------------------------------- build
+
+
+class _Progress:
+    def __init__(self, enabled: bool) -> None:
+        self.enabled, self.start = enabled, time.perf_counter()
+
+    def __call__(self, message: str) -> None:
+        if self.enabled:
+            print(f"[avdigits {time.perf_counter() - self.start:6.1f}s] {message}", file=sys.stderr)
+
+
+def _build(recipe: AVDigitsRecipe, sources: SourcePaths, folder: Path, report: _Progress) -> None:
+    """Build every cache file of ``recipe`` into ``folder``; the manifest is written last."""
+    started = time.perf_counter()
+    mnist = {role: read_mnist_file(sources.mnist / spec.name, role) for role, spec in MNIST_FILES.items()}
+    report(f"read MNIST from {sources.mnist}")
+    verify_fsdd(sources.fsdd)
+    recordings = fsdd_index(sources.fsdd)
+
+    seeds = np.random.SeedSequence(recipe.pairing_seed).spawn(len(_STREAMS))
+    rngs = {name: np.random.default_rng(seed) for name, seed in zip(_STREAMS, seeds, strict=True)}
+    image_source = _carve(recipe, rngs["carve"])
+    pools = {split: ("test" if split == "test" else "train") for split in SPLITS}
+    images = {s: mnist[f"{pools[s]}_images"][image_source[s]] for s in SPLITS}
+    targets = {s: mnist[f"{pools[s]}_labels"][image_source[s]].astype(np.int64) for s in SPLITS}
+    audio_source = {s: _pair(targets[s], recordings, test_takes=(s == "test"), rng=rngs[f"pair_{s}"]) for s in SPLITS}
+
+    used = np.unique(np.concatenate(list(audio_source.values())))
+    clips, lengths = _read_recordings(recordings, used, recipe)
+    report(f"read {len(used)} FSDD recordings from {sources.fsdd}")
+
+    projected, pca = _pca_images(images, recipe.image_energy_kept)
+    report(f"PCA: {pca['components']} components keep {pca['energy_kept']:.3f} of the energy")
+    audio = {s: _audio_features(audio_source[s], clips, lengths, recipe, rngs[f"noise_{s}"]) for s in SPLITS}
+    report("computed log-mel spectrograms")
+    audio, audio_stats = _standardise_bands(audio)
+    projected, image_stats = _standardise_scalar(projected)
+
+    files = []
+    for split in SPLITS:
+        arrays = {
+            "inputs.audio": audio[split][:, None].astype(np.float16),
+            "inputs.image": projected[split].reshape(-1, 1, 28, 28).astype(np.float16),
+            "target": targets[split],
+            "audio_source": audio_source[split].astype(np.int32),
+            "image_source": image_source[split].astype(np.int32),
+        }
+        for key, name in _file_names(split).items():
+            array = arrays[key]
+            _write_atomically(folder / name, lambda out, a=array: np.save(out, a))
+            files.append(name)
+    report(f"wrote {folder}")
+
+    import fusebench
+
+    manifest = {
+        "format_version": FORMAT_VERSION,
+        "fusebench_version": fusebench.__version__,
+        "recipe": asdict(recipe),
+        "digest": recipe.digest(),
+        "sources": {
+            "origin": sources.origin,
+            "mnist": str(sources.mnist),
+            "fsdd": str(sources.fsdd),
+            "checksums": source_checksums(sources),
+        },
+        "counts": {s: len(targets[s]) for s in SPLITS},
+        "pca": pca,
+        "normalisation": {**image_stats, **audio_stats},
+        "build_seconds": round(time.perf_counter() - started, 2),
+        "files": files,
+        "fsdd_files": [r.path.name for r in recordings],
+    }
+    payload = json.dumps(manifest, indent=1).encode()
+    _write_atomically(folder / "manifest.json", lambda out: out.write(payload))
+
+
+def _read_recordings(
+    recordings: list[FsddRecording], used: np.ndarray, recipe: AVDigitsRecipe
+) -> tuple[np.ndarray, np.ndarray]:
+    """Fixed-length clips ``[len(recordings), clip_samples]``; only ``used`` rows are read."""
+    clips = np.zeros((len(recordings), recipe.clip_samples), dtype=np.float32)
+    lengths = np.ones(len(recordings), dtype=np.int64)
+    for index in used:
+        samples, rate = read_wav(recordings[index].path)
+        if rate != recipe.sample_rate:
+            raise ValueError(
+                f"{recordings[index].path} is sampled at {rate} Hz, expected recipe.sample_rate="
+                f"{recipe.sample_rate} (AV-digits does not resample)."
+            )
+        clip, length = fix_length([samples], recipe.clip_samples)
+        clips[index], lengths[index] = clip[0], length[0]
+    return clips, lengths
+
+
+def _carve(recipe: AVDigitsRecipe, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """MNIST indices per split: a seeded validation carve from train, test as is."""
+    order = rng.permutation(MNIST_FILES["train_images"].count)
+    indices = {
+        "train": np.sort(order[recipe.validation_size :]),
+        "validation": np.sort(order[: recipe.validation_size]),
+        "test": np.arange(MNIST_FILES["test_images"].count),
+    }
+    return {split: idx[: recipe.subset] for split, idx in indices.items()}
+
+
+def _pair(
+    labels: np.ndarray, recordings: list[FsddRecording], test_takes: bool, rng: np.random.Generator
+) -> np.ndarray:
+    """Give each image a recording of its own digit from the matching FSDD split.
+
+    Recordings are dealt out of reshuffled decks per digit, so every recording is used
+    about equally often (uniform draws would leave some unused and repeat others).
+    """
+    digits = np.array([r.digit for r in recordings])
+    in_split = np.array([(r.take in FSDD_TEST_TAKES) == test_takes for r in recordings])
+    source = np.empty(len(labels), dtype=np.int64)
+    for digit in range(10):
+        wanted = np.flatnonzero(labels == digit)
+        if len(wanted) == 0:
+            continue
+        deck = np.flatnonzero((digits == digit) & in_split)
+        if len(deck) == 0:
+            raise ValueError(
+                f"No FSDD recording of digit {digit} with takes "
+                f"{'0-4' if test_takes else '5 and above'}; expected the full FSDD release."
+            )
+        rounds = -(-len(wanted) // len(deck))
+        dealt = np.concatenate([rng.permutation(deck) for _ in range(rounds)])
+        source[wanted] = dealt[: len(wanted)]
+    return source
+
+
+def _pca_images(images: dict[str, np.ndarray], energy: float) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Project images onto the top principal components of the training images.
+
+    Keeps the smallest number ``k`` of components whose cumulative share of the training
+    variance first reaches ``energy`` and reconstructs each image from them (plus the
+    training mean), which removes the fine detail held by the tail of the spectrum.
+    """
+    train = images["train"].reshape(len(images["train"]), -1).astype(np.float32) / 255.0
+    mean = train.mean(axis=0, dtype=np.float64)
+    centred = train - mean.astype(np.float32)
+    if len(train) >= centred.shape[1]:
+        covariance = (centred.T @ centred).astype(np.float64) / len(train)
+        eigenvalues, eigenvectors = np.linalg.eigh(covariance)
+        eigenvalues, eigenvectors = eigenvalues[::-1].clip(min=0.0), eigenvectors[:, ::-1]
+    else:  # fewer images than pixels (subset builds): the thin SVD is far cheaper
+        _, singular, rows = np.linalg.svd(centred.astype(np.float64), full_matrices=False)
+        eigenvalues, eigenvectors = singular**2 / len(train), rows.T
+    share = np.cumsum(eigenvalues) / eigenvalues.sum()
+    k = min(int(np.searchsorted(share, energy - 1e-12)) + 1, len(share))
+    basis = eigenvectors[:, :k].astype(np.float32)
+    mean32 = mean.astype(np.float32)
+    projected = {}
+    for split, array in images.items():
+        x = array.reshape(len(array), -1).astype(np.float32) / 255.0 - mean32
+        projected[split] = (x @ basis) @ basis.T + mean32
+    return projected, {"components": k, "energy_kept": float(share[k - 1])}
+
+
+def _audio_features(
+    source: np.ndarray,
+    clips: np.ndarray,
+    lengths: np.ndarray,
+    recipe: AVDigitsRecipe,
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """Log-mel spectrograms of each pair's recording mixed with a fresh noise draw."""
+    out = np.empty((len(source), recipe.n_mels, recipe.frames), dtype=np.float32)
+    for start in range(0, len(source), _CHUNK):
+        rows = source[start : start + _CHUNK]
+        noise = coloured_noise((len(rows), recipe.clip_samples), recipe.noise, rng)
+        mixed = mix_at_snr(torch.from_numpy(clips[rows]), noise, recipe.snr_db, torch.from_numpy(lengths[rows]))
+        spectrogram = log_mel_spectrogram(mixed, recipe.sample_rate, recipe.n_fft, recipe.hop_length, recipe.n_mels)
+        out[start : start + len(rows)] = spectrogram.numpy()
+    return out
+
+
+def _standardise_bands(
+    audio: dict[str, np.ndarray],
+) -> tuple[dict[str, np.ndarray], dict[str, list[float]]]:
+    """Per-mel-band standardisation with training statistics (bands differ a lot in level)."""
+    mean = audio["train"].mean(axis=(0, 2), dtype=np.float64)
+    std = audio["train"].std(axis=(0, 2), dtype=np.float64).clip(min=1e-6)
+    scaled = {s: (a - mean[:, None].astype(np.float32)) / std[:, None].astype(np.float32) for s, a in audio.items()}
+    return scaled, {"audio_mean": mean.tolist(), "audio_std": std.tolist()}
+
+
+def _standardise_scalar(
+    images: dict[str, np.ndarray],
+) -> tuple[dict[str, np.ndarray], dict[str, float]]:
+    """One mean and std over all training pixels (per-pixel scaling would blow up the border)."""
+    mean = float(images["train"].mean(dtype=np.float64))
+    std = float(images["train"].std(dtype=np.float64))
+    return {s: (x - mean) / std for s, x in images.items()}, {"image_mean": mean, "image_std": std}
+
+
+__all__ = [
+    "MODALITIES",
+    "SPLITS",
+    "AVDigitsRecipe",
+    "SplitTensors",
+    "cache_folder",
+    "load_avdigits",
+    "prepare_avdigits",
+    "read_manifest",
+]
