@@ -41,7 +41,10 @@ def test_test_summary_matches_numpy_and_scipy(name: str, pattern: str) -> None:
     assert summary["n"] == len(values)
     assert summary["mean"] == pytest.approx(values.mean(), abs=1e-12)
     if len(values) > 1:
-        low, high = stats.t.interval(0.95, len(values) - 1, loc=values.mean(), scale=stats.sem(values))
+        if values.std() == 0:  # scipy's interval is NaN at zero scale; the interval is the point itself
+            low = high = values.mean()
+        else:
+            low, high = stats.t.interval(0.95, len(values) - 1, loc=values.mean(), scale=stats.sem(values))
         assert summary["std"] == pytest.approx(values.std(ddof=1), abs=1e-12)
         assert (summary["ci_low"], summary["ci_high"]) == pytest.approx((low, high), abs=1e-12)
     else:
