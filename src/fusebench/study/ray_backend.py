@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from fusebench.config import ConfigError
 from fusebench.study.execute import NodeOutcome, OnDone, crashed, execute_node, skipped
 from fusebench.study.graph import StudyGraph, blocked_by
 
@@ -51,7 +52,11 @@ def run_ray(graph: StudyGraph, todo: Sequence[str], done: dict[str, str], on_don
     started = not ray.is_initialized()
     if started:
         extra = {"num_cpus": workers * threads} if address is None else {}
-        ray.init(address=address, include_dashboard=False, log_to_driver=False, **extra)
+        try:
+            ray.init(address=address, include_dashboard=False, log_to_driver=False, **extra)
+        except ConnectionError as error:
+            raise ConfigError(f"Could not connect to the Ray cluster at `--address {address}` ({error}); start one "
+                              "with `ray start --head`, or leave out `--address` for a local instance.") from None
     task = ray.remote(num_cpus=threads, max_retries=0)(ray_node)
     refs: dict[str, Any] = {}
     try:

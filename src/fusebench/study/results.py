@@ -47,7 +47,6 @@ def collect_results(study_dir: str | Path) -> dict[str, Any]:
     spec, plan = read_study_spec(study_dir), read_plan(study_dir)
     nodes = plan["nodes"]
     by_id = {n["node"]: n for n in nodes}
-    users = {n["node"]: sum(n["node"] in m["depends_on"] for m in nodes) for n in nodes}
     outcome: dict[str, str] = {}
     runs = []
     for node in nodes:
@@ -59,7 +58,8 @@ def collect_results(study_dir: str | Path) -> dict[str, Any]:
             state = "skipped" if failed_dep else "pending"
         outcome[node["node"]] = state
         if state != "pending":
-            runs.append(_entry(node, twin["node"], run_dir, state, failed_dep, users, outcome))
+            runs.append(_entry(node, twin["node"], run_dir, state, failed_dep, outcome))
+    _pretraining_cost(runs, by_id)
     analysis = spec.analysis
     baseline = analysis.baseline or next(iter(spec.conditions))
     comparisons = analysis.comparisons or [(baseline, c) for c in spec.conditions if c != baseline]
@@ -80,7 +80,7 @@ def collect_results(study_dir: str | Path) -> dict[str, Any]:
 
 
 def _entry(node: dict[str, Any], twin: str, run_dir: Path, state: str, failed_dep: str | None,
-           users: dict[str, int], outcome: dict[str, str]) -> dict[str, Any]:
+           outcome: dict[str, str]) -> dict[str, Any]:
     """One ``runs[]`` record (see docs/study_results.md)."""
     axes = node["axes"]
     group = None
@@ -103,7 +103,9 @@ def _entry(node: dict[str, Any], twin: str, run_dir: Path, state: str, failed_de
         entry["curves"] = curves(read_json(run_dir / "epoch_metrics.json"))
     if state == "completed":
         entry["test"] = read_json(run_dir / "test_metrics.json")
-        entry["timing"] = _timing(read_json(run_dir / "timing.json"), node["depends_on"], users)
+        timing = read_json(run_dir / "timing.json")
+        entry["timing"] = {"pretraining": {m: float(v) for m, v in timing.get("pretraining", {}).items()},
+                           "pretraining_amortised": {}, **{key: timing.get(key) for key in TIMING_KEYS}}
         model = read_json(run_dir / "model.json")
         entry["model"] = {k: model[k] for k in ("parameters", "trainable_parameters") if k in model}
     return entry
@@ -124,15 +126,25 @@ def curves(epochs: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def _timing(timing: dict[str, Any], depends_on: list[str], users: dict[str, int]) -> dict[str, Any]:
-    """Run seconds, plus each pre-trained encoder's full cost and its share per fusion run using it."""
-    pretraining = {m: float(s) for m, s in timing.get("pretraining", {}).items()}
-    shares = {node.split("-")[1]: users[node] for node in depends_on}
-    return {
-        "pretraining": pretraining,
-        "pretraining_amortised": {m: s / shares.get(m, 1) for m, s in pretraining.items()},
-        **{key: timing.get(key) for key in TIMING_KEYS},
-    }
+def _pretraining_cost(runs: list[dict[str, Any]], plan: dict[str, dict[str, Any]]) -> None:
+    """Each fusion run's pre-trained encoders: the full seconds of the node that trained each one, and
+    that divided by the number of fusion runs in the plan sharing the node (its amortised share).
+
+    A node's own ``timing.json`` total is used; if that node is gone, the seconds recorded in the
+    encoder file the run loaded (data + fit) stand in.
+    """
+    users = {node: sum(node in n["depends_on"] for n in plan.values()) for node in plan}
+    by_node = {r["node"]: r for r in runs}
+    for run in runs:
+        if run["kind"] != "fusion" or not run["timing"]:
+            continue
+        full, shares = {}, {}
+        for dep in run["depends_on"]:
+            modality = plan[dep]["modality"]
+            total = by_node.get(dep, {}).get("timing", {}).get("total")
+            full[modality] = float(total) if total is not None else run["timing"]["pretraining"].get(modality)
+            shares[modality] = None if full[modality] is None else full[modality] / users[dep]
+        run["timing"]["pretraining"], run["timing"]["pretraining_amortised"] = full, shares
 
 
 def results_csv(results: dict[str, Any]) -> str:
