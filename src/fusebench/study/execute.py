@@ -54,6 +54,8 @@ def execute_node(node_id: str, config: dict[str, Any], run_dir: str, command: Se
         execute_run(validate_config(config, f"node `{node_id}`"), run_dir, command=list(command))
     except Exception as error:  # noqa: BLE001 - recorded, and the study goes on
         return NodeOutcome(node_id, "failed", time.perf_counter() - start, f"{type(error).__name__}: {error}")
+    except SystemExit as error:  # Lightning turns Ctrl-C during fit into `sys.exit(1)`: the user asked to stop
+        raise KeyboardInterrupt from error
     return NodeOutcome(node_id, "completed", time.perf_counter() - start)
 
 
