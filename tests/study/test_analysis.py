@@ -211,3 +211,21 @@ def test_a_single_group_study_says_no_comparison_was_possible() -> None:
     assert [g["name"] for g in analysis["groups"]] == ["scratch"]
     assert analysis["comparisons"] == [] and analysis["primary_comparison"] is None
     assert verdict(analysis) == ["No paired comparison could be made (the study has a single group)."]
+
+
+def test_ptrain_ptest_rows_come_from_conditions_when_no_axis_sets_rates() -> None:
+    from fusebench.study.analysis_modality import ptrain_ptest
+
+    def group(name: str, values: list[float]) -> dict[str, Any]:
+        curve = {"p_test": [0.0, 0.5, 1.0], "mean": values, "n": 3}
+        return {"name": name, "condition": name, "axes": {}, "mmpt": {"audio": curve, "image": curve}}
+
+    groups = [group("complete", [0.9, 0.7, 0.5]), group("audio_0.5", [0.88, 0.8, 0.72]),
+              group("audio_0.9", [0.8, 0.78, 0.76]), group("image_0.5", [0.85, 0.8, 0.75])]
+    rates = {"complete": {"audio": 0.0, "image": 0.0}, "audio_0.5": {"audio": 0.5, "image": 0.0},
+             "audio_0.9": {"audio": 0.9, "image": 0.0}, "image_0.5": {"audio": 0.0, "image": 0.5}}
+    matrices = {m["modality"]: m for m in ptrain_ptest(groups, [], rates, ["audio", "image"])}
+    assert matrices["audio"]["groups"] == ["complete", "audio_0.5", "audio_0.9"]
+    assert matrices["audio"]["p_train"] == [0.0, 0.5, 0.9]
+    assert matrices["audio"]["values"][2] == [0.8, 0.78, 0.76]
+    assert matrices["image"]["groups"] == ["complete", "image_0.5"]

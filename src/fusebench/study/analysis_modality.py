@@ -135,6 +135,40 @@ def ptrain_ptest(groups: Sequence[Mapping[str, Any]], axes: Sequence[str], rates
                     "p_train": [rates[g["name"]][m] for g in rows], "p_test": rows[0]["mmpt"][m]["p_test"],
                     "values": [g["mmpt"][m]["mean"] for g in rows], "n": [g["mmpt"][m]["n"] for g in rows],
                 })
+    if not matrices:
+        matrices = _ptrain_ptest_across_conditions(groups, rates, modalities)
+    return matrices
+
+
+def _ptrain_ptest_across_conditions(groups: Sequence[Mapping[str, Any]], rates: Mapping[str, Mapping[str, float]],
+                                    modalities: Sequence[str]) -> list[dict[str, Any]]:
+    """The same matrices when *conditions* set the rates (one modality dropped at a time).
+
+    Two crossed rate axes would ask for pairs such as audio 0.9 + image 0.2, which cannot
+    hold together, so a missing-rate study varies one modality per condition. For modality
+    ``m`` the rows are the groups (within equal axis values) in which no other modality is
+    dropped at train time, one row per distinct train rate of ``m``.
+    """
+    scopes: dict[tuple[Any, ...], list[Mapping[str, Any]]] = {}
+    for group in groups:
+        scopes.setdefault(axes_key(group["axes"]), []).append(group)
+    matrices = []
+    for rest, members in scopes.items():
+        for m in sorted(modalities):
+            by_rate: dict[float, Mapping[str, Any]] = {}
+            for g in members:
+                rate = rates.get(g["name"])
+                if rate and m in g.get("mmpt", {}) and all(rate[o] == 0 for o in modalities if o != m):
+                    by_rate.setdefault(rate[m], g)
+            if len(by_rate) < 2:
+                continue
+            rows = [by_rate[r] for r in sorted(by_rate)]
+            matrices.append({
+                "axis": "condition", "scope": "|".join(f"{k}={v}" for k, v in rest) or "all conditions",
+                "modality": m, "groups": [g["name"] for g in rows], "p_train": sorted(by_rate),
+                "p_test": rows[0]["mmpt"][m]["p_test"], "values": [g["mmpt"][m]["mean"] for g in rows],
+                "n": [g["mmpt"][m]["n"] for g in rows],
+            })
     return matrices
 
 
