@@ -49,10 +49,15 @@ def test_train_with_run_id_then_evaluate_gives_the_same_numbers(tmp_path: Path) 
     assert result.exit_code == 0, result.output
     run_dir = tmp_path / "runs" / "cli" / "7"
     first = json.loads((run_dir / "test_metrics.json").read_text())
+    timing = json.loads((run_dir / "timing.json").read_text())
+    env = (run_dir / "env.json").read_text()
     assert yaml.safe_load((run_dir / "config.yaml").read_text())["monitoring"]["enabled"] is False
     again = runner.invoke(app, ["evaluate", str(run_dir)])
     assert again.exit_code == 0, again.output
     assert json.loads((run_dir / "test_metrics.json").read_text()) == first
+    again_timing = json.loads((run_dir / "timing.json").read_text())
+    assert again_timing["training"] == timing["training"] > 0 and again_timing["epochs"] == 1  # training cost kept
+    assert (run_dir / "env.json").read_text() == env and (run_dir / "env.evaluate.json").is_file()
     assert "audio+image" in again.output
 
 

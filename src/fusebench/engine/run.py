@@ -135,8 +135,11 @@ def _execute(
     if config.experiment.threads:
         torch.set_num_threads(config.experiment.threads)
     device = resolve_device(config.experiment.device)
-    atomic_write_text(run_dir / "config.yaml", dump_config(config))
-    atomic_write_json(run_dir / "env.json", environment(config, device, command))
+    if skip_train:  # re-evaluation: config.yaml, env.json and timing.json describe the training; keep them
+        atomic_write_json(run_dir / "env.evaluate.json", environment(config, device, command))
+    else:
+        atomic_write_text(run_dir / "config.yaml", dump_config(config))
+        atomic_write_json(run_dir / "env.json", environment(config, device, command))
     L.seed_everything(config.experiment.seed, workers=True, verbose=False)
     modalities = run_modalities(config)
     fraction = config.pretrain.data_fraction if config.pretrain is not None else 1.0
@@ -182,7 +185,7 @@ def _execute(
     elif skip_train:
         raise FileNotFoundError(f"`--skip-train` needs a trained checkpoint at `{best}`, but there is none.")
     model.to(device)
-    if config.pretrain is not None:
+    if config.pretrain is not None and not skip_train:
         seconds = fit_seconds + data_seconds
         save_encoder(
             model.encoders[config.pretrain.modality],
@@ -208,6 +211,8 @@ def _execute(
         config, history, data_seconds, fit_seconds, test_seconds, time.perf_counter() - started, len(data.train)
     )
     timing["feature_cache"] = cache_seconds
+    if skip_train and (run_dir / "timing.json").exists():
+        timing = {**read_json(run_dir / "timing.json"), "test": test_seconds, "reevaluated": True}
     atomic_write_json(run_dir / "timing.json", timing)
     atomic_write_json(run_dir / "model.json", _model_facts(model, data.modalities))
     return test_metrics, history, timing
