@@ -302,9 +302,9 @@ def apply_overrides(raw: dict[str, Any], overrides: Sequence[str]) -> dict[str, 
     return result
 
 
-def _fields_at(location: Sequence[str | int]) -> list[str]:
-    """The valid keys of the config section at ``location`` (for did-you-mean hints)."""
-    node: Any = RunConfig
+def _fields_at(location: Sequence[str | int], root: type[BaseModel]) -> list[str]:
+    """The valid keys of the section at ``location`` under ``root`` (for did-you-mean hints)."""
+    node: Any = root
     for part in location:
         if isinstance(node, type) and issubclass(node, BaseModel):
             field = node.model_fields.get(str(part))
@@ -330,21 +330,26 @@ def _section_type(annotation: Any) -> Any:
     return None
 
 
-def explain_validation_error(error: ValidationError, source: str) -> ConfigError:
-    """Turn pydantic's report into one paragraph naming the source, the keys and the fix."""
+def explain_validation_error(error: ValidationError, source: str, root: type[BaseModel] | None = None,
+                             kind: str = "config") -> ConfigError:
+    """Turn pydantic's report into one paragraph naming the source, the keys and the fix.
+
+    ``root`` is the model that was validated (a run config by default, a study spec too), so
+    an unknown key is answered with the closest valid key of its own section.
+    """
     problems = []
     for item in error.errors():
         loc = [p for p in item["loc"] if isinstance(p, str)]
         dotted = ".".join(str(p) for p in item["loc"]) or "(top level)"
         if item["type"] == "extra_forbidden":
-            valid = _fields_at(loc[:-1])
+            valid = _fields_at(loc[:-1], root or RunConfig)
             close = difflib.get_close_matches(loc[-1], valid, n=1, cutoff=0.5)
             hint = f"did you mean `{'.'.join([*loc[:-1], close[0]])}`?" if close else f"valid keys: {valid}"
             problems.append(f"unknown key `{dotted}` ({hint})")
         else:
             got = item.get("input")
             problems.append(f"`{dotted}`: {item['msg']} (got {got!r})")
-    return ConfigError(f"Invalid config {source}: " + "; ".join(problems) + ".")
+    return ConfigError(f"Invalid {kind} {source}: " + "; ".join(problems) + ".")
 
 
 def validate_config(raw: Mapping[str, Any], source: str = "<dict>") -> RunConfig:

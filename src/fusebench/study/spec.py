@@ -9,7 +9,6 @@ exactly as for run configs.
 
 from __future__ import annotations
 
-import difflib
 import itertools
 import json
 import re
@@ -22,7 +21,15 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from fusebench.config import ConfigError, MetricName, RunConfig, apply_overrides, read_yaml, validate_config
+from fusebench.config import (
+    ConfigError,
+    MetricName,
+    RunConfig,
+    apply_overrides,
+    explain_validation_error,
+    read_yaml,
+    validate_config,
+)
 from fusebench.data.patterns import all_patterns, parse_pattern, pattern_name
 
 SAFE_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
@@ -253,38 +260,7 @@ def _check_runs(study: Study) -> None:
 
 def _explain(error: ValidationError, source: Path) -> ConfigError:
     """Pydantic's report as one paragraph naming the spec file, each key and the fix."""
-    problems = []
-    for item in error.errors():
-        loc = [str(p) for p in item["loc"]]
-        dotted = ".".join(loc) or "(top level)"
-        if item["type"] == "extra_forbidden":
-            valid = _fields_at(loc[:-1])
-            close = difflib.get_close_matches(loc[-1], valid, n=1, cutoff=0.5)
-            hint = f"did you mean `{'.'.join([*loc[:-1], close[0]])}`?" if close else f"valid keys: {valid}"
-            problems.append(f"unknown key `{dotted}` ({hint})")
-        else:
-            problems.append(f"`{dotted}`: {item['msg']} (got {item.get('input')!r})")
-    return ConfigError(f"Invalid study spec `{source}`: " + "; ".join(problems) + ".")
-
-
-def _fields_at(location: Sequence[str]) -> list[str]:
-    """Valid keys of the spec section at ``location``; mapping levels (condition names) are skipped."""
-    node: Any = StudyFile
-    parts = list(location)
-    while parts:
-        part = parts.pop(0)
-        if not (isinstance(node, type) and issubclass(node, BaseModel)) or part not in node.model_fields:
-            return []
-        annotation = node.model_fields[part].annotation
-        if getattr(annotation, "__origin__", None) is dict:
-            if not parts:
-                return []
-            parts.pop(0)  # a key the user chose, such as a condition name
-            annotation = annotation.__args__[1]
-        candidates = (annotation, *getattr(annotation, "__args__", ()))
-        models = [c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)]
-        node = models[0] if models else None
-    return list(node.model_fields) if isinstance(node, type) and issubclass(node, BaseModel) else []
+    return explain_validation_error(error, f"`{source}`", root=StudyFile, kind="study spec")
 
 
 def dump_spec(study: Study) -> str:
