@@ -267,3 +267,18 @@ def test_token_models_refuse_pretrained_encoder_weights(name: str, tmp_path: Pat
     config = load_config(path, [f"model.pretrained.audio={tmp_path / 'audio.safetensors'}"])
     with pytest.raises(ValueError, match=r"`model.pretrained.audio` is set but .* builds its own tokenisers"):
         build_model(config, INPUT_SHAPES, 10)
+
+
+@pytest.mark.parametrize(
+    ("override", "match"),
+    [
+        pytest.param("model.missing_strategy=learned", r"applies to late fusion only.*params.missing", id="missing"),
+        pytest.param("model.fusion.hidden_dim=32", r"do not apply to fusion `mid/where_to_fuse`", id="hidden-dim"),
+    ],
+)
+def test_late_fusion_settings_are_not_silently_ignored_by_mid_fusion(override: str, match: str) -> None:
+    from fusebench.engine.build import build_model
+
+    config = load_config(ROOT / "configs" / "avdigits" / "fusion" / "mid_where_to_fuse.yaml", [override])
+    with pytest.raises(ValueError, match=match):
+        build_model(config, {"audio": (1, 40, 40), "image": (1, 28, 28)}, 10)

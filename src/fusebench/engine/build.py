@@ -57,6 +57,7 @@ def _build_early_or_mid(
 
     fusion_cfg = config.model.fusion
     shapes = {m: input_shapes[m] for m in modalities}
+    _reject_ignored_settings(config)
     if fusion_cfg.type == "early" and fusion_cfg.method == "feature":
         encoders = build_encoders(config, input_shapes, modalities)
         return registry.build_feature_early_fusion(
@@ -70,6 +71,24 @@ def _build_early_or_mid(
         f"Expected `model.fusion.method` in {registry.FUSION_KINDS[fusion_cfg.type]} for fusion type "
         f"`{fusion_cfg.type}`, got `{fusion_cfg.method}`."
     )
+
+
+def _reject_ignored_settings(config: RunConfig) -> None:
+    """Early and mid fusion take their missing-modality handling (and, for token models, their
+    width) from ``model.fusion.params``; a late-fusion setting here would be silently ignored."""
+    fusion = config.model.fusion
+    where = f"fusion `{fusion.type}/{fusion.method}`"
+    if config.model.missing_strategy != "zero":
+        raise ValueError(
+            f"`model.missing_strategy: {config.model.missing_strategy}` applies to late fusion only; for {where} "
+            f"set `model.fusion.params.missing` instead."
+        )
+    defaults = type(fusion)()
+    if fusion.method != "feature" and (fusion.hidden_dim, fusion.dropout) != (defaults.hidden_dim, defaults.dropout):
+        raise ValueError(
+            f"`model.fusion.hidden_dim`/`dropout` do not apply to {where}; set its width and dropout with "
+            f"`model.fusion.params.dim` and `model.fusion.params.dropout`."
+        )
 
 
 def load_pretrained(model: nn.Module, config: RunConfig) -> None:
