@@ -180,7 +180,8 @@ def fusion_facts(study_dir: Path, groups: Sequence[Mapping[str, Any]],
         for run in runs_by_group[group["name"]]:
             fusion = (run_config(study_dir, run).get("model") or {}).get("fusion") or {}
             if fusion:
-                facts[group["name"]] = f"{fusion.get('type', '?')}/{fusion.get('method', '?')}"
+                params = ", ".join(f"{k}={v}" for k, v in sorted((fusion.get("params") or {}).items()))
+                facts[group["name"]] = f"{fusion.get('type', '?')}/{fusion.get('method', '?')}({params})"
                 break
     return facts
 

@@ -80,6 +80,7 @@ def _fusion_rows(analysis: Mapping[str, Any]) -> list[dict[str, Any]]:
             "fusion": ", ".join(f"{a}={group['axes'].get(a)}" for a in analysis["fusion_axes"]),
             "parameters": group["model"].get("parameters"),
             "trainable": group["model"].get("trainable_parameters"),
+            "macs": group["model"].get("macs"),
             "training": mean_std(time.get("training"), 2), "throughput": mean_std(group.get("throughput"), 0),
             "metrics": [mean_std(group["test"].get(p, {}).get(metric)) for p in analysis["patterns"]],
         })

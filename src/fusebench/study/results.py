@@ -108,6 +108,8 @@ def _entry(node: dict[str, Any], twin: str, run_dir: Path, state: str, failed_de
                            "pretraining_amortised": {}, **{key: timing.get(key) for key in TIMING_KEYS}}
         model = read_json(run_dir / "model.json")
         entry["model"] = {k: model[k] for k in ("parameters", "trainable_parameters") if k in model}
+        if "cost" in model:  # multiply-accumulates per sample, for the cost/accuracy trade-off
+            entry["model"]["macs"] = model["cost"]["total_macs"]
     return entry
 
 
