@@ -81,20 +81,35 @@ def shapley_bars(groups: Sequence[Group], modalities: Sequence[str], metric: str
 
 
 def tradeoff_scatter(groups: Sequence[Group], pattern: str, metric: str, path: str | Path) -> Path:
-    """Test ``metric`` against training throughput per group, with ±1 std on both axes."""
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    """Test ``metric`` against cost per group, with ±1 std over seeds.
+
+    The cost axis is multiply-accumulates per sample when every group's model reports them
+    (deterministic, so the ranking does not depend on how busy the machine was), else the
+    measured training throughput. Past a handful of groups the points are numbered and the
+    legend moves beside the axes, where it cannot hide them.
+    """
+    use_macs = all((g.get("model") or {}).get("macs") for g in groups)
+    many = len(groups) > 6
+    fig, ax = plt.subplots(figsize=(11, 5.5) if many else (7, 4.5))
     for i, group in enumerate(groups):
-        x, y = stat(group.get("throughput"), "mean"), stat(group["test"].get(pattern, {}).get(metric), "mean")
+        y = stat(group["test"].get(pattern, {}).get(metric), "mean")
+        x = float(group["model"]["macs"]) / 1e6 if use_macs else stat(group.get("throughput"), "mean")
         if np.isnan(x) or np.isnan(y):
             continue
-        xerr = np.nan_to_num(stat(group.get("throughput"), "std"))
+        xerr = 0.0 if use_macs else np.nan_to_num(stat(group.get("throughput"), "std"))
         yerr = np.nan_to_num(stat(group["test"].get(pattern, {}).get(metric), "std"))
-        ax.errorbar(x, y, xerr=xerr, yerr=yerr, fmt="o", color=color(i), capsize=3, label=label(group))
-        ax.annotate(tick(group["name"]).split("\n", 1)[-1], (x, y), textcoords="offset points", xytext=(5, 5),
-                    fontsize=7)
-    ax.set(xlabel="training throughput (samples/s, higher = faster)", ylabel=f"test {metric} ({pattern})",
-           title=f"test {metric} vs training speed (mean ± 1 std over seeds)")
+        name = f"{i + 1}: {label(group)}" if many else label(group)
+        ax.errorbar(x, y, xerr=xerr, yerr=yerr, fmt="o", color=color(i), capsize=3, label=name)
+        text = str(i + 1) if many else tick(group["name"]).split("\n", 1)[-1]
+        ax.annotate(text, (x, y), textcoords="offset points", xytext=(5, 5), fontsize=7)
+    xlabel = ("compute (million multiply-accumulates per sample, lower = cheaper)" if use_macs
+              else "training throughput (samples/s, higher = faster)")
+    ax.set(xlabel=xlabel, ylabel=f"test {metric} ({pattern})",
+           title=f"test {metric} vs {'compute' if use_macs else 'training speed'} (mean ± 1 std over seeds)")
     ax.margins(x=0.2, y=0.1)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
+    if many:
+        ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))
+    else:
+        ax.legend(fontsize=7)
     return save(fig, path)
