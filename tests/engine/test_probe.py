@@ -130,3 +130,12 @@ def test_cli_probe_rewrites_the_same_deterministic_probes_and_rejects_a_bad_expe
     assert json.loads((run_dir / PROBE_FILE).read_text())["probes"] == json.loads(json.dumps(probed["probes"]))
     bad = runner.invoke(app, ["probe", str(run_dir), "--expert", "audio"])
     assert bad.exit_code == 2 and "MODALITY=RUN_DIR" in bad.output
+
+
+def test_mmpt_profile_is_written_from_the_runs_test_metrics(runs: dict[str, RunResult], probed: dict[str, Any]) -> None:
+    profile = probed["mmpt_profile"]["accuracy"]
+    metrics = runs["multimodal"].test_metrics
+    assert profile["full"] == pytest.approx(metrics["audio+image"]["accuracy"], abs=1e-6)
+    assert profile["unimodal"]["audio"] == pytest.approx(metrics["audio"]["accuracy"], abs=1e-6)
+    expected = (profile["full"] - profile["unimodal"]["image"]) / (profile["full"] - profile["chance"])
+    assert profile["weakness"]["image"] == pytest.approx(expected)

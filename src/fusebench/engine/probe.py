@@ -166,8 +166,33 @@ def probe_run(run_dir: str | Path, experts: Mapping[str, str | Path] | None = No
         "probes": probes,
         "experts": expert_gaps(run, probes, checked),
     }
+    profile = run_mmpt_profile(Path(run.run_dir), list(run.config.metrics.names))
+    if profile is not None:
+        result["mmpt_profile"] = profile
     atomic_write_json(Path(run.run_dir) / PROBE_FILE, result)
     return result
+
+
+def run_mmpt_profile(run_dir: Path, metrics: Sequence[str]) -> dict[str, Any] | None:
+    """MMPT profile (full-modal, unimodal, modality weakness) per metric from the run's test logits.
+
+    None for a one-modality run or a run tested before logits were saved.
+    """
+    from dataclasses import asdict
+
+    from safetensors.torch import load_file
+
+    from fusebench.engine.mmpt import mmpt_profile
+
+    path = run_dir / "test_logits.safetensors"
+    if not path.is_file():
+        return None
+    saved = load_file(str(path))
+    logits = {k.removeprefix("logits/"): v for k, v in saved.items() if k.startswith("logits/")}
+    modalities = sorted({m for name in logits for m in name.split("+")})
+    if len(modalities) < 2:
+        return None
+    return {metric: asdict(mmpt_profile(logits, saved["target"], modalities, metric=metric)) for metric in metrics}
 
 
 @contextmanager
