@@ -116,3 +116,20 @@ def test_plan_round_trips_without_configs(tmp_path: Path) -> None:
     assert plan["modalities"] == ["audio", "image"] and plan["patterns"] == ["audio+image", "audio", "image"]
     assert [n["node"] for n in plan["nodes"]] == list(graph.nodes)
     assert plan["nodes"][0]["config_digest"] == graph.nodes[plan["nodes"][0]["node"]].config_digest
+
+
+def test_a_completed_run_on_other_data_is_stale(tmp_path: Path) -> None:
+    import hashlib
+    import json
+
+    from fusebench.study.graph import run_state
+
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "config.yaml").write_text("experiment: {name: x}\n")
+    (run_dir / "status.json").write_text(json.dumps({"state": "completed"}))
+    (run_dir / "data.json").write_text(json.dumps({"recipe_digest": "avdigits:old"}))
+    digest = hashlib.sha256((run_dir / "config.yaml").read_bytes()).hexdigest()
+    assert run_state(run_dir, digest) == "completed"
+    assert run_state(run_dir, digest, "avdigits:old") == "completed"
+    assert run_state(run_dir, digest, "avdigits:new") == "stale"

@@ -59,6 +59,13 @@ def load_splits(
     return DataSplits(splits["train"], splits["validation"], splits["test"], tuple(sorted(modalities)), num_classes=10)
 
 
+def recipe_digest(config: DataConfig) -> str:
+    """Digest of the dataset as built (recipe defaults included), so a changed default is noticed."""
+    from fusebench.data.avdigits import AVDigitsRecipe
+
+    return f"{config.dataset}:{_recipe(AVDigitsRecipe, config.recipe).digest()}"  # type: ignore[attr-defined]
+
+
 def _recipe(recipe_type: type, values: dict) -> object:
     import dataclasses
     import difflib

@@ -29,7 +29,7 @@ from fusebench.config import RunConfig, dump_config
 from fusebench.data.amputation import realised_rates
 from fusebench.data.patterns import pattern_name
 from fusebench.engine.build import build_model, frozen_modalities
-from fusebench.engine.datasets import DataSplits, eval_loader, load_splits, train_loader
+from fusebench.engine.datasets import DataSplits, eval_loader, load_splits, recipe_digest, train_loader
 from fusebench.engine.evaluate import evaluate_patterns
 from fusebench.engine.feature_cache import cache_features, can_cache
 from fusebench.engine.metrics import metrics_by_pattern
@@ -146,6 +146,8 @@ def _execute(
     if data is None:
         data = load_splits(config.data, modalities, config.experiment.seed, train_fraction=fraction)
     data_seconds = time.perf_counter() - started
+    if not skip_train:  # which data the training saw; `--resume` re-runs a study node whose data changed
+        atomic_write_json(run_dir / "data.json", {"recipe_digest": recipe_digest(config.data)})
     model = build_model(config, data.input_shapes, data.num_classes)
     cache_seconds = 0.0
     if config.training.cache_frozen_features and can_cache(model, frozen_modalities(config)):

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from fusebench.config import RunConfig, dump_config
+from fusebench.engine.datasets import recipe_digest
 from fusebench.io import atomic_write_json, read_json
 from fusebench.study.spec import AxisValue, Study, format_value
 
@@ -77,15 +78,24 @@ class StudyGraph:
         return self.nodes[self.nodes[node_id].same_as or node_id]
 
     def is_complete(self, node_id: str) -> bool:
-        return run_state(self.run_dir(node_id), self.canonical(node_id).config_digest) == "completed"
+        node = self.canonical(node_id)
+        try:
+            data = recipe_digest(node.config.data)
+        except ValueError:  # a bad recipe fails when the node runs, where the error is recorded
+            data = None
+        return run_state(self.run_dir(node_id), node.config_digest, data) == "completed"
 
 
 def config_digest(config: RunConfig) -> str:
     return hashlib.sha256(dump_config(config).encode("utf-8")).hexdigest()
 
 
-def run_state(run_dir: Path, digest: str) -> str:
-    """``completed`` / ``failed`` / ``running`` / ``missing`` / ``stale`` (finished with another config)."""
+def run_state(run_dir: Path, digest: str, data_digest: str | None = None) -> str:
+    """``completed`` / ``failed`` / ``running`` / ``missing`` / ``stale`` (finished with another config).
+
+    With ``data_digest``, a run that recorded other data in its ``data.json`` (e.g. a dataset
+    recipe default changed since) is stale too: its ``config.yaml`` alone cannot tell.
+    """
     status_file = run_dir / "status.json"
     if not status_file.is_file():
         return "missing"
@@ -94,6 +104,10 @@ def run_state(run_dir: Path, digest: str) -> str:
         config_file = run_dir / "config.yaml"
         if not config_file.is_file() or hashlib.sha256(config_file.read_bytes()).hexdigest() != digest:
             return "stale"
+        data_file = run_dir / "data.json"
+        if data_digest is not None and data_file.is_file():
+            if read_json(data_file).get("recipe_digest") != data_digest:
+                return "stale"
     return state
 
 
