@@ -70,7 +70,11 @@ class AVDigitsRecipe:
         image_energy_kept: fraction of the training images' variance kept by the PCA
             projection (AV-MNIST removed 75%, keeping 0.25).
         snr_db: signal-to-noise ratio of the noise mixed into every recording (measured
-            over the recording's real, un-padded part); a fresh noise draw per pair.
+            over the recording's real, un-padded part); a fresh noise draw per pair. -8 dB
+            was chosen so that fusion matters: a small CNN (two conv blocks, 3 epochs, Adam
+            1e-3, batch 128, all 55,000 training pairs) reached 64.2% test accuracy on the
+            images alone, 67.0% on the audio alone and 88.5% on both (late fusion by
+            concatenation). At 0 dB audio alone reached 94%; at -9 dB 62%.
         noise: ``"pink"`` (1/f power, the default: closer to environmental noise) or ``"white"``.
         sample_rate: of the FSDD recordings (8 kHz; no resampling is done).
         n_fft: STFT window length in samples (400 = 50 ms; Hann windows at 50% overlap).
@@ -87,7 +91,7 @@ class AVDigitsRecipe:
     """
 
     image_energy_kept: float = 0.25
-    snr_db: float = 0.0
+    snr_db: float = -8.0
     noise: str = "pink"
     sample_rate: int = 8000
     n_fft: int = 400
