@@ -26,7 +26,6 @@ import logging
 import math
 import os
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
@@ -50,6 +49,7 @@ from fusebench.data.sources import (
     user_cache_root,
     verify_fsdd,
 )
+from fusebench.io import atomic_write
 
 MODALITIES = ("audio", "image")
 SPLITS = ("train", "validation", "test")
@@ -297,20 +297,6 @@ def _exclusive(folder: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _write_atomically(path: Path, write: Any) -> None:
-    """Write through ``write(file)`` to a temporary name beside ``path``, then rename."""
-    handle, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as out:
-            write(out)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
-
-
 # --------------------------------------------------------------------------- build
 
 
@@ -361,7 +347,7 @@ def _build(recipe: AVDigitsRecipe, sources: SourcePaths, folder: Path, report: _
         }
         for key, name in _file_names(split).items():
             array = arrays[key]
-            _write_atomically(folder / name, lambda out, a=array: np.save(out, a))
+            atomic_write(folder / name, lambda out, a=array: np.save(out, a))
             files.append(name)
     report(f"wrote {folder}")
 
@@ -386,7 +372,7 @@ def _build(recipe: AVDigitsRecipe, sources: SourcePaths, folder: Path, report: _
         "fsdd_files": [r.path.name for r in recordings],
     }
     payload = json.dumps(manifest, indent=1).encode()
-    _write_atomically(folder / "manifest.json", lambda out: out.write(payload))
+    atomic_write(folder / "manifest.json", lambda out: out.write(payload))
 
 
 def _read_recordings(
