@@ -31,6 +31,7 @@ from fusebench.engine.strategies import (
 )
 from fusebench.models.losses import hard_negative_contrastive_loss, info_nce_loss
 from fusebench.models.weights import save_encoder
+from fusebench.tasks import Task
 
 MODALITIES = ("audio", "image")
 LIMITS = {"train": 300, "validation": 100, "test": 100}
@@ -76,7 +77,7 @@ def real_batch(data: DataSplits, size: int = 48, mixed: bool = True) -> Batch:
 
 
 def model_and_strategies(config: RunConfig, data: DataSplits) -> tuple[nn.Module, list]:
-    model = build_model(config, data.input_shapes, data.num_classes)
+    model = build_model(config, data.input_shapes, data.task.output_size)
     return model, build_strategies(config, model, data.modalities)
 
 
@@ -116,7 +117,8 @@ def test_aux_head_losses_equal_alpha_times_cross_entropy_on_present_samples(tmp_
         rows = batch.mask[:, j]
         expected = alpha[m] * F.cross_entropy(model.aux_heads[m](output.embeddings[m][rows]), batch.target[rows])
         torch.testing.assert_close(extras[f"aux_{m}"], expected)
-    module = FusionModule(model, MODALITIES, 10, config.training.optimizer, config.training.scheduler, ["accuracy"])
+    module = FusionModule(model, MODALITIES, Task("multiclass", 10), config.training.optimizer,
+                          config.training.scheduler, ["accuracy"])
     optimised = {id(p) for group in module.configure_optimizers().param_groups for p in group["params"]}
     assert {id(p) for p in model.aux_heads.parameters()} <= optimised
 
@@ -293,7 +295,8 @@ def test_all_strategies_train_on_real_data_and_survive_checkpoints(tmp_path: Pat
     prefixes = {".".join(k.split(".")[:2]) for k in checkpoint}
     assert {"model.aux_heads", "model.contrastive_projections"} <= prefixes
     model, strategies = model_and_strategies(config, data)
-    module = FusionModule(model, MODALITIES, 10, config.training.optimizer, config.training.scheduler, ["accuracy"],
+    module = FusionModule(model, MODALITIES, Task("multiclass", 10), config.training.optimizer,
+                          config.training.scheduler, ["accuracy"],
                           strategies=strategies)
     load_lightning_weights(module, tmp_path / "all" / "checkpoints" / "best.ckpt")
     for key, value in model.state_dict().items():

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from typing import Protocol
 
 import torch
@@ -32,6 +32,7 @@ class TensorLoader:
         shuffle: permute each epoch.
         seed: base seed of permutations.
         masks: optional train-time missingness source; all modalities present otherwise.
+        lengths: optional modality -> ``[N]`` valid lengths of variable-length sequences.
     """
 
     def __init__(
@@ -43,6 +44,7 @@ class TensorLoader:
         shuffle: bool = False,
         seed: int = 0,
         masks: MaskSource | None = None,
+        lengths: Mapping[str, Tensor] | None = None,
     ) -> None:
         self.modalities = tuple(sorted(inputs))
         self.inputs = {m: inputs[m] for m in self.modalities}
@@ -51,11 +53,16 @@ class TensorLoader:
         self.shuffle = shuffle
         self.seed = seed
         self.masks = masks
+        self.lengths = {m: lengths[m] for m in sorted(lengths)} if lengths else None
         self.epoch = 0
         self.last_masks: Tensor | None = None
         sizes = {m: len(x) for m, x in self.inputs.items()}
+        sizes.update({f"lengths.{m}": len(v) for m, v in (self.lengths or {}).items()})
         if any(n != len(target) for n in sizes.values()):
             raise ValueError(f"Expected every modality to have {len(target)} samples like the target, got {sizes}.")
+        unknown = sorted(set(self.lengths or {}) - set(self.modalities))
+        if unknown:
+            raise ValueError(f"Expected `lengths` keys among {list(self.modalities)}, got {unknown}.")
 
     def __len__(self) -> int:
         return (len(self.target) + self.batch_size - 1) // self.batch_size
@@ -83,6 +90,7 @@ class TensorLoader:
                 mask=mask[index],
                 target=self.target[index],
                 modalities=self.modalities,
+                lengths=None if self.lengths is None else {m: v[index] for m, v in self.lengths.items()},
             )
 
 
@@ -93,10 +101,3 @@ def subset_indices(n: int, fraction: float, seed: int) -> Tensor:
     keep = max(1, round(fraction * n))
     chosen = torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:keep]
     return torch.sort(chosen).values
-
-
-def select_modalities(inputs: Mapping[str, Tensor], modalities: Sequence[str]) -> dict[str, Tensor]:
-    missing = sorted(set(modalities) - set(inputs))
-    if missing:
-        raise ValueError(f"Expected modalities among {sorted(inputs)}, got unknown {missing}.")
-    return {m: inputs[m] for m in sorted(modalities)}

@@ -25,12 +25,17 @@ def build_encoders(
 
 
 def build_model(config: RunConfig, input_shapes: Mapping[str, Sequence[int]], num_classes: int) -> nn.Module:
-    """The model a run config describes, with pre-trained encoder weights loaded and frozen as asked."""
+    """The model a run config describes, with pre-trained encoder weights loaded and frozen as asked.
+
+    ``num_classes`` is the width of the model's outputs: the task's ``output_size``
+    (classes, labels, or 1 for regression). Only the run's modalities
+    (:meth:`RunConfig.modalities`, which honours ``data.modalities``) get an encoder.
+    """
     if config.pretrain is not None:
         modality = config.pretrain.modality
         encoder = build_encoders(config, input_shapes, [modality])[modality]
         return UnimodalModel(modality, encoder, num_classes)
-    modalities = sorted(config.model.encoders)
+    modalities = list(config.modalities())
     fusion_cfg = config.model.fusion
     if fusion_cfg.type == "late":
         from fusebench.models.fusion import build_late_fusion

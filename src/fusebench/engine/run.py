@@ -29,7 +29,7 @@ from fusebench.config import RunConfig, dump_config
 from fusebench.data.amputation import realised_rates
 from fusebench.data.patterns import pattern_name
 from fusebench.engine.build import build_model, frozen_modalities
-from fusebench.engine.datasets import DataSplits, eval_loader, load_splits, recipe_digest, train_loader
+from fusebench.engine.datasets import DataSplits, eval_loader, recipe_digest, run_splits, run_task, train_loader
 from fusebench.engine.evaluate import evaluate_patterns
 from fusebench.engine.feature_cache import cache_features, can_cache
 from fusebench.engine.metrics import metrics_by_pattern
@@ -40,17 +40,18 @@ from fusebench.models.weights import read_encoder_metadata, save_encoder
 
 @dataclass(frozen=True)
 class RunResult:
+    """What a finished run measured (the same numbers as its run directory's files)."""
+
     run_dir: Path
     status: str
     test_metrics: dict[str, dict[str, float]]
     epoch_metrics: list[dict[str, Any]]
     timing: dict[str, Any]
+    primary_metric: str = "accuracy"
 
 
 def run_modalities(config: RunConfig) -> tuple[str, ...]:
-    if config.pretrain is not None:
-        return (config.pretrain.modality,)
-    return tuple(sorted(config.model.encoders))
+    return config.modalities()
 
 
 def resolve_device(name: str) -> str:
@@ -119,7 +120,7 @@ def execute_run(
         write_status(run_dir, "failed", error=f"{type(error).__name__}: {error}", traceback=traceback.format_exc())
         raise
     write_status(run_dir, "completed")
-    return RunResult(run_dir, "completed", result[0], result[1], result[2])
+    return RunResult(run_dir, "completed", *result)
 
 
 def _execute(
@@ -129,7 +130,7 @@ def _execute(
     skip_test: bool,
     command: Sequence[str] | None,
     data: DataSplits | None,
-) -> tuple[dict, list, dict]:
+) -> tuple[dict, list, dict, str]:
     quiet_lightning()
     started = time.perf_counter()
     if config.experiment.threads:
@@ -141,14 +142,21 @@ def _execute(
         atomic_write_text(run_dir / "config.yaml", dump_config(config))
         atomic_write_json(run_dir / "env.json", environment(config, device, command))
     L.seed_everything(config.experiment.seed, workers=True, verbose=False)
-    modalities = run_modalities(config)
-    fraction = config.pretrain.data_fraction if config.pretrain is not None else 1.0
     if data is None:
-        data = load_splits(config.data, modalities, config.experiment.seed, train_fraction=fraction)
+        data = run_splits(config)
+    metric_names, primary = run_task(config, data.task)
     data_seconds = time.perf_counter() - started
     if not skip_train:  # which data the training saw; `--resume` re-runs a study node whose data changed
-        atomic_write_json(run_dir / "data.json", {"recipe_digest": recipe_digest(config.data)})
-    model = build_model(config, data.input_shapes, data.num_classes)
+        atomic_write_json(run_dir / "data.json", {
+            "recipe_digest": recipe_digest(config.data),
+            "dataset": config.data.dataset,
+            "modalities": list(data.modalities),
+            "task": data.task.describe(),
+            "metrics": {"names": metric_names, "primary": primary},
+            "samples": {name: len(data.split(name)) for name in ("train", "validation", "test")},
+            "constant_output": data.task.constant_output(data.train.target).tolist(),
+        })
+    model = build_model(config, data.input_shapes, data.task.output_size)
     cache_seconds = 0.0
     if config.training.cache_frozen_features and can_cache(model, frozen_modalities(config)):
         cache_start = time.perf_counter()
@@ -166,10 +174,11 @@ def _execute(
     module = FusionModule(
         model,
         data.modalities,
-        data.num_classes,
+        data.task,
         config.training.optimizer,
         config.training.scheduler,
-        config.metrics.names,
+        metric_names,
+        primary,
         frozen_modalities(config),
         strategies=_strategies(config, model, data),
         on_epoch_record=record,
@@ -204,9 +213,11 @@ def _execute(
     if not skip_test:
         test_start = time.perf_counter()
         evaluation = evaluate_patterns(model, eval_loader(data.test, config.data), data.modalities, device=device)
-        test_metrics = metrics_by_pattern(evaluation.logits, evaluation.target, data.num_classes, config.metrics.names)
+        test_metrics = metrics_by_pattern(evaluation.logits, evaluation.target, data.task, metric_names)
         test_seconds = time.perf_counter() - test_start
         tensors = {f"logits/{name}": t.contiguous() for name, t in evaluation.logits.items()}
+        # the best input-free predictor (fitted on the training targets): Shapley's empty set, MMPT's floor
+        tensors["constant"] = data.task.constant_output(data.train.target).contiguous()
         atomic_write_bytes(run_dir / "test_logits.safetensors", save_tensors({**tensors, "target": evaluation.target}))
         atomic_write_json(run_dir / "test_metrics.json", test_metrics)
     timing = _timing(
@@ -217,13 +228,13 @@ def _execute(
         timing = {**read_json(run_dir / "timing.json"), "test": test_seconds, "reevaluated": True}
     atomic_write_json(run_dir / "timing.json", timing)
     atomic_write_json(run_dir / "model.json", _model_facts(model, data.modalities))
-    return test_metrics, history, timing
+    return test_metrics, history, timing, primary
 
 
 def _strategies(config: RunConfig, model: torch.nn.Module, data: DataSplits) -> list:
     from fusebench.engine.strategies import build_strategies
 
-    return build_strategies(config, model, data.modalities)
+    return build_strategies(config, model, data.modalities, data.task.output_size, data.task)
 
 
 def _trainer(config: RunConfig, device: str, run_dir: Path, checkpoints: Path) -> L.Trainer:

@@ -21,7 +21,7 @@ from torch.nn import functional as F
 
 from fusebench.data.batch import Batch
 from fusebench.engine.strategies.base import Strategy
-from fusebench.engine.strategies.heads import unimodal_losses
+from fusebench.engine.strategies.heads import TaskLoss, unimodal_losses
 from fusebench.io import read_json
 from fusebench.models.multimodal import ModelOutput
 
@@ -36,18 +36,20 @@ class GradientBlending(Strategy):
     Args:
         fused_weight: ``w_mm`` >= 0, the weight of the fused head's cross-entropy.
         weights: modality -> ``w_m`` >= 0 of its unimodal head (on present samples).
+        loss: the task's loss (cross-entropy for classification).
     """
 
-    def __init__(self, fused_weight: float, weights: Mapping[str, float]) -> None:
+    def __init__(self, fused_weight: float, weights: Mapping[str, float], loss: TaskLoss = F.cross_entropy) -> None:
         self.fused_weight = float(fused_weight)
         self.weights = dict(sorted(weights.items()))
+        self.loss = loss
 
     def extra_losses(self, model: nn.Module, output: ModelOutput, batch: Batch) -> dict[str, Tensor]:
         extras: dict[str, Tensor] = {}
         if self.fused_weight != 1.0:
-            fused = F.cross_entropy(output.logits, batch.target)  # the engine's L_mm
+            fused = self.loss(output.logits, batch.target)  # the engine's L_mm
             extras["blend_fused_delta"] = (self.fused_weight - 1.0) * fused
-        for m, loss in unimodal_losses(model, output, batch, list(self.weights)).items():
+        for m, loss in unimodal_losses(model, output, batch, list(self.weights), self.loss).items():
             extras[f"blend_{m}"] = self.weights[m] * loss
         return extras
 
