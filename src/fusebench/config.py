@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, Validatio
 from fusebench.data.avdigits_dataset import AVDigitsOptions
 from fusebench.data.options import DataOptions
 from fusebench.data.registry import options_union
-from fusebench.models.encoders import EncoderKind
+from fusebench.models.encoder_specs import CNNOptions, EncoderOptions, encoder_options_union
 from fusebench.models.missing import MissingStrategyName
 from fusebench.tasks import LossName, get_metric
 
@@ -47,11 +47,10 @@ else:  # the discriminated union of every registered dataset's options, keyed by
     DataConfig = options_union()
 
 
-class EncoderConfig(Strict):
-    kind: EncoderKind = "cnn"
-    out_dim: int = Field(default=64, ge=1)
-    widths: list[int] = Field(default_factory=lambda: [32, 64], description="cnn channel widths")
-    hidden: list[int] = Field(default_factory=lambda: [128], description="mlp / gru hidden sizes")
+if TYPE_CHECKING:
+    EncoderConfig = EncoderOptions
+else:  # the discriminated union of every registered encoder kind's options, keyed by `kind`
+    EncoderConfig = encoder_options_union()
 
 
 class FusionConfig(Strict):
@@ -64,7 +63,7 @@ class FusionConfig(Strict):
 
 class ModelConfig(Strict):
     encoders: dict[str, EncoderConfig] = Field(
-        default_factory=lambda: {"audio": EncoderConfig(), "image": EncoderConfig()}
+        default_factory=lambda: {"audio": CNNOptions(), "image": CNNOptions()}
     )
     fusion: FusionConfig = Field(default_factory=FusionConfig)
     missing_strategy: MissingStrategyName = "zero"
@@ -360,6 +359,7 @@ def _resolve(location: Sequence[str | int], root: type[BaseModel]) -> tuple[list
     node: Any = root
     metadata: Sequence[Any] = ()
     path: list[str] = []
+    node = _section_type(node) if node is not root else node
     for part in location:
         members = _tagged_members(node, metadata) if node is not None else None
         metadata = ()
@@ -373,6 +373,8 @@ def _resolve(location: Sequence[str | int], root: type[BaseModel]) -> tuple[list
         path.append(str(part))
         if fields is not None:
             annotation, metadata = fields.get(str(part), (None, ()))
+            if any(isinstance(item, Discriminator) for item in metadata):  # pydantic moved the union's tags here
+                annotation, metadata = Annotated[(annotation, *metadata)], ()
             node = _section_type(annotation)
         elif get_origin(node) in (dict, list):
             node = _section_type(get_args(node)[-1])
@@ -420,11 +422,11 @@ def explain_validation_error(error: ValidationError, source: str, root: type[Bas
             problems.append(f"unknown key `{dotted}` ({hint})")
         elif item["type"] == "union_tag_invalid":
             tag = str(item.get("ctx", {}).get("tag"))
-            members = _tagged_members(*_field_annotation(item["loc"], root or RunConfig)) or {}
+            _, union = _resolve(item["loc"], root or RunConfig)
+            members = _tagged_members(union) or {}
             close = difflib.get_close_matches(tag, list(members), n=1, cutoff=0.5)
             hint = f"did you mean `{close[0]}`?" if close else f"expected one of {sorted(members)}"
-            key = "dataset" if dotted == "data" else "type"
-            problems.append(f"`{dotted}.{key}` is `{tag}`, which is not registered ({hint})")
+            problems.append(f"`{dotted}.{_tag_key(members)}` is `{tag}`, which is not registered ({hint})")
         else:
             got = item.get("input")
             message = str(item["msg"]).removeprefix("Value error, ")
@@ -432,11 +434,13 @@ def explain_validation_error(error: ValidationError, source: str, root: type[Bas
     return ConfigError(f"Invalid {kind} {source}: " + "; ".join(problems) + ".")
 
 
-def _field_annotation(location: Sequence[str | int], root: type[BaseModel]) -> tuple[Any, Sequence[Any]]:
-    """(annotation, metadata) of the field at ``location`` (for the choices of a union)."""
-    _, parent = _resolve(location[:-1], root)
-    fields = _fields_of(parent) or {}
-    return fields.get(str(location[-1]), (None, ()))
+def _tag_key(members: Mapping[str, Any]) -> str:
+    """The field a discriminated union is keyed by: the one whose ``Literal`` holds each member's tag."""
+    for tag, member in members.items():
+        for name, (annotation, _) in (_fields_of(member) or {}).items():
+            if get_origin(annotation) is Literal and tag in get_args(annotation):
+                return name
+    return "type"
 
 
 def validate_config(raw: Mapping[str, Any], source: str = "<dict>") -> RunConfig:

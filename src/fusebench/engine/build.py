@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from torch import nn
 
 from fusebench.config import RunConfig
-from fusebench.models.encoders import build_encoder
+from fusebench.models.encoder_specs import build_encoder_from
 from fusebench.models.missing import build_missing_strategy
 from fusebench.models.multimodal import MultimodalModel
 from fusebench.models.unimodal import UnimodalModel
@@ -19,8 +19,7 @@ def build_encoders(
 ) -> dict[str, nn.Module]:
     encoders: dict[str, nn.Module] = {}
     for modality in sorted(modalities):
-        spec = config.model.encoders[modality]
-        encoders[modality] = build_encoder(spec.kind, input_shapes[modality], spec.out_dim, spec.widths, spec.hidden)
+        encoders[modality] = build_encoder_from(config.model.encoders[modality], input_shapes[modality])
     return encoders
 
 
