@@ -43,7 +43,7 @@ def _dry_run(config: RunConfig) -> None:
     console.print(dump_config(config), highlight=False)
     data = run_splits(config)
     names, primary = run_task(config, data.task)
-    model = build_model(config, data.input_shapes, data.task.output_size)
+    model = build_model(config, data.input_shapes, data.task.output_size, data.modality_info)
     console.print(model)
     console.print(f"dataset `{config.data.dataset}`: task {data.task.describe()}; metrics {names} (primary {primary})",
                   highlight=False)

@@ -6,8 +6,9 @@ from collections.abc import Mapping, Sequence
 
 from torch import nn
 
-from fusebench.config import RunConfig
-from fusebench.models.encoder_specs import build_encoder_from
+from fusebench.config import ConfigError, RunConfig
+from fusebench.data.registry import ModalityInfo
+from fusebench.models.encoder_specs import build_encoder_from, get_encoder, sequence_kinds
 from fusebench.models.missing import build_missing_strategy
 from fusebench.models.multimodal import MultimodalModel
 from fusebench.models.unimodal import UnimodalModel
@@ -15,31 +16,51 @@ from fusebench.models.weights import load_encoder
 
 
 def build_encoders(
-    config: RunConfig, input_shapes: Mapping[str, Sequence[int]], modalities: Sequence[str]
+    config: RunConfig,
+    input_shapes: Mapping[str, Sequence[int]],
+    modalities: Sequence[str],
+    modality_info: Mapping[str, ModalityInfo] | None = None,
 ) -> dict[str, nn.Module]:
+    """One encoder per modality; a variable-length modality must get a sequence encoder."""
     encoders: dict[str, nn.Module] = {}
     for modality in sorted(modalities):
-        encoders[modality] = build_encoder_from(config.model.encoders[modality], input_shapes[modality])
+        options = config.model.encoders[modality]
+        info = (modality_info or {}).get(modality)
+        if info is not None and info.variable_length and not get_encoder(options.kind).sequences:
+            raise ConfigError(
+                f"`model.encoders.{modality}.kind: {options.kind}` cannot read `{modality}`: its samples are "
+                f"variable-length sequences (per-sample shape {list(info.shape)}, padded), and `{options.kind}` "
+                f"would read the padding as data. Use a sequence encoder ({', '.join(sequence_kinds())}), or "
+                "read the sequences at their full padded length where the dataset offers it (e.g. `data.lengths=full`)."
+            )
+        encoders[modality] = build_encoder_from(options, input_shapes[modality])
     return encoders
 
 
-def build_model(config: RunConfig, input_shapes: Mapping[str, Sequence[int]], num_classes: int) -> nn.Module:
+def build_model(
+    config: RunConfig,
+    input_shapes: Mapping[str, Sequence[int]],
+    num_classes: int,
+    modality_info: Mapping[str, ModalityInfo] | None = None,
+) -> nn.Module:
     """The model a run config describes, with pre-trained encoder weights loaded and frozen as asked.
 
     ``num_classes`` is the width of the model's outputs: the task's ``output_size``
     (classes, labels, or 1 for regression). Only the run's modalities
     (:meth:`RunConfig.modalities`, which honours ``data.modalities``) get an encoder.
+    ``modality_info`` (the dataset's :attr:`DatasetInfo.modalities`) lets the build refuse an
+    encoder that cannot read a variable-length modality; without it nothing is checked.
     """
     if config.pretrain is not None:
         modality = config.pretrain.modality
-        encoder = build_encoders(config, input_shapes, [modality])[modality]
+        encoder = build_encoders(config, input_shapes, [modality], modality_info)[modality]
         return UnimodalModel(modality, encoder, num_classes)
     modalities = list(config.modalities())
     fusion_cfg = config.model.fusion
     if fusion_cfg.type == "late":
         from fusebench.models.fusion import build_late_fusion
 
-        encoders = build_encoders(config, input_shapes, modalities)
+        encoders = build_encoders(config, input_shapes, modalities, modality_info)
         dims = {m: int(e.out_dim) for m, e in encoders.items()}
         fusion = build_late_fusion(
             fusion_cfg.method, dims, hidden_dim=fusion_cfg.hidden_dim, dropout=fusion_cfg.dropout, **fusion_cfg.params
@@ -49,13 +70,17 @@ def build_model(config: RunConfig, input_shapes: Mapping[str, Sequence[int]], nu
             encoders, fusion, head, build_missing_strategy(config.model.missing_strategy, dims)
         )
     else:
-        model = _build_early_or_mid(config, input_shapes, num_classes, modalities)
+        model = _build_early_or_mid(config, input_shapes, num_classes, modalities, modality_info)
     load_pretrained(model, config)
     return model
 
 
 def _build_early_or_mid(
-    config: RunConfig, input_shapes: Mapping[str, Sequence[int]], num_classes: int, modalities: Sequence[str]
+    config: RunConfig,
+    input_shapes: Mapping[str, Sequence[int]],
+    num_classes: int,
+    modalities: Sequence[str],
+    modality_info: Mapping[str, ModalityInfo] | None,
 ) -> nn.Module:
     from fusebench.models import registry
 
@@ -63,10 +88,11 @@ def _build_early_or_mid(
     shapes = {m: input_shapes[m] for m in modalities}
     _reject_ignored_settings(config)
     if fusion_cfg.type == "early" and fusion_cfg.method == "feature":
-        encoders = build_encoders(config, input_shapes, modalities)
+        encoders = build_encoders(config, input_shapes, modalities, modality_info)
         return registry.build_feature_early_fusion(
             encoders, num_classes, hidden_dim=fusion_cfg.hidden_dim, dropout=fusion_cfg.dropout, **fusion_cfg.params
         )
+    _check_token_inputs(fusion_cfg.type, fusion_cfg.method, shapes, modality_info)
     if fusion_cfg.type == "early" and fusion_cfg.method == "token":
         return registry.build_token_early_fusion(shapes, num_classes, **fusion_cfg.params)
     if fusion_cfg.type == "mid" and fusion_cfg.method == "where_to_fuse":
@@ -75,6 +101,20 @@ def _build_early_or_mid(
         f"Expected `model.fusion.method` in {registry.FUSION_KINDS[fusion_cfg.type]} for fusion type "
         f"`{fusion_cfg.type}`, got `{fusion_cfg.method}`."
     )
+
+
+def _check_token_inputs(
+    kind: str, method: str, shapes: Mapping[str, Sequence[int]], modality_info: Mapping[str, ModalityInfo] | None
+) -> None:
+    """Token and where-to-fuse models tokenise a variable-length modality step by step: it must be ``[T, F]``."""
+    for modality, shape in sorted(shapes.items()):
+        info = (modality_info or {}).get(modality)
+        if info is not None and info.variable_length and len(shape) != 2:
+            raise ConfigError(
+                f"Fusion `{kind}/{method}` tokenises `{modality}` one token per step, which needs [T, F] feature "
+                f"sequences; `{modality}` is variable-length with per-sample shape {list(shape)}. Use late fusion "
+                f"with a sequence encoder ({', '.join(sequence_kinds())}) for it."
+            )
 
 
 def _reject_ignored_settings(config: RunConfig) -> None:

@@ -14,7 +14,7 @@ from fusebench.config import DataConfig, RunConfig, TaskConfig
 from fusebench.data.amputation import MCARAmputer, PatternMixtureAmputer
 from fusebench.data.loader import TensorLoader, subset_indices
 from fusebench.data.options import SPLITS
-from fusebench.data.registry import DatasetInfo, LoadedDataset, Split, get_dataset
+from fusebench.data.registry import DatasetInfo, LoadedDataset, ModalityInfo, Split, get_dataset
 from fusebench.tasks import Task
 
 __all__ = ["SPLITS", "DataSplits", "Split", "eval_loader", "load_dataset", "load_splits", "recipe_digest",
@@ -42,6 +42,11 @@ class DataSplits:
     @property
     def input_shapes(self) -> dict[str, tuple[int, ...]]:
         return {m: tuple(x.shape[1:]) for m, x in self.train.inputs.items()}
+
+    @property
+    def modality_info(self) -> dict[str, ModalityInfo] | None:
+        """The run's modalities' descriptions (variable length or not), for the model build's checks."""
+        return None if self.info is None else {m: self.info.modalities[m] for m in self.modalities}
 
     def split(self, name: str) -> Split:
         return {"train": self.train, "validation": self.validation, "test": self.test}[name]

@@ -65,7 +65,7 @@ def load_run(run_dir: str | Path, data: DataSplits | None = None) -> LoadedRun:
         data = load_splits(config.data, run_modalities(config), config.experiment.seed, task_settings=config.task)
     rebuilt = config.model_copy(deep=True)
     rebuilt.model.pretrained = {}  # the checkpoint holds every weight; the files may be gone
-    model = build_model(rebuilt, data.input_shapes, data.task.output_size)
+    model = build_model(rebuilt, data.input_shapes, data.task.output_size, data.modality_info)
     load_checkpoint_weights(model, checkpoint)
     model.eval()
     return LoadedRun(run_dir, config, model, data)

@@ -156,7 +156,7 @@ def _execute(
             "samples": {name: len(data.split(name)) for name in ("train", "validation", "test")},
             "constant_output": data.task.constant_output(data.train.target).tolist(),
         })
-    model = build_model(config, data.input_shapes, data.task.output_size)
+    model = build_model(config, data.input_shapes, data.task.output_size, data.modality_info)
     cache_seconds = 0.0
     if config.training.cache_frozen_features and can_cache(model, frozen_modalities(config)):
         cache_start = time.perf_counter()

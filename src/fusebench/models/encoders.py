@@ -1,5 +1,7 @@
 """Per-modality encoders: each maps one modality's tensor ``[B, ...]`` to an embedding ``[B, D]``.
 
+Sequence encoders (GRU, LSTM, Transformer) live in :mod:`fusebench.models.sequence_encoders`.
+
 Every encoder exposes ``out_dim`` so fusions can be built from a ``{modality: dim}`` dict.
 """
 
@@ -113,18 +115,3 @@ class MLPEncoder(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         return self.net(x)
 
-
-class GRUEncoder(nn.Module):
-    """Sequences ``[B, T, F]`` (or spectrograms ``[B, 1, F, T]``, read as T steps of F features)."""
-
-    def __init__(self, in_features: int, out_dim: int = 64, hidden: int = 64, layers: int = 1) -> None:
-        super().__init__()
-        self.gru = nn.GRU(in_features, hidden, num_layers=layers, batch_first=True)
-        self.project = nn.Linear(hidden, out_dim)
-        self.out_dim = out_dim
-
-    def forward(self, x: Tensor) -> Tensor:
-        if x.dim() == 4:  # [B, 1, F, T] spectrogram -> [B, T, F]
-            x = x.squeeze(1).transpose(1, 2)
-        _, h = self.gru(x)  # h: [layers, B, hidden]
-        return self.project(h[-1])
