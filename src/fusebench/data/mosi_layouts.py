@@ -172,7 +172,7 @@ def _scores(value: Any, where: str) -> np.ndarray:
         first = int(np.flatnonzero(bad)[0])
         raise ValueError(
             f"Expected {where} to be finite sentiment scores in [{SCORE_RANGE[0]:g}, {SCORE_RANGE[1]:g}], got "
-            f"{int(bad.sum())} outside it (first: sample {first}, value {scores[first]!r})."
+            f"{int(bad.sum())} outside it (first: sample {first}, value {float(scores[first])!r})."
         )
     return scores.astype(np.float32)
 

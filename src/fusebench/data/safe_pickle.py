@@ -90,9 +90,9 @@ class RestrictedUnpickler(pickle.Unpickler):
         if found is None:
             raise UnsafePickleError(
                 f"Refusing to load `{self.source}`: it references the global `{module}.{name}`, and only numpy "
-                f"arrays and builtin containers/scalars are admitted ({', '.join(ALLOWED_GLOBALS)}). A pickle "
-                "can run any code it names when loaded, so fusebench never loads other objects; re-save the "
-                "file as plain dicts of numpy arrays."
+                "arrays (`numpy.ndarray`, `numpy.dtype` and numpy's array reconstruction functions) and builtin "
+                "containers/scalars are admitted. A pickle can run any code it names when loaded, so fusebench "
+                "never loads other objects; re-save the file as plain dicts of numpy arrays."
             )
         return found
 
