@@ -179,7 +179,8 @@ def _scores(value: Any, where: str) -> np.ndarray:
 
 def _rows_with_data(x: np.ndarray) -> np.ndarray:
     """``[N, T]`` bool: step has a non-zero value (NaN counts as data: ``NaN != 0``)."""
-    return x != 0 if x.ndim == 2 else np.any(x != 0, axis=2)
+    nonzero = np.not_equal(x, 0)
+    return nonzero if x.ndim == 2 else np.asarray(nonzero.any(axis=2))
 
 
 def _multibench(

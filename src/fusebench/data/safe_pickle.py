@@ -50,7 +50,7 @@ def _numpy_globals() -> dict[tuple[str, str], Callable[..., Any]]:
     for package in ("numpy.core", "numpy._core"):
         found[(f"{package}.multiarray", "_reconstruct")] = multiarray._reconstruct
         found[(f"{package}.multiarray", "scalar")] = multiarray.scalar
-        found[(f"{package}.numeric", "_frombuffer")] = numeric._frombuffer
+        found[(f"{package}.numeric", "_frombuffer")] = numeric._frombuffer  # type: ignore[attr-defined]
     return found
 
 

@@ -36,7 +36,8 @@ def _steps_first(x: Tensor, embed: nn.Module | None) -> Tensor:
         if x.dim() != 2 or x.is_floating_point():
             raise ValueError(f"Expected [B, T] integer token ids for an encoder with a vocabulary, got "
                              f"{x.dtype} of shape {tuple(x.shape)}.")
-        return embed(x)  # [B, T, E]
+        embedded: Tensor = embed(x)  # [B, T, E]
+        return embedded
     if x.dim() == 4 and x.shape[1] == 1:  # [B, 1, F, T] spectrogram -> [B, T, F]
         return x.squeeze(1).transpose(1, 2)
     if x.dim() != 3:
@@ -100,10 +101,13 @@ class RecurrentEncoder(nn.Module):
             if self.pool == "mean":
                 outputs = pad_packed_sequence(packed_out, batch_first=True, total_length=steps)[0]  # zeros after
         if self.pool == "mean":
-            return self.project(masked_mean(outputs, valid))
-        hidden = state[0] if self.cell == "lstm" else state  # [layers * dirs, B, H]
-        top = hidden[-self.directions :]  # [dirs, B, H]: the top layer, forward (then backward)
-        return self.project(top.transpose(0, 1).reshape(batch, -1))  # [B, out_dim]
+            pooled = masked_mean(outputs, valid)  # [B, H * dirs]
+        else:
+            hidden = state[0] if self.cell == "lstm" else state  # [layers * dirs, B, H]
+            top = hidden[-self.directions :]  # [dirs, B, H]: the top layer, forward (then backward)
+            pooled = top.transpose(0, 1).reshape(batch, -1)  # [B, H * dirs]
+        embedding: Tensor = self.project(pooled)  # [B, out_dim]
+        return embedding
 
 
 class TransformerSequenceEncoder(nn.Module):
@@ -156,5 +160,6 @@ class TransformerSequenceEncoder(nn.Module):
         padding = None if lengths is None else ~valid  # True = ignored by attention
         for block in self.blocks:
             tokens = block(tokens, src_key_padding_mask=padding)
-        return self.project(masked_mean(self.norm(tokens), valid))  # [B, out_dim]
+        embedding: Tensor = self.project(masked_mean(self.norm(tokens), valid))  # [B, out_dim]
+        return embedding
 
