@@ -118,3 +118,14 @@ def test_without_root_or_fusebench_data_the_error_says_where_to_put_the_file(
     assert result.exit_code == 2
     text = " ".join(result.output.split())
     assert "set `data.root=/folder/with/it`" in text and "$FUSEBENCH_DATA/mosi/mosi_raw.pkl" in text
+
+
+@pytest.mark.parametrize(("task", "classes"), [("classification3", 3), ("classification2", 2)])
+def test_the_mosi_config_trains_the_thesis_classes_by_override(tmp_path: Path, task: str, classes: int) -> None:
+    write_multibench(tmp_path, sizes=SMALL)
+    result = runner.invoke(app, ["train", str(ROOT / "configs/mosi/late_fusion.yaml"), "--dry-run",
+                                 f"data.root={tmp_path}", f"data.task={task}", *_quick(tmp_path)])
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert f"task {{'kind': 'multiclass', 'output_size': {classes}, 'loss': 'cross_entropy'" in text
+    assert "(primary accuracy)" in text
