@@ -144,6 +144,19 @@ class StrategyConfig(Strict):
     ogm_ge: bool = Field(default=False, description="gradient modulation OGM-GE (Peng et al., CVPR 2022)")
     ogm_alpha: float = Field(default=0.5, ge=0.0, description="OGM modulation strength alpha")
     ogm_noise: bool = Field(default=True, description="the GE part, Gaussian gradient noise; false = OGM")
+    ogm_coefficient: Literal["eq10", "continuous"] = Field(
+        default="eq10",
+        description="eq10: 1 - tanh(alpha rho) if rho > 1 (the paper); continuous: 1 - tanh(alpha relu(rho - 1))",
+    )
+    ogm_scores: Literal["head_share", "masked_fuse"] = Field(
+        default="head_share", description="per-modality logits: head_share W_m z_m + b/M (the paper, sum fusion); "
+        "masked_fuse: the fused logits with only that modality present (any fusion)"
+    )
+    ogm_parameters: Literal["all", "weights"] = Field(
+        default="all", description="modulate all encoder parameters or only weight tensors (ndim >= 2)"
+    )
+    ogm_start_epoch: int = Field(default=1, ge=1, description="first epoch (1-based) with modulation")
+    ogm_end_epoch: int | None = Field(default=None, ge=1, description="last epoch with modulation; null = the end")
     gradient_blending: dict[str, float] = Field(
         default_factory=dict,
         description="pattern -> loss weight: the full pattern (audio+image) for the fused head, a "

@@ -25,8 +25,11 @@ from fusebench.engine.strategies import (
     ModalityDropout,
     blending_weights_from_runs,
     build_strategies,
+    discrepancy_ratios,
     drop_one_modality,
     estimate_blending_weights,
+    head_shares,
+    modality_scores,
     ogm_coefficients,
 )
 from fusebench.models.losses import hard_negative_contrastive_loss, info_nce_loss
@@ -127,8 +130,8 @@ def test_gradient_blending_loss_is_the_weighted_sum_of_heads(tmp_path: Path, dat
     model, (strategy,) = model_and_strategies(config, data)
     batch = real_batch(data)
     output = model(batch.inputs, batch.mask)
-    fused = F.cross_entropy(output.logits, batch.target)  # what the engine adds once
-    total = fused + sum(strategy.extra_losses(model, output, batch).values())
+    fused = F.cross_entropy(output.logits, batch.target)  # what the engine computes, scaled by w_mm
+    total = strategy.task_loss_scale() * fused + sum(strategy.extra_losses(model, output, batch).values())
     expected = 0.5 * fused
     for j, (m, w) in enumerate([("audio", 0.3), ("image", 0.2)]):
         rows = batch.mask[:, j]
@@ -194,18 +197,59 @@ def test_distillation_is_zero_for_the_teacher_itself_and_the_mean_squared_l2_oth
 
 
 # ---------------------------------------------------------------------------- OGM-GE
-def test_ogm_coefficients_hand_values() -> None:
-    two = ogm_coefficients({"audio": 30.0, "image": 10.0}, alpha=0.5)  # rho_audio = 3
-    assert two == pytest.approx({"audio": 1 - math.tanh(1.0), "image": 1.0})
+def test_ogm_coefficients_follow_eq10_and_the_continuous_variant() -> None:
+    # Peng et al., CVPR 2022, Eq. 10: k = 1 - tanh(alpha * rho) for rho > 1, else 1.
+    two = ogm_coefficients({"audio": 30.0, "image": 10.0}, alpha=0.5)  # rho_audio = 3, rho_image = 1/3
+    assert two == pytest.approx({"audio": 1 - math.tanh(1.5), "image": 1.0})
+    near = ogm_coefficients({"audio": 12.0, "image": 10.0}, alpha=0.5)  # rho = 1.2: Eq. 10 jumps at rho = 1
+    assert near == pytest.approx({"audio": 1 - math.tanh(0.6), "image": 1.0})
+    continuous = ogm_coefficients({"audio": 12.0, "image": 10.0}, alpha=0.5, coefficient="continuous")
+    assert continuous == pytest.approx({"audio": 1 - math.tanh(0.1), "image": 1.0})
     three = ogm_coefficients({"audio": 3.0, "image": 1.0, "text": 1.0}, alpha=0.5)  # vs the others' mean
-    assert three == pytest.approx({"audio": 1 - math.tanh(1.0), "image": 1.0, "text": 1.0})
-    assert ogm_coefficients({"audio": 5.0, "image": 5.0}, alpha=2.0) == {"audio": 1.0, "image": 1.0}
+    assert three == pytest.approx({"audio": 1 - math.tanh(1.5), "image": 1.0, "text": 1.0})
+    assert ogm_coefficients({"audio": 5.0, "image": 5.0}, alpha=2.0) == {"audio": 1.0, "image": 1.0}  # rho = 1
+    assert discrepancy_ratios({"audio": 30.0, "image": 10.0}) == pytest.approx({"audio": 3.0, "image": 1 / 3})
+
+
+def _hand_sum_model() -> nn.Module:
+    """Late sum fusion over two 2-d embeddings with identity projections and head, head bias (0.2, -0.2)."""
+    from fusebench.models.fusion import build_late_fusion
+    from fusebench.models.multimodal import MultimodalModel
+
+    encoders = {m: nn.Linear(1, 2) for m in MODALITIES}
+    for encoder in encoders.values():
+        encoder.out_dim = 2  # type: ignore[assignment]
+    fusion = build_late_fusion("sum", {"audio": 2, "image": 2}, hidden_dim=2, dropout=0.5)
+    head = nn.Linear(2, 2)
+    with torch.no_grad():
+        for m in MODALITIES:
+            fusion.project[m].weight.copy_(torch.eye(2))
+            fusion.project[m].bias.zero_()
+        head.weight.copy_(torch.eye(2))
+        head.bias.copy_(torch.tensor([0.2, -0.2]))
+    return MultimodalModel(encoders, fusion, head)
+
+
+def test_ogm_head_shares_and_scores_by_hand() -> None:
+    # Eq. 8: s_m = sum_i softmax(W_m z_m + b/2)_i[y_i]; z_audio = (1, 0), z_image = (0, 2), y = 0.
+    model = _hand_sum_model()
+    z = {"audio": torch.tensor([[1.0, 0.0]]), "image": torch.tensor([[0.0, 2.0]])}
+    shares = head_shares(model, z)
+    torch.testing.assert_close(shares["audio"], torch.tensor([[1.1, -0.1]]))  # (1, 0) + (0.1, -0.1)
+    torch.testing.assert_close(shares["image"], torch.tensor([[0.1, 1.9]]))  # (0, 2) + (0.1, -0.1)
+    model.eval()
+    torch.testing.assert_close(shares["audio"] + shares["image"], model.fuse(z, torch.ones(1, 2, dtype=torch.bool)))
+    scores = modality_scores(model, z, torch.tensor([0]), MODALITIES, "head_share")
+    s_audio, s_image = 1 / (1 + math.exp(-1.2)), 1 / (1 + math.exp(1.8))  # two-class softmax of the shares
+    assert scores == pytest.approx({"audio": s_audio, "image": s_image})
+    k = ogm_coefficients(scores, alpha=0.1)
+    assert k == pytest.approx({"audio": 1 - math.tanh(0.1 * s_audio / s_image), "image": 1.0})
 
 
 def test_ogm_scores_by_hand_and_gradients_scaled_by_k(tmp_path: Path, data: DataSplits) -> None:
-    config = make_config(tmp_path, ogm_ge=True, ogm_alpha=3.0, ogm_noise=False)
+    config = make_config(tmp_path, ["model.fusion.method=sum"], ogm_ge=True, ogm_alpha=3.0, ogm_noise=False)
     model, (strategy,) = model_and_strategies(config, data)
-    assert isinstance(strategy, OGMGE)
+    assert isinstance(strategy, OGMGE) and strategy.scores == "head_share" and strategy.coefficient == "eq10"
     batch = real_batch(data)
     strategy.transform_batch(batch, 5)
     model.encoders["image"].eval()  # a frozen encoder's eval mode must survive the scoring
@@ -213,13 +257,11 @@ def test_ogm_scores_by_hand_and_gradients_scaled_by_k(tmp_path: Path, data: Data
     assert strategy.extra_losses(model, output, batch) == {}
     assert model.training and not model.encoders["image"].training
     full = batch.mask.all(dim=1)
-    model.eval()
-    with torch.no_grad():
-        scores = {m: float(model.fuse({k: z[full] for k, z in output.embeddings.items()},
-                                      pattern_mask((m,), MODALITIES, int(full.sum())))
-                           .softmax(dim=1)[torch.arange(int(full.sum())), batch.target[full]].sum())
-                  for m in MODALITIES}
-    model.train()
+    n = int(full.sum())
+    with torch.no_grad():  # Eq. 8 by hand: W (P_m z_m + c_m) + b / 2, softmax, true-class sum
+        weight, bias = model.head.weight, model.head.bias
+        scores = {m: float((model.fusion.project[m](output.embeddings[m][full]) @ weight.T + bias / 2)
+                           .softmax(dim=1)[torch.arange(n), batch.target[full]].sum()) for m in MODALITIES}
     assert strategy.coefficients == pytest.approx(ogm_coefficients(scores, 3.0))
     F.cross_entropy(output.logits, batch.target).backward()
     before = {m: [p.grad.clone() for p in model.encoders[m].parameters()] for m in MODALITIES}
@@ -228,11 +270,47 @@ def test_ogm_scores_by_hand_and_gradients_scaled_by_k(tmp_path: Path, data: Data
     for m, k in (("audio", 0.25), ("image", 1.0)):
         for parameter, grad in zip(model.encoders[m].parameters(), before[m], strict=True):
             torch.testing.assert_close(parameter.grad, k * grad)
-    assert set(strategy.log_values()) == {"ogm_k_audio", "ogm_k_image"}
+    assert set(strategy.log_values()) == {"ogm_k_audio", "ogm_k_image", "ogm_rho_audio", "ogm_rho_image"}
+
+
+def test_ogm_masked_fuse_variant_scores_with_one_modality_present(tmp_path: Path, data: DataSplits) -> None:
+    config = make_config(tmp_path, ogm_ge=True, ogm_alpha=3.0, ogm_scores="masked_fuse", ogm_coefficient="continuous")
+    model, (strategy,) = model_and_strategies(config, data)  # concat fusion: only the variant applies
+    batch = real_batch(data)
+    output = model(batch.inputs, batch.mask)
+    strategy.extra_losses(model, output, batch)
+    full = batch.mask.all(dim=1)
+    model.eval()
+    with torch.no_grad():
+        scores = {m: float(model.fuse({k: z[full] for k, z in output.embeddings.items()},
+                                      pattern_mask((m,), MODALITIES, int(full.sum())))
+                           .softmax(dim=1)[torch.arange(int(full.sum())), batch.target[full]].sum())
+                  for m in MODALITIES}
+    assert strategy.coefficients == pytest.approx(ogm_coefficients(scores, 3.0, "continuous"))
+
+
+def test_ogm_window_and_weight_tensors_only(tmp_path: Path, data: DataSplits) -> None:
+    config = make_config(tmp_path, ["model.fusion.method=sum"], ogm_ge=True, ogm_noise=False,
+                         ogm_parameters="weights", ogm_start_epoch=2, ogm_end_epoch=3)
+    model, (strategy,) = model_and_strategies(config, data)
+    batch = real_batch(data, mixed=False)
+    for epoch, active in ((1, False), (2, True), (3, True), (4, False)):
+        strategy.on_epoch_start(epoch)
+        model.zero_grad()
+        output = model(batch.inputs, batch.mask)
+        strategy.extra_losses(model, output, batch)
+        F.cross_entropy(output.logits, batch.target).backward()
+        before = {name: p.grad.clone() for name, p in model.encoders.named_parameters()}
+        strategy.coefficients = {"audio": 0.5, "image": 0.5}
+        strategy.after_backward(model)
+        for name, parameter in model.encoders.named_parameters():
+            scaled = active and parameter.dim() >= 2  # conv kernels and linear weights, never biases / BN
+            torch.testing.assert_close(parameter.grad, 0.5 * before[name] if scaled else before[name])
+    assert any(p.dim() < 2 for p in model.encoders.parameters())
 
 
 def test_ogm_ge_noise_has_the_gradient_std_and_is_seeded(tmp_path: Path, data: DataSplits) -> None:
-    config = make_config(tmp_path, ogm_ge=True)
+    config = make_config(tmp_path, ["model.fusion.method=sum"], ogm_ge=True)
     model, (strategy,) = model_and_strategies(config, data)
     weights = {m: model.encoders[m].project.weight for m in MODALITIES}  # [32 | 24, 256]
     grads = {m: torch.randn_like(w) for m, w in weights.items()}
@@ -249,6 +327,15 @@ def test_ogm_ge_noise_has_the_gradient_std_and_is_seeded(tmp_path: Path, data: D
         torch.testing.assert_close(results[0][m], results[1][m])
         noise = results[0][m] - k * grads[m]
         assert float(noise.std() / grads[m].std()) == pytest.approx(1.0, abs=0.05)
+
+
+def test_ogm_rejects_fusions_without_head_shares_and_non_multiclass_tasks(tmp_path: Path, data: DataSplits) -> None:
+    with pytest.raises(ValueError, match=r"ogm_scores: head_share.*got `ConcatFusion`.*method: sum.*masked_fuse"):
+        model_and_strategies(make_config(tmp_path, ogm_ge=True), data)
+    config = make_config(tmp_path, ["model.fusion.method=sum"], ogm_ge=True)
+    model = build_model(config, data.input_shapes, data.num_classes)
+    with pytest.raises(ValueError, match="defined for softmax classification.*task is `regression`"):
+        build_strategies(config, model, data.modalities, task_kind="regression")
 
 
 # ----------------------------------------------------------------------- contrastive
@@ -283,7 +370,7 @@ def test_all_strategies_train_on_real_data_and_survive_checkpoints(tmp_path: Pat
     teacher = save_encoder(build_model(make_config(tmp_path), data.input_shapes, 10).encoders["image"],
                            tmp_path / "image.safetensors")
     strategy = {"modality_dropout": 0.3, "aux_heads": {"audio": 0.5, "image": 0.5}, "distill": {"image": 0.1},
-                "distill_teachers": {"image": str(teacher)}, "ogm_ge": True,
+                "distill_teachers": {"image": str(teacher)}, "ogm_ge": True, "ogm_scores": "masked_fuse",
                 "contrastive": {"anchor": "image", "other": "audio", "weight": 0.1}}
     config = make_config(tmp_path, **strategy)
     result = execute_run(config, tmp_path / "all", data=data)
@@ -324,8 +411,8 @@ def test_all_strategies_train_on_real_data_and_survive_checkpoints(tmp_path: Pat
         pytest.param(["training.strategy.contrastive={anchor: image, other: audio, kind: infonce, k: 3}"],
                      r"unknown \['k'\]", id="contrastive-key"),
         pytest.param(["training.strategy.modality_dropout=1.5"], "modality_dropout", id="dropout"),
-        pytest.param(["training.strategy.ogm_ge=true", "model.freeze.audio=true", "model.freeze.image=true"], "frozen",
-                     id="ogm-frozen"),
+        pytest.param(["training.strategy.ogm_ge=true", "model.fusion.method=sum", "model.freeze.audio=true",
+                      "model.freeze.image=true"], "frozen", id="ogm-frozen"),
     ],
 )
 def test_invalid_strategy_settings_name_the_key(tmp_path: Path, data: DataSplits, overrides: list[str],

@@ -223,7 +223,8 @@ def _execute(
 def _strategies(config: RunConfig, model: torch.nn.Module, data: DataSplits) -> list:
     from fusebench.engine.strategies import build_strategies
 
-    return build_strategies(config, model, data.modalities)
+    task = getattr(data, "task", None)  # datasets that declare a task (multiclass until they do)
+    return build_strategies(config, model, data.modalities, task_kind=str(getattr(task, "kind", "multiclass")))
 
 
 def _trainer(config: RunConfig, device: str, run_dir: Path, checkpoints: Path) -> L.Trainer:

@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Literal
 
 from torch import Tensor, nn
-from torch.nn import functional as F
 
 from fusebench.data.batch import Batch
 from fusebench.engine.strategies.base import Strategy
@@ -27,14 +26,14 @@ from fusebench.models.multimodal import ModelOutput
 
 
 class GradientBlending(Strategy):
-    """Re-weights the fused loss to ``w_mm`` and adds ``w_m * L_m`` per unimodal head.
+    """Scales the fused loss to ``w_mm`` and adds ``w_m * L_m`` per unimodal head.
 
-    The engine already adds the fused cross-entropy once, so this strategy adds
-    ``(w_mm - 1) * L_mm`` (logged as ``blend_fused_delta``) and ``w_m * L_m`` (logged as
-    ``blend_<modality>``); the logged ``train/loss`` is the blended loss.
+    The engine computes the fused task loss once and multiplies it by ``task_loss_scale``
+    (``w_mm``); this strategy adds ``w_m * L_m`` (logged as ``blend_<modality>``), so the
+    logged ``train/loss`` is the blended loss.
 
     Args:
-        fused_weight: ``w_mm`` >= 0, the weight of the fused head's cross-entropy.
+        fused_weight: ``w_mm`` >= 0, the weight of the fused head's loss.
         weights: modality -> ``w_m`` >= 0 of its unimodal head (on present samples).
     """
 
@@ -42,14 +41,12 @@ class GradientBlending(Strategy):
         self.fused_weight = float(fused_weight)
         self.weights = dict(sorted(weights.items()))
 
+    def task_loss_scale(self) -> float:
+        return self.fused_weight
+
     def extra_losses(self, model: nn.Module, output: ModelOutput, batch: Batch) -> dict[str, Tensor]:
-        extras: dict[str, Tensor] = {}
-        if self.fused_weight != 1.0:
-            fused = F.cross_entropy(output.logits, batch.target)  # the engine's L_mm
-            extras["blend_fused_delta"] = (self.fused_weight - 1.0) * fused
-        for m, loss in unimodal_losses(model, output, batch, list(self.weights)).items():
-            extras[f"blend_{m}"] = self.weights[m] * loss
-        return extras
+        losses = unimodal_losses(model, output, batch, list(self.weights))
+        return {f"blend_{m}": self.weights[m] * loss for m, loss in losses.items()}
 
 
 def estimate_blending_weights(

@@ -25,11 +25,11 @@ from fusebench.engine.strategies.contrastive import build_contrastive
 from fusebench.engine.strategies.distill import TeacherDistillation, load_teacher
 from fusebench.engine.strategies.dropout import ModalityDropout
 from fusebench.engine.strategies.heads import AuxiliaryHeads, unimodal_heads
-from fusebench.engine.strategies.ogm import OGMGE
+from fusebench.engine.strategies.ogm import OGMGE, head_shares_check
 
 
 def build_strategies(config: RunConfig, model: nn.Module, modalities: Sequence[str],
-                     num_classes: int | None = None) -> list[Strategy]:
+                     num_classes: int | None = None, task_kind: str = "multiclass") -> list[Strategy]:
     """The strategies ``config.training.strategy`` selects (none configured -> ``[]``).
 
     Args:
@@ -38,6 +38,8 @@ def build_strategies(config: RunConfig, model: nn.Module, modalities: Sequence[s
         modalities: the run's modalities (mask columns, sorted here).
         num_classes: width of the unimodal heads; read from the model's final linear
             layer when not given.
+        task_kind: the task's kind (``multiclass``, ``multilabel``, ``regression``);
+            OGM-GE is defined for softmax classification only.
 
     Raises:
         ValueError: for a setting that names an unknown modality or pattern, that the
@@ -77,8 +79,19 @@ def build_strategies(config: RunConfig, model: nn.Module, modalities: Sequence[s
                 f"`training.strategy.ogm_ge` needs a model with `fuse(embeddings, mask)` (late or "
                 f"feature early fusion), got `{type(model).__name__}`."
             )
+        if task_kind != "multiclass":
+            raise ValueError(
+                f"`training.strategy.ogm_ge` is defined for softmax classification (Peng et al., CVPR 2022: "
+                f"scores are softmax probabilities of the true class), but this run's task is `{task_kind}`; "
+                f"remove `ogm_ge` or use a multiclass task."
+            )
         check_trainable(model, names, "ogm_ge")
-        strategies.append(OGMGE(names, settings.ogm_alpha, settings.ogm_noise, seed))
+        strategy = OGMGE(names, settings.ogm_alpha, settings.ogm_noise, seed, settings.ogm_coefficient,
+                         settings.ogm_scores, settings.ogm_parameters, settings.ogm_start_epoch,
+                         settings.ogm_end_epoch)
+        if settings.ogm_scores == "head_share":
+            head_shares_check(model, names)
+        strategies.append(strategy)
     return strategies
 
 
