@@ -164,8 +164,8 @@ class StrategyConfig(Strict):
     )
     contrastive: dict[str, Any] = Field(
         default_factory=dict,
-        description="{anchor, other, kind: hard_negative|infonce, weight, temperature, k, eps, "
-        "symmetric, dim}",
+        description="{anchors: [..], other, kind: hard_negative|infonce, weight, temperature, symmetric, "
+        "projector: enhanced|linear|none, dropout (enhanced), dim (linear), contrastive_epochs, k, eps}",
     )
 
     @field_validator("aux_heads", "distill", "gradient_blending")
@@ -182,47 +182,68 @@ class StrategyConfig(Strict):
     @field_validator("contrastive")
     @classmethod
     def _contrastive_settings(cls, value: dict[str, Any]) -> dict[str, Any]:
-        """Check the settings and fill the defaults, so the resolved config says what ran."""
+        """Check the settings and fill the defaults, so the resolved config says what ran.
+
+        Defaults follow "Early Fusion with Contrastive Learning" (003_*.txt, Sec. 3.2): one
+        direction from the anchors, eps 1e-7, the residual Tanh projector on ``other``.
+        """
         if not value:
             return value
         where = "`training.strategy.contrastive"
+        if "anchor" in value:
+            raise ValueError(f"{where}.anchor` is now `anchors`, a list (e.g. `anchors: [{value['anchor']}]`)")
         kind = value.get("kind", "hard_negative")
         loss_keys = {"hard_negative": ["k", "eps"], "infonce": []}
         if kind not in loss_keys:
             raise ValueError(f"{where}.kind` must be one of {list(loss_keys)}, got {kind!r}")
-        allowed = ["anchor", "other", "kind", "weight", "temperature", "symmetric", "dim"]
-        allowed += loss_keys[kind]
+        projector = value.get("projector", "enhanced")
+        projector_keys = {"enhanced": ["dropout"], "linear": ["dim"], "none": []}
+        if projector not in projector_keys:
+            raise ValueError(f"{where}.projector` must be one of {list(projector_keys)}, got {projector!r}")
+        allowed = ["anchors", "other", "kind", "weight", "temperature", "symmetric", "projector",
+                   "contrastive_epochs", *loss_keys[kind], *projector_keys[projector]]
         unknown = sorted(set(value) - set(allowed))
         if unknown:
-            raise ValueError(f"{where}` ({kind}) takes keys {allowed}, got unknown {unknown}")
-        resolved = {"anchor": value.get("anchor"), "other": value.get("other"), "kind": kind,
-                    "weight": value.get("weight", 0.1), "temperature": value.get("temperature", 0.1),
-                    "symmetric": value.get("symmetric", True), "dim": value.get("dim")}
+            raise ValueError(f"{where}` ({kind}, projector {projector}) takes keys {allowed}, got unknown {unknown}")
+        anchors = value.get("anchors")
+        resolved = {"anchors": [anchors] if isinstance(anchors, str) else anchors, "other": value.get("other"),
+                    "kind": kind, "weight": value.get("weight", 0.1), "temperature": value.get("temperature", 0.1),
+                    "symmetric": value.get("symmetric", False), "projector": projector,
+                    "contrastive_epochs": value.get("contrastive_epochs", 0)}
+        if projector == "enhanced":
+            resolved["dropout"] = value.get("dropout", 0.1)
+        if projector == "linear":
+            resolved["dim"] = value.get("dim")
         if kind == "hard_negative":
-            resolved |= {"k": value.get("k", 5), "eps": value.get("eps", 1e-8)}
+            resolved |= {"k": value.get("k", 5), "eps": value.get("eps", 1e-7)}
 
         def number(x: Any) -> bool:
             return isinstance(x, (int, float)) and not isinstance(x, bool)
 
-        def count(x: Any) -> bool:
-            return isinstance(x, int) and not isinstance(x, bool) and x >= 1
+        def count(x: Any, least: int = 1) -> bool:
+            return isinstance(x, int) and not isinstance(x, bool) and x >= least
 
+        names = resolved["anchors"]
         checks = {
-            "anchor": (isinstance(resolved["anchor"], str), "a modality name"),
+            "anchors": (isinstance(names, list) and bool(names) and all(isinstance(a, str) for a in names)
+                        and len(set(names)) == len(names), "a non-empty list of distinct modality names"),
             "other": (isinstance(resolved["other"], str), "a modality name"),
             "weight": (number(resolved["weight"]) and resolved["weight"] >= 0, "a number >= 0"),
             "temperature": (number(resolved["temperature"]) and resolved["temperature"] > 0,
                             "a number > 0"),
             "symmetric": (isinstance(resolved["symmetric"], bool), "true or false"),
-            "dim": (resolved["dim"] is None or count(resolved["dim"]), "an int >= 1 or null"),
+            "contrastive_epochs": (count(resolved["contrastive_epochs"], 0), "an int >= 0"),
+            "dropout": (number(resolved.get("dropout", 0.0)) and 0 <= resolved.get("dropout", 0.0) < 1,
+                        "a number in [0, 1)"),
+            "dim": (resolved.get("dim") is None or count(resolved["dim"]), "an int >= 1 or null"),
             "k": (count(resolved.get("k", 1)), "an int >= 1"),
             "eps": (number(resolved.get("eps", 0.0)) and resolved.get("eps", 0.0) >= 0, "a number >= 0"),
         }
         for key, (ok, expected) in checks.items():
             if not ok:
                 raise ValueError(f"{where}.{key}` must be {expected}, got {resolved.get(key)!r}")
-        if resolved["anchor"] == resolved["other"]:
-            raise ValueError(f"{where}` needs two different modalities, got `{resolved['anchor']}` twice")
+        if resolved["other"] in names:
+            raise ValueError(f"{where}.other` (`{resolved['other']}`) must not be one of the `anchors` {names}")
         return resolved
 
     @model_validator(mode="after")

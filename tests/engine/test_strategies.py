@@ -33,6 +33,7 @@ from fusebench.engine.strategies import (
     ogm_coefficients,
 )
 from fusebench.models.losses import hard_negative_contrastive_loss, info_nce_loss
+from fusebench.models.multimodal import ModelOutput
 from fusebench.models.weights import save_encoder
 
 MODALITIES = ("audio", "image")
@@ -339,23 +340,97 @@ def test_ogm_rejects_fusions_without_head_shares_and_non_multiclass_tasks(tmp_pa
 
 
 # ----------------------------------------------------------------------- contrastive
-@pytest.mark.parametrize("kind", ["hard_negative", "infonce"])
-def test_contrastive_loss_uses_only_present_pairs_through_projections(
-    tmp_path: Path, data: DataSplits, kind: str
+def _feature_early_config(tmp_path: Path, **contrastive: Any) -> RunConfig:
+    """Feature early fusion, both extractors 24 wide, the paper's projector on audio."""
+    return make_config(tmp_path, ["model.encoders.audio.out_dim=24", "model.fusion.type=early",
+                                  "model.fusion.method=feature", "model.fusion.params={projectors: [audio]}"],
+                       contrastive={"anchors": ["image"], "other": "audio", **contrastive})
+
+
+def test_contrastive_early_fusion_loss_is_the_papers_from_anchor_rows_to_the_projected_modality(
+    tmp_path: Path, data: DataSplits
 ) -> None:
-    config = make_config(tmp_path, contrastive={"anchor": "image", "other": "audio", "kind": kind,
-                                                "weight": 0.5, "temperature": 0.2})
+    config = _feature_early_config(tmp_path, weight=0.5, temperature=0.2)
+    assert config.training.strategy.contrastive["eps"] == 1e-7 and not config.training.strategy.contrastive["symmetric"]
     model, (strategy,) = model_and_strategies(config, data)
-    assert isinstance(strategy, ContrastiveAlignment)
-    projections = model.contrastive_projections  # audio 32 and image 24 -> 24
-    assert projections["audio"].out_features == projections["image"].out_features == 24
+    assert isinstance(strategy, ContrastiveAlignment) and not hasattr(model, "contrastive_projections")
+    batch = real_batch(data)
+    model.eval()  # the projector's dropout off, so the two forward passes below agree
+    output = model(batch.inputs, batch.mask)
+    loss = strategy.extra_losses(model, output, batch)["contrastive"]
+    rows = batch.mask.all(dim=1)
+    anchor = output.embeddings["image"][rows]  # the anchor is not projected
+    h = model.projectors["audio"].linear(output.embeddings["audio"][rows])  # Linear
+    enhanced = h + torch.tanh(h)  # -> Tanh -> (Dropout) + residual to the projection
+    expected = hard_negative_contrastive_loss(anchor, enhanced, 0.2, k=5, eps=1e-7, symmetric=False)
+    torch.testing.assert_close(loss, 0.5 * expected)
+    # the classifier sees the enhanced audio: fuse == classifier(concat(enhanced audio, image))
+    full = torch.ones(batch.size, 2, dtype=torch.bool)
+    features = {m: z for m, z in model.encode(batch.inputs).items()}
+    h_all = model.projectors["audio"].linear(features["audio"])
+    torch.testing.assert_close(model.fuse(features, full),
+                               model.classifier(torch.cat([h_all + torch.tanh(h_all), features["image"]], dim=1)))
+
+
+def test_contrastive_two_anchors_are_averaged_each_on_its_own_present_pairs(tmp_path: Path, data: DataSplits) -> None:
+    from fusebench.engine.strategies.contrastive import ContrastiveAlignment as Alignment
+    from fusebench.models.losses import HardNegativeContrastiveLoss
+
+    names = ("audio", "image", "text")
+    loss = HardNegativeContrastiveLoss(temperature=0.5, k=2)
+    strategy = Alignment(["image", "text"], "audio", names, loss, weight=2.0)
+    torch.manual_seed(1)
+    embeddings = {m: torch.randn(6, 4) for m in names}
+    mask = torch.ones(6, 3, dtype=torch.bool)
+    mask[0, 1] = False  # sample 0 lacks image
+    mask[5, 2] = False  # sample 5 lacks text
+    batch = Batch({m: torch.zeros(6, 1) for m in names}, mask, torch.zeros(6, dtype=torch.long), names)
+    output = ModelOutput(torch.zeros(6, 3), embeddings)
+    got = strategy.extra_losses(nn.Module(), output, batch)["contrastive"]
+    audio = embeddings["audio"]
+    image_loss = hard_negative_contrastive_loss(embeddings["image"][1:], audio[1:], 0.5, 2)  # rows 1..5
+    text_loss = hard_negative_contrastive_loss(embeddings["text"][:5], audio[:5], 0.5, 2)  # rows 0..4
+    torch.testing.assert_close(got, 2.0 * (image_loss + text_loss) / 2)  # (text_loss + image_loss) / 2
+    only_one = batch.with_mask(torch.tensor([[True, True, False]] * 6))  # text absent everywhere: image alone
+    torch.testing.assert_close(strategy.extra_losses(nn.Module(), output, only_one)["contrastive"],
+                               2.0 * hard_negative_contrastive_loss(embeddings["image"], embeddings["audio"], 0.5, 2))
+
+
+def test_contrastive_only_stage_scales_the_task_loss_to_zero(tmp_path: Path, data: DataSplits) -> None:
+    config = _feature_early_config(tmp_path, contrastive_epochs=1)
+    config = config.model_copy(update={"training": config.training.model_copy(update={"epochs": 2})})
+    result = execute_run(config, tmp_path / "stage", data=data)
+    def cross_entropy(epoch: dict[str, Any]) -> float:  # the epoch's mean training cross-entropy
+        groups = [v for k, v in epoch["train"].items() if isinstance(v, dict) and "count" in v]
+        return sum(g["loss"] * g["count"] for g in groups) / sum(g["count"] for g in groups)
+
+    first, second = result.epoch_metrics
+    # epoch 1: the loss is 0.1 x contrastive alone (far below the ~2.3 cross-entropy of an untrained
+    # classifier); epoch 2: cross-entropy + 0.1 x contrastive
+    assert first["train"]["loss"] < 0.5 < cross_entropy(first)
+    assert second["train"]["loss"] > cross_entropy(second)
+    _, (strategy,) = model_and_strategies(config, data)
+    strategy.on_epoch_start(1)
+    assert strategy.task_loss_scale() == 0.0
+    strategy.on_epoch_start(2)
+    assert strategy.task_loss_scale() == 1.0
+
+
+@pytest.mark.parametrize("kind", ["hard_negative", "infonce"])
+def test_contrastive_late_fusion_projectors_enhanced_and_linear(tmp_path: Path, data: DataSplits, kind: str) -> None:
+    # enhanced (default): the paper's projector on `other` only, to the anchor's width (audio 32 -> image 24)
+    config = make_config(tmp_path, contrastive={"anchors": ["image"], "other": "audio", "kind": kind,
+                                                "weight": 0.5, "temperature": 0.2, "dropout": 0.0})
+    model, (strategy,) = model_and_strategies(config, data)
+    projector = model.contrastive_projections["audio"]
+    assert set(model.contrastive_projections) == {"audio"} and projector.out_dim == 24
     batch = real_batch(data)
     output = model(batch.inputs, batch.mask)
     loss = strategy.extra_losses(model, output, batch)["contrastive"]
     rows = batch.mask.all(dim=1)
-    a = projections["image"](output.embeddings["image"][rows])
-    o = projections["audio"](output.embeddings["audio"][rows])
-    reference = hard_negative_contrastive_loss(a, o, 0.2, k=5) if kind == "hard_negative" else info_nce_loss(a, o, 0.2)
+    a, o = output.embeddings["image"][rows], projector(output.embeddings["audio"][rows])
+    reference = (hard_negative_contrastive_loss(a, o, 0.2, k=5) if kind == "hard_negative"
+                 else info_nce_loss(a, o, 0.2, symmetric=False))
     torch.testing.assert_close(loss, 0.5 * reference)
     absent = {m: z.clone() for m, z in output.embeddings.items()}
     absent["audio"][~rows] = 1e3 * torch.randn_like(absent["audio"][~rows])  # absent rows never count
@@ -363,6 +438,11 @@ def test_contrastive_loss_uses_only_present_pairs_through_projections(
                                loss)
     one_pair = batch.with_mask(torch.tensor([[True, True]] + [[True, False]] * (batch.size - 1)))
     assert float(strategy.extra_losses(model, output, one_pair)["contrastive"]) == 0.0
+    # linear (fusebench's CLIP-style variant): both sides projected linearly to the smaller width
+    linear = make_config(tmp_path, contrastive={"anchors": ["image"], "other": "audio", "projector": "linear"})
+    model, (strategy,) = model_and_strategies(linear, data)
+    projections = model.contrastive_projections
+    assert projections["audio"].out_features == projections["image"].out_features == 24
 
 
 # ------------------------------------------------------------- end to end + checkpoints
@@ -371,7 +451,7 @@ def test_all_strategies_train_on_real_data_and_survive_checkpoints(tmp_path: Pat
                            tmp_path / "image.safetensors")
     strategy = {"modality_dropout": 0.3, "aux_heads": {"audio": 0.5, "image": 0.5}, "distill": {"image": 0.1},
                 "distill_teachers": {"image": str(teacher)}, "ogm_ge": True, "ogm_scores": "masked_fuse",
-                "contrastive": {"anchor": "image", "other": "audio", "weight": 0.1}}
+                "contrastive": {"anchors": ["image"], "other": "audio", "weight": 0.1}}
     config = make_config(tmp_path, **strategy)
     result = execute_run(config, tmp_path / "all", data=data)
     assert result.status == "completed" and math.isfinite(result.epoch_metrics[0]["train"]["loss"])
@@ -404,12 +484,23 @@ def test_all_strategies_train_on_real_data_and_survive_checkpoints(tmp_path: Pat
                      "either `training.strategy.aux_heads` or", id="aux-and-blend"),
         pytest.param(["training.strategy.distill.audio=1.0"], "distill.audio` needs a teacher", id="teacher"),
         pytest.param(["training.strategy.distill_teachers.audio=x.safetensors"], "no weight in", id="teacher-weight"),
-        pytest.param(["training.strategy.contrastive={anchor: text, other: audio}"],
-                     "contrastive.anchor` must be one of", id="contrastive-modality"),
-        pytest.param(["training.strategy.contrastive={anchor: image, other: audio, kind: triplet}"],
+        pytest.param(["training.strategy.contrastive={anchors: [text], other: audio}"],
+                     "contrastive.anchors` must name this run's modalities", id="contrastive-modality"),
+        pytest.param(["training.strategy.contrastive={anchor: image, other: audio}"],
+                     r"contrastive.anchor` is now `anchors`, a list \(e.g. `anchors: \[image\]`\)", id="anchor-key"),
+        pytest.param(["training.strategy.contrastive={anchors: [image], other: audio, kind: triplet}"],
                      r"kind` must be one of \['hard_negative', 'infonce'\], got 'triplet'", id="contrastive-kind"),
-        pytest.param(["training.strategy.contrastive={anchor: image, other: audio, kind: infonce, k: 3}"],
+        pytest.param(["training.strategy.contrastive={anchors: [image], other: audio, kind: infonce, k: 3}"],
                      r"unknown \['k'\]", id="contrastive-key"),
+        pytest.param(["training.strategy.contrastive={anchors: [image], other: audio, dim: 8}"],
+                     r"projector enhanced\) takes keys .*unknown \['dim'\]", id="contrastive-dim-enhanced"),
+        pytest.param(["training.strategy.contrastive={anchors: [image], other: audio, projector: none}"],
+                     r"widths must agree with `audio` \(32\)", id="contrastive-widths"),
+        pytest.param(["training.strategy.contrastive={anchors: [image], other: audio, contrastive_epochs: 1}"],
+                     r"contrastive_epochs` is 1, but `training.epochs` is 1", id="contrastive-stage"),
+        pytest.param(["training.strategy.contrastive={anchors: [image], other: audio, contrastive_epochs: 1}",
+                      "training.epochs=3", "training.early_stopping.enabled=true"],
+                     "set `training.early_stopping.enabled: false`", id="contrastive-stage-stopping"),
         pytest.param(["training.strategy.modality_dropout=1.5"], "modality_dropout", id="dropout"),
         pytest.param(["training.strategy.ogm_ge=true", "model.fusion.method=sum", "model.freeze.audio=true",
                       "model.freeze.image=true"], "frozen", id="ogm-frozen"),

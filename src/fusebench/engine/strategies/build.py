@@ -72,7 +72,8 @@ def build_strategies(config: RunConfig, model: nn.Module, modalities: Sequence[s
     if settings.distill:
         strategies.append(_distillation(config, settings, model, names))
     if settings.contrastive:
-        strategies.append(build_contrastive(settings.contrastive, model, names))
+        strategies.append(build_contrastive(settings.contrastive, model, names, epochs=config.training.epochs,
+                                            early_stopping=config.training.early_stopping.enabled))
     if settings.ogm_ge:
         if not callable(getattr(model, "fuse", None)):
             raise ValueError(
