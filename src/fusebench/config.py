@@ -122,6 +122,18 @@ class EarlyStoppingConfig(Strict):
     mode: Literal["min", "max"] = "min"
 
 
+class BlendingEstimateConfig(Strict):
+    """Offline G-Blend (Wang et al., CVPR 2020, Sec. 3.3, Algorithm 1) run by ``gradient_blending: auto``."""
+
+    epochs: int = Field(default=3, ge=1, description="epochs each unimodal branch and the fused model train")
+    holdout_fraction: float = Field(
+        default=0.2, gt=0.0, lt=1.0, description="share of the training split held out to measure generalisation"
+    )
+    overfitting: Literal["delta", "final"] = Field(
+        default="delta", description="delta: O(N) - O(0) (the paper); final: O(N) (MultiBench's variant)"
+    )
+
+
 class StrategyConfig(Strict):
     """Training strategies (``fusebench.engine.strategies``); all off by default, and they combine.
 
@@ -157,10 +169,14 @@ class StrategyConfig(Strict):
     )
     ogm_start_epoch: int = Field(default=1, ge=1, description="first epoch (1-based) with modulation")
     ogm_end_epoch: int | None = Field(default=None, ge=1, description="last epoch with modulation; null = the end")
-    gradient_blending: dict[str, float] = Field(
+    gradient_blending: dict[str, float] | Literal["auto"] = Field(
         default_factory=dict,
         description="pattern -> loss weight: the full pattern (audio+image) for the fused head, a "
-        "modality for its unimodal head (Wang et al., CVPR 2020)",
+        "modality for its unimodal head (Wang et al., CVPR 2020); `auto` estimates them first",
+    )
+    gradient_blending_auto: BlendingEstimateConfig = Field(
+        default_factory=lambda: BlendingEstimateConfig(),
+        description="how `gradient_blending: auto` estimates the weights (offline G-Blend)",
     )
     contrastive: dict[str, Any] = Field(
         default_factory=dict,
@@ -170,7 +186,9 @@ class StrategyConfig(Strict):
 
     @field_validator("aux_heads", "distill", "gradient_blending")
     @classmethod
-    def _weights_are_nonnegative(cls, value: dict[str, float], info: Any) -> dict[str, float]:
+    def _weights_are_nonnegative(cls, value: dict[str, float] | str, info: Any) -> dict[str, float] | str:
+        if isinstance(value, str):
+            return value
         for key, weight in value.items():
             if not 0.0 <= weight < float("inf"):
                 raise ValueError(

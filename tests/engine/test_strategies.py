@@ -12,7 +12,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from fusebench.config import RunConfig, apply_overrides, validate_config
+from fusebench.config import RunConfig, apply_overrides, load_config, validate_config
 from fusebench.data.batch import Batch
 from fusebench.data.patterns import pattern_mask
 from fusebench.engine.build import build_model
@@ -37,6 +37,8 @@ from fusebench.models.multimodal import ModelOutput
 from fusebench.models.weights import save_encoder
 
 MODALITIES = ("audio", "image")
+ROOT = Path(__file__).resolve().parents[2]
+STRATEGY_CONFIGS = sorted((ROOT / "configs" / "avdigits" / "strategies").glob("*.yaml"))
 LIMITS = {"train": 300, "validation": 100, "test": 100}
 
 
@@ -519,3 +521,19 @@ def test_two_modality_strategies_reject_a_pretraining_run(tmp_path: Path, data: 
     config = validate_config(raw)
     with pytest.raises(ValueError, match="ogm_ge` needs at least two modalities"):
         build_strategies(config, build_model(config, data.input_shapes, 10), ("audio",))
+
+
+@pytest.mark.parametrize("path", STRATEGY_CONFIGS, ids=[p.stem for p in STRATEGY_CONFIGS])
+def test_shipped_strategy_configs_build_their_strategies(path: Path, tmp_path: Path, data: DataSplits) -> None:
+    config = load_config(path)
+    settings = config.training.strategy
+    overrides = []
+    if settings.distill:  # teachers of the shipped encoder shape, instead of the runs the comment describes
+        for m in settings.distill:
+            encoder = build_model(config, data.input_shapes, data.num_classes).encoders[m]
+            overrides.append(f"training.strategy.distill_teachers.{m}={save_encoder(encoder, tmp_path / f'{m}.st')}")
+    if settings.gradient_blending == "auto":  # resolved by the run; any weights stand in here
+        overrides.append("training.strategy.gradient_blending={audio+image: 0.5, audio: 0.25, image: 0.25}")
+    config = load_config(path, overrides)
+    model = build_model(config, data.input_shapes, data.num_classes)
+    assert build_strategies(config, model, data.modalities)

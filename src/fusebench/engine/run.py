@@ -148,6 +148,12 @@ def _execute(
     data_seconds = time.perf_counter() - started
     if not skip_train:  # which data the training saw; `--resume` re-runs a study node whose data changed
         atomic_write_json(run_dir / "data.json", {"recipe_digest": recipe_digest(config.data)})
+    blending_seconds = 0.0
+    if config.training.strategy.gradient_blending == "auto":  # offline G-Blend first (Wang et al., 2020)
+        from fusebench.engine.strategies.blending_auto import resolve_auto_blending
+
+        config, blending_seconds = resolve_auto_blending(config, data, device, run_dir, reuse=skip_train)
+        L.seed_everything(config.experiment.seed, workers=True, verbose=False)
     model = build_model(config, data.input_shapes, data.num_classes)
     cache_seconds = 0.0
     if config.training.cache_frozen_features and can_cache(model, frozen_modalities(config)):
@@ -213,6 +219,7 @@ def _execute(
         config, history, data_seconds, fit_seconds, test_seconds, time.perf_counter() - started, len(data.train)
     )
     timing["feature_cache"] = cache_seconds
+    timing["gradient_blending_estimate"] = blending_seconds
     if skip_train and (run_dir / "timing.json").exists():
         timing = {**read_json(run_dir / "timing.json"), "test": test_seconds, "reevaluated": True}
     atomic_write_json(run_dir / "timing.json", timing)

@@ -88,6 +88,31 @@ def estimate_blending_weights(
     >>> {k: round(v, 4) for k, v in w.items()}
     {'a': 0.8649, 'b': 0.1351}
     """
+    stats = blending_statistics(train_losses, val_losses, start, end, overfitting)
+    raw = {head: max(s["generalization"], 0.0) / max(s["overfitting"] ** 2, eps) for head, s in stats.items()}
+    total = sum(raw.values())
+    if total <= 0:
+        raise ValueError(
+            f"No head's validation loss fell between epochs {start} and {end} (heads "
+            f"{sorted(raw)}); train longer before estimating gradient-blending weights."
+        )
+    return {head: value / total for head, value in raw.items()}
+
+
+def blending_statistics(
+    train_losses: Mapping[str, Sequence[float]],
+    val_losses: Mapping[str, Sequence[float]],
+    start: int = 0,
+    end: int = -1,
+    overfitting: Literal["delta", "final"] = "delta",
+) -> dict[str, dict[str, float]]:
+    """Per head: ``generalization`` ``dG_k``, ``overfitting`` ``dO_k`` (or ``O_k(N + n)``) and
+    ``ratio``, the overfitting-to-generalisation ratio ``OGR_k = |dO_k / dG_k|`` (Wang et al.,
+    2020, Sec. 3.2, Eq. 2); see ``estimate_blending_weights`` for the window and the arguments.
+
+    >>> blending_statistics({"a": [2.0, 1.0]}, {"a": [2.0, 1.5]})["a"]
+    {'generalization': 0.5, 'overfitting': 0.5, 'ratio': 1.0}
+    """
     if set(train_losses) != set(val_losses) or not train_losses:
         raise ValueError(
             f"Expected the same non-empty heads in `train_losses` and `val_losses`, got "
@@ -95,7 +120,7 @@ def estimate_blending_weights(
         )
     if overfitting not in ("delta", "final"):
         raise ValueError(f"Expected `overfitting` in ['delta', 'final'], got `{overfitting}`.")
-    raw: dict[str, float] = {}
+    stats: dict[str, dict[str, float]] = {}
     for head in sorted(train_losses):
         train, val = list(train_losses[head]), list(val_losses[head])
         if len(train) != len(val):
@@ -113,14 +138,9 @@ def estimate_blending_weights(
         over = val[e] - train[e]
         if overfitting == "delta":
             over -= val[n] - train[n]
-        raw[head] = max(gained, 0.0) / max(over * over, eps)
-    total = sum(raw.values())
-    if total <= 0:
-        raise ValueError(
-            f"No head's validation loss fell between epochs {start} and {end} (heads "
-            f"{sorted(raw)}); train longer before estimating gradient-blending weights."
-        )
-    return {head: value / total for head, value in raw.items()}
+        ratio = abs(over / gained) if gained != 0 else float("inf")
+        stats[head] = {"generalization": gained, "overfitting": over, "ratio": ratio}
+    return stats
 
 
 def _index(index: int, length: int, name: str, head: str) -> int:

@@ -63,6 +63,12 @@ def build_strategies(config: RunConfig, model: nn.Module, modalities: Sequence[s
         classes = num_classes or infer_num_classes(model)
         unimodal_heads(model, sorted(settings.aux_heads), classes, "aux_heads")
         strategies.append(AuxiliaryHeads(settings.aux_heads))
+    if settings.gradient_blending == "auto":
+        raise ValueError(
+            "`training.strategy.gradient_blending: auto` is resolved before the strategies are built: "
+            "`fusebench train` (`execute_run`) estimates the weights with "
+            "`fusebench.engine.strategies.blending_auto.estimate_auto_blending`; pass them as a mapping here."
+        )
     if settings.gradient_blending:
         fused_weight, weights = blending_weights(settings.gradient_blending, names)
         if weights:
