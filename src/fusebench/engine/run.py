@@ -246,6 +246,10 @@ def _trainer(config: RunConfig, device: str, run_dir: Path, checkpoints: Path) -
             enable_version_counter=False,
         )
     ]
+    if config.monitoring.enabled:  # gradients, weights, updates, activations per epoch (monitoring.jsonl)
+        from fusebench.engine.monitoring import TrainingMonitor
+
+        callbacks.append(TrainingMonitor(run_dir))
     stop = config.training.early_stopping
     if stop.enabled:
         callbacks.append(EarlyStopping(monitor=stop.monitor, patience=stop.patience, mode=stop.mode))
