@@ -23,7 +23,7 @@ from fusebench.study.spec import load_spec
 
 PATTERNS = ["audio+image", "audio", "image"]
 RUN_KEYS = {"node", "kind", "condition", "group", "axes", "seed", "status", "error", "run_dir", "depends_on",
-            "modality", "test", "curves", "timing", "model", "config_overrides"}
+            "modality", "test", "curves", "timing", "model", "resources", "config_overrides"}
 TOP_KEYS = {"study", "question", "modalities", "patterns", "seeds", "conditions", "axes", "analysis", "runs"}
 METRICS = {"loss", "accuracy", "f1_macro", "f1_micro", "f1_weighted", "count"}
 
@@ -82,6 +82,35 @@ def test_tiny_study_completes_and_results_follow_the_schema(reference: tuple[Pat
     assert load_spec(study_dir / "spec.yaml").spec == load_spec(reference[0]).spec  # re-runnable copy
     summary = summary_by_group(results)
     assert set(summary) == {"scratch", "pretrained", "audio_scratch"} and summary["scratch"]["audio"][2] == 2
+
+
+def test_results_csv_has_the_thesis_quantities_per_run(reference: tuple[Path, Path, dict[str, Any]]) -> None:
+    import csv
+
+    _, study_dir, results = reference
+    rows = list(csv.DictReader((study_dir / "results.csv").read_text().splitlines()))
+    runs = {r["node"]: r for r in results["runs"]}
+
+    def value(node: str, split: str, pattern: str, metric: str) -> tuple[str, float]:
+        (row,) = [r for r in rows if (r["node"], r["split"], r["pattern"], r["metric"]) == (node, split, pattern,
+                                                                                            metric)]
+        return row["epoch"], float(row["value"])
+
+    pretrained, scratch = runs["pretrained-s1"], runs["scratch-s1"]
+    for pattern in PATTERNS:  # % change against the baseline's run of the same seed, by hand
+        for metric in ("accuracy", "loss"):
+            ours, theirs = pretrained["test"][pattern][metric], scratch["test"][pattern][metric]
+            assert value("pretrained-s1", "vs_baseline", pattern, f"{metric}_pct_change")[1] == pytest.approx(
+                100 * (ours - theirs) / theirs)
+        assert value("pretrained-s1", "efficiency", pattern, "accuracy_per_training_second")[1] == pytest.approx(
+            pretrained["test"][pattern]["accuracy"] / pretrained["timing"]["training"])
+        curve = pretrained["curves"]["validation"][pattern]["accuracy"]  # one epoch: best = last = epoch 1
+        assert value("pretrained-s1", "best_epoch", pattern, "accuracy") == ("1", pytest.approx(max(curve)))
+        assert value("pretrained-s1", "last_epoch", pattern, "accuracy") == ("1", pytest.approx(curve[-1]))
+    assert not [r for r in rows if r["node"] == "scratch-s1" and r["split"] == "vs_baseline"]  # the baseline itself
+    resources = pretrained["resources"]
+    assert value("pretrained-s1", "resources", "", "weights_bytes")[1] == resources["weights_bytes"] > 0
+    assert resources["inference_samples"] == 100 and resources["peak_rss_bytes"] > 0
 
 
 def test_existing_study_folder_needs_resume(reference: tuple[Path, Path, dict[str, Any]]) -> None:

@@ -32,6 +32,13 @@ from fusebench.engine.build import build_model, frozen_modalities
 from fusebench.engine.datasets import DataSplits, eval_loader, load_splits, recipe_digest, train_loader
 from fusebench.engine.evaluate import evaluate_patterns
 from fusebench.engine.feature_cache import cache_features, can_cache
+from fusebench.engine.footprint import (
+    RESOURCES_FILE,
+    inference_throughput,
+    peak_memory,
+    reset_peak_memory,
+    weights_bytes,
+)
 from fusebench.engine.metrics import metrics_by_pattern
 from fusebench.engine.module import FusionModule
 from fusebench.io import atomic_write_bytes, atomic_write_json, atomic_write_text, read_json
@@ -135,6 +142,7 @@ def _execute(
     if config.experiment.threads:
         torch.set_num_threads(config.experiment.threads)
     device = resolve_device(config.experiment.device)
+    memory_scope = reset_peak_memory(device)
     if skip_train:  # re-evaluation: config.yaml, env.json and timing.json describe the training; keep them
         atomic_write_json(run_dir / "env.evaluate.json", environment(config, device, command))
     else:
@@ -156,6 +164,7 @@ def _execute(
         L.seed_everything(config.experiment.seed, workers=True, verbose=False)
     model = build_model(config, data.input_shapes, data.num_classes)
     cache_seconds = 0.0
+    raw_test = data.test  # inference throughput is measured from raw inputs, even when training uses cached features
     if config.training.cache_frozen_features and can_cache(model, frozen_modalities(config)):
         cache_start = time.perf_counter()
         model, data = cache_features(model, data, config.data.eval_batch_size)
@@ -224,7 +233,25 @@ def _execute(
         timing = {**read_json(run_dir / "timing.json"), "test": test_seconds, "reevaluated": True}
     atomic_write_json(run_dir / "timing.json", timing)
     atomic_write_json(run_dir / "model.json", _model_facts(model, data.modalities))
+    if not (skip_train and (run_dir / RESOURCES_FILE).exists()):  # re-evaluation keeps the training's record
+        atomic_write_json(run_dir / RESOURCES_FILE, _resources(model, raw_test, data.modalities, config, device,
+                                                                checkpoints, memory_scope))
     return test_metrics, history, timing
+
+
+def _resources(model: torch.nn.Module, test: Any, modalities: Sequence[str], config: RunConfig, device: str,
+               checkpoints: Path, memory_scope: str) -> dict[str, Any]:
+    """``resources.json``: model size on disk, peak memory, inference throughput (``engine.footprint``)."""
+    from fusebench.engine.strategies.base import ATTACHED_MODULES, unwrap
+
+    inner = unwrap(model)
+    best = checkpoints / "best.ckpt"
+    record: dict[str, Any] = {"weights_bytes": weights_bytes(inner, ATTACHED_MODULES),
+                              "checkpoint_bytes": best.stat().st_size if best.is_file() else None}
+    if len(test):
+        record |= inference_throughput(inner, test.inputs, test.target, modalities, config.data.eval_batch_size,
+                                       device)
+    return record | peak_memory(device, memory_scope)
 
 
 def _strategies(config: RunConfig, model: torch.nn.Module, data: DataSplits) -> list:

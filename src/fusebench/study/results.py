@@ -16,9 +16,12 @@ from typing import Any
 
 import yaml
 
+from fusebench.engine.footprint import RESOURCES_FILE
+from fusebench.engine.metrics import HIGHER_IS_BETTER
 from fusebench.io import atomic_write_json, atomic_write_text, read_json
 from fusebench.study.graph import read_plan, run_state
 from fusebench.study.spec import StudyFile, StudySpec, format_value
+from fusebench.study.thesis import baseline_run, best_and_last, efficiency, percent_change
 
 RESULTS_FILE = "results.json"
 CSV_FILE = "results.csv"
@@ -91,7 +94,7 @@ def _entry(node: dict[str, Any], twin: str, run_dir: Path, state: str, failed_de
         "seed": node["seed"], "status": state, "error": None, "run_dir": f"runs/{twin}",
         "depends_on": node["depends_on"], "modality": node["modality"], "test": {},
         "curves": {"train_loss": [], "validation_loss": [], "validation": {}}, "timing": {}, "model": {},
-        "config_overrides": node["config_overrides"],
+        "resources": {}, "config_overrides": node["config_overrides"],
     }
     if state == "skipped":
         entry["error"] = (f"Skipped: it loads the encoder of `{failed_dep}`, which "
@@ -110,6 +113,8 @@ def _entry(node: dict[str, Any], twin: str, run_dir: Path, state: str, failed_de
         entry["model"] = {k: model[k] for k in ("parameters", "trainable_parameters") if k in model}
         if "cost" in model:  # multiply-accumulates per sample, for the cost/accuracy trade-off
             entry["model"]["macs"] = model["cost"]["total_macs"]
+        if (run_dir / RESOURCES_FILE).is_file():  # size on disk, peak memory, inference throughput
+            entry["resources"] = read_json(run_dir / RESOURCES_FILE)
     return entry
 
 
@@ -172,7 +177,42 @@ def results_csv(results: dict[str, Any]) -> str:
                     writer.writerow([*head, "timing", "", modality, key, seconds])
             elif value is not None:
                 writer.writerow([*head, "timing", "", "", key, value])
+        for row in _thesis_rows(run, results):
+            writer.writerow([*head, *row])
     return out.getvalue()
+
+
+def _thesis_rows(run: dict[str, Any], results: dict[str, Any]) -> list[list[Any]]:
+    """The thesis' per-run quantities (``fusebench.study.thesis``) as ``[split, epoch, pattern, metric, value]``.
+
+    ``resources``: size on disk, peak memory, inference throughput; ``best_epoch`` and
+    ``last_epoch``: the primary validation metric at those epochs (the epoch column says
+    which); ``efficiency``: test metric per training second; ``vs_baseline``: % change of
+    each test metric against the baseline condition's run with the same seed and axes.
+    """
+    rows: list[list[Any]] = []
+    for key, value in (run.get("resources") or {}).items():
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            rows.append(["resources", "", "", key, value])
+    metric = (results.get("analysis") or {}).get("primary_metric") or "accuracy"
+    for pattern, curves in run["curves"]["validation"].items():
+        summary = best_and_last(curves.get(metric, []), HIGHER_IS_BETTER.get(metric, True))
+        if summary is not None:
+            rows.append(["best_epoch", summary["best_epoch"], pattern, metric, summary["best"]])
+            rows.append(["last_epoch", summary["last_epoch"], pattern, metric, summary["last"]])
+    training = (run.get("timing") or {}).get("training")
+    for pattern, metrics in run["test"].items():
+        value = efficiency(metrics.get(metric), training)
+        if value is not None:
+            rows.append(["efficiency", "", pattern, f"{metric}_per_training_second", value])
+    reference = baseline_run(run, results["runs"], (results.get("analysis") or {}).get("baseline"))
+    if reference is not None:
+        for pattern, metrics in run["test"].items():
+            for name, value in metrics.items():
+                change = percent_change(value, reference["test"].get(pattern, {}).get(name))
+                if name != "count" and change is not None:
+                    rows.append(["vs_baseline", "", pattern, f"{name}_pct_change", change])
+    return rows
 
 
 def write_results(study_dir: str | Path) -> dict[str, Any]:
