@@ -37,7 +37,7 @@ COMMON = (
     "data.batch_size=32",
     "logging.progress_bar=false",
     "experiment.threads=1",
-    "monitoring.enabled=false",
+    "monitoring.enabled=true",
     "training.optimizer.lr=0.003",
 )
 ENCODER = tuple(f"model.encoders.{m}.widths=[4,8]" for m in MODALITIES)

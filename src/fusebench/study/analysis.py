@@ -24,6 +24,7 @@ from fusebench.study.analysis_modality import (
     run_modality_analysis,
     train_rates,
 )
+from fusebench.study.analysis_thesis import change_vs_baseline, monitored_runs, thesis_facts
 
 CONFIDENCE = 0.95
 REQUIRED_KEYS = ("modalities", "runs")
@@ -124,7 +125,11 @@ def analyse(results: Mapping[str, Any], study_dir: str | Path) -> dict[str, Any]
                                 higher_is_better=higher)
         group.update(clean(run_modality_analysis(study_dir, by_group[name], modalities, metric,
                                                  settings.get("chance"))))
+        group.update(clean(thesis_facts(study_dir, by_group[name], patterns, metric, higher)))
         groups.append(group)
+    changes = change_vs_baseline(groups, baseline, patterns, metric)  # the thesis' % change against the baseline
+    for group in groups:
+        group["change_vs_baseline"] = clean(changes[group["name"]])
     pairs = comparison_pairs(groups, conditions, axes, baseline or "", settings.get("comparisons"))
     pretraining = any(r.get("kind") == "pretrain" or (r.get("timing") or {}).get("pretraining")
                       for r in results["runs"])
@@ -150,6 +155,7 @@ def analyse(results: Mapping[str, Any], study_dir: str | Path) -> dict[str, Any]
         "ptrain_ptest": ptrain_ptest(groups, list(axes), rates, modalities),
         "fusion_axes": fusion_axes,
         "failed_runs": [_failure(r) for r in results["runs"] if not completed(r)],
+        "monitoring_runs": monitored_runs(study_dir, results["runs"]),
     })
 
 

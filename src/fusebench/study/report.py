@@ -28,6 +28,7 @@ from fusebench.study.report_text import (
     not_compared_lines,
     verdict,
 )
+from fusebench.study.report_thesis import change_rows, efficiency_rows, monitoring_figures
 
 TEMPLATES = Path(__file__).parent / "templates"
 
@@ -64,6 +65,11 @@ def make_figures(analysis: Mapping[str, Any], folder: Path) -> dict[str, Any]:
     return figures
 
 
+def make_monitoring_figures(analysis: Mapping[str, Any], study_dir: Path) -> list[dict[str, Any]]:
+    """One training-dynamics figure per monitored run, after ``make_figures`` cleared the folder."""
+    return monitoring_figures(analysis, study_dir, study_dir / "figures")
+
+
 def _image(path: Path, study_dir: Path, embed: bool) -> dict[str, str]:
     data = base64.b64encode(path.read_bytes()).decode("ascii") if embed else ""
     return {"file": path.relative_to(study_dir).as_posix(), "data": data}
@@ -88,7 +94,7 @@ def _fusion_rows(analysis: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 
 def build_context(analysis: Mapping[str, Any], figures: Mapping[str, Any], study_dir: Path,
-                  embed: bool) -> dict[str, Any]:
+                  embed: bool, monitoring: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """Everything the templates show; numbers are formatted by the template filters."""
     images = {k: _image(v, study_dir, embed) for k, v in figures.items() if isinstance(v, Path)}
     matrices = [{"image": _image(p, study_dir, embed), **m}
@@ -98,6 +104,8 @@ def build_context(analysis: Mapping[str, Any], figures: Mapping[str, Any], study
         "headline_header": ["group", *analysis["patterns"]], "headline_rows": headline_rows(analysis),
         "verdict": verdict(analysis), "costs": cost_sentences(analysis), "not_compared": not_compared_lines(analysis),
         "fusion_rows": _fusion_rows(analysis) if analysis["fusion_axes"] else [],
+        "change_rows": change_rows(analysis), "efficiency_rows": efficiency_rows(analysis),
+        "monitoring": [{"label": m["label"], "image": _image(m["path"], study_dir, embed)} for m in monitoring or []],
     }
 
 
@@ -127,9 +135,11 @@ def render_report(study_dir: str | Path) -> tuple[Path, Path]:
     study_dir = Path(study_dir)
     analysis = write_analysis(study_dir, load_results(study_dir))
     figures = make_figures(analysis, study_dir / "figures")
+    monitoring = make_monitoring_figures(analysis, study_dir)
     env = _environment()
-    html = env.get_template("report.html.j2").render(**build_context(analysis, figures, study_dir, embed=True))
-    markdown = env.get_template("report.md.j2").render(**build_context(analysis, figures, study_dir, embed=False))
+    html = env.get_template("report.html.j2").render(**build_context(analysis, figures, study_dir, True, monitoring))
+    markdown = env.get_template("report.md.j2").render(**build_context(analysis, figures, study_dir, False,
+                                                                       monitoring))
     return atomic_write_text(study_dir / "report.html", html), atomic_write_text(study_dir / "report.md", markdown)
 
 
