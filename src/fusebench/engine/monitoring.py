@@ -32,7 +32,7 @@ import math
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import lightning as L
 import torch
@@ -134,7 +134,7 @@ class TrainingMonitor(L.Callback):
 
     # ------------------------------------------------------------------ lifecycle
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        model = pl_module.model
+        model = cast(nn.Module, pl_module.model)
         self._groups = monitored_modules(model)
         for modality, module in activation_modules(model).items():
             self._hooks.append(module.register_forward_hook(self._activation_hook(modality)))

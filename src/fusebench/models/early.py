@@ -129,8 +129,7 @@ class FeatureEarlyFusionModel(nn.Module):
             for m in sorted(set(projectors))
         })
         #: width of each modality's part of the classifier input (after any projector)
-        self.fused_dims = {m: int(self.projectors[m].out_dim) if m in self.projectors else d
-                           for m, d in self.feature_dims.items()}
+        self.fused_dims = {m: (projector_dim or d) if m in self.projectors else d for m, d in self.feature_dims.items()}
         self.missing = missing
         self.missing_features = nn.ParameterDict(
             {m: nn.Parameter(torch.zeros(d)) for m, d in self.fused_dims.items()} if missing == "learned" else {}

@@ -31,7 +31,7 @@ import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import lightning as L
 import torch
@@ -108,7 +108,7 @@ class _HeadLosses(L.Callback):
         pattern = pattern_name(self.modalities)
         for name, part in self.parts.items():
             loader = TensorLoader(part.inputs, part.target, self.batch_size, shuffle=False)
-            evaluation = evaluate_patterns(module.model, loader, self.modalities, [self.modalities],
+            evaluation = evaluate_patterns(cast(nn.Module, module.model), loader, self.modalities, [self.modalities],
                                            device=module.device)
             metrics = metrics_by_pattern(evaluation.logits, evaluation.target, self.num_classes, [])
             self.losses[name].append(float(metrics[pattern]["loss"]))

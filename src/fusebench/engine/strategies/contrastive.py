@@ -140,15 +140,16 @@ def build_contrastive(settings: Mapping[str, Any], model: nn.Module, modalities:
     dims = embedding_dims(model, [*anchors, other], "contrastive")
     projector = settings["projector"]
     inner = unwrap(model)
-    model_projector = isinstance(inner, FeatureEarlyFusionModel) and other in inner.projectors
+    early = inner if isinstance(inner, FeatureEarlyFusionModel) and other in inner.projectors else None
+    model_projector = early is not None
     projected: list[str] = []
-    if model_projector:
+    if early is not None:
         if projector != "enhanced":
             raise ValueError(
                 f"{_WHERE}.projector` is `{projector}`, but the model enhances `{other}` with its own projector "
                 f"(`model.fusion.params.projectors`); leave `projector: enhanced` or drop the model's projector."
             )
-        _same_width(anchors, dims, int(inner.projectors[other].out_dim), "`model.fusion.params.projector_dim`")
+        _same_width(anchors, dims, early.fused_dims[other], "`model.fusion.params.projector_dim`")
     elif projector == "enhanced":
         width = _same_width(anchors, dims, None, "the anchors")
         attach(model, CONTRASTIVE_PROJECTIONS,

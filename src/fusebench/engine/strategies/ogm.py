@@ -45,7 +45,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Literal, get_args
 
@@ -174,9 +174,10 @@ def modality_scores(model: nn.Module, embeddings: Mapping[str, Tensor], target: 
             logits = head_shares(model, detached)
         else:
             logits = {}
+            fuse: Callable[[Mapping[str, Tensor], Tensor], Tensor] = model.fuse  # type: ignore[assignment]
             for m in modalities:
                 mask = pattern_mask((m,), tuple(modalities), len(target)).to(target.device)
-                logits[m] = model.fuse(detached, mask)
+                logits[m] = fuse(detached, mask)
     return {m: float(logits[m].float().softmax(dim=1)[rows, target].sum()) for m in modalities}
 
 
