@@ -103,3 +103,21 @@ def test_auto_is_resolved_by_the_run_not_by_build_strategies(data: DataSplits) -
     cfg = config(Path("unused"))
     with pytest.raises(ValueError, match="gradient_blending: auto` is resolved before the strategies are built"):
         build_strategies(cfg, build_model(cfg, data.input_shapes, data.num_classes), MODALITIES)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "match"),
+    [
+        pytest.param(["training.strategy.aux_heads.audio=0.5"], "either `training.strategy.aux_heads` or", id="aux"),
+        pytest.param(["model.fusion.type=early", "model.fusion.method=token", "model.fusion.hidden_dim=128",
+                      "model.fusion.dropout=0.2", "model.fusion.params={dim: 16, heads: 2, depth: 1}"],
+                     "has no per-modality encoders", id="token"),
+        pytest.param(["training.strategy.gradient_blending_auto.holdout=0.3"],
+                     r"gradient_blending_auto.holdout` \(did you mean `training.strategy.gradient_blending_auto"
+                     r".holdout_fraction`\?\)", id="unknown-key"),
+    ],
+)
+def test_auto_rejects_what_it_cannot_estimate_before_training(data: DataSplits, overrides: list[str],
+                                                              match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        estimate_auto_blending(config(Path("unused"), overrides), data)

@@ -46,6 +46,7 @@ from fusebench.engine.metrics import metrics_by_pattern
 from fusebench.engine.strategies.base import seeded_generator
 from fusebench.engine.strategies.blending import blending_statistics, estimate_blending_weights
 from fusebench.io import atomic_write_json, read_json
+from fusebench.models.multimodal import model_encoders
 
 RESULT_FILE = "gradient_blending.json"
 _STREAM = 3  # generator stream of the hold-out split (see ``seeded_generator``)
@@ -142,6 +143,12 @@ def _train_head(config: RunConfig, modality: str | None, parts: Mapping[str, Spl
     model: nn.Module = build_model(head_config, data.input_shapes, data.num_classes)
     if modality is not None:  # build_model leaves a pre-training model as initialised
         load_pretrained(model, head_config)
+    elif model_encoders(model) is None:
+        raise ValueError(
+            f"`training.strategy.gradient_blending: auto` trains each modality's encoder alone as a unimodal "
+            f"branch, but `{type(model).__name__}` has no per-modality encoders (late fusion and feature early "
+            f"fusion have them); give fixed weights instead."
+        )
     views = {name: Split({m: part.inputs[m] for m in modalities}, part.target) for name, part in parts.items()}
     recorder = _HeadLosses(views, modalities, head_config.data.eval_batch_size, data.num_classes)
     module = FusionModule(model, modalities, data.num_classes, head_config.training.optimizer,
@@ -173,6 +180,11 @@ def estimate_auto_blending(config: RunConfig, data: DataSplits, device: str = "c
     if len(data.modalities) < 2:
         raise ValueError(
             f"`training.strategy.gradient_blending: auto` needs at least two modalities, got {list(data.modalities)}."
+        )
+    if config.training.strategy.aux_heads:
+        raise ValueError(
+            "Set either `training.strategy.aux_heads` or `training.strategy.gradient_blending: auto`: both weight "
+            "the same unimodal heads."
         )
     train, holdout = holdout_split(data.train, settings.holdout_fraction, config.experiment.seed)
     parts = {"train": train, "holdout": holdout}
