@@ -28,7 +28,7 @@ import fusebench
 from fusebench.config import RunConfig, dump_config
 from fusebench.data.amputation import realised_rates
 from fusebench.data.patterns import pattern_name
-from fusebench.engine.build import build_model, frozen_modalities
+from fusebench.engine.build import build_model, frozen_modalities, used_settings
 from fusebench.engine.datasets import DataSplits, eval_loader, recipe_digest, run_splits, run_task, train_loader
 from fusebench.engine.evaluate import evaluate_patterns
 from fusebench.engine.feature_cache import cache_features, can_cache
@@ -95,7 +95,7 @@ def environment(config: RunConfig, device: str, command: Sequence[str] | None) -
 def pretraining_seconds(config: RunConfig) -> dict[str, float]:
     """Seconds each loaded pre-trained encoder cost, read from its safetensors header."""
     seconds: dict[str, float] = {}
-    for modality, path in sorted(config.model.pretrained.items()):
+    for modality, path in used_settings(config, config.model.pretrained).items():
         metadata = read_encoder_metadata(path)
         seconds[modality] = float(metadata.get("pretraining_seconds", "nan"))
     return seconds
