@@ -133,3 +133,15 @@ def test_data_modalities_the_dataset_lacks_are_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"`data.modalities` name \['text'\], which dataset `avdigits` does not have; "
                                          r"it has \['audio', 'image'\]"):
         execute_run(config, tmp_path / "text")
+
+
+def test_fixed_missing_resample_trains_on_the_split_pairs_and_records_it(tmp_path: Path) -> None:
+    config = tiny_config(tmp_path, ["data.missing_rate={audio: 0.4}", "data.missing_resample=fixed",
+                                    "training.epochs=2"])
+    result = execute_run(config, tmp_path / "fixed")
+    first, second = (epoch["missingness"] for epoch in result.epoch_metrics)
+    assert first == second and first["resample"] == "fixed"  # the same split pairs every epoch
+    pairs = first["samples"]
+    assert pairs == 1200 and first["training_samples"] == pairs + first["pattern_counts"]["image"]
+    assert abs(first["missing_rate"]["audio"] - 0.4) < 0.05
+    assert list(result.test_metrics) == ["audio+image", "audio", "image"]

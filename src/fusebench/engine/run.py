@@ -167,7 +167,10 @@ def _execute(
 
     def record(epoch: dict[str, Any]) -> None:
         if loader.last_masks is not None and config.monitoring.enabled:
-            epoch["missingness"] = realised_rates(loader.last_masks, data.modalities)
+            pairs = len(data.train)  # with `missing_resample: fixed` the split pairs' parts follow the pairs
+            epoch["missingness"] = {**realised_rates(loader.last_masks[:pairs], data.modalities),
+                                    "resample": config.data.missing_resample,
+                                    "training_samples": int(len(loader.last_masks))}
         history.append(epoch)
         atomic_write_json(run_dir / "epoch_metrics.json", history)
 
