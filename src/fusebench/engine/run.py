@@ -231,6 +231,10 @@ def _execute(
         timing = {**read_json(run_dir / "timing.json"), "test": test_seconds, "reevaluated": True}
     atomic_write_json(run_dir / "timing.json", timing)
     atomic_write_json(run_dir / "model.json", _model_facts(model, data.modalities))
+    if config.probe.enabled and not skip_test and len(data.modalities) > 1:
+        from fusebench.engine.probe import probe_run
+
+        probe_run(run_dir)  # reloads the best checkpoint: probes see exactly what was tested
     return test_metrics, history, timing, primary
 
 
