@@ -6,10 +6,10 @@ import json
 from pathlib import Path
 
 import yaml
+from tests._helpers.runs import tiny_raw
 from typer.testing import CliRunner
 
 from fusebench.cli import app
-from tests._helpers.runs import tiny_raw
 
 runner = CliRunner()
 

@@ -4,44 +4,26 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable, Sequence
-from functools import wraps
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from fusebench.cli_common import console, user_errors
+from fusebench.cli_data import data_app
 from fusebench.config import ConfigError, RunConfig, dump_config, load_config
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__, pretty_exceptions_enable=False)
-data_app = typer.Typer(no_args_is_help=True, help="Prepare and inspect datasets.")
 app.add_typer(data_app, name="data")
-console = Console()
-USER_ERRORS = (ConfigError, ValueError, FileNotFoundError, KeyError)
 
-Overrides = Annotated[Optional[list[str]], typer.Argument(help="dotted overrides, e.g. training.epochs=5")]
-RunId = Annotated[Optional[str], typer.Option("--run-id", help="run folder name (default: a timestamp)")]
+Overrides = Annotated[list[str] | None, typer.Argument(help="dotted overrides, e.g. training.epochs=5")]
+RunId = Annotated[str | None, typer.Option("--run-id", help="run folder name (default: a timestamp)")]
 SkipTrain = Annotated[bool, typer.Option("--skip-train", help="load the run's best checkpoint, do not train")]
 SkipTest = Annotated[bool, typer.Option("--skip-test", help="do not evaluate on the test split")]
 DryRun = Annotated[bool, typer.Option("--dry-run", help="build everything, print config and model, stop")]
 NoMonitoring = Annotated[bool, typer.Option("--disable-monitoring", help="no logger, no per-epoch resource records")]
-
-
-def user_errors(command: Callable[..., Any]) -> Callable[..., Any]:
-    """Show a user's mistake as one paragraph and exit 2, instead of a traceback."""
-
-    @wraps(command)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return command(*args, **kwargs)
-        except USER_ERRORS as error:
-            message = error.args[0] if isinstance(error, KeyError) and error.args else str(error)
-            console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
-            raise typer.Exit(code=2) from None
-
-    return wrapper
 
 
 def run_directory(config: RunConfig, run_id: str | None) -> Path:
@@ -56,13 +38,15 @@ def _load(config_path: Path, overrides: Sequence[str] | None, disable_monitoring
 
 def _dry_run(config: RunConfig) -> None:
     from fusebench.engine.build import build_model
-    from fusebench.engine.datasets import load_splits
-    from fusebench.engine.run import run_modalities
+    from fusebench.engine.datasets import run_splits, run_task
 
     console.print(dump_config(config), highlight=False)
-    data = load_splits(config.data, run_modalities(config), config.experiment.seed)
-    model = build_model(config, data.input_shapes, data.num_classes)
+    data = run_splits(config)
+    names, primary = run_task(config, data.task)
+    model = build_model(config, data.input_shapes, data.task.output_size)
     console.print(model)
+    console.print(f"dataset `{config.data.dataset}`: task {data.task.describe()}; metrics {names} (primary {primary})",
+                  highlight=False)
     total = sum(p.numel() for p in model.parameters())
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     console.print(f"parameters: {total:,} ({trainable:,} trainable); train/validation/test samples: "
@@ -85,7 +69,7 @@ def _run(config_path: Path, overrides: Sequence[str] | None, run_id: str | None,
     run_dir = run_directory(config, run_id)
     result = execute_run(config, run_dir, skip_train=skip_train, skip_test=skip_test, command=sys.argv)
     if result.test_metrics:
-        print_pattern_table({run_dir.name: result.test_metrics}, config.metrics.primary, title="test")
+        print_pattern_table({run_dir.name: result.test_metrics}, result.primary_metric, title="test")
     if config.pretrain is not None:
         console.print(f"encoder: {run_dir / 'encoders' / (config.pretrain.modality + '.safetensors')}")
     console.print(f"results: {run_dir}")
@@ -115,29 +99,7 @@ def evaluate(run_dir: Path) -> None:
 
     config = load_config(run_dir / "config.yaml")
     result = execute_run(config, run_dir, skip_train=True, command=sys.argv)
-    print_pattern_table({run_dir.name: result.test_metrics}, config.metrics.primary, title="test")
-
-
-@data_app.command("prepare")
-@user_errors
-def data_prepare(dataset: Annotated[str, typer.Argument()] = "avdigits",
-                 root: Annotated[Optional[Path], typer.Option(help="source data folder")] = None,
-                 cache_dir: Annotated[Optional[Path], typer.Option(help="cache folder")] = None,
-                 force: Annotated[bool, typer.Option(help="rebuild even if the cache is current")] = False,
-                 recipe: Annotated[Optional[list[str]], typer.Option("--set", help="recipe key=value")] = None) -> None:
-    """Build the dataset cache (done automatically on first use)."""
-    from fusebench.config import parse_override
-    from fusebench.engine.datasets import _recipe
-
-    if dataset != "avdigits":
-        raise ValueError(f"Expected dataset `avdigits`, got `{dataset}`.")
-    from fusebench.data.avdigits import AVDigitsRecipe, prepare_avdigits
-
-    values = {".".join(k): v for k, v in (parse_override(item) for item in recipe or [])}
-    start = time.perf_counter()
-    folder = prepare_avdigits(_recipe(AVDigitsRecipe, values), source_root=root, cache_dir=cache_dir, force=force,
-                              progress=True)
-    console.print(f"avdigits ready in {time.perf_counter() - start:.1f} s: {folder}")
+    print_pattern_table({run_dir.name: result.test_metrics}, result.primary_metric, title="test")
 
 
 def print_pattern_table(results: dict[str, dict[str, dict[str, float]]], metric: str, title: str) -> None:
@@ -247,7 +209,7 @@ def probe(
     experts = probing.parse_experts(expert or [])
     loaded = probing.load_run(run_dir)
     result = probing.probe_run(run_dir, experts, loaded=loaded)
-    metric = loaded.config.metrics.primary
+    metric = result["primary_metric"]
     table = Table(title=f"linear probes: test {metric} (L2 chosen on validation)")
     for column in ("probe", "dim", "l2", f"test {metric}"):
         table.add_column(column, justify="left" if column == "probe" else "right")
@@ -276,3 +238,7 @@ def report(study_dir: Path) -> None:
     html, markdown = render_report(study_dir)
     console.print(headline_table(study_dir), highlight=False, markup=False, soft_wrap=True)
     console.print(f"report: {html} ({markdown})", highlight=False, soft_wrap=True)
+
+
+if __name__ == "__main__":  # `python -m fusebench.cli`
+    app()

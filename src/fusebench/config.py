@@ -7,18 +7,22 @@ something other than what its author wrote.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from types import UnionType
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Union, get_args, get_origin
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, field_validator, model_validator
 
-from fusebench.models.encoders import EncoderKind
+from fusebench.data.avdigits_dataset import AVDigitsOptions
+from fusebench.data.options import DataOptions
+from fusebench.data.registry import options_union
+from fusebench.models.encoder_specs import CNNOptions, EncoderOptions, encoder_options_union
 from fusebench.models.missing import MissingStrategyName
-
-MetricName = Literal["accuracy", "f1_macro", "f1_micro", "f1_weighted"]
+from fusebench.tasks import LossName, get_metric
 
 
 class ConfigError(ValueError):
@@ -37,41 +41,16 @@ class ExperimentConfig(Strict):
     threads: int | None = Field(default=None, ge=1, description="torch intra-op threads; None keeps torch's default")
 
 
-class DataConfig(Strict):
-    dataset: Literal["avdigits"] = "avdigits"
-    root: str | None = Field(default=None, description="source data folder; else FUSEBENCH_DATA, ../shared/data, cache")
-    cache_dir: str | None = None
-    recipe: dict[str, Any] = Field(default_factory=dict, description="dataset recipe parameters")
-    modalities: list[str] | None = Field(default=None, description="use only these modalities")
-    limit: dict[Literal["train", "validation", "test"], int] = Field(default_factory=dict)
-    train_fraction: float = Field(default=1.0, gt=0.0, le=1.0, description="seeded subset of the train split")
-    batch_size: int = Field(default=128, ge=1)
-    eval_batch_size: int = Field(default=1024, ge=1)
-    missing_rate: dict[str, float] = Field(default_factory=dict)
-    missing_patterns: dict[str, float] | None = Field(
-        default=None, description="train on this mixture of patterns, e.g. {audio+image: 0.5, audio: 0.5}"
-    )
-
-    @field_validator("missing_rate")
-    @classmethod
-    def _rates_are_probabilities(cls, value: dict[str, float]) -> dict[str, float]:
-        for modality, rate in value.items():
-            if not 0.0 <= rate < 1.0:
-                raise ValueError(f"missing_rate for `{modality}` must be in [0, 1), got {rate}")
-        return value
-
-    @model_validator(mode="after")
-    def _one_missingness_source(self) -> DataConfig:
-        if self.missing_patterns and any(r > 0 for r in self.missing_rate.values()):
-            raise ValueError("set either `missing_rate` or `missing_patterns`, not both")
-        return self
+if TYPE_CHECKING:
+    DataConfig = DataOptions
+else:  # the discriminated union of every registered dataset's options, keyed by `data.dataset`
+    DataConfig = options_union()
 
 
-class EncoderConfig(Strict):
-    kind: EncoderKind = "cnn"
-    out_dim: int = Field(default=64, ge=1)
-    widths: list[int] = Field(default_factory=lambda: [32, 64], description="cnn channel widths")
-    hidden: list[int] = Field(default_factory=lambda: [128], description="mlp / gru hidden sizes")
+if TYPE_CHECKING:
+    EncoderConfig = EncoderOptions
+else:  # the discriminated union of every registered encoder kind's options, keyed by `kind`
+    EncoderConfig = encoder_options_union()
 
 
 class FusionConfig(Strict):
@@ -84,7 +63,7 @@ class FusionConfig(Strict):
 
 class ModelConfig(Strict):
     encoders: dict[str, EncoderConfig] = Field(
-        default_factory=lambda: {"audio": EncoderConfig(), "image": EncoderConfig()}
+        default_factory=lambda: {"audio": CNNOptions(), "image": CNNOptions()}
     )
     fusion: FusionConfig = Field(default_factory=FusionConfig)
     missing_strategy: MissingStrategyName = "zero"
@@ -298,9 +277,37 @@ class LoggingConfig(Strict):
     log_every_n_steps: int = Field(default=50, ge=1)
 
 
+def _registered_metric(name: str) -> str:
+    get_metric(name)  # raises with the closest registered name
+    return name
+
+
 class MetricsConfig(Strict):
-    primary: MetricName = "accuracy"
-    names: list[MetricName] = Field(default_factory=lambda: ["accuracy", "f1_macro", "f1_micro", "f1_weighted"])
+    """Which metrics each pattern gets; ``None`` takes the task's defaults (every metric of its kind).
+
+    Names are checked against the metric registry here and against the dataset's task when
+    the run starts (a regression task has no ``accuracy``).
+    """
+
+    primary: str | None = Field(default=None, description="checkpoint/report metric; default: the task's")
+    names: list[str] | None = Field(default=None, description="default: every registered metric of the task kind")
+
+    @field_validator("primary")
+    @classmethod
+    def _known_primary(cls, value: str | None) -> str | None:
+        return None if value is None else _registered_metric(value)
+
+    @field_validator("names")
+    @classmethod
+    def _known_names(cls, value: list[str] | None) -> list[str] | None:
+        return None if value is None else [_registered_metric(name) for name in value]
+
+
+class TaskConfig(Strict):
+    """Choices about the dataset's task; its kind and output size come from the dataset."""
+
+    loss: LossName | None = Field(default=None, description="default: cross_entropy / bce / l1 by task kind")
+    threshold: float = Field(default=0.5, gt=0.0, lt=1.0, description="multilabel decision threshold")
 
 
 class MonitoringConfig(Strict):
@@ -309,27 +316,47 @@ class MonitoringConfig(Strict):
     checkpoint_mode: Literal["min", "max"] = "min"
 
 
+class ProbeConfig(Strict):
+    """Linear probes of the finished run's frozen encoders (MMPT section 3.2), written to probe_metrics.json."""
+
+    enabled: bool = Field(default=False, description="probe after testing (studies report the MMPT weakness score)")
+
+
 class RunConfig(Strict):
     experiment: ExperimentConfig = Field(default_factory=ExperimentConfig)
-    data: DataConfig = Field(default_factory=DataConfig)
+    data: DataConfig = Field(default_factory=AVDigitsOptions)
     model: ModelConfig = Field(default_factory=ModelConfig)
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     pretrain: PretrainConfig | None = None
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
+    task: TaskConfig = Field(default_factory=TaskConfig)
+    probe: ProbeConfig = Field(default_factory=ProbeConfig)
     monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig)
 
     @model_validator(mode="after")
     def _consistent(self) -> RunConfig:
         modalities = set(self.model.encoders)
-        unknown = sorted(set(self.data.missing_rate) - modalities)
+        selected = self.data.modalities
+        unencoded = sorted(set(selected or ()) - modalities)
+        if unencoded:
+            raise ValueError(f"`data.modalities` names {unencoded}, which have no encoder in `model.encoders`")
+        used = set(selected) if selected is not None else modalities
+        unknown = sorted(set(self.data.missing_rate) - used)
         if unknown:
-            raise ValueError(f"`data.missing_rate` names {unknown}, which have no encoder in `model.encoders`")
-        if self.pretrain is not None and self.pretrain.modality not in modalities:
+            raise ValueError(f"`data.missing_rate` names {unknown}, which are not among the run's modalities "
+                             f"{sorted(used)}")
+        if self.pretrain is not None and self.pretrain.modality not in used:
             raise ValueError(
-                f"`pretrain.modality` is `{self.pretrain.modality}` but `model.encoders` has {sorted(modalities)}"
+                f"`pretrain.modality` is `{self.pretrain.modality}` but the run's modalities are {sorted(used)}"
             )
         return self
+
+    def modalities(self) -> tuple[str, ...]:
+        """The modalities this run uses, sorted: the pre-trained one, else ``data.modalities``, else every encoder."""
+        if self.pretrain is not None:
+            return (self.pretrain.modality,)
+        return tuple(sorted(self.data.modalities if self.data.modalities is not None else self.model.encoders))
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
@@ -354,32 +381,84 @@ def apply_overrides(raw: dict[str, Any], overrides: Sequence[str]) -> dict[str, 
     return result
 
 
-def _fields_at(location: Sequence[str | int], root: type[BaseModel]) -> list[str]:
-    """The valid keys of the section at ``location`` under ``root`` (for did-you-mean hints)."""
+def _tagged_members(annotation: Any, metadata: Sequence[Any] = ()) -> dict[str, Any] | None:
+    """``{tag: member type}`` of a discriminated union (``Annotated[Union[Annotated[X, Tag]...], Discriminator]``)."""
+    extra: list[Any] = list(metadata)
+    if get_origin(annotation) is Annotated:
+        annotation, *more = get_args(annotation)
+        extra += more
+    if not any(isinstance(item, Discriminator) for item in extra):
+        return None
+    choices = get_args(annotation) if get_origin(annotation) in (Union, UnionType) else (annotation,)
+    members: dict[str, Any] = {}
+    for choice in choices:
+        inner, tags = (get_args(choice)[0], get_args(choice)[1:]) if get_origin(choice) is Annotated else (choice, ())
+        for tag in [*tags, *extra]:
+            if isinstance(tag, Tag):
+                members[tag.tag] = inner
+                break
+    return members
+
+
+def _fields_of(node: Any) -> dict[str, tuple[Any, Sequence[Any]]] | None:
+    """Field name -> (annotation, metadata) of a pydantic model or dataclass; None for anything else."""
+    if isinstance(node, type) and issubclass(node, BaseModel):
+        return {name: (f.annotation, f.metadata) for name, f in node.model_fields.items()}
+    if isinstance(node, type) and dataclasses.is_dataclass(node):
+        return {f.name: (f.type, ()) for f in dataclasses.fields(node)}
+    return None
+
+
+def _resolve(location: Sequence[str | int], root: type[BaseModel]) -> tuple[list[str], Any]:
+    """Walk ``location`` (a pydantic error's ``loc``) from ``root``.
+
+    Returns the user's dotted path (union tags such as ``data.<dataset>`` dropped, as the
+    user never writes them) and the type found at its end (None where the walk left the schema).
+    """
     node: Any = root
+    metadata: Sequence[Any] = ()
+    path: list[str] = []
+    node = _section_type(node) if node is not root else node
     for part in location:
-        if isinstance(node, type) and issubclass(node, BaseModel):
-            field = node.model_fields.get(str(part))
-            if field is None:
-                return []
-            node = _section_type(field.annotation)
-        elif getattr(node, "__origin__", None) is dict:  # `part` is a key such as a modality name
-            node = _section_type(node.__args__[1])
+        members = _tagged_members(node, metadata) if node is not None else None
+        metadata = ()
+        if members is not None:
+            node = members.get(str(part))
+            if node is not None:
+                continue  # the tag of a discriminated union
+            path.append(str(part))
+            continue
+        fields = _fields_of(node)
+        path.append(str(part))
+        if fields is not None:
+            annotation, metadata = fields.get(str(part), (None, ()))
+            if any(isinstance(item, Discriminator) for item in metadata):  # pydantic moved the union's tags here
+                annotation, metadata = Annotated[(annotation, *metadata)], ()
+            node = _section_type(annotation)
+        elif get_origin(node) in (dict, list):
+            node = _section_type(get_args(node)[-1])
         else:
-            return []
-    if getattr(node, "__origin__", None) is dict:
-        return []
-    return list(node.model_fields) if isinstance(node, type) and issubclass(node, BaseModel) else []
+            node = None
+    return path, node
 
 
 def _section_type(annotation: Any) -> Any:
-    """Unwrap ``X | None`` to ``X``: the model or ``dict[...]`` a key path can descend into."""
-    for candidate in (annotation, *getattr(annotation, "__args__", ())):
-        if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+    """Unwrap ``X | None`` to ``X``: the model, dataclass, ``dict``/``list`` or union a key path can descend into."""
+    if annotation is None:
+        return None
+    if _tagged_members(annotation) is not None:
+        return annotation
+    for candidate in (annotation, *get_args(annotation)):
+        if _fields_of(candidate) is not None or get_origin(candidate) in (dict, list):
             return candidate
-        if getattr(candidate, "__origin__", None) is dict:
+        if _tagged_members(candidate) is not None:
             return candidate
     return None
+
+
+def _valid_keys(node: Any) -> list[str]:
+    fields = _fields_of(node)
+    return list(fields) if fields is not None else []
 
 
 def explain_validation_error(error: ValidationError, source: str, root: type[BaseModel] | None = None,
@@ -387,21 +466,40 @@ def explain_validation_error(error: ValidationError, source: str, root: type[Bas
     """Turn pydantic's report into one paragraph naming the source, the keys and the fix.
 
     ``root`` is the model that was validated (a run config by default, a study spec too), so
-    an unknown key is answered with the closest valid key of its own section.
+    an unknown key is answered with the closest valid key of its own section; keys inside a
+    dataset's options are found through the ``data.dataset`` union.
     """
     problems = []
     for item in error.errors():
-        loc = [p for p in item["loc"] if isinstance(p, str)]
-        dotted = ".".join(str(p) for p in item["loc"]) or "(top level)"
-        if item["type"] == "extra_forbidden":
-            valid = _fields_at(loc[:-1], root or RunConfig)
-            close = difflib.get_close_matches(loc[-1], valid, n=1, cutoff=0.5)
-            hint = f"did you mean `{'.'.join([*loc[:-1], close[0]])}`?" if close else f"valid keys: {valid}"
+        path, _ = _resolve(item["loc"], root or RunConfig)
+        dotted = ".".join(path) or "(top level)"
+        if item["type"] in ("extra_forbidden", "unexpected_keyword_argument"):
+            _, parent = _resolve(item["loc"][:-1], root or RunConfig)
+            valid = _valid_keys(parent)
+            close = difflib.get_close_matches(path[-1], valid, n=1, cutoff=0.5)
+            hint = f"did you mean `{'.'.join([*path[:-1], close[0]])}`?" if close else f"valid keys: {valid}"
             problems.append(f"unknown key `{dotted}` ({hint})")
+        elif item["type"] == "union_tag_invalid":
+            tag = str(item.get("ctx", {}).get("tag"))
+            _, union = _resolve(item["loc"], root or RunConfig)
+            members = _tagged_members(union) or {}
+            close = difflib.get_close_matches(tag, list(members), n=1, cutoff=0.5)
+            hint = f"did you mean `{close[0]}`?" if close else f"expected one of {sorted(members)}"
+            problems.append(f"`{dotted}.{_tag_key(members)}` is `{tag}`, which is not registered ({hint})")
         else:
             got = item.get("input")
-            problems.append(f"`{dotted}`: {item['msg']} (got {got!r})")
+            message = str(item["msg"]).removeprefix("Value error, ")
+            problems.append(f"`{dotted}`: {message} (got {got!r})")
     return ConfigError(f"Invalid {kind} {source}: " + "; ".join(problems) + ".")
+
+
+def _tag_key(members: Mapping[str, Any]) -> str:
+    """The field a discriminated union is keyed by: the one whose ``Literal`` holds each member's tag."""
+    for tag, member in members.items():
+        for name, (annotation, _) in (_fields_of(member) or {}).items():
+            if get_origin(annotation) is Literal and tag in get_args(annotation):
+                return name
+    return "type"
 
 
 def validate_config(raw: Mapping[str, Any], source: str = "<dict>") -> RunConfig:

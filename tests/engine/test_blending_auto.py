@@ -72,7 +72,7 @@ def test_auto_weights_are_dg_over_do_squared_from_epoch_zero_to_n(data: DataSpli
     assert estimate.weights == pytest.approx({h: v / sum(raw.values()) for h, v in raw.items()})
     # epoch 0 is the untrained naive fused model on the held-out part, in eval mode
     L.seed_everything(0, workers=True, verbose=False)
-    model = build_model(_head_config(cfg, None), data.input_shapes, data.num_classes)
+    model = build_model(_head_config(cfg, None), data.input_shapes, data.task.output_size)
     held = holdout_split(data.train, 0.2, seed=0)[1]
     logits = evaluate_patterns(model, TensorLoader(held.inputs, held.target, 256), MODALITIES, [MODALITIES])
     expected = float(F.cross_entropy(logits.logits["audio+image"], held.target))
@@ -90,7 +90,7 @@ def test_auto_blending_estimates_then_trains_and_reevaluation_reuses_the_weights
     assert record["train_samples"] == 240 and len(record["holdout_loss"]["audio"]) == 3
     assert result.timing["gradient_blending_estimate"] > 0
     weighted = cfg.training.strategy.model_copy(update={"gradient_blending": record["weights"]})
-    model = build_model(cfg, data.input_shapes, data.num_classes)
+    model = build_model(cfg, data.input_shapes, data.task.output_size)
     (strategy,) = build_strategies(cfg.model_copy(update={"training": cfg.training.model_copy(
         update={"strategy": weighted})}), model, MODALITIES)
     assert isinstance(strategy, GradientBlending) and strategy.fused_weight == record["weights"]["audio+image"]
@@ -102,7 +102,7 @@ def test_auto_blending_estimates_then_trains_and_reevaluation_reuses_the_weights
 def test_auto_is_resolved_by_the_run_not_by_build_strategies(data: DataSplits) -> None:
     cfg = config(Path("unused"))
     with pytest.raises(ValueError, match="gradient_blending: auto` is resolved before the strategies are built"):
-        build_strategies(cfg, build_model(cfg, data.input_shapes, data.num_classes), MODALITIES)
+        build_strategies(cfg, build_model(cfg, data.input_shapes, data.task.output_size), MODALITIES)
 
 
 @pytest.mark.parametrize(

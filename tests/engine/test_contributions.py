@@ -1,4 +1,4 @@
-"""engine/contributions.py against permutation Shapley values, hand values and torchmetrics."""
+"""engine/contributions.py against permutation Shapley values and hand values."""
 
 from __future__ import annotations
 
@@ -7,14 +7,8 @@ from math import factorial
 
 import pytest
 import torch
-from torchmetrics.functional.classification import multiclass_accuracy, multiclass_f1_score
 
-from fusebench.engine.contributions import (
-    CLASSIFICATION_METRICS,
-    chance_level,
-    shapley_from_pattern_metrics,
-    shapley_values,
-)
+from fusebench.engine.contributions import shapley_from_pattern_metrics, shapley_values
 
 MODALITY_SETS = [
     pytest.param(("audio", "image"), id="2-modalities"),
@@ -116,45 +110,3 @@ def test_from_pattern_metrics_reads_pattern_names() -> None:
     with pytest.raises(ValueError, match="got `audio\\+video`"):
         shapley_from_pattern_metrics({"audio+video": {"accuracy": 1.0}}, ["audio", "image"],
                                      "accuracy", chance=0.1)  # fmt: skip
-
-
-def _imbalanced_target(n: int = 500, classes: int = 10) -> torch.Tensor:
-    generator = torch.Generator().manual_seed(0)
-    weights = torch.linspace(1.0, 3.0, classes)
-    return torch.multinomial(weights, n, replacement=True, generator=generator)
-
-
-@pytest.mark.parametrize("metric", CLASSIFICATION_METRICS)
-def test_chance_level_equals_majority_constant_predictor(metric) -> None:
-    target = _imbalanced_target()
-    majority = int(torch.bincount(target).argmax())
-    preds = torch.full_like(target, majority)
-    if metric == "accuracy":
-        reference = multiclass_accuracy(preds, target, num_classes=10, average="micro")
-    else:
-        reference = multiclass_f1_score(preds, target, num_classes=10, average=metric[3:])
-    assert chance_level(target, metric) == pytest.approx(float(reference))
-    counts = torch.bincount(target, minlength=10).tolist()
-    assert chance_level(counts, metric) == pytest.approx(float(reference))
-
-
-def test_chance_level_macro_skips_absent_classes_like_torchmetrics() -> None:
-    target = torch.tensor([0, 0, 0, 1, 1, 2])  # classes 3..9 absent from the test set
-    preds = torch.zeros_like(target)
-    reference = multiclass_f1_score(preds, target, num_classes=10, average="macro")
-    assert chance_level(target, "f1_macro", num_classes=10) == pytest.approx(float(reference))
-    assert chance_level(target, "f1_macro") == pytest.approx(2 * 3 / 9 / 3)
-
-
-@pytest.mark.parametrize(
-    ("target", "metric", "match"),
-    [
-        pytest.param(torch.tensor([0, 1]), "auroc", "`metric`", id="metric"),
-        pytest.param(torch.rand(5), "accuracy", "integer tensor", id="float-target"),
-        pytest.param([0, 0], "accuracy", "positive total", id="zero-counts"),
-        pytest.param([3, -1], "accuracy", "non-negative", id="negative-counts"),
-    ],
-)
-def test_chance_level_errors(target, metric, match) -> None:
-    with pytest.raises(ValueError, match=match):
-        chance_level(target, metric)

@@ -8,7 +8,7 @@ import torch
 from fusebench.data.loader import TensorLoader
 from fusebench.data.patterns import all_patterns, pattern_mask, pattern_name
 from fusebench.engine.evaluate import evaluate_patterns
-from fusebench.models.encoders import build_encoder
+from fusebench.models.encoder_specs import CNNOptions, build_encoder_from
 from fusebench.models.fusion import ConcatFusion
 from fusebench.models.missing import build_missing_strategy
 from fusebench.models.multimodal import MultimodalModel
@@ -21,8 +21,8 @@ def _seed() -> None:
 
 def _model(strategy: str) -> MultimodalModel:
     encoders = {
-        "audio": build_encoder("cnn", (1, 40, 40), 16, (8, 16)),
-        "image": build_encoder("cnn", (1, 28, 28), 24, (8, 16)),
+        "audio": build_encoder_from(CNNOptions(out_dim=16, widths=[8, 16]), (1, 40, 40)),
+        "image": build_encoder_from(CNNOptions(out_dim=24, widths=[8, 16]), (1, 28, 28)),
     }
     dims = {"audio": 16, "image": 24}
     model = MultimodalModel(

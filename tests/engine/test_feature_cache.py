@@ -10,7 +10,7 @@ import torch
 from tests._helpers.runs import tiny_config
 
 from fusebench.engine.run import execute_run
-from fusebench.models.encoders import build_encoder
+from fusebench.models.encoder_specs import CNNOptions, build_encoder_from
 from fusebench.models.weights import save_encoder
 
 
@@ -19,7 +19,8 @@ def frozen_overrides(tmp_path: Path) -> list[str]:
     torch.manual_seed(0)
     overrides = []
     for modality, shape in (("audio", (1, 40, 40)), ("image", (1, 28, 28))):
-        path = save_encoder(build_encoder("cnn", shape, 32, (8, 16)), tmp_path / f"{modality}.safetensors")
+        encoder = build_encoder_from(CNNOptions(out_dim=32, widths=[8, 16]), shape)
+        path = save_encoder(encoder, tmp_path / f"{modality}.safetensors")
         overrides += [f"model.pretrained.{modality}={path}", f"model.freeze.{modality}=true"]
     return [*overrides, "training.epochs=2"]
 

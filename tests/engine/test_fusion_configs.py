@@ -26,7 +26,7 @@ from fusebench.cli import app
 from fusebench.config import RunConfig, load_config
 from fusebench.engine.build import build_model
 from fusebench.engine.run import execute_run
-from fusebench.models.encoders import build_encoder
+from fusebench.models.encoder_specs import CNNOptions, build_encoder_from
 from fusebench.models.weights import save_encoder
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -186,7 +186,7 @@ def _frozen_extractor_overrides(folder: Path) -> tuple[list[str], dict[str, dict
     torch.manual_seed(0)
     overrides, states = [], {}
     for modality, shape in INPUT_SHAPES.items():
-        encoder = build_encoder("cnn", shape, 32, [8, 16])
+        encoder = build_encoder_from(CNNOptions(out_dim=32, widths=[8, 16]), shape)
         path = save_encoder(encoder, folder / f"{modality}.safetensors", {"pretraining_seconds": "2.5"})
         states[modality] = {k: v.clone() for k, v in encoder.state_dict().items()}
         overrides += [f"model.pretrained.{modality}={path}", f"model.freeze.{modality}=true"]

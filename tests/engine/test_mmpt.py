@@ -9,8 +9,10 @@ import pytest
 import torch
 from torchmetrics.functional.classification import multiclass_accuracy, multiclass_f1_score
 
-from fusebench.engine.contributions import CLASSIFICATION_METRICS
 from fusebench.engine.mmpt import CurvePoint, mmpt_curve, mmpt_profile, unimodal_gap
+from fusebench.tasks import Task, metric_names
+
+CLASSIFICATION_METRICS = metric_names("multiclass")
 
 N, C = 500, 10
 F1_AVERAGE: dict[str, Literal["macro", "micro", "weighted"]] = {
@@ -67,28 +69,38 @@ def test_curve_endpoints_equal_pattern_metrics_exactly(two, metric, modality) ->
     assert curve[-1] == CurvePoint(1.0, _reference(logits[other], target, metric), 0.0)
 
 
-def test_mid_grid_accuracy_is_linear_in_expectation(two) -> None:
+def test_mid_grid_accuracy_is_the_exact_expectation(two) -> None:
+    """Accuracy is a mean of per-sample scores: E[acc] = (1 - p) acc_full + p acc_without, no sampling."""
     logits, target = two
-    full = logits["audio+image"].argmax(1) == target
-    without = logits["image"].argmax(1) == target
-    acc_full, acc_without = float(full.float().mean()), float(without.float().mean())
-    disagree = float((full != without).float().mean())
+    acc_full = float((logits["audio+image"].argmax(1) == target).float().mean())
+    acc_without = float((logits["image"].argmax(1) == target).float().mean())
+    curve = mmpt_curve(logits, target, ["audio", "image"], "audio")
+    for point in curve:
+        p = point.p_test
+        assert point.value == pytest.approx((1 - p) * acc_full + p * acc_without, abs=1e-12)
+        assert point.std == 0.0
+
+
+def test_mid_grid_f1_macro_is_monte_carlo_around_the_mixture(two) -> None:
+    """F1 macro is not a per-sample mean: its curve is sampled, with a spread, between the exact ends."""
+    logits, target = two
     repeats = 50
-    curve = mmpt_curve(logits, target, ["audio", "image"], "audio", repeats=repeats)
+    curve = mmpt_curve(logits, target, ["audio", "image"], "audio", metric="f1_macro", repeats=repeats)
+    generator = torch.Generator().manual_seed(0)
+    uniforms = torch.rand(repeats, N, generator=generator)
     for point in curve[1:-1]:
         p = point.p_test
-        expected = (1 - p) * acc_full + p * acc_without
-        # Exact Monte Carlo sd of the repeat mean; 5 sigma keeps the test stable.
-        sigma = math.sqrt(p * (1 - p) * disagree / N / repeats)
-        assert point.value == pytest.approx(expected, abs=5 * sigma + 1e-12)
+        mixed = [_reference(torch.where((u < p).unsqueeze(1), logits["image"], logits["audio+image"]), target,
+                            "f1_macro") for u in uniforms]
+        assert point.value == pytest.approx(sum(mixed) / repeats, abs=1e-9)
         assert point.std > 0
 
 
 def test_curve_is_reproducible_and_seeded(two) -> None:
     logits, target = two
-    first = mmpt_curve(logits, target, ["audio", "image"], "image", seed=3)
-    assert mmpt_curve(logits, target, ["audio", "image"], "image", seed=3) == first
-    assert mmpt_curve(logits, target, ["audio", "image"], "image", seed=4) != first
+    first = mmpt_curve(logits, target, ["audio", "image"], "image", metric="f1_macro", seed=3)
+    assert mmpt_curve(logits, target, ["audio", "image"], "image", metric="f1_macro", seed=3) == first
+    assert mmpt_curve(logits, target, ["audio", "image"], "image", metric="f1_macro", seed=4) != first
 
 
 def test_three_modalities_drop_to_the_pair_without_it() -> None:
@@ -115,7 +127,7 @@ def test_unsorted_pattern_names_are_accepted(two) -> None:
         pytest.param(["audio", "image"], "text", {}, "got `text`", id="unknown-modality"),
         pytest.param(["audio", "image"], "audio", {"p_grid": (0.5, 1.2)}, r"\[1.2\]", id="p"),
         pytest.param(["audio", "image"], "audio", {"repeats": 0}, "`repeats`", id="repeats"),
-        pytest.param(["audio", "image"], "audio", {"metric": "auroc"}, "`metric`", id="metric"),
+        pytest.param(["audio", "image"], "audio", {"metric": "auroc"}, "Unknown metric `auroc`", id="metric"),
     ],
 )
 def test_curve_errors(two, modalities, modality, kwargs, match) -> None:
@@ -130,15 +142,15 @@ def test_missing_pattern_and_bad_shapes(two) -> None:
     logits, target = two
     with pytest.raises(ValueError, match="pattern `image` in `logits`"):
         mmpt_curve({"audio+image": logits["audio+image"]}, target, ["audio", "image"], "audio")
-    with pytest.raises(ValueError, match=r"shape \[N=500, C\], got \(499, 10\)"):
+    with pytest.raises(ValueError, match=r"shape \[N=500, C=10\], got \(499, 10\)"):
         mmpt_curve({**logits, "audio": logits["audio"][:-1]}, target, ["audio", "image"], "image")
-    with pytest.raises(ValueError, match="C=10 classes"):
+    with pytest.raises(ValueError, match=r"C=10\], got \(500, 5\)"):
         mmpt_curve({**logits, "image": logits["image"][:, :5]}, target, ["audio", "image"], "audio")
-    with pytest.raises(ValueError, match="integer tensor"):
+    with pytest.raises(ValueError, match="integer class labels"):
         mmpt_curve(logits, target.float(), ["audio", "image"], "audio")
 
 
-def test_profile_and_weakness_by_hand(two) -> None:
+def test_profile_and_headroom_by_hand(two) -> None:
     logits, target = two
     profile = mmpt_profile(logits, target, ["audio", "image"])
     full = _reference(logits["audio+image"], target, "accuracy")
@@ -147,14 +159,32 @@ def test_profile_and_weakness_by_hand(two) -> None:
     for modality in ("audio", "image"):
         only = _reference(logits[modality], target, "accuracy")
         assert profile.unimodal[modality] == only
-        assert profile.weakness[modality] == pytest.approx((full - only) / (full - chance))
-    assert profile.weakness["audio"] > profile.weakness["image"] > 0
+        assert profile.headroom[modality] == pytest.approx((full - only) / (full - chance))
+    assert profile.headroom["audio"] > profile.headroom["image"] > 0
 
 
-def test_profile_weakness_nan_when_full_not_above_chance(two) -> None:
+def test_profile_headroom_nan_when_full_not_above_chance(two) -> None:
     logits, target = two
     profile = mmpt_profile(logits, target, ["audio", "image"], metric="f1_macro", chance=1.0)
-    assert all(math.isnan(w) for w in profile.weakness.values())
+    assert all(math.isnan(w) for w in profile.headroom.values())
+
+
+def test_regression_curve_and_profile_follow_the_metric_direction() -> None:
+    """MAE: lower is better, so the headroom's signs flip; the curve is the exact mixture of the two MAEs."""
+    target = torch.tensor([-2.0, -1.0, 0.0, 1.0, 2.0, 3.0])
+    full = (target + torch.tensor([0.1, -0.1, 0.2, 0.0, -0.2, 0.1])).unsqueeze(1)  # MAE 0.7/6
+    audio = (target + 1.0).unsqueeze(1)  # MAE 1.0
+    image = (target - 0.5).unsqueeze(1)  # MAE 0.5
+    logits = {"audio+image": full, "audio": audio, "image": image}
+    task = Task("regression", 1)
+    curve = mmpt_curve(logits, target, ["audio", "image"], "audio", p_grid=(0.0, 0.25, 1.0), metric="mae", task=task)
+    assert [p.value for p in curve] == pytest.approx([0.7 / 6, 0.75 * 0.7 / 6 + 0.25 * 0.5, 0.5])
+    constant = torch.tensor([0.5])  # the training median
+    profile = mmpt_profile(logits, target, ["audio", "image"], "mae", task, constant=constant)
+    floor = float((target - 0.5).abs().mean())  # MAE of always predicting 0.5: 9/6
+    assert profile.chance == pytest.approx(floor)
+    assert profile.headroom["audio"] == pytest.approx((1.0 - 0.7 / 6) / (floor - 0.7 / 6))
+    assert profile.headroom["image"] == pytest.approx((0.5 - 0.7 / 6) / (floor - 0.7 / 6))
 
 
 def test_unimodal_gap(two) -> None:

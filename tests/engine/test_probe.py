@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from fusebench.cli import app
 from fusebench.config import validate_config
 from fusebench.engine.datasets import load_splits
-from fusebench.engine.probe import PROBE_FILE, export_encoders, load_run, parse_experts, probe_run
+from fusebench.engine.probe import PROBE_FILE, export_encoders, fit_linear_probe, load_run, parse_experts, probe_run
 from fusebench.engine.run import RunResult, execute_run
 from fusebench.models.weights import load_encoder, read_encoder_metadata
 
@@ -138,4 +138,39 @@ def test_mmpt_profile_is_written_from_the_runs_test_metrics(runs: dict[str, RunR
     assert profile["full"] == pytest.approx(metrics["audio+image"]["accuracy"], abs=1e-6)
     assert profile["unimodal"]["audio"] == pytest.approx(metrics["audio"]["accuracy"], abs=1e-6)
     expected = (profile["full"] - profile["unimodal"]["image"]) / (profile["full"] - profile["chance"])
-    assert profile["weakness"]["image"] == pytest.approx(expected)
+    assert profile["headroom"]["image"] == pytest.approx(expected)
+
+
+def test_weakness_score_is_the_ratio_of_probe_train_losses(runs: dict[str, RunResult], probed: dict[str, Any]) -> None:
+    """MMPT Definition 3: W(audio vs image) = CE of the audio probe on train / CE of the image probe on train."""
+    loaded = load_run(runs["multimodal"].run_dir)
+    train = loaded.data.train
+    with torch.no_grad():
+        features = loaded.model.encode(train.inputs)
+    losses = {}
+    for m in ("audio", "image"):  # each probe is fitted on standardised training features
+        z = features[m]
+        z = (z - z.mean(dim=0)) / z.std(dim=0).clamp(min=1e-6)
+        entry = probed["probes"][m]
+        linear = fit_linear_probe(z, train.target, loaded.data.task, entry["l2"])
+        losses[m] = float(torch.nn.functional.cross_entropy(linear(z), train.target))
+        assert entry["train_loss"] == pytest.approx(losses[m], rel=1e-4)
+    assert probed["weakness"]["audio"]["image"] == pytest.approx(losses["audio"] / losses["image"], rel=1e-4)
+    assert probed["weakness"]["image"]["audio"] == pytest.approx(losses["image"] / losses["audio"], rel=1e-4)
+
+
+def test_mmpt_profile_from_probes_sits_beside_the_fused_heads(probed: dict[str, Any]) -> None:
+    """MMPT section 3.2 steps 2-3: unimodal numbers from the unimodal probes, full from the concatenation probe."""
+    profile = probed["mmpt_profile_probes"]["accuracy"]
+    assert profile["full"] == probed["probes"]["audio+image"]["test"]["accuracy"]
+    assert profile["unimodal"] == {m: probed["probes"][m]["test"]["accuracy"] for m in ("audio", "image")}
+    assert set(probed["mmpt_profile_probes"]) == set(probed["mmpt_profile"]) | {"loss"}
+
+
+def test_probe_enabled_in_the_config_probes_after_testing(tmp_path: Path) -> None:
+    raw = raw_config(tmp_path)
+    raw["training"] = {"epochs": 1}
+    raw["probe"] = {"enabled": True}
+    result = execute_run(validate_config(raw), tmp_path / "probed")
+    written = json.loads((result.run_dir / PROBE_FILE).read_text())
+    assert set(written["weakness"]) == {"audio", "image"} and written["primary_metric"] == "accuracy"

@@ -11,7 +11,7 @@ from safetensors.torch import load_file
 from tests._helpers.runs import tiny_config, tiny_pretrain_config
 
 from fusebench.engine.run import execute_run, read_run
-from fusebench.models.encoders import build_encoder
+from fusebench.models.encoder_specs import CNNOptions, ResNet18Options, build_encoder_from
 from fusebench.models.weights import load_encoder, save_encoder
 
 CHANCE = 0.1
@@ -24,7 +24,8 @@ def test_pretrain_then_train_then_evaluate_beats_chance(tmp_path: Path) -> None:
         result = execute_run(tiny_pretrain_config(tmp_path, modality), tmp_path / f"pre_{modality}")
         assert list(result.test_metrics) == [modality]
         encoders[modality] = result.run_dir / "encoders" / f"{modality}.safetensors"
-        assert set(load_file(encoders[modality])) == set(build_encoder("cnn", (1, 40, 40), 32, (8, 16)).state_dict())
+        expected = build_encoder_from(CNNOptions(out_dim=32, widths=[8, 16]), (1, 40, 40))
+        assert set(load_file(encoders[modality])) == set(expected.state_dict())
     overrides = [f"model.pretrained.{m}={p}" for m, p in encoders.items()]
     scratch = execute_run(tiny_config(tmp_path), tmp_path / "scratch")
     pretrained = execute_run(tiny_config(tmp_path, overrides), tmp_path / "pretrained")
@@ -82,7 +83,7 @@ def test_same_config_and_seed_give_the_same_numbers(tmp_path: Path) -> None:
 
 
 def test_frozen_pretrained_encoder_is_unchanged_by_training(tmp_path: Path) -> None:
-    encoder = build_encoder("cnn", (1, 28, 28), 32, (8, 16))
+    encoder = build_encoder_from(CNNOptions(out_dim=32, widths=[8, 16]), (1, 28, 28))
     path = save_encoder(encoder, tmp_path / "image.safetensors", {"pretraining_seconds": "1.0"})
     config = tiny_config(tmp_path, [f"model.pretrained.image={path}", "model.freeze.image=true", "training.epochs=1"])
     result = execute_run(config, tmp_path / "frozen")
@@ -106,9 +107,41 @@ def test_crashed_run_says_so_in_its_directory(tmp_path: Path) -> None:
 
 
 def test_weight_shape_mismatch_names_modality_and_layer(tmp_path: Path) -> None:
-    path = save_encoder(build_encoder("cnn", (1, 40, 40), 32, (8, 16)), tmp_path / "audio.safetensors")
-    wider = build_encoder("cnn", (1, 40, 40), 32, (8, 32))
+    path = save_encoder(build_encoder_from(CNNOptions(out_dim=32, widths=[8, 16]), (1, 40, 40)),
+                        tmp_path / "audio.safetensors")
+    wider = build_encoder_from(CNNOptions(out_dim=32, widths=[8, 32]), (1, 40, 40))
     with pytest.raises(ValueError, match=r"`audio` encoder: layer `features.4.weight` has shape"):
         load_encoder(wider, path, "audio")
     with pytest.raises(ValueError, match=r"missing layers .*unexpected layers"):
-        load_encoder(build_encoder("resnet18", (1, 40, 40), 32), path, "audio")
+        load_encoder(build_encoder_from(ResNet18Options(out_dim=32), (1, 40, 40)), path, "audio")
+
+
+def test_data_modalities_select_the_runs_modalities(tmp_path: Path) -> None:
+    """`data.modalities` is an ablation over subsets: only those encoders are built, only their patterns tested."""
+    config = tiny_config(tmp_path, ["data.modalities=[image]", "training.epochs=1", "model.pretrained.audio=x.st"])
+    result = execute_run(config, tmp_path / "image-only")
+    assert list(result.test_metrics) == ["image"]
+    facts = json.loads((tmp_path / "image-only" / "model.json").read_text())
+    assert facts["patterns"] == ["image"]
+    recorded = json.loads((tmp_path / "image-only" / "data.json").read_text())
+    assert recorded["modalities"] == ["image"] and recorded["task"]["kind"] == "multiclass"
+    assert recorded["metrics"] == {"names": ["accuracy", "f1_macro", "f1_micro", "f1_weighted"], "primary": "accuracy"}
+
+
+def test_data_modalities_the_dataset_lacks_are_refused(tmp_path: Path) -> None:
+    config = tiny_config(tmp_path, ["data.modalities=[text]", "model.encoders.text={kind: mlp}"])
+    with pytest.raises(ValueError, match=r"`data.modalities` name \['text'\], which dataset `avdigits` does not have; "
+                                         r"it has \['audio', 'image'\]"):
+        execute_run(config, tmp_path / "text")
+
+
+def test_fixed_missing_resample_trains_on_the_split_pairs_and_records_it(tmp_path: Path) -> None:
+    config = tiny_config(tmp_path, ["data.missing_rate={audio: 0.4}", "data.missing_resample=fixed",
+                                    "training.epochs=2"])
+    result = execute_run(config, tmp_path / "fixed")
+    first, second = (epoch["missingness"] for epoch in result.epoch_metrics)
+    assert first == second and first["resample"] == "fixed"  # the same split pairs every epoch
+    pairs = first["samples"]
+    assert pairs == 1200 and first["training_samples"] == pairs + first["pattern_counts"]["image"]
+    assert abs(first["missing_rate"]["audio"] - 0.4) < 0.05
+    assert list(result.test_metrics) == ["audio+image", "audio", "image"]

@@ -35,6 +35,7 @@ from fusebench.engine.strategies import (
 from fusebench.models.losses import hard_negative_contrastive_loss, info_nce_loss
 from fusebench.models.multimodal import ModelOutput
 from fusebench.models.weights import save_encoder
+from fusebench.tasks import Task
 
 MODALITIES = ("audio", "image")
 ROOT = Path(__file__).resolve().parents[2]
@@ -82,7 +83,7 @@ def real_batch(data: DataSplits, size: int = 48, mixed: bool = True) -> Batch:
 
 
 def model_and_strategies(config: RunConfig, data: DataSplits) -> tuple[nn.Module, list]:
-    model = build_model(config, data.input_shapes, data.num_classes)
+    model = build_model(config, data.input_shapes, data.task.output_size)
     return model, build_strategies(config, model, data.modalities)
 
 
@@ -122,7 +123,8 @@ def test_aux_head_losses_equal_alpha_times_cross_entropy_on_present_samples(tmp_
         rows = batch.mask[:, j]
         expected = alpha[m] * F.cross_entropy(model.aux_heads[m](output.embeddings[m][rows]), batch.target[rows])
         torch.testing.assert_close(extras[f"aux_{m}"], expected)
-    module = FusionModule(model, MODALITIES, 10, config.training.optimizer, config.training.scheduler, ["accuracy"])
+    module = FusionModule(model, MODALITIES, Task("multiclass", 10), config.training.optimizer,
+                          config.training.scheduler, ["accuracy"])
     optimised = {id(p) for group in module.configure_optimizers().param_groups for p in group["params"]}
     assert {id(p) for p in model.aux_heads.parameters()} <= optimised
 
@@ -336,9 +338,10 @@ def test_ogm_rejects_fusions_without_head_shares_and_non_multiclass_tasks(tmp_pa
     with pytest.raises(ValueError, match=r"ogm_scores: head_share.*got `ConcatFusion`.*method: sum.*masked_fuse"):
         model_and_strategies(make_config(tmp_path, ogm_ge=True), data)
     config = make_config(tmp_path, ["model.fusion.method=sum"], ogm_ge=True)
-    model = build_model(config, data.input_shapes, data.num_classes)
-    with pytest.raises(ValueError, match="defined for softmax classification.*task is `regression`"):
-        build_strategies(config, model, data.modalities, task_kind="regression")
+    model = build_model(config, data.input_shapes, data.task.output_size)
+    regression = Task(kind="regression", output_size=1)
+    with pytest.raises(ValueError, match="softmax score of the true class.*needs a multiclass task.*regression"):
+        build_strategies(config, model, data.modalities, task=regression)
 
 
 # ----------------------------------------------------------------------- contrastive
@@ -462,7 +465,8 @@ def test_all_strategies_train_on_real_data_and_survive_checkpoints(tmp_path: Pat
     prefixes = {".".join(k.split(".")[:2]) for k in checkpoint}
     assert {"model.aux_heads", "model.contrastive_projections"} <= prefixes
     model, strategies = model_and_strategies(config, data)
-    module = FusionModule(model, MODALITIES, 10, config.training.optimizer, config.training.scheduler, ["accuracy"],
+    module = FusionModule(model, MODALITIES, Task("multiclass", 10), config.training.optimizer,
+                          config.training.scheduler, ["accuracy"],
                           strategies=strategies)
     load_lightning_weights(module, tmp_path / "all" / "checkpoints" / "best.ckpt")
     for key, value in model.state_dict().items():
@@ -530,10 +534,10 @@ def test_shipped_strategy_configs_build_their_strategies(path: Path, tmp_path: P
     overrides = []
     if settings.distill:  # teachers of the shipped encoder shape, instead of the runs the comment describes
         for m in settings.distill:
-            encoder = build_model(config, data.input_shapes, data.num_classes).encoders[m]
+            encoder = build_model(config, data.input_shapes, data.task.output_size).encoders[m]
             overrides.append(f"training.strategy.distill_teachers.{m}={save_encoder(encoder, tmp_path / f'{m}.st')}")
     if settings.gradient_blending == "auto":  # resolved by the run; any weights stand in here
         overrides.append("training.strategy.gradient_blending={audio+image: 0.5, audio: 0.25, image: 0.25}")
     config = load_config(path, overrides)
-    model = build_model(config, data.input_shapes, data.num_classes)
+    model = build_model(config, data.input_shapes, data.task.output_size)
     assert build_strategies(config, model, data.modalities)

@@ -139,7 +139,7 @@ def test_resume_reruns_only_unfinished_nodes_with_identical_numbers(
 
 def test_failed_run_is_recorded_and_dependents_skipped_while_others_complete(tmp_path: Path) -> None:
     pretrain = {"configs": {"image": TINY["pretrain"]["configs"]["image"]},
-                "overrides": ["training.epochs=1", "data.recipe={subset: 1200, no_such_key: 1}"]}
+                "overrides": ["training.epochs=1", "data.root=/no/such/fusebench-root"]}
     conditions = {"scratch": {}, "broken": {"overrides": ["model.fusion.method=no_such_fusion"]},
                   "pretrained": {"pretrained": ["image"]}}
     spec = write_spec(tmp_path, name="crash", seeds=[0], pretrain=pretrain, conditions=conditions)
@@ -149,7 +149,7 @@ def test_failed_run_is_recorded_and_dependents_skipped_while_others_complete(tmp
     (pretrain_node,) = runs["pretrained-s0"]["depends_on"]
     assert runs["scratch-s0"]["status"] == "completed"
     assert runs["broken-s0"]["status"] == "failed" and "no_such_fusion" in runs["broken-s0"]["error"]
-    assert runs[pretrain_node]["status"] == "failed" and "no_such_key" in runs[pretrain_node]["error"]
+    assert runs[pretrain_node]["status"] == "failed" and "/no/such/fusebench-root" in runs[pretrain_node]["error"]
     assert runs["pretrained-s0"]["status"] == "skipped" and pretrain_node in runs["pretrained-s0"]["error"]
     assert runs["pretrained-s0"]["test"] == {} and runs["broken-s0"]["test"] == {}
     output = console.file.getvalue()  # type: ignore[attr-defined]

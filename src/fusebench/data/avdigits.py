@@ -34,6 +34,8 @@ from typing import Any
 
 import numpy as np
 import torch
+from pydantic import ConfigDict
+from pydantic.dataclasses import dataclass as pydantic_dataclass
 
 from fusebench.data.audio import coloured_noise, fix_length, log_mel_spectrogram, mix_at_snr
 from fusebench.data.sources import (
@@ -62,7 +64,7 @@ _STREAMS = ("carve", "pair_train", "pair_validation", "pair_test", "noise_train"
 _log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
+@pydantic_dataclass(frozen=True, config=ConfigDict(extra="forbid"))
 class AVDigitsRecipe:
     """Every parameter that changes the built data; the defaults are the shipped dataset.
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from typing import Protocol
 
 import torch
@@ -12,9 +12,16 @@ from fusebench.data.batch import Batch
 
 
 class MaskSource(Protocol):
+    """Train-time missingness: each epoch's samples (data rows) and their presence masks.
+
+    ``layout(n, epoch)`` returns ``rows [K]`` and ``mask [K, M]``: MCAR and pattern mixtures
+    give every row once with a fresh mask per epoch (``K = n``); MMPT's split pairs add the
+    unimodal parts of the split pairs as samples of their own (``K > n``).
+    """
+
     active: bool
 
-    def draw(self, n: int, epoch: int = 0) -> Tensor: ...
+    def layout(self, n: int, epoch: int = 0) -> tuple[Tensor, Tensor]: ...
 
 
 class TensorLoader:
@@ -32,6 +39,7 @@ class TensorLoader:
         shuffle: permute each epoch.
         seed: base seed of permutations.
         masks: optional train-time missingness source; all modalities present otherwise.
+        lengths: optional modality -> ``[N]`` valid lengths of variable-length sequences.
     """
 
     def __init__(
@@ -43,6 +51,7 @@ class TensorLoader:
         shuffle: bool = False,
         seed: int = 0,
         masks: MaskSource | None = None,
+        lengths: Mapping[str, Tensor] | None = None,
     ) -> None:
         self.modalities = tuple(sorted(inputs))
         self.inputs = {m: inputs[m] for m in self.modalities}
@@ -51,38 +60,50 @@ class TensorLoader:
         self.shuffle = shuffle
         self.seed = seed
         self.masks = masks
+        self.lengths = {m: lengths[m] for m in sorted(lengths)} if lengths else None
         self.epoch = 0
         self.last_masks: Tensor | None = None
         sizes = {m: len(x) for m, x in self.inputs.items()}
+        sizes.update({f"lengths.{m}": len(v) for m, v in (self.lengths or {}).items()})
         if any(n != len(target) for n in sizes.values()):
             raise ValueError(f"Expected every modality to have {len(target)} samples like the target, got {sizes}.")
+        unknown = sorted(set(self.lengths or {}) - set(self.modalities))
+        if unknown:
+            raise ValueError(f"Expected `lengths` keys among {list(self.modalities)}, got {unknown}.")
 
     def __len__(self) -> int:
-        return (len(self.target) + self.batch_size - 1) // self.batch_size
+        return (self.num_samples + self.batch_size - 1) // self.batch_size
 
     @property
     def num_samples(self) -> int:
-        return len(self.target)
+        """Training samples per epoch: the data rows, plus the unimodal parts of split pairs."""
+        return len(self._epoch_layout(0)[0]) if self.masks is not None and self.masks.active else len(self.target)
+
+    def _epoch_layout(self, epoch: int) -> tuple[Tensor, Tensor]:
+        """``rows [K]`` (data row of each sample) and ``mask [K, M]`` of one epoch."""
+        n = len(self.target)
+        if self.masks is None or not self.masks.active:
+            return torch.arange(n), torch.ones(n, len(self.modalities), dtype=torch.bool)
+        return self.masks.layout(n, epoch)
 
     def __iter__(self) -> Iterator[Batch]:
         epoch, self.epoch = self.epoch, self.epoch + 1
-        n = len(self.target)
+        rows, mask = self._epoch_layout(epoch)  # [K], [K, M]: indexed by training sample
+        k = len(rows)
         if self.shuffle:
-            order = torch.randperm(n, generator=torch.Generator().manual_seed(self.seed * 7919 + epoch))
+            order = torch.randperm(k, generator=torch.Generator().manual_seed(self.seed * 7919 + epoch))
         else:
-            order = torch.arange(n)
-        if self.masks is not None and self.masks.active:
-            mask = self.masks.draw(n, epoch)  # [N, M], indexed by sample id
-        else:
-            mask = torch.ones(n, len(self.modalities), dtype=torch.bool)
+            order = torch.arange(k)
         self.last_masks = mask
-        for start in range(0, n, self.batch_size):
-            index = order[start : start + self.batch_size]
+        for start in range(0, k, self.batch_size):
+            sample = order[start : start + self.batch_size]
+            index = rows[sample]
             yield Batch(
                 inputs={m: x[index] for m, x in self.inputs.items()},
-                mask=mask[index],
+                mask=mask[sample],
                 target=self.target[index],
                 modalities=self.modalities,
+                lengths=None if self.lengths is None else {m: v[index] for m, v in self.lengths.items()},
             )
 
 
@@ -93,10 +114,3 @@ def subset_indices(n: int, fraction: float, seed: int) -> Tensor:
     keep = max(1, round(fraction * n))
     chosen = torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:keep]
     return torch.sort(chosen).values
-
-
-def select_modalities(inputs: Mapping[str, Tensor], modalities: Sequence[str]) -> dict[str, Tensor]:
-    missing = sorted(set(modalities) - set(inputs))
-    if missing:
-        raise ValueError(f"Expected modalities among {sorted(inputs)}, got unknown {missing}.")
-    return {m: inputs[m] for m in sorted(modalities)}

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import TypeVar
 
 from torch import nn
 
 from fusebench.config import RunConfig
-from fusebench.models.encoders import build_encoder
+from fusebench.models.encoder_specs import build_encoder_from
 from fusebench.models.missing import build_missing_strategy
 from fusebench.models.multimodal import MultimodalModel
 from fusebench.models.unimodal import UnimodalModel
 from fusebench.models.weights import load_encoder
+
+T = TypeVar("T")
 
 
 def build_encoders(
@@ -19,18 +22,22 @@ def build_encoders(
 ) -> dict[str, nn.Module]:
     encoders: dict[str, nn.Module] = {}
     for modality in sorted(modalities):
-        spec = config.model.encoders[modality]
-        encoders[modality] = build_encoder(spec.kind, input_shapes[modality], spec.out_dim, spec.widths, spec.hidden)
+        encoders[modality] = build_encoder_from(config.model.encoders[modality], input_shapes[modality])
     return encoders
 
 
 def build_model(config: RunConfig, input_shapes: Mapping[str, Sequence[int]], num_classes: int) -> nn.Module:
-    """The model a run config describes, with pre-trained encoder weights loaded and frozen as asked."""
+    """The model a run config describes, with pre-trained encoder weights loaded and frozen as asked.
+
+    ``num_classes`` is the width of the model's outputs: the task's ``output_size``
+    (classes, labels, or 1 for regression). Only the run's modalities
+    (:meth:`RunConfig.modalities`, which honours ``data.modalities``) get an encoder.
+    """
     if config.pretrain is not None:
         modality = config.pretrain.modality
         encoder = build_encoders(config, input_shapes, [modality])[modality]
         return UnimodalModel(modality, encoder, num_classes)
-    modalities = sorted(config.model.encoders)
+    modalities = list(config.modalities())
     fusion_cfg = config.model.fusion
     if fusion_cfg.type == "late":
         from fusebench.models.fusion import build_late_fusion
@@ -91,19 +98,29 @@ def _reject_ignored_settings(config: RunConfig) -> None:
         )
 
 
+def used_settings(config: RunConfig, settings: dict[str, T]) -> dict[str, T]:
+    """``model.pretrained`` / ``model.freeze`` entries of the run's modalities.
+
+    ``data.modalities`` selects a subset of a config's modalities (ablations over subsets);
+    the dropped modalities' encoder settings go with their encoders.
+    """
+    used = set(config.modalities())
+    return {m: v for m, v in sorted(settings.items()) if m in used}
+
+
 def load_pretrained(model: nn.Module, config: RunConfig) -> None:
     """Load ``model.pretrained`` weights by modality name; freeze encoders ``model.freeze`` asks for."""
     from fusebench.models.multimodal import model_encoders
 
     encoders = model_encoders(model)
-    for modality, path in sorted(config.model.pretrained.items()):
+    for modality, path in used_settings(config, config.model.pretrained).items():
         if encoders is None or modality not in encoders:
             raise ValueError(
                 f"`model.pretrained.{modality}` is set but this model has no `{modality}` encoder "
                 f"(fusion `{config.model.fusion.type}/{config.model.fusion.method}` builds its own tokenisers)."
             )
         load_encoder(encoders[modality], path, modality)
-    for modality, frozen in sorted(config.model.freeze.items()):
+    for modality, frozen in used_settings(config, config.model.freeze).items():
         if frozen:
             if encoders is None or modality not in encoders:
                 raise ValueError(f"`model.freeze.{modality}` is set but this model has no `{modality}` encoder.")
@@ -112,4 +129,4 @@ def load_pretrained(model: nn.Module, config: RunConfig) -> None:
 
 
 def frozen_modalities(config: RunConfig) -> list[str]:
-    return sorted(m for m, frozen in config.model.freeze.items() if frozen)
+    return sorted(m for m, frozen in used_settings(config, config.model.freeze).items() if frozen)

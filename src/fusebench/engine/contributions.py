@@ -2,32 +2,22 @@
 
 A model evaluated on every non-empty pattern gives a value ``v(S)`` for every set ``S``
 of present modalities; ``v`` of the empty set is what a model knows with no input at
-all, i.e. chance level. The Shapley value (Shapley 1953) splits ``v(all) - v(empty)``
-fairly among the modalities, averaging each one's marginal gain over every order in
-which modalities could be added. With M modalities that is 2^M evaluations, which the
-all-pattern evaluation already produced, so the values are exact, not sampled.
+all: the score of the best constant predictor for the task (majority class, per-label
+majority, training median; :meth:`fusebench.tasks.Task.constant_output`). The Shapley
+value (Shapley 1953) splits ``v(all) - v(empty)`` fairly among the modalities, averaging
+each one's marginal gain over every order in which modalities could be added. With M
+modalities that is 2^M evaluations, which the all-pattern evaluation already produced,
+so the values are exact, not sampled.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from math import factorial
-from typing import Literal
 
 import numpy as np
-import torch
-from torch import Tensor
 
 from fusebench.data.patterns import parse_pattern, pattern_name
-
-ClassificationMetric = Literal["accuracy", "f1_macro", "f1_micro", "f1_weighted"]
-CLASSIFICATION_METRICS: tuple[str, ...] = ("accuracy", "f1_macro", "f1_micro", "f1_weighted")
-
-
-def check_metric(metric: str) -> None:
-    """Raise if ``metric`` is not one of :data:`CLASSIFICATION_METRICS`."""
-    if metric not in CLASSIFICATION_METRICS:
-        raise ValueError(f"Expected `metric` in {list(CLASSIFICATION_METRICS)}, got `{metric}`.")
 
 
 def _check_modalities(modalities: Sequence[str]) -> list[str]:
@@ -53,8 +43,8 @@ def shapley_values(
         values: metric of every non-empty subset of ``modalities``, keyed by a frozenset
             or tuple of modality names (order inside a tuple does not matter).
         modalities: all modalities of the model.
-        empty_value: ``v`` of the empty set, normally chance level (see
-            :func:`chance_level`); the caller decides and should report it.
+        empty_value: ``v`` of the empty set, normally the best constant predictor's
+            score (``Task.constant_score``); the caller decides and should report it.
 
     Returns:
         ``{modality: phi}`` in sorted modality order.
@@ -115,7 +105,7 @@ def shapley_from_pattern_metrics(
         pattern_metrics: per-pattern metrics keyed by pattern name (``audio+image``).
         modalities: all modalities of the model.
         metric: which metric to attribute.
-        chance: value of the empty pattern, e.g. from :func:`chance_level`.
+        chance: value of the empty pattern, e.g. ``Task.constant_score``.
 
     Raises:
         ValueError: on an unknown pattern name, a pattern without ``metric``, or a
@@ -132,62 +122,3 @@ def shapley_from_pattern_metrics(
             )
         values[frozenset(pattern)] = float(metrics[metric])
     return shapley_values(values, names, chance)
-
-
-def _class_counts(target: Tensor | Iterable[int], num_classes: int | None) -> np.ndarray:
-    if isinstance(target, Tensor):
-        if target.ndim != 1 or target.numel() == 0 or target.is_floating_point():
-            raise ValueError(
-                "Expected `target` as a non-empty 1-D integer tensor of class labels, got "
-                f"dtype {target.dtype} and shape {tuple(target.shape)}."
-            )
-        minlength = num_classes or 0
-        return torch.bincount(target.long().cpu(), minlength=minlength).numpy()
-    counts = np.asarray(list(target), dtype=float)
-    if counts.ndim != 1 or counts.size == 0 or (counts < 0).any() or counts.sum() <= 0:
-        raise ValueError(
-            "Expected `target` as per-class counts (non-negative, positive total), "
-            f"got {counts.tolist()}."
-        )
-    return counts
-
-
-def chance_level(
-    target: Tensor | Iterable[int], metric: str = "accuracy", num_classes: int | None = None
-) -> float:
-    """Score of the best constant predictor: always the most frequent test class.
-
-    This is the empty-pattern value for Shapley values and the floor for the MMPT
-    weakness score. For accuracy fusebench uses the majority-class rate rather than
-    ``1/C``: on an imbalanced test set ``1/C`` understates what a model learns with no
-    input. Predicting the majority class ``k`` (``n_k`` of ``N`` samples) gives:
-
-    - accuracy and F1 micro (equal for single-label multiclass): ``n_k / N``;
-    - F1 macro: class ``k`` has precision ``n_k/N`` and recall 1, so F1 ``2 n_k/(N+n_k)``,
-      every other class 0; averaged over the classes present in the target, as
-      torchmetrics and scikit-learn skip classes with neither support nor predictions;
-    - F1 weighted: ``(n_k / N) * 2 n_k / (N + n_k)``.
-
-    Majority is also the best constant for the F1 variants, since each is increasing
-    in ``n_k``.
-
-    Args:
-        target: a 1-D tensor of test labels, or a sequence of per-class counts.
-        metric: one of :data:`CLASSIFICATION_METRICS`.
-        num_classes: number of classes for a label tensor (only pads the counts).
-
-    >>> chance_level(torch.tensor([0, 0, 0, 1, 1, 2]), "accuracy")
-    0.5
-    >>> round(chance_level([3, 2, 1], "f1_macro"), 4)
-    0.2222
-    """
-    check_metric(metric)
-    counts = _class_counts(target, num_classes)
-    total = float(counts.sum())
-    top = float(counts.max())
-    if metric in ("accuracy", "f1_micro"):
-        return top / total
-    f1_top = 2.0 * top / (total + top)
-    if metric == "f1_macro":
-        return f1_top / int(np.count_nonzero(counts))
-    return top / total * f1_top

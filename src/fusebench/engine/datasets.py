@@ -1,82 +1,127 @@
-"""Config -> the three splits as in-memory tensors and their loaders."""
+"""Config -> the run's three splits (its modalities only) and their loaders.
+
+The dataset itself comes from the registry (:mod:`fusebench.data.registry`); this module
+applies what every dataset shares: the modality subset, ``limit``, ``train_fraction``,
+the task settings of the run config, and train-time missingness.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from torch import Tensor
+from fusebench.config import DataConfig, RunConfig, TaskConfig
+from fusebench.data.amputation import FixedUnpairing, MCARAmputer, PatternMixtureAmputer
+from fusebench.data.loader import TensorLoader, subset_indices
+from fusebench.data.options import SPLITS
+from fusebench.data.registry import DatasetInfo, LoadedDataset, Split, get_dataset
+from fusebench.tasks import Task
 
-from fusebench.config import DataConfig
-from fusebench.data.amputation import MCARAmputer, PatternMixtureAmputer
-from fusebench.data.loader import TensorLoader, select_modalities, subset_indices
-
-SPLITS = ("train", "validation", "test")
-
-
-@dataclass(frozen=True)
-class Split:
-    inputs: dict[str, Tensor]
-    target: Tensor
-
-    def __len__(self) -> int:
-        return len(self.target)
+__all__ = ["SPLITS", "DataSplits", "Split", "eval_loader", "load_dataset", "load_splits", "recipe_digest",
+           "run_task", "train_loader"]
 
 
 @dataclass(frozen=True)
 class DataSplits:
+    """The splits one run trains and tests on, restricted to its modalities.
+
+    Attributes:
+        train, validation, test: whole-tensor splits.
+        modalities: sorted modality names.
+        task: the dataset's task with the run's loss and threshold choices applied.
+        info: the dataset's description (every modality, not only the run's).
+    """
+
     train: Split
     validation: Split
     test: Split
     modalities: tuple[str, ...]
-    num_classes: int
+    task: Task
+    info: DatasetInfo | None = None
 
     @property
     def input_shapes(self) -> dict[str, tuple[int, ...]]:
         return {m: tuple(x.shape[1:]) for m, x in self.train.inputs.items()}
 
+    def split(self, name: str) -> Split:
+        return {"train": self.train, "validation": self.validation, "test": self.test}[name]
+
+
+def load_dataset(config: DataConfig) -> LoadedDataset:
+    """The configured dataset with every modality, ``limit`` applied."""
+    loaded = get_dataset(config.dataset).load(config)
+    if not config.limit:
+        return loaded
+    import torch
+
+    parts = {}
+    for name in SPLITS:
+        split = loaded.split(name)
+        n = config.limit.get(name)
+        parts[name] = split if n is None or n >= len(split) else split.rows(torch.arange(n))
+    return LoadedDataset(parts["train"], parts["validation"], parts["test"], loaded.info)
+
+
+def with_task_settings(task: Task, settings: TaskConfig) -> Task:
+    """The dataset's task with the run config's ``task:`` choices (loss, threshold)."""
+    from dataclasses import replace
+
+    return replace(task, loss=settings.loss if settings.loss is not None else task.loss, threshold=settings.threshold)
+
 
 def load_splits(
-    config: DataConfig, modalities: tuple[str, ...] | list[str], seed: int, train_fraction: float = 1.0
+    config: DataConfig,
+    modalities: Sequence[str],
+    seed: int,
+    train_fraction: float = 1.0,
+    task_settings: TaskConfig | None = None,
 ) -> DataSplits:
     """Load the configured dataset restricted to ``modalities``.
 
     ``train_fraction`` (times ``config.train_fraction``) keeps a seeded subset of the train
     split, for pre-training on less data and for quick runs.
-    """
-    from fusebench.data.avdigits import AVDigitsRecipe, load_avdigits
 
-    recipe = _recipe(AVDigitsRecipe, config.recipe)
-    raw = load_avdigits(recipe, source_root=config.root, cache_dir=config.cache_dir, limit=dict(config.limit) or None)
-    splits: dict[str, Split] = {}
-    for name in SPLITS:
-        part = raw[name]
-        inputs = select_modalities(part.inputs, modalities)
-        target = part.target
-        if name == "train":
-            keep = subset_indices(len(target), config.train_fraction * train_fraction, seed)
-            inputs, target = {m: x[keep] for m, x in inputs.items()}, target[keep]
-        splits[name] = Split(inputs=inputs, target=target)
-    return DataSplits(splits["train"], splits["validation"], splits["test"], tuple(sorted(modalities)), num_classes=10)
+    Raises:
+        ValueError: when ``modalities`` (or ``data.modalities``) names a modality the
+            dataset does not have.
+    """
+    loaded = load_dataset(config)
+    available = sorted(loaded.info.modalities)
+    wanted = tuple(sorted(modalities))
+    for where, names in (("`data.modalities`", config.modalities or []), ("the run's encoders", wanted)):
+        unknown = sorted(set(names) - set(available))
+        if unknown:
+            raise ValueError(
+                f"{where} name {unknown}, which dataset `{config.dataset}` does not have; it has {available}."
+            )
+    train = loaded.train.only(wanted)
+    keep = subset_indices(len(train), config.train_fraction * train_fraction, seed)
+    if len(keep) < len(train):
+        train = train.rows(keep)
+    task = with_task_settings(loaded.info.task, task_settings or TaskConfig())
+    return DataSplits(train, loaded.validation.only(wanted), loaded.test.only(wanted), wanted, task, loaded.info)
+
+
+def run_splits(config: RunConfig) -> DataSplits:
+    """The splits of a run config: its modalities, its pre-training data fraction, its task settings."""
+    fraction = config.pretrain.data_fraction if config.pretrain is not None else 1.0
+    return load_splits(config.data, config.modalities(), config.experiment.seed, fraction, config.task)
+
+
+def run_task(config: RunConfig, task: Task) -> tuple[list[str], str]:
+    """The run's metric names and primary metric, defaults from the task, checked against it."""
+    names = list(config.metrics.names) if config.metrics.names is not None else task.metric_names
+    primary = config.metrics.primary or task.primary_metric
+    task.check_metrics(names)
+    task.check_metrics([primary], where="`metrics.primary`")
+    if primary not in names:
+        names = [primary, *names]
+    return names, primary
 
 
 def recipe_digest(config: DataConfig) -> str:
-    """Digest of the dataset as built (recipe defaults included), so a changed default is noticed."""
-    from fusebench.data.avdigits import AVDigitsRecipe
-
-    return f"{config.dataset}:{_recipe(AVDigitsRecipe, config.recipe).digest()}"  # type: ignore[attr-defined]
-
-
-def _recipe(recipe_type: type, values: dict) -> object:
-    import dataclasses
-    import difflib
-
-    fields = [f.name for f in dataclasses.fields(recipe_type)]
-    for key in values:
-        if key not in fields:
-            close = difflib.get_close_matches(key, fields, n=1, cutoff=0.5)
-            hint = f"did you mean `data.recipe.{close[0]}`?" if close else f"valid keys: {fields}"
-            raise ValueError(f"Unknown key `data.recipe.{key}` for the avdigits dataset ({hint}).")
-    return recipe_type(**values)
+    """Digest of the dataset's content options (recipe defaults included), so a changed default is noticed."""
+    return config.digest()
 
 
 def train_loader(split: Split, config: DataConfig, seed: int) -> TensorLoader:
@@ -86,8 +131,10 @@ def train_loader(split: Split, config: DataConfig, seed: int) -> TensorLoader:
         masks = PatternMixtureAmputer(modalities, config.missing_patterns, seed)
     elif any(r > 0 for r in config.missing_rate.values()):
         masks = MCARAmputer(modalities, {m: r for m, r in config.missing_rate.items() if m in modalities}, seed)
-    return TensorLoader(split.inputs, split.target, config.batch_size, shuffle=True, seed=seed, masks=masks)
+    source = FixedUnpairing(masks) if masks is not None and config.missing_resample == "fixed" else masks
+    return TensorLoader(split.inputs, split.target, config.batch_size, shuffle=True, seed=seed, masks=source,
+                        lengths=split.lengths)
 
 
 def eval_loader(split: Split, config: DataConfig) -> TensorLoader:
-    return TensorLoader(split.inputs, split.target, config.eval_batch_size, shuffle=False)
+    return TensorLoader(split.inputs, split.target, config.eval_batch_size, shuffle=False, lengths=split.lengths)

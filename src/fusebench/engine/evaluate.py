@@ -32,9 +32,9 @@ def batch_pattern_logits(model: nn.Module, batch: Batch, patterns: Sequence[Patt
     if getattr(model, "reruns_per_pattern", False):
         for pattern in patterns:
             mask = pattern_mask(pattern, batch.modalities, batch.size).to(batch.mask.device)
-            out[pattern_name(pattern)] = model(batch.inputs, mask).logits
+            out[pattern_name(pattern)] = model(batch.inputs, mask, batch.lengths).logits
         return out
-    embeddings = model.encode(batch.inputs)
+    embeddings = model.encode(batch.inputs, lengths=batch.lengths)
     for pattern in patterns:
         mask = pattern_mask(pattern, batch.modalities, batch.size).to(batch.mask.device)
         out[pattern_name(pattern)] = model.fuse(embeddings, mask)

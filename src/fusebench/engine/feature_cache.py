@@ -40,13 +40,17 @@ class CachedFeatureModel(nn.Module):
         self.inner = inner
         self.modalities = tuple(inner.modalities)
 
-    def encode(self, inputs: Mapping[str, Tensor]) -> dict[str, Tensor]:
+    def encode(
+        self, inputs: Mapping[str, Tensor], mask: Tensor | None = None, lengths: Mapping[str, Tensor] | None = None
+    ) -> dict[str, Tensor]:
         return dict(inputs)
 
     def fuse(self, embeddings: Mapping[str, Tensor], mask: Tensor) -> Tensor:
         return self.inner.fuse(embeddings, mask)
 
-    def forward(self, inputs: Mapping[str, Tensor], mask: Tensor) -> ModelOutput:
+    def forward(
+        self, inputs: Mapping[str, Tensor], mask: Tensor, lengths: Mapping[str, Tensor] | None = None
+    ) -> ModelOutput:
         return ModelOutput(self.fuse(inputs, mask), dict(inputs))
 
 
@@ -61,7 +65,9 @@ def encode_split(model: nn.Module, split: Split, batch_size: int) -> Split:
     chunks: dict[str, list[Tensor]] = {m: [] for m in split.inputs}
     for start in range(0, len(split), batch_size):
         batch = {m: x[start : start + batch_size] for m, x in split.inputs.items()}
-        for modality, z in model.encode(batch).items():
+        rows = slice(start, start + batch_size)
+        lengths = None if split.lengths is None else {m: v[rows] for m, v in split.lengths.items()}
+        for modality, z in model.encode(batch, lengths=lengths).items():
             chunks[modality].append(z)
     for modality, training in was_training:
         encoders[modality].train(training)
@@ -75,6 +81,7 @@ def cache_features(model: nn.Module, data: DataSplits, batch_size: int) -> tuple
         validation=encode_split(model, data.validation, batch_size),
         test=encode_split(model, data.test, batch_size),
         modalities=data.modalities,
-        num_classes=data.num_classes,
+        task=data.task,
+        info=data.info,
     )
     return CachedFeatureModel(model), cached

@@ -22,7 +22,7 @@ import re
 import resource
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -71,21 +71,22 @@ def weights_bytes(model: nn.Module, skip: Sequence[str] = ()) -> int:
 
 
 @torch.no_grad()
-def inference_throughput(model: nn.Module, inputs: dict[str, torch.Tensor], target: torch.Tensor,
-                         modalities: Sequence[str], batch_size: int, device: str) -> dict[str, Any]:
+def inference_throughput(model: nn.Module, inputs: Mapping[str, torch.Tensor], target: torch.Tensor,
+                         modalities: Sequence[str], batch_size: int, device: str,
+                         lengths: Mapping[str, torch.Tensor] | None = None) -> dict[str, Any]:
     """Samples per second of eval-mode forward passes over ``inputs`` with every modality present."""
-    loader = TensorLoader(inputs, target, batch_size, shuffle=False)
+    loader = TensorLoader(inputs, target, batch_size, shuffle=False, lengths=lengths)
     batches = [batch.to(device) for batch in loader]
     was_training = model.training
     model.eval()
     try:
         if batches:  # warm-up: first-call allocations and kernel selection are not throughput
             first = batches[0]
-            model(first.inputs, pattern_mask(tuple(modalities), first.modalities, first.size).to(device))
+            model(first.inputs, pattern_mask(tuple(modalities), first.modalities, first.size).to(device), first.lengths)
         _synchronize(device)
         started = time.perf_counter()
         for batch in batches:
-            model(batch.inputs, pattern_mask(tuple(modalities), batch.modalities, batch.size).to(device))
+            model(batch.inputs, pattern_mask(tuple(modalities), batch.modalities, batch.size).to(device), batch.lengths)
         _synchronize(device)
         seconds = time.perf_counter() - started
     finally:

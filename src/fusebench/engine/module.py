@@ -13,7 +13,6 @@ from typing import Any, Protocol
 import lightning as L
 import torch
 from torch import Tensor, nn
-from torch.nn import functional as F
 
 from fusebench.config import OptimizerConfig, SchedulerConfig
 from fusebench.data.batch import Batch
@@ -21,6 +20,7 @@ from fusebench.data.patterns import all_patterns, mask_to_pattern_index, pattern
 from fusebench.engine.evaluate import PatternEvaluation, batch_pattern_logits
 from fusebench.engine.metrics import grouped_metrics, metrics_by_pattern
 from fusebench.models.multimodal import ModelOutput, model_encoders
+from fusebench.tasks import Task
 
 
 class TrainingStrategy(Protocol):
@@ -43,10 +43,11 @@ class FusionModule(L.LightningModule):
     Args:
         model: a model following the ``encode``/``fuse``/``forward`` contract.
         modalities: sorted modality names of the data the model sees.
-        num_classes: number of classes.
+        task: what the model predicts: its loss and its metrics.
         optimizer: optimiser settings (``encoder_lr`` applies to ``model.encoders``).
         scheduler: learning-rate schedule.
-        metric_names: metrics to compute per pattern.
+        metric_names: metrics to compute per pattern (checked against ``task``).
+        primary: the metric shown in the progress bar.
         frozen: modalities whose encoders stay in eval mode (BatchNorm statistics fixed).
         strategies: optional training strategies.
         on_epoch_record: called with each finished epoch's record (the run directory writes it at once).
@@ -56,10 +57,11 @@ class FusionModule(L.LightningModule):
         self,
         model: nn.Module,
         modalities: Sequence[str],
-        num_classes: int,
+        task: Task,
         optimizer: OptimizerConfig,
         scheduler: SchedulerConfig,
         metric_names: Sequence[str],
+        primary: str | None = None,
         frozen: Sequence[str] = (),
         strategies: Sequence[TrainingStrategy] = (),
         on_epoch_record: Callable[[dict[str, Any]], None] | None = None,
@@ -69,10 +71,12 @@ class FusionModule(L.LightningModule):
         self.modalities = tuple(sorted(modalities))
         self.patterns = all_patterns(self.modalities)
         self.pattern_names = [pattern_name(p) for p in self.patterns]
-        self.num_classes = num_classes
+        self.task = task
         self.optimizer_config = optimizer
         self.scheduler_config = scheduler
+        task.check_metrics(metric_names)
         self.metric_names = list(metric_names)
+        self.primary = primary or task.primary_metric
         self.frozen = list(frozen)
         self.strategies = list(strategies)
         self.history: list[dict[str, Any]] = []
@@ -99,8 +103,8 @@ class FusionModule(L.LightningModule):
     def training_step(self, batch: Batch, batch_idx: int) -> Tensor:
         for strategy in self.strategies:
             batch = strategy.transform_batch(batch, self.global_step)
-        output: ModelOutput = self.model(batch.inputs, batch.mask)
-        loss = F.cross_entropy(output.logits, batch.target)
+        output: ModelOutput = self.model(batch.inputs, batch.mask, batch.lengths)
+        loss = self.task.compute_loss(output.logits, batch.target)
         for strategy in self.strategies:  # gradient blending's fused weight; 0 in a contrastive-only stage
             loss = loss * strategy.task_loss_scale()
         for strategy in self.strategies:
@@ -143,18 +147,18 @@ class FusionModule(L.LightningModule):
         if not self._eval_target:
             return
         evaluation = self._collect_eval()
-        self._validation = metrics_by_pattern(evaluation.logits, evaluation.target, self.num_classes, self.metric_names)
+        self._validation = metrics_by_pattern(evaluation.logits, evaluation.target, self.task, self.metric_names)
         full = self._validation[self.pattern_names[0]]  # the all-modalities pattern comes first
         self.log("validation/loss", full["loss"], prog_bar=True)
         for name in self.metric_names:
-            self.log(f"validation/{name}", full[name], prog_bar=name == "accuracy")
+            self.log(f"validation/{name}", full[name], prog_bar=name == self.primary)
         self._eval_seconds = time.perf_counter() - self._eval_start
 
     def on_train_epoch_end(self) -> None:
         logits = torch.cat(self._train["logits"])
         target = torch.cat(self._train["target"])
         index = torch.cat(self._train["pattern"])
-        train = grouped_metrics(logits, target, index, self.pattern_names, self.num_classes, self.metric_names)
+        train = grouped_metrics(logits, target, index, self.pattern_names, self.task, self.metric_names)
         train_seconds = time.perf_counter() - self._epoch_start - self._eval_seconds
         record: dict[str, Any] = {
             "epoch": self.current_epoch + 1,

@@ -23,18 +23,17 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
-from torch.nn import functional as F
 
 from fusebench.config import RunConfig, load_config
 from fusebench.data.patterns import pattern_name
 from fusebench.engine.build import build_model
-from fusebench.engine.datasets import SPLITS, DataSplits, Split, load_splits
-from fusebench.engine.metrics import classification_metrics
+from fusebench.engine.datasets import SPLITS, DataSplits, Split, load_splits, run_task
 from fusebench.engine.run import run_modalities
 from fusebench.engine.strategies.base import ATTACHED_MODULES, unwrap
 from fusebench.io import atomic_write_json, read_json
 from fusebench.models.multimodal import model_encoders
 from fusebench.models.weights import save_encoder
+from fusebench.tasks import Task, higher_is_better
 
 PROBE_FILE = "probe_metrics.json"
 DEFAULT_L2_GRID: tuple[float, ...] = (1e-1, 1e-2, 1e-3, 1e-4)  # strongest first: ties keep it
@@ -63,10 +62,10 @@ def load_run(run_dir: str | Path, data: DataSplits | None = None) -> LoadedRun:
         raise FileNotFoundError(f"No trained checkpoint at `{checkpoint}`; is `{run_dir}` a finished run?")
     config = load_config(run_dir / "config.yaml")
     if data is None:
-        data = load_splits(config.data, run_modalities(config), config.experiment.seed)
+        data = load_splits(config.data, run_modalities(config), config.experiment.seed, task_settings=config.task)
     rebuilt = config.model_copy(deep=True)
     rebuilt.model.pretrained = {}  # the checkpoint holds every weight; the files may be gone
-    model = build_model(rebuilt, data.input_shapes, data.num_classes)
+    model = build_model(rebuilt, data.input_shapes, data.task.output_size)
     load_checkpoint_weights(model, checkpoint)
     model.eval()
     return LoadedRun(run_dir, config, model, data)
@@ -94,28 +93,40 @@ def split_embeddings(model: nn.Module, split: Split, batch_size: int) -> dict[st
     """modality -> ``[N, D_m]`` encoder embeddings of every sample, all modalities present."""
     chunks: dict[str, list[Tensor]] = {}
     for start in range(0, len(split), batch_size):
-        inputs = {m: x[start : start + batch_size] for m, x in split.inputs.items()}
-        mask = torch.ones(len(split.target[start : start + batch_size]), len(inputs), dtype=torch.bool)
-        for m, z in model(inputs, mask).embeddings.items():
+        part = split.rows(torch.arange(start, min(start + batch_size, len(split))))
+        mask = torch.ones(len(part), len(part.inputs), dtype=torch.bool)
+        for m, z in model(part.inputs, mask, part.lengths).embeddings.items():
             chunks.setdefault(m, []).append(z.float())
     return {m: torch.cat(parts) for m, parts in chunks.items()}
 
 
-def fit_linear_probe(features: Tensor, target: Tensor, num_classes: int, l2: float,
-                     max_iter: int = MAX_ITER) -> nn.Linear:
-    """Multinomial logistic regression by full-batch L-BFGS from zero weights.
+def fit_linear_probe(features: Tensor, target: Tensor, task: Task, l2: float, max_iter: int = MAX_ITER) -> nn.Linear:
+    """A linear probe for ``task``, deterministic (no seed involved).
 
-    Minimises ``CE(W x + b, y) + l2 * ||W||^2``; convex, so the result depends only on
-    the data, not on a seed.
+    Classification (MMPT section 3.2: logistic regression): minimises
+    ``task loss(W x + b, y) + l2 * ||W||^2`` — softmax cross-entropy for multiclass, one
+    sigmoid BCE per label for multilabel — by full-batch L-BFGS from zero weights; convex,
+    so the result depends only on the data. Regression: ridge regression in closed form,
+    ``W = (X^T X + l2 N I)^{-1} X^T (y - mean y)``, ``b = mean y - W mean x``.
     """
-    linear = nn.Linear(features.shape[1], num_classes)
+    linear = nn.Linear(features.shape[1], task.output_size)
     nn.init.zeros_(linear.weight)
     nn.init.zeros_(linear.bias)
+    if task.kind == "regression":
+        x = features.double()
+        mean_x, mean_y = x.mean(dim=0), target.double().mean()
+        centred = x - mean_x
+        gram = centred.T @ centred + l2 * len(x) * torch.eye(x.shape[1], dtype=torch.float64)
+        weight = torch.linalg.solve(gram, centred.T @ (target.double() - mean_y))  # [D]
+        with torch.no_grad():
+            linear.weight.copy_(weight.float().unsqueeze(0))
+            linear.bias.fill_(float(mean_y - weight @ mean_x))
+        return linear.requires_grad_(False)
     optimizer = torch.optim.LBFGS(linear.parameters(), max_iter=max_iter, line_search_fn="strong_wolfe")
 
     def closure() -> Tensor:
         optimizer.zero_grad()
-        loss = F.cross_entropy(linear(features), target) + l2 * linear.weight.pow(2).sum()
+        loss = task.compute_loss(linear(features), target) + l2 * linear.weight.pow(2).sum()
         loss.backward()
         return loss
 
@@ -125,20 +136,42 @@ def fit_linear_probe(features: Tensor, target: Tensor, num_classes: int, l2: flo
 
 
 def probe_features(train: Tensor, validation: Tensor, test: Tensor, data: DataSplits, metric_names: Sequence[str],
-                   l2_grid: Sequence[float] = DEFAULT_L2_GRID) -> dict[str, Any]:
-    """Fit a probe per ``l2`` on standardised features, keep the best on validation accuracy."""
+                   l2_grid: Sequence[float] = DEFAULT_L2_GRID, select_on: str | None = None) -> dict[str, Any]:
+    """Fit a probe per ``l2`` on standardised features, keep the best on the validation ``select_on`` metric.
+
+    ``train_loss`` is the chosen probe's task loss on the training features without the
+    L2 term: ``l(phi, T_train)`` of the MMPT weakness score (Definition 3).
+    """
+    task = data.task
+    select_on = select_on or task.primary_metric
+    sign = 1.0 if higher_is_better(select_on) else -1.0
     mean, std = train.mean(dim=0), train.std(dim=0).clamp(min=1e-6)  # train statistics only
     train, validation, test = ((x - mean) / std for x in (train, validation, test))
     best: dict[str, Any] | None = None
     for l2 in l2_grid:
-        probe = fit_linear_probe(train, data.train.target, data.num_classes, l2)
-        scores = classification_metrics(probe(validation), data.validation.target, data.num_classes, metric_names)
-        if best is None or scores["accuracy"] > best["validation"]["accuracy"]:
+        probe = fit_linear_probe(train, data.train.target, task, l2)
+        scores = task.metrics(probe(validation), data.validation.target, metric_names)
+        if best is None or sign * scores[select_on] > sign * best["validation"][select_on]:
             best = {"l2": l2, "validation": scores, "probe": probe}
     if best is None:
         raise ValueError(f"Expected a non-empty `l2_grid`, got {list(l2_grid)}.")
-    test_scores = classification_metrics(best["probe"](test), data.test.target, data.num_classes, metric_names)
-    return {"dim": int(train.shape[1]), "l2": best["l2"], "validation": best["validation"], "test": test_scores}
+    test_scores = task.metrics(best["probe"](test), data.test.target, metric_names)
+    train_loss = float(task.compute_loss(best["probe"](train), data.train.target))
+    return {"dim": int(train.shape[1]), "l2": best["l2"], "train_loss": train_loss, "validation": best["validation"],
+            "test": test_scores}
+
+
+def weakness_scores(probes: Mapping[str, Mapping[str, Any]], modalities: Sequence[str]) -> dict[str, dict[str, float]]:
+    """MMPT weakness score (Definition 3, ``../shared/papers/004_d6fb5191247edfc1.txt`` Eq. 3).
+
+    ``W(m1 vs m2) = l(phi_m1, T_train without m2) / l(phi_m2, T_train without m1)``: the
+    ratio of the two encoders' linear-probe losses on the *training* set (cross-entropy
+    for classification, as in the paper; the task loss otherwise). Below 1, ``m1`` is the
+    dominant modality; above 1, ``m2`` is. Returned for every ordered pair of modalities.
+    """
+    names = sorted(modalities)
+    loss = {m: float(probes[m]["train_loss"]) for m in names}
+    return {a: {b: loss[a] / loss[b] for b in names if b != a and loss[b] > 0} for a in names}
 
 
 def probe_run(run_dir: str | Path, experts: Mapping[str, str | Path] | None = None, *, loaded: LoadedRun | None = None,
@@ -158,15 +191,28 @@ def probe_run(run_dir: str | Path, experts: Mapping[str, str | Path] | None = No
     run = loaded if loaded is not None else load_run(run_dir)
     checked = read_experts(run, experts or {})
     with _threads(run.config.experiment.threads):
-        probes = _fit_probes(run, l2_grid)
+        probes, primary = _fit_probes(run, l2_grid)
+    kind = ("ridge regression (closed form)" if run.data.task.kind == "regression"
+            else "logistic regression, full-batch L-BFGS")
     result: dict[str, Any] = {
-        "protocol": {"classifier": "linear, full-batch L-BFGS on standardised frozen embeddings",
-                     "l2_grid": list(l2_grid), "selection": "validation accuracy", "max_iter": MAX_ITER,
+        "protocol": {"classifier": f"linear: {kind} on standardised frozen embeddings",
+                     "l2_grid": list(l2_grid), "selection": f"validation {primary}", "max_iter": MAX_ITER,
                      "checkpoint": "checkpoints/best.ckpt", "samples": {s: len(getattr(run.data, s)) for s in SPLITS}},
+        "primary_metric": primary,
         "probes": probes,
         "experts": expert_gaps(run, probes, checked),
     }
-    profile = run_mmpt_profile(Path(run.run_dir), list(run.config.metrics.names))
+    modalities = sorted(run.data.modalities)
+    if len(modalities) > 1:
+        result["weakness"] = weakness_scores(probes, modalities)
+        full = pattern_name(modalities)
+        tests = {name: probes[name]["test"] for name in [full, *modalities]}
+        result["mmpt_profile_probes"] = {  # MMPT section 3.2 steps 2-3: the profile from linear probes
+            metric: {"full": tests[full][metric], "unimodal": {m: tests[m][metric] for m in modalities}}
+            for metric in tests[full] if metric != "count"
+        }
+    names, _ = run_task(run.config, run.data.task)
+    profile = run_mmpt_profile(Path(run.run_dir), names)
     if profile is not None:
         result["mmpt_profile"] = profile
     atomic_write_json(Path(run.run_dir) / PROBE_FILE, result)
@@ -192,7 +238,11 @@ def run_mmpt_profile(run_dir: Path, metrics: Sequence[str]) -> dict[str, Any] | 
     modalities = sorted({m for name in logits for m in name.split("+")})
     if len(modalities) < 2:
         return None
-    return {metric: asdict(mmpt_profile(logits, saved["target"], modalities, metric=metric)) for metric in metrics}
+    described = read_json(run_dir / "data.json").get("task") if (run_dir / "data.json").is_file() else None
+    task = Task.from_description(described) if described else None
+    constant = saved.get("constant")
+    return {metric: asdict(mmpt_profile(logits, saved["target"], modalities, metric, task, constant=constant))
+            for metric in metrics}
 
 
 @contextmanager
@@ -207,10 +257,8 @@ def _threads(count: int | None) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-def _fit_probes(run: LoadedRun, l2_grid: Sequence[float]) -> dict[str, Any]:
-    names = list(run.config.metrics.names)
-    if "accuracy" not in names:
-        names = ["accuracy", *names]  # the selection criterion
+def _fit_probes(run: LoadedRun, l2_grid: Sequence[float]) -> tuple[dict[str, Any], str]:
+    names, primary = run_task(run.config, run.data.task)
     batch = run.config.data.eval_batch_size
     embedded = {split: split_embeddings(run.model, getattr(run.data, split), batch) for split in SPLITS}
     modalities = sorted(embedded["train"])
@@ -220,8 +268,8 @@ def _fit_probes(run: LoadedRun, l2_grid: Sequence[float]) -> dict[str, Any]:
     probes: dict[str, Any] = {}
     for name, members in groups.items():
         features = [torch.cat([embedded[s][m] for m in members], dim=1) for s in SPLITS]
-        probes[name] = probe_features(*features, run.data, names, l2_grid)
-    return probes
+        probes[name] = probe_features(*features, run.data, names, l2_grid, select_on=primary)
+    return probes, primary
 
 
 def read_experts(run: LoadedRun, experts: Mapping[str, str | Path]) -> dict[str, dict[str, Any]]:

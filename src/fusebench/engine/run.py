@@ -28,8 +28,8 @@ import fusebench
 from fusebench.config import RunConfig, dump_config
 from fusebench.data.amputation import realised_rates
 from fusebench.data.patterns import pattern_name
-from fusebench.engine.build import build_model, frozen_modalities
-from fusebench.engine.datasets import DataSplits, eval_loader, load_splits, recipe_digest, train_loader
+from fusebench.engine.build import build_model, frozen_modalities, used_settings
+from fusebench.engine.datasets import DataSplits, eval_loader, recipe_digest, run_splits, run_task, train_loader
 from fusebench.engine.evaluate import evaluate_patterns
 from fusebench.engine.feature_cache import cache_features, can_cache
 from fusebench.engine.footprint import (
@@ -47,17 +47,18 @@ from fusebench.models.weights import read_encoder_metadata, save_encoder
 
 @dataclass(frozen=True)
 class RunResult:
+    """What a finished run measured (the same numbers as its run directory's files)."""
+
     run_dir: Path
     status: str
     test_metrics: dict[str, dict[str, float]]
     epoch_metrics: list[dict[str, Any]]
     timing: dict[str, Any]
+    primary_metric: str = "accuracy"
 
 
 def run_modalities(config: RunConfig) -> tuple[str, ...]:
-    if config.pretrain is not None:
-        return (config.pretrain.modality,)
-    return tuple(sorted(config.model.encoders))
+    return config.modalities()
 
 
 def resolve_device(name: str) -> str:
@@ -101,7 +102,7 @@ def environment(config: RunConfig, device: str, command: Sequence[str] | None) -
 def pretraining_seconds(config: RunConfig) -> dict[str, float]:
     """Seconds each loaded pre-trained encoder cost, read from its safetensors header."""
     seconds: dict[str, float] = {}
-    for modality, path in sorted(config.model.pretrained.items()):
+    for modality, path in used_settings(config, config.model.pretrained).items():
         metadata = read_encoder_metadata(path)
         seconds[modality] = float(metadata.get("pretraining_seconds", "nan"))
     return seconds
@@ -126,7 +127,7 @@ def execute_run(
         write_status(run_dir, "failed", error=f"{type(error).__name__}: {error}", traceback=traceback.format_exc())
         raise
     write_status(run_dir, "completed")
-    return RunResult(run_dir, "completed", result[0], result[1], result[2])
+    return RunResult(run_dir, "completed", *result)
 
 
 def _execute(
@@ -136,7 +137,7 @@ def _execute(
     skip_test: bool,
     command: Sequence[str] | None,
     data: DataSplits | None,
-) -> tuple[dict, list, dict]:
+) -> tuple[dict, list, dict, str]:
     quiet_lightning()
     started = time.perf_counter()
     if config.experiment.threads:
@@ -149,20 +150,27 @@ def _execute(
         atomic_write_text(run_dir / "config.yaml", dump_config(config))
         atomic_write_json(run_dir / "env.json", environment(config, device, command))
     L.seed_everything(config.experiment.seed, workers=True, verbose=False)
-    modalities = run_modalities(config)
-    fraction = config.pretrain.data_fraction if config.pretrain is not None else 1.0
     if data is None:
-        data = load_splits(config.data, modalities, config.experiment.seed, train_fraction=fraction)
+        data = run_splits(config)
+    metric_names, primary = run_task(config, data.task)
     data_seconds = time.perf_counter() - started
     if not skip_train:  # which data the training saw; `--resume` re-runs a study node whose data changed
-        atomic_write_json(run_dir / "data.json", {"recipe_digest": recipe_digest(config.data)})
+        atomic_write_json(run_dir / "data.json", {
+            "recipe_digest": recipe_digest(config.data),
+            "dataset": config.data.dataset,
+            "modalities": list(data.modalities),
+            "task": data.task.describe(),
+            "metrics": {"names": metric_names, "primary": primary},
+            "samples": {name: len(data.split(name)) for name in ("train", "validation", "test")},
+            "constant_output": data.task.constant_output(data.train.target).tolist(),
+        })
     blending_seconds = 0.0
     if config.training.strategy.gradient_blending == "auto":  # offline G-Blend first (Wang et al., 2020)
         from fusebench.engine.strategies.blending_auto import resolve_auto_blending
 
         config, blending_seconds = resolve_auto_blending(config, data, device, run_dir, reuse=skip_train)
         L.seed_everything(config.experiment.seed, workers=True, verbose=False)
-    model = build_model(config, data.input_shapes, data.num_classes)
+    model = build_model(config, data.input_shapes, data.task.output_size)
     cache_seconds = 0.0
     raw_test = data.test  # inference throughput is measured from raw inputs, even when training uses cached features
     if config.training.cache_frozen_features and can_cache(model, frozen_modalities(config)):
@@ -174,17 +182,21 @@ def _execute(
 
     def record(epoch: dict[str, Any]) -> None:
         if loader.last_masks is not None and config.monitoring.enabled:
-            epoch["missingness"] = realised_rates(loader.last_masks, data.modalities)
+            pairs = len(data.train)  # with `missing_resample: fixed` the split pairs' parts follow the pairs
+            epoch["missingness"] = {**realised_rates(loader.last_masks[:pairs], data.modalities),
+                                    "resample": config.data.missing_resample,
+                                    "training_samples": int(len(loader.last_masks))}
         history.append(epoch)
         atomic_write_json(run_dir / "epoch_metrics.json", history)
 
     module = FusionModule(
         model,
         data.modalities,
-        data.num_classes,
+        data.task,
         config.training.optimizer,
         config.training.scheduler,
-        config.metrics.names,
+        metric_names,
+        primary,
         frozen_modalities(config),
         strategies=_strategies(config, model, data),
         on_epoch_record=record,
@@ -219,9 +231,11 @@ def _execute(
     if not skip_test:
         test_start = time.perf_counter()
         evaluation = evaluate_patterns(model, eval_loader(data.test, config.data), data.modalities, device=device)
-        test_metrics = metrics_by_pattern(evaluation.logits, evaluation.target, data.num_classes, config.metrics.names)
+        test_metrics = metrics_by_pattern(evaluation.logits, evaluation.target, data.task, metric_names)
         test_seconds = time.perf_counter() - test_start
         tensors = {f"logits/{name}": t.contiguous() for name, t in evaluation.logits.items()}
+        # the best input-free predictor (fitted on the training targets): Shapley's empty set, MMPT's floor
+        tensors["constant"] = data.task.constant_output(data.train.target).contiguous()
         atomic_write_bytes(run_dir / "test_logits.safetensors", save_tensors({**tensors, "target": evaluation.target}))
         atomic_write_json(run_dir / "test_metrics.json", test_metrics)
     timing = _timing(
@@ -236,7 +250,11 @@ def _execute(
     if not (skip_train and (run_dir / RESOURCES_FILE).exists()):  # re-evaluation keeps the training's record
         atomic_write_json(run_dir / RESOURCES_FILE, _resources(model, raw_test, data.modalities, config, device,
                                                                 checkpoints, memory_scope))
-    return test_metrics, history, timing
+    if config.probe.enabled and not skip_test and len(data.modalities) > 1:
+        from fusebench.engine.probe import probe_run
+
+        probe_run(run_dir)  # reloads the best checkpoint: probes see exactly what was tested
+    return test_metrics, history, timing, primary
 
 
 def _resources(model: torch.nn.Module, test: Any, modalities: Sequence[str], config: RunConfig, device: str,
@@ -250,15 +268,14 @@ def _resources(model: torch.nn.Module, test: Any, modalities: Sequence[str], con
                               "checkpoint_bytes": best.stat().st_size if best.is_file() else None}
     if len(test):
         record |= inference_throughput(inner, test.inputs, test.target, modalities, config.data.eval_batch_size,
-                                       device)
+                                       device, test.lengths)
     return record | peak_memory(device, memory_scope)
 
 
 def _strategies(config: RunConfig, model: torch.nn.Module, data: DataSplits) -> list:
     from fusebench.engine.strategies import build_strategies
 
-    task = getattr(data, "task", None)  # datasets that declare a task (multiclass until they do)
-    return build_strategies(config, model, data.modalities, task_kind=str(getattr(task, "kind", "multiclass")))
+    return build_strategies(config, model, data.modalities, data.task.output_size, data.task)
 
 
 def _trainer(config: RunConfig, device: str, run_dir: Path, checkpoints: Path) -> L.Trainer:

@@ -12,7 +12,9 @@ from typing import Literal, get_args
 import torch
 from torch import Tensor, nn
 
+from fusebench.models.encoding import encode_present
 from fusebench.models.multimodal import ModelOutput
+from fusebench.models.sequence import masked_mean, step_mask
 from fusebench.models.tokens import (
     check_heads,
     check_tokenizers,
@@ -145,23 +147,13 @@ class FeatureEarlyFusionModel(nn.Module):
             ]
         self.classifier = nn.Sequential(*blocks, nn.Linear(hidden_dim, num_classes))
 
-    def encode(self, inputs: Mapping[str, Tensor], mask: Tensor | None = None) -> dict[str, Tensor]:
+    def encode(
+        self, inputs: Mapping[str, Tensor], mask: Tensor | None = None, lengths: Mapping[str, Tensor] | None = None
+    ) -> dict[str, Tensor]:
         """modality -> ``[B, D_m]``; with ``mask``, absent rows are zeros and never computed."""
-        if mask is None:
-            return {m: self.extractors[m](inputs[m]) for m in self.modalities}
-        _check_mask(mask, self.modalities)
-        features: dict[str, Tensor] = {}
-        for j, m in enumerate(self.modalities):
-            x, rows = inputs[m], mask[:, j]
-            if bool(rows.all()):
-                features[m] = self.extractors[m](x)
-                continue
-            z = torch.zeros(x.shape[0], self.feature_dims[m], device=x.device)  # [B, D_m]
-            if bool(rows.any()):
-                present = self.extractors[m](x[rows])  # [P, D_m]
-                z = z.to(present.dtype).index_put((rows,), present)
-            features[m] = z
-        return features
+        if mask is not None:
+            _check_mask(mask, self.modalities)
+        return encode_present(self.extractors, self.modalities, inputs, mask, lengths)
 
     def enhance(self, modality: str, features: Tensor) -> Tensor:
         """``features`` of ``modality`` through its projector (unchanged for a modality without one)."""
@@ -176,8 +168,10 @@ class FeatureEarlyFusionModel(nn.Module):
             parts.append(torch.where(mask[:, j : j + 1], self.enhance(m, features[m]), fill))  # [B, D'_m]
         return self.classifier(torch.cat(parts, dim=1))  # [B, C]
 
-    def forward(self, inputs: Mapping[str, Tensor], mask: Tensor) -> ModelOutput:
-        features = self.encode(inputs, mask)
+    def forward(
+        self, inputs: Mapping[str, Tensor], mask: Tensor, lengths: Mapping[str, Tensor] | None = None
+    ) -> ModelOutput:
+        features = self.encode(inputs, mask, lengths)
         return ModelOutput(self.fuse(features, mask), features)
 
 
@@ -245,8 +239,12 @@ class TokenEarlyFusionModel(nn.Module):
         """Tokens per block: CLS plus every modality's tokens."""
         return 1 + sum(self.num_tokens.values())
 
-    def forward(self, inputs: Mapping[str, Tensor], mask: Tensor) -> ModelOutput:
+    def forward(
+        self, inputs: Mapping[str, Tensor], mask: Tensor, lengths: Mapping[str, Tensor] | None = None
+    ) -> ModelOutput:
+        """Logits ``[B, C]``; a modality with ``lengths`` has its padding steps masked out of attention."""
         _check_mask(mask, self.modalities)
+        lengths = lengths or {}
         batch = mask.shape[0]
         pieces = [self.cls.expand(batch, -1, -1)]  # [B, 1, dim]
         padding = [mask.new_zeros(batch, 1)]  # True = ignored by attention; CLS never is
@@ -256,12 +254,13 @@ class TokenEarlyFusionModel(nn.Module):
             if self.missing == "zero":
                 x = torch.where(present.view(-1, *[1] * (x.dim() - 1)), x, 0.0)
             tokens = self.tokenizers[m](x)  # [B, N_m, dim]
-            embeddings[m] = tokens.mean(dim=1)  # [B, dim]
+            valid = step_mask(lengths.get(m), batch, self.num_tokens[m], tokens.device)  # [B, N_m]
+            embeddings[m] = masked_mean(tokens, valid)  # [B, dim]
             if self.missing == "learned":
                 tokens = torch.where(present.view(-1, 1, 1), tokens, self.missing_tokens[m])
             pieces.append(tokens + self.positions[m] + self.types[m])
             hidden = ~present if self.missing == "mask" else torch.zeros_like(present)
-            padding.append(hidden.unsqueeze(1).expand(-1, self.num_tokens[m]))  # [B, N_m]
+            padding.append(hidden.unsqueeze(1).expand(-1, self.num_tokens[m]) | ~valid)  # [B, N_m]
         x = torch.cat(pieces, dim=1)  # [B, 1 + sum N_m, dim]
         pad = torch.cat(padding, dim=1)  # [B, 1 + sum N_m]
         for block in self.blocks:

@@ -6,12 +6,9 @@ Every encoder exposes ``out_dim`` so fusions can be built from a ``{modality: di
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal, get_args
 
 import torch
 from torch import Tensor, nn
-
-EncoderKind = Literal["cnn", "resnet18", "resnet34", "mlp", "gru"]
 
 
 class ConvEncoder(nn.Module):
@@ -76,7 +73,7 @@ class ResNetEncoder(nn.Module):
     _BLOCKS = {"resnet18": (2, 2, 2, 2), "resnet34": (3, 4, 6, 3)}
 
     def __init__(
-        self, depth: Literal["resnet18", "resnet34"], in_channels: int = 1, out_dim: int = 64, base_width: int = 64
+        self, depth: str, in_channels: int = 1, out_dim: int = 64, base_width: int = 64
     ) -> None:
         super().__init__()
         if depth not in self._BLOCKS:
@@ -131,23 +128,3 @@ class GRUEncoder(nn.Module):
             x = x.squeeze(1).transpose(1, 2)
         _, h = self.gru(x)  # h: [layers, B, hidden]
         return self.project(h[-1])
-
-
-def build_encoder(
-    kind: str,
-    input_shape: Sequence[int],
-    out_dim: int,
-    widths: Sequence[int] = (32, 64),
-    hidden: Sequence[int] = (128,),
-) -> nn.Module:
-    """Build an encoder for one sample of shape ``input_shape`` (no batch dimension)."""
-    if kind == "cnn":
-        return ConvEncoder(input_shape[0], out_dim, widths)
-    if kind in ("resnet18", "resnet34"):
-        return ResNetEncoder(kind, input_shape[0], out_dim)  # type: ignore[arg-type]
-    if kind == "mlp":
-        return MLPEncoder(int(torch.tensor(input_shape).prod()), out_dim, hidden)
-    if kind == "gru":
-        features = input_shape[-2] if len(input_shape) == 3 else input_shape[-1]
-        return GRUEncoder(features, out_dim, hidden=hidden[0])
-    raise ValueError(f"Expected encoder `kind` in {list(get_args(EncoderKind))}, got `{kind}`.")

@@ -170,7 +170,14 @@ class WhereToFuseModel(nn.Module):
             side_macs=sum(block_macs(n, self.dim, self.ff_dim) for s in side.values() for n in s),
         )
 
-    def forward(self, inputs: Mapping[str, Tensor], mask: Tensor) -> ModelOutput:
+    def forward(
+        self, inputs: Mapping[str, Tensor], mask: Tensor, lengths: Mapping[str, Tensor] | None = None
+    ) -> ModelOutput:
+        if lengths:
+            raise ValueError(
+                f"Where-to-fuse mid fusion takes fixed-length inputs; modalities {sorted(lengths)} have sequence "
+                "lengths. Use late fusion with a `gru`, `lstm` or `transformer` encoder, or token early fusion."
+            )
         if mask.dim() != 2 or mask.shape[1] != len(self.modalities):
             raise ValueError(
                 f"Expected `mask` of shape [B, {len(self.modalities)}] (columns "

@@ -7,6 +7,7 @@ from typing import NamedTuple
 
 from torch import Tensor, nn
 
+from fusebench.models.encoding import encode_present
 from fusebench.models.fusion import LateFusion
 from fusebench.models.missing import MissingStrategy, ZeroEmbedding
 
@@ -58,35 +59,21 @@ class MultimodalModel(nn.Module):
         dims = {m: int(encoders[m].out_dim) for m in self.modalities}
         self.missing = missing if missing is not None else ZeroEmbedding(dims)
 
-    def encode(self, inputs: Mapping[str, Tensor], mask: Tensor | None = None) -> dict[str, Tensor]:
-        """Run every encoder once: modality -> ``[B, D_m]``.
-
-        With ``mask`` (training under missingness) an encoder sees only the rows where its
-        modality is present, so absent inputs cannot leak into BatchNorm batch statistics;
-        absent rows hold zeros until the missing strategy replaces them.
-        """
-        if mask is None:
-            return {m: self.encoders[m](inputs[m]) for m in self.modalities}
-        embeddings: dict[str, Tensor] = {}
-        for j, m in enumerate(self.modalities):
-            rows = mask[:, j]
-            if bool(rows.all()):
-                embeddings[m] = self.encoders[m](inputs[m])
-                continue
-            z = inputs[m].new_zeros(len(rows), int(self.encoders[m].out_dim))  # [B, D_m]
-            if bool(rows.any()):
-                present = self.encoders[m](inputs[m][rows])  # [P, D_m]
-                z = z.to(present.dtype).index_put((rows,), present)
-            embeddings[m] = z
-        return embeddings
+    def encode(
+        self, inputs: Mapping[str, Tensor], mask: Tensor | None = None, lengths: Mapping[str, Tensor] | None = None
+    ) -> dict[str, Tensor]:
+        """Run every encoder once: modality -> ``[B, D_m]`` (see :func:`~fusebench.models.encoding.encode_present`)."""
+        return encode_present(self.encoders, self.modalities, inputs, mask, lengths)
 
     def fuse(self, embeddings: Mapping[str, Tensor], mask: Tensor) -> Tensor:
         """Replace absent embeddings, fuse and classify: ``[B, C]`` logits."""
         replaced = self.missing(embeddings, mask)
         return self.head(self.fusion(replaced, mask))
 
-    def forward(self, inputs: Mapping[str, Tensor], mask: Tensor) -> ModelOutput:
-        embeddings = self.encode(inputs, mask)
+    def forward(
+        self, inputs: Mapping[str, Tensor], mask: Tensor, lengths: Mapping[str, Tensor] | None = None
+    ) -> ModelOutput:
+        embeddings = self.encode(inputs, mask, lengths)
         return ModelOutput(self.fuse(embeddings, mask), embeddings)
 
 

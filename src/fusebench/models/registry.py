@@ -132,7 +132,7 @@ def build_feature_early_fusion(
 ) -> FeatureEarlyFusionModel:
     """``FeatureEarlyFusionModel`` over the run's configured encoders.
 
-    The extractors are built like late fusion's encoders (``encoders.build_encoder`` from
+    The extractors are built like late fusion's encoders (``encoder_specs.build_encoder_from`` from
     the encoder config), so pre-trained weights load into ``model.extractors[m]`` by
     modality name and freezing works the same way.
 

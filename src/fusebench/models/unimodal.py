@@ -10,6 +10,7 @@ from collections.abc import Mapping
 
 from torch import Tensor, nn
 
+from fusebench.models.encoding import run_encoder
 from fusebench.models.multimodal import ModelOutput
 
 
@@ -17,18 +18,24 @@ class UnimodalModel(nn.Module):
     reruns_per_pattern = False
 
     def __init__(self, modality: str, encoder: nn.Module, num_classes: int) -> None:
+        """``num_classes`` is the width of the head: the task's ``output_size``."""
         super().__init__()
         self.modality = modality
         self.modalities = (modality,)
         self.encoders = nn.ModuleDict({modality: encoder})
         self.head = nn.Linear(int(encoder.out_dim), num_classes)
 
-    def encode(self, inputs: Mapping[str, Tensor]) -> dict[str, Tensor]:
-        return {self.modality: self.encoders[self.modality](inputs[self.modality])}
+    def encode(
+        self, inputs: Mapping[str, Tensor], mask: Tensor | None = None, lengths: Mapping[str, Tensor] | None = None
+    ) -> dict[str, Tensor]:
+        length = (lengths or {}).get(self.modality)
+        return {self.modality: run_encoder(self.encoders[self.modality], inputs[self.modality], length)}
 
     def fuse(self, embeddings: Mapping[str, Tensor], mask: Tensor) -> Tensor:
         return self.head(embeddings[self.modality])
 
-    def forward(self, inputs: Mapping[str, Tensor], mask: Tensor) -> ModelOutput:
-        embeddings = self.encode(inputs)
+    def forward(
+        self, inputs: Mapping[str, Tensor], mask: Tensor, lengths: Mapping[str, Tensor] | None = None
+    ) -> ModelOutput:
+        embeddings = self.encode(inputs, lengths=lengths)
         return ModelOutput(self.fuse(embeddings, mask), embeddings)

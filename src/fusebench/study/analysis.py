@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 from fusebench.data.patterns import pattern_name
-from fusebench.engine.metrics import HIGHER_IS_BETTER
 from fusebench.io import atomic_write_json, read_json
 from fusebench.study.analysis_compare import compare_groups, comparison_pairs, cost_changes, quantities, value_label
 from fusebench.study.analysis_groups import clean, completed, run_config, run_file, summarise_group, summary
@@ -25,6 +24,7 @@ from fusebench.study.analysis_modality import (
     train_rates,
 )
 from fusebench.study.analysis_thesis import change_vs_baseline, monitored_runs, thesis_facts
+from fusebench.tasks import higher_is_better
 
 CONFIDENCE = 0.95
 REQUIRED_KEYS = ("modalities", "runs")
@@ -110,7 +110,7 @@ def analyse(results: Mapping[str, Any], study_dir: str | Path) -> dict[str, Any]
     full = pattern_name(modalities)
     metric = settings.get("primary_metric") or "accuracy"
     patterns = list(settings.get("patterns") or results.get("patterns") or [full])
-    higher = HIGHER_IS_BETTER.get(metric, True)
+    higher = higher_is_better(metric)
     conditions = list(results.get("conditions") or [])
     baseline = settings.get("baseline") or (conditions[0] if conditions else None)
     axes = dict(results.get("axes") or {})

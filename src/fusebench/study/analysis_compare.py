@@ -12,9 +12,9 @@ import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from fusebench.engine.metrics import HIGHER_IS_BETTER
 from fusebench.study.analysis_groups import completed, test_value, time_parts, validation_curve
 from fusebench.study.stats import comparison_table, holm_adjust, paired_comparison
+from fusebench.tasks import higher_is_better
 
 Pair = tuple[str, str]
 
@@ -66,7 +66,7 @@ def quantities(patterns: Sequence[str], metric: str, full: str, pretraining: boo
     Total time includes the full cost of the pre-trained encoders a run used (zero for
     runs from scratch), since that is what a condition costs per seed.
     """
-    higher = HIGHER_IS_BETTER.get(metric, True)
+    higher = higher_is_better(metric)
     rows = [{"kind": "test", "pattern": p, "metric": metric, "label": f"test {metric} ({p})",
              "higher_is_better": higher} for p in patterns]
     rows.append({"kind": "first_epoch", "pattern": full, "metric": metric,

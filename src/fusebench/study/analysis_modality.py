@@ -3,13 +3,15 @@
 All three work on what each run already saved: the per-pattern test metrics in
 results.json and the per-pattern test logits in ``test_logits.safetensors``, so no model
 is re-run. Shapley values need ``v(empty set)``: the study's configured chance level when
-it has one, otherwise the majority-class rate of the run's own test targets (the best
-constant predictor), which the report states.
+it has one, otherwise the score of the best constant predictor for the run's task
+(majority class, per-label majority, training median), fitted on the run's training
+targets and saved beside its test logits; the report states which.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,16 +20,33 @@ from safetensors.torch import load_file
 from torch import Tensor
 
 from fusebench.data.patterns import all_patterns, pattern_name
-from fusebench.engine.contributions import chance_level, shapley_from_pattern_metrics
+from fusebench.engine.contributions import shapley_from_pattern_metrics
 from fusebench.engine.mmpt import DEFAULT_P_GRID, mmpt_curve
+from fusebench.io import read_json
 from fusebench.study.analysis_compare import axes_key
 from fusebench.study.analysis_groups import completed, run_config, run_file, summary
+from fusebench.tasks import Task
 
-CHANCE_FROM_TARGETS = "majority-class rate of each run's test targets (best constant predictor)"
+CHANCE_FROM_TARGETS = ("score of the best constant predictor (majority class / per-label majority / training "
+                       "median), fitted on each run's training targets")
 
 
-def load_logits(study_dir: Path, run: Mapping[str, Any]) -> tuple[dict[str, Tensor], Tensor] | None:
-    """``({pattern: [N, C] logits}, [N] target)`` of a run, or ``None`` if it saved none."""
+@dataclass(frozen=True)
+class SavedOutputs:
+    """A run's saved test outputs: ``{pattern: [N, C]}``, the target, the constant predictor, the task."""
+
+    logits: dict[str, Tensor]
+    target: Tensor
+    constant: Tensor
+    task: Task
+
+
+def load_logits(study_dir: Path, run: Mapping[str, Any]) -> SavedOutputs | None:
+    """A run's ``test_logits.safetensors`` with its task (from ``data.json``), or ``None`` if it saved none.
+
+    Runs from before tasks were recorded are multiclass, and their constant predictor is
+    the majority class of the test targets.
+    """
     file = run_file(study_dir, run, "test_logits.safetensors")
     if file is None:
         return None
@@ -35,7 +54,12 @@ def load_logits(study_dir: Path, run: Mapping[str, Any]) -> tuple[dict[str, Tens
     if "target" not in tensors:
         raise ValueError(f"Expected a `target` tensor in `{file}`, got keys {sorted(tensors)}.")
     logits = {k.removeprefix("logits/"): v for k, v in tensors.items() if k.startswith("logits/")}
-    return logits, tensors["target"]
+    described = file.with_name("data.json")
+    recorded = read_json(described).get("task") if described.is_file() else None
+    task = Task.from_description(recorded) if recorded else Task("multiclass", next(iter(logits.values())).shape[1])
+    constant = tensors.get("constant")
+    return SavedOutputs(logits, tensors["target"], constant if constant is not None else
+                        task.constant_output(tensors["target"]), task)
 
 
 def _band(curves: Sequence[Sequence[float]]) -> dict[str, Any]:
@@ -62,7 +86,8 @@ def run_modality_analysis(study_dir: Path, runs: Sequence[Mapping[str, Any]], mo
         if saved is None and configured_chance is None:
             notes.append(f"seed {seed}: no test_logits.safetensors, so no chance level, Shapley or MMPT curve")
             continue
-        floor = configured_chance if configured_chance is not None else chance_level(saved[1], metric)
+        floor = (configured_chance if configured_chance is not None or saved is None
+                 else saved.task.constant_score(saved.constant, saved.target, metric))
         try:
             tests = {p: run["test"][p] for p in patterns}
             per_seed[seed] = shapley_from_pattern_metrics(tests, names, metric, floor)
@@ -71,7 +96,7 @@ def run_modality_analysis(study_dir: Path, runs: Sequence[Mapping[str, Any]], mo
             notes.append(f"seed {seed}: no Shapley values ({error})")
         if saved is not None and len(names) > 1:
             for m in names:
-                points = mmpt_curve(saved[0], saved[1], names, m, p_grid, metric)
+                points = mmpt_curve(saved.logits, saved.target, names, m, p_grid, metric, saved.task)
                 curves[m].append([p.value for p in points])
     shapley = {"per_seed": per_seed, "chance": chance,
                "chance_source": "study setting `analysis.chance`" if configured_chance is not None

@@ -168,7 +168,8 @@ def write_plan(graph: StudyGraph) -> Path:
               "config_digest": n.config_digest, "config_overrides": list(n.overrides)}
              for n in graph.nodes.values()]
     header = {"study": graph.study.spec.name, "modalities": graph.study.modalities,
-              "patterns": graph.study.patterns}
+              "patterns": graph.study.patterns, "task": graph.study.task.describe(),
+              "primary_metric": graph.study.primary_metric}
     return atomic_write_json(graph.study_dir / PLAN_FILE, {**header, "nodes": nodes})
 
 

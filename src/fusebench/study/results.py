@@ -17,11 +17,11 @@ from typing import Any
 import yaml
 
 from fusebench.engine.footprint import RESOURCES_FILE
-from fusebench.engine.metrics import HIGHER_IS_BETTER
 from fusebench.io import atomic_write_json, atomic_write_text, read_json
 from fusebench.study.graph import read_plan, run_state
 from fusebench.study.spec import StudyFile, StudySpec, format_value
 from fusebench.study.thesis import baseline_run, best_and_last, efficiency, percent_change
+from fusebench.tasks import higher_is_better
 
 RESULTS_FILE = "results.json"
 CSV_FILE = "results.csv"
@@ -74,7 +74,9 @@ def collect_results(study_dir: str | Path) -> dict[str, Any]:
         "seeds": spec.seeds,
         "conditions": list(spec.conditions),
         "axes": {name: axis.values for name, axis in spec.axes.items()},
-        "analysis": {"primary_metric": analysis.primary_metric, "threshold": analysis.threshold,
+        "task": plan.get("task"),
+        "analysis": {"primary_metric": analysis.primary_metric or plan.get("primary_metric", "accuracy"),
+                     "threshold": analysis.threshold,
                      "patterns": analysis.patterns or plan["patterns"], "baseline": baseline,
                      "comparisons": [list(pair) for pair in comparisons], "chance": analysis.chance},
         "progress": {s: sum(v == s for v in outcome.values()) for s in ("completed", "failed", "skipped", "pending")},
@@ -196,7 +198,7 @@ def _thesis_rows(run: dict[str, Any], results: dict[str, Any]) -> list[list[Any]
             rows.append(["resources", "", "", key, value])
     metric = (results.get("analysis") or {}).get("primary_metric") or "accuracy"
     for pattern, curves in run["curves"]["validation"].items():
-        summary = best_and_last(curves.get(metric, []), HIGHER_IS_BETTER.get(metric, True))
+        summary = best_and_last(curves.get(metric, []), higher_is_better(metric))
         if summary is not None:
             rows.append(["best_epoch", summary["best_epoch"], pattern, metric, summary["best"]])
             rows.append(["last_epoch", summary["last_epoch"], pattern, metric, summary["last"]])

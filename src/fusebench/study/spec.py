@@ -23,7 +23,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from fusebench.config import (
     ConfigError,
-    MetricName,
     RunConfig,
     apply_overrides,
     explain_validation_error,
@@ -31,6 +30,8 @@ from fusebench.config import (
     validate_config,
 )
 from fusebench.data.patterns import all_patterns, parse_pattern, pattern_name
+from fusebench.data.registry import get_dataset
+from fusebench.tasks import Task
 
 SAFE_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 AxisValue = bool | int | float | str
@@ -68,7 +69,7 @@ class AxisSpec(_Strict):
 
 
 class AnalysisSpec(_Strict):
-    primary_metric: MetricName = "accuracy"
+    primary_metric: str | None = Field(default=None, description="default: the dataset task's primary metric")
     threshold: float | None = Field(default=None, description="epochs-to-threshold on validation, full pattern")
     patterns: list[str] | None = None
     baseline: str | None = Field(default=None, description="default: the first condition")
@@ -139,7 +140,19 @@ class Study:
 
     @cached_property
     def modalities(self) -> list[str]:
-        return sorted(self.fusion_config(next(iter(self.spec.conditions)), {}, self.spec.seeds[0]).model.encoders)
+        return list(self.fusion_config(next(iter(self.spec.conditions)), {}, self.spec.seeds[0]).modalities())
+
+    @cached_property
+    def task(self) -> Task:
+        """The base config's dataset task (read from the dataset's options, no data loaded)."""
+        from fusebench.engine.datasets import with_task_settings
+
+        config = self.fusion_config(next(iter(self.spec.conditions)), {}, self.spec.seeds[0])
+        return with_task_settings(get_dataset(config.data.dataset).task(config.data), config.task)
+
+    @property
+    def primary_metric(self) -> str:
+        return self.spec.analysis.primary_metric or self.task.primary_metric
 
     @property
     def patterns(self) -> list[str]:
@@ -251,6 +264,10 @@ def _check_runs(study: Study) -> None:
                     f"`{modality}` encoder {encoder.model_dump()} into a fusion model whose `{modality}` encoder "
                     f"is {fusion.model.encoders[modality].model_dump()}; make them equal (e.g. with "
                     "`shared_overrides`).")
+    try:
+        study.task.check_metrics([study.primary_metric], where="`study.analysis.primary_metric`")
+    except ValueError as error:
+        raise ConfigError(f"Study `{study.source}`: {error}") from None
     for name in spec.analysis.patterns or []:
         try:
             parse_pattern(name, study.modalities)

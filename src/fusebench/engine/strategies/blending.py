@@ -4,10 +4,10 @@ networks hard?", CVPR 2020): ``L = w_mm * L_mm + sum_m w_m * L_m``.
 The fused head's loss and one unimodal head per modality (the auxiliary-head machinery of
 ``heads.py``) are blended with weights that the paper derives from how fast each head
 generalises versus how fast it overfits (``estimate_blending_weights``). The paper's
-offline recipe (train each head alone for a few epochs, measure, then train the blend) maps
-onto fusebench runs: ``blending_weights_from_runs`` reads the per-epoch train and
-validation losses of a short multimodal run and of a short ``fusebench pretrain`` run per
-modality, and its result is what ``training.strategy.gradient_blending`` takes.
+offline recipe (train each head alone for a few epochs, measure, then train the blend) is
+``gradient_blending: auto`` (``blending_auto``), in one run; ``blending_weights_from_runs``
+reads the per-epoch train and validation losses of existing runs instead (a short
+multimodal run and a short ``fusebench pretrain`` run per modality).
 """
 
 from __future__ import annotations
@@ -17,10 +17,11 @@ from pathlib import Path
 from typing import Literal
 
 from torch import Tensor, nn
+from torch.nn import functional as F
 
 from fusebench.data.batch import Batch
 from fusebench.engine.strategies.base import Strategy
-from fusebench.engine.strategies.heads import unimodal_losses
+from fusebench.engine.strategies.heads import TaskLoss, unimodal_losses
 from fusebench.io import read_json
 from fusebench.models.multimodal import ModelOutput
 
@@ -35,17 +36,19 @@ class GradientBlending(Strategy):
     Args:
         fused_weight: ``w_mm`` >= 0, the weight of the fused head's loss.
         weights: modality -> ``w_m`` >= 0 of its unimodal head (on present samples).
+        loss: the task's loss (cross-entropy for classification).
     """
 
-    def __init__(self, fused_weight: float, weights: Mapping[str, float]) -> None:
+    def __init__(self, fused_weight: float, weights: Mapping[str, float], loss: TaskLoss = F.cross_entropy) -> None:
         self.fused_weight = float(fused_weight)
         self.weights = dict(sorted(weights.items()))
+        self.loss = loss
 
     def task_loss_scale(self) -> float:
         return self.fused_weight
 
     def extra_losses(self, model: nn.Module, output: ModelOutput, batch: Batch) -> dict[str, Tensor]:
-        losses = unimodal_losses(model, output, batch, list(self.weights))
+        losses = unimodal_losses(model, output, batch, list(self.weights), self.loss)
         return {f"blend_{m}": self.weights[m] * loss for m, loss in losses.items()}
 
 

@@ -47,6 +47,7 @@ from fusebench.engine.strategies.base import seeded_generator
 from fusebench.engine.strategies.blending import blending_statistics, estimate_blending_weights
 from fusebench.io import atomic_write_json, read_json
 from fusebench.models.multimodal import model_encoders
+from fusebench.tasks import Task
 
 RESULT_FILE = "gradient_blending.json"
 _STREAM = 3  # generator stream of the hold-out split (see ``seeded_generator``)
@@ -88,31 +89,27 @@ def holdout_split(split: Split, fraction: float, seed: int) -> tuple[Split, Spli
             f"leaves {held} held out and {n - held} to train on; both need at least one sample."
         )
     order = torch.randperm(n, generator=seeded_generator(seed, 0, _STREAM))
-    parts = []
-    for rows in (order[held:].sort().values, order[:held].sort().values):
-        parts.append(Split({m: x[rows] for m, x in split.inputs.items()}, split.target[rows]))
-    return parts[0], parts[1]
+    return split.rows(order[held:].sort().values), split.rows(order[:held].sort().values)
 
 
 class _HeadLosses(L.Callback):
     """Eval-mode loss of one head on the train and held-out parts: at fit start and after every epoch."""
 
-    def __init__(self, parts: Mapping[str, Split], modalities: Sequence[str], batch_size: int,
-                 num_classes: int) -> None:
+    def __init__(self, parts: Mapping[str, Split], modalities: Sequence[str], batch_size: int, task: Task) -> None:
         self.parts = parts
         self.modalities = tuple(modalities)
         self.batch_size = batch_size
-        self.num_classes = num_classes
+        self.task = task
         self.losses: dict[str, list[float]] = {name: [] for name in parts}
 
     def _record(self, module: L.LightningModule) -> None:
         pattern = pattern_name(self.modalities)
         for name, part in self.parts.items():
-            loader = TensorLoader(part.inputs, part.target, self.batch_size, shuffle=False)
+            loader = TensorLoader(part.inputs, part.target, self.batch_size, shuffle=False, lengths=part.lengths)
             evaluation = evaluate_patterns(cast(nn.Module, module.model), loader, self.modalities, [self.modalities],
                                            device=module.device)
-            metrics = metrics_by_pattern(evaluation.logits, evaluation.target, self.num_classes, [])
-            self.losses[name].append(float(metrics[pattern]["loss"]))
+            metrics = metrics_by_pattern(evaluation.logits, evaluation.target, self.task, [])
+            self.losses[name].append(float(metrics[pattern]["loss"]))  # the task's loss
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._record(pl_module)
@@ -140,7 +137,7 @@ def _train_head(config: RunConfig, modality: str | None, parts: Mapping[str, Spl
 
     head_config = _head_config(config, modality)
     modalities = (modality,) if modality is not None else data.modalities
-    model: nn.Module = build_model(head_config, data.input_shapes, data.num_classes)
+    model: nn.Module = build_model(head_config, data.input_shapes, data.task.output_size)
     if modality is not None:  # build_model leaves a pre-training model as initialised
         load_pretrained(model, head_config)
     elif model_encoders(model) is None:
@@ -149,10 +146,10 @@ def _train_head(config: RunConfig, modality: str | None, parts: Mapping[str, Spl
             f"branch, but `{type(model).__name__}` has no per-modality encoders (late fusion and feature early "
             f"fusion have them); give fixed weights instead."
         )
-    views = {name: Split({m: part.inputs[m] for m in modalities}, part.target) for name, part in parts.items()}
-    recorder = _HeadLosses(views, modalities, head_config.data.eval_batch_size, data.num_classes)
-    module = FusionModule(model, modalities, data.num_classes, head_config.training.optimizer,
-                          SchedulerConfig(name="none"), ["accuracy"], frozen_modalities(head_config))
+    views = {name: part.only(tuple(modalities)) for name, part in parts.items()}
+    recorder = _HeadLosses(views, modalities, head_config.data.eval_batch_size, data.task)
+    module = FusionModule(model, modalities, data.task, head_config.training.optimizer, SchedulerConfig(name="none"),
+                          [], frozen=frozen_modalities(head_config))
     trainer = L.Trainer(
         accelerator="gpu" if device == "cuda" else "cpu", devices=1,
         max_epochs=config.training.strategy.gradient_blending_auto.epochs, deterministic=True, callbacks=[recorder],
@@ -161,7 +158,7 @@ def _train_head(config: RunConfig, modality: str | None, parts: Mapping[str, Spl
     )
     train = views["train"]
     loader = TensorLoader(train.inputs, train.target, head_config.data.batch_size, shuffle=True,
-                          seed=config.experiment.seed)
+                          seed=config.experiment.seed, lengths=train.lengths)
     with warnings.catch_warnings():  # no validation loop on purpose: the recorder measures both parts
         warnings.filterwarnings("ignore", message=".*no `val_dataloader`.*")
         trainer.fit(module, train_dataloaders=loader)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from torch import nn
+from torch.nn import functional as F
 
 from fusebench.config import RunConfig, StrategyConfig
 from fusebench.data.patterns import parse_pattern, pattern_name
@@ -26,10 +27,11 @@ from fusebench.engine.strategies.distill import TeacherDistillation, load_teache
 from fusebench.engine.strategies.dropout import ModalityDropout
 from fusebench.engine.strategies.heads import AuxiliaryHeads, unimodal_heads
 from fusebench.engine.strategies.ogm import OGMGE, head_shares_check
+from fusebench.tasks import Task
 
 
 def build_strategies(config: RunConfig, model: nn.Module, modalities: Sequence[str],
-                     num_classes: int | None = None, task_kind: str = "multiclass") -> list[Strategy]:
+                     num_classes: int | None = None, task: Task | None = None) -> list[Strategy]:
     """The strategies ``config.training.strategy`` selects (none configured -> ``[]``).
 
     Args:
@@ -38,8 +40,7 @@ def build_strategies(config: RunConfig, model: nn.Module, modalities: Sequence[s
         modalities: the run's modalities (mask columns, sorted here).
         num_classes: width of the unimodal heads; read from the model's final linear
             layer when not given.
-        task_kind: the task's kind (``multiclass``, ``multilabel``, ``regression``);
-            OGM-GE is defined for softmax classification only.
+        task: the run's task; its loss trains the unimodal heads (cross-entropy when not given).
 
     Raises:
         ValueError: for a setting that names an unknown modality or pattern, that the
@@ -47,6 +48,12 @@ def build_strategies(config: RunConfig, model: nn.Module, modalities: Sequence[s
     """
     settings = config.training.strategy
     names = tuple(sorted(modalities))
+    loss = task.compute_loss if task is not None else F.cross_entropy
+    if settings.ogm_ge and task is not None and task.kind != "multiclass":
+        raise ValueError(
+            f"`training.strategy.ogm_ge` modulates by the softmax score of the true class (Peng et al., CVPR 2022), "
+            f"which needs a multiclass task; this dataset's task is {task.kind}."
+        )
     seed = config.experiment.seed
     strategies: list[Strategy] = []
     if settings.modality_dropout > 0:
@@ -62,7 +69,7 @@ def build_strategies(config: RunConfig, model: nn.Module, modalities: Sequence[s
         check_modalities("aux_heads", list(settings.aux_heads), names)
         classes = num_classes or infer_num_classes(model)
         unimodal_heads(model, sorted(settings.aux_heads), classes, "aux_heads")
-        strategies.append(AuxiliaryHeads(settings.aux_heads))
+        strategies.append(AuxiliaryHeads(settings.aux_heads, loss))
     if settings.gradient_blending == "auto":
         raise ValueError(
             "`training.strategy.gradient_blending: auto` is resolved before the strategies are built: "
@@ -74,7 +81,7 @@ def build_strategies(config: RunConfig, model: nn.Module, modalities: Sequence[s
         if weights:
             classes = num_classes or infer_num_classes(model)
             unimodal_heads(model, sorted(weights), classes, "gradient_blending")
-        strategies.append(GradientBlending(fused_weight, weights))
+        strategies.append(GradientBlending(fused_weight, weights, loss))
     if settings.distill:
         strategies.append(_distillation(config, settings, model, names))
     if settings.contrastive:
@@ -85,12 +92,6 @@ def build_strategies(config: RunConfig, model: nn.Module, modalities: Sequence[s
             raise ValueError(
                 f"`training.strategy.ogm_ge` needs a model with `fuse(embeddings, mask)` (late or "
                 f"feature early fusion), got `{type(model).__name__}`."
-            )
-        if task_kind != "multiclass":
-            raise ValueError(
-                f"`training.strategy.ogm_ge` is defined for softmax classification (Peng et al., CVPR 2022: "
-                f"scores are softmax probabilities of the true class), but this run's task is `{task_kind}`; "
-                f"remove `ogm_ge` or use a multiclass task."
             )
         check_trainable(model, names, "ogm_ge")
         strategy = OGMGE(names, settings.ogm_alpha, settings.ogm_noise, seed, settings.ogm_coefficient,

@@ -14,7 +14,7 @@ calls them.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from torch import Tensor, nn
 from torch.nn import functional as F
@@ -40,9 +40,12 @@ def unimodal_heads(model: nn.Module, modalities: Sequence[str], num_classes: int
     return heads
 
 
+TaskLoss = Callable[[Tensor, Tensor], Tensor]
+
+
 def unimodal_losses(model: nn.Module, output: ModelOutput, batch: Batch,
-                    modalities: Sequence[str]) -> dict[str, Tensor]:
-    """Mean cross-entropy of each ``model.aux_heads[m]`` over the samples where ``m`` is present.
+                    modalities: Sequence[str], loss: TaskLoss = F.cross_entropy) -> dict[str, Tensor]:
+    """Mean task loss (``Task.compute_loss``) of each ``model.aux_heads[m]`` over the samples where ``m`` is present.
 
     A modality absent from the whole batch contributes a zero loss.
     """
@@ -54,7 +57,7 @@ def unimodal_losses(model: nn.Module, output: ModelOutput, batch: Batch,
             losses[m] = zero_loss(output.logits)
             continue
         logits = heads[m](output.embeddings[m][present])  # [P, C]
-        losses[m] = F.cross_entropy(logits, batch.target[present])
+        losses[m] = loss(logits, batch.target[present])
     return losses
 
 
@@ -63,11 +66,13 @@ class AuxiliaryHeads(Strategy):
 
     Args:
         weights: modality -> ``alpha_m`` >= 0.
+        loss: the task's loss (cross-entropy for classification).
     """
 
-    def __init__(self, weights: Mapping[str, float]) -> None:
+    def __init__(self, weights: Mapping[str, float], loss: TaskLoss = F.cross_entropy) -> None:
         self.weights = dict(sorted(weights.items()))
+        self.loss = loss
 
     def extra_losses(self, model: nn.Module, output: ModelOutput, batch: Batch) -> dict[str, Tensor]:
-        losses = unimodal_losses(model, output, batch, list(self.weights))
+        losses = unimodal_losses(model, output, batch, list(self.weights), self.loss)
         return {f"aux_{m}": self.weights[m] * loss for m, loss in losses.items()}

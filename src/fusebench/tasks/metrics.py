@@ -1,0 +1,259 @@
+"""The one metric registry: every metric fusebench computes, its direction and the tasks it fits.
+
+Training, evaluation, MMPT curves, Shapley values, probes, study statistics and the report
+all look a metric up here, so a metric's name, its maths and whether a larger value is
+better live in one place (torchmetrics' ``higher_is_better`` and optuna's study direction
+are the models). The maths comes from torchmetrics where torchmetrics has it.
+
+A metric takes the model's raw ``outputs`` (logits for classification, values for
+regression) and the ``target`` and returns a float; the task supplies the prediction rule
+(argmax, threshold, identity) through :class:`MetricContext`.
+
+Regression metrics follow MMSA's ``MetricsTop.__eval_mosi_regression`` (the CMU-MOSI /
+MOSEI reporting convention): MAE, Pearson correlation, binary accuracy and weighted F1 in
+both conventions ("has-zero": negative vs non-negative; "non-zero": samples whose label is
+0 excluded, positive vs negative), and 5- and 7-class accuracy of the scores clipped to
+[-2, 2] and [-3, 3] and rounded (half to even, as ``numpy.round``).
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from torch import Tensor
+from torchmetrics.functional import mean_absolute_error, mean_squared_error, pearson_corrcoef
+from torchmetrics.functional.classification import (
+    multiclass_accuracy,
+    multiclass_f1_score,
+    multilabel_f1_score,
+)
+
+TaskKind = Literal["multiclass", "multilabel", "regression"]
+TASK_KINDS: tuple[TaskKind, ...] = ("multiclass", "multilabel", "regression")
+
+
+@dataclass(frozen=True)
+class MetricContext:
+    """What a metric needs to know about the task besides outputs and target.
+
+    Attributes:
+        kind: the task kind.
+        output_size: classes (multiclass), labels (multilabel) or 1 (regression).
+        threshold: probability above which a label is predicted (multilabel).
+    """
+
+    kind: TaskKind
+    output_size: int
+    threshold: float = 0.5
+
+    def classes(self, outputs: Tensor) -> Tensor:
+        """Predicted class ``[N]`` of multiclass logits ``[N, C]``."""
+        return outputs.argmax(dim=1)
+
+    def labels(self, outputs: Tensor) -> Tensor:
+        """Predicted multi-hot ``[N, L]`` (int) of multilabel logits: ``sigmoid(x) >= threshold``."""
+        return (torch.sigmoid(outputs.float()) >= self.threshold).long()
+
+    def values(self, outputs: Tensor) -> Tensor:
+        """Predicted scores ``[N]`` of regression outputs ``[N, 1]`` or ``[N]``."""
+        return outputs.reshape(len(outputs), -1)[:, 0].float()
+
+
+MetricFn = Callable[[Tensor, Tensor, MetricContext], float]
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One named metric.
+
+    Attributes:
+        name: the key in every metrics file (``test_metrics.json``, ``results.csv``).
+        higher_is_better: direction; statistics, verdicts, thresholds and checkpoint
+            selection read it instead of guessing.
+        label: how reports name it.
+        compute: task kind -> ``fn(outputs, target, context) -> float``; the kinds it fits.
+        per_sample_mean: the metric is a mean of per-sample scores over a set of samples
+            fixed by the target (accuracy, MAE, F1 samples, ...), so its expectation under
+            a per-sample random mixture of two predictions is the same mixture of the two
+            metric values (MMPT curves use this to be exact).
+    """
+
+    name: str
+    higher_is_better: bool
+    label: str
+    compute: Mapping[TaskKind, MetricFn]
+    per_sample_mean: bool = False
+
+    @property
+    def kinds(self) -> tuple[TaskKind, ...]:
+        return tuple(k for k in TASK_KINDS if k in self.compute)
+
+    def __call__(self, outputs: Tensor, target: Tensor, context: MetricContext) -> float:
+        fn = self.compute.get(context.kind)
+        if fn is None:
+            raise ValueError(
+                f"Metric `{self.name}` applies to {list(self.kinds)} tasks, not to a `{context.kind}` task; "
+                f"use one of {metric_names(context.kind)}."
+            )
+        return fn(outputs, target, context)
+
+
+METRICS: dict[str, Metric] = {}
+#: Direction of the non-metric numbers that metric files also hold.
+_LOSS = Metric("loss", False, "loss", {})
+
+
+def register_metric(metric: Metric) -> Metric:
+    """Add ``metric`` to the registry (third-party metrics too); a name is registered once."""
+    if metric.name in METRICS or metric.name in ("loss", "count"):
+        raise ValueError(f"A metric named `{metric.name}` is already registered.")
+    METRICS[metric.name] = metric
+    return metric
+
+
+def get_metric(name: str) -> Metric:
+    """The registered metric ``name``; an unknown name is an error with the closest names."""
+    if name == "loss":
+        return _LOSS
+    if name not in METRICS:
+        close = difflib.get_close_matches(name, list(METRICS), n=1, cutoff=0.5)
+        hint = f"did you mean `{close[0]}`?" if close else f"known metrics: {sorted(METRICS)}"
+        raise ValueError(f"Unknown metric `{name}` ({hint}).")
+    return METRICS[name]
+
+
+def higher_is_better(name: str) -> bool:
+    """Direction of metric ``name`` (``loss`` included)."""
+    return get_metric(name).higher_is_better
+
+
+def metric_names(kind: TaskKind) -> list[str]:
+    """Registered metrics that apply to a task of ``kind``, in registration order."""
+    return [name for name, metric in METRICS.items() if kind in metric.compute]
+
+
+# ------------------------------------------------------------------------ multiclass
+
+
+def _mc_accuracy(outputs: Tensor, target: Tensor, ctx: MetricContext) -> float:
+    # micro = the fraction correct; torchmetrics' multiclass default (macro) is balanced accuracy
+    return float(multiclass_accuracy(ctx.classes(outputs), target, ctx.output_size, average="micro"))
+
+
+def _mc_f1(average: Literal["macro", "micro", "weighted"]) -> MetricFn:
+    def fn(outputs: Tensor, target: Tensor, ctx: MetricContext) -> float:
+        return float(multiclass_f1_score(ctx.classes(outputs), target, ctx.output_size, average=average))
+
+    return fn
+
+
+# ------------------------------------------------------------------------ multilabel
+
+
+def _ml_f1(average: Literal["macro", "micro", "weighted"]) -> MetricFn:
+    def fn(outputs: Tensor, target: Tensor, ctx: MetricContext) -> float:
+        # integer predictions: torchmetrics would otherwise guess whether floats are logits
+        return float(multilabel_f1_score(ctx.labels(outputs), target.long(), ctx.output_size, average=average))
+
+    return fn
+
+
+def _ml_f1_samples(outputs: Tensor, target: Tensor, ctx: MetricContext) -> float:
+    """Mean over samples of each sample's F1 (scikit-learn's ``average="samples"``, which MultiBench
+    reports for MM-IMDB); a sample with no true and no predicted label scores 0 (``zero_division=0``).
+    torchmetrics has no sample average, so the per-sample F1 ``2tp / (2tp + fp + fn)`` is written out."""
+    preds, truth = ctx.labels(outputs).bool(), target.bool()
+    tp = (preds & truth).sum(dim=1).double()
+    wrong = (preds ^ truth).sum(dim=1).double()  # fp + fn
+    denominator = 2 * tp + wrong
+    f1 = torch.where(denominator > 0, 2 * tp / denominator.clamp(min=1), torch.zeros_like(tp))
+    return float(f1.mean())
+
+
+# ------------------------------------------------------------------------ regression
+
+
+def _mae(outputs: Tensor, target: Tensor, ctx: MetricContext) -> float:
+    return float(mean_absolute_error(ctx.values(outputs), target.float()))
+
+
+def _mse(outputs: Tensor, target: Tensor, ctx: MetricContext) -> float:
+    return float(mean_squared_error(ctx.values(outputs), target.float()))
+
+
+def _corr(outputs: Tensor, target: Tensor, ctx: MetricContext) -> float:
+    """Pearson correlation (MMSA ``Corr``); NaN when either side is constant."""
+    preds, truth = ctx.values(outputs).double(), target.double()
+    if len(preds) < 2 or float(preds.std()) == 0.0 or float(truth.std()) == 0.0:
+        return float("nan")
+    return float(pearson_corrcoef(preds, truth))
+
+
+def _binary(non_zero: bool) -> Callable[[Tensor, Tensor, MetricContext], tuple[Tensor, Tensor]]:
+    """MMSA's two binary readings of a score: has-zero ``>= 0``; non-zero ``> 0``, label-0 samples dropped."""
+
+    def split(outputs: Tensor, target: Tensor, ctx: MetricContext) -> tuple[Tensor, Tensor]:
+        preds, truth = ctx.values(outputs), target.float()
+        if non_zero:
+            keep = truth != 0
+            return (preds[keep] > 0).long(), (truth[keep] > 0).long()
+        return (preds >= 0).long(), (truth >= 0).long()
+
+    return split
+
+
+def _acc2(non_zero: bool) -> MetricFn:
+    split = _binary(non_zero)
+
+    def fn(outputs: Tensor, target: Tensor, ctx: MetricContext) -> float:
+        preds, truth = split(outputs, target, ctx)
+        return float((preds == truth).double().mean()) if len(truth) else float("nan")
+
+    return fn
+
+
+def _f1_binary(non_zero: bool) -> MetricFn:
+    """Weighted F1 of the binary reading (scikit-learn ``f1_score(average="weighted")`` as MMSA calls it)."""
+    split = _binary(non_zero)
+
+    def fn(outputs: Tensor, target: Tensor, ctx: MetricContext) -> float:
+        preds, truth = split(outputs, target, ctx)
+        if not len(truth):
+            return float("nan")
+        return float(multiclass_f1_score(preds, truth, num_classes=2, average="weighted"))
+
+    return fn
+
+
+def _acc_rounded(bound: float) -> MetricFn:
+    """MMSA ``Mult_acc_{2*bound+1}``: both sides clipped to ``[-bound, bound]``, rounded, compared."""
+
+    def fn(outputs: Tensor, target: Tensor, ctx: MetricContext) -> float:
+        preds = torch.round(ctx.values(outputs).clamp(-bound, bound))
+        truth = torch.round(target.float().clamp(-bound, bound))
+        return float((preds == truth).double().mean())
+
+    return fn
+
+
+for _metric in (
+    Metric("accuracy", True, "accuracy", {"multiclass": _mc_accuracy}, per_sample_mean=True),
+    Metric("f1_macro", True, "F1 macro", {"multiclass": _mc_f1("macro"), "multilabel": _ml_f1("macro")}),
+    Metric("f1_micro", True, "F1 micro", {"multiclass": _mc_f1("micro"), "multilabel": _ml_f1("micro")}),
+    Metric("f1_weighted", True, "F1 weighted", {"multiclass": _mc_f1("weighted"), "multilabel": _ml_f1("weighted")}),
+    Metric("f1_samples", True, "F1 samples", {"multilabel": _ml_f1_samples}, per_sample_mean=True),
+    Metric("mae", False, "MAE", {"regression": _mae}, per_sample_mean=True),
+    Metric("mse", False, "MSE", {"regression": _mse}, per_sample_mean=True),
+    Metric("corr", True, "Pearson r", {"regression": _corr}),
+    Metric("acc2_has0", True, "Acc-2 (has-zero)", {"regression": _acc2(non_zero=False)}, per_sample_mean=True),
+    Metric("f1_has0", True, "F1 (has-zero)", {"regression": _f1_binary(non_zero=False)}),
+    Metric("acc2_non0", True, "Acc-2 (non-zero)", {"regression": _acc2(non_zero=True)}, per_sample_mean=True),
+    Metric("f1_non0", True, "F1 (non-zero)", {"regression": _f1_binary(non_zero=True)}),
+    Metric("acc5", True, "Acc-5", {"regression": _acc_rounded(2.0)}, per_sample_mean=True),
+    Metric("acc7", True, "Acc-7", {"regression": _acc_rounded(3.0)}, per_sample_mean=True),
+):
+    register_metric(_metric)
