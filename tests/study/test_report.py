@@ -44,8 +44,9 @@ def test_headline_numbers_come_from_analysis_json(rendered: Path) -> None:
     for group in analysis["groups"]:
         for pattern in analysis["patterns"]:
             summary = group["test"][pattern]["accuracy"]
-            assert cell(summary) in html
-            assert f"(n={summary['n']})" in cell(summary)
+            test_set = group["test_set"][pattern]
+            assert cell(summary, test_set=test_set) in html
+            assert f"(n={summary['n']}; test set ±{num(test_set['half_width'])})" in cell(summary, test_set=test_set)
     primary = analysis["comparisons"][analysis["primary_comparison"]]
     assert f"p = {pvalue(primary['p_ttest'])}" in html
     assert f"Holm-adjusted p = {pvalue(primary['p_holm'])}" in html
@@ -93,7 +94,7 @@ def test_headline_table_for_the_terminal(rendered: Path) -> None:
     table = headline_table(rendered)
     assert table.splitlines()[0].startswith("pretrain_vs_scratch: test accuracy")
     assert "| group | audio+image | audio | image |" in table
-    assert "| frozen |" in table and "(n=1)" in table and "2 run(s) failed or were skipped" in table
+    assert "| frozen |" in table and "(n=1; test set ±" in table and "2 run(s) failed or were skipped" in table
 
 
 def test_cli_report_rerenders_the_same_bytes_and_names_a_missing_study(rendered: Path, tmp_path: Path) -> None:
