@@ -113,6 +113,11 @@ def _runner_up(analysis: Mapping[str, Any], alpha: float) -> str | None:
     chosen = (" It was chosen after seeing the data (post hoc), so its p-value is optimistic; it is tested in the "
               "secondary family.") if c.get("post_hoc") else ""
     separated = (not _missing(c["p_holm"])) and c["p_holm"] < alpha
+    if c["family"] == "primary":
+        return (f"Best vs runner-up on {c['label']}: {best} vs {runner}, which is the primary comparison above "
+                f"(difference {signed(c['mean_diff'])}, Holm-adjusted p = {pvalue(c['p_holm'])}): "
+                + (f"{best} is significantly better." if separated else f"the data do not separate {best} from "
+                   f"{runner}."))
     described = describe(c, analysis["families"], analysis["confidence"])
     return (f"Best vs runner-up on {c['label']}: {best} vs {runner}. {described} {conclusion(c, alpha)}{chosen}"
             + ("" if separated else f" The data do not separate {best} from {runner}."))
