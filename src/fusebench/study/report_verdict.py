@@ -169,9 +169,12 @@ def timing_caveat(analysis: Mapping[str, Any]) -> str:
     if load is not None:
         parts.append(f"a 1-minute load average of up to {load:.2f} when a session started")
     text = ", ".join(parts) + "."
-    if workers > 1 or (load is not None and cpus and load >= 1.0):
+    if workers > 1:
         text += (" Runs that share cores slow each other down, so each run's seconds and the time percentages "
                  f"carry that contention. {clean}")
+    elif load is not None and cpus and load >= 1.0:
+        text += (" Other work was running on the machine, which slows runs down unevenly; read the seconds and "
+                 "percentages as indicative and rerun on a quiet machine for clean timings.")
     if timing.get("unrecorded"):
         text += f" {timing['unrecorded']} completed run(s) were timed in a session that left no record."
     return text
