@@ -60,7 +60,7 @@ def conclusion(c: Mapping[str, Any], alpha: float) -> str:
 
 def _floor_note(c: Mapping[str, Any], alpha: float, significant: bool) -> str:
     floor = c.get("wilcoxon_floor")
-    if _missing(floor) or floor < alpha or c["p_holm_source"] != "p_ttest":
+    if floor is None or _missing(floor) or floor < alpha or c["p_holm_source"] != "p_ttest":
         return ""
     head = f" With {c['n']} seeds the Wilcoxon signed-rank p cannot go below {pvalue(floor)}, so "
     if significant:

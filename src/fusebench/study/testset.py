@@ -34,6 +34,7 @@ PROPORTION_METRICS = frozenset({"accuracy"})
 RESAMPLES_PER_SAMPLE = 2000  # vectorised metrics: cheap
 RESAMPLES_LOOPED = 500  # metrics recomputed per resample (about 0.5 ms each for 2,000 samples)
 Saved = tuple[Tensor, Tensor]  # (predictions [N, ...], target [N]) of one run and pattern
+Statistic = Callable[..., "float | np.ndarray"]
 
 
 def _accuracy_per_sample(logits: Tensor, target: Tensor) -> np.ndarray:
@@ -111,7 +112,7 @@ def _check(saved: Sequence[Saved]) -> int:
     return sizes.pop()
 
 
-def _bootstrap(samples: int, statistic: Callable[..., float | np.ndarray], vectorized: bool, resamples: int,
+def _bootstrap(samples: int, statistic: Statistic, vectorized: bool, resamples: int,
                confidence: float, seed: int) -> tuple[float, float]:
     indices = np.arange(samples)
     result = stats.bootstrap((indices,), statistic, vectorized=vectorized, n_resamples=resamples,
@@ -120,8 +121,7 @@ def _bootstrap(samples: int, statistic: Callable[..., float | np.ndarray], vecto
     return float(result.confidence_interval.low), float(result.confidence_interval.high)
 
 
-def _per_run_statistic(sides: Sequence[tuple[float, Sequence[Saved]]], metric: str) -> tuple[Callable[..., object],
-                                                                                            bool]:
+def _per_run_statistic(sides: Sequence[tuple[float, Sequence[Saved]]], metric: str) -> tuple[Statistic, bool]:
     """``statistic(indices)``: the signed sum over sides of each side's seed-mean metric."""
     per_sample = PER_SAMPLE.get(metric)
     if per_sample is not None:
