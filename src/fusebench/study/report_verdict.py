@@ -167,7 +167,7 @@ def timing_caveat(analysis: Mapping[str, Any]) -> str:
     parts = [f"Times were measured with up to {workers} run(s) in parallel on {cpus or '?'} CPU(s) "
              f"({timing.get('threads_per_run')} thread(s) per run)"]
     if load is not None:
-        parts.append(f"a 1-minute load average of up to {load:.2f} when a session started")
+        parts.append(f"with a 1-minute load average of up to {load:.2f} when a session started")
     text = ", ".join(parts) + "."
     if workers > 1:
         text += (" Runs that share cores slow each other down, so each run's seconds and the time percentages "
