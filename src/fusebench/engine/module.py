@@ -26,6 +26,10 @@ from fusebench.tasks import Task
 class TrainingStrategy(Protocol):
     """A training-time addition (modality dropout, auxiliary heads, distillation, gradient modulation)."""
 
+    def on_epoch_start(self, epoch: int) -> None: ...
+
+    def task_loss_scale(self) -> float: ...
+
     def transform_batch(self, batch: Batch, step: int) -> Batch: ...
 
     def extra_losses(self, model: nn.Module, output: ModelOutput, batch: Batch) -> dict[str, Tensor]: ...
@@ -89,6 +93,8 @@ class FusionModule(L.LightningModule):
     # ----------------------------------------------------------------- training
     def on_train_epoch_start(self) -> None:
         self._reset_epoch_buffers()
+        for strategy in self.strategies:
+            strategy.on_epoch_start(self.current_epoch + 1)
         encoders = model_encoders(self.model)  # None when training on cached frozen features
         for modality in self.frozen:
             if encoders is not None and modality in encoders:
@@ -99,6 +105,8 @@ class FusionModule(L.LightningModule):
             batch = strategy.transform_batch(batch, self.global_step)
         output: ModelOutput = self.model(batch.inputs, batch.mask, batch.lengths)
         loss = self.task.compute_loss(output.logits, batch.target)
+        for strategy in self.strategies:  # gradient blending's fused weight; 0 in a contrastive-only stage
+            loss = loss * strategy.task_loss_scale()
         for strategy in self.strategies:
             for name, extra in strategy.extra_losses(self.model, output, batch).items():
                 self.log(f"train/{name}", extra.detach(), on_step=False, on_epoch=True, batch_size=batch.size)

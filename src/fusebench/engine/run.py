@@ -28,10 +28,17 @@ import fusebench
 from fusebench.config import RunConfig, dump_config
 from fusebench.data.amputation import realised_rates
 from fusebench.data.patterns import pattern_name
-from fusebench.engine.build import build_model, frozen_modalities
+from fusebench.engine.build import build_model, frozen_modalities, used_settings
 from fusebench.engine.datasets import DataSplits, eval_loader, recipe_digest, run_splits, run_task, train_loader
 from fusebench.engine.evaluate import evaluate_patterns
 from fusebench.engine.feature_cache import cache_features, can_cache
+from fusebench.engine.footprint import (
+    RESOURCES_FILE,
+    inference_throughput,
+    peak_memory,
+    reset_peak_memory,
+    weights_bytes,
+)
 from fusebench.engine.metrics import metrics_by_pattern
 from fusebench.engine.module import FusionModule
 from fusebench.io import atomic_write_bytes, atomic_write_json, atomic_write_text, read_json
@@ -95,7 +102,7 @@ def environment(config: RunConfig, device: str, command: Sequence[str] | None) -
 def pretraining_seconds(config: RunConfig) -> dict[str, float]:
     """Seconds each loaded pre-trained encoder cost, read from its safetensors header."""
     seconds: dict[str, float] = {}
-    for modality, path in sorted(config.model.pretrained.items()):
+    for modality, path in used_settings(config, config.model.pretrained).items():
         metadata = read_encoder_metadata(path)
         seconds[modality] = float(metadata.get("pretraining_seconds", "nan"))
     return seconds
@@ -136,6 +143,7 @@ def _execute(
     if config.experiment.threads:
         torch.set_num_threads(config.experiment.threads)
     device = resolve_device(config.experiment.device)
+    memory_scope = reset_peak_memory(device)
     if skip_train:  # re-evaluation: config.yaml, env.json and timing.json describe the training; keep them
         atomic_write_json(run_dir / "env.evaluate.json", environment(config, device, command))
     else:
@@ -156,8 +164,15 @@ def _execute(
             "samples": {name: len(data.split(name)) for name in ("train", "validation", "test")},
             "constant_output": data.task.constant_output(data.train.target).tolist(),
         })
+    blending_seconds = 0.0
+    if config.training.strategy.gradient_blending == "auto":  # offline G-Blend first (Wang et al., 2020)
+        from fusebench.engine.strategies.blending_auto import resolve_auto_blending
+
+        config, blending_seconds = resolve_auto_blending(config, data, device, run_dir, reuse=skip_train)
+        L.seed_everything(config.experiment.seed, workers=True, verbose=False)
     model = build_model(config, data.input_shapes, data.task.output_size, data.modality_info)
     cache_seconds = 0.0
+    raw_test = data.test  # inference throughput is measured from raw inputs, even when training uses cached features
     if config.training.cache_frozen_features and can_cache(model, frozen_modalities(config)):
         cache_start = time.perf_counter()
         model, data = cache_features(model, data, config.data.eval_batch_size)
@@ -167,7 +182,10 @@ def _execute(
 
     def record(epoch: dict[str, Any]) -> None:
         if loader.last_masks is not None and config.monitoring.enabled:
-            epoch["missingness"] = realised_rates(loader.last_masks, data.modalities)
+            pairs = len(data.train)  # with `missing_resample: fixed` the split pairs' parts follow the pairs
+            epoch["missingness"] = {**realised_rates(loader.last_masks[:pairs], data.modalities),
+                                    "resample": config.data.missing_resample,
+                                    "training_samples": int(len(loader.last_masks))}
         history.append(epoch)
         atomic_write_json(run_dir / "epoch_metrics.json", history)
 
@@ -224,11 +242,34 @@ def _execute(
         config, history, data_seconds, fit_seconds, test_seconds, time.perf_counter() - started, len(data.train)
     )
     timing["feature_cache"] = cache_seconds
+    timing["gradient_blending_estimate"] = blending_seconds
     if skip_train and (run_dir / "timing.json").exists():
         timing = {**read_json(run_dir / "timing.json"), "test": test_seconds, "reevaluated": True}
     atomic_write_json(run_dir / "timing.json", timing)
     atomic_write_json(run_dir / "model.json", _model_facts(model, data.modalities))
+    if not (skip_train and (run_dir / RESOURCES_FILE).exists()):  # re-evaluation keeps the training's record
+        atomic_write_json(run_dir / RESOURCES_FILE, _resources(model, raw_test, data.modalities, config, device,
+                                                                checkpoints, memory_scope))
+    if config.probe.enabled and not skip_test and len(data.modalities) > 1:
+        from fusebench.engine.probe import probe_run
+
+        probe_run(run_dir)  # reloads the best checkpoint: probes see exactly what was tested
     return test_metrics, history, timing, primary
+
+
+def _resources(model: torch.nn.Module, test: Any, modalities: Sequence[str], config: RunConfig, device: str,
+               checkpoints: Path, memory_scope: str) -> dict[str, Any]:
+    """``resources.json``: model size on disk, peak memory, inference throughput (``engine.footprint``)."""
+    from fusebench.engine.strategies.base import ATTACHED_MODULES, unwrap
+
+    inner = unwrap(model)
+    best = checkpoints / "best.ckpt"
+    record: dict[str, Any] = {"weights_bytes": weights_bytes(inner, ATTACHED_MODULES),
+                              "checkpoint_bytes": best.stat().st_size if best.is_file() else None}
+    if len(test):
+        record |= inference_throughput(inner, test.inputs, test.target, modalities, config.data.eval_batch_size,
+                                       device, test.lengths)
+    return record | peak_memory(device, memory_scope)
 
 
 def _strategies(config: RunConfig, model: torch.nn.Module, data: DataSplits) -> list:
@@ -249,6 +290,10 @@ def _trainer(config: RunConfig, device: str, run_dir: Path, checkpoints: Path) -
             enable_version_counter=False,
         )
     ]
+    if config.monitoring.enabled:  # gradients, weights, updates, activations per epoch (monitoring.jsonl)
+        from fusebench.engine.monitoring import TrainingMonitor
+
+        callbacks.append(TrainingMonitor(run_dir))
     stop = config.training.early_stopping
     if stop.enabled:
         callbacks.append(EarlyStopping(monitor=stop.monitor, patience=stop.patience, mode=stop.mode))
