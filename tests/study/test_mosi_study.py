@@ -68,6 +68,13 @@ def test_mosi_study_report_treats_a_lower_mae_as_the_improvement(tmp_path: Path)
     # epochs to threshold: the trained runs get below 0.9 on validation within 3 epochs, the untrained never do
     assert re.search(r"^\| trained \| \d \(3/3 reached\) \|", report, flags=re.MULTILINE)
     assert "| untrained | >3 (censored 3/3)" in report
+    # % change against the baseline: negative = lower MAE = the improvement; no "efficiency" (mae per second
+    # would rank the worse model as more efficient)
+    assert "lower mae is better, so a negative change is an improvement" in report
+    assert re.search(r"^\| trained \| 3 \| untrained \| -\d", report, flags=re.MULTILINE)
+    assert all(v is None for g in analysis["groups"] for v in g["efficiency"].values())
+    assert re.search(r"^\| trained \| 3 \| – \| 0\.\d{4} ± ", report, flags=re.MULTILINE)
+    assert "efficiency" not in (study / "results.csv").read_text()
     untrained = [r["curves"]["validation"]["audio+text+vision"]["mae"] for r in results["runs"]
                  if r["condition"] == "untrained"]
     assert min(min(curve) for curve in untrained) > 0.9

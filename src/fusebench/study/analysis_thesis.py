@@ -46,8 +46,8 @@ def thesis_facts(study_dir: Path, runs: Sequence[Mapping[str, Any]], patterns: S
             best_last[pattern] = {key: summary([s[key] for s in present])
                                   for key in ("best", "last", "best_epoch", "last_epoch", "gap")}
     return {
-        "efficiency": {p: summary([efficiency(test_value(r, p, metric), (r.get("timing") or {}).get("training"))
-                                   for r in done]) for p in patterns},
+        "efficiency": {p: summary([efficiency(test_value(r, p, metric), (r.get("timing") or {}).get("training"),
+                                              higher_is_better) for r in done]) for p in patterns},
         "best_vs_last": best_last,
         "resources": {key: summary([res.get(key) for res in resources]) for key in RESOURCE_KEYS},
         "peak_rss_scope": sorted({str(res["peak_rss_scope"]) for res in resources if res.get("peak_rss_scope")}),

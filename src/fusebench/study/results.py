@@ -227,7 +227,7 @@ def _thesis_rows(run: dict[str, Any], results: dict[str, Any]) -> list[list[Any]
             rows.append(["last_epoch", summary["last_epoch"], pattern, metric, summary["last"]])
     training = (run.get("timing") or {}).get("training")
     for pattern, metrics in run["test"].items():
-        value = efficiency(metrics.get(metric), training)
+        value = efficiency(metrics.get(metric), training, higher_is_better(metric))
         if value is not None:
             rows.append(["efficiency", "", pattern, f"{metric}_per_training_second", value])
     reference = baseline_run(run, results["runs"], (results.get("analysis") or {}).get("baseline"))

@@ -34,13 +34,20 @@ def percent_change(value: float | None, baseline: float | None) -> float | None:
     return 100.0 * (value - baseline) / baseline
 
 
-def efficiency(value: float | None, training_seconds: float | None) -> float | None:
+def efficiency(value: float | None, training_seconds: float | None, higher_is_better: bool = True) -> float | None:
     """Test metric per second of training (``None`` without both numbers or with no training time).
+
+    The thesis defines it for accuracy, a higher-is-better metric. For a lower-is-better one
+    (MAE) the ratio would rank a worse model as more efficient, so there is none (``None``).
 
     >>> efficiency(0.9, 300.0)
     0.003
+    >>> efficiency(0.9, 300.0, higher_is_better=False) is None
+    True
     """
     if value is None or training_seconds is None or training_seconds <= 0 or not math.isfinite(value):
+        return None
+    if not higher_is_better:
         return None
     return value / training_seconds
 
