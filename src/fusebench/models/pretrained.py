@@ -58,7 +58,9 @@ class SentenceEncoder(nn.Module):
     def forward(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
         texts = decode_utf8(x, lengths)
         device = next(self.model.parameters()).device
-        features = {k: v.to(device) for k, v in self.model.tokenize(texts).items()}
+        # sentence-transformers >= 5 names its tokenizer call `preprocess` (`tokenize` before)
+        prepare = getattr(self.model, "preprocess", None) or self.model.tokenize
+        features = {k: v.to(device) if isinstance(v, Tensor) else v for k, v in prepare(texts).items()}
         return self.model(features)["sentence_embedding"]  # [B, 384], unit length
 
 
