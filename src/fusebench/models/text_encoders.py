@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Literal
 
+import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
@@ -41,7 +42,7 @@ class TokenEncoder(nn.Module):
         self.project = nn.Linear(hidden if pool == "gru" else embed_dim, out_dim)
 
     def forward(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
-        if x.dim() != 2 or x.is_floating_point():
+        if x.dim() != 2 or x.dtype not in (torch.int64, torch.int32):  # uint8 is UTF-8 text, not ids
             raise TypeError(
                 f"Expected token ids as an integer tensor [B, T], got {x.dtype} {tuple(x.shape)}; the `embedding` "
                 "encoder reads word-id sequences (for MM-IMDB raw text: `data.text: tokens`)."
