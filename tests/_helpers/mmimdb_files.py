@@ -94,3 +94,9 @@ def write_raw_folder(root: Path, sizes: dict[str, int] | None = None, seed: int 
             split[key].append(movie)
     (root / "split.json").write_text(json.dumps(split))
     return root
+
+
+def split_sizes_override(sizes: dict[str, int] | None = None) -> str:
+    """The ``data.split_sizes=...`` override for a file written with ``sizes``."""
+    s = sizes or SMALL_SIZES
+    return f"data.split_sizes={{train: {s['train']}, validation: {s['validation']}, test: {s['test']}}}"

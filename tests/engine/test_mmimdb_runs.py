@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 from safetensors.torch import load_file
-from tests._helpers.mmimdb_files import SMALL_SIZES, write_hdf5, write_raw_folder
+from tests._helpers.mmimdb_files import SMALL_SIZES, split_sizes_override, write_hdf5, write_raw_folder
 from typer.testing import CliRunner
 
 from fusebench.cli import app
@@ -21,7 +21,7 @@ pytest.importorskip("h5py", reason="MM-IMDB needs the `mmimdb` extra (h5py)")
 CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "mmimdb"
 PATTERNS = {"image", "image+text", "text"}
 F1S = {"f1_samples", "f1_micro", "f1_macro", "f1_weighted"}
-SIZES = "data.split_sizes={train: %(train)d, validation: %(validation)d, test: %(test)d}" % SMALL_SIZES
+SIZES = split_sizes_override()
 QUIET = ["logging.progress_bar=false", "experiment.threads=1"]
 
 
