@@ -61,7 +61,8 @@ class SentenceEncoder(nn.Module):
         # sentence-transformers >= 5 names its tokenizer call `preprocess` (`tokenize` before)
         prepare = getattr(self.model, "preprocess", None) or self.model.tokenize
         features = {k: v.to(device) if isinstance(v, Tensor) else v for k, v in prepare(texts).items()}
-        return self.model(features)["sentence_embedding"]  # [B, 384], unit length
+        out: Tensor = self.model(features)["sentence_embedding"]  # [B, 384], unit length
+        return out
 
 
 class EfficientNetLite0Encoder(nn.Module):
@@ -73,6 +74,8 @@ class EfficientNetLite0Encoder(nn.Module):
     """
 
     out_dim = EFFICIENTNET_DIM
+    mean: Tensor
+    std: Tensor
 
     def __init__(self) -> None:
         super().__init__()
@@ -93,5 +96,5 @@ class EfficientNetLite0Encoder(nn.Module):
             raise ValueError(f"Expected images [B, 3, H, W] (or one channel), got {tuple(x.shape)}.")
         if x.shape[1] == 1:
             x = x.expand(-1, 3, -1, -1)
-        h = self.net.extract_features((x - self.mean) / self.std)  # [B, 1280, H', W']
+        h: Tensor = self.net.extract_features((x - self.mean) / self.std)  # [B, 1280, H', W']
         return h.mean(dim=(2, 3))

@@ -57,8 +57,11 @@ class TokenEncoder(nn.Module):
             )
         vectors = self.embedding(ids)  # [B, T, E]
         if self.gru is None:
-            return self.project(masked_mean(vectors, valid))
-        steps = valid.sum(dim=1).cpu()
-        packed = pack_padded_sequence(vectors, steps, batch_first=True, enforce_sorted=False)
-        _, h = self.gru(packed)  # h: [1, B, hidden], the state after each row's last valid token
-        return self.project(h[-1])
+            pooled = masked_mean(vectors, valid)  # [B, E]
+        else:
+            steps = valid.sum(dim=1).cpu()
+            packed = pack_padded_sequence(vectors, steps, batch_first=True, enforce_sorted=False)
+            _, h = self.gru(packed)  # h: [1, B, hidden], the state after each row's last valid token
+            pooled = h[-1]
+        out: Tensor = self.project(pooled)  # [B, out_dim]
+        return out
