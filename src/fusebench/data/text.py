@@ -16,6 +16,7 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 import torch
 from torch import Tensor
@@ -65,13 +66,9 @@ class Vocabulary:
         index = self._index
         return [index.get(w, UNK_ID) for w in words]
 
-    @property
+    @cached_property
     def _index(self) -> dict[str, int]:
-        cached = self.__dict__.get("_cached_index")
-        if cached is None:
-            cached = {w: i for i, w in enumerate(self.words)}
-            object.__setattr__(self, "_cached_index", cached)
-        return cached
+        return {w: i for i, w in enumerate(self.words)}
 
 
 def pad_sequences(rows: Sequence[Sequence[int]], steps: int, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
