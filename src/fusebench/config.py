@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, Validatio
 from fusebench.data.avdigits_dataset import AVDigitsOptions
 from fusebench.data.options import DataOptions
 from fusebench.data.registry import options_union
-from fusebench.models.encoder_specs import CNNOptions, EncoderOptions, encoder_options_union
+from fusebench.models.encoder_specs import CNNOptions, EncoderOptions, encoder_options_union, get_encoder
 from fusebench.models.missing import MissingStrategyName
 from fusebench.tasks import LossName, get_metric
 
@@ -350,6 +350,10 @@ class RunConfig(Strict):
             raise ValueError(
                 f"`pretrain.modality` is `{self.pretrain.modality}` but the run's modalities are {sorted(used)}"
             )
+        if self.pretrain is None:  # general pre-trained encoders stay frozen unless `model.freeze.<m>: false`
+            for modality in sorted(used - set(self.model.freeze)):
+                if get_encoder(self.model.encoders[modality].kind).frozen_by_default:
+                    self.model.freeze[modality] = True
         return self
 
     def modalities(self) -> tuple[str, ...]:
