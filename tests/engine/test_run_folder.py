@@ -14,7 +14,7 @@ from tests._helpers.snapshots import folder_digest
 from typer.testing import CliRunner
 
 from fusebench.cli import app
-from fusebench.engine.run_folder import LOCK_FILE, RunFolderError, live_state, locked, write_status
+from fusebench.engine.run_folder import LOCK_FILE, live_state, locked, write_status
 from fusebench.io import atomic_write_text
 
 runner = CliRunner()

@@ -46,7 +46,7 @@ def build_model(config: RunConfig, input_shapes: Mapping[str, Sequence[int]], nu
         )
     else:
         model = _build_early_or_mid(config, input_shapes, num_classes, modalities)
-    load_pretrained(model, config)
+    load_pretrained(model, config, input_shapes)
     return model
 
 
@@ -91,8 +91,10 @@ def _reject_ignored_settings(config: RunConfig) -> None:
         )
 
 
-def load_pretrained(model: nn.Module, config: RunConfig) -> None:
-    """Load ``model.pretrained`` weights by modality name; freeze encoders ``model.freeze`` asks for."""
+def load_pretrained(model: nn.Module, config: RunConfig,
+                    input_shapes: Mapping[str, Sequence[int]] | None = None) -> None:
+    """Load ``model.pretrained`` weights by modality name (checked for modality, encoder kind and input
+    shape); freeze encoders ``model.freeze`` asks for."""
     from fusebench.models.multimodal import model_encoders
 
     encoders = model_encoders(model)
@@ -102,7 +104,8 @@ def load_pretrained(model: nn.Module, config: RunConfig) -> None:
                 f"`model.pretrained.{modality}` is set but this model has no `{modality}` encoder "
                 f"(fusion `{config.model.fusion.type}/{config.model.fusion.method}` builds its own tokenisers)."
             )
-        load_encoder(encoders[modality], path, modality)
+        shape = input_shapes.get(modality) if input_shapes is not None else None
+        load_encoder(encoders[modality], path, modality, kind=config.model.encoders[modality].kind, input_shape=shape)
     for modality, frozen in sorted(config.model.freeze.items()):
         if frozen:
             if encoders is None or modality not in encoders:

@@ -112,7 +112,8 @@ class FusionModule(L.LightningModule):
                 self.log(f"train/{name}", extra.detach(), on_step=False, on_epoch=True, batch_size=batch.size)
                 loss = loss + extra
         if not torch.isfinite(loss):
-            raise NonFiniteLossError(self._non_finite("training", float(loss.detach()), f", step {self.global_step + 1}"))
+            where = f", step {self.global_step + 1}"
+            raise NonFiniteLossError(self._non_finite("training", float(loss.detach()), where))
         self._train["logits"].append(output.logits.detach().float().cpu())
         self._train["target"].append(batch.target.cpu())
         self._train["pattern"].append(mask_to_pattern_index(batch.mask, self.modalities).cpu())

@@ -7,6 +7,7 @@ the error — so a crashed or killed run never passes for a finished one.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import platform
@@ -182,6 +183,7 @@ def _execute(
         model = build_model(built, data.input_shapes, data.num_classes)
     else:
         model = build_model(config, data.input_shapes, data.num_classes)
+    input_shapes = data.input_shapes  # of the raw inputs (cached features replace `data` below)
     cache_seconds = 0.0
     if config.training.cache_frozen_features and can_cache(model, frozen_modalities(config)):
         cache_start = time.perf_counter()
@@ -230,6 +232,7 @@ def _execute(
                 "pretraining_seconds": f"{seconds:.3f}",
                 "source_run": str(run_dir),
                 "kind": config.model.encoders[config.pretrain.modality].kind,
+                "input_shape": json.dumps(list(input_shapes[config.pretrain.modality])),
             },
         )
     test_metrics: dict[str, dict[str, float]] = {}
