@@ -103,6 +103,10 @@ def _run(config_path: Path, overrides: Sequence[str] | None, run_id: str | None,
                           "use `fusebench train` for multimodal configs.")
     if not pretrain and config.pretrain is not None:
         raise ConfigError(f"`{config_path}` is a pre-training config (it has `pretrain:`); use `fusebench pretrain`.")
+    if config.pretrain is None:
+        from fusebench.engine.fusion_params import check_fusion_params
+
+        check_fusion_params(config.model.fusion)  # before any data is loaded
     if dry_run:
         _dry_run(config)
         return

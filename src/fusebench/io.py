@@ -65,6 +65,8 @@ def read_json(path: str | Path) -> Any:
         raise FileNotFoundError(f"Expected the results file `{file}`, but it does not exist.") from None
     except json.JSONDecodeError as error:
         raise ValueError(f"Results file `{file}` is not valid JSON ({error}).") from None
+    except UnicodeDecodeError:
+        raise ValueError(f"Results file `{file}` is not a text file (not UTF-8); expected JSON.") from None
 
 
 def _jsonable(value: Any) -> Any:

@@ -109,3 +109,52 @@ def test_a_study_root_that_is_a_file_is_one_error(finished: tuple[Path, Path], t
     result = runner.invoke(app, ["study", str(spec), "--root", str(tmp_path / "root")])
     assert result.exit_code == 2 and "`--root` needs" in result.output and "is a file" in result.output
 
+
+
+def test_the_report_renders_when_a_whole_condition_and_a_pre_training_failed(tmp_path: Path) -> None:
+    from tests.study.test_spec import TINY
+
+    from fusebench.study.report import render_report
+
+    pretrain = {"configs": {"image": TINY["pretrain"]["configs"]["image"]},
+                "overrides": ["training.epochs=1", "data.recipe={subset: 1200, no_such_key: 1}"]}
+    conditions = {"scratch": {}, "broken": {"overrides": ["model.fusion.method=no_such_fusion"]},
+                  "pretrained": {"pretrained": ["image"]}}
+    spec = write_spec(tmp_path, name="partial", seeds=[0], pretrain=pretrain, conditions=conditions)
+    study_dir = run_study(spec, study_root=tmp_path / "studies", console=_quiet())
+    html, markdown = render_report(study_dir)
+    text = markdown.read_text()
+    assert "- **pre-training image:** 0 of 1 nodes completed\n" in text
+    assert "| broken | no completed run |" in text and "| pretrained | no completed run |" in text
+    for node in ("broken-s0", "pretrained-s0"):
+        assert f"| {node} |" in text and node in html.read_text()
+    assert "3 of 4 runs did not complete" in text
+
+
+def test_an_unreachable_ray_address_fails_in_seconds(finished: tuple[Path, Path], tmp_path: Path) -> None:
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    pytest.importorskip("ray")
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    spec, _ = finished
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run([sys.executable, "-m", "fusebench", "study", str(spec), "--root", str(tmp_path),
+                           "--backend", "ray", "--address", f"127.0.0.1:{port}"], capture_output=True, text=True,
+                          timeout=120, env={**os.environ, "PYTHONPATH": str(root / "src")})  # it used to hang
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert f"Could not reach the Ray cluster at `--address 127.0.0.1:{port}`" in done.stdout
+    assert "Traceback" not in done.stdout + done.stderr
+
+
+def test_an_address_that_does_not_answer_times_out(tmp_path: Path) -> None:
+    from fusebench.study.ray_backend import check_reachable
+
+    with pytest.raises(ConfigError, match=r"Could not reach the Ray cluster at `--address 192\.0\.2\.1:6379`"):
+        check_reachable("192.0.2.1:6379", timeout=0.5)  # TEST-NET-1 (RFC 5737): never routed
+    with pytest.raises(ConfigError, match=r"Expected `--address` as `auto`, `host:port`"):
+        check_reachable("no-port-here")

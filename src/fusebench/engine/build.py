@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from torch import nn
 
 from fusebench.config import RunConfig
+from fusebench.engine.fusion_params import check_fusion_params
 from fusebench.models.encoders import build_encoder
 from fusebench.models.missing import build_missing_strategy
 from fusebench.models.multimodal import MultimodalModel
@@ -32,6 +33,22 @@ def build_model(config: RunConfig, input_shapes: Mapping[str, Sequence[int]], nu
         return UnimodalModel(modality, encoder, num_classes)
     modalities = sorted(config.model.encoders)
     fusion_cfg = config.model.fusion
+    check_fusion_params(fusion_cfg)
+    try:
+        model = _build_fusion_model(config, input_shapes, num_classes, modalities)
+    except (TypeError, RuntimeError) as error:  # a value the signature check cannot judge (e.g. a negative width)
+        raise ValueError(
+            f"Cannot build fusion `{fusion_cfg.type}/{fusion_cfg.method}` with `model.fusion.params` "
+            f"{fusion_cfg.params}: {error}"
+        ) from None
+    load_pretrained(model, config, input_shapes)
+    return model
+
+
+def _build_fusion_model(
+    config: RunConfig, input_shapes: Mapping[str, Sequence[int]], num_classes: int, modalities: Sequence[str]
+) -> nn.Module:
+    fusion_cfg = config.model.fusion
     if fusion_cfg.type == "late":
         from fusebench.models.fusion import build_late_fusion
 
@@ -44,10 +61,8 @@ def build_model(config: RunConfig, input_shapes: Mapping[str, Sequence[int]], nu
         model: nn.Module = MultimodalModel(
             encoders, fusion, head, build_missing_strategy(config.model.missing_strategy, dims)
         )
-    else:
-        model = _build_early_or_mid(config, input_shapes, num_classes, modalities)
-    load_pretrained(model, config, input_shapes)
-    return model
+        return model
+    return _build_early_or_mid(config, input_shapes, num_classes, modalities)
 
 
 def _build_early_or_mid(

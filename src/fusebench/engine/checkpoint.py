@@ -37,7 +37,7 @@ def read_checkpoint_state(path: Path) -> dict[str, Tensor]:
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
-        found = re.search(r"unsupported GLOBAL (\S+)", str(error), flags=re.IGNORECASE)
+        found = re.search(r"unsupported global:? (?:GLOBAL )?([\w.]+)", str(error), flags=re.IGNORECASE)
         if found:
             raise CheckpointError(
                 f"Checkpoint `{path}` holds a Python object (`{found.group(1)}`) besides tensors. fusebench loads "

@@ -24,6 +24,7 @@ from fusebench.study.analysis_modality import (
     run_modality_analysis,
     train_rates,
 )
+from fusebench.study.results_schema import check_results
 
 CONFIDENCE = 0.95
 REQUIRED_KEYS = ("modalities", "runs")
@@ -46,9 +47,10 @@ def load_results(study_dir: str | Path) -> dict[str, Any]:
             f"`{study_dir / 'runs'}` holds no runs to rebuild it from; is `{study_dir}` a study directory?"
         )
     results = read_json(file)
-    missing = [k for k in REQUIRED_KEYS if k not in results]
+    missing = [k for k in REQUIRED_KEYS if isinstance(results, dict) and k not in results]
     if missing:
         raise ValueError(f"Results file `{file}` lacks the keys {missing} (see docs/study_results.md).")
+    check_results(results, file)
     return results
 
 
@@ -171,7 +173,8 @@ def _setup(results: Mapping[str, Any], study_dir: Path, fusion: Sequence[Mapping
     test_counts = sorted({int(r["test"][full]["count"]) for r in done if "count" in r.get("test", {}).get(full, {})})
     pretrain: dict[str, Any] = {}
     for run in (r for r in results["runs"] if r.get("kind") == "pretrain"):
-        entry = pretrain.setdefault(str(run.get("modality")), {"nodes": 0, "completed": 0, "seconds": []})
+        entry = pretrain.setdefault(str(run.get("modality")), {"nodes": 0, "completed": 0, "seconds": [],
+                                                               "epochs": None, "data_fraction": None})
         entry["nodes"] += 1
         if completed(run):
             entry["completed"] += 1

@@ -132,6 +132,11 @@ def curve_band(curves: Sequence[Sequence[float]]) -> dict[str, list[Any]]:
     return band
 
 
+#: The time parts every group reports (a group whose runs all failed reports them empty).
+TIME_KEYS = ("training", "validation", "test", "other", "total", "pretraining_full", "pretraining_amortised",
+             "total_with_pretraining", "total_with_pretraining_amortised")
+
+
 def summarise_group(name: str, runs: Sequence[Mapping[str, Any]], *, study_dir: Path, modalities: Sequence[str],
                     patterns: Sequence[str], metric: str, threshold: float | None,
                     higher_is_better: bool) -> dict[str, Any]:
@@ -143,7 +148,7 @@ def summarise_group(name: str, runs: Sequence[Mapping[str, Any]], *, study_dir: 
     metrics = sorted({metric} | {k for r in done for p in r.get("test", {}).values() for k in p if k != "count"})
     test = {p: {m: summary([test_value(r, p, m) for r in done]) for m in metrics} for p in patterns}
     times = {r["seed"]: time_parts(r, modalities) for r in done}
-    time_keys = sorted({k for t in times.values() for k in t})
+    time_keys = sorted({k for t in times.values() for k in t} | set(TIME_KEYS))  # all, even with no run done
     head = runs[0]
     return clean({
         "name": name,
