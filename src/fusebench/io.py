@@ -64,9 +64,17 @@ def read_json(path: str | Path) -> Any:
     except FileNotFoundError:
         raise FileNotFoundError(f"Expected the results file `{file}`, but it does not exist.") from None
     except json.JSONDecodeError as error:
-        raise ValueError(f"Results file `{file}` is not valid JSON ({error}).") from None
+        raise ValueError(f"`{file}` is not valid JSON ({error}).") from None
     except UnicodeDecodeError:
-        raise ValueError(f"Results file `{file}` is not a text file (not UTF-8); expected JSON.") from None
+        raise ValueError(f"`{file}` is not a text file (not UTF-8); expected JSON.") from None
+
+
+def read_json_object(path: str | Path) -> dict[str, Any]:
+    """:func:`read_json` of a file that must hold a JSON object (status, metrics, timing files)."""
+    value = read_json(path)
+    if not isinstance(value, dict):
+        raise ValueError(f"Expected a JSON object in `{path}`, got {type(value).__name__}; the file is damaged.")
+    return value
 
 
 def _jsonable(value: Any) -> Any:

@@ -14,7 +14,7 @@ from typing import Any
 
 from fusebench.data.patterns import pattern_name
 from fusebench.engine.metrics import HIGHER_IS_BETTER
-from fusebench.io import atomic_write_json, read_json
+from fusebench.io import atomic_write_json, read_json, read_json_object
 from fusebench.study.analysis_compare import compare_groups, comparison_pairs, cost_changes, quantities, value_label
 from fusebench.study.analysis_groups import clean, completed, run_config, run_file, summarise_group, summary
 from fusebench.study.analysis_modality import (
@@ -204,7 +204,7 @@ def _environment(study_dir: Path, runs: Sequence[Mapping[str, Any]]) -> dict[str
         file = run_file(study_dir, run, "env.json")
         if file is None:
             continue
-        env = read_json(file)
+        env = read_json_object(file)
         for key in ("device", "threads", "torch", "python", "platform", "fusebench"):
             if key in env and env[key] not in seen.setdefault(key, []):
                 seen[key].append(env[key])

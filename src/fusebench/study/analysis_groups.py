@@ -9,7 +9,6 @@ and counted, never filled in.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict
@@ -19,6 +18,7 @@ from typing import Any
 import numpy as np
 import yaml
 
+from fusebench.io import read_json_object
 from fusebench.study.curves import EpochsToThreshold, epochs_to_threshold, summarize_epochs_to_threshold
 from fusebench.study.stats import summarize
 
@@ -56,7 +56,14 @@ def run_config(study_dir: Path, run: Mapping[str, Any]) -> dict[str, Any]:
     file = study_dir / str(run.get("run_dir") or "") / "config.yaml"
     if not run.get("run_dir") or not file.is_file():
         return {}
-    return yaml.safe_load(file.read_text()) or {}
+    try:
+        config = yaml.safe_load(file.read_text())
+    except (yaml.YAMLError, UnicodeDecodeError) as error:
+        raise ValueError(f"Run config `{file}` is not readable YAML ({type(error).__name__}); the file is "
+                         "damaged.") from None
+    if config is not None and not isinstance(config, dict):
+        raise ValueError(f"Expected a mapping in run config `{file}`, got {type(config).__name__}.")
+    return config or {}
 
 
 def run_file(study_dir: Path, run: Mapping[str, Any], name: str) -> Path | None:
@@ -113,8 +120,8 @@ def throughput(study_dir: Path, run: Mapping[str, Any]) -> float | None:
     file = run_file(study_dir, run, "timing.json")
     if file is None:
         return None
-    value = json.loads(file.read_text()).get("train_samples_per_second")
-    return None if value is None else float(value)
+    value = read_json_object(file).get("train_samples_per_second")
+    return float(value) if isinstance(value, (int, float)) else None
 
 
 def curve_band(curves: Sequence[Sequence[float]]) -> dict[str, list[Any]]:

@@ -225,7 +225,10 @@ def read_plan(study_dir: str | Path) -> dict[str, Any]:
     if not file.is_file():
         raise FileNotFoundError(f"`{file}` does not exist; is `{study_dir}` a study folder written by "
                                 "`fusebench study`?")
+    from fusebench.study.results_schema import check_plan
+
     plan: dict[str, Any] = read_json(file)
+    check_plan(plan, file)
     return plan
 
 

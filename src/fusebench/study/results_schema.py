@@ -83,3 +83,37 @@ def check_results(results: Any, file: Path) -> None:
         more = f" and {error.error_count() - 5} more" if error.error_count() > 5 else ""
         raise ValueError(f"Results file `{file}` does not follow docs/study_results.md: " + "; ".join(problems)
                          + f"{more}. Delete it and `fusebench report` rebuilds it from the run folders.") from None
+
+
+class PlanNode(_Open):
+    node: str
+    kind: Literal["pretrain", "fusion"]
+    condition: str | None = None
+    axes: dict[str, bool | int | float | str] = Field(default_factory=dict)
+    seed: int
+    modality: str | None = None
+    depends_on: list[str] = Field(default_factory=list)
+    same_as: str | None = None
+    config_digest: str
+    config_overrides: list[str] = Field(default_factory=list)
+
+
+class PlanFile(_Open):
+    modalities: list[str] = Field(min_length=1)
+    patterns: list[str]
+    nodes: list[PlanNode]
+
+
+def check_plan(plan: Any, file: Path) -> None:
+    """Raise one paragraph naming ``file`` and its malformed keys; the study's next run rewrites it.
+
+    Raises:
+        ValueError: ``plan`` is not the plan ``fusebench study`` writes.
+    """
+    try:
+        PlanFile.model_validate(plan)
+    except ValidationError as error:
+        problems = [f"`{'.'.join(str(p) for p in item['loc']) or '(top level)'}`: {item['msg']}"
+                    for item in error.errors()[:5]]
+        raise ValueError(f"Plan file `{file}` is damaged: " + "; ".join(problems) + ". `fusebench study SPEC "
+                         "--resume` writes it again.") from None
