@@ -20,8 +20,8 @@ from pydantic import TypeAdapter, ValidationError
 from fusebench.config import ConfigError, FusionConfig
 
 #: Arguments each builder gets from the code or from other config keys, never from ``params``.
-_LATE_SET = {"input_dims": None, "hidden_dim": "model.fusion.hidden_dim", "dropout": "model.fusion.dropout"}
-_FEATURE_SET = {"extractors": None, "num_classes": None, "hidden_dim": "model.fusion.hidden_dim",
+_LATE_SET: dict[str, str | None] = {"input_dims": None, "hidden_dim": "model.fusion.hidden_dim", "dropout": "model.fusion.dropout"}
+_FEATURE_SET: dict[str, str | None] = {"extractors": None, "num_classes": None, "hidden_dim": "model.fusion.hidden_dim",
                 "dropout": "model.fusion.dropout"}
 _TOKEN_SET: dict[str, str | None] = {"input_shapes": None, "num_classes": None}
 
@@ -35,7 +35,8 @@ def _target(fusion: FusionConfig) -> tuple[Callable[..., Any], Mapping[str, str 
         return (cls.__init__, _LATE_SET) if cls is not None else None
     from fusebench.models import registry
 
-    builders = {("early", "feature"): (registry.build_feature_early_fusion, _FEATURE_SET),
+    builders: dict[tuple[str, str], tuple[Callable[..., Any], Mapping[str, str | None]]] = {
+                ("early", "feature"): (registry.build_feature_early_fusion, _FEATURE_SET),
                 ("early", "token"): (registry.build_token_early_fusion, _TOKEN_SET),
                 ("mid", "where_to_fuse"): (registry.build_where_to_fuse, _TOKEN_SET)}
     return builders.get((fusion.type, fusion.method))
