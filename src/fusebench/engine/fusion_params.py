@@ -22,8 +22,8 @@ from fusebench.config import ConfigError, FusionConfig
 #: Arguments each builder gets from the code or from other config keys, never from ``params``.
 _LATE_SET: dict[str, str | None] = {"input_dims": None, "hidden_dim": "model.fusion.hidden_dim",
                                     "dropout": "model.fusion.dropout"}
-_FEATURE_SET: dict[str, str | None] = {"extractors": None, "num_classes": None, **{k: v for k, v in _LATE_SET.items()
-                                                                                   if k != "input_dims"}}
+_FEATURE_SET: dict[str, str | None] = {"extractors": None, "num_classes": None,
+                                       "hidden_dim": "model.fusion.hidden_dim", "dropout": "model.fusion.dropout"}
 _TOKEN_SET: dict[str, str | None] = {"input_shapes": None, "num_classes": None}
 
 
