@@ -160,3 +160,10 @@ def test_python_dash_m_runs_the_cli(tmp_path: Path) -> None:
                               env={**os.environ, "PYTHONPATH": str(ROOT / "src")}, cwd=tmp_path, timeout=120)
         assert done.returncode == 0 and "--overwrite" in done.stdout, done.stderr
 
+
+
+def test_probe_names_a_damaged_checkpoint(trained_run: Path, tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    shutil.copytree(trained_run, run_dir)
+    (run_dir / "checkpoints" / "best.ckpt").write_bytes(b"PK\x03\x04 half a zip")
+    _fails_cleanly(["probe", str(run_dir)], "is truncated or not a PyTorch checkpoint")
