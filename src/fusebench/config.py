@@ -368,7 +368,12 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     key, sep, raw = text.partition("=")
     if not sep or not key.strip():
         raise ConfigError(f"Override `{text}` is not of the form `dotted.key=value` (e.g. `training.epochs=5`).")
-    return key.strip().split("."), yaml.safe_load(raw) if raw.strip() else None
+    try:
+        return key.strip().split("."), yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError as error:  # also tags such as !!python/object, which safe_load refuses
+        problem = str(getattr(error, "problem", None) or error).strip()
+        raise ConfigError(f"Override `{text}`: the value `{raw}` is not valid YAML ({problem}); quote strings, "
+                          "and write mappings and lists whole, e.g. `data.limit={train: 5}`.") from None
 
 
 def apply_overrides(raw: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
@@ -523,8 +528,11 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
         raw = yaml.safe_load(file.read_text())
     except yaml.YAMLError as error:
         raise ConfigError(f"Config file `{file}` is not valid YAML: {error}") from None
-    if raw is None:
-        return {}
+    except UnicodeDecodeError:
+        raise ConfigError(f"Config file `{file}` is not a text file (not UTF-8); expected YAML.") from None
+    if raw is None:  # an empty file would silently run every default (a 10-epoch run)
+        raise ConfigError(f"Config file `{file}` is empty; expected a YAML mapping of sections such as "
+                          "configs/avdigits/late_fusion.yaml.")
     if not isinstance(raw, dict):
         raise ConfigError(f"Config file `{file}` must hold a mapping of sections, got {type(raw).__name__}.")
     return raw

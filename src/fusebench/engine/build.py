@@ -8,6 +8,7 @@ from typing import TypeVar
 from torch import nn
 
 from fusebench.config import RunConfig
+from fusebench.engine.fusion_params import check_fusion_params
 from fusebench.models.encoder_specs import build_encoder_from
 from fusebench.models.missing import build_missing_strategy
 from fusebench.models.multimodal import MultimodalModel
@@ -39,6 +40,22 @@ def build_model(config: RunConfig, input_shapes: Mapping[str, Sequence[int]], nu
         return UnimodalModel(modality, encoder, num_classes)
     modalities = list(config.modalities())
     fusion_cfg = config.model.fusion
+    check_fusion_params(fusion_cfg)
+    try:
+        model = _build_fusion_model(config, input_shapes, num_classes, modalities)
+    except (TypeError, RuntimeError) as error:  # a value the signature check cannot judge (e.g. a negative width)
+        raise ValueError(
+            f"Cannot build fusion `{fusion_cfg.type}/{fusion_cfg.method}` with `model.fusion.params` "
+            f"{fusion_cfg.params}: {error}"
+        ) from None
+    load_pretrained(model, config, input_shapes)
+    return model
+
+
+def _build_fusion_model(
+    config: RunConfig, input_shapes: Mapping[str, Sequence[int]], num_classes: int, modalities: Sequence[str]
+) -> nn.Module:
+    fusion_cfg = config.model.fusion
     if fusion_cfg.type == "late":
         from fusebench.models.fusion import build_late_fusion
 
@@ -51,10 +68,8 @@ def build_model(config: RunConfig, input_shapes: Mapping[str, Sequence[int]], nu
         model: nn.Module = MultimodalModel(
             encoders, fusion, head, build_missing_strategy(config.model.missing_strategy, dims)
         )
-    else:
-        model = _build_early_or_mid(config, input_shapes, num_classes, modalities)
-    load_pretrained(model, config)
-    return model
+        return model
+    return _build_early_or_mid(config, input_shapes, num_classes, modalities)
 
 
 def _build_early_or_mid(
@@ -108,8 +123,10 @@ def used_settings(config: RunConfig, settings: dict[str, T]) -> dict[str, T]:
     return {m: v for m, v in sorted(settings.items()) if m in used}
 
 
-def load_pretrained(model: nn.Module, config: RunConfig) -> None:
-    """Load ``model.pretrained`` weights by modality name; freeze encoders ``model.freeze`` asks for."""
+def load_pretrained(model: nn.Module, config: RunConfig,
+                    input_shapes: Mapping[str, Sequence[int]] | None = None) -> None:
+    """Load ``model.pretrained`` weights by modality name (checked for modality, encoder kind and input
+    shape); freeze encoders ``model.freeze`` asks for."""
     from fusebench.models.multimodal import model_encoders
 
     encoders = model_encoders(model)
@@ -119,7 +136,8 @@ def load_pretrained(model: nn.Module, config: RunConfig) -> None:
                 f"`model.pretrained.{modality}` is set but this model has no `{modality}` encoder "
                 f"(fusion `{config.model.fusion.type}/{config.model.fusion.method}` builds its own tokenisers)."
             )
-        load_encoder(encoders[modality], path, modality)
+        shape = input_shapes.get(modality) if input_shapes is not None else None
+        load_encoder(encoders[modality], path, modality, kind=config.model.encoders[modality].kind, input_shape=shape)
     for modality, frozen in used_settings(config, config.model.freeze).items():
         if frozen:
             if encoders is None or modality not in encoders:

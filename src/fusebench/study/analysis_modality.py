@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from safetensors import SafetensorError
 from safetensors.torch import load_file
 from torch import Tensor
 
@@ -50,7 +51,11 @@ def load_logits(study_dir: Path, run: Mapping[str, Any]) -> SavedOutputs | None:
     file = run_file(study_dir, run, "test_logits.safetensors")
     if file is None:
         return None
-    tensors = load_file(str(file))
+    try:
+        tensors = load_file(str(file))
+    except (SafetensorError, OSError) as error:
+        raise ValueError(f"`{file}` is not a readable safetensors file ({error}); write it again with "
+                         f"`fusebench evaluate {file.parent}`.") from None
     if "target" not in tensors:
         raise ValueError(f"Expected a `target` tensor in `{file}`, got keys {sorted(tensors)}.")
     logits = {k.removeprefix("logits/"): v for k, v in tensors.items() if k.startswith("logits/")}
