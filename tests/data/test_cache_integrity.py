@@ -58,7 +58,7 @@ def test_a_truncated_array_names_the_file_and_the_fix(cache: Path) -> None:
         _load(cache)
     message = str(caught.value)
     assert f"`{target}` is corrupted (500 bytes, the manifest says" in message
-    assert f"fusebench data prepare avdigits --force --cache-dir {cache.parent} --set subset=300" in message
+    assert f"fusebench data prepare avdigits --force --cache-dir {cache.parent} --set recipe.subset=300" in message
 
 
 def test_a_bad_header_in_a_cache_without_checksums_is_named(cache: Path) -> None:

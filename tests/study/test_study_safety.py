@@ -117,7 +117,7 @@ def test_the_report_renders_when_a_whole_condition_and_a_pre_training_failed(tmp
     from fusebench.study.report import render_report
 
     pretrain = {"configs": {"image": TINY["pretrain"]["configs"]["image"]},
-                "overrides": ["training.epochs=1", "data.recipe={subset: 1200, no_such_key: 1}"]}
+                "overrides": ["training.epochs=1", "data.root=/no/such/fusebench-root"]}
     conditions = {"scratch": {}, "broken": {"overrides": ["model.fusion.method=no_such_fusion"]},
                   "pretrained": {"pretrained": ["image"]}}
     spec = write_spec(tmp_path, name="partial", seeds=[0], pretrain=pretrain, conditions=conditions)

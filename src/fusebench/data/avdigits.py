@@ -257,7 +257,7 @@ class CacheCorruptedError(ValueError):
 def _rebuild_command(folder: Path, recipe: AVDigitsRecipe) -> str:
     """The ``fusebench data prepare --force`` line that rebuilds exactly this cache folder."""
     defaults = asdict(AVDigitsRecipe())
-    sets = "".join(f" --set {k}={v}" for k, v in asdict(recipe).items() if v != defaults[k])
+    sets = "".join(f" --set recipe.{k}={v}" for k, v in asdict(recipe).items() if v != defaults[k])
     return f"fusebench data prepare avdigits --force --cache-dir {folder.parent}{sets}"
 
 
