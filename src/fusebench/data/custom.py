@@ -29,7 +29,6 @@ from typing import Literal
 
 import torch
 from pydantic import Field, field_validator
-from torch import Tensor
 
 from fusebench.data.custom_arrays import SUFFIXES, check_finite, read_array, to_input, to_lengths, to_target
 from fusebench.data.custom_spec import LAYOUT, SPEC_FILE, DatasetSpec, read_spec
