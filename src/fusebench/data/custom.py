@@ -32,7 +32,7 @@ from pydantic import Field, field_validator
 
 from fusebench.data.custom_arrays import SUFFIXES, check_finite, read_array, to_input, to_lengths, to_target
 from fusebench.data.custom_spec import LAYOUT, SPEC_FILE, DatasetSpec, read_spec
-from fusebench.data.options import DataOptions
+from fusebench.data.options import SPLITS, DataOptions, SplitName
 from fusebench.data.registry import DatasetEntry, DatasetInfo, LoadedDataset, Split, register_dataset
 from fusebench.tasks import Task
 
@@ -91,7 +91,7 @@ def folder_task(options: FolderOptions) -> Task:
     return read_spec(dataset_root(options)).build_task()
 
 
-def _split_files(root: Path, split: str, spec: DatasetSpec) -> dict[str, Path] | None:
+def _split_files(root: Path, split: SplitName, spec: DatasetSpec) -> dict[str, Path] | None:
     """``{stem: file}`` of a split folder (``None`` if there is no such folder); unknown array files are errors."""
     folder = root / split
     if not folder.is_dir():
@@ -117,7 +117,7 @@ def _split_files(root: Path, split: str, spec: DatasetSpec) -> dict[str, Path] |
     return found
 
 
-def _read_split(root: Path, split: str, files: dict[str, Path], spec: DatasetSpec, task: Task,
+def _read_split(root: Path, split: SplitName, files: dict[str, Path], spec: DatasetSpec, task: Task,
                 options: FolderOptions) -> Split:
     mmap = options.memory_map
     arrays = {stem: read_array(file, mmap) for stem, file in files.items()}
@@ -160,7 +160,7 @@ def load_folder(options: FolderOptions) -> LoadedDataset:
     root = dataset_root(options)
     spec = read_spec(root)
     task = spec.build_task()
-    files = {split: _split_files(root, split, spec) for split in ("train", "validation", "test")}
+    files = {split: _split_files(root, split, spec) for split in SPLITS}
     for split in ("train", "test"):
         if files[split] is None:
             raise FileNotFoundError(f"Dataset folder `{root}` has no `{split}/` folder. {LAYOUT}")
