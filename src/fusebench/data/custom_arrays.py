@@ -36,8 +36,11 @@ def read_array(file: Path, memory_map: bool) -> np.ndarray:
     except ValueError as error:
         if str(error).startswith(f"`{file}`"):
             raise
-        raise ValueError(f"`{file}`: expected a numeric array saved with numpy.save/savez, got a file numpy refuses "
-                         f"to read without unpickling ({error}).") from None
+        if "pickle" in str(error) or "Python objects" in str(error):
+            raise ValueError(f"`{file}`: expected a numeric array saved with numpy.save/savez, got a file numpy "
+                             f"refuses to read without unpickling ({error}).") from None
+        raise ValueError(f"`{file}`: expected a {file.suffix} file written by numpy, but it cannot be read "
+                         f"({error}).") from None
     except (OSError, EOFError, zipfile.BadZipFile) as error:
         raise ValueError(f"`{file}`: expected a {file.suffix} file written by numpy, but it cannot be read "
                          f"({type(error).__name__}: {error}).") from None
