@@ -373,3 +373,12 @@ def test_cli_prepare_checks_a_folder(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["data", "prepare", "folder", "--root", str(root)])
     assert result.exit_code == 2 and "Traceback" not in result.output
     assert "test/labels.npy`: expected multi-hot values 0 or 1, got others." in " ".join(result.output.split())
+
+
+def test_the_documented_dataset_yaml_is_valid(tmp_path: Path) -> None:
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "datasets" / "custom.md").read_text()
+    example = re.search(r"```yaml\n(.*?)```", doc, re.S)
+    assert example is not None
+    (tmp_path / "dataset.yaml").write_text(example.group(1))
+    task = folder_task(options(tmp_path))
+    assert (task.kind, task.output_size, task.label_names) == ("multiclass", 3, ("low", "mid", "high"))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -91,7 +92,7 @@ def registry_state(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     registry._REGISTRY.update(saved)
     registry._BROKEN.clear()
     registry._BROKEN.update(broken)
-    for name in [m for m in sys.modules if m.endswith("_plugin_pkg")]:
+    for name in [m for m in sys.modules if m.endswith(("_plugin_pkg", "toy_fusebench"))]:
         del sys.modules[name]
 
 
@@ -207,3 +208,19 @@ def test_cli_lists_trains_and_explains_errors_of_plugin_datasets(tmp_path: Path)
     # the target needs both vectors: the fused model beats either one alone, and chance (1/3) by far
     assert test["left+right"]["accuracy"] > max(test["left"]["accuracy"], test["right"]["accuracy"])
     assert test["left+right"]["accuracy"] > 0.6
+
+
+def test_the_documented_plugin_example_registers_and_loads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                           registry_state: None) -> None:
+    from fusebench.engine.datasets import load_dataset
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "datasets" / "custom.md").read_text()
+    example = re.search(r"```python\n(.*?)```", doc, re.S)
+    assert example is not None
+    site = install(tmp_path / "site", "toy_fusebench", "toy = toy_fusebench:ENTRY", {"toy_fusebench": example.group(1)})
+    monkeypatch.syspath_prepend(str(site))
+    assert registry.refresh_entry_points() == []
+    entry = registry.get_dataset("toy")
+    loaded = load_dataset(entry.options.model_validate({"dataset": "toy", "samples": 32}))
+    assert (len(loaded.train), len(loaded.test), loaded.info.task.kind) == (32, 128, "regression")
+    loaded.info.task.check_target(loaded.train.target, "the documented example")
