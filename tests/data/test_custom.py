@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from tests._helpers.folder_data import SHAPES, dataset_yaml, write_folder
+from tests._helpers.folder_data import CONFIGS, SHAPES, dataset_yaml, write_folder
 from typer.testing import CliRunner
 
 from fusebench.cli import app
-from fusebench.config import ConfigError, validate_config
+from fusebench.config import ConfigError, load_config, validate_config
 from fusebench.data.custom import FolderOptions, folder_task, load_folder
 from fusebench.data.custom_arrays import read_array, to_input
 from fusebench.data.custom_spec import ModalitySpec
@@ -382,3 +382,14 @@ def test_the_documented_dataset_yaml_is_valid(tmp_path: Path) -> None:
     (tmp_path / "dataset.yaml").write_text(example.group(1))
     task = folder_task(options(tmp_path))
     assert (task.kind, task.output_size, task.label_names) == ("multiclass", 3, ("low", "mid", "high"))
+
+
+@pytest.mark.parametrize("name", ["late_fusion.yaml", "pretrain_image.yaml", "pretrain_sensor.yaml",
+                                  "pretrain_series.yaml"])
+def test_shipped_folder_configs_fit_the_documented_example(tmp_path: Path, name: str) -> None:
+    root = folder(tmp_path)
+    config = load_config(CONFIGS / name, [f"data.root={root}"])
+    assert config.data.dataset == "folder" and config.data.root == str(root)
+    assert set(config.model.encoders) <= set(SHAPES) and config.metrics.primary is None  # the task's default
+    with pytest.raises(ValueError, match=r"needs its folder: set `data.root`"):
+        folder_task(load_config(CONFIGS / name).data)
