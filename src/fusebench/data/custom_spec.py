@@ -116,8 +116,8 @@ TaskSpec = Annotated[
 class DatasetSpec(_Strict):
     """The whole ``dataset.yaml``."""
 
-    name: str | None = Field(default=None, description="how reports name the dataset")
-    description: str = ""
+    name: str | None = Field(default=None, description="free text for people reading the folder (not used)")
+    description: str = Field(default="", description="free text for people reading the folder (not used)")
     modalities: dict[str, ModalitySpec] = Field(min_length=1)
     task: TaskSpec
 
