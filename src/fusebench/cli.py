@@ -118,7 +118,8 @@ def main() -> None:  # pragma: no cover - console entry point
     app()
 
 
-Workers = Annotated[int, typer.Option("--workers", min=1, help="runs in parallel (local processes or Ray CPUs)")]
+Workers = Annotated[int, typer.Option("--workers", min=1,
+                                      help="runs in parallel (local processes or Ray CPUs); 1 gives clean timings")]
 Resume = Annotated[bool, typer.Option("--resume", help="continue the study folder; completed runs are kept")]
 BackendOption = Annotated[str, typer.Option("--backend", help="local (process pool) or ray")]
 Address = Annotated[str | None, typer.Option("--address", help="Ray cluster: auto, host:port; default local")]

@@ -264,6 +264,12 @@ class MonitoringConfig(Strict):
     checkpoint_mode: Literal["min", "max"] = "min"
 
 
+class ProbeConfig(Strict):
+    """Linear probes of the finished run's frozen encoders (MMPT section 3.2), written to probe_metrics.json."""
+
+    enabled: bool = Field(default=False, description="probe after testing (studies report the MMPT weakness score)")
+
+
 class RunConfig(Strict):
     experiment: ExperimentConfig = Field(default_factory=ExperimentConfig)
     data: DataConfig = Field(default_factory=AVDigitsOptions)
@@ -273,6 +279,7 @@ class RunConfig(Strict):
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
     task: TaskConfig = Field(default_factory=TaskConfig)
+    probe: ProbeConfig = Field(default_factory=ProbeConfig)
     monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig)
 
     @model_validator(mode="after")

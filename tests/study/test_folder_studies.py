@@ -25,7 +25,8 @@ from typer.testing import CliRunner
 from fusebench.cli import app
 from fusebench.data.patterns import all_patterns, pattern_name
 from fusebench.study.report import headline_table
-from fusebench.study.report_text import conclusion, num
+from fusebench.study.report_text import num
+from fusebench.study.report_verdict import conclusion
 
 MODALITIES = ["image", "sensor", "series"]
 PATTERNS = [pattern_name(p) for p in all_patterns(MODALITIES)]  # all 2^3 - 1 = 7

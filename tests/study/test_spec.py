@@ -104,6 +104,12 @@ def _spec_error(tmp_path: Path, **changes: Any) -> str:
                      r"axis values must be distinct", id="duplicate-axis-values"),
         pytest.param({"threads_per_run": 0}, r"`study.threads_per_run`: Input should be greater than or equal to 1",
                      id="threads"),
+        pytest.param({"analysis": {"primary": [["scratch", "pretraind"]]}}, r"names conditions \['pretraind'\]",
+                     id="unknown-primary"),
+        pytest.param({"analysis": {"primary": [["scratch", "scratch"]]}},
+                     r"compares a condition with itself: \[\['scratch', 'scratch'\]\]", id="primary-self"),
+        pytest.param({"analysis": {"interval": "percentile"}}, r"`study.analysis.interval`.*'t', 'bca' or 'auto'",
+                     id="interval"),
     ],
 )
 def test_spec_mistakes_name_the_key(tmp_path: Path, changes: dict[str, Any], expected: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import TypeVar
 
 from torch import nn
 
@@ -12,6 +13,8 @@ from fusebench.models.missing import build_missing_strategy
 from fusebench.models.multimodal import MultimodalModel
 from fusebench.models.unimodal import UnimodalModel
 from fusebench.models.weights import load_encoder
+
+T = TypeVar("T")
 
 
 def build_encoders(
@@ -95,19 +98,29 @@ def _reject_ignored_settings(config: RunConfig) -> None:
         )
 
 
+def used_settings(config: RunConfig, settings: dict[str, T]) -> dict[str, T]:
+    """``model.pretrained`` / ``model.freeze`` entries of the run's modalities.
+
+    ``data.modalities`` selects a subset of a config's modalities (ablations over subsets);
+    the dropped modalities' encoder settings go with their encoders.
+    """
+    used = set(config.modalities())
+    return {m: v for m, v in sorted(settings.items()) if m in used}
+
+
 def load_pretrained(model: nn.Module, config: RunConfig) -> None:
     """Load ``model.pretrained`` weights by modality name; freeze encoders ``model.freeze`` asks for."""
     from fusebench.models.multimodal import model_encoders
 
     encoders = model_encoders(model)
-    for modality, path in sorted(config.model.pretrained.items()):
+    for modality, path in used_settings(config, config.model.pretrained).items():
         if encoders is None or modality not in encoders:
             raise ValueError(
                 f"`model.pretrained.{modality}` is set but this model has no `{modality}` encoder "
                 f"(fusion `{config.model.fusion.type}/{config.model.fusion.method}` builds its own tokenisers)."
             )
         load_encoder(encoders[modality], path, modality)
-    for modality, frozen in sorted(config.model.freeze.items()):
+    for modality, frozen in used_settings(config, config.model.freeze).items():
         if frozen:
             if encoders is None or modality not in encoders:
                 raise ValueError(f"`model.freeze.{modality}` is set but this model has no `{modality}` encoder.")
@@ -116,4 +129,4 @@ def load_pretrained(model: nn.Module, config: RunConfig) -> None:
 
 
 def frozen_modalities(config: RunConfig) -> list[str]:
-    return sorted(m for m, frozen in config.model.freeze.items() if frozen)
+    return sorted(m for m, frozen in used_settings(config, config.model.freeze).items() if frozen)

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from fusebench.config import DataConfig, RunConfig, TaskConfig
-from fusebench.data.amputation import MCARAmputer, PatternMixtureAmputer
+from fusebench.data.amputation import FixedUnpairing, MCARAmputer, PatternMixtureAmputer
 from fusebench.data.loader import TensorLoader, subset_indices
 from fusebench.data.options import SPLITS
 from fusebench.data.registry import DatasetInfo, LoadedDataset, Split, get_dataset
@@ -131,7 +131,8 @@ def train_loader(split: Split, config: DataConfig, seed: int) -> TensorLoader:
         masks = PatternMixtureAmputer(modalities, config.missing_patterns, seed)
     elif any(r > 0 for r in config.missing_rate.values()):
         masks = MCARAmputer(modalities, {m: r for m, r in config.missing_rate.items() if m in modalities}, seed)
-    return TensorLoader(split.inputs, split.target, config.batch_size, shuffle=True, seed=seed, masks=masks,
+    source = FixedUnpairing(masks) if masks is not None and config.missing_resample == "fixed" else masks
+    return TensorLoader(split.inputs, split.target, config.batch_size, shuffle=True, seed=seed, masks=source,
                         lengths=split.lengths)
 
 

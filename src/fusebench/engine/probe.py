@@ -205,6 +205,12 @@ def probe_run(run_dir: str | Path, experts: Mapping[str, str | Path] | None = No
     modalities = sorted(run.data.modalities)
     if len(modalities) > 1:
         result["weakness"] = weakness_scores(probes, modalities)
+        full = pattern_name(modalities)
+        tests = {name: probes[name]["test"] for name in [full, *modalities]}
+        result["mmpt_profile_probes"] = {  # MMPT section 3.2 steps 2-3: the profile from linear probes
+            metric: {"full": tests[full][metric], "unimodal": {m: tests[m][metric] for m in modalities}}
+            for metric in tests[full] if metric != "count"
+        }
     names, _ = run_task(run.config, run.data.task)
     profile = run_mmpt_profile(Path(run.run_dir), names)
     if profile is not None:

@@ -28,7 +28,7 @@ import fusebench
 from fusebench.config import RunConfig, dump_config
 from fusebench.data.amputation import realised_rates
 from fusebench.data.patterns import pattern_name
-from fusebench.engine.build import build_model, frozen_modalities
+from fusebench.engine.build import build_model, frozen_modalities, used_settings
 from fusebench.engine.datasets import DataSplits, eval_loader, recipe_digest, run_splits, run_task, train_loader
 from fusebench.engine.evaluate import evaluate_patterns
 from fusebench.engine.feature_cache import cache_features, can_cache
@@ -95,7 +95,7 @@ def environment(config: RunConfig, device: str, command: Sequence[str] | None) -
 def pretraining_seconds(config: RunConfig) -> dict[str, float]:
     """Seconds each loaded pre-trained encoder cost, read from its safetensors header."""
     seconds: dict[str, float] = {}
-    for modality, path in sorted(config.model.pretrained.items()):
+    for modality, path in used_settings(config, config.model.pretrained).items():
         metadata = read_encoder_metadata(path)
         seconds[modality] = float(metadata.get("pretraining_seconds", "nan"))
     return seconds
@@ -167,7 +167,10 @@ def _execute(
 
     def record(epoch: dict[str, Any]) -> None:
         if loader.last_masks is not None and config.monitoring.enabled:
-            epoch["missingness"] = realised_rates(loader.last_masks, data.modalities)
+            pairs = len(data.train)  # with `missing_resample: fixed` the split pairs' parts follow the pairs
+            epoch["missingness"] = {**realised_rates(loader.last_masks[:pairs], data.modalities),
+                                    "resample": config.data.missing_resample,
+                                    "training_samples": int(len(loader.last_masks))}
         history.append(epoch)
         atomic_write_json(run_dir / "epoch_metrics.json", history)
 
@@ -228,6 +231,10 @@ def _execute(
         timing = {**read_json(run_dir / "timing.json"), "test": test_seconds, "reevaluated": True}
     atomic_write_json(run_dir / "timing.json", timing)
     atomic_write_json(run_dir / "model.json", _model_facts(model, data.modalities))
+    if config.probe.enabled and not skip_test and len(data.modalities) > 1:
+        from fusebench.engine.probe import probe_run
+
+        probe_run(run_dir)  # reloads the best checkpoint: probes see exactly what was tested
     return test_metrics, history, timing, primary
 
 

@@ -22,7 +22,7 @@ import yaml
 from fusebench.study.curves import EpochsToThreshold, epochs_to_threshold, summarize_epochs_to_threshold
 from fusebench.study.stats import summarize
 
-TIME_PARTS = ("training", "validation", "test", "other", "total", "pretraining_full", "pretraining_amortised",
+TIME_PARTS = ("training", "validation", "test", "other", "total", "fit", "pretraining_full", "pretraining_amortised",
               "total_with_pretraining", "total_with_pretraining_amortised")
 
 
@@ -85,8 +85,9 @@ def time_parts(run: Mapping[str, Any], modalities: Sequence[str]) -> dict[str, f
 
     ``other`` is what the main run spent outside training, validation and test (loading
     data, building the model, checkpoints), so the stacked parts add up to ``total``.
-    Amortised pre-training falls back to the full cost when the results do not say how
-    many runs shared a pre-training node.
+    ``fit`` is the main run's Lightning fit (training + validation epochs and their
+    overhead), the counterpart of a pre-training node's fit. Amortised pre-training
+    falls back to the full cost when the results do not say how many runs shared a node.
     """
     timing = run.get("timing") or {}
     if timing.get("total") is None:
@@ -98,7 +99,8 @@ def time_parts(run: Mapping[str, Any], modalities: Sequence[str]) -> dict[str, f
     total = float(timing["total"])
     parts: dict[str, float | None] = {
         "training": spent[0], "validation": spent[1], "test": spent[2], "other": max(total - sum(spent), 0.0),
-        "total": total, "pretraining_full": sum(full.values()), "pretraining_amortised": sum(amortised.values()),
+        "total": total, "fit": None if timing.get("fit") is None else float(timing["fit"]),
+        "pretraining_full": sum(full.values()), "pretraining_amortised": sum(amortised.values()),
         "total_with_pretraining": total + sum(full.values()),
         "total_with_pretraining_amortised": total + sum(amortised.values()),
     }

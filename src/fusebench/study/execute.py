@@ -4,11 +4,16 @@ Both executors hand each node to :func:`execute_node`, which runs the node's res
 config with a fixed thread count and the config's seed, so the numbers do not depend on
 the executor or on how many workers ran. A failing run is recorded and the study goes on;
 runs that load its encoder are skipped with an error that names it.
+
+The *seconds* do depend on how many runs shared the cores, so every invocation appends
+its workers, CPUs and load average to ``execution.json``; the report turns that into a
+caveat on its time figures (``--workers 1`` gives clean timings).
 """
 
 from __future__ import annotations
 
 import multiprocessing
+import os
 import shutil
 import sys
 import time
@@ -22,9 +27,9 @@ from typing import Any, Literal
 from rich.console import Console
 
 from fusebench.config import ConfigError, validate_config
-from fusebench.io import atomic_write_text
+from fusebench.io import atomic_write_json, atomic_write_text, read_json
 from fusebench.study.graph import StudyGraph, blocked_by, build_graph, write_plan
-from fusebench.study.results import write_results
+from fusebench.study.results import EXECUTION_FILE, write_results
 from fusebench.study.spec import dump_spec, load_spec
 
 Backend = Literal["local", "ray"]
@@ -108,6 +113,7 @@ def run_study(spec_path: str | Path, *, workers: int = 1, resume: bool = False, 
     done = {n: "completed" for n in graph.nodes if graph.nodes[n].same_as is None and n not in todo}
     for node_id in todo:  # a half-written folder from an interrupted or changed run would mislead
         shutil.rmtree(graph.run_dir(node_id), ignore_errors=True)
+    record_session(study_dir, workers=workers, backend=backend, threads=study.spec.threads_per_run, nodes=todo)
     console.print(f"study [bold]{study.spec.name}[/]: {len(graph.nodes)} nodes, {len(done)} already complete, "
                   f"{len(todo)} to run on {workers} {backend} worker(s) -> {study_dir}",
                   highlight=False, soft_wrap=True)
@@ -124,6 +130,25 @@ def run_study(spec_path: str | Path, *, workers: int = 1, resume: bool = False, 
     finally:
         write_results(study_dir)
     return study_dir
+
+
+def _cpus() -> int | None:
+    affinity = getattr(os, "sched_getaffinity", None)
+    return len(affinity(0)) if affinity is not None else os.cpu_count()
+
+
+def record_session(study_dir: Path, *, workers: int, backend: str, threads: int, nodes: Sequence[str]) -> None:
+    """Append this invocation's concurrency to ``execution.json``: what the run times were measured under.
+
+    ``workers`` is how many runs could be in flight at once; ``load_average`` (1, 5 and 15
+    minutes, where the OS reports it) shows other work on the machine when the session began.
+    """
+    file = study_dir / EXECUTION_FILE
+    sessions = list(read_json(file).get("sessions", [])) if file.is_file() else []
+    load = [round(v, 2) for v in os.getloadavg()] if hasattr(os, "getloadavg") else None
+    sessions.append({"workers": workers, "backend": backend, "cpus": _cpus(), "threads_per_run": threads,
+                     "load_average": load, "nodes": list(nodes)})
+    atomic_write_json(file, {"sessions": sessions})
 
 
 class _Progress:

@@ -165,8 +165,9 @@ TIME_STACK = (("training", "main training"), ("evaluation", "validation + test")
 def time_bars(groups: Sequence[Group], modalities: Sequence[str], path: str | Path) -> Path:
     """Mean wall time per seed, stacked: pre-training per modality, training, evaluation, other.
 
-    Left: each run charged the full cost of its pre-trained encoders; right: that cost
-    shared among the runs that reuse the same pre-training node (amortised).
+    Left: each run charged the full cost (data + fit) of its pre-trained encoders; right:
+    that cost shared among the completed runs of this study that load the same encoder
+    (a sharing that exists only within this study's arms).
     """
     pretrained = any(_time(g, "pretraining_full") > 0 for g in groups)
     kinds = ("full", "amortised") if pretrained else ("none",)
@@ -184,11 +185,12 @@ def time_bars(groups: Sequence[Group], modalities: Sequence[str], path: str | Pa
             ax.barh(y, widths, left=left, color=colours(j), label=name)
             left += widths
         for i, total in enumerate(left):
-            ax.text(total, y[i], f" {total:.1f} s", va="center", fontsize=8)
+            ax.text(total, y[i], f" {total:.2f} s", va="center", fontsize=8)
         ax.set_yticks(y, [f"{tick(g['name'])} (n={g['n']})" for g in groups], fontsize=8)
         ax.invert_yaxis()
-        ax.set(xlabel="mean seconds per seed",
-               title="wall time (no pre-training)" if kind == "none" else f"wall time, {kind} pre-training cost")
+        titles = {"none": "wall time (no pre-training)", "full": "wall time, full pre-training cost",
+                  "amortised": "wall time, pre-training shared among this study's arms"}
+        ax.set(xlabel="mean seconds per seed", title=titles[kind])
         ax.margins(x=0.15)
         ax.grid(axis="x", alpha=0.3)
     handles, names = axes[-1].get_legend_handles_labels()

@@ -21,11 +21,19 @@ from fusebench.study import plots, plots_modality
 from fusebench.study.analysis import analyse, load_results, write_analysis
 from fusebench.study.report_text import (
     FILTERS,
-    cost_sentences,
     headline_rows,
+    interval_note,
     markdown_table,
     mean_std,
     not_compared_lines,
+    test_set_note,
+)
+from fusebench.study.report_verdict import (
+    cost_sentences,
+    decision_guide,
+    decision_table,
+    rows_of,
+    timing_caveat,
     verdict,
 )
 
@@ -93,10 +101,17 @@ def build_context(analysis: Mapping[str, Any], figures: Mapping[str, Any], study
     images = {k: _image(v, study_dir, embed) for k, v in figures.items() if isinstance(v, Path)}
     matrices = [{"image": _image(p, study_dir, embed), **m}
                 for p, m in zip(figures["ptrain_ptest"], analysis["ptrain_ptest"], strict=True)]
+    tables = [{"family": f, "rows": rows_of(analysis, f), "note": interval_note(rows_of(analysis, f),
+                                                                                analysis["confidence"])}
+              for f in ("primary", "secondary", "descriptive")]
+    decision_header, decision_rows = decision_table(analysis)
     return {
         "a": analysis, "figures": images, "matrices": matrices,
         "headline_header": ["group", *analysis["patterns"]], "headline_rows": headline_rows(analysis),
+        "test_set_note": test_set_note(analysis),
         "verdict": verdict(analysis), "costs": cost_sentences(analysis), "not_compared": not_compared_lines(analysis),
+        "timing_caveat": timing_caveat(analysis), "tables": {t["family"]: t for t in tables},
+        "decision": decision_guide(analysis), "decision_header": decision_header, "decision_rows": decision_rows,
         "fusion_rows": _fusion_rows(analysis) if analysis["fusion_axes"] else [],
     }
 
@@ -146,8 +161,8 @@ def headline_table(study_dir: str | Path) -> str:
     else:
         analysis = analyse(load_results(study_dir), study_dir)
     better = "higher" if analysis.get("higher_is_better", True) else "lower"
-    title = (f"{analysis['study']}: test {analysis['primary_metric']} ({better} is better), mean ± std [95% CI] "
-             "(n = completed seeds)")
+    title = (f"{analysis['study']}: test {analysis['primary_metric']} ({better} is better), mean ± std "
+             "[95% CI over seeds] (n = completed seeds; test set ± = test-sample error alone)")
     table = markdown_table(["group", *analysis["patterns"]], headline_rows(analysis))
     failed = len(analysis["failed_runs"])
     note = f"\n{failed} run(s) failed or were skipped; see the report." if failed else ""

@@ -22,7 +22,20 @@ from fusebench.study.spec import StudyFile, StudySpec, format_value
 
 RESULTS_FILE = "results.json"
 CSV_FILE = "results.csv"
-TIMING_KEYS = ("training", "validation", "test", "total")
+EXECUTION_FILE = "execution.json"
+TIMING_KEYS = ("data", "fit", "training", "validation", "test", "total")
+
+
+def pretraining_seconds(timing: dict[str, Any]) -> float | None:
+    """What one pre-training node cost, seconds: loading its data plus fitting (``data + fit``).
+
+    The one definition used everywhere (results, analysis, report), and the figure the
+    node writes into its encoder file's header, so both sources agree. Testing the
+    pre-trained encoder and writing its files are left out: a fusion run does not need them.
+    """
+    if timing.get("data") is None or timing.get("fit") is None:
+        return None
+    return float(timing["data"]) + float(timing["fit"])
 
 
 def read_study_spec(study_dir: Path) -> StudySpec:
@@ -63,6 +76,7 @@ def collect_results(study_dir: str | Path) -> dict[str, Any]:
     analysis = spec.analysis
     baseline = analysis.baseline or next(iter(spec.conditions))
     comparisons = analysis.comparisons or [(baseline, c) for c in spec.conditions if c != baseline]
+    execution = read_json(study_dir / EXECUTION_FILE) if (study_dir / EXECUTION_FILE).is_file() else {}
     return {
         "study": spec.name,
         "question": spec.question,
@@ -75,8 +89,11 @@ def collect_results(study_dir: str | Path) -> dict[str, Any]:
         "analysis": {"primary_metric": analysis.primary_metric or plan.get("primary_metric", "accuracy"),
                      "threshold": analysis.threshold,
                      "patterns": analysis.patterns or plan["patterns"], "baseline": baseline,
-                     "comparisons": [list(pair) for pair in comparisons], "chance": analysis.chance},
+                     "comparisons": [list(pair) for pair in comparisons], "chance": analysis.chance,
+                     "primary": [list(pair) for pair in analysis.primary] if analysis.primary else None,
+                     "interval": analysis.interval},
         "progress": {s: sum(v == s for v in outcome.values()) for s in ("completed", "failed", "skipped", "pending")},
+        "execution": execution.get("sessions", []),
         "runs": runs,
     }
 
@@ -131,23 +148,29 @@ def curves(epochs: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def _pretraining_cost(runs: list[dict[str, Any]], plan: dict[str, dict[str, Any]]) -> None:
-    """Each fusion run's pre-trained encoders: the full seconds of the node that trained each one, and
-    that divided by the number of fusion runs in the plan sharing the node (its amortised share).
+    """Each fusion run's pre-trained encoders: the full seconds of the node that trained each one
+    (:func:`pretraining_seconds`), and that divided by the number of *completed* fusion runs of
+    this study that loaded it (its share when the encoder is shared among this study's arms).
 
-    A node's own ``timing.json`` total is used; if that node is gone, the seconds recorded in the
-    encoder file the run loaded (data + fit) stand in.
+    If the node's own timing is gone, the seconds recorded in the encoder file the run loaded
+    (the same data + fit figure) stand in. Runs that failed, or have not run yet, share nothing:
+    dividing by planned runs would make a partial study look cheaper than it was.
     """
-    users = {node: sum(node in n["depends_on"] for n in plan.values()) for node in plan}
     by_node = {r["node"]: r for r in runs}
+    users: dict[str, set[str]] = {}
+    for run in runs:
+        if run["kind"] == "fusion" and run["status"] == "completed":
+            for dep in run["depends_on"]:
+                users.setdefault(dep, set()).add(run["run_dir"])  # twins share one run directory: one run
     for run in runs:
         if run["kind"] != "fusion" or not run["timing"]:
             continue
         full, shares = {}, {}
         for dep in run["depends_on"]:
             modality = plan[dep]["modality"]
-            total = by_node.get(dep, {}).get("timing", {}).get("total")
-            full[modality] = float(total) if total is not None else run["timing"]["pretraining"].get(modality)
-            shares[modality] = None if full[modality] is None else full[modality] / users[dep]
+            seconds = pretraining_seconds(by_node.get(dep, {}).get("timing") or {})
+            full[modality] = seconds if seconds is not None else run["timing"]["pretraining"].get(modality)
+            shares[modality] = None if full[modality] is None else full[modality] / max(len(users.get(dep, ())), 1)
         run["timing"]["pretraining"], run["timing"]["pretraining_amortised"] = full, shares
 
 

@@ -69,11 +69,25 @@ class AxisSpec(_Strict):
 
 
 class AnalysisSpec(_Strict):
+    """What the report tests and how.
+
+    ``primary`` names the confirmatory comparisons: condition pairs compared on the test
+    ``primary_metric`` on the first of ``patterns`` (the full pattern by default), which
+    form the primary Holm family. Default: the compared condition pairs (``comparisons``,
+    else each condition vs ``baseline``); in a single-condition study, each axis value vs
+    the axis' first value. Everything else tested is secondary (its own Holm family);
+    wall time is described, not tested. ``interval`` is the interval of a mean paired
+    difference: ``t`` (paired t-interval, default), ``bca`` or ``auto`` (t below 10 seed
+    pairs, BCa from there); see fusebench.study.intervals for the coverage measured.
+    """
+
     primary_metric: str | None = Field(default=None, description="default: the dataset task's primary metric")
     threshold: float | None = Field(default=None, description="epochs-to-threshold on validation, full pattern")
     patterns: list[str] | None = None
     baseline: str | None = Field(default=None, description="default: the first condition")
     comparisons: list[tuple[str, str]] | None = Field(default=None, description="default: each vs baseline")
+    primary: list[tuple[str, str]] | None = Field(default=None, description="default: the compared condition pairs")
+    interval: Literal["t", "bca", "auto"] = "t"
     chance: float | None = None
 
 
@@ -100,10 +114,14 @@ class StudySpec(_Strict):
                 raise ValueError(f"{kind} names become folder names: use letters, digits, `_`, `-`, `.` "
                                  f"and no `__`, got {bad}")
         analysis = self.analysis
-        names = [analysis.baseline or "", *itertools.chain.from_iterable(analysis.comparisons or [])]
+        names = [analysis.baseline or "", *itertools.chain.from_iterable(analysis.comparisons or []),
+                 *itertools.chain.from_iterable(analysis.primary or [])]
         unknown = sorted({n for n in names if n and n not in self.conditions})
         if unknown:
             raise ValueError(f"`analysis` names conditions {unknown}; the conditions are {list(self.conditions)}")
+        same = [list(p) for p in [*(analysis.comparisons or []), *(analysis.primary or [])] if p[0] == p[1]]
+        if same:
+            raise ValueError(f"`analysis` compares a condition with itself: {same}; name two different conditions")
         wanted = {m for c in self.conditions.values() for m in c.pretrained}
         if self.pretrain is None and (wanted or any(a.target == "pretrain" for a in self.axes.values())):
             raise ValueError("conditions or axes use pre-training but the study has no `pretrain:` section")
