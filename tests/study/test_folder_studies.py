@@ -181,6 +181,22 @@ def test_verdict_reads_the_direction_of_the_metric(study: dict[str, Any]) -> Non
 
 
 @pytest.mark.slow
+def test_budget_and_decision_guide_read_the_direction_of_the_metric(study: dict[str, Any]) -> None:
+    analysis, metric = study["analysis"], study["metric"]
+    sign = 1.0 if analysis["higher_is_better"] else -1.0
+    curves = {g["name"]: g["curves"][FULL][metric]["mean"] for g in analysis["groups"]}
+    budget = analysis["fixed_budget"]
+    scratch = curves["scratch"]
+    assert budget["last_change"] == pytest.approx(scratch[-1] - scratch[-2], abs=1e-9)
+    assert budget["still_improving"] is (sign * budget["last_change"] > 0)
+    row = analysis["decision"]["rows"][0]
+    assert (row["group_a"], row["group_b"], row["baseline_final"]) == ("scratch", "pretrained", scratch[-1])
+    assert row["better"] is (sign * row["mean_diff"] > 0)
+    reached = [i + 1 for i, v in enumerate(curves["pretrained"]) if sign * v >= sign * scratch[-1]]
+    assert row["epochs_to_match"] == (reached[0] if reached else None)
+
+
+@pytest.mark.slow
 def test_cli_trains_the_shipped_config_on_a_regression_folder(tmp_path: Path) -> None:
     data = write_folder(tmp_path / "data", "regression", SIZES, seed=3)
     result = CliRunner().invoke(app, [
