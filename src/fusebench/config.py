@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, Validatio
 
 from fusebench.data.avdigits_dataset import AVDigitsOptions
 from fusebench.data.options import DataOptions
-from fusebench.data.registry import options_union
+from fusebench.data.registry import broken_entry_points, options_union
 from fusebench.models.encoder_specs import CNNOptions, EncoderOptions, encoder_options_union, get_encoder
 from fusebench.models.missing import MissingStrategyName
 from fusebench.tasks import LossName, get_metric
@@ -494,6 +494,8 @@ def explain_validation_error(error: ValidationError, source: str, root: type[Bas
             members = _tagged_members(union) or {}
             close = difflib.get_close_matches(tag, list(members), n=1, cutoff=0.5)
             hint = f"did you mean `{close[0]}`?" if close else f"expected one of {sorted(members)}"
+            broken = broken_entry_points().get(tag) if _tag_key(members) == "dataset" else None
+            hint = broken or hint
             problems.append(f"`{dotted}.{_tag_key(members)}` is `{tag}`, which is not registered ({hint})")
         else:
             got = item.get("input")
