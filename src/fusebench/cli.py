@@ -24,11 +24,22 @@ SkipTrain = Annotated[bool, typer.Option("--skip-train", help="load the run's be
 SkipTest = Annotated[bool, typer.Option("--skip-test", help="do not evaluate on the test split")]
 DryRun = Annotated[bool, typer.Option("--dry-run", help="build everything, print config and model, stop")]
 NoMonitoring = Annotated[bool, typer.Option("--disable-monitoring", help="no logger, no per-epoch resource records")]
+Overwrite = Annotated[bool, typer.Option("--overwrite", help="delete the run folder's earlier run, then train")]
 
 
 def run_directory(config: RunConfig, run_id: str | None) -> Path:
-    name = run_id or time.strftime("%Y%m%d-%H%M%S")
-    return Path(config.experiment.runs_dir) / config.experiment.name / name
+    """``runs_dir/<experiment.name>/<run id>``; the default id is a timestamp, made unique."""
+    from fusebench.engine.run_folder import check_folder_name
+
+    experiment = Path(config.experiment.runs_dir) / check_folder_name(config.experiment.name, "experiment.name")
+    if run_id is not None:
+        return experiment / check_folder_name(run_id, "--run-id")
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    folder, number = experiment / stamp, 1
+    while folder.exists():
+        number += 1
+        folder = experiment / f"{stamp}-{number}"
+    return folder
 
 
 def _load(config_path: Path, overrides: Sequence[str] | None, disable_monitoring: bool) -> RunConfig:
@@ -54,7 +65,7 @@ def _dry_run(config: RunConfig) -> None:
 
 
 def _run(config_path: Path, overrides: Sequence[str] | None, run_id: str | None, skip_train: bool, skip_test: bool,
-         dry_run: bool, disable_monitoring: bool, pretrain: bool) -> None:
+         dry_run: bool, disable_monitoring: bool, pretrain: bool, overwrite: bool = False) -> None:
     from fusebench.engine.run import execute_run
 
     config = _load(config_path, overrides, disable_monitoring)
@@ -63,11 +74,24 @@ def _run(config_path: Path, overrides: Sequence[str] | None, run_id: str | None,
                           "use `fusebench train` for multimodal configs.")
     if not pretrain and config.pretrain is not None:
         raise ConfigError(f"`{config_path}` is a pre-training config (it has `pretrain:`); use `fusebench pretrain`.")
+    if config.pretrain is None:
+        from fusebench.engine.fusion_params import check_fusion_params
+
+        check_fusion_params(config.model.fusion)  # before any data is loaded
     if dry_run:
         _dry_run(config)
         return
+    if skip_train and overwrite:
+        raise ConfigError("`--skip-train` re-tests a finished run and `--overwrite` deletes it; pass one of them.")
     run_dir = run_directory(config, run_id)
-    result = execute_run(config, run_dir, skip_train=skip_train, skip_test=skip_test, command=sys.argv)
+    try:
+        result = execute_run(config, run_dir, skip_train=skip_train, skip_test=skip_test, command=sys.argv,
+                             overwrite=overwrite)
+    except KeyboardInterrupt:
+        what = "re-evaluation" if skip_train else "run"
+        console.print(f"[bold yellow]interrupted:[/] {what} `{run_dir}` marked interrupted; its files are kept.",
+                      highlight=False, soft_wrap=True)
+        raise typer.Exit(code=130) from None
     if result.test_metrics:
         print_pattern_table({run_dir.name: result.test_metrics}, result.primary_metric, title="test")
     if config.pretrain is not None:
@@ -78,27 +102,38 @@ def _run(config_path: Path, overrides: Sequence[str] | None, run_id: str | None,
 @app.command()
 @user_errors
 def pretrain(config: Path, overrides: Overrides = None, run_id: RunId = None, skip_train: SkipTrain = False,
-             skip_test: SkipTest = False, dry_run: DryRun = False, disable_monitoring: NoMonitoring = False) -> None:
+             skip_test: SkipTest = False, dry_run: DryRun = False, disable_monitoring: NoMonitoring = False,
+             overwrite: Overwrite = False) -> None:
     """Pre-train one modality's encoder with a linear head; saves encoders/<modality>.safetensors."""
-    _run(config, overrides, run_id, skip_train, skip_test, dry_run, disable_monitoring, pretrain=True)
+    _run(config, overrides, run_id, skip_train, skip_test, dry_run, disable_monitoring, pretrain=True,
+         overwrite=overwrite)
 
 
 @app.command()
 @user_errors
 def train(config: Path, overrides: Overrides = None, run_id: RunId = None, skip_train: SkipTrain = False,
-          skip_test: SkipTest = False, dry_run: DryRun = False, disable_monitoring: NoMonitoring = False) -> None:
+          skip_test: SkipTest = False, dry_run: DryRun = False, disable_monitoring: NoMonitoring = False,
+          overwrite: Overwrite = False) -> None:
     """Train a multimodal model and evaluate it on every modality pattern."""
-    _run(config, overrides, run_id, skip_train, skip_test, dry_run, disable_monitoring, pretrain=False)
+    _run(config, overrides, run_id, skip_train, skip_test, dry_run, disable_monitoring, pretrain=False,
+         overwrite=overwrite)
 
 
 @app.command()
 @user_errors
 def evaluate(run_dir: Path) -> None:
-    """Re-evaluate a finished run's best checkpoint on every pattern of the test split."""
+    """Re-evaluate a finished run's best checkpoint on every pattern of the test split (evaluation.json)."""
     from fusebench.engine.run import execute_run
+    from fusebench.engine.run_folder import require_completed_training
 
+    require_completed_training(run_dir)
     config = load_config(run_dir / "config.yaml")
-    result = execute_run(config, run_dir, skip_train=True, command=sys.argv)
+    try:
+        result = execute_run(config, run_dir, skip_train=True, command=sys.argv)
+    except KeyboardInterrupt:
+        console.print(f"[bold yellow]interrupted:[/] the re-evaluation of `{run_dir}` stopped; its training and "
+                      "earlier test results are unchanged.", highlight=False, soft_wrap=True)
+        raise typer.Exit(code=130) from None
     print_pattern_table({run_dir.name: result.test_metrics}, result.primary_metric, title="test")
 
 
@@ -142,10 +177,10 @@ def demo(workers: Workers = 2, root: Root = Path("studies")) -> None:
     if not DEMO_SPEC.is_file():
         raise FileNotFoundError(f"The demo runs `{DEMO_SPEC}`, which is only in a source checkout of fusebench; "
                                 "clone the repository and run `make demo` there.")
-    _study(DEMO_SPEC, workers, True, "local", None, root)
+    _study(DEMO_SPEC, workers, None, "local", None, root)  # continues an earlier demo, else starts it
 
 
-def _study(spec: Path, workers: int, resume: bool, backend: str, address: str | None, root: Path) -> None:
+def _study(spec: Path, workers: int, resume: bool | None, backend: str, address: str | None, root: Path) -> None:
     from fusebench.study.execute import run_study
 
     started = time.perf_counter()
@@ -242,4 +277,4 @@ def report(study_dir: Path) -> None:
 
 
 if __name__ == "__main__":  # `python -m fusebench.cli`
-    app()
+    main()

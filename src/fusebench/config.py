@@ -19,8 +19,8 @@ from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, Validatio
 
 from fusebench.data.avdigits_dataset import AVDigitsOptions
 from fusebench.data.options import DataOptions
-from fusebench.data.registry import options_union
-from fusebench.models.encoder_specs import CNNOptions, EncoderOptions, encoder_options_union
+from fusebench.data.registry import broken_entry_points, options_union
+from fusebench.models.encoder_specs import CNNOptions, EncoderOptions, encoder_options_union, get_encoder
 from fusebench.models.missing import MissingStrategyName
 from fusebench.tasks import LossName, get_metric
 
@@ -350,6 +350,10 @@ class RunConfig(Strict):
             raise ValueError(
                 f"`pretrain.modality` is `{self.pretrain.modality}` but the run's modalities are {sorted(used)}"
             )
+        if self.pretrain is None:  # general pre-trained encoders stay frozen unless `model.freeze.<m>: false`
+            for modality in sorted(used - set(self.model.freeze)):
+                if get_encoder(self.model.encoders[modality].kind).frozen_by_default:
+                    self.model.freeze[modality] = True
         return self
 
     def modalities(self) -> tuple[str, ...]:
@@ -364,7 +368,12 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     key, sep, raw = text.partition("=")
     if not sep or not key.strip():
         raise ConfigError(f"Override `{text}` is not of the form `dotted.key=value` (e.g. `training.epochs=5`).")
-    return key.strip().split("."), yaml.safe_load(raw) if raw.strip() else None
+    try:
+        return key.strip().split("."), yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError as error:  # also tags such as !!python/object, which safe_load refuses
+        problem = str(getattr(error, "problem", None) or error).strip()
+        raise ConfigError(f"Override `{text}`: the value `{raw}` is not valid YAML ({problem}); quote strings, "
+                          "and write mappings and lists whole, e.g. `data.limit={train: 5}`.") from None
 
 
 def apply_overrides(raw: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
@@ -485,6 +494,8 @@ def explain_validation_error(error: ValidationError, source: str, root: type[Bas
             members = _tagged_members(union) or {}
             close = difflib.get_close_matches(tag, list(members), n=1, cutoff=0.5)
             hint = f"did you mean `{close[0]}`?" if close else f"expected one of {sorted(members)}"
+            broken = broken_entry_points().get(tag) if _tag_key(members) == "dataset" else None
+            hint = broken or hint
             problems.append(f"`{dotted}.{_tag_key(members)}` is `{tag}`, which is not registered ({hint})")
         else:
             got = item.get("input")
@@ -519,8 +530,11 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
         raw = yaml.safe_load(file.read_text())
     except yaml.YAMLError as error:
         raise ConfigError(f"Config file `{file}` is not valid YAML: {error}") from None
-    if raw is None:
-        return {}
+    except UnicodeDecodeError:
+        raise ConfigError(f"Config file `{file}` is not a text file (not UTF-8); expected YAML.") from None
+    if raw is None:  # an empty file would silently run every default (a 10-epoch run)
+        raise ConfigError(f"Config file `{file}` is empty; expected a YAML mapping of sections such as "
+                          "configs/avdigits/late_fusion.yaml.")
     if not isinstance(raw, dict):
         raise ConfigError(f"Config file `{file}` must hold a mapping of sections, got {type(raw).__name__}.")
     return raw

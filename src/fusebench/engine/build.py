@@ -9,6 +9,7 @@ from torch import nn
 
 from fusebench.config import ConfigError, RunConfig
 from fusebench.data.registry import ModalityInfo
+from fusebench.engine.fusion_params import check_fusion_params
 from fusebench.models.encoder_specs import build_encoder_from, get_encoder, sequence_kinds
 from fusebench.models.missing import build_missing_strategy
 from fusebench.models.multimodal import MultimodalModel
@@ -60,6 +61,26 @@ def build_model(
         return UnimodalModel(modality, encoder, num_classes)
     modalities = list(config.modalities())
     fusion_cfg = config.model.fusion
+    check_fusion_params(fusion_cfg)
+    try:
+        model = _build_fusion_model(config, input_shapes, num_classes, modalities, modality_info)
+    except (TypeError, RuntimeError) as error:  # a value the signature check cannot judge (e.g. a negative width)
+        raise ValueError(
+            f"Cannot build fusion `{fusion_cfg.type}/{fusion_cfg.method}` with `model.fusion.params` "
+            f"{fusion_cfg.params}: {error}"
+        ) from None
+    load_pretrained(model, config, input_shapes)
+    return model
+
+
+def _build_fusion_model(
+    config: RunConfig,
+    input_shapes: Mapping[str, Sequence[int]],
+    num_classes: int,
+    modalities: Sequence[str],
+    modality_info: Mapping[str, ModalityInfo] | None,
+) -> nn.Module:
+    fusion_cfg = config.model.fusion
     if fusion_cfg.type == "late":
         from fusebench.models.fusion import build_late_fusion
 
@@ -72,10 +93,8 @@ def build_model(
         model: nn.Module = MultimodalModel(
             encoders, fusion, head, build_missing_strategy(config.model.missing_strategy, dims)
         )
-    else:
-        model = _build_early_or_mid(config, input_shapes, num_classes, modalities, modality_info)
-    load_pretrained(model, config)
-    return model
+        return model
+    return _build_early_or_mid(config, input_shapes, num_classes, modalities, modality_info)
 
 
 def _build_early_or_mid(
@@ -148,8 +167,10 @@ def used_settings(config: RunConfig, settings: dict[str, T]) -> dict[str, T]:
     return {m: v for m, v in sorted(settings.items()) if m in used}
 
 
-def load_pretrained(model: nn.Module, config: RunConfig) -> None:
-    """Load ``model.pretrained`` weights by modality name; freeze encoders ``model.freeze`` asks for."""
+def load_pretrained(model: nn.Module, config: RunConfig,
+                    input_shapes: Mapping[str, Sequence[int]] | None = None) -> None:
+    """Load ``model.pretrained`` weights by modality name (checked for modality, encoder kind and input
+    shape); freeze encoders ``model.freeze`` asks for."""
     from fusebench.models.multimodal import model_encoders
 
     encoders = model_encoders(model)
@@ -159,7 +180,8 @@ def load_pretrained(model: nn.Module, config: RunConfig) -> None:
                 f"`model.pretrained.{modality}` is set but this model has no `{modality}` encoder "
                 f"(fusion `{config.model.fusion.type}/{config.model.fusion.method}` builds its own tokenisers)."
             )
-        load_encoder(encoders[modality], path, modality)
+        shape = input_shapes.get(modality) if input_shapes is not None else None
+        load_encoder(encoders[modality], path, modality, kind=config.model.encoders[modality].kind, input_shape=shape)
     for modality, frozen in used_settings(config, config.model.freeze).items():
         if frozen:
             if encoders is None or modality not in encoders:

@@ -77,9 +77,10 @@ def load_checkpoint_weights(model: nn.Module, path: Path) -> None:
     Drops the training-only modules strategies attach (unimodal heads, contrastive
     projections) and unwraps the frozen-feature cache wrapper (``inner.``).
     """
-    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    from fusebench.engine.checkpoint import read_checkpoint_state  # tensors only; a bad file is one named error
+
     state: dict[str, Tensor] = {}
-    for key, value in checkpoint["state_dict"].items():
+    for key, value in read_checkpoint_state(path).items():
         key = key.removeprefix("model.")
         if not hasattr(model, "inner"):
             key = key.removeprefix("inner.")

@@ -97,6 +97,8 @@ class EncoderEntry:
         sequences: whether it reads padded variable-length sequences with their lengths
             (``forward(x, lengths)``); a variable-length modality needs such an encoder.
         summary: one line for the README and error messages.
+        frozen_by_default: a general pre-trained encoder: frozen unless
+            ``model.freeze.<modality>: false`` (the run config fills ``model.freeze``).
     """
 
     kind: str
@@ -104,6 +106,7 @@ class EncoderEntry:
     build: Callable[[Any, Sequence[int]], nn.Module]
     sequences: bool = False
     summary: str = ""
+    frozen_by_default: bool = False
 
 
 _ENCODERS: dict[str, EncoderEntry] = {}
@@ -211,3 +214,6 @@ for _entry in (
                  summary="Transformer over [T, F] sequences with a key-padding mask; mean over real steps"),
 ):
     register_encoder(_entry)
+
+# text and image encoders of raw media (token ids, UTF-8 text, RGB images), registered on import
+import fusebench.models.encoder_specs_media  # noqa: E402,F401

@@ -12,6 +12,8 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
+from fusebench.models.pixels import as_float_pixels
+
 
 class ConvEncoder(nn.Module):
     """A small CNN for 2-D single-channel inputs (28x28 images, log-mel spectrograms).
@@ -41,7 +43,7 @@ class ConvEncoder(nn.Module):
         self.out_dim = out_dim
 
     def forward(self, x: Tensor) -> Tensor:
-        h = self.features(x)  # [B, C * pool * pool]
+        h = self.features(as_float_pixels(x))  # [B, C * pool * pool]; uint8 pixels read as x / 255
         return self.project(h)  # [B, out_dim]
 
 
@@ -95,7 +97,7 @@ class ResNetEncoder(nn.Module):
         self.out_dim = out_dim
 
     def forward(self, x: Tensor) -> Tensor:
-        h = self.stages(self.stem(x))  # [B, C, H', W']
+        h = self.stages(self.stem(as_float_pixels(x)))  # [B, C, H', W']
         return self.project(h.mean(dim=(2, 3)))
 
 

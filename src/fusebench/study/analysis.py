@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from fusebench.data.patterns import pattern_name
-from fusebench.io import atomic_write_json, read_json
+from fusebench.io import atomic_write_json, read_json, read_json_object
 from fusebench.study.analysis_compare import (
     compare_groups,
     comparison_pairs,
@@ -36,6 +36,7 @@ from fusebench.study.analysis_modality import (
 from fusebench.study.analysis_thesis import change_vs_baseline, monitored_runs, thesis_facts
 from fusebench.study.analysis_verdict import attach_power, attach_test_set, best_and_runner_up, fixed_budget
 from fusebench.study.results import pretraining_seconds
+from fusebench.study.results_schema import check_results
 from fusebench.tasks import higher_is_better
 
 CONFIDENCE = 0.95
@@ -60,9 +61,10 @@ def load_results(study_dir: str | Path) -> dict[str, Any]:
             f"`{study_dir / 'runs'}` holds no runs to rebuild it from; is `{study_dir}` a study directory?"
         )
     results = read_json(file)
-    missing = [k for k in REQUIRED_KEYS if k not in results]
+    missing = [k for k in REQUIRED_KEYS if isinstance(results, dict) and k not in results]
     if missing:
         raise ValueError(f"Results file `{file}` lacks the keys {missing} (see docs/study_results.md).")
+    check_results(results, file)
     return results
 
 
@@ -213,7 +215,8 @@ def _setup(results: Mapping[str, Any], study_dir: Path, fusion: Sequence[Mapping
     test_counts = sorted({int(r["test"][full]["count"]) for r in done if "count" in r.get("test", {}).get(full, {})})
     pretrain: dict[str, Any] = {}
     for run in (r for r in results["runs"] if r.get("kind") == "pretrain"):
-        entry = pretrain.setdefault(str(run.get("modality")), {"nodes": 0, "completed": 0, "seconds": []})
+        entry = pretrain.setdefault(str(run.get("modality")), {"nodes": 0, "completed": 0, "seconds": [],
+                                                               "epochs": None, "data_fraction": None})
         entry["nodes"] += 1
         if completed(run):
             entry["completed"] += 1
@@ -266,7 +269,7 @@ def _environment(study_dir: Path, runs: Sequence[Mapping[str, Any]]) -> dict[str
         file = run_file(study_dir, run, "env.json")
         if file is None:
             continue
-        env = read_json(file)
+        env = read_json_object(file)
         for key in ("device", "threads", "torch", "python", "platform", "fusebench"):
             if key in env and env[key] not in seen.setdefault(key, []):
                 seen[key].append(env[key])

@@ -27,8 +27,10 @@ from typing import Any, Literal
 from rich.console import Console
 
 from fusebench.config import ConfigError, validate_config
+from fusebench.engine.run_folder import ensure_directory, locked, recorded_state, write_status
 from fusebench.io import atomic_write_json, atomic_write_text, read_json
-from fusebench.study.graph import StudyGraph, blocked_by, build_graph, write_plan
+from fusebench.processes import die_with_parent
+from fusebench.study.graph import PLAN_FILE, StudyGraph, blocked_by, build_graph, write_plan
 from fusebench.study.results import EXECUTION_FILE, write_results
 from fusebench.study.spec import dump_spec, load_spec
 
@@ -70,14 +72,44 @@ def skipped(node_id: str, dependency: str) -> NodeOutcome:
 
 
 def crashed(graph: StudyGraph, node_id: str, error: str) -> NodeOutcome:
-    """A node whose process died before ``execute_run`` could say so: record it in its folder."""
-    from fusebench.engine.run import write_status
+    """A node whose process died before ``execute_run`` could say so: record it in its folder.
 
-    write_status(graph.run_dir(node_id), "failed", error=error)
+    A run that had already written ``completed`` keeps it (its process died afterwards).
+    """
+    run_dir = graph.run_dir(node_id)
+    if recorded_state(run_dir) == "completed":
+        return NodeOutcome(node_id, "completed", 0.0)
+    write_status(run_dir, "failed", error=error)
     return NodeOutcome(node_id, "failed", 0.0, error)
 
 
-def run_study(spec_path: str | Path, *, workers: int = 1, resume: bool = False, backend: Backend = "local",
+def interrupted(graph: StudyGraph, node_ids: Sequence[str]) -> None:
+    """Mark the runs that were in flight when the study stopped (their workers are dead by now)."""
+    for node_id in node_ids:
+        run_dir = graph.run_dir(node_id)
+        if run_dir.is_dir() and recorded_state(run_dir) == "running":
+            write_status(run_dir, "interrupted", error="Interrupted: the study was stopped while this run trained.")
+
+
+def clear_for_rerun(graph: StudyGraph, node_id: str, console: Console) -> None:
+    """Empty a node's folder before it runs again; a finished training with another config is moved aside,
+    never deleted (``superseded/<node>-<n>``)."""
+    run_dir = graph.run_dir(node_id)
+    if not run_dir.exists():
+        return
+    if recorded_state(run_dir) == "completed":
+        aside = graph.study_dir / "superseded"
+        aside.mkdir(exist_ok=True)
+        number = 1 + sum(1 for p in aside.iterdir() if p.name.startswith(f"{node_id}-"))
+        target = aside / f"{node_id}-{number}"
+        shutil.move(str(run_dir), str(target))
+        console.print(f"[yellow]superseded:[/] {node_id} finished with another config or data; moved to {target}",
+                      highlight=False, soft_wrap=True)
+    else:
+        shutil.rmtree(run_dir)
+
+
+def run_study(spec_path: str | Path, *, workers: int = 1, resume: bool | None = False, backend: Backend = "local",
               address: str | None = None, study_root: str | Path = "studies",
               console: Console | None = None) -> Path:
     """Run every node of the study in ``spec_path`` not already complete; return the study folder.
@@ -85,14 +117,17 @@ def run_study(spec_path: str | Path, *, workers: int = 1, resume: bool = False, 
     Args:
         spec_path: the study spec YAML.
         workers: parallel runs (local processes, or the CPUs asked of a local Ray instance).
-        resume: continue an existing study folder, skipping nodes that completed with the same config.
+        resume: continue an existing study folder, skipping nodes that completed with the same config;
+            ``None`` continues it if it exists and starts it otherwise (``fusebench demo``).
         backend: ``"local"`` (process pool) or ``"ray"``.
         address: Ray cluster address (``"auto"``, ``"host:port"``) or ``None`` for a local instance.
         study_root: the study folder is ``<study_root>/<study name>``.
         console: where progress lines go (default: a new rich console).
 
     Raises:
-        ConfigError: invalid spec, or an existing study folder without ``resume``.
+        ConfigError: invalid spec, an existing study folder without ``resume``, or ``resume``
+            where there is no study.
+        RunFolderError: the root is not a writable folder, or another process runs this study.
     """
     if workers < 1:
         raise ConfigError(f"Expected `--workers` >= 1, got {workers}.")
@@ -100,35 +135,41 @@ def run_study(spec_path: str | Path, *, workers: int = 1, resume: bool = False, 
         raise ConfigError(f"Expected `--backend` `local` or `ray`, got `{backend}`.")
     console = console or Console()
     study = load_spec(spec_path)
-    study_dir = (Path(study_root) / study.spec.name).resolve()
+    study_dir = ensure_directory(Path(study_root), "--root").resolve() / study.spec.name
+    exists = (study_dir / PLAN_FILE).is_file()
+    if resume is None:
+        resume = exists
+    if resume and not exists:
+        raise ConfigError(f"Nothing to resume: `{study_dir}` holds no study (no `{PLAN_FILE}`); run it without "
+                          "`--resume` to start it, or pass the `--root` it was written to.")
     runs = study_dir / "runs"
     if not resume and runs.is_dir() and any(runs.iterdir()):
         raise ConfigError(f"Study folder `{study_dir}` already holds runs; pass `--resume` to continue it "
                           "(finished runs are kept), or remove the folder to start over.")
-    graph = build_graph(study, study_dir)
-    study_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(study_dir / "spec.yaml", dump_spec(study))
-    write_plan(graph)
-    todo = [n for n, node in graph.nodes.items() if node.same_as is None and not graph.is_complete(n)]
-    done = {n: "completed" for n in graph.nodes if graph.nodes[n].same_as is None and n not in todo}
-    for node_id in todo:  # a half-written folder from an interrupted or changed run would mislead
-        shutil.rmtree(graph.run_dir(node_id), ignore_errors=True)
-    record_session(study_dir, workers=workers, backend=backend, threads=study.spec.threads_per_run, nodes=todo)
-    console.print(f"study [bold]{study.spec.name}[/]: {len(graph.nodes)} nodes, {len(done)} already complete, "
-                  f"{len(todo)} to run on {workers} {backend} worker(s) -> {study_dir}",
-                  highlight=False, soft_wrap=True)
-    progress = _Progress(graph, console, done, len(todo))
-    try:
-        if backend == "ray":
-            from fusebench.study.ray_backend import run_ray
+    with locked(study_dir, "--root"):
+        graph = build_graph(study, study_dir)
+        atomic_write_text(study_dir / "spec.yaml", dump_spec(study))
+        write_plan(graph)
+        todo = [n for n, node in graph.nodes.items() if node.same_as is None and not graph.is_complete(n)]
+        done = {n: "completed" for n in graph.nodes if graph.nodes[n].same_as is None and n not in todo}
+        for node_id in todo:  # a half-written folder from an interrupted or changed run would mislead
+            clear_for_rerun(graph, node_id, console)
+        record_session(study_dir, workers=workers, backend=backend, threads=study.spec.threads_per_run, nodes=todo)
+        console.print(f"study [bold]{study.spec.name}[/]: {len(graph.nodes)} nodes, {len(done)} already complete, "
+                      f"{len(todo)} to run on {workers} {backend} worker(s) -> {study_dir}",
+                      highlight=False, soft_wrap=True)
+        progress = _Progress(graph, console, done, len(todo))
+        try:
+            if backend == "ray":
+                from fusebench.study.ray_backend import run_ray
 
-            run_ray(graph, todo, done, progress, workers=workers, address=address)
-        elif workers == 1:
-            run_in_process(graph, todo, done, progress)
-        else:
-            run_pool(graph, todo, done, progress, workers)
-    finally:
-        write_results(study_dir)
+                run_ray(graph, todo, done, progress, workers=workers, address=address)
+            elif workers == 1:
+                run_in_process(graph, todo, done, progress)
+            else:
+                run_pool(graph, todo, done, progress, workers)
+        finally:
+            write_results(study_dir)
     return study_dir
 
 
@@ -221,8 +262,9 @@ def run_pool(graph: StudyGraph, todo: Sequence[str], done: dict[str, str], on_do
                                                     "node ran; rerun with `--resume`."))
                 pool.shutdown(wait=False, cancel_futures=True)
                 pool = _pool(workers)
-    except BaseException:  # Ctrl-C: stop the runs in flight now; they stay unfinished and rerun on --resume
+    except BaseException:  # Ctrl-C, SIGTERM: stop the runs in flight now; they rerun on --resume
         _kill_workers(pool)
+        interrupted(graph, list(running.values()))
         raise
     finally:
         pool.shutdown(wait=not running, cancel_futures=True)
@@ -231,10 +273,15 @@ def run_pool(graph: StudyGraph, todo: Sequence[str], done: dict[str, str], on_do
 def _kill_workers(pool: ProcessPoolExecutor) -> None:
     """SIGKILL the pool's processes: Lightning turns SIGTERM and SIGINT into a graceful stop, which would
     finish the epoch (minutes) after the user asked to stop."""
-    for process in list(getattr(pool, "_processes", {}).values()):  # no public API before Python 3.14
+    processes = list((getattr(pool, "_processes", None) or {}).values())  # no public API before Python 3.14
+    for process in processes:
         process.kill()
+    for process in processes:
+        process.join(timeout=10)
 
 
 def _pool(workers: int) -> ProcessPoolExecutor:
     # spawn: a fork of a process that already runs torch threads can deadlock.
-    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+    # die_with_parent: a worker must not outlive a killed study (kill -9 leaves no chance to clean up).
+    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=die_with_parent, initargs=(os.getpid(),))

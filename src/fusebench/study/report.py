@@ -170,8 +170,9 @@ def headline_table(study_dir: str | Path) -> str:
         analysis = read_json(cached)
     else:
         analysis = analyse(load_results(study_dir), study_dir)
-    title = (f"{analysis['study']}: test {analysis['primary_metric']}, mean ± std [95% CI over seeds] "
-             "(n = completed seeds; test set ± = test-sample error alone)")
+    better = "higher" if analysis.get("higher_is_better", True) else "lower"
+    title = (f"{analysis['study']}: test {analysis['primary_metric']} ({better} is better), mean ± std "
+             "[95% CI over seeds] (n = completed seeds; test set ± = test-sample error alone)")
     table = markdown_table(["group", *analysis["patterns"]], headline_rows(analysis))
     failed = len(analysis["failed_runs"])
     note = f"\n{failed} run(s) failed or were skipped; see the report." if failed else ""

@@ -14,10 +14,10 @@ import io
 from pathlib import Path
 from typing import Any
 
-import yaml
+from pydantic import ValidationError
 
 from fusebench.engine.footprint import RESOURCES_FILE
-from fusebench.io import atomic_write_json, atomic_write_text, read_json
+from fusebench.io import atomic_write_json, atomic_write_text, read_json, read_json_object
 from fusebench.study.graph import read_plan, run_state
 from fusebench.study.spec import StudyFile, StudySpec, format_value
 from fusebench.study.thesis import baseline_run, best_and_last, efficiency, percent_change
@@ -47,7 +47,13 @@ def read_study_spec(study_dir: Path) -> StudySpec:
     if not file.is_file():
         raise FileNotFoundError(f"`{file}` does not exist; is `{study_dir}` a study folder written by "
                                 "`fusebench study`?")
-    return StudyFile.model_validate(yaml.safe_load(file.read_text())).study
+    from fusebench.config import read_yaml
+    from fusebench.study.spec import _explain
+
+    try:
+        return StudyFile.model_validate(read_yaml(file)).study
+    except ValidationError as error:
+        raise _explain(error, file) from None
 
 
 def collect_results(study_dir: str | Path) -> dict[str, Any]:
@@ -119,16 +125,20 @@ def _entry(node: dict[str, Any], twin: str, run_dir: Path, state: str, failed_de
         entry["error"] = (f"Skipped: it loads the encoder of `{failed_dep}`, which "
                           f"{'failed' if outcome.get(failed_dep or '') == 'failed' else 'was skipped'}.")
         return entry
-    status = read_json(run_dir / "status.json")
+    status = read_json_object(run_dir / "status.json")
     entry["error"] = status.get("error")
     if (run_dir / "epoch_metrics.json").is_file():
-        entry["curves"] = curves(read_json(run_dir / "epoch_metrics.json"))
+        epochs = read_json(run_dir / "epoch_metrics.json")
+        if not isinstance(epochs, list) or not all(isinstance(e, dict) for e in epochs):
+            raise ValueError(f"Expected a list of epoch records in `{run_dir / 'epoch_metrics.json'}`; the file is "
+                             "damaged.")
+        entry["curves"] = curves(epochs)
     if state == "completed":
-        entry["test"] = read_json(run_dir / "test_metrics.json")
-        timing = read_json(run_dir / "timing.json")
+        entry["test"] = read_json_object(run_dir / "test_metrics.json")
+        timing = read_json_object(run_dir / "timing.json")
         entry["timing"] = {"pretraining": {m: float(v) for m, v in timing.get("pretraining", {}).items()},
                            "pretraining_amortised": {}, **{key: timing.get(key) for key in TIMING_KEYS}}
-        model = read_json(run_dir / "model.json")
+        model = read_json_object(run_dir / "model.json")
         entry["model"] = {k: model[k] for k in ("parameters", "trainable_parameters") if k in model}
         if "cost" in model:  # multiply-accumulates per sample, for the cost/accuracy trade-off
             entry["model"]["macs"] = model["cost"]["total_macs"]

@@ -272,8 +272,14 @@ def _check_runs(study: Study) -> None:
             raise ConfigError(f"Study `{study.source}`: `study.pretrain.configs.{modality}` is `{file}`, which is "
                               f"not a pre-training config for `{modality}` (expected `pretrain: {{modality: "
                               f"{modality}}}`).")
+    from fusebench.engine.fusion_params import check_fusion_params
+
     for condition, values in itertools.product(spec.conditions, study.axis_combinations()):
         fusion = study.fusion_config(condition, values, seed)
+        try:
+            check_fusion_params(fusion.model.fusion)
+        except ConfigError as error:
+            raise ConfigError(f"Study `{study.source}`: condition `{condition}`{_axes_text(values)}: {error}") from None
         for modality in spec.conditions[condition].pretrained:
             encoder = study.pretrain_config(modality, values, seed).model.encoders[modality]
             if encoder != fusion.model.encoders[modality]:
