@@ -21,7 +21,7 @@ demo: $(STAMP)
 	$(BIN)/fusebench demo
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests
