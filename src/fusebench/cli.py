@@ -165,9 +165,19 @@ DEMO_SPEC = Path(__file__).resolve().parents[2] / "configs" / "studies" / "pretr
 @app.command()
 @user_errors
 def study(spec: Path, workers: Workers = 1, resume: Resume = False, backend: BackendOption = "local",
-          address: Address = None, root: Root = Path("studies")) -> None:
-    """Run a study: pre-training nodes, then every condition x seed (x axis value); results after each run."""
-    _study(spec, workers, resume, backend, address, root)
+          address: Address = None, root: Root = Path("studies"),
+          base: Annotated[Path | None, typer.Option(
+              "--base", help="run the spec on this run config instead of its `base` (e.g. another dataset's)")] = None,
+          name: Annotated[str | None, typer.Option("--name", help="study name (folder) instead of the spec's")] = None,
+          settings: Annotated[list[str] | None, typer.Option(
+              "--set", help="change a spec key, e.g. analysis.threshold=0.5 (repeatable)")] = None,
+          ) -> None:
+    """Run a study: pre-training nodes, then every condition x seed (x axis value); results after each run.
+
+    One spec fits any dataset: `--base configs/mosi/late_fusion.yaml --name mosi_pretraining` runs it on
+    another dataset's config (its encoders are pre-trained from that config unless the spec names files).
+    """
+    _study(spec, workers, resume, backend, address, root, base, name, settings or [])
 
 
 @app.command()
@@ -180,13 +190,15 @@ def demo(workers: Workers = 2, root: Root = Path("studies")) -> None:
     _study(DEMO_SPEC, workers, None, "local", None, root)  # continues an earlier demo, else starts it
 
 
-def _study(spec: Path, workers: int, resume: bool | None, backend: str, address: str | None, root: Path) -> None:
+def _study(spec: Path, workers: int, resume: bool | None, backend: str, address: str | None, root: Path,
+           base: Path | None = None, name: str | None = None, settings: Sequence[str] = ()) -> None:
     from fusebench.study.execute import run_study
 
     started = time.perf_counter()
     try:
         study_dir = run_study(spec, workers=workers, resume=resume, backend=backend,  # type: ignore[arg-type]
-                              address=address, study_root=root, console=console)
+                              address=address, study_root=root, console=console, base=base, name=name,
+                              spec_overrides=settings)
     except ModuleNotFoundError as error:  # the optional `ray` extra
         raise ConfigError(str(error)) from None
     except KeyboardInterrupt:

@@ -7,6 +7,7 @@ something other than what its author wrote.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import difflib
 from collections.abc import Mapping, Sequence
@@ -378,7 +379,7 @@ def parse_override(text: str) -> tuple[list[str], Any]:
 
 def apply_overrides(raw: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
     """Set each dotted key in a copy of ``raw``; intermediate sections are created as needed."""
-    result = yaml.safe_load(yaml.safe_dump(raw)) or {}
+    result = copy.deepcopy(dict(raw))  # keeps key order (a study's conditions are ordered)
     for text in overrides:
         path, value = parse_override(text)
         node = result

@@ -111,7 +111,8 @@ def clear_for_rerun(graph: StudyGraph, node_id: str, console: Console) -> None:
 
 def run_study(spec_path: str | Path, *, workers: int = 1, resume: bool | None = False, backend: Backend = "local",
               address: str | None = None, study_root: str | Path = "studies",
-              console: Console | None = None) -> Path:
+              console: Console | None = None, base: str | Path | None = None, name: str | None = None,
+              spec_overrides: Sequence[str] = ()) -> Path:
     """Run every node of the study in ``spec_path`` not already complete; return the study folder.
 
     Args:
@@ -122,6 +123,9 @@ def run_study(spec_path: str | Path, *, workers: int = 1, resume: bool | None = 
         backend: ``"local"`` (process pool) or ``"ray"``.
         address: Ray cluster address (``"auto"``, ``"host:port"``) or ``None`` for a local instance.
         study_root: the study folder is ``<study_root>/<study name>``.
+        base: run the spec on this base run config instead of its own (any dataset's config).
+        name: the study's name (its folder) instead of the spec's.
+        spec_overrides: dotted changes of the spec's keys, e.g. ``analysis.threshold=0.5``.
         console: where progress lines go (default: a new rich console).
 
     Raises:
@@ -134,7 +138,7 @@ def run_study(spec_path: str | Path, *, workers: int = 1, resume: bool | None = 
     if backend not in ("local", "ray"):
         raise ConfigError(f"Expected `--backend` `local` or `ray`, got `{backend}`.")
     console = console or Console()
-    study = load_spec(spec_path)
+    study = load_spec(spec_path, base=base, name=name, overrides=spec_overrides)
     study_dir = ensure_directory(Path(study_root), "--root").resolve() / study.spec.name
     exists = (study_dir / PLAN_FILE).is_file()
     if resume is None:
