@@ -19,6 +19,7 @@ from markupsafe import Markup, escape
 from fusebench.io import atomic_write_text, read_json
 from fusebench.study import plots, plots_modality
 from fusebench.study.analysis import analyse, load_results, write_analysis
+from fusebench.study.report_representations import representation_context
 from fusebench.study.report_text import (
     FILTERS,
     headline_rows,
@@ -121,6 +122,7 @@ def build_context(analysis: Mapping[str, Any], figures: Mapping[str, Any], study
         "fusion_rows": _fusion_rows(analysis) if analysis["fusion_axes"] else [],
         "change_rows": change_rows(analysis), "efficiency_rows": efficiency_rows(analysis),
         "monitoring": [{"label": m["label"], "image": _image(m["path"], study_dir, embed)} for m in monitoring or []],
+        "representations": representation_context(study_dir, embed),
     }
 
 
