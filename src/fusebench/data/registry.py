@@ -37,6 +37,7 @@ ENTRY_POINT_GROUP = "fusebench.datasets"
 BUILTIN_MODULES: tuple[str, ...] = (
     "fusebench.data.avdigits_dataset",
     "fusebench.data.custom",
+    "fusebench.data.fsdd_speakers",
     "fusebench.data.mmimdb",
     "fusebench.data.mmimdb_raw",
     "fusebench.data.mosi",

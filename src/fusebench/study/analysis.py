@@ -37,6 +37,7 @@ from fusebench.study.analysis_thesis import change_vs_baseline, monitored_runs, 
 from fusebench.study.analysis_verdict import attach_power, attach_test_set, best_and_runner_up, fixed_budget
 from fusebench.study.results import pretraining_seconds
 from fusebench.study.results_schema import check_results
+from fusebench.study.sensitivity import sensitivity_analysis
 from fusebench.tasks import higher_is_better
 
 CONFIDENCE = 0.95
@@ -181,6 +182,8 @@ def analyse(results: Mapping[str, Any], study_dir: str | Path) -> dict[str, Any]
         "decision": {"rows": decision, "recommendation": recommendation(decision, higher)},
         "ptrain_ptest": ptrain_ptest(groups, list(axes), rates, modalities),
         "fusion_axes": fusion_axes,
+        "sensitivity": sensitivity_analysis(groups, axes, settings.get("sensitivity"), conditions, baseline, metric,
+                                            patterns[0], higher),
         "failed_runs": [_failure(r) for r in results["runs"] if not completed(r)],
         "monitoring_runs": monitored_runs(study_dir, results["runs"]),
     })
