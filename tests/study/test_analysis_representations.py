@@ -8,9 +8,7 @@ from typing import Any
 
 import pytest
 from tests._helpers.study_results import copy_study
-from typer.testing import CliRunner
 
-from fusebench.cli import app
 from fusebench.engine.representations import analyze_runs
 from fusebench.study.analysis_representations import analyze_study
 from fusebench.study.report import render_report
@@ -82,13 +80,3 @@ def test_report_embeds_the_section(analysed: tuple[Path, dict[str, Any]]) -> Non
 
 def test_no_section_without_the_analysis(tmp_path: Path) -> None:
     assert representation_context(tmp_path, embed=False) is None
-
-
-@pytest.mark.slow
-def test_cli_analyze_study(tmp_path: Path) -> None:
-    study = copy_study("pretrain", tmp_path)
-    result = CliRunner().invoke(app, ["analyze", "--study", str(study), "--projection", "pca", "--no-probes",
-                                      "--max-points", "50"])
-    assert result.exit_code == 0, result.output
-    assert "pre-trained file vs fine-tuned" in result.output and "linear probes" not in result.output
-    assert (study / "representations" / "representations.json").is_file()

@@ -218,13 +218,15 @@ def _setup(results: Mapping[str, Any], study_dir: Path, fusion: Sequence[Mapping
     test_counts = sorted({int(r["test"][full]["count"]) for r in done if "count" in r.get("test", {}).get(full, {})})
     pretrain: dict[str, Any] = {}
     for run in (r for r in results["runs"] if r.get("kind") == "pretrain"):
-        entry = pretrain.setdefault(str(run.get("modality")), {"nodes": 0, "completed": 0, "seconds": [],
-                                                               "epochs": None, "data_fraction": None})
+        pre_config = run_config(study_dir, run)
+        dataset = (pre_config.get("data") or {}).get("dataset")  # a related-task pre-training is listed apart
+        name = str(run.get("modality")) + (f" ({dataset})" if dataset and dataset != data.get("dataset") else "")
+        entry = pretrain.setdefault(name, {"nodes": 0, "completed": 0, "seconds": [], "epochs": None,
+                                           "data_fraction": None})
         entry["nodes"] += 1
         if completed(run):
             entry["completed"] += 1
             entry["seconds"].append(pretraining_seconds(run.get("timing") or {}))
-            pre_config = run_config(study_dir, run)
             entry["epochs"] = (pre_config.get("training") or {}).get("epochs")
             entry["data_fraction"] = (pre_config.get("pretrain") or {}).get("data_fraction")
     for entry in pretrain.values():
