@@ -28,7 +28,7 @@ from fusebench.data.options import DataOptions
 from fusebench.tasks import Task
 
 ENTRY_POINT_GROUP = "fusebench.datasets"
-BUILTIN_MODULES: tuple[str, ...] = ("fusebench.data.avdigits_dataset",)
+BUILTIN_MODULES: tuple[str, ...] = ("fusebench.data.avdigits_dataset", "fusebench.data.avmnist")
 ModalityKind = Literal["image", "audio", "sequence", "vector", "text"]
 MODALITY_KINDS: tuple[str, ...] = get_args(ModalityKind)
 DEFAULT_DATASET = "avdigits"
