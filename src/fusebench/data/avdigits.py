@@ -248,6 +248,11 @@ def _file_names(split: str) -> dict[str, str]:
     return names
 
 
+def cache_file(folder: str | Path, split: str, key: str) -> Path:
+    """The ``.npy`` of ``key`` (``inputs.audio``, ``inputs.image``, ``target``, ...) of ``split`` in a built cache."""
+    return Path(folder) / _file_names(split)[key]
+
+
 def _load_split(folder: Path, split: str, limit: int | None) -> SplitTensors:
     def read(key: str, dtype: type | None = None) -> np.ndarray:
         array = np.load(folder / _file_names(split)[key], mmap_mode="r")[:limit]
@@ -503,6 +508,7 @@ __all__ = [
     "SPLITS",
     "AVDigitsRecipe",
     "SplitTensors",
+    "cache_file",
     "cache_folder",
     "load_avdigits",
     "prepare_avdigits",

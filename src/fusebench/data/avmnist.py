@@ -114,7 +114,7 @@ def _open_all(root: Path) -> dict[str, dict[str, np.ndarray]]:
 
 
 def _check_layout(root: Path, arrays: dict[str, np.ndarray], split: str) -> int:
-    """Shapes and dtypes of one split's three files; returns its row count."""
+    """Shapes and dtypes of one split's three files, and all its labels (replaced by int64); returns N."""
     files = {part: root / rel for part, rel in relative_paths(split).items()}
     image, audio, labels = arrays["image"], arrays["audio"], arrays["labels"]
     for part in ("image", "audio"):
@@ -132,6 +132,7 @@ def _check_layout(root: Path, arrays: dict[str, np.ndarray], split: str) -> int:
                          f"the same N in all three.")
     if counts["labels"] == 0:
         raise ValueError(f"`{files['labels']}` holds no samples; expected N >= 1.")
+    arrays["labels"] = read_labels(files["labels"], labels, 0, counts["labels"], classes=CLASSES)  # all, small
     return int(counts["labels"])
 
 
@@ -150,7 +151,7 @@ def _read(root: Path, arrays: dict[str, np.ndarray], split: str, rows: tuple[int
             )
         values /= np.float32(scale)  # MultiBench: normalize_image / normalize_audio divide by 255
         inputs[part] = torch.from_numpy(values.reshape(len(values), 1, side, side))
-    target = torch.from_numpy(read_labels(files["labels"], arrays["labels"], *rows, classes=CLASSES))
+    target = torch.from_numpy(np.array(arrays["labels"][rows[0] : rows[1]]))  # checked by _check_layout
     return Split(inputs, target)
 
 
