@@ -16,16 +16,12 @@ from fusebench.config import ConfigError, explain_validation_error, parse_overri
 data_app = typer.Typer(no_args_is_help=True, help="List, prepare and check datasets.")
 
 
-def dataset_options(dataset: str, settings: list[str] | None, base: dict[str, Any] | None = None,
-                    **given: Any) -> Any:
-    """The validated options of ``dataset`` from ``base``, then explicit values, then ``--set key=value`` items."""
-    import copy
-
+def dataset_options(dataset: str, settings: list[str] | None, **given: Any) -> Any:
+    """The validated options of ``dataset`` from ``--set key=value`` items and explicit values."""
     from fusebench.data.registry import get_dataset
 
     entry = get_dataset(dataset)
-    raw: dict[str, Any] = {**copy.deepcopy(base or {}), "dataset": dataset,
-                           **{k: str(v) for k, v in given.items() if v is not None}}
+    raw: dict[str, Any] = {"dataset": dataset, **{k: str(v) for k, v in given.items() if v is not None}}
     for item in settings or []:
         path, value = parse_override(item)
         node = raw
@@ -100,10 +96,10 @@ def data_export(dataset: Annotated[str, typer.Argument(help="the dataset to expo
         raise ConfigError(f"Only `avdigits` can be exported, got `{dataset}`.")
     if format != "avmnist":
         raise ConfigError(f"Expected `--format avmnist` (the only export layout), got `{format}`.")
-    from fusebench.data.export import EXPORT_RECIPE, export_avmnist
+    from fusebench.data.export import export_avmnist
 
     start = time.perf_counter()
-    options = dataset_options(dataset, settings, base={"recipe": dict(EXPORT_RECIPE)}, root=root, cache_dir=cache_dir)
+    options = dataset_options(dataset, settings, root=root, cache_dir=cache_dir)
     result = export_avmnist(options.recipe, out_dir, source_root=options.root, cache_dir=options.cache_dir,
                             dtype=dtype, keep_all=keep_all, force=force, progress=True)  # type: ignore[arg-type]
     counts = result.counts

@@ -1,0 +1,100 @@
+"""AV-MNIST end to end through the command line: a folder fusebench has never seen, the shipped configs.
+
+The folder is AV-digits written by ``fusebench data export avdigits --format avmnist`` (the
+session fixture ``avmnist_export``), so fusebench knows nothing about it but its MultiBench layout.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from tests._helpers.avmnist import save, write_avmnist
+from typer.testing import CliRunner
+
+from fusebench.cli import app
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+runner = CliRunner()
+
+
+def _one_paragraph(output: str) -> str:
+    return " ".join(output.split())
+
+
+@pytest.mark.slow
+def test_shipped_late_fusion_beats_either_modality_on_an_unseen_folder(avmnist_export: Path, tmp_path: Path) -> None:
+    # Overrides: where the data is, how much of it, how many epochs; nothing about the model.
+    result = runner.invoke(app, [
+        "train", str(CONFIGS / "avmnist" / "late_fusion.yaml"), f"data.root={avmnist_export}",
+        "data.limit={test: 300}", "training.epochs=3", f"experiment.runs_dir={tmp_path}", "--run-id", "1",
+        "--disable-monitoring", "logging.progress_bar=false",
+    ])
+    assert result.exit_code == 0, result.output
+    run_dir = tmp_path / "avmnist_late_fusion" / "1"
+    test = json.loads((run_dir / "test_metrics.json").read_text())
+    assert set(test) == {"audio+image", "audio", "image"}  # all 2^2 - 1 patterns evaluated
+    fused, audio, image = (test[p]["accuracy"] for p in ("audio+image", "audio", "image"))
+    assert fused > max(audio, image), test
+    assert fused > 0.3, test  # far above the 0.1 of chance on 300 test pairs
+    data = json.loads((run_dir / "data.json").read_text())
+    assert (data["dataset"], data["samples"]) == ("avmnist", {"train": 660, "validation": 60, "test": 300})
+
+
+@pytest.mark.slow
+def test_shipped_pretrain_vs_scratch_study_runs_on_avmnist(avmnist_export: Path, tmp_path: Path) -> None:
+    shipped = yaml.safe_load((CONFIGS / "studies" / "pretrain_vs_scratch.yaml").read_text())["study"]
+    study = dict(shipped)
+    # Only what points the study at another dataset's configs, and a tiny size.
+    study["base"] = str(CONFIGS / "avmnist" / "late_fusion.yaml")
+    study["pretrain"] = {**shipped["pretrain"], "configs": {
+        m: str(CONFIGS / "avmnist" / f"pretrain_{m}.yaml") for m in ("audio", "image")}}
+    study["overrides"] = ["training.epochs=1"]
+    study["pretrain"]["overrides"] = ["training.epochs=1"]
+    study["shared_overrides"] = [f"data.root={avmnist_export}", "data.limit={train: 120, validation: 40, test: 100}",
+                                 *[o for o in shipped["shared_overrides"] if not o.startswith("data.limit")]]
+    study["seeds"] = [0]
+    study["conditions"] = {name: shipped["conditions"][name] for name in ("scratch", "pretrained")}
+    spec = tmp_path / "avmnist_study.yaml"
+    spec.write_text(yaml.safe_dump({"study": study}, sort_keys=False))
+    result = runner.invoke(app, ["study", str(spec), "--root", str(tmp_path / "studies"), "--workers", "1"])
+    assert result.exit_code == 0, result.output
+    results = json.loads((tmp_path / "studies" / "pretrain_vs_scratch" / "results.json").read_text())
+    assert results["progress"] == {"completed": 4, "failed": 0, "skipped": 0, "pending": 0}
+    assert set(results["patterns"]) == {"audio+image", "audio", "image"}
+    assert {r["node"] for r in results["runs"]} >= {"scratch-s0", "pretrained-s0"}
+
+
+def test_train_on_a_wrong_folder_is_one_paragraph_and_exit_2(tmp_path: Path) -> None:
+    arrays = write_avmnist(tmp_path / "avmnist")
+    save(tmp_path / "avmnist" / "audio" / "train_data.npy", arrays["audio/train_data.npy"][:, :, :100])
+    result = runner.invoke(app, ["train", str(CONFIGS / "avmnist" / "late_fusion.yaml"),
+                                 f"data.root={tmp_path / 'avmnist'}", f"experiment.runs_dir={tmp_path / 'runs'}"])
+    assert result.exit_code == 2, result.output
+    text = _one_paragraph(result.output)
+    assert "Traceback" not in result.output
+    assert re.search(r"audio/train_data.npy` has shape \(24, 112, 100\); expected N x 112 x 112", text), text
+
+
+def test_train_without_a_folder_names_the_path_and_the_layout(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["train", str(CONFIGS / "avmnist" / "late_fusion.yaml"),
+                                 f"data.root={tmp_path / 'missing'}", f"experiment.runs_dir={tmp_path / 'runs'}"])
+    assert result.exit_code == 2, result.output
+    text = _one_paragraph(result.output)
+    assert f"AV-MNIST not found: `{tmp_path / 'missing'}` does not exist" in text
+    assert "audio/{train,test}_data.npy (N x 112 x 112)" in text and "Traceback" not in result.output
+
+
+def test_data_prepare_reads_and_checks_a_folder(tmp_path: Path) -> None:
+    write_avmnist(tmp_path, n_train=36, n_test=5, dtype="float32", image_shape="square")
+    result = runner.invoke(app, ["data", "prepare", "avmnist", "--root", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert "train 33, validation 3, test 5" in _one_paragraph(result.output)
+    save(tmp_path / "test_labels.npy", np.arange(5) + 6)
+    failed = runner.invoke(app, ["data", "prepare", "avmnist", "--root", str(tmp_path)])
+    assert failed.exit_code == 2 and "test_labels.npy` holds 1 labels outside 0-9 (found [10])" in _one_paragraph(
+        failed.output)
