@@ -31,7 +31,7 @@ def test_shipped_late_fusion_beats_either_modality_on_an_unseen_folder(avmnist_e
     # Overrides: where the data is, how much of it, how many epochs; nothing about the model.
     result = runner.invoke(app, [
         "train", str(CONFIGS / "avmnist" / "late_fusion.yaml"), f"data.root={avmnist_export}",
-        "data.limit={test: 300}", "training.epochs=3", f"experiment.runs_dir={tmp_path}", "--run-id", "1",
+        "data.limit={test: 300}", "training.epochs=5", f"experiment.runs_dir={tmp_path}", "--run-id", "1",
         "--disable-monitoring", "logging.progress_bar=false",
     ])
     assert result.exit_code == 0, result.output
@@ -67,6 +67,8 @@ def test_shipped_pretrain_vs_scratch_study_runs_on_avmnist(avmnist_export: Path,
     assert results["progress"] == {"completed": 4, "failed": 0, "skipped": 0, "pending": 0}
     assert set(results["patterns"]) == {"audio+image", "audio", "image"}
     assert {r["node"] for r in results["runs"]} >= {"scratch-s0", "pretrained-s0"}
+    report = (tmp_path / "studies" / "pretrain_vs_scratch" / "report.md").read_text()
+    assert "accuracy" in report and "pretrained" in report and "scratch" in report
 
 
 def test_train_on_a_wrong_folder_is_one_paragraph_and_exit_2(tmp_path: Path) -> None:
