@@ -146,8 +146,9 @@ def _read(root: Path, arrays: dict[str, np.ndarray], split: str, rows: tuple[int
         if values.size and scale > 1.0 and arrays[part].dtype.kind == "f" and float(values.max()) <= 1.0:
             raise ValueError(
                 f"`{files[part]}` holds values in [{float(values.min()):g}, {float(values.max()):g}]: it looks "
-                f"already divided by 255, but the layout is on a 0-255 scale and is divided on load (MultiBench "
-                f"does the same); save the undivided values, or set `data.scale=1` if the files really are on 0-1."
+                f"already divided by {scale:g}, but the layout is on a 0-{scale:g} scale and is divided on load "
+                f"(MultiBench does the same); save the undivided values, or set `data.scale=1` if the files really "
+                f"are on 0-1."
             )
         values /= np.float32(scale)  # MultiBench: normalize_image / normalize_audio divide by 255
         inputs[part] = torch.from_numpy(values.reshape(len(values), 1, side, side))

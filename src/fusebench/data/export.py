@@ -217,7 +217,7 @@ class _Scaling:
 
 
 def _as(values: np.ndarray, dtype: str) -> np.ndarray:
-    clipped = np.clip(values, 0.0, 255.0)
+    clipped: np.ndarray = np.clip(values, 0.0, 255.0)
     return np.rint(clipped).astype(np.uint8) if dtype == "uint8" else clipped.astype(np.float32)
 
 
