@@ -17,6 +17,7 @@ from tests._helpers.avmnist import save, write_avmnist
 from typer.testing import CliRunner
 
 from fusebench.cli import app
+from fusebench.config import dump_config, load_config
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 runner = CliRunner()
@@ -24,6 +25,25 @@ runner = CliRunner()
 
 def _one_paragraph(output: str) -> str:
     return " ".join(output.split())
+
+
+@pytest.mark.parametrize("path", sorted((CONFIGS / "avmnist").glob("*.yaml")), ids=lambda p: p.name)
+def test_shipped_configs_validate_and_round_trip(path: Path, tmp_path: Path) -> None:
+    config = load_config(path)
+    assert config.data.dataset == "avmnist" and config.data.root is None  # data.root or $FUSEBENCH_DATA
+    dumped = tmp_path / "resolved.yaml"
+    dumped.write_text(dump_config(config))
+    assert load_config(dumped) == config
+
+
+def test_pretraining_configs_build_the_fusion_encoders() -> None:
+    fusion = load_config(CONFIGS / "avmnist" / "late_fusion.yaml")
+    for modality in ("audio", "image"):
+        pretrain = load_config(CONFIGS / "avmnist" / f"pretrain_{modality}.yaml")
+        assert pretrain.model.encoders[modality] == fusion.model.encoders[modality]  # its weights load there
+    resnet = load_config(CONFIGS / "avmnist" / "resnet_late_fusion.yaml")  # the thesis, section 7.1.1
+    assert (resnet.model.encoders["audio"].kind, resnet.model.encoders["audio"].out_dim) == ("resnet18", 64)
+    assert (resnet.model.encoders["image"].kind, resnet.model.encoders["image"].out_dim) == ("resnet34", 128)
 
 
 @pytest.mark.slow
