@@ -61,9 +61,9 @@ def test_train_with_run_id_then_evaluate_gives_the_same_numbers(tmp_path: Path) 
     assert "audio+image" in again.output
 
 
-def test_skip_train_without_checkpoint_is_an_error(tmp_path: Path) -> None:
+def test_skip_train_without_a_trained_run_is_an_error_and_writes_nothing(tmp_path: Path) -> None:
     config = _write(tmp_path, tiny_raw(tmp_path / "runs", name="skip"))
     result = runner.invoke(app, ["train", str(config), "--run-id", "1", "--skip-train"])
-    assert result.exit_code == 2 and "needs a trained checkpoint" in result.output
-    status = json.loads((tmp_path / "runs" / "skip" / "1" / "status.json").read_text())
-    assert status["state"] == "failed"
+    assert result.exit_code == 2 and "only a run whose training completed can be evaluated" in result.output
+    assert "status.json` does not exist" in result.output
+    assert not (tmp_path / "runs" / "skip" / "1").exists()

@@ -24,11 +24,22 @@ SkipTrain = Annotated[bool, typer.Option("--skip-train", help="load the run's be
 SkipTest = Annotated[bool, typer.Option("--skip-test", help="do not evaluate on the test split")]
 DryRun = Annotated[bool, typer.Option("--dry-run", help="build everything, print config and model, stop")]
 NoMonitoring = Annotated[bool, typer.Option("--disable-monitoring", help="no logger, no per-epoch resource records")]
+Overwrite = Annotated[bool, typer.Option("--overwrite", help="delete the run folder's earlier run, then train")]
 
 
 def run_directory(config: RunConfig, run_id: str | None) -> Path:
-    name = run_id or time.strftime("%Y%m%d-%H%M%S")
-    return Path(config.experiment.runs_dir) / config.experiment.name / name
+    """``runs_dir/<experiment.name>/<run id>``; the default id is a timestamp, made unique."""
+    from fusebench.engine.run_folder import check_folder_name
+
+    experiment = Path(config.experiment.runs_dir) / check_folder_name(config.experiment.name, "experiment.name")
+    if run_id is not None:
+        return experiment / check_folder_name(run_id, "--run-id")
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    folder, number = experiment / stamp, 1
+    while folder.exists():
+        number += 1
+        folder = experiment / f"{stamp}-{number}"
+    return folder
 
 
 def _load(config_path: Path, overrides: Sequence[str] | None, disable_monitoring: bool) -> RunConfig:
@@ -43,7 +54,7 @@ def _dry_run(config: RunConfig) -> None:
     console.print(dump_config(config), highlight=False)
     data = run_splits(config)
     names, primary = run_task(config, data.task)
-    model = build_model(config, data.input_shapes, data.task.output_size)
+    model = build_model(config, data.input_shapes, data.task.output_size, data.modality_info)
     console.print(model)
     console.print(f"dataset `{config.data.dataset}`: task {data.task.describe()}; metrics {names} (primary {primary})",
                   highlight=False)
@@ -54,7 +65,7 @@ def _dry_run(config: RunConfig) -> None:
 
 
 def _run(config_path: Path, overrides: Sequence[str] | None, run_id: str | None, skip_train: bool, skip_test: bool,
-         dry_run: bool, disable_monitoring: bool, pretrain: bool) -> None:
+         dry_run: bool, disable_monitoring: bool, pretrain: bool, overwrite: bool = False) -> None:
     from fusebench.engine.run import execute_run
 
     config = _load(config_path, overrides, disable_monitoring)
@@ -63,11 +74,24 @@ def _run(config_path: Path, overrides: Sequence[str] | None, run_id: str | None,
                           "use `fusebench train` for multimodal configs.")
     if not pretrain and config.pretrain is not None:
         raise ConfigError(f"`{config_path}` is a pre-training config (it has `pretrain:`); use `fusebench pretrain`.")
+    if config.pretrain is None:
+        from fusebench.engine.fusion_params import check_fusion_params
+
+        check_fusion_params(config.model.fusion)  # before any data is loaded
     if dry_run:
         _dry_run(config)
         return
+    if skip_train and overwrite:
+        raise ConfigError("`--skip-train` re-tests a finished run and `--overwrite` deletes it; pass one of them.")
     run_dir = run_directory(config, run_id)
-    result = execute_run(config, run_dir, skip_train=skip_train, skip_test=skip_test, command=sys.argv)
+    try:
+        result = execute_run(config, run_dir, skip_train=skip_train, skip_test=skip_test, command=sys.argv,
+                             overwrite=overwrite)
+    except KeyboardInterrupt:
+        what = "re-evaluation" if skip_train else "run"
+        console.print(f"[bold yellow]interrupted:[/] {what} `{run_dir}` marked interrupted; its files are kept.",
+                      highlight=False, soft_wrap=True)
+        raise typer.Exit(code=130) from None
     if result.test_metrics:
         print_pattern_table({run_dir.name: result.test_metrics}, result.primary_metric, title="test")
     if config.pretrain is not None:
@@ -78,27 +102,38 @@ def _run(config_path: Path, overrides: Sequence[str] | None, run_id: str | None,
 @app.command()
 @user_errors
 def pretrain(config: Path, overrides: Overrides = None, run_id: RunId = None, skip_train: SkipTrain = False,
-             skip_test: SkipTest = False, dry_run: DryRun = False, disable_monitoring: NoMonitoring = False) -> None:
+             skip_test: SkipTest = False, dry_run: DryRun = False, disable_monitoring: NoMonitoring = False,
+             overwrite: Overwrite = False) -> None:
     """Pre-train one modality's encoder with a linear head; saves encoders/<modality>.safetensors."""
-    _run(config, overrides, run_id, skip_train, skip_test, dry_run, disable_monitoring, pretrain=True)
+    _run(config, overrides, run_id, skip_train, skip_test, dry_run, disable_monitoring, pretrain=True,
+         overwrite=overwrite)
 
 
 @app.command()
 @user_errors
 def train(config: Path, overrides: Overrides = None, run_id: RunId = None, skip_train: SkipTrain = False,
-          skip_test: SkipTest = False, dry_run: DryRun = False, disable_monitoring: NoMonitoring = False) -> None:
+          skip_test: SkipTest = False, dry_run: DryRun = False, disable_monitoring: NoMonitoring = False,
+          overwrite: Overwrite = False) -> None:
     """Train a multimodal model and evaluate it on every modality pattern."""
-    _run(config, overrides, run_id, skip_train, skip_test, dry_run, disable_monitoring, pretrain=False)
+    _run(config, overrides, run_id, skip_train, skip_test, dry_run, disable_monitoring, pretrain=False,
+         overwrite=overwrite)
 
 
 @app.command()
 @user_errors
 def evaluate(run_dir: Path) -> None:
-    """Re-evaluate a finished run's best checkpoint on every pattern of the test split."""
+    """Re-evaluate a finished run's best checkpoint on every pattern of the test split (evaluation.json)."""
     from fusebench.engine.run import execute_run
+    from fusebench.engine.run_folder import require_completed_training
 
+    require_completed_training(run_dir)
     config = load_config(run_dir / "config.yaml")
-    result = execute_run(config, run_dir, skip_train=True, command=sys.argv)
+    try:
+        result = execute_run(config, run_dir, skip_train=True, command=sys.argv)
+    except KeyboardInterrupt:
+        console.print(f"[bold yellow]interrupted:[/] the re-evaluation of `{run_dir}` stopped; its training and "
+                      "earlier test results are unchanged.", highlight=False, soft_wrap=True)
+        raise typer.Exit(code=130) from None
     print_pattern_table({run_dir.name: result.test_metrics}, result.primary_metric, title="test")
 
 
@@ -118,7 +153,8 @@ def main() -> None:  # pragma: no cover - console entry point
     app()
 
 
-Workers = Annotated[int, typer.Option("--workers", min=1, help="runs in parallel (local processes or Ray CPUs)")]
+Workers = Annotated[int, typer.Option("--workers", min=1,
+                                      help="runs in parallel (local processes or Ray CPUs); 1 gives clean timings")]
 Resume = Annotated[bool, typer.Option("--resume", help="continue the study folder; completed runs are kept")]
 BackendOption = Annotated[str, typer.Option("--backend", help="local (process pool) or ray")]
 Address = Annotated[str | None, typer.Option("--address", help="Ray cluster: auto, host:port; default local")]
@@ -129,9 +165,19 @@ DEMO_SPEC = Path(__file__).resolve().parents[2] / "configs" / "studies" / "pretr
 @app.command()
 @user_errors
 def study(spec: Path, workers: Workers = 1, resume: Resume = False, backend: BackendOption = "local",
-          address: Address = None, root: Root = Path("studies")) -> None:
-    """Run a study: pre-training nodes, then every condition x seed (x axis value); results after each run."""
-    _study(spec, workers, resume, backend, address, root)
+          address: Address = None, root: Root = Path("studies"),
+          base: Annotated[Path | None, typer.Option(
+              "--base", help="run the spec on this run config instead of its `base` (e.g. another dataset's)")] = None,
+          name: Annotated[str | None, typer.Option("--name", help="study name (folder) instead of the spec's")] = None,
+          settings: Annotated[list[str] | None, typer.Option(
+              "--set", help="change a spec key, e.g. analysis.threshold=0.5 (repeatable)")] = None,
+          ) -> None:
+    """Run a study: pre-training nodes, then every condition x seed (x axis value); results after each run.
+
+    One spec fits any dataset: `--base configs/mosi/late_fusion.yaml --name mosi_pretraining` runs it on
+    another dataset's config (its encoders are pre-trained from that config unless the spec names files).
+    """
+    _study(spec, workers, resume, backend, address, root, base, name, settings or [])
 
 
 @app.command()
@@ -141,16 +187,18 @@ def demo(workers: Workers = 2, root: Root = Path("studies")) -> None:
     if not DEMO_SPEC.is_file():
         raise FileNotFoundError(f"The demo runs `{DEMO_SPEC}`, which is only in a source checkout of fusebench; "
                                 "clone the repository and run `make demo` there.")
-    _study(DEMO_SPEC, workers, True, "local", None, root)
+    _study(DEMO_SPEC, workers, None, "local", None, root)  # continues an earlier demo, else starts it
 
 
-def _study(spec: Path, workers: int, resume: bool, backend: str, address: str | None, root: Path) -> None:
+def _study(spec: Path, workers: int, resume: bool | None, backend: str, address: str | None, root: Path,
+           base: Path | None = None, name: str | None = None, settings: Sequence[str] = ()) -> None:
     from fusebench.study.execute import run_study
 
     started = time.perf_counter()
     try:
         study_dir = run_study(spec, workers=workers, resume=resume, backend=backend,  # type: ignore[arg-type]
-                              address=address, study_root=root, console=console)
+                              address=address, study_root=root, console=console, base=base, name=name,
+                              spec_overrides=settings)
     except ModuleNotFoundError as error:  # the optional `ray` extra
         raise ConfigError(str(error)) from None
     except KeyboardInterrupt:
@@ -241,4 +289,4 @@ def report(study_dir: Path) -> None:
 
 
 if __name__ == "__main__":  # `python -m fusebench.cli`
-    app()
+    main()

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 import typer
 from pydantic import ValidationError
+from rich.markup import escape
 from rich.table import Table
 
 from fusebench.cli_common import console, user_errors
@@ -39,13 +40,16 @@ def dataset_options(dataset: str, settings: list[str] | None, **given: Any) -> A
 @user_errors
 def data_list() -> None:
     """The registered datasets (built in and from `fusebench.datasets` entry points)."""
-    from fusebench.data.registry import dataset_names, get_dataset
+    from fusebench.data.registry import broken_entry_points, dataset_names, get_dataset
 
     table = Table(title="datasets (`data.dataset`)")
     for column in ("name", "description"):
         table.add_column(column)
     for name in dataset_names():
         table.add_row(name, get_dataset(name).summary)
+    for name, why in sorted(broken_entry_points().items()):
+        if name not in dataset_names():
+            table.add_row(name, f"[red]unavailable:[/] {escape(why)}")
     console.print(table)
 
 

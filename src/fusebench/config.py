@@ -7,6 +7,7 @@ something other than what its author wrote.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import difflib
 from collections.abc import Mapping, Sequence
@@ -19,8 +20,8 @@ from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, Validatio
 
 from fusebench.data.avdigits_dataset import AVDigitsOptions
 from fusebench.data.options import DataOptions
-from fusebench.data.registry import options_union
-from fusebench.models.encoder_specs import CNNOptions, EncoderOptions, encoder_options_union
+from fusebench.data.registry import broken_entry_points, options_union
+from fusebench.models.encoder_specs import CNNOptions, EncoderOptions, encoder_options_union, get_encoder
 from fusebench.models.missing import MissingStrategyName
 from fusebench.tasks import LossName, get_metric
 
@@ -101,6 +102,18 @@ class EarlyStoppingConfig(Strict):
     mode: Literal["min", "max"] = "min"
 
 
+class BlendingEstimateConfig(Strict):
+    """Offline G-Blend (Wang et al., CVPR 2020, Sec. 3.3, Algorithm 1) run by ``gradient_blending: auto``."""
+
+    epochs: int = Field(default=3, ge=1, description="epochs each unimodal branch and the fused model train")
+    holdout_fraction: float = Field(
+        default=0.2, gt=0.0, lt=1.0, description="share of the training split held out to measure generalisation"
+    )
+    overfitting: Literal["delta", "final"] = Field(
+        default="delta", description="delta: O(N) - O(0) (the paper); final: O(N) (MultiBench's variant)"
+    )
+
+
 class StrategyConfig(Strict):
     """Training strategies (``fusebench.engine.strategies``); all off by default, and they combine.
 
@@ -123,20 +136,39 @@ class StrategyConfig(Strict):
     ogm_ge: bool = Field(default=False, description="gradient modulation OGM-GE (Peng et al., CVPR 2022)")
     ogm_alpha: float = Field(default=0.5, ge=0.0, description="OGM modulation strength alpha")
     ogm_noise: bool = Field(default=True, description="the GE part, Gaussian gradient noise; false = OGM")
-    gradient_blending: dict[str, float] = Field(
+    ogm_coefficient: Literal["eq10", "continuous"] = Field(
+        default="eq10",
+        description="eq10: 1 - tanh(alpha rho) if rho > 1 (the paper); continuous: 1 - tanh(alpha relu(rho - 1))",
+    )
+    ogm_scores: Literal["head_share", "masked_fuse"] = Field(
+        default="head_share", description="per-modality logits: head_share W_m z_m + b/M (the paper, sum fusion); "
+        "masked_fuse: the fused logits with only that modality present (any fusion)"
+    )
+    ogm_parameters: Literal["all", "weights"] = Field(
+        default="all", description="modulate all encoder parameters or only weight tensors (ndim >= 2)"
+    )
+    ogm_start_epoch: int = Field(default=1, ge=1, description="first epoch (1-based) with modulation")
+    ogm_end_epoch: int | None = Field(default=None, ge=1, description="last epoch with modulation; null = the end")
+    gradient_blending: dict[str, float] | Literal["auto"] = Field(
         default_factory=dict,
         description="pattern -> loss weight: the full pattern (audio+image) for the fused head, a "
-        "modality for its unimodal head (Wang et al., CVPR 2020)",
+        "modality for its unimodal head (Wang et al., CVPR 2020); `auto` estimates them first",
+    )
+    gradient_blending_auto: BlendingEstimateConfig = Field(
+        default_factory=lambda: BlendingEstimateConfig(),
+        description="how `gradient_blending: auto` estimates the weights (offline G-Blend)",
     )
     contrastive: dict[str, Any] = Field(
         default_factory=dict,
-        description="{anchor, other, kind: hard_negative|infonce, weight, temperature, k, eps, "
-        "symmetric, dim}",
+        description="{anchors: [..], other, kind: hard_negative|infonce, weight, temperature, symmetric, "
+        "projector: enhanced|linear|none, dropout (enhanced), dim (linear), contrastive_epochs, k, eps}",
     )
 
     @field_validator("aux_heads", "distill", "gradient_blending")
     @classmethod
-    def _weights_are_nonnegative(cls, value: dict[str, float], info: Any) -> dict[str, float]:
+    def _weights_are_nonnegative(cls, value: dict[str, float] | str, info: Any) -> dict[str, float] | str:
+        if isinstance(value, str):
+            return value
         for key, weight in value.items():
             if not 0.0 <= weight < float("inf"):
                 raise ValueError(
@@ -148,47 +180,68 @@ class StrategyConfig(Strict):
     @field_validator("contrastive")
     @classmethod
     def _contrastive_settings(cls, value: dict[str, Any]) -> dict[str, Any]:
-        """Check the settings and fill the defaults, so the resolved config says what ran."""
+        """Check the settings and fill the defaults, so the resolved config says what ran.
+
+        Defaults follow "Early Fusion with Contrastive Learning" (003_*.txt, Sec. 3.2): one
+        direction from the anchors, eps 1e-7, the residual Tanh projector on ``other``.
+        """
         if not value:
             return value
         where = "`training.strategy.contrastive"
+        if "anchor" in value:
+            raise ValueError(f"{where}.anchor` is now `anchors`, a list (e.g. `anchors: [{value['anchor']}]`)")
         kind = value.get("kind", "hard_negative")
         loss_keys = {"hard_negative": ["k", "eps"], "infonce": []}
         if kind not in loss_keys:
             raise ValueError(f"{where}.kind` must be one of {list(loss_keys)}, got {kind!r}")
-        allowed = ["anchor", "other", "kind", "weight", "temperature", "symmetric", "dim"]
-        allowed += loss_keys[kind]
+        projector = value.get("projector", "enhanced")
+        projector_keys = {"enhanced": ["dropout"], "linear": ["dim"], "none": []}
+        if projector not in projector_keys:
+            raise ValueError(f"{where}.projector` must be one of {list(projector_keys)}, got {projector!r}")
+        allowed = ["anchors", "other", "kind", "weight", "temperature", "symmetric", "projector",
+                   "contrastive_epochs", *loss_keys[kind], *projector_keys[projector]]
         unknown = sorted(set(value) - set(allowed))
         if unknown:
-            raise ValueError(f"{where}` ({kind}) takes keys {allowed}, got unknown {unknown}")
-        resolved = {"anchor": value.get("anchor"), "other": value.get("other"), "kind": kind,
-                    "weight": value.get("weight", 0.1), "temperature": value.get("temperature", 0.1),
-                    "symmetric": value.get("symmetric", True), "dim": value.get("dim")}
+            raise ValueError(f"{where}` ({kind}, projector {projector}) takes keys {allowed}, got unknown {unknown}")
+        anchors = value.get("anchors")
+        resolved = {"anchors": [anchors] if isinstance(anchors, str) else anchors, "other": value.get("other"),
+                    "kind": kind, "weight": value.get("weight", 0.1), "temperature": value.get("temperature", 0.1),
+                    "symmetric": value.get("symmetric", False), "projector": projector,
+                    "contrastive_epochs": value.get("contrastive_epochs", 0)}
+        if projector == "enhanced":
+            resolved["dropout"] = value.get("dropout", 0.1)
+        if projector == "linear":
+            resolved["dim"] = value.get("dim")
         if kind == "hard_negative":
-            resolved |= {"k": value.get("k", 5), "eps": value.get("eps", 1e-8)}
+            resolved |= {"k": value.get("k", 5), "eps": value.get("eps", 1e-7)}
 
         def number(x: Any) -> bool:
             return isinstance(x, (int, float)) and not isinstance(x, bool)
 
-        def count(x: Any) -> bool:
-            return isinstance(x, int) and not isinstance(x, bool) and x >= 1
+        def count(x: Any, least: int = 1) -> bool:
+            return isinstance(x, int) and not isinstance(x, bool) and x >= least
 
+        names = resolved["anchors"]
         checks = {
-            "anchor": (isinstance(resolved["anchor"], str), "a modality name"),
+            "anchors": (isinstance(names, list) and bool(names) and all(isinstance(a, str) for a in names)
+                        and len(set(names)) == len(names), "a non-empty list of distinct modality names"),
             "other": (isinstance(resolved["other"], str), "a modality name"),
             "weight": (number(resolved["weight"]) and resolved["weight"] >= 0, "a number >= 0"),
             "temperature": (number(resolved["temperature"]) and resolved["temperature"] > 0,
                             "a number > 0"),
             "symmetric": (isinstance(resolved["symmetric"], bool), "true or false"),
-            "dim": (resolved["dim"] is None or count(resolved["dim"]), "an int >= 1 or null"),
+            "contrastive_epochs": (count(resolved["contrastive_epochs"], 0), "an int >= 0"),
+            "dropout": (number(resolved.get("dropout", 0.0)) and 0 <= resolved.get("dropout", 0.0) < 1,
+                        "a number in [0, 1)"),
+            "dim": (resolved.get("dim") is None or count(resolved["dim"]), "an int >= 1 or null"),
             "k": (count(resolved.get("k", 1)), "an int >= 1"),
             "eps": (number(resolved.get("eps", 0.0)) and resolved.get("eps", 0.0) >= 0, "a number >= 0"),
         }
         for key, (ok, expected) in checks.items():
             if not ok:
                 raise ValueError(f"{where}.{key}` must be {expected}, got {resolved.get(key)!r}")
-        if resolved["anchor"] == resolved["other"]:
-            raise ValueError(f"{where}` needs two different modalities, got `{resolved['anchor']}` twice")
+        if resolved["other"] in names:
+            raise ValueError(f"{where}.other` (`{resolved['other']}`) must not be one of the `anchors` {names}")
         return resolved
 
     @model_validator(mode="after")
@@ -264,6 +317,12 @@ class MonitoringConfig(Strict):
     checkpoint_mode: Literal["min", "max"] = "min"
 
 
+class ProbeConfig(Strict):
+    """Linear probes of the finished run's frozen encoders (MMPT section 3.2), written to probe_metrics.json."""
+
+    enabled: bool = Field(default=False, description="probe after testing (studies report the MMPT weakness score)")
+
+
 class RunConfig(Strict):
     experiment: ExperimentConfig = Field(default_factory=ExperimentConfig)
     data: DataConfig = Field(default_factory=AVDigitsOptions)
@@ -273,6 +332,7 @@ class RunConfig(Strict):
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
     task: TaskConfig = Field(default_factory=TaskConfig)
+    probe: ProbeConfig = Field(default_factory=ProbeConfig)
     monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig)
 
     @model_validator(mode="after")
@@ -291,6 +351,10 @@ class RunConfig(Strict):
             raise ValueError(
                 f"`pretrain.modality` is `{self.pretrain.modality}` but the run's modalities are {sorted(used)}"
             )
+        if self.pretrain is None:  # general pre-trained encoders stay frozen unless `model.freeze.<m>: false`
+            for modality in sorted(used - set(self.model.freeze)):
+                if get_encoder(self.model.encoders[modality].kind).frozen_by_default:
+                    self.model.freeze[modality] = True
         return self
 
     def modalities(self) -> tuple[str, ...]:
@@ -305,12 +369,17 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     key, sep, raw = text.partition("=")
     if not sep or not key.strip():
         raise ConfigError(f"Override `{text}` is not of the form `dotted.key=value` (e.g. `training.epochs=5`).")
-    return key.strip().split("."), yaml.safe_load(raw) if raw.strip() else None
+    try:
+        return key.strip().split("."), yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError as error:  # also tags such as !!python/object, which safe_load refuses
+        problem = str(getattr(error, "problem", None) or error).strip()
+        raise ConfigError(f"Override `{text}`: the value `{raw}` is not valid YAML ({problem}); quote strings, "
+                          "and write mappings and lists whole, e.g. `data.limit={train: 5}`.") from None
 
 
 def apply_overrides(raw: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
     """Set each dotted key in a copy of ``raw``; intermediate sections are created as needed."""
-    result = yaml.safe_load(yaml.safe_dump(raw)) or {}
+    result = copy.deepcopy(dict(raw))  # keeps key order (a study's conditions are ordered)
     for text in overrides:
         path, value = parse_override(text)
         node = result
@@ -426,6 +495,8 @@ def explain_validation_error(error: ValidationError, source: str, root: type[Bas
             members = _tagged_members(union) or {}
             close = difflib.get_close_matches(tag, list(members), n=1, cutoff=0.5)
             hint = f"did you mean `{close[0]}`?" if close else f"expected one of {sorted(members)}"
+            broken = broken_entry_points().get(tag) if _tag_key(members) == "dataset" else None
+            hint = broken or hint
             problems.append(f"`{dotted}.{_tag_key(members)}` is `{tag}`, which is not registered ({hint})")
         else:
             got = item.get("input")
@@ -460,8 +531,11 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
         raw = yaml.safe_load(file.read_text())
     except yaml.YAMLError as error:
         raise ConfigError(f"Config file `{file}` is not valid YAML: {error}") from None
-    if raw is None:
-        return {}
+    except UnicodeDecodeError:
+        raise ConfigError(f"Config file `{file}` is not a text file (not UTF-8); expected YAML.") from None
+    if raw is None:  # an empty file would silently run every default (a 10-epoch run)
+        raise ConfigError(f"Config file `{file}` is empty; expected a YAML mapping of sections such as "
+                          "configs/avdigits/late_fusion.yaml.")
     if not isinstance(raw, dict):
         raise ConfigError(f"Config file `{file}` must hold a mapping of sections, got {type(raw).__name__}.")
     return raw

@@ -10,12 +10,30 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 
+def current_umask() -> int:
+    """The process umask, read without changing it where Linux allows (``/proc/self/status``)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)  # elsewhere: read it by setting it, and put it back at once
+    os.umask(mask)
+    return mask
+
+
 def atomic_write(path: str | Path, write: Callable[[BinaryIO], object]) -> Path:
-    """Write through ``write(file)`` to a temporary file in the same folder, fsync it, then rename over ``path``."""
+    """Write through ``write(file)`` to a temporary file in the same folder, fsync it, then rename over ``path``.
+
+    The file gets the permissions of any file the user creates (``0o666`` less the umask),
+    not the owner-only ``0o600`` of the temporary file, so collaborators can read results.
+    """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
+        os.fchmod(fd, 0o666 & ~current_umask())
         with os.fdopen(fd, "wb") as handle:
             write(handle)
             handle.flush()
@@ -46,7 +64,17 @@ def read_json(path: str | Path) -> Any:
     except FileNotFoundError:
         raise FileNotFoundError(f"Expected the results file `{file}`, but it does not exist.") from None
     except json.JSONDecodeError as error:
-        raise ValueError(f"Results file `{file}` is not valid JSON ({error}).") from None
+        raise ValueError(f"`{file}` is not valid JSON ({error}).") from None
+    except UnicodeDecodeError:
+        raise ValueError(f"`{file}` is not a text file (not UTF-8); expected JSON.") from None
+
+
+def read_json_object(path: str | Path) -> dict[str, Any]:
+    """:func:`read_json` of a file that must hold a JSON object (status, metrics, timing files)."""
+    value = read_json(path)
+    if not isinstance(value, dict):
+        raise ValueError(f"Expected a JSON object in `{path}`, got {type(value).__name__}; the file is damaged.")
+    return value
 
 
 def _jsonable(value: Any) -> Any:

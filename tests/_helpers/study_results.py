@@ -37,7 +37,7 @@ COMMON = (
     "data.batch_size=32",
     "logging.progress_bar=false",
     "experiment.threads=1",
-    "monitoring.enabled=false",
+    "monitoring.enabled=true",
     "training.optimizer.lr=0.003",
 )
 ENCODER = tuple(f"model.encoders.{m}.widths=[4,8]" for m in MODALITIES)
@@ -115,17 +115,18 @@ def _entry(study_dir: Path, node: str, *, kind: str = "fusion", condition: str |
     if entry["status"] == "completed":
         entry["test"] = read_json(run_dir / "test_metrics.json")
         timing = read_json(run_dir / "timing.json")
-        entry["timing"] = {k: timing[k] for k in ("pretraining", "training", "validation", "test", "total")}
+        entry["timing"] = {k: timing[k] for k in ("pretraining", "data", "fit", "training", "validation", "test",
+                                                  "total")}
         model = read_json(run_dir / "model.json")
         entry["model"] = {k: model[k] for k in ("parameters", "trainable_parameters")}
     return entry
 
 
 def _amortise(runs: list[dict[str, Any]]) -> None:
-    """Fill ``timing.pretraining_amortised``: each node's cost split over the runs using it."""
+    """Fill ``timing.pretraining_amortised``: each node's cost split over the completed runs using it."""
     users: dict[str, int] = {}
     for run in runs:
-        for node in run["depends_on"]:
+        for node in run["depends_on"] if run["status"] == "completed" else []:
             users[node] = users.get(node, 0) + 1
     for run in runs:
         if run["kind"] != "fusion" or not run["timing"]:

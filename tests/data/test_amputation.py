@@ -54,3 +54,30 @@ def test_pattern_mixture_frequencies() -> None:
     counts = realised_rates(mixture.draw(N), ("audio", "image"))["pattern_counts"]
     for name, weight in {"audio+image": 0.5, "audio": 0.25, "image": 0.25}.items():
         assert abs(counts[name] / N - weight) < 4 * math.sqrt(weight * (1 - weight) / N)
+
+
+def test_fixed_unpairing_splits_a_fixed_set_of_pairs_into_their_unimodal_parts() -> None:
+    """MMPT section 2.2: every modality part of every row is trained on exactly once, a fixed fraction unpaired."""
+    from fusebench.data.amputation import FixedUnpairing
+    from fusebench.data.loader import TensorLoader
+
+    n, rate = 2000, 0.3
+    source = FixedUnpairing(MCARAmputer(["audio", "image"], {"audio": rate}, seed=5))
+    rows, mask = source.layout(n, epoch=0)
+    again_rows, again_mask = source.layout(n, epoch=7)
+    assert torch.equal(rows, again_rows) and torch.equal(mask, again_mask)  # fixed, not redrawn per epoch
+    paired = mask[:n]
+    assert torch.equal(rows[:n], torch.arange(n))
+    split = ~paired[:, 0]  # pairs that lost their audio in the paired view ...
+    assert abs(float(split.double().mean()) - rate) < 0.03
+    extra_rows, extra_mask = rows[n:], mask[n:]
+    assert torch.equal(extra_rows, torch.nonzero(split).flatten())  # ... give back their audio as audio-only samples
+    assert extra_mask.tolist() == [[True, False]] * int(split.sum())
+    for column in range(2):  # every part of every row exactly once
+        counts = torch.bincount(rows[mask[:, column]], minlength=n)
+        assert bool((counts == 1).all())
+    loader = TensorLoader({"audio": torch.arange(n).float(), "image": torch.arange(n).float()}, torch.arange(n),
+                          batch_size=256, shuffle=True, masks=source)
+    seen = torch.cat([batch.target for batch in loader])
+    assert loader.num_samples == len(rows) == len(seen) and len(loader) == (len(rows) + 255) // 256
+    assert torch.equal(torch.sort(seen).values, torch.sort(rows).values)

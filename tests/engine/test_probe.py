@@ -157,3 +157,20 @@ def test_weakness_score_is_the_ratio_of_probe_train_losses(runs: dict[str, RunRe
         assert entry["train_loss"] == pytest.approx(losses[m], rel=1e-4)
     assert probed["weakness"]["audio"]["image"] == pytest.approx(losses["audio"] / losses["image"], rel=1e-4)
     assert probed["weakness"]["image"]["audio"] == pytest.approx(losses["image"] / losses["audio"], rel=1e-4)
+
+
+def test_mmpt_profile_from_probes_sits_beside_the_fused_heads(probed: dict[str, Any]) -> None:
+    """MMPT section 3.2 steps 2-3: unimodal numbers from the unimodal probes, full from the concatenation probe."""
+    profile = probed["mmpt_profile_probes"]["accuracy"]
+    assert profile["full"] == probed["probes"]["audio+image"]["test"]["accuracy"]
+    assert profile["unimodal"] == {m: probed["probes"][m]["test"]["accuracy"] for m in ("audio", "image")}
+    assert set(probed["mmpt_profile_probes"]) == set(probed["mmpt_profile"]) | {"loss"}
+
+
+def test_probe_enabled_in_the_config_probes_after_testing(tmp_path: Path) -> None:
+    raw = raw_config(tmp_path)
+    raw["training"] = {"epochs": 1}
+    raw["probe"] = {"enabled": True}
+    result = execute_run(validate_config(raw), tmp_path / "probed")
+    written = json.loads((result.run_dir / PROBE_FILE).read_text())
+    assert set(written["weakness"]) == {"audio", "image"} and written["primary_metric"] == "accuracy"

@@ -114,3 +114,34 @@ def test_weight_shape_mismatch_names_modality_and_layer(tmp_path: Path) -> None:
         load_encoder(wider, path, "audio")
     with pytest.raises(ValueError, match=r"missing layers .*unexpected layers"):
         load_encoder(build_encoder_from(ResNet18Options(out_dim=32), (1, 40, 40)), path, "audio")
+
+
+def test_data_modalities_select_the_runs_modalities(tmp_path: Path) -> None:
+    """`data.modalities` is an ablation over subsets: only those encoders are built, only their patterns tested."""
+    config = tiny_config(tmp_path, ["data.modalities=[image]", "training.epochs=1", "model.pretrained.audio=x.st"])
+    result = execute_run(config, tmp_path / "image-only")
+    assert list(result.test_metrics) == ["image"]
+    facts = json.loads((tmp_path / "image-only" / "model.json").read_text())
+    assert facts["patterns"] == ["image"]
+    recorded = json.loads((tmp_path / "image-only" / "data.json").read_text())
+    assert recorded["modalities"] == ["image"] and recorded["task"]["kind"] == "multiclass"
+    assert recorded["metrics"] == {"names": ["accuracy", "f1_macro", "f1_micro", "f1_weighted"], "primary": "accuracy"}
+
+
+def test_data_modalities_the_dataset_lacks_are_refused(tmp_path: Path) -> None:
+    config = tiny_config(tmp_path, ["data.modalities=[text]", "model.encoders.text={kind: mlp}"])
+    with pytest.raises(ValueError, match=r"`data.modalities` name \['text'\], which dataset `avdigits` does not have; "
+                                         r"it has \['audio', 'image'\]"):
+        execute_run(config, tmp_path / "text")
+
+
+def test_fixed_missing_resample_trains_on_the_split_pairs_and_records_it(tmp_path: Path) -> None:
+    config = tiny_config(tmp_path, ["data.missing_rate={audio: 0.4}", "data.missing_resample=fixed",
+                                    "training.epochs=2"])
+    result = execute_run(config, tmp_path / "fixed")
+    first, second = (epoch["missingness"] for epoch in result.epoch_metrics)
+    assert first == second and first["resample"] == "fixed"  # the same split pairs every epoch
+    pairs = first["samples"]
+    assert pairs == 1200 and first["training_samples"] == pairs + first["pattern_counts"]["image"]
+    assert abs(first["missing_rate"]["audio"] - 0.4) < 0.05
+    assert list(result.test_metrics) == ["audio+image", "audio", "image"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 
 import pytest
@@ -24,7 +25,7 @@ from tests._helpers.fusion_cases import (
 from torch import nn
 from torch.testing import assert_close
 
-from fusebench.models.early import FeatureEarlyFusionModel, TokenEarlyFusionModel
+from fusebench.models.early import FeatureEarlyFusionModel, ResidualTanhProjector, TokenEarlyFusionModel
 from fusebench.models.encoders import MLPEncoder
 from fusebench.models.registry import build_feature_early_fusion, build_token_early_fusion
 from fusebench.models.tokens import ImagePatchTokenizer, SequenceTokenizer
@@ -183,3 +184,36 @@ def test_safetensors_round_trip_gives_identical_outputs(family_kind: tuple[str, 
 def test_training_reduces_the_loss(family_kind: tuple[str, str]) -> None:
     losses = train_losses(build_model(*family_kind))
     assert sum(losses[-5:]) / 5 < 0.85 * sum(losses[:5]) / 5, losses
+
+
+def test_projector_is_linear_tanh_dropout_plus_residual_by_hand() -> None:
+    # 003_*.txt Sec. 3.2: h = Linear(x); out = h + Dropout(Tanh(h)).
+    projector = ResidualTanhProjector(2, 2, dropout=0.5)
+    with torch.no_grad():
+        projector.linear.weight.copy_(torch.tensor([[1.0, 0.0], [1.0, -1.0]]))
+        projector.linear.bias.copy_(torch.tensor([0.0, 0.5]))
+    x = torch.tensor([[1.0, 2.0]])  # h = (1, -0.5)
+    assert_close(projector.eval()(x), torch.tensor([[1 + math.tanh(1.0), -0.5 + math.tanh(-0.5)]]))
+    projector.train()
+    torch.manual_seed(3)
+    out = projector(x)  # dropout zeroes or doubles each Tanh entry, the residual always stays
+    branch = (out - torch.tensor([[1.0, -0.5]])) / torch.tensor([[math.tanh(1.0), math.tanh(-0.5)]])
+    assert set(branch.round(decimals=4).flatten().tolist()) <= {0.0, 2.0}
+
+
+@pytest.mark.parametrize("missing", ["zero", "learned"])
+def test_feature_model_projects_the_enhanced_modality_and_replaces_it_after_projection(missing: str) -> None:
+    extractors = {"audio": MLPEncoder(40 * 32, 6, hidden=(8,)), "image": MLPEncoder(28 * 28, 5, hidden=(8,))}
+    model = build_feature_early_fusion(extractors, NUM_CLASSES, hidden_dim=16, missing=missing,
+                                       projectors=["audio"], projector_dim=5).eval()
+    assert model.fused_dims == {"audio": 5, "image": 5} and model.classifier[0].in_features == 10
+    assert set(model.projectors) == {"audio"}
+    inputs, mask = make_inputs(TWO_MODALITIES, 4), mixed_mask(TWO_MODALITIES, 4)
+    features = model.encode(inputs, mask)
+    enhanced = model.projectors["audio"](features["audio"])
+    fill = {m: model.missing_features[m] if missing == "learned" else torch.zeros(5) for m in TWO_MODALITIES}
+    parts = [torch.where(mask[:, j : j + 1], z, fill[m]) for j, (m, z) in enumerate(
+        (("audio", enhanced), ("image", features["image"])))]
+    assert_close(model(inputs, mask).logits, model.classifier(torch.cat(parts, dim=1)))
+    with pytest.raises(ValueError, match=r"`projectors` among the modalities \['audio', 'image'\], got \['text'\]"):
+        FeatureEarlyFusionModel(extractors, NUM_CLASSES, projectors=["text"])

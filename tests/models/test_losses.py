@@ -65,6 +65,21 @@ def test_hard_negative_loss_on_a_hand_computed_example() -> None:
     assert_close(loss, torch.tensor(expected))
 
 
+def test_hard_negative_defaults_are_the_papers_one_direction_loss_with_eps_1e_7() -> None:
+    # 003_*.txt Sec. 3.2: sim = exp(cos / tau), loss_i = -log(pos_i / (pos_i + neg_sum_i + eps)) over the
+    # anchor rows. Unit vectors with o_2 = (r, r), r = sqrt(1/2): cos rows [1, 0, r], [0, 1, r], [-1, 0, -r].
+    r = math.sqrt(0.5)
+    anchor = torch.tensor([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0]])
+    other = torch.tensor([[1.0, 0.0], [0.0, 1.0], [r, r]])
+    eps = 1e-7  # tau = 1, k = 1: rows 0 and 1 keep the negative r, row 2 the negative 0
+    row_01 = -math.log(math.e / (math.e + math.exp(r) + eps))
+    row_2 = -math.log(math.exp(-r) / (math.exp(-r) + 1.0 + eps))
+    loss = hard_negative_contrastive_loss(anchor, other, temperature=1.0, k=1)
+    assert_close(loss, torch.tensor((2 * row_01 + row_2) / 3))
+    assert float(loss) != pytest.approx(float(hard_negative_contrastive_loss(anchor, other, 1.0, k=1, symmetric=True)))
+    assert HardNegativeContrastiveLoss().eps == 1e-7 and HardNegativeContrastiveLoss().symmetric is False
+
+
 @pytest.mark.parametrize("symmetric", [True, False], ids=["symmetric", "one-way"])
 @pytest.mark.parametrize("k", [1, 2, 4])
 def test_hard_negative_loss_matches_the_formula(k: int, symmetric: bool) -> None:
@@ -79,7 +94,7 @@ def test_symmetric_is_the_mean_of_both_directions() -> None:
     one_way = [
         hard_negative_contrastive_loss(a, b, k=2, symmetric=False) for a, b in ((anchor, other), (other, anchor))
     ]
-    assert_close(hard_negative_contrastive_loss(anchor, other, k=2), (one_way[0] + one_way[1]) / 2)
+    assert_close(hard_negative_contrastive_loss(anchor, other, k=2, symmetric=True), (one_way[0] + one_way[1]) / 2)
 
 
 @pytest.mark.parametrize("symmetric", [True, False], ids=["symmetric", "one-way"])

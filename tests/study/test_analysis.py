@@ -14,7 +14,7 @@ from scipy import stats
 from tests._helpers.study_results import PATTERNS, analysis_of, results_of, study
 
 from fusebench.study.analysis import analyse, load_results, write_analysis
-from fusebench.study.report_text import verdict
+from fusebench.study.report_verdict import verdict
 
 FULL = "audio+image"
 
@@ -75,10 +75,7 @@ def test_paired_tests_equal_scipy_on_the_same_seeds() -> None:
     assert row["p_wilcoxon"] == pytest.approx(stats.wilcoxon(xb - xa).pvalue, rel=1e-9)
 
 
-def test_holm_adjusts_every_comparison_of_the_report_together() -> None:
-    analysis = analysis_of("axes")
-    rows = [c for c in analysis["comparisons"] if c["p_ttest"] is not None]
-    p = np.array([c["p_ttest"] for c in rows])
+def _holm_by_hand(p: np.ndarray) -> np.ndarray:
     order = np.argsort(p)
     m = len(p)
     expected = np.empty(m)
@@ -86,8 +83,55 @@ def test_holm_adjusts_every_comparison_of_the_report_together() -> None:
     for rank, index in enumerate(order):  # Holm (1979) step-down, written out by hand
         running = max(running, min(1.0, (m - rank) * p[index]))
         expected[index] = running
-    assert analysis["holm_family_size"] == m > 10
-    assert [c["p_holm"] for c in rows] == pytest.approx(expected.tolist(), abs=1e-12)
+    return expected
+
+
+@pytest.mark.parametrize("family", ["primary", "secondary"])
+def test_holm_adjusts_each_family_on_its_own(family: str) -> None:
+    analysis = analysis_of("axes")
+    rows = [c for c in analysis["comparisons"] if c["family"] == family and c["p_holm"] is not None]
+    p = np.array([c["p_wilcoxon"] if c["kind"] == "epochs_to_threshold" else c["p_ttest"] for c in rows])
+    assert analysis["families"][family] == len(rows) >= 4
+    assert [c["p_holm"] for c in rows] == pytest.approx(_holm_by_hand(p).tolist(), abs=1e-12)
+
+
+def test_primary_family_is_the_primary_quantity_of_the_primary_pairs() -> None:
+    analysis = analysis_of("pretrain")  # primary by default: the compared condition pairs
+    primary = [c for c in analysis["comparisons"] if c["family"] == "primary"]
+    assert [(c["group_a"], c["group_b"], c["label"]) for c in primary] == [
+        ("scratch", "pretrained", f"test accuracy ({FULL})")]  # scratch vs frozen has one seed: not compared
+    assert analysis["primary_pairs"] == [["scratch", "pretrained"], ["scratch", "frozen"]]
+    assert analysis["comparisons"][analysis["primary_comparison"]] == primary[0]
+    axes = analysis_of("axes")  # one condition: the axis values against each axis' first value
+    assert {c["label"] for c in axes["comparisons"] if c["family"] == "primary"} == {f"test accuracy ({FULL})"}
+    assert ["late|fusion=concat|missing_rate=0.0", "late|fusion=gated|missing_rate=0.0"] in axes["primary_pairs"]
+
+
+def test_a_named_primary_pair_is_compared_and_the_others_are_secondary() -> None:
+    results = results_of("pretrain")
+    results["analysis"]["primary"] = [["pretrained", "scratch"]]  # not among `comparisons`: added
+    analysis = analyse(results, study("pretrain"))
+    assert analysis["primary_pairs"] == [["pretrained", "scratch"]]
+    primary = [c for c in analysis["comparisons"] if c["family"] == "primary"]
+    assert [(c["group_a"], c["group_b"], c["label"]) for c in primary] == [
+        ("pretrained", "scratch", f"test accuracy ({FULL})")]
+    other = comparison(analysis, "scratch", "pretrained", f"test accuracy ({FULL})")
+    assert other["family"] == "secondary" and other["mean_diff"] == pytest.approx(-primary[0]["mean_diff"])
+
+
+def test_time_is_described_not_tested() -> None:
+    analysis = analysis_of("pretrain")
+    time = [c for c in analysis["comparisons"] if c["kind"] == "time"]
+    assert time and all(c["family"] == "descriptive" for c in time)
+    for c in time:
+        assert c["p_ttest"] is None and c["p_holm"] is None and c["p_wilcoxon"] is None
+        assert c["ratio"] == pytest.approx(c["mean_b"] / c["mean_a"])
+        d = np.array(c["values_b"]) - np.array(c["values_a"])
+        low, high = stats.t.interval(0.95, len(d) - 1, loc=d.mean(), scale=stats.sem(d))
+        assert (c["ci_low"], c["ci_high"]) == pytest.approx((low, high))
+    assert analysis["families"]["descriptive"] == len(time)
+    assert sum(analysis["families"][f] for f in ("primary", "secondary")) == sum(
+        1 for c in analysis["comparisons"] if c["p_holm"] is not None)
 
 
 def test_failed_and_skipped_runs_are_listed_and_only_complete_pairs_are_compared() -> None:
@@ -100,7 +144,7 @@ def test_failed_and_skipped_runs_are_listed_and_only_complete_pairs_are_compared
     assert (frozen["seeds_planned"], frozen["seeds_completed"], frozen["n"]) == ([0, 1, 2], [0], 1)
     assert not [c for c in analysis["comparisons"] if "frozen" in (c["group_a"], c["group_b"])]
     skipped = [n for n in analysis["not_compared"] if n["group_b"] == "frozen"]
-    assert len(skipped) == len(PATTERNS) + 2 and all(n["n"] == 1 and n["seeds"] == [0] for n in skipped)
+    assert len(skipped) == len(PATTERNS) + 3 and all(n["n"] == 1 and n["seeds"] == [0] for n in skipped)
 
 
 def test_epochs_to_threshold_matches_the_curves() -> None:

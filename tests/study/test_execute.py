@@ -17,13 +17,14 @@ from typer.testing import CliRunner
 from fusebench.cli import app
 from fusebench.config import ConfigError
 from fusebench.io import atomic_write_json, read_json
+from fusebench.models.weights import read_encoder_metadata
 from fusebench.study.execute import run_study
 from fusebench.study.results import collect_results, summary_by_group
 from fusebench.study.spec import load_spec
 
 PATTERNS = ["audio+image", "audio", "image"]
 RUN_KEYS = {"node", "kind", "condition", "group", "axes", "seed", "status", "error", "run_dir", "depends_on",
-            "modality", "test", "curves", "timing", "model", "config_overrides"}
+            "modality", "test", "curves", "timing", "model", "resources", "config_overrides"}
 TOP_KEYS = {"study", "question", "modalities", "patterns", "seeds", "conditions", "axes", "analysis", "runs"}
 METRICS = {"loss", "accuracy", "f1_macro", "f1_micro", "f1_weighted", "count"}
 
@@ -52,8 +53,11 @@ def test_tiny_study_completes_and_results_follow_the_schema(reference: tuple[Pat
     assert results["conditions"] == ["scratch", "pretrained", "audio_scratch"]
     assert results["patterns"] == PATTERNS and results["modalities"] == ["audio", "image"]
     assert results["analysis"] == {"primary_metric": "accuracy", "threshold": 0.3, "patterns": PATTERNS,
-                                   "baseline": "scratch", "chance": None,
+                                   "baseline": "scratch", "chance": None, "primary": None, "interval": "t",
                                    "comparisons": [["scratch", "pretrained"], ["scratch", "audio_scratch"]]}
+    (session,) = results["execution"]  # one invocation, with 1 worker, ran all 10 nodes
+    assert (session["workers"], session["backend"], session["threads_per_run"]) == (1, "local", 1)
+    assert sorted(session["nodes"]) == sorted(r["node"] for r in results["runs"]) and session["cpus"] >= 1
     runs = {r["node"]: r for r in results["runs"]}
     assert len(runs) == 10 and all(set(r) == RUN_KEYS for r in runs.values())
     assert all(r["status"] == "completed" and r["error"] is None for r in runs.values())
@@ -61,7 +65,7 @@ def test_tiny_study_completes_and_results_follow_the_schema(reference: tuple[Pat
         assert (study_dir / run["run_dir"] / "status.json").is_file() and run["run_dir"] == f"runs/{node}"
         assert len(run["curves"]["train_loss"]) == 1 and len(run["curves"]["validation_loss"]) == 1
         assert run["model"]["parameters"] >= run["model"]["trainable_parameters"] > 0
-        assert {"training", "validation", "test", "total"} <= set(run["timing"])
+        assert {"data", "fit", "training", "validation", "test", "total"} <= set(run["timing"])
     pretrained = runs["pretrained-s1"]
     assert (pretrained["kind"], pretrained["condition"], pretrained["group"], pretrained["seed"]) == (
         "fusion", "pretrained", "pretrained", 1)
@@ -74,6 +78,10 @@ def test_tiny_study_completes_and_results_follow_the_schema(reference: tuple[Pat
     timing = pretrained["timing"]  # audio is used by `pretrained` only, image by two conditions
     assert timing["pretraining_amortised"]["audio"] == timing["pretraining"]["audio"] > 0
     assert timing["pretraining_amortised"]["image"] == pytest.approx(timing["pretraining"]["image"] / 2)
+    node = runs[audio]["timing"]  # one definition of a pre-training node's seconds: data + fit, as in its encoder
+    assert timing["pretraining"]["audio"] == pytest.approx(node["data"] + node["fit"])
+    header = read_encoder_metadata(study_dir / runs[audio]["run_dir"] / "encoders" / "audio.safetensors")
+    assert float(header["pretraining_seconds"]) == pytest.approx(node["data"] + node["fit"], abs=1e-3)
     assert runs["scratch-s0"]["timing"]["pretraining"] == {} and runs["scratch-s0"]["depends_on"] == []
     assert collect_results(study_dir)["runs"] == results["runs"]  # rebuilt from the folder alone
     csv_lines = (study_dir / "results.csv").read_text().splitlines()
@@ -82,6 +90,35 @@ def test_tiny_study_completes_and_results_follow_the_schema(reference: tuple[Pat
     assert load_spec(study_dir / "spec.yaml").spec == load_spec(reference[0]).spec  # re-runnable copy
     summary = summary_by_group(results)
     assert set(summary) == {"scratch", "pretrained", "audio_scratch"} and summary["scratch"]["audio"][2] == 2
+
+
+def test_results_csv_has_the_thesis_quantities_per_run(reference: tuple[Path, Path, dict[str, Any]]) -> None:
+    import csv
+
+    _, study_dir, results = reference
+    rows = list(csv.DictReader((study_dir / "results.csv").read_text().splitlines()))
+    runs = {r["node"]: r for r in results["runs"]}
+
+    def value(node: str, split: str, pattern: str, metric: str) -> tuple[str, float]:
+        (row,) = [r for r in rows if (r["node"], r["split"], r["pattern"], r["metric"]) == (node, split, pattern,
+                                                                                            metric)]
+        return row["epoch"], float(row["value"])
+
+    pretrained, scratch = runs["pretrained-s1"], runs["scratch-s1"]
+    for pattern in PATTERNS:  # % change against the baseline's run of the same seed, by hand
+        for metric in ("accuracy", "loss"):
+            ours, theirs = pretrained["test"][pattern][metric], scratch["test"][pattern][metric]
+            assert value("pretrained-s1", "vs_baseline", pattern, f"{metric}_pct_change")[1] == pytest.approx(
+                100 * (ours - theirs) / theirs)
+        assert value("pretrained-s1", "efficiency", pattern, "accuracy_per_training_second")[1] == pytest.approx(
+            pretrained["test"][pattern]["accuracy"] / pretrained["timing"]["training"])
+        curve = pretrained["curves"]["validation"][pattern]["accuracy"]  # one epoch: best = last = epoch 1
+        assert value("pretrained-s1", "best_epoch", pattern, "accuracy") == ("1", pytest.approx(max(curve)))
+        assert value("pretrained-s1", "last_epoch", pattern, "accuracy") == ("1", pytest.approx(curve[-1]))
+    assert not [r for r in rows if r["node"] == "scratch-s1" and r["split"] == "vs_baseline"]  # the baseline itself
+    resources = pretrained["resources"]
+    assert value("pretrained-s1", "resources", "", "weights_bytes")[1] == resources["weights_bytes"] > 0
+    assert resources["inference_samples"] == 100 and resources["peak_rss_bytes"] > 0
 
 
 def test_existing_study_folder_needs_resume(reference: tuple[Path, Path, dict[str, Any]]) -> None:
@@ -97,7 +134,10 @@ def test_resume_reruns_only_unfinished_nodes_with_identical_numbers(
     shutil.rmtree(runs / "pretrained-s1")  # killed before it wrote anything
     status = read_json(runs / "audio_scratch-s0" / "status.json")
     atomic_write_json(runs / "audio_scratch-s0" / "status.json", {**status, "state": "failed", "error": "boom"})
-    assert numbers(collect_results(study_dir))["audio_scratch-s0"][0] == "failed"
+    rebuilt = {r["node"]: r for r in collect_results(study_dir)["runs"]}
+    assert rebuilt["audio_scratch-s0"]["status"] == "failed"
+    image = rebuilt["pretrained-s0"]["timing"]  # its image encoder is now shared by one completed run, not two
+    assert image["pretraining_amortised"]["image"] == image["pretraining"]["image"]
     untouched = {d.name: (d / "status.json").stat().st_mtime_ns for d in runs.iterdir()
                  if d.name != "audio_scratch-s0"}
     console = _quiet()
@@ -106,6 +146,9 @@ def test_resume_reruns_only_unfinished_nodes_with_identical_numbers(
     assert sorted(line.split()[2] for line in lines) == ["audio_scratch-s0", "pretrained-s1"]
     assert {d: (runs / d / "status.json").stat().st_mtime_ns for d in untouched} == untouched
     assert numbers(read_json(study_dir / "results.json")) == numbers(results)
+    sessions = read_json(study_dir / "results.json")["execution"]
+    assert [s["workers"] for s in sessions] == [1, 2] and sorted(sessions[1]["nodes"]) == [
+        "audio_scratch-s0", "pretrained-s1"]
 
 
 def test_failed_run_is_recorded_and_dependents_skipped_while_others_complete(tmp_path: Path) -> None:

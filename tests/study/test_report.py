@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from fusebench.cli import app
 from fusebench.io import read_json
 from fusebench.study.report import headline_table, render_report
-from fusebench.study.report_text import cell, num, pvalue
+from fusebench.study.report_text import cell, num, pvalue, seconds
 
 
 @pytest.fixture(scope="module")
@@ -44,13 +44,45 @@ def test_headline_numbers_come_from_analysis_json(rendered: Path) -> None:
     for group in analysis["groups"]:
         for pattern in analysis["patterns"]:
             summary = group["test"][pattern]["accuracy"]
-            assert cell(summary) in html
-            assert f"(n={summary['n']})" in cell(summary)
+            test_set = group["test_set"][pattern]
+            assert cell(summary, test_set=test_set) in html
+            assert f"(n={summary['n']}; test set ±{num(test_set['half_width'])})" in cell(summary, test_set=test_set)
     primary = analysis["comparisons"][analysis["primary_comparison"]]
     assert f"p = {pvalue(primary['p_ttest'])}" in html
     assert f"Holm-adjusted p = {pvalue(primary['p_holm'])}" in html
     assert f"n = {primary['n']} paired seeds" in html
     assert num(primary["mean_diff"]).lstrip("-") in html
+
+
+@pytest.mark.parametrize(("p", "text"), [(0.0625, "0.0625"), (0.7, "0.700"), (1.0, "1.00"), (0.04567, "0.0457"),
+                                         (0.001, "0.00100"), (0.00041, "4.10e-04"), (None, "–")])
+def test_p_values_have_three_significant_digits(p: float | None, text: str) -> None:
+    assert pvalue(p) == text
+
+
+@pytest.mark.parametrize(("value", "text"), [(14.8, "14.80 s"), (3.14159, "3.14 s"), (125.456, "125.46 s")])
+def test_times_have_two_decimals(value: float, text: str) -> None:
+    assert seconds(value) == text
+
+
+def test_report_separates_primary_secondary_and_described_comparisons(rendered: Path) -> None:
+    analysis = read_json(rendered / "analysis.json")
+    for name in ("report.html", "report.md"):
+        text = (rendered / name).read_text()
+        for heading in ("Primary comparisons", "Secondary comparisons", "Time (described, not tested)",
+                        "Decision guide: did pre-training pay for itself?"):
+            assert heading in text, (name, heading)
+        assert f"family of {analysis['families']['primary']} test" in text
+        assert "95% intervals: paired t-interval (the interval of the paired t-test)." in text
+        assert "test set ±" in text and "Wilson binomial interval" in text
+        assert "seeds for 80% power" in text and "--workers 1" in text
+        assert "pre-training (data + fit)" in text and "shared among this study's arms" in text
+        assert text.rstrip().endswith("</html>" if name.endswith("html") else "The timing caveats of the Wall time "
+                                                                               "section apply.")
+    verdict_text = (rendered / "report.md").read_text().split("## Verdict")[1].split("## Learning curves")[0]
+    assert "Primary family (1 test with a defined p-value" in verdict_text
+    assert "Total time (1 comparison) is described, not tested" in verdict_text
+    assert "bootstrap CI" not in verdict_text and "amortised" not in (rendered / "report.md").read_text()
 
 
 def test_verdict_follows_the_holm_p_value(rendered: Path) -> None:
@@ -93,7 +125,7 @@ def test_headline_table_for_the_terminal(rendered: Path) -> None:
     table = headline_table(rendered)
     assert table.splitlines()[0].startswith("pretrain_vs_scratch: test accuracy")
     assert "| group | audio+image | audio | image |" in table
-    assert "| frozen |" in table and "(n=1)" in table and "2 run(s) failed or were skipped" in table
+    assert "| frozen |" in table and "(n=1; test set ±" in table and "2 run(s) failed or were skipped" in table
 
 
 def test_cli_report_rerenders_the_same_bytes_and_names_a_missing_study(rendered: Path, tmp_path: Path) -> None:

@@ -96,14 +96,17 @@ def _spec_error(tmp_path: Path, **changes: Any) -> str:
         pytest.param({"conditions": {}}, r"`study.conditions`: .*at least 1", id="no-conditions"),
         pytest.param({"seeds": [0, 1, 0]}, r"`seeds` must be unique, got \[0, 1, 0\]", id="duplicate-seeds"),
         pytest.param({"analysis": {"baseline": "scrach"}}, r"names conditions \['scrach'\]", id="unknown-baseline"),
-        pytest.param({"pretrain": {"configs": {"image": str(CONFIGS / "pretrain_image.yaml")}}},
-                     r"pre-train \['audio'\] but `pretrain.configs` has no config", id="no-pretrain-config"),
-        pytest.param({"pretrain": None}, r"no `pretrain:` section", id="no-pretrain-section"),
         pytest.param({"conditions": {"a__b": {}}}, r"no `__`, got \['a__b'\]", id="bad-condition-name"),
         pytest.param({"axes": {"fusion": {"key": "model.fusion.method", "values": ["sum", "sum"]}}},
                      r"axis values must be distinct", id="duplicate-axis-values"),
         pytest.param({"threads_per_run": 0}, r"`study.threads_per_run`: Input should be greater than or equal to 1",
                      id="threads"),
+        pytest.param({"analysis": {"primary": [["scratch", "pretraind"]]}}, r"names conditions \['pretraind'\]",
+                     id="unknown-primary"),
+        pytest.param({"analysis": {"primary": [["scratch", "scratch"]]}},
+                     r"compares a condition with itself: \[\['scratch', 'scratch'\]\]", id="primary-self"),
+        pytest.param({"analysis": {"interval": "percentile"}}, r"`study.analysis.interval`.*'t', 'bca' or 'auto'",
+                     id="interval"),
     ],
 )
 def test_spec_mistakes_name_the_key(tmp_path: Path, changes: dict[str, Any], expected: str) -> None:
@@ -138,8 +141,8 @@ def test_pretrained_modality_must_have_a_fusion_encoder(tmp_path: Path) -> None:
     shared = [*TINY["shared_overrides"], "model.encoders={image: {kind: cnn, widths: [8, 16]}}", "data.missing_rate={}"]
     conditions = {"scratch": {}, "pretrained": {"pretrained": ["audio"]}}
     message = _spec_error(tmp_path, shared_overrides=shared, conditions=conditions)
-    assert "`model.pretrained` names ['audio'], which have no encoder" in message
-    assert "condition `pretrained` of study" in message
+    assert "condition `pretrained` names modalities ['audio'], which the base config does not have" in message
+    assert "it has ['image']" in message
 
 
 def test_pretrained_encoder_must_fit_the_fusion_encoder(tmp_path: Path) -> None:
@@ -156,3 +159,64 @@ def test_pretrain_config_must_be_a_pretraining_config(tmp_path: Path) -> None:
 def test_analysis_patterns_are_checked(tmp_path: Path) -> None:
     message = _spec_error(tmp_path, analysis={"patterns": ["audio+text"]})
     assert "`study.analysis.patterns`" in message and "audio+text" in message
+
+
+def test_templates_and_pretrained_all_expand_for_the_base_configs_modalities(tmp_path: Path) -> None:
+    """One spec fits any dataset: conditions named `{modality}_...` expand per modality of the base."""
+    conditions = {"scratch": {}, "pretrained": {"pretrained": "all"},
+                  "{modality}_scratch": {"pretrained": "all", "scratch": ["{modality}"]},
+                  "only_{modality}": {"pretrained": ["{modality}"]}}
+    spec = write_spec(tmp_path, conditions=conditions, pretrain=None,
+                      analysis={"baseline": "scratch", "comparisons": [["scratch", "audio_scratch"]]})
+    study = load_spec(spec)
+    assert {name: c.pretrained for name, c in study.spec.conditions.items()} == {
+        "scratch": [], "pretrained": ["audio", "image"], "audio_scratch": ["image"], "image_scratch": ["audio"],
+        "only_audio": ["audio"], "only_image": ["image"]}
+    assert study.derived == {"audio", "image"}  # no `pretrain.configs`: each encoder from the base config
+
+
+def test_pretraining_derived_from_the_base_config_keeps_one_encoder_and_no_fusion_settings(tmp_path: Path) -> None:
+    spec = write_spec(tmp_path, pretrain={"overrides": ["training.epochs=2"]},
+                      shared_overrides=[*TINY["shared_overrides"], "data.missing_rate={audio: 0.3}",
+                                        "training.strategy.modality_dropout=0.2"])
+    study = load_spec(spec)
+    config = study.pretrain_config("audio", {}, seed=1)
+    assert config.pretrain is not None and config.pretrain.modality == "audio"
+    assert list(config.model.encoders) == ["audio"] and config.model.encoders["audio"].widths == [8, 16]
+    assert config.training.epochs == 2 and config.experiment.seed == 1
+    assert config.data.missing_rate == {} and config.training.strategy.modality_dropout == 0.0  # fusion-only
+    assert config.experiment.name.endswith("_pretrain_audio")
+
+
+def test_spec_runs_on_another_base_name_and_settings(tmp_path: Path) -> None:
+    other = tmp_path / "three.yaml"
+    raw = yaml.safe_load((CONFIGS / "late_fusion.yaml").read_text())
+    raw["model"]["encoders"]["text"] = {"kind": "mlp", "out_dim": 16}
+    other.write_text(yaml.safe_dump(raw))
+    conditions = {"scratch": {}, "{modality}_scratch": {"pretrained": "all", "scratch": ["{modality}"]}}
+    spec = write_spec(tmp_path, conditions=conditions, pretrain=None)
+    study = load_spec(spec, base=other, name="renamed", overrides=["analysis.threshold=0.5", "seeds=[3]"])
+    assert study.base == other.resolve() and study.spec.name == "renamed"
+    assert list(study.spec.conditions) == ["scratch", "audio_scratch", "image_scratch", "text_scratch"]
+    assert study.spec.analysis.threshold == 0.5 and study.spec.seeds == [3]
+
+
+@pytest.mark.parametrize(
+    ("conditions", "match"),
+    [
+        pytest.param({"a": {"pretrained": ["image"], "scratch": ["audio"]}}, "`scratch`.*goes with `pretrained: all`",
+                     id="scratch-without-all"),
+        pytest.param({"a": {"pretrained": ["text"]}}, r"condition `a` names modalities \['text'\]", id="unknown"),
+        pytest.param({"{modality}_x": {"pretrained": "all", "scratch": ["{modality}", "video"]}},
+                     r"condition `audio_x` names modalities \['video'\]", id="template-unknown"),
+    ],
+)
+def test_bad_conditions_are_named(tmp_path: Path, conditions: dict, match: str) -> None:
+    with pytest.raises(ConfigError, match=match):
+        load_spec(write_spec(tmp_path, conditions=conditions, analysis={}))
+
+
+def test_a_modality_without_a_pretraining_config_is_pretrained_from_the_base(tmp_path: Path) -> None:
+    study = load_spec(write_spec(tmp_path, pretrain={"configs": {"image": str(CONFIGS / "pretrain_image.yaml")}}))
+    assert study.derived == {"audio"} and study.pretrain_configs["image"] == CONFIGS / "pretrain_image.yaml"
+    assert study.pretrain_configs["audio"] == CONFIGS / "late_fusion.yaml"

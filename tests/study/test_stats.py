@@ -48,17 +48,38 @@ def test_paired_comparison_matches_scipy() -> None:
     assert result.note == ""
 
 
+def test_default_interval_is_the_paired_t_interval_of_scipy() -> None:
+    diffs = PRETRAINED[:5] - SCRATCH[:5]
+    result = _compare(SCRATCH[:5], PRETRAINED[:5])
+    low, high = stats.t.interval(0.95, df=4, loc=diffs.mean(), scale=stats.sem(diffs))
+    assert result.ci_method == "t"
+    assert (result.ci_low, result.ci_high) == pytest.approx((low, high), rel=1e-12)
+    # the interval belongs to the t-test: it excludes 0 exactly when p < 1 - confidence
+    assert (result.ci_low > 0) == (result.p_ttest < 0.05)
+    at_90 = _compare(SCRATCH[:5], PRETRAINED[:5], confidence=0.9)
+    assert at_90.ci_high - at_90.ci_low < result.ci_high - result.ci_low
+
+
+@pytest.mark.parametrize(("interval", "n", "expected"), [
+    pytest.param("auto", 5, "t", id="auto-small-n"), pytest.param("auto", 10, "bca", id="auto-n10"),
+    pytest.param("t", 10, "t", id="t"), pytest.param("bca", 5, "bca", id="bca-small-n")])
+def test_interval_choice_is_recorded(interval: str, n: int, expected: str) -> None:
+    result = _compare(SCRATCH[:n], PRETRAINED[:n], interval=interval, n_resamples=999)
+    assert result.ci_method == expected
+    assert ("covers well below its level" in result.note) == (expected == "bca" and n < 10)
+
+
 def test_bootstrap_ci_matches_scipy_and_is_reproducible() -> None:
     diffs = PRETRAINED - SCRATCH
-    result = _compare(SCRATCH, PRETRAINED, n_resamples=2000, seed=7)
+    result = _compare(SCRATCH, PRETRAINED, interval="bca", n_resamples=2000, seed=7)
     reference = stats.bootstrap(
         (diffs,), np.mean, n_resamples=2000, method="BCa", rng=np.random.default_rng(7)
     ).confidence_interval
     assert (result.ci_low, result.ci_high) == pytest.approx((reference.low, reference.high))
     assert result.ci_low < result.mean_diff < result.ci_high
-    again = _compare(SCRATCH, PRETRAINED, n_resamples=2000, seed=7)
+    again = _compare(SCRATCH, PRETRAINED, interval="bca", n_resamples=2000, seed=7)
     assert (again.ci_low, again.ci_high) == (result.ci_low, result.ci_high)
-    other = _compare(SCRATCH, PRETRAINED, n_resamples=2000, seed=8)
+    other = _compare(SCRATCH, PRETRAINED, interval="bca", n_resamples=2000, seed=8)
     assert (other.ci_low, other.ci_high) != (result.ci_low, result.ci_high)
 
 
@@ -88,7 +109,15 @@ def test_small_n_notes_wilcoxon_floor() -> None:
     result = _compare(SCRATCH[:4], PRETRAINED[:4])
     assert result.n == 4
     assert result.p_wilcoxon == pytest.approx(0.125)  # exact floor 2 / 2**4
+    assert result.wilcoxon_floor == pytest.approx(0.125)
     assert "cannot go below 0.125" in result.note
+
+
+@pytest.mark.parametrize("n", [3, 5, 6, 8])
+def test_wilcoxon_floor_is_the_p_of_all_differences_of_one_sign(n: int) -> None:
+    diffs = np.arange(1.0, n + 1.0)  # every difference positive: the most extreme signed-rank statistic
+    result = _compare(np.zeros(n), diffs)
+    assert result.wilcoxon_floor == pytest.approx(float(stats.wilcoxon(diffs).pvalue))
 
 
 def test_all_zero_differences_give_nan_with_note() -> None:
@@ -97,6 +126,7 @@ def test_all_zero_differences_give_nan_with_note() -> None:
     assert math.isnan(result.p_ttest)
     assert math.isnan(result.hedges_g)
     assert result.ci_low == result.ci_high == 0.0
+    assert math.isnan(result.wilcoxon_floor)
     assert "every paired difference is zero" in result.note
 
 
@@ -145,6 +175,18 @@ def test_holm_on_wilcoxon_field_and_errors() -> None:
     assert holm_adjust([]) == []
     with pytest.raises(ValueError, match="`p_field`.*got `p_holm`"):
         holm_adjust(records, p_field="p_holm")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="one `p_field` per comparison, got 1 for 2"):
+        holm_adjust(records, p_field=["p_ttest"])
+
+
+def test_holm_with_one_field_per_comparison_matches_statsmodels() -> None:
+    from statsmodels.stats.multitest import multipletests
+
+    records = [_compare(SCRATCH, PRETRAINED), _compare(SCRATCH[:6], SCRATCH[:6] + [0.01, 0.0, 0.02, 0.01, 0.0, 0.03])]
+    adjusted = holm_adjust(records, p_field=["p_ttest", "p_wilcoxon"])
+    expected = multipletests([records[0].p_ttest, records[1].p_wilcoxon], method="holm")[1]
+    assert [r.p_holm for r in adjusted] == pytest.approx(list(expected))
+    assert [r.p_holm_source for r in adjusted] == ["p_ttest", "p_wilcoxon"]
 
 
 def test_summarize_matches_scipy_t_interval() -> None:

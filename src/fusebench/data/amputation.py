@@ -89,6 +89,10 @@ class MCARAmputer:
             redo = absent.all(dim=1)
         return ~absent
 
+    def layout(self, n: int, epoch: int = 0) -> tuple[Tensor, Tensor]:
+        """Every data row once, with this epoch's masks (see ``TensorLoader``)."""
+        return torch.arange(n), self.draw(n, epoch)
+
 
 class PatternMixtureAmputer:
     """Draws each sample's pattern from an explicit mixture, e.g. ``{audio+image: 0.5, audio: 0.5}``."""
@@ -111,6 +115,48 @@ class PatternMixtureAmputer:
         choice = torch.multinomial(self.probabilities, n, replacement=True, generator=generator)  # [n]
         table = torch.tensor([[m in p for m in self.modalities] for p in self.patterns], dtype=torch.bool)
         return table[choice]
+
+    def layout(self, n: int, epoch: int = 0) -> tuple[Tensor, Tensor]:
+        """Every data row once, with this epoch's masks (see ``TensorLoader``)."""
+        return torch.arange(n), self.draw(n, epoch)
+
+
+class FixedUnpairing:
+    """MMPT's train-time missingness (``../shared/papers/004_d6fb5191247edfc1.txt``, section 2.2).
+
+    "For train-time modality loss, we collect all the available unimodal data by splitting
+    the paired data and redistributing it with the unpaired inputs. Then, we train a model
+    on the aggregate unimodal and multimodal data." The masks are drawn once (epoch 0 of
+    ``source``) and kept for every epoch; each sample that lacks a modality there is a split
+    pair: besides the sample with its remaining modalities, each of its absent modalities
+    becomes a unimodal sample of its own, so no training input is thrown away. A fixed
+    fraction ``missing_rate[m]`` of the pairs is thus unpaired in ``m``.
+
+    Args:
+        source: the amputer that decides which pairs are split (drawn once).
+    """
+
+    active = True
+
+    def __init__(self, source: MCARAmputer | PatternMixtureAmputer) -> None:
+        self.source = source
+        self.modalities = source.modalities
+        self._layout: tuple[int, Tensor, Tensor] | None = None
+
+    def layout(self, n: int, epoch: int = 0) -> tuple[Tensor, Tensor]:
+        """``rows [K]`` (the data row of each training sample) and ``mask [K, M]``; the same every epoch.
+
+        The first ``n`` entries are the pairs as amputed (``rows = 0..n-1``); then, for each
+        absent (row, modality) in row order, a unimodal sample of that row.
+        """
+        if self._layout is None or self._layout[0] != n:
+            paired = self.source.draw(n, 0)  # [n, M]
+            absent_rows, absent_columns = torch.nonzero(~paired, as_tuple=True)  # row-major order
+            unimodal = torch.zeros(len(absent_rows), len(self.modalities), dtype=torch.bool)
+            unimodal[torch.arange(len(absent_rows)), absent_columns] = True
+            rows = torch.cat([torch.arange(n), absent_rows])
+            self._layout = (n, rows, torch.cat([paired, unimodal]))
+        return self._layout[1], self._layout[2]
 
 
 def realised_rates(mask: Tensor, modalities: Sequence[str]) -> dict[str, object]:

@@ -204,9 +204,11 @@ def prepare_avdigits(
     folder = cache_folder(recipe, cache_dir)
     folder.mkdir(parents=True, exist_ok=True)
     if not force and _is_current(folder, recipe, source_root):
+        _verify_files(folder, recipe)
         return folder
     with _exclusive(folder):
         if not force and _is_current(folder, recipe, source_root):
+            _verify_files(folder, recipe)
             return folder  # another process finished the build while we waited
         sources = locate_sources(source_root, allow_download=allow_download)
         _build(recipe, sources, folder, _Progress(progress))
@@ -253,10 +255,79 @@ def cache_file(folder: str | Path, split: str, key: str) -> Path:
     return Path(folder) / _file_names(split)[key]
 
 
+class CacheCorruptedError(ValueError):
+    """A cache file whose bytes are not the ones the build wrote (truncated, overwritten, bad header)."""
+
+
+def _rebuild_command(folder: Path, recipe: AVDigitsRecipe) -> str:
+    """The ``fusebench data prepare --force`` line that rebuilds exactly this cache folder."""
+    defaults = asdict(AVDigitsRecipe())
+    sets = "".join(f" --set recipe.{k}={v}" for k, v in asdict(recipe).items() if v != defaults[k])
+    return f"fusebench data prepare avdigits --force --cache-dir {folder.parent}{sets}"
+
+
+def _corrupted(folder: Path, name: str, what: str, recipe: AVDigitsRecipe) -> CacheCorruptedError:
+    return CacheCorruptedError(
+        f"AV-digits cache file `{folder / name}` is corrupted ({what}); it will not be trained on. Rebuild the "
+        f"cache with `{_rebuild_command(folder, recipe)}`."
+    )
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 22), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+#: (path, inode, size, mtime) of files whose checksum this process already matched against the manifest.
+_VERIFIED: set[tuple[str, int, int, int]] = set()
+
+
+def _verify_files(folder: Path, recipe: AVDigitsRecipe) -> None:
+    """Every cache file has the size and SHA-256 its manifest records (about 0.2 s per 300 MB, once per process).
+
+    A cache built before checksums were recorded gets them now, from its files as they are.
+
+    Raises:
+        CacheCorruptedError: a file is missing, has another size or other bytes; names it and the fix.
+    """
+    manifest = read_manifest(folder)
+    checksums = manifest.get("checksums")
+    if not isinstance(checksums, dict):
+        with _exclusive(folder):
+            checksums = {name: {"bytes": (folder / name).stat().st_size, "sha256": _sha256(folder / name)}
+                         for name in manifest.get("files", [])}
+            payload = json.dumps({**manifest, "checksums": checksums}, indent=1).encode()
+            atomic_write(folder / "manifest.json", lambda out: out.write(payload))
+        _log.warning("AV-digits cache %s had no file checksums; recorded them from its files.", folder)
+    for name in manifest.get("files", []):
+        path, expected = folder / name, checksums.get(name) or {}
+        try:
+            stat = path.stat()
+        except FileNotFoundError:
+            raise _corrupted(folder, name, "the file is missing", recipe) from None
+        key = (str(path), stat.st_ino, stat.st_size, stat.st_mtime_ns)
+        if key in _VERIFIED:
+            continue
+        if stat.st_size != expected.get("bytes"):
+            raise _corrupted(folder, name, f"{stat.st_size} bytes, the manifest says {expected.get('bytes')}", recipe)
+        if _sha256(path) != expected.get("sha256"):
+            raise _corrupted(folder, name, "its SHA-256 differs from the manifest's", recipe)
+        _VERIFIED.add(key)
+
+
 def _load_split(folder: Path, split: str, limit: int | None) -> SplitTensors:
     def read(key: str, dtype: type | None = None) -> np.ndarray:
-        array = np.load(folder / _file_names(split)[key], mmap_mode="r")[:limit]
-        return np.array(array, dtype=dtype)  # copies out of the memory map
+        name = _file_names(split)[key]
+        try:
+            array = np.load(folder / name, mmap_mode="r", allow_pickle=False)[:limit]
+            return np.array(array, dtype=dtype)  # copies out of the memory map
+        except (ValueError, OSError, EOFError) as error:  # truncated, or a bad .npy header
+            manifest = read_manifest(folder)
+            recipe = AVDigitsRecipe(**manifest.get("recipe", {}))
+            raise _corrupted(folder, name, f"numpy cannot read it: {error}", recipe) from None
 
     inputs = {m: torch.from_numpy(read(f"inputs.{m}", np.float32)) for m in MODALITIES}
     return SplitTensors(
@@ -356,6 +427,7 @@ def _build(recipe: AVDigitsRecipe, sources: SourcePaths, folder: Path, report: _
             array = arrays[key]
             atomic_write(folder / name, lambda out, a=array: np.save(out, a))
             files.append(name)
+    checksums = {name: {"bytes": (folder / name).stat().st_size, "sha256": _sha256(folder / name)} for name in files}
     report(f"wrote {folder}")
 
     import fusebench
@@ -376,6 +448,7 @@ def _build(recipe: AVDigitsRecipe, sources: SourcePaths, folder: Path, report: _
         "normalisation": {**image_stats, **audio_stats},
         "build_seconds": round(time.perf_counter() - started, 2),
         "files": files,
+        "checksums": checksums,
         "fsdd_files": [r.path.name for r in recordings],
     }
     payload = json.dumps(manifest, indent=1).encode()
@@ -507,6 +580,7 @@ __all__ = [
     "MODALITIES",
     "SPLITS",
     "AVDigitsRecipe",
+    "CacheCorruptedError",
     "SplitTensors",
     "cache_file",
     "cache_folder",

@@ -12,9 +12,16 @@ from fusebench.data.batch import Batch
 
 
 class MaskSource(Protocol):
+    """Train-time missingness: each epoch's samples (data rows) and their presence masks.
+
+    ``layout(n, epoch)`` returns ``rows [K]`` and ``mask [K, M]``: MCAR and pattern mixtures
+    give every row once with a fresh mask per epoch (``K = n``); MMPT's split pairs add the
+    unimodal parts of the split pairs as samples of their own (``K > n``).
+    """
+
     active: bool
 
-    def draw(self, n: int, epoch: int = 0) -> Tensor: ...
+    def layout(self, n: int, epoch: int = 0) -> tuple[Tensor, Tensor]: ...
 
 
 class TensorLoader:
@@ -65,29 +72,35 @@ class TensorLoader:
             raise ValueError(f"Expected `lengths` keys among {list(self.modalities)}, got {unknown}.")
 
     def __len__(self) -> int:
-        return (len(self.target) + self.batch_size - 1) // self.batch_size
+        return (self.num_samples + self.batch_size - 1) // self.batch_size
 
     @property
     def num_samples(self) -> int:
-        return len(self.target)
+        """Training samples per epoch: the data rows, plus the unimodal parts of split pairs."""
+        return len(self._epoch_layout(0)[0]) if self.masks is not None and self.masks.active else len(self.target)
+
+    def _epoch_layout(self, epoch: int) -> tuple[Tensor, Tensor]:
+        """``rows [K]`` (data row of each sample) and ``mask [K, M]`` of one epoch."""
+        n = len(self.target)
+        if self.masks is None or not self.masks.active:
+            return torch.arange(n), torch.ones(n, len(self.modalities), dtype=torch.bool)
+        return self.masks.layout(n, epoch)
 
     def __iter__(self) -> Iterator[Batch]:
         epoch, self.epoch = self.epoch, self.epoch + 1
-        n = len(self.target)
+        rows, mask = self._epoch_layout(epoch)  # [K], [K, M]: indexed by training sample
+        k = len(rows)
         if self.shuffle:
-            order = torch.randperm(n, generator=torch.Generator().manual_seed(self.seed * 7919 + epoch))
+            order = torch.randperm(k, generator=torch.Generator().manual_seed(self.seed * 7919 + epoch))
         else:
-            order = torch.arange(n)
-        if self.masks is not None and self.masks.active:
-            mask = self.masks.draw(n, epoch)  # [N, M], indexed by sample id
-        else:
-            mask = torch.ones(n, len(self.modalities), dtype=torch.bool)
+            order = torch.arange(k)
         self.last_masks = mask
-        for start in range(0, n, self.batch_size):
-            index = order[start : start + self.batch_size]
+        for start in range(0, k, self.batch_size):
+            sample = order[start : start + self.batch_size]
+            index = rows[sample]
             yield Batch(
                 inputs={m: x[index] for m, x in self.inputs.items()},
-                mask=mask[index],
+                mask=mask[sample],
                 target=self.target[index],
                 modalities=self.modalities,
                 lengths=None if self.lengths is None else {m: v[index] for m, v in self.lengths.items()},

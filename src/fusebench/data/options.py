@@ -43,6 +43,11 @@ class DataOptions(StrictOptions):
     missing_patterns: dict[str, float] | None = Field(
         default=None, description="train on this mixture of patterns, e.g. {audio+image: 0.5, audio: 0.5}"
     )
+    missing_resample: Literal["per_epoch", "fixed"] = Field(
+        default="per_epoch",
+        description="per_epoch: MCAR masks redrawn every epoch; fixed: MMPT section 2.2, a fixed set of pairs is "
+        "split and the model trains on the aggregate unimodal + multimodal samples",
+    )
 
     @field_validator("limit")
     @classmethod

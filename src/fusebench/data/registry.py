@@ -8,14 +8,20 @@ are listed in :data:`BUILTIN_MODULES`, and third-party packages register through
     [project.entry-points."fusebench.datasets"]
     mydata = "mypackage.fusebench_dataset:ENTRY"
 
-so nobody edits fusebench to add a dataset. The run config's ``data:`` section is the
-discriminated union of every registered options model (:func:`options_union`).
+so nobody edits fusebench to add a dataset. The entry point's name must be the dataset's
+name. The run config's ``data:`` section is the discriminated union of every registered
+options model (:func:`options_union`).
+
+A plugin that fails to load (import error, wrong object, name clash) does not take the
+other datasets down with it: it is reported in a warning and by ``fusebench data list``,
+and using its name is an error that names the entry point and what went wrong.
 """
 
 from __future__ import annotations
 
 import difflib
 import importlib
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
@@ -28,7 +34,14 @@ from fusebench.data.options import DataOptions
 from fusebench.tasks import Task
 
 ENTRY_POINT_GROUP = "fusebench.datasets"
-BUILTIN_MODULES: tuple[str, ...] = ("fusebench.data.avdigits_dataset", "fusebench.data.avmnist")
+BUILTIN_MODULES: tuple[str, ...] = (
+    "fusebench.data.avdigits_dataset",
+    "fusebench.data.avmnist",
+    "fusebench.data.custom",
+    "fusebench.data.mmimdb",
+    "fusebench.data.mmimdb_raw",
+    "fusebench.data.mosi",
+)
 ModalityKind = Literal["image", "audio", "sequence", "vector", "text"]
 MODALITY_KINDS: tuple[str, ...] = get_args(ModalityKind)
 DEFAULT_DATASET = "avdigits"
@@ -142,6 +155,8 @@ class DatasetEntry:
 
 
 _REGISTRY: dict[str, DatasetEntry] = {}
+#: entry-point name -> why it could not be registered
+_BROKEN: dict[str, str] = {}
 _loaded = False
 
 
@@ -165,21 +180,43 @@ def _ensure_loaded() -> None:
     _loaded = True
     for module in BUILTIN_MODULES:
         importlib.import_module(module)
+    refresh_entry_points()
+
+
+def refresh_entry_points() -> list[str]:
+    """Read the ``fusebench.datasets`` entry points (again) and register what they name.
+
+    Runs once on first use of the registry; call it after installing a plugin into a
+    running interpreter (tests do). The run-config schema (``fusebench.config.RunConfig``)
+    is built from the registry when it is first imported, so configs naming a dataset
+    registered later validate only in a new process.
+
+    Returns:
+        The names of the entry points that are broken (see :func:`broken_entry_points`).
+    """
+    _BROKEN.clear()
     for point in entry_points(group=ENTRY_POINT_GROUP):
+        where = f"The dataset entry point `{point.name} = {point.value}` (group `{ENTRY_POINT_GROUP}`)"
         try:
             found = point.load()
-        except Exception as error:  # a broken plugin must not hide which one broke
-            raise ImportError(
-                f"The dataset entry point `{point.name} = {point.value}` (group `{ENTRY_POINT_GROUP}`) failed to "
-                f"import: {type(error).__name__}: {error}"
-            ) from error
-        entry = found() if callable(found) and not isinstance(found, DatasetEntry) else found
-        if not isinstance(entry, DatasetEntry):
-            raise TypeError(
-                f"The dataset entry point `{point.name} = {point.value}` must name a DatasetEntry or a function "
-                f"returning one, got {type(entry).__name__}."
-            )
-        register_dataset(entry)
+            entry = found() if callable(found) and not isinstance(found, DatasetEntry) else found
+            if not isinstance(entry, DatasetEntry):
+                raise TypeError(f"expected it to name a DatasetEntry or a function returning one, got "
+                                f"{type(entry).__name__}")
+            if entry.name != point.name:
+                raise ValueError(f"expected the entry point to be named like its dataset, `{entry.name}`")
+            register_dataset(entry)
+        except Exception as error:  # a broken plugin must not hide which one broke, nor break the others
+            _BROKEN[point.name] = f"{where} is broken: {type(error).__name__}: {error}"
+            warnings.warn(f"{_BROKEN[point.name]}; dataset `{point.name}` is unavailable.", RuntimeWarning,
+                          stacklevel=2)
+    return sorted(_BROKEN)
+
+
+def broken_entry_points() -> dict[str, str]:
+    """Entry-point name -> why it could not be registered."""
+    _ensure_loaded()
+    return dict(_BROKEN)
 
 
 def dataset_names() -> list[str]:
@@ -189,6 +226,8 @@ def dataset_names() -> list[str]:
 
 def get_dataset(name: str) -> DatasetEntry:
     _ensure_loaded()
+    if name in _BROKEN and name not in _REGISTRY:
+        raise ValueError(f"Dataset `{name}` cannot be used. {_BROKEN[name]}.")
     if name not in _REGISTRY:
         close = difflib.get_close_matches(name, list(_REGISTRY), n=1, cutoff=0.5)
         hint = f"did you mean `{close[0]}`?" if close else f"registered datasets: {sorted(_REGISTRY)}"

@@ -11,10 +11,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from fusebench.config import DataConfig, RunConfig, TaskConfig
-from fusebench.data.amputation import MCARAmputer, PatternMixtureAmputer
+from fusebench.data.amputation import FixedUnpairing, MCARAmputer, PatternMixtureAmputer
 from fusebench.data.loader import TensorLoader, subset_indices
 from fusebench.data.options import SPLITS
-from fusebench.data.registry import DatasetInfo, LoadedDataset, Split, get_dataset
+from fusebench.data.registry import DatasetInfo, LoadedDataset, ModalityInfo, Split, get_dataset
 from fusebench.tasks import Task
 
 __all__ = ["SPLITS", "DataSplits", "Split", "eval_loader", "load_dataset", "load_splits", "recipe_digest",
@@ -42,6 +42,11 @@ class DataSplits:
     @property
     def input_shapes(self) -> dict[str, tuple[int, ...]]:
         return {m: tuple(x.shape[1:]) for m, x in self.train.inputs.items()}
+
+    @property
+    def modality_info(self) -> dict[str, ModalityInfo] | None:
+        """The run's modalities' descriptions (variable length or not), for the model build's checks."""
+        return None if self.info is None else {m: self.info.modalities[m] for m in self.modalities}
 
     def split(self, name: str) -> Split:
         return {"train": self.train, "validation": self.validation, "test": self.test}[name]
@@ -131,7 +136,8 @@ def train_loader(split: Split, config: DataConfig, seed: int) -> TensorLoader:
         masks = PatternMixtureAmputer(modalities, config.missing_patterns, seed)
     elif any(r > 0 for r in config.missing_rate.values()):
         masks = MCARAmputer(modalities, {m: r for m, r in config.missing_rate.items() if m in modalities}, seed)
-    return TensorLoader(split.inputs, split.target, config.batch_size, shuffle=True, seed=seed, masks=masks,
+    source = FixedUnpairing(masks) if masks is not None and config.missing_resample == "fixed" else masks
+    return TensorLoader(split.inputs, split.target, config.batch_size, shuffle=True, seed=seed, masks=source,
                         lengths=split.lengths)
 
 

@@ -6,6 +6,7 @@ missingness); validation and test evaluate every sample under every pattern.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
@@ -23,8 +24,16 @@ from fusebench.models.multimodal import ModelOutput, model_encoders
 from fusebench.tasks import Task
 
 
+class NonFiniteLossError(ValueError):
+    """The loss became NaN or infinite: the weights are broken, so the run must fail, not go on."""
+
+
 class TrainingStrategy(Protocol):
     """A training-time addition (modality dropout, auxiliary heads, distillation, gradient modulation)."""
+
+    def on_epoch_start(self, epoch: int) -> None: ...
+
+    def task_loss_scale(self) -> float: ...
 
     def transform_batch(self, batch: Batch, step: int) -> Batch: ...
 
@@ -86,9 +95,18 @@ class FusionModule(L.LightningModule):
         self._epoch_start = time.perf_counter()
         self._eval_seconds = 0.0
 
+    def _non_finite(self, split: str, value: float, where: str) -> str:
+        return (
+            f"The {split} loss is {value} at epoch {self.current_epoch + 1}{where}; the run fails here and keeps "
+            "the checkpoints of its last finished epoch (checkpoints/). Lower `training.optimizer.lr`, set "
+            "`training.gradient_clip`, or check the data."
+        )
+
     # ----------------------------------------------------------------- training
     def on_train_epoch_start(self) -> None:
         self._reset_epoch_buffers()
+        for strategy in self.strategies:
+            strategy.on_epoch_start(self.current_epoch + 1)
         encoders = model_encoders(self.model)  # None when training on cached frozen features
         for modality in self.frozen:
             if encoders is not None and modality in encoders:
@@ -99,10 +117,15 @@ class FusionModule(L.LightningModule):
             batch = strategy.transform_batch(batch, self.global_step)
         output: ModelOutput = self.model(batch.inputs, batch.mask, batch.lengths)
         loss = self.task.compute_loss(output.logits, batch.target)
+        for strategy in self.strategies:  # gradient blending's fused weight; 0 in a contrastive-only stage
+            loss = loss * strategy.task_loss_scale()
         for strategy in self.strategies:
             for name, extra in strategy.extra_losses(self.model, output, batch).items():
                 self.log(f"train/{name}", extra.detach(), on_step=False, on_epoch=True, batch_size=batch.size)
                 loss = loss + extra
+        if not torch.isfinite(loss):
+            where = f", step {self.global_step + 1}"
+            raise NonFiniteLossError(self._non_finite("training", float(loss.detach()), where))
         self._train["logits"].append(output.logits.detach().float().cpu())
         self._train["target"].append(batch.target.cpu())
         self._train["pattern"].append(mask_to_pattern_index(batch.mask, self.modalities).cpu())
@@ -141,6 +164,8 @@ class FusionModule(L.LightningModule):
         evaluation = self._collect_eval()
         self._validation = metrics_by_pattern(evaluation.logits, evaluation.target, self.task, self.metric_names)
         full = self._validation[self.pattern_names[0]]  # the all-modalities pattern comes first
+        if not math.isfinite(full["loss"]):  # raised before the checkpoint callback could save these weights
+            raise NonFiniteLossError(self._non_finite("validation", full["loss"], ""))
         self.log("validation/loss", full["loss"], prog_bar=True)
         for name in self.metric_names:
             self.log(f"validation/{name}", full[name], prog_bar=name == self.primary)

@@ -65,7 +65,7 @@ def load_run(run_dir: str | Path, data: DataSplits | None = None) -> LoadedRun:
         data = load_splits(config.data, run_modalities(config), config.experiment.seed, task_settings=config.task)
     rebuilt = config.model_copy(deep=True)
     rebuilt.model.pretrained = {}  # the checkpoint holds every weight; the files may be gone
-    model = build_model(rebuilt, data.input_shapes, data.task.output_size)
+    model = build_model(rebuilt, data.input_shapes, data.task.output_size, data.modality_info)
     load_checkpoint_weights(model, checkpoint)
     model.eval()
     return LoadedRun(run_dir, config, model, data)
@@ -77,9 +77,10 @@ def load_checkpoint_weights(model: nn.Module, path: Path) -> None:
     Drops the training-only modules strategies attach (unimodal heads, contrastive
     projections) and unwraps the frozen-feature cache wrapper (``inner.``).
     """
-    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    from fusebench.engine.checkpoint import read_checkpoint_state  # tensors only; a bad file is one named error
+
     state: dict[str, Tensor] = {}
-    for key, value in checkpoint["state_dict"].items():
+    for key, value in read_checkpoint_state(path).items():
         key = key.removeprefix("model.")
         if not hasattr(model, "inner"):
             key = key.removeprefix("inner.")
@@ -205,6 +206,12 @@ def probe_run(run_dir: str | Path, experts: Mapping[str, str | Path] | None = No
     modalities = sorted(run.data.modalities)
     if len(modalities) > 1:
         result["weakness"] = weakness_scores(probes, modalities)
+        full = pattern_name(modalities)
+        tests = {name: probes[name]["test"] for name in [full, *modalities]}
+        result["mmpt_profile_probes"] = {  # MMPT section 3.2 steps 2-3: the profile from linear probes
+            metric: {"full": tests[full][metric], "unimodal": {m: tests[m][metric] for m in modalities}}
+            for metric in tests[full] if metric != "count"
+        }
     names, _ = run_task(run.config, run.data.task)
     profile = run_mmpt_profile(Path(run.run_dir), names)
     if profile is not None:

@@ -7,6 +7,7 @@ the error — so a crashed or killed run never passes for a finished one.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import platform
@@ -28,12 +29,28 @@ import fusebench
 from fusebench.config import RunConfig, dump_config
 from fusebench.data.amputation import realised_rates
 from fusebench.data.patterns import pattern_name
-from fusebench.engine.build import build_model, frozen_modalities
+from fusebench.engine.build import build_model, frozen_modalities, used_settings
+from fusebench.engine.checkpoint import load_model_state
 from fusebench.engine.datasets import DataSplits, eval_loader, recipe_digest, run_splits, run_task, train_loader
 from fusebench.engine.evaluate import evaluate_patterns
 from fusebench.engine.feature_cache import cache_features, can_cache
+from fusebench.engine.footprint import (
+    RESOURCES_FILE,
+    inference_throughput,
+    peak_memory,
+    reset_peak_memory,
+    weights_bytes,
+)
 from fusebench.engine.metrics import metrics_by_pattern
 from fusebench.engine.module import FusionModule
+from fusebench.engine.run_folder import (
+    locked,
+    prepare_for_training,
+    require_completed_training,
+    write_evaluation,
+    write_status,
+)
+from fusebench.engine.strategies.base import ATTACHED_MODULES
 from fusebench.io import atomic_write_bytes, atomic_write_json, atomic_write_text, read_json
 from fusebench.models.weights import read_encoder_metadata, save_encoder
 
@@ -60,10 +77,6 @@ def resolve_device(name: str) -> str:
     if name == "cuda" and not torch.cuda.is_available():
         raise ValueError("`experiment.device` is `cuda` but no CUDA device is available; use `cpu` or `auto`.")
     return name
-
-
-def write_status(run_dir: Path, state: str, **extra: Any) -> None:
-    atomic_write_json(run_dir / "status.json", {"state": state, "time": time.time(), **extra})
 
 
 def quiet_lightning() -> None:
@@ -95,7 +108,7 @@ def environment(config: RunConfig, device: str, command: Sequence[str] | None) -
 def pretraining_seconds(config: RunConfig) -> dict[str, float]:
     """Seconds each loaded pre-trained encoder cost, read from its safetensors header."""
     seconds: dict[str, float] = {}
-    for modality, path in sorted(config.model.pretrained.items()):
+    for modality, path in used_settings(config, config.model.pretrained).items():
         metadata = read_encoder_metadata(path)
         seconds[modality] = float(metadata.get("pretraining_seconds", "nan"))
     return seconds
@@ -109,17 +122,40 @@ def execute_run(
     skip_test: bool = False,
     command: Sequence[str] | None = None,
     data: DataSplits | None = None,
+    overwrite: bool = False,
 ) -> RunResult:
-    """Run ``config`` into ``run_dir``; on failure ``status.json`` records the error, which is re-raised."""
+    """Train (or with ``skip_train`` re-evaluate) ``config`` in ``run_dir``, holding the folder's lock.
+
+    Training refuses a folder that already holds a run unless ``overwrite`` (which clears it
+    first), and records its state in ``status.json``: ``completed``, ``failed`` with the error,
+    or ``interrupted`` (Ctrl-C, SIGTERM). Re-evaluation needs a completed training and records
+    its own state in ``evaluation.json``; it never changes ``status.json``.
+
+    Raises:
+        RunFolderError: the folder is in use, holds a run (without ``overwrite``), or — for
+            re-evaluation — its training did not complete.
+        KeyboardInterrupt: the run was interrupted (also for SIGTERM and Lightning's exit on Ctrl-C).
+    """
     run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    write_status(run_dir, "running")
-    try:
-        result = _execute(config, run_dir, skip_train, skip_test, command, data)
-    except BaseException as error:
-        write_status(run_dir, "failed", error=f"{type(error).__name__}: {error}", traceback=traceback.format_exc())
-        raise
-    write_status(run_dir, "completed")
+    if skip_train:  # before the lock, which would create the folder
+        require_completed_training(run_dir)
+    with locked(run_dir, "experiment.runs_dir"):
+        if skip_train:
+            require_completed_training(run_dir)
+            record = write_evaluation
+        else:
+            prepare_for_training(run_dir, overwrite)
+            record = write_status
+        record(run_dir, "running")
+        try:
+            result = _execute(config, run_dir, skip_train, skip_test, command, data)
+        except (KeyboardInterrupt, SystemExit) as error:  # Lightning turns Ctrl-C into `sys.exit(1)`
+            record(run_dir, "interrupted", error="Interrupted (Ctrl-C or SIGTERM) before it finished.")
+            raise KeyboardInterrupt from error
+        except BaseException as error:
+            record(run_dir, "failed", error=f"{type(error).__name__}: {error}", traceback=traceback.format_exc())
+            raise
+        record(run_dir, "completed")
     return RunResult(run_dir, "completed", *result)
 
 
@@ -136,6 +172,7 @@ def _execute(
     if config.experiment.threads:
         torch.set_num_threads(config.experiment.threads)
     device = resolve_device(config.experiment.device)
+    memory_scope = reset_peak_memory(device)
     if skip_train:  # re-evaluation: config.yaml, env.json and timing.json describe the training; keep them
         atomic_write_json(run_dir / "env.evaluate.json", environment(config, device, command))
     else:
@@ -156,8 +193,21 @@ def _execute(
             "samples": {name: len(data.split(name)) for name in ("train", "validation", "test")},
             "constant_output": data.task.constant_output(data.train.target).tolist(),
         })
-    model = build_model(config, data.input_shapes, data.task.output_size)
+    blending_seconds = 0.0
+    if config.training.strategy.gradient_blending == "auto":  # offline G-Blend first (Wang et al., 2020)
+        from fusebench.engine.strategies.blending_auto import resolve_auto_blending
+
+        config, blending_seconds = resolve_auto_blending(config, data, device, run_dir, reuse=skip_train)
+        L.seed_everything(config.experiment.seed, workers=True, verbose=False)
+    if skip_train:  # the checkpoint holds every weight; the pre-trained files may have moved or gone
+        built = config.model_copy(deep=True)
+        built.model.pretrained = {}
+        model = build_model(built, data.input_shapes, data.task.output_size, data.modality_info)
+    else:
+        model = build_model(config, data.input_shapes, data.task.output_size, data.modality_info)
+    input_shapes = data.input_shapes  # of the raw inputs (cached features replace `data` below)
     cache_seconds = 0.0
+    raw_test = data.test  # inference throughput is measured from raw inputs, even when training uses cached features
     if config.training.cache_frozen_features and can_cache(model, frozen_modalities(config)):
         cache_start = time.perf_counter()
         model, data = cache_features(model, data, config.data.eval_batch_size)
@@ -167,7 +217,10 @@ def _execute(
 
     def record(epoch: dict[str, Any]) -> None:
         if loader.last_masks is not None and config.monitoring.enabled:
-            epoch["missingness"] = realised_rates(loader.last_masks, data.modalities)
+            pairs = len(data.train)  # with `missing_resample: fixed` the split pairs' parts follow the pairs
+            epoch["missingness"] = {**realised_rates(loader.last_masks[:pairs], data.modalities),
+                                    "resample": config.data.missing_resample,
+                                    "training_samples": int(len(loader.last_masks))}
         history.append(epoch)
         atomic_write_json(run_dir / "epoch_metrics.json", history)
 
@@ -180,7 +233,7 @@ def _execute(
         metric_names,
         primary,
         frozen_modalities(config),
-        strategies=_strategies(config, model, data),
+        strategies=[] if skip_train else _strategies(config, model, data),  # training-only additions
         on_epoch_record=record,
     )
     fit_seconds = 0.0
@@ -192,9 +245,9 @@ def _execute(
         fit_seconds = time.perf_counter() - fit_start
     best = checkpoints / "best.ckpt"
     if best.is_file():
-        load_lightning_weights(module, best)
+        load_model_state(module.model, best, drop=ATTACHED_MODULES if skip_train else ())
     elif skip_train:
-        raise FileNotFoundError(f"`--skip-train` needs a trained checkpoint at `{best}`, but there is none.")
+        raise FileNotFoundError(f"Re-evaluation needs the trained checkpoint `{best}`, but there is none.")
     model.to(device)
     if config.pretrain is not None and not skip_train:
         seconds = fit_seconds + data_seconds
@@ -206,6 +259,7 @@ def _execute(
                 "pretraining_seconds": f"{seconds:.3f}",
                 "source_run": str(run_dir),
                 "kind": config.model.encoders[config.pretrain.modality].kind,
+                "input_shape": json.dumps(list(input_shapes[config.pretrain.modality])),
             },
         )
     test_metrics: dict[str, dict[str, float]] = {}
@@ -224,11 +278,34 @@ def _execute(
         config, history, data_seconds, fit_seconds, test_seconds, time.perf_counter() - started, len(data.train)
     )
     timing["feature_cache"] = cache_seconds
+    timing["gradient_blending_estimate"] = blending_seconds
     if skip_train and (run_dir / "timing.json").exists():
         timing = {**read_json(run_dir / "timing.json"), "test": test_seconds, "reevaluated": True}
     atomic_write_json(run_dir / "timing.json", timing)
     atomic_write_json(run_dir / "model.json", _model_facts(model, data.modalities))
+    if not (skip_train and (run_dir / RESOURCES_FILE).exists()):  # re-evaluation keeps the training's record
+        atomic_write_json(run_dir / RESOURCES_FILE, _resources(model, raw_test, data.modalities, config, device,
+                                                                checkpoints, memory_scope))
+    if config.probe.enabled and not skip_test and len(data.modalities) > 1:
+        from fusebench.engine.probe import probe_run
+
+        probe_run(run_dir)  # reloads the best checkpoint: probes see exactly what was tested
     return test_metrics, history, timing, primary
+
+
+def _resources(model: torch.nn.Module, test: Any, modalities: Sequence[str], config: RunConfig, device: str,
+               checkpoints: Path, memory_scope: str) -> dict[str, Any]:
+    """``resources.json``: model size on disk, peak memory, inference throughput (``engine.footprint``)."""
+    from fusebench.engine.strategies.base import ATTACHED_MODULES, unwrap
+
+    inner = unwrap(model)
+    best = checkpoints / "best.ckpt"
+    record: dict[str, Any] = {"weights_bytes": weights_bytes(inner, ATTACHED_MODULES),
+                              "checkpoint_bytes": best.stat().st_size if best.is_file() else None}
+    if len(test):
+        record |= inference_throughput(inner, test.inputs, test.target, modalities, config.data.eval_batch_size,
+                                       device, test.lengths)
+    return record | peak_memory(device, memory_scope)
 
 
 def _strategies(config: RunConfig, model: torch.nn.Module, data: DataSplits) -> list:
@@ -249,6 +326,10 @@ def _trainer(config: RunConfig, device: str, run_dir: Path, checkpoints: Path) -
             enable_version_counter=False,
         )
     ]
+    if config.monitoring.enabled:  # gradients, weights, updates, activations per epoch (monitoring.jsonl)
+        from fusebench.engine.monitoring import TrainingMonitor
+
+        callbacks.append(TrainingMonitor(run_dir))
     stop = config.training.early_stopping
     if stop.enabled:
         callbacks.append(EarlyStopping(monitor=stop.monitor, patience=stop.patience, mode=stop.mode))
@@ -292,9 +373,7 @@ def _logger(config: RunConfig, run_dir: Path) -> Any:
 
 def load_lightning_weights(module: FusionModule, path: Path) -> None:
     """Load model weights from our own Lightning checkpoint, without unpickling arbitrary objects."""
-    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    state = {k.removeprefix("model."): v for k, v in checkpoint["state_dict"].items()}
-    module.model.load_state_dict(state)
+    load_model_state(module.model, path)
 
 
 def _timing(

@@ -6,7 +6,7 @@ every modality pattern means one full forward pass per pattern (``reruns_per_pat
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Literal, get_args
 
 import torch
@@ -38,13 +38,52 @@ def _check_mask(mask: Tensor, modalities: tuple[str, ...]) -> None:
         )
 
 
+class ResidualTanhProjector(nn.Module):
+    """The projector of "Early Fusion with Contrastive Learning" (003_*.txt, Sec. 3.2, "Projection").
+
+    ``h = Linear(x)``; ``out = h + Dropout(Tanh(h))``: "a linear layer followed by a Tanh
+    activation. A dropout layer is then added ... combining the output of the dropout layer
+    with the initial projection via a residual connection".
+
+    Args:
+        in_dim: width of the enhanced modality's features.
+        out_dim: width of the projection (the anchors' width, for the contrastive loss).
+        dropout: dropout probability on the Tanh branch.
+
+    >>> projector = ResidualTanhProjector(2, 2, dropout=0.0)
+    >>> projector(torch.zeros(1, 2)).shape
+    torch.Size([1, 2])
+    """
+
+    def __init__(self, in_dim: int, out_dim: int, dropout: float = 0.1) -> None:
+        super().__init__()
+        if in_dim < 1 or out_dim < 1 or not 0.0 <= dropout < 1.0:
+            raise ValueError(
+                f"Expected `in_dim`, `out_dim` >= 1 and `dropout` in [0, 1), got {in_dim}, {out_dim}, {dropout}."
+            )
+        self.linear = nn.Linear(in_dim, out_dim)
+        self.dropout = nn.Dropout(dropout)
+        self.out_dim = out_dim
+
+    def forward(self, x: Tensor) -> Tensor:
+        h = self.linear(x)  # [B, out_dim] the initial projection
+        return h + self.dropout(torch.tanh(h))
+
+
 class FeatureEarlyFusionModel(nn.Module):
     """Per-modality feature extractors, concatenated, then a small joint classifier.
 
-    The lightweight early-fusion design of "Early Fusion with Contrastive Learning": the
-    extractors' outputs are concatenated and fed to two Linear-BatchNorm-ReLU blocks and a
-    final Linear. An absent modality's features become zeros (``missing="zero"``) or a
-    learned per-modality vector (``missing="learned"``).
+    The lightweight early-fusion design of "Early Fusion with Contrastive Learning"
+    (003_*.txt, Sec. 3.1): the extractors' outputs are concatenated and fed to two
+    Linear-BatchNorm-ReLU blocks and a final Linear. An absent modality's features become
+    zeros (``missing="zero"``) or a learned per-modality vector (``missing="learned"``).
+
+    ``projectors`` names the modalities the paper *enhances* (Sec. 3.2): their features pass
+    through a ``ResidualTanhProjector`` before the concatenation, so the classifier sees the
+    enhanced features (the paper's ``A^CL``); a contrastive loss
+    (``training.strategy.contrastive``) trains the projector to align them with an anchor
+    modality. Absent features are replaced after the projection, so an absent modality
+    contributes exactly the replacement.
 
     Extractors only run on the rows where their modality is present, so an absent input
     can never reach the model, not even through BatchNorm batch statistics in training.
@@ -55,6 +94,9 @@ class FeatureEarlyFusionModel(nn.Module):
         hidden_dim: width of both classifier blocks.
         dropout: dropout after each classifier block.
         missing: what an absent modality's features become.
+        projectors: modalities whose features are projected (enhanced).
+        projector_dim: output width of every projector; ``None`` keeps each modality's width.
+        projector_dropout: dropout inside the projectors.
     """
 
     reruns_per_pattern = True
@@ -66,23 +108,35 @@ class FeatureEarlyFusionModel(nn.Module):
         hidden_dim: int = 256,
         dropout: float = 0.2,
         missing: FeatureMissing = "zero",
+        projectors: Sequence[str] = (),
+        projector_dim: int | None = None,
+        projector_dropout: float = 0.1,
     ) -> None:
         super().__init__()
         _check_choice("missing", missing, get_args(FeatureMissing))
         if not extractors:
             raise ValueError("Expected `extractors` with at least one modality, got none.")
         self.modalities = tuple(sorted(extractors))
+        unknown = sorted(set(projectors) - set(self.modalities))
+        if unknown:
+            raise ValueError(f"Expected `projectors` among the modalities {list(self.modalities)}, got {unknown}.")
         self.feature_dims: dict[str, int] = {}
         for m in self.modalities:
             if not isinstance(getattr(extractors[m], "out_dim", None), int):
                 raise ValueError(f"Expected extractor `{m}` to expose an int `out_dim`, got none.")
             self.feature_dims[m] = int(extractors[m].out_dim)
         self.extractors = nn.ModuleDict({m: extractors[m] for m in self.modalities})
+        self.projectors = nn.ModuleDict({
+            m: ResidualTanhProjector(self.feature_dims[m], projector_dim or self.feature_dims[m], projector_dropout)
+            for m in sorted(set(projectors))
+        })
+        #: width of each modality's part of the classifier input (after any projector)
+        self.fused_dims = {m: (projector_dim or d) if m in self.projectors else d for m, d in self.feature_dims.items()}
         self.missing = missing
         self.missing_features = nn.ParameterDict(
-            {m: nn.Parameter(torch.zeros(d)) for m, d in self.feature_dims.items()} if missing == "learned" else {}
+            {m: nn.Parameter(torch.zeros(d)) for m, d in self.fused_dims.items()} if missing == "learned" else {}
         )
-        width = sum(self.feature_dims.values())
+        width = sum(self.fused_dims.values())
         blocks: list[nn.Module] = []
         for block_in in (width, hidden_dim):
             blocks += [
@@ -101,13 +155,17 @@ class FeatureEarlyFusionModel(nn.Module):
             _check_mask(mask, self.modalities)
         return encode_present(self.extractors, self.modalities, inputs, mask, lengths)
 
+    def enhance(self, modality: str, features: Tensor) -> Tensor:
+        """``features`` of ``modality`` through its projector (unchanged for a modality without one)."""
+        return self.projectors[modality](features) if modality in self.projectors else features
+
     def fuse(self, features: Mapping[str, Tensor], mask: Tensor) -> Tensor:
-        """Replace absent features, concatenate and classify: ``[B, C]`` logits."""
+        """Project the enhanced modalities, replace absent features, concatenate and classify: ``[B, C]``."""
         _check_mask(mask, self.modalities)
         parts = []
         for j, m in enumerate(self.modalities):
             fill = self.missing_features[m] if self.missing == "learned" else 0.0
-            parts.append(torch.where(mask[:, j : j + 1], features[m], fill))  # [B, D_m]
+            parts.append(torch.where(mask[:, j : j + 1], self.enhance(m, features[m]), fill))  # [B, D'_m]
         return self.classifier(torch.cat(parts, dim=1))  # [B, C]
 
     def forward(

@@ -17,7 +17,8 @@ from typing import Annotated, Any, Literal, Union, get_args
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, PositiveInt, Tag
 from torch import nn
 
-from fusebench.models.encoders import ConvEncoder, GRUEncoder, MLPEncoder, ResNetEncoder
+from fusebench.models.encoders import ConvEncoder, MLPEncoder, ResNetEncoder
+from fusebench.models.sequence_encoders import RecurrentEncoder, TransformerSequenceEncoder
 
 DEFAULT_ENCODER = "cnn"
 
@@ -51,10 +52,38 @@ class MLPOptions(EncoderOptions):
     hidden: list[PositiveInt] = Field(default_factory=lambda: [128], description="hidden layer widths")
 
 
-class GRUOptions(EncoderOptions):
+class _SequenceOptions(EncoderOptions):
+    """What every sequence encoder has: an optional vocabulary for ``[T]`` token-id inputs."""
+
+    vocab_size: PositiveInt | None = Field(default=None, description="read [T] token ids through an embedding table")
+
+
+class _RecurrentOptions(_SequenceOptions):
+    hidden: PositiveInt = Field(default=64, description="hidden size per direction")
+    layers: PositiveInt = Field(default=1, description="stacked recurrent layers")
+    bidirectional: bool = Field(default=False, description="also run backwards over the real steps")
+    pool: Literal["last", "mean"] = Field(
+        default="last", description="last real step's hidden state, or the mean of outputs over real steps"
+    )
+    dropout: float = Field(default=0.0, ge=0.0, lt=1.0, description="dropout between stacked layers")
+    embed_dim: PositiveInt = Field(default=64, description="token embedding width (with `vocab_size`)")
+
+
+class GRUOptions(_RecurrentOptions):
     kind: Literal["gru"] = "gru"
-    hidden: PositiveInt = Field(default=64, description="GRU hidden size")
-    layers: PositiveInt = Field(default=1, description="stacked GRU layers")
+
+
+class LSTMOptions(_RecurrentOptions):
+    kind: Literal["lstm"] = "lstm"
+
+
+class TransformerOptions(_SequenceOptions):
+    kind: Literal["transformer"] = "transformer"
+    dim: PositiveInt = Field(default=64, description="token width")
+    layers: PositiveInt = Field(default=2, description="Transformer blocks")
+    heads: PositiveInt = Field(default=4, description="attention heads (must divide `dim`)")
+    ff_mult: PositiveInt = Field(default=2, description="feed-forward width as a multiple of `dim`")
+    dropout: float = Field(default=0.1, ge=0.0, lt=1.0, description="dropout inside the blocks")
 
 
 @dataclass(frozen=True)
@@ -68,6 +97,8 @@ class EncoderEntry:
         sequences: whether it reads padded variable-length sequences with their lengths
             (``forward(x, lengths)``); a variable-length modality needs such an encoder.
         summary: one line for the README and error messages.
+        frozen_by_default: a general pre-trained encoder: frozen unless
+            ``model.freeze.<modality>: false`` (the run config fills ``model.freeze``).
     """
 
     kind: str
@@ -75,6 +106,7 @@ class EncoderEntry:
     build: Callable[[Any, Sequence[int]], nn.Module]
     sequences: bool = False
     summary: str = ""
+    frozen_by_default: bool = False
 
 
 _ENCODERS: dict[str, EncoderEntry] = {}
@@ -94,6 +126,11 @@ def register_encoder(entry: EncoderEntry) -> EncoderEntry:
 
 def encoder_kinds() -> list[str]:
     return list(_ENCODERS)
+
+
+def sequence_kinds() -> list[str]:
+    """Encoder kinds that read padded variable-length sequences with their lengths."""
+    return [kind for kind, entry in _ENCODERS.items() if entry.sequences]
 
 
 def get_encoder(kind: str) -> EncoderEntry:
@@ -125,15 +162,37 @@ def _channels(shape: Sequence[int], kind: str) -> int:
     return int(shape[0])
 
 
-def _sequence_features(shape: Sequence[int]) -> int:
-    """Features per step: ``[T, F]`` sequences, or ``[1, F, T]`` spectrograms read as T steps of F."""
+def _sequence_shape(shape: Sequence[int], options: _SequenceOptions) -> tuple[int, int]:
+    """``(steps, features per step)``: ``[T, F]`` sequences, ``[1, F, T]`` spectrograms read as T steps
+    of F, or ``[T]`` token ids with a ``vocab_size`` (features then come from the embedding)."""
+    if options.vocab_size is not None:
+        if len(shape) != 1:
+            raise ValueError(f"Expected [T] token ids for a `{options.kind}` encoder with `vocab_size`, got "
+                             f"per-sample shape {tuple(shape)}; unset `vocab_size` for feature sequences.")
+        return int(shape[0]), 0
     if len(shape) == 3 and shape[0] == 1:
-        return int(shape[1])
+        return int(shape[2]), int(shape[1])
     if len(shape) == 2:
-        return int(shape[1])
+        return int(shape[0]), int(shape[1])
     raise ValueError(
-        f"Expected [T, F] sequences (or [1, F, T] spectrograms) for a recurrent encoder, got {tuple(shape)}."
+        f"Expected [T, F] sequences (or [1, F, T] spectrograms, or [T] token ids with `vocab_size`) for a "
+        f"`{options.kind}` encoder, got per-sample shape {tuple(shape)}."
     )
+
+
+def _recurrent(cell: Literal["gru", "lstm"]) -> Callable[[Any, Sequence[int]], nn.Module]:
+    def build(o: _RecurrentOptions, shape: Sequence[int]) -> nn.Module:
+        return RecurrentEncoder(cell, _sequence_shape(shape, o)[1], o.out_dim, o.hidden, o.layers,
+                                bidirectional=o.bidirectional, pool=o.pool, dropout=o.dropout,
+                                vocab_size=o.vocab_size, embed_dim=o.embed_dim)
+
+    return build
+
+
+def _transformer(o: TransformerOptions, shape: Sequence[int]) -> nn.Module:
+    steps, features = _sequence_shape(shape, o)
+    return TransformerSequenceEncoder(features, steps, o.out_dim, o.dim, o.layers, o.heads, o.ff_mult, o.dropout,
+                                      vocab_size=o.vocab_size)
 
 
 for _entry in (
@@ -147,7 +206,14 @@ for _entry in (
                  summary="ResNet-34 with a small-input stem"),
     EncoderEntry("mlp", MLPOptions, lambda o, s: MLPEncoder(math.prod(s), o.out_dim, o.hidden),
                  summary="flatten + Linear-ReLU blocks for feature vectors"),
-    EncoderEntry("gru", GRUOptions, lambda o, s: GRUEncoder(_sequence_features(s), o.out_dim, o.hidden, o.layers),
-                 summary="GRU over [T, F] sequences (last hidden state)"),
+    EncoderEntry("gru", GRUOptions, _recurrent("gru"), sequences=True,
+                 summary="GRU over the real steps of [T, F] sequences (packed; last hidden state or mean)"),
+    EncoderEntry("lstm", LSTMOptions, _recurrent("lstm"), sequences=True,
+                 summary="LSTM over the real steps of [T, F] sequences (packed; last hidden state or mean)"),
+    EncoderEntry("transformer", TransformerOptions, _transformer, sequences=True,
+                 summary="Transformer over [T, F] sequences with a key-padding mask; mean over real steps"),
 ):
     register_encoder(_entry)
+
+# text and image encoders of raw media (token ids, UTF-8 text, RGB images), registered on import
+import fusebench.models.encoder_specs_media  # noqa: E402,F401

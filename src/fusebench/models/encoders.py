@@ -1,5 +1,7 @@
 """Per-modality encoders: each maps one modality's tensor ``[B, ...]`` to an embedding ``[B, D]``.
 
+Sequence encoders (GRU, LSTM, Transformer) live in :mod:`fusebench.models.sequence_encoders`.
+
 Every encoder exposes ``out_dim`` so fusions can be built from a ``{modality: dim}`` dict.
 """
 
@@ -9,6 +11,8 @@ from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn
+
+from fusebench.models.pixels import as_float_pixels
 
 
 class ConvEncoder(nn.Module):
@@ -39,7 +43,7 @@ class ConvEncoder(nn.Module):
         self.out_dim = out_dim
 
     def forward(self, x: Tensor) -> Tensor:
-        h = self.features(x)  # [B, C * pool * pool]
+        h = self.features(as_float_pixels(x))  # [B, C * pool * pool]; uint8 pixels read as x / 255
         return self.project(h)  # [B, out_dim]
 
 
@@ -93,7 +97,7 @@ class ResNetEncoder(nn.Module):
         self.out_dim = out_dim
 
     def forward(self, x: Tensor) -> Tensor:
-        h = self.stages(self.stem(x))  # [B, C, H', W']
+        h = self.stages(self.stem(as_float_pixels(x)))  # [B, C, H', W']
         return self.project(h.mean(dim=(2, 3)))
 
 
@@ -113,18 +117,3 @@ class MLPEncoder(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         return self.net(x)
 
-
-class GRUEncoder(nn.Module):
-    """Sequences ``[B, T, F]`` (or spectrograms ``[B, 1, F, T]``, read as T steps of F features)."""
-
-    def __init__(self, in_features: int, out_dim: int = 64, hidden: int = 64, layers: int = 1) -> None:
-        super().__init__()
-        self.gru = nn.GRU(in_features, hidden, num_layers=layers, batch_first=True)
-        self.project = nn.Linear(hidden, out_dim)
-        self.out_dim = out_dim
-
-    def forward(self, x: Tensor) -> Tensor:
-        if x.dim() == 4:  # [B, 1, F, T] spectrogram -> [B, T, F]
-            x = x.squeeze(1).transpose(1, 2)
-        _, h = self.gru(x)  # h: [layers, B, hidden]
-        return self.project(h[-1])

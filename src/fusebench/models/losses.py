@@ -48,27 +48,31 @@ def _hard_negative_rows(logits: Tensor, k: int, eps: float) -> Tensor:
 
 
 def hard_negative_contrastive_loss(
-    anchor: Tensor, other: Tensor, temperature: float = 0.1, k: int = 5, eps: float = 1e-8, symmetric: bool = True
+    anchor: Tensor, other: Tensor, temperature: float = 0.1, k: int = 5, eps: float = 1e-7, symmetric: bool = False
 ) -> Tensor:
-    """Contrastive loss against each sample's ``k`` hardest negatives.
+    """Contrastive loss of each anchor row against its ``k`` hardest negatives.
 
-    As in "Early Fusion with Contrastive Learning": ``s = cos(anchor_i, other_j) / tau``,
-    ``loss_i = -log(e^{s_ii} / (e^{s_ii} + sum_{j in top-k(i)} e^{s_ij} + eps))`` where the
-    top-k are the ``k`` off-diagonal entries of row ``i`` with the highest similarity, i.e.
-    the negatives the model currently confuses most. ``symmetric`` averages this row-wise
-    loss (anchor -> other) with the column-wise one (other -> anchor).
+    As written in "Early Fusion with Contrastive Learning" (../shared/papers/003_*.txt,
+    Sec. 3.2): ``sim_ij = exp(cos(anchor_i, other_j) / tau)``, ``pos_i = sim_ii``,
+    ``neg_sum_i`` the sum of the ``k`` largest off-diagonal ``sim_ij`` of row ``i`` (the
+    negatives the model currently confuses most), and
+    ``loss_i = -log(pos_i / (pos_i + neg_sum_i + eps))`` with ``eps = 1e-7``, averaged over
+    the ``N`` anchor rows. The paper's loss runs in one direction, from the anchor (its text
+    or image embedding) to the enhanced modality; ``symmetric=True`` (a fusebench variant)
+    averages it with the column-wise loss (other -> anchor).
 
-    ``k`` is clipped to ``B - 1``, the number of negatives a batch has, so ``k >= B - 1``
-    uses every negative (the InfoNCE denominator, plus ``eps``). Computed in log space.
-    An empty batch gives 0, so a batch without a pair of present modalities trains nothing.
+    "If fewer negatives are available than the specified number, all negatives are used":
+    ``k`` is clipped to ``B - 1``, so ``k >= B - 1`` gives the InfoNCE denominator plus
+    ``eps``. Computed in log space. An empty batch gives 0, so a batch without a pair of
+    present modalities trains nothing.
 
     Args:
-        anchor: ``[B, D]`` embeddings of one modality.
+        anchor: ``[B, D]`` embeddings of the anchor modality (rows of the similarity matrix).
         other: ``[B, D]`` embeddings of the other modality, same sample order.
         temperature: ``tau`` > 0.
-        k: number of hardest negatives per sample, >= 1.
-        eps: added to the denominator, as in the source formulation.
-        symmetric: average the two directions.
+        k: number of hardest negatives per anchor, >= 1.
+        eps: added to the denominator (the paper's 1e-7).
+        symmetric: also the other -> anchor direction, averaged.
 
     Returns:
         Scalar mean loss over the batch.
@@ -131,7 +135,7 @@ def present_pairs(mask: Tensor, i: int, j: int) -> Tensor:
 class HardNegativeContrastiveLoss(nn.Module):
     """Module form of ``hard_negative_contrastive_loss``."""
 
-    def __init__(self, temperature: float = 0.1, k: int = 5, eps: float = 1e-8, symmetric: bool = True) -> None:
+    def __init__(self, temperature: float = 0.1, k: int = 5, eps: float = 1e-7, symmetric: bool = False) -> None:
         super().__init__()
         if temperature <= 0 or k < 1 or eps < 0:
             raise ValueError(

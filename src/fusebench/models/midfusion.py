@@ -16,6 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from fusebench.models.multimodal import ModelOutput
+from fusebench.models.sequence import masked_mean, step_mask
 from fusebench.models.tokens import (
     PoolKind,
     TokenPool,
@@ -71,7 +72,10 @@ class WhereToFuseModel(nn.Module):
     ``fusion_layer == num_layers``.
 
     Absent modalities are removed from every attention with key padding masks, the primary
-    included (its tokens are then masked and CLS carries the prediction alone). The returned
+    included (its tokens are then masked and CLS carries the prediction alone). A modality
+    with ``lengths`` (padded variable-length sequences) has its padding steps masked the same
+    way in the main stack, in its own blocks and in its ``TokenPool``, so padding values
+    never change an output. The returned
     ``embeddings`` are each modality's mean token where it enters the fusion (the primary's
     after its unimodal blocks, the others' after their own blocks and pooling), computed
     whether or not the modality is present: auxiliary losses must use the mask.
@@ -173,32 +177,31 @@ class WhereToFuseModel(nn.Module):
     def forward(
         self, inputs: Mapping[str, Tensor], mask: Tensor, lengths: Mapping[str, Tensor] | None = None
     ) -> ModelOutput:
-        if lengths:
-            raise ValueError(
-                f"Where-to-fuse mid fusion takes fixed-length inputs; modalities {sorted(lengths)} have sequence "
-                "lengths. Use late fusion with a `gru`, `lstm` or `transformer` encoder, or token early fusion."
-            )
         if mask.dim() != 2 or mask.shape[1] != len(self.modalities):
             raise ValueError(
                 f"Expected `mask` of shape [B, {len(self.modalities)}] (columns "
                 f"{self.modalities}), got {tuple(mask.shape)}."
             )
-        batch, p = mask.shape[0], self.primary
+        batch, p, lengths = mask.shape[0], self.primary, lengths or {}
         absent = {m: ~mask[:, j] for j, m in enumerate(self.modalities)}  # m -> [B]
+        # m -> [B, N_m], True for real steps; only modalities with lengths have padding steps
+        valid = {m: step_mask(lengths[m], batch, self.num_tokens[m], mask.device) for m in sorted(lengths)}
         tokens = self.tokenizers[p](inputs[p]) + self.positions[p] + self.types[p]  # [B, N_p, dim]
         x = torch.cat([self.cls.expand(batch, -1, -1), tokens], dim=1)  # [B, 1 + N_p, dim]
-        pad = torch.cat(  # [B, 1 + N_p]; True = ignored by attention, never CLS
-            [mask.new_zeros(batch, 1), absent[p].unsqueeze(1).expand(-1, self.num_tokens[p])], dim=1
-        )
+        hidden = absent[p].unsqueeze(1).expand(-1, self.num_tokens[p])  # [B, N_p]
+        if p in valid:
+            hidden = hidden | ~valid[p]
+        pad = torch.cat([mask.new_zeros(batch, 1), hidden], dim=1)  # [B, 1 + N_p]; True = ignored, never CLS
         for block in self.blocks[: self.fusion_layer]:
             x = block(x, src_key_padding_mask=pad)
-        embeddings = {p: x[:, 1:].mean(dim=1)}  # [B, dim]
+        embeddings = {p: masked_mean(x[:, 1:], valid[p]) if p in valid else x[:, 1:].mean(dim=1)}  # [B, dim]
         joined, joined_pad = [x], [pad]
         for m in self.others:
             side = self.tokenizers[m](inputs[m]) + self.positions[m] + self.types[m]  # [B, N_m, d]
-            for block in self.side_blocks[m]:  # no padding: one sample's m-tokens share presence
-                side = block(side)
-            pooled = self.pools[m](side)  # [B, K, dim]
+            side_pad = ~valid[m] if m in valid else None  # absence is not masked: a sample's m-tokens share it
+            for block in self.side_blocks[m]:
+                side = block(side, src_key_padding_mask=side_pad)
+            pooled = self.pools[m](side, valid.get(m))  # [B, K, dim], real steps only
             embeddings[m] = pooled.mean(dim=1)  # [B, dim]
             joined.append(pooled + self.pooled_positions[m] + self.types[m])
             joined_pad.append(absent[m].unsqueeze(1).expand(-1, self.pooled_tokens))  # [B, K]

@@ -126,6 +126,9 @@ def build_feature_early_fusion(
     hidden_dim: int = 256,
     dropout: float = 0.2,
     missing: FeatureMissing = "zero",
+    projectors: Sequence[str] = (),
+    projector_dim: int | None = None,
+    projector_dropout: float = 0.1,
 ) -> FeatureEarlyFusionModel:
     """``FeatureEarlyFusionModel`` over the run's configured encoders.
 
@@ -139,8 +142,14 @@ def build_feature_early_fusion(
         hidden_dim: width of the two classifier blocks.
         dropout: dropout after each classifier block.
         missing: ``"zero"`` or ``"learned"`` replacement of absent features.
+        projectors: modalities enhanced by the paper's projector (``ResidualTanhProjector``).
+        projector_dim: the projectors' output width (``None``: each modality's own width).
+        projector_dropout: dropout inside the projectors.
     """
-    return FeatureEarlyFusionModel(extractors, num_classes, hidden_dim, dropout, missing)
+    if isinstance(projectors, str):
+        raise ValueError(f"Expected `model.fusion.params.projectors` as a list of modalities, got `{projectors}`.")
+    return FeatureEarlyFusionModel(extractors, num_classes, hidden_dim, dropout, missing, list(projectors),
+                                   projector_dim, projector_dropout)
 
 
 def build_token_early_fusion(

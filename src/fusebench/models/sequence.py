@@ -24,6 +24,11 @@ def step_mask(lengths: Tensor | None, batch: int, steps: int, device: torch.devi
 
 
 def masked_mean(values: Tensor, valid: Tensor) -> Tensor:
-    """Mean of ``values [B, T, D]`` over the steps where ``valid [B, T]`` is True: ``[B, D]``."""
-    weights = valid.to(values.dtype).unsqueeze(-1)  # [B, T, 1]
-    return (values * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1.0)
+    """Mean of ``values [B, T, D]`` over the steps where ``valid [B, T]`` is True: ``[B, D]``.
+
+    Padding steps are selected away, not multiplied by 0, so not even an Inf or NaN there
+    reaches the result.
+    """
+    keep = valid.unsqueeze(-1)  # [B, T, 1]
+    total = torch.where(keep, values, torch.zeros((), dtype=values.dtype, device=values.device)).sum(dim=1)
+    return total / keep.sum(dim=1).clamp(min=1).to(values.dtype)

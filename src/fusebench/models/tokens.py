@@ -180,6 +180,12 @@ class TokenPool(nn.Module):
     from a 14x14 grid -> 14 row tokens -> 1 global token). ``attention``: ``num_tokens_out``
     learned queries cross-attend to the tokens (the Perceiver / Set Transformer PMA pooling),
     so the model chooses what each pooled token summarises.
+
+    With ``valid`` ``[B, N]`` (True for the real tokens of a padded sequence, which come
+    first) only real tokens are pooled: ``mean``/``max`` split each sample's ``L_b`` real
+    tokens into the groups adaptive pooling would form over ``L_b`` tokens (group ``k`` is
+    ``floor(k L / K) .. ceil((k + 1) L / K) - 1``, never empty), and ``attention`` masks the
+    padding out of the keys. Padding values never reach the result.
     """
 
     def __init__(self, kind: PoolKind = "mean", num_tokens_out: int = 1, dim: int = 64, heads: int = 4) -> None:
@@ -195,12 +201,32 @@ class TokenPool(nn.Module):
             self.norm = nn.LayerNorm(dim)
             self.attn = nn.MultiheadAttention(dim, heads, batch_first=True)
 
-    def forward(self, tokens: Tensor) -> Tensor:
+    def forward(self, tokens: Tensor, valid: Tensor | None = None) -> Tensor:
+        if valid is not None and tuple(valid.shape) != tuple(tokens.shape[:2]):
+            raise ValueError(f"Expected `valid` of shape {tuple(tokens.shape[:2])}, got {tuple(valid.shape)}.")
         if self.kind in ("mean", "max"):
+            if valid is not None:
+                return self._pool_real(tokens, valid)
             pool = F.adaptive_avg_pool1d if self.kind == "mean" else F.adaptive_max_pool1d
             grouped = pool(tokens.transpose(1, 2), self.num_tokens_out)  # [B, dim, K]
             return grouped.transpose(1, 2)  # [B, K, dim]
         keys = self.norm(tokens)  # [B, N, dim]
         queries = self.queries.unsqueeze(0).expand(tokens.shape[0], -1, -1)  # [B, K, dim]
-        pooled, _ = self.attn(queries, keys, keys, need_weights=False)  # [B, K, dim]
+        padding = None if valid is None else ~valid
+        pooled, _ = self.attn(queries, keys, keys, key_padding_mask=padding, need_weights=False)  # [B, K, dim]
         return pooled
+
+    def _pool_real(self, tokens: Tensor, valid: Tensor) -> Tensor:
+        """Adaptive mean/max pooling of each sample's real tokens only."""
+        n, k = tokens.shape[1], self.num_tokens_out
+        length = valid.sum(dim=1, keepdim=True)  # [B, 1]
+        group = torch.arange(k, device=tokens.device).unsqueeze(0)  # [1, K]
+        start = group * length // k  # [B, K]
+        end = ((group + 1) * length + k - 1) // k  # [B, K]
+        step = torch.arange(n, device=tokens.device).view(1, 1, n)
+        member = (step >= start.unsqueeze(-1)) & (step < end.unsqueeze(-1))  # [B, K, N]
+        if self.kind == "max":
+            filled = torch.where(member.unsqueeze(-1), tokens.unsqueeze(1), float("-inf"))  # [B, K, N, dim]
+            return filled.amax(dim=2)  # [B, K, dim]
+        real = torch.where(valid.unsqueeze(-1), tokens, 0.0)  # [B, N, dim]
+        return member.to(tokens.dtype) @ real / member.sum(dim=2, keepdim=True).to(tokens.dtype)  # [B, K, dim]

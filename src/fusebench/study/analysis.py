@@ -2,8 +2,9 @@
 
 The report never computes a number itself: it formats what :func:`analyse` returns, so
 the text, the tables and the plots cannot disagree. Every summary carries the seeds it
-rests on, comparisons are paired by seed and Holm-adjusted as one family, and runs that
-failed or were skipped are listed with their errors instead of silently shrinking ``n``.
+rests on, comparisons are paired by seed and Holm-adjusted within their family (primary,
+secondary; time is described, not tested), and runs that failed or were skipped are
+listed with their errors instead of silently shrinking ``n``.
 """
 
 from __future__ import annotations
@@ -13,8 +14,17 @@ from pathlib import Path
 from typing import Any
 
 from fusebench.data.patterns import pattern_name
-from fusebench.io import atomic_write_json, read_json
-from fusebench.study.analysis_compare import compare_groups, comparison_pairs, cost_changes, quantities, value_label
+from fusebench.io import atomic_write_json, read_json, read_json_object
+from fusebench.study.analysis_compare import (
+    compare_groups,
+    comparison_pairs,
+    cost_changes,
+    family_sizes,
+    primary_pairs,
+    quantities,
+    value_label,
+)
+from fusebench.study.analysis_decision import decision_rows, recommendation
 from fusebench.study.analysis_groups import clean, completed, run_config, run_file, summarise_group, summary
 from fusebench.study.analysis_modality import (
     axis_changing,
@@ -23,9 +33,14 @@ from fusebench.study.analysis_modality import (
     run_modality_analysis,
     train_rates,
 )
+from fusebench.study.analysis_thesis import change_vs_baseline, monitored_runs, thesis_facts
+from fusebench.study.analysis_verdict import attach_power, attach_test_set, best_and_runner_up, fixed_budget
+from fusebench.study.results import pretraining_seconds
+from fusebench.study.results_schema import check_results
 from fusebench.tasks import higher_is_better
 
 CONFIDENCE = 0.95
+ALPHA = 0.05
 REQUIRED_KEYS = ("modalities", "runs")
 
 
@@ -46,9 +61,10 @@ def load_results(study_dir: str | Path) -> dict[str, Any]:
             f"`{study_dir / 'runs'}` holds no runs to rebuild it from; is `{study_dir}` a study directory?"
         )
     results = read_json(file)
-    missing = [k for k in REQUIRED_KEYS if k not in results]
+    missing = [k for k in REQUIRED_KEYS if isinstance(results, dict) and k not in results]
     if missing:
         raise ValueError(f"Results file `{file}` lacks the keys {missing} (see docs/study_results.md).")
+    check_results(results, file)
     return results
 
 
@@ -124,33 +140,61 @@ def analyse(results: Mapping[str, Any], study_dir: str | Path) -> dict[str, Any]
                                 higher_is_better=higher)
         group.update(clean(run_modality_analysis(study_dir, by_group[name], modalities, metric,
                                                  settings.get("chance"))))
+        group.update(clean(thesis_facts(study_dir, by_group[name], patterns, metric, higher)))
         groups.append(group)
-    pairs = comparison_pairs(groups, conditions, axes, baseline or "", settings.get("comparisons"))
+    changes = change_vs_baseline(groups, baseline, patterns, metric)  # the thesis' % change against the baseline
+    for group in groups:
+        group["change_vs_baseline"] = clean(changes[group["name"]])
+    requested = settings.get("comparisons")
+    condition_pairs = settings.get("primary") or requested or [(baseline, c) for c in conditions if c != baseline]
+    primary = primary_pairs(groups, conditions, axes, condition_pairs)
+    pairs = list(dict.fromkeys([*primary, *comparison_pairs(groups, conditions, axes, baseline or "", requested)]))
     pretraining = any(r.get("kind") == "pretrain" or (r.get("timing") or {}).get("pretraining")
                       for r in results["runs"])
-    rows = quantities(patterns, metric, full, pretraining)
-    comparisons, not_compared = compare_groups(pairs, by_group, rows, modalities, CONFIDENCE)
+    rows = quantities(patterns, metric, full, pretraining, higher_is_better=higher, threshold=settings.get("threshold"))
+    ranked = best_and_runner_up(groups, primary, patterns[0], metric, higher)
+    post_hoc = [ranked] if ranked and ranked not in pairs and ranked[::-1] not in pairs else []
+    comparisons, not_compared = compare_groups(
+        pairs, by_group, rows, modalities, CONFIDENCE, primary=primary, primary_pattern=patterns[0],
+        post_hoc=post_hoc, interval=settings.get("interval") or "t", metric_higher=higher)
+    families = family_sizes(comparisons)
+    attach_power(comparisons, ALPHA, families["primary"])
+    attach_test_set(study_dir, groups, by_group, comparisons, patterns, metric, CONFIDENCE)
     rates = {g["name"]: train_rates(study_dir, by_group[g["name"]], modalities) for g in groups}
     rates = {k: v for k, v in rates.items() if v}
     fusion_axes = axis_changing(groups, list(axes), fusion_facts(study_dir, groups, by_group))
-    primary = next((i for i, c in enumerate(comparisons) if c["kind"] == "test" and c["pattern"] == patterns[0]),
-                   None)
+    primary_index = next((i for i, c in enumerate(comparisons) if c["family"] == "primary"), None)
+    setup = _setup(results, study_dir, fusion, groups)
+    decision = decision_rows(groups, comparisons, full, metric, higher, ALPHA) if pretraining else []
     return clean({
         "study": results.get("study"), "question": results.get("question") or "",
-        "modalities": modalities, "full_pattern": full, "patterns": patterns, "primary_metric": metric,
-        "higher_is_better": higher, "threshold": settings.get("threshold"), "baseline": baseline,
-        "confidence": CONFIDENCE, "alpha": 0.05, "conditions": conditions, "axes": axes,
-        "seeds": list(results.get("seeds") or []), "has_pretraining": pretraining,
-        "setup": _setup(results, study_dir, fusion, groups),
-        "groups": groups,
-        "comparisons": comparisons, "not_compared": not_compared, "primary_comparison": primary,
+        "modalities": modalities, "full_pattern": full, "patterns": patterns, "primary_pattern": patterns[0],
+        "primary_metric": metric, "higher_is_better": higher, "threshold": settings.get("threshold"),
+        "baseline": baseline, "confidence": CONFIDENCE, "alpha": ALPHA, "interval": settings.get("interval") or "t",
+        "conditions": conditions, "axes": axes, "seeds": list(results.get("seeds") or []),
+        "has_pretraining": pretraining, "setup": setup, "groups": groups,
+        "comparisons": comparisons, "not_compared": not_compared, "primary_comparison": primary_index,
+        "primary_pairs": [list(p) for p in primary], "families": families,
+        "best_vs_runner_up": _best_vs_runner_up(ranked, comparisons, patterns[0]),
+        "fixed_budget": fixed_budget(groups, baseline, setup["epochs"], full, metric, higher),
         "costs": cost_changes(pairs, groups),
-        "holm_family_size": sum(1 for c in comparisons if c.get("p_ttest") == c.get("p_ttest")
-                                and c.get("p_ttest") is not None),
+        "decision": {"rows": decision, "recommendation": recommendation(decision, higher)},
         "ptrain_ptest": ptrain_ptest(groups, list(axes), rates, modalities),
         "fusion_axes": fusion_axes,
         "failed_runs": [_failure(r) for r in results["runs"] if not completed(r)],
+        "monitoring_runs": monitored_runs(study_dir, results["runs"]),
     })
+
+
+def _best_vs_runner_up(ranked: tuple[str, str] | None, comparisons: Sequence[Mapping[str, Any]],
+                       pattern: str) -> dict[str, Any] | None:
+    """Which comparison pits the best group against the runner-up on the primary quantity."""
+    if ranked is None:
+        return None
+    runner_up, best = ranked
+    index = next((i for i, c in enumerate(comparisons) if c["kind"] == "test" and c["pattern"] == pattern
+                  and {c["group_a"], c["group_b"]} == {runner_up, best}), None)
+    return {"best": best, "runner_up": runner_up, "comparison": index}
 
 
 def _failure(run: Mapping[str, Any]) -> dict[str, Any]:
@@ -171,11 +215,12 @@ def _setup(results: Mapping[str, Any], study_dir: Path, fusion: Sequence[Mapping
     test_counts = sorted({int(r["test"][full]["count"]) for r in done if "count" in r.get("test", {}).get(full, {})})
     pretrain: dict[str, Any] = {}
     for run in (r for r in results["runs"] if r.get("kind") == "pretrain"):
-        entry = pretrain.setdefault(str(run.get("modality")), {"nodes": 0, "completed": 0, "seconds": []})
+        entry = pretrain.setdefault(str(run.get("modality")), {"nodes": 0, "completed": 0, "seconds": [],
+                                                               "epochs": None, "data_fraction": None})
         entry["nodes"] += 1
         if completed(run):
             entry["completed"] += 1
-            entry["seconds"].append((run.get("timing") or {}).get("total"))
+            entry["seconds"].append(pretraining_seconds(run.get("timing") or {}))
             pre_config = run_config(study_dir, run)
             entry["epochs"] = (pre_config.get("training") or {}).get("epochs")
             entry["data_fraction"] = (pre_config.get("pretrain") or {}).get("data_fraction")
@@ -191,6 +236,29 @@ def _setup(results: Mapping[str, Any], study_dir: Path, fusion: Sequence[Mapping
         "train_fraction": data.get("train_fraction"), "dataset": data.get("dataset"),
         "test_samples": test_counts, "pretraining": pretrain,
         "environment": _environment(study_dir, done),
+        "timing_conditions": _timing_conditions(results, done),
+    }
+
+
+def _timing_conditions(results: Mapping[str, Any], done: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Under what concurrency the completed runs were timed (``execution`` in results.json).
+
+    A node is attributed to the last session that ran it. ``unrecorded`` counts completed
+    runs no session lists (a study from before this record, or results assembled by hand).
+    """
+    ran_in: dict[str, Mapping[str, Any]] = {}
+    for session in results.get("execution") or []:
+        for node in session.get("nodes") or []:
+            ran_in[node] = session
+    timed = [r for r in results["runs"] if completed(r)]
+    sessions = [ran_in[r["node"]] for r in timed if r.get("node") in ran_in]
+    loads = [s["load_average"][0] for s in sessions if s.get("load_average")]
+    return {
+        "max_workers": max((int(s.get("workers") or 1) for s in sessions), default=None),
+        "cpus": max((int(s["cpus"]) for s in sessions if s.get("cpus")), default=None),
+        "threads_per_run": max((int(s.get("threads_per_run") or 1) for s in sessions), default=None),
+        "max_load_average": max(loads, default=None), "unrecorded": len(timed) - len(sessions),
+        "fusion_runs": len(done),
     }
 
 
@@ -201,7 +269,7 @@ def _environment(study_dir: Path, runs: Sequence[Mapping[str, Any]]) -> dict[str
         file = run_file(study_dir, run, "env.json")
         if file is None:
             continue
-        env = read_json(file)
+        env = read_json_object(file)
         for key in ("device", "threads", "torch", "python", "platform", "fusebench"):
             if key in env and env[key] not in seen.setdefault(key, []):
                 seen[key].append(env[key])

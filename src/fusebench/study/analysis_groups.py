@@ -9,7 +9,6 @@ and counted, never filled in.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict
@@ -19,10 +18,11 @@ from typing import Any
 import numpy as np
 import yaml
 
+from fusebench.io import read_json_object
 from fusebench.study.curves import EpochsToThreshold, epochs_to_threshold, summarize_epochs_to_threshold
 from fusebench.study.stats import summarize
 
-TIME_PARTS = ("training", "validation", "test", "other", "total", "pretraining_full", "pretraining_amortised",
+TIME_PARTS = ("training", "validation", "test", "other", "total", "fit", "pretraining_full", "pretraining_amortised",
               "total_with_pretraining", "total_with_pretraining_amortised")
 
 
@@ -56,7 +56,14 @@ def run_config(study_dir: Path, run: Mapping[str, Any]) -> dict[str, Any]:
     file = study_dir / str(run.get("run_dir") or "") / "config.yaml"
     if not run.get("run_dir") or not file.is_file():
         return {}
-    return yaml.safe_load(file.read_text()) or {}
+    try:
+        config = yaml.safe_load(file.read_text())
+    except (yaml.YAMLError, UnicodeDecodeError) as error:
+        raise ValueError(f"Run config `{file}` is not readable YAML ({type(error).__name__}); the file is "
+                         "damaged.") from None
+    if config is not None and not isinstance(config, dict):
+        raise ValueError(f"Expected a mapping in run config `{file}`, got {type(config).__name__}.")
+    return config or {}
 
 
 def run_file(study_dir: Path, run: Mapping[str, Any], name: str) -> Path | None:
@@ -85,8 +92,9 @@ def time_parts(run: Mapping[str, Any], modalities: Sequence[str]) -> dict[str, f
 
     ``other`` is what the main run spent outside training, validation and test (loading
     data, building the model, checkpoints), so the stacked parts add up to ``total``.
-    Amortised pre-training falls back to the full cost when the results do not say how
-    many runs shared a pre-training node.
+    ``fit`` is the main run's Lightning fit (training + validation epochs and their
+    overhead), the counterpart of a pre-training node's fit. Amortised pre-training
+    falls back to the full cost when the results do not say how many runs shared a node.
     """
     timing = run.get("timing") or {}
     if timing.get("total") is None:
@@ -98,7 +106,8 @@ def time_parts(run: Mapping[str, Any], modalities: Sequence[str]) -> dict[str, f
     total = float(timing["total"])
     parts: dict[str, float | None] = {
         "training": spent[0], "validation": spent[1], "test": spent[2], "other": max(total - sum(spent), 0.0),
-        "total": total, "pretraining_full": sum(full.values()), "pretraining_amortised": sum(amortised.values()),
+        "total": total, "fit": None if timing.get("fit") is None else float(timing["fit"]),
+        "pretraining_full": sum(full.values()), "pretraining_amortised": sum(amortised.values()),
         "total_with_pretraining": total + sum(full.values()),
         "total_with_pretraining_amortised": total + sum(amortised.values()),
     }
@@ -113,8 +122,8 @@ def throughput(study_dir: Path, run: Mapping[str, Any]) -> float | None:
     file = run_file(study_dir, run, "timing.json")
     if file is None:
         return None
-    value = json.loads(file.read_text()).get("train_samples_per_second")
-    return None if value is None else float(value)
+    value = read_json_object(file).get("train_samples_per_second")
+    return float(value) if isinstance(value, (int, float)) else None
 
 
 def curve_band(curves: Sequence[Sequence[float]]) -> dict[str, list[Any]]:
@@ -132,6 +141,11 @@ def curve_band(curves: Sequence[Sequence[float]]) -> dict[str, list[Any]]:
     return band
 
 
+#: The time parts every group reports (a group whose runs all failed reports them empty).
+TIME_KEYS = ("training", "validation", "test", "other", "total", "pretraining_full", "pretraining_amortised",
+             "total_with_pretraining", "total_with_pretraining_amortised")
+
+
 def summarise_group(name: str, runs: Sequence[Mapping[str, Any]], *, study_dir: Path, modalities: Sequence[str],
                     patterns: Sequence[str], metric: str, threshold: float | None,
                     higher_is_better: bool) -> dict[str, Any]:
@@ -143,7 +157,7 @@ def summarise_group(name: str, runs: Sequence[Mapping[str, Any]], *, study_dir: 
     metrics = sorted({metric} | {k for r in done for p in r.get("test", {}).values() for k in p if k != "count"})
     test = {p: {m: summary([test_value(r, p, m) for r in done]) for m in metrics} for p in patterns}
     times = {r["seed"]: time_parts(r, modalities) for r in done}
-    time_keys = sorted({k for t in times.values() for k in t})
+    time_keys = sorted({k for t in times.values() for k in t} | set(TIME_KEYS))  # all, even with no run done
     head = runs[0]
     return clean({
         "name": name,

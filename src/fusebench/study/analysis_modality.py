@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from safetensors import SafetensorError
 from safetensors.torch import load_file
 from torch import Tensor
 
@@ -29,6 +30,17 @@ from fusebench.tasks import Task
 
 CHANCE_FROM_TARGETS = ("score of the best constant predictor (majority class / per-label majority / training "
                        "median), fitted on each run's training targets")
+#: What the best constant predictor is for each task kind (:meth:`fusebench.tasks.Task.constant_output`).
+CONSTANT_PREDICTOR = {"multiclass": "the majority class", "multilabel": "each label's majority value",
+                      "regression": "the training median"}
+
+
+def chance_source(kinds: Sequence[str]) -> str:
+    """How the empty set's value was obtained, naming the constant predictor of the runs' task."""
+    if len(set(kinds)) != 1 or kinds[0] not in CONSTANT_PREDICTOR:
+        return CHANCE_FROM_TARGETS
+    return (f"score of the best constant predictor for this {kinds[0]} task ({CONSTANT_PREDICTOR[kinds[0]]}), "
+            "fitted on each run's training targets")
 
 
 @dataclass(frozen=True)
@@ -50,7 +62,11 @@ def load_logits(study_dir: Path, run: Mapping[str, Any]) -> SavedOutputs | None:
     file = run_file(study_dir, run, "test_logits.safetensors")
     if file is None:
         return None
-    tensors = load_file(str(file))
+    try:
+        tensors = load_file(str(file))
+    except (SafetensorError, OSError) as error:
+        raise ValueError(f"`{file}` is not a readable safetensors file ({error}); write it again with "
+                         f"`fusebench evaluate {file.parent}`.") from None
     if "target" not in tensors:
         raise ValueError(f"Expected a `target` tensor in `{file}`, got keys {sorted(tensors)}.")
     logits = {k.removeprefix("logits/"): v for k, v in tensors.items() if k.startswith("logits/")}
@@ -80,9 +96,11 @@ def run_modality_analysis(study_dir: Path, runs: Sequence[Mapping[str, Any]], mo
     chance: dict[str, float] = {}
     curves: dict[str, list[list[float]]] = {m: [] for m in names}
     notes: list[str] = []
+    kinds: list[str] = []
     for run in sorted((r for r in runs if completed(r)), key=lambda r: r["seed"]):
         seed = str(run["seed"])
         saved = load_logits(study_dir, run)
+        kinds += [saved.task.kind] if saved is not None else []
         if saved is None and configured_chance is None:
             notes.append(f"seed {seed}: no test_logits.safetensors, so no chance level, Shapley or MMPT curve")
             continue
@@ -100,7 +118,7 @@ def run_modality_analysis(study_dir: Path, runs: Sequence[Mapping[str, Any]], mo
                 curves[m].append([p.value for p in points])
     shapley = {"per_seed": per_seed, "chance": chance,
                "chance_source": "study setting `analysis.chance`" if configured_chance is not None
-               else CHANCE_FROM_TARGETS,
+               else chance_source(kinds),
                "mean": {m: summary([v[m] for v in per_seed.values()]) for m in names} if per_seed else {}}
     mmpt = {m: {"p_test": list(p_grid), **_band(c)} for m, c in curves.items() if c}
     return {"shapley": shapley, "mmpt": mmpt, "notes": notes}

@@ -10,13 +10,17 @@ would run now — anything else is run again on ``--resume``.
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
+import yaml
+
 from fusebench.config import RunConfig, dump_config
 from fusebench.engine.datasets import recipe_digest
+from fusebench.engine.run_folder import live_state
 from fusebench.io import atomic_write_json, read_json
 from fusebench.study.spec import AxisValue, Study, format_value
 
@@ -54,7 +58,8 @@ class Node:
 
     @property
     def config_digest(self) -> str:
-        return config_digest(self.config)
+        """Digest of the config with the study folder's location taken out (see :func:`portable_digest`)."""
+        return portable_digest(self.config.model_dump(mode="json"))
 
 
 @dataclass(frozen=True)
@@ -87,26 +92,68 @@ class StudyGraph:
 
 
 def config_digest(config: RunConfig) -> str:
+    """Digest of the whole resolved config; names pre-training nodes, whose configs hold no study path."""
     return hashlib.sha256(dump_config(config).encode("utf-8")).hexdigest()
 
 
-def run_state(run_dir: Path, digest: str, data_digest: str | None = None) -> str:
-    """``completed`` / ``failed`` / ``running`` / ``missing`` / ``stale`` (finished with another config).
+STUDY_PLACEHOLDER = "<study>"
 
+
+def portable_digest(raw: Mapping[str, Any]) -> str:
+    """Digest of a resolved run config (as a dict) that does not depend on where the study folder lives.
+
+    A study node's config names its study folder (``experiment.runs_dir`` and ``name``) and
+    the pre-trained encoders inside it by absolute path; those paths are replaced by
+    ``<study>`` first, so a study folder that was moved or copied is still recognised.
+    """
+    experiment = raw.get("experiment") if isinstance(raw.get("experiment"), Mapping) else {}
+    root = str(Path(str(experiment.get("runs_dir", ""))) / str(experiment.get("name", "")))
+
+    def relocate(value: Any) -> Any:
+        if isinstance(value, Mapping):
+            return {k: relocate(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [relocate(v) for v in value]
+        if isinstance(value, str) and (value == root or value.startswith(root + "/")):
+            return STUDY_PLACEHOLDER + value[len(root):]
+        return value
+
+    portable = relocate(raw)
+    portable["experiment"] = {**portable.get("experiment", {}), "runs_dir": STUDY_PLACEHOLDER, "name": ""}
+    return hashlib.sha256(json.dumps(portable, sort_keys=True).encode("utf-8")).hexdigest()
+
+
+def _config_matches(config_file: Path, digest: str) -> bool:
+    """Whether a run's ``config.yaml`` is the config of ``digest`` — the portable digest, or the byte digest
+    that plan files written before portable digests hold."""
+    if not config_file.is_file():
+        return False
+    text = config_file.read_bytes()
+    if hashlib.sha256(text).hexdigest() == digest:
+        return True
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return False
+    return isinstance(raw, dict) and portable_digest(raw) == digest
+
+
+def run_state(run_dir: Path, digest: str, data_digest: str | None = None) -> str:
+    """``completed`` / ``failed`` / ``interrupted`` / ``running`` / ``missing`` / ``stale`` (finished with
+    another config).
+
+    Only the training state counts (``status.json``; a re-evaluation's state is kept apart).
     With ``data_digest``, a run that recorded other data in its ``data.json`` (e.g. a dataset
     recipe default changed since) is stale too: its ``config.yaml`` alone cannot tell.
     """
-    status_file = run_dir / "status.json"
-    if not status_file.is_file():
-        return "missing"
-    state = str(read_json(status_file).get("state"))
+    state = live_state(run_dir)
     if state == "completed":
-        config_file = run_dir / "config.yaml"
-        if not config_file.is_file() or hashlib.sha256(config_file.read_bytes()).hexdigest() != digest:
+        if not _config_matches(run_dir / "config.yaml", digest):
             return "stale"
         data_file = run_dir / "data.json"
         if data_digest is not None and data_file.is_file():
-            if read_json(data_file).get("recipe_digest") != data_digest:
+            recorded = read_json(data_file)
+            if not isinstance(recorded, dict) or recorded.get("recipe_digest") != data_digest:
                 return "stale"
     return state
 
@@ -179,7 +226,10 @@ def read_plan(study_dir: str | Path) -> dict[str, Any]:
     if not file.is_file():
         raise FileNotFoundError(f"`{file}` does not exist; is `{study_dir}` a study folder written by "
                                 "`fusebench study`?")
+    from fusebench.study.results_schema import check_plan
+
     plan: dict[str, Any] = read_json(file)
+    check_plan(plan, file)
     return plan
 
 

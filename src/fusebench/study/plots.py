@@ -19,6 +19,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
+from fusebench.tasks import higher_is_better as _higher_is_better  # noqa: E402
+
 DPI = 110
 Group = Mapping[str, Any]
 
@@ -46,6 +48,22 @@ def save(fig: Figure, path: str | Path) -> Path:
     return path
 
 
+def direction(metric: str) -> str:
+    """``"mae (lower is better)"``: axis labels say which way is good, as a lower MAE is better."""
+    return f"{metric} ({'higher' if _higher_is_better(metric) else 'lower'} is better)"
+
+
+def colormap(metric: str) -> str:
+    """viridis with yellow = better for either direction, so a heatmap reads alike for accuracy and MAE."""
+    return "viridis" if _higher_is_better(metric) else "viridis_r"
+
+
+def text_colour(value: float, low: float, high: float, metric: str) -> str:
+    """White on the dark half of :func:`colormap`, black on the bright half."""
+    dark = value < (low + high) / 2 if _higher_is_better(metric) else value > (low + high) / 2
+    return "white" if dark else "black"
+
+
 def as_array(items: Sequence[Any]) -> np.ndarray:
     return np.array([np.nan if v is None else v for v in items], dtype=float)
 
@@ -68,7 +86,7 @@ def learning_curves(groups: Sequence[Group], pattern: str, metric: str, path: st
             ax.fill_between(epochs, as_array(band["min"]), as_array(band["max"]), color=color(i), alpha=0.15,
                             linewidth=0)
     for ax, name in zip(axes, (metric, "loss"), strict=True):
-        ax.set(xlabel="epoch", ylabel=f"validation {name}", title=f"validation {name} ({pattern})")
+        ax.set(xlabel="epoch", ylabel=f"validation {direction(name)}", title=f"validation {name} ({pattern})")
         ax.xaxis.get_major_locator().set_params(integer=True)
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8, title="mean; band = min-max over seeds", title_fontsize=8)
@@ -93,7 +111,7 @@ def first_epoch_bars(groups: Sequence[Group], metric: str, path: str | Path) -> 
         summaries = [g["first_epoch"][key] for g in groups]
         dots = [[s[seed_key] for s in g["per_seed"] if s[seed_key] is not None] for g in groups]
         _bars(ax, groups, [stat(s, "mean") for s in summaries], [stat(s, "std") for s in summaries], dots)
-        ax.set(ylabel=f"validation {name} after epoch 1", title=f"first-epoch validation {name}")
+        ax.set(ylabel=f"validation {direction(name)} after epoch 1", title=f"first-epoch validation {name}")
     fig.suptitle("bar = mean, error bar = ±1 std, dot = one seed", fontsize=9, y=0.02, va="bottom")
     fig.subplots_adjust(bottom=0.22)
     return save(fig, path)
@@ -147,8 +165,9 @@ TIME_STACK = (("training", "main training"), ("evaluation", "validation + test")
 def time_bars(groups: Sequence[Group], modalities: Sequence[str], path: str | Path) -> Path:
     """Mean wall time per seed, stacked: pre-training per modality, training, evaluation, other.
 
-    Left: each run charged the full cost of its pre-trained encoders; right: that cost
-    shared among the runs that reuse the same pre-training node (amortised).
+    Left: each run charged the full cost (data + fit) of its pre-trained encoders; right:
+    that cost shared among the completed runs of this study that load the same encoder
+    (a sharing that exists only within this study's arms).
     """
     pretrained = any(_time(g, "pretraining_full") > 0 for g in groups)
     kinds = ("full", "amortised") if pretrained else ("none",)
@@ -166,11 +185,12 @@ def time_bars(groups: Sequence[Group], modalities: Sequence[str], path: str | Pa
             ax.barh(y, widths, left=left, color=colours(j), label=name)
             left += widths
         for i, total in enumerate(left):
-            ax.text(total, y[i], f" {total:.1f} s", va="center", fontsize=8)
+            ax.text(total, y[i], f" {total:.2f} s", va="center", fontsize=8)
         ax.set_yticks(y, [f"{tick(g['name'])} (n={g['n']})" for g in groups], fontsize=8)
         ax.invert_yaxis()
-        ax.set(xlabel="mean seconds per seed",
-               title="wall time (no pre-training)" if kind == "none" else f"wall time, {kind} pre-training cost")
+        titles = {"none": "wall time (no pre-training)", "full": "wall time, full pre-training cost",
+                  "amortised": "wall time, pre-training shared among this study's arms"}
+        ax.set(xlabel="mean seconds per seed", title=titles[kind])
         ax.margins(x=0.15)
         ax.grid(axis="x", alpha=0.3)
     handles, names = axes[-1].get_legend_handles_labels()
@@ -191,14 +211,14 @@ def pattern_heatmap(groups: Sequence[Group], patterns: Sequence[str], metric: st
     means = np.array([[stat(g["test"].get(p, {}).get(metric), "mean") for g in groups] for p in patterns])
     stds = np.array([[stat(g["test"].get(p, {}).get(metric), "std") for g in groups] for p in patterns])
     fig, ax = plt.subplots(figsize=(max(5, 1.6 * len(groups) + 2), 0.6 * len(patterns) + 2))
-    image = ax.imshow(np.ma.masked_invalid(means), cmap="viridis", aspect="auto")
+    image = ax.imshow(np.ma.masked_invalid(means), cmap=colormap(metric), aspect="auto")
     finite = means[np.isfinite(means)]
-    middle = (finite.min() + finite.max()) / 2 if finite.size else 0.0
+    low, high = (finite.min(), finite.max()) if finite.size else (0.0, 0.0)
     for (r, c), value in np.ndenumerate(means):
         text = "n/a" if np.isnan(value) else f"{value:.3f}" + ("" if np.isnan(stds[r, c]) else f"\n±{stds[r, c]:.3f}")
-        ax.text(c, r, text, ha="center", va="center", fontsize=8, color="white" if value < middle else "black")
+        ax.text(c, r, text, ha="center", va="center", fontsize=8, color=text_colour(value, low, high, metric))
     ax.set_xticks(range(len(groups)), [f"{tick(g['name'])}\nn={g['n']}" for g in groups], fontsize=8)
     ax.set_yticks(range(len(patterns)), patterns)
     ax.set_title(f"test {metric} per pattern (mean ± std over seeds)")
-    fig.colorbar(image, ax=ax, label=metric)
+    fig.colorbar(image, ax=ax, label=direction(metric))
     return save(fig, path)

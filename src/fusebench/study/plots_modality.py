@@ -13,7 +13,20 @@ from typing import Any
 
 import numpy as np
 
-from fusebench.study.plots import Group, as_array, color, label, plt, save, stat, tick
+from fusebench.study.plots import (
+    Group,
+    as_array,
+    color,
+    colormap,
+    direction,
+    label,
+    plt,
+    save,
+    stat,
+    text_colour,
+    tick,
+)
+from fusebench.tasks import higher_is_better
 
 
 def mmpt_curves(groups: Sequence[Group], modalities: Sequence[str], metric: str, path: str | Path) -> Path:
@@ -32,7 +45,7 @@ def mmpt_curves(groups: Sequence[Group], modalities: Sequence[str], metric: str,
             p, mean, std = np.array(curve["p_test"]), as_array(curve["mean"]), as_array(curve["std"])
             ax.plot(p, mean, marker="o", ms=3, color=color(i), label=label(group))
             ax.fill_between(p, mean - std, mean + std, color=color(i), alpha=0.15, linewidth=0)
-        ax.set(xlabel=f"p_test: probability that {modality} is missing", ylabel=f"test {metric}",
+        ax.set(xlabel=f"p_test: probability that {modality} is missing", ylabel=f"test {direction(metric)}",
                title=f"MMPT: dropping {modality} at test time")
         ax.grid(alpha=0.3)
     axes[0][0].legend(fontsize=8, title="mean; band = ±1 std over seeds", title_fontsize=8)
@@ -44,17 +57,17 @@ def ptrain_ptest_heatmap(matrix: Mapping[str, Any], metric: str, path: str | Pat
     values = as_array([as_array(row) for row in matrix["values"]])
     p_test = matrix["p_test"]
     fig, ax = plt.subplots(figsize=(max(6, 0.75 * len(p_test) + 2), 0.6 * len(values) + 2))
-    image = ax.imshow(np.ma.masked_invalid(values), cmap="viridis", aspect="auto")
-    middle = np.nanmean([np.nanmin(values), np.nanmax(values)])
+    image = ax.imshow(np.ma.masked_invalid(values), cmap=colormap(metric), aspect="auto")
+    low, high = np.nanmin(values), np.nanmax(values)
     for (r, c), value in np.ndenumerate(values):
         ax.text(c, r, "n/a" if np.isnan(value) else f"{value:.2f}", ha="center", va="center", fontsize=7,
-                color="white" if value < middle else "black")
+                color=text_colour(value, low, high, metric))
     modality = matrix["modality"]
     ax.set_xticks(range(len(p_test)), [f"{p:g}" for p in p_test])
     ax.set_yticks(range(len(values)), [f"{p:g} (n={n})" for p, n in zip(matrix["p_train"], matrix["n"], strict=True)])
     ax.set(xlabel=f"p_test ({modality} missing at test time)", ylabel=f"p_train ({modality} missing in training)",
            title=f"{matrix['scope']}: test {metric}, {modality} missing")
-    fig.colorbar(image, ax=ax, label=metric)
+    fig.colorbar(image, ax=ax, label=direction(metric))
     return save(fig, path)
 
 
@@ -73,8 +86,10 @@ def shapley_bars(groups: Sequence[Group], modalities: Sequence[str], metric: str
                label=label(group))
     ax.axhline(0.0, color="black", linewidth=0.8)
     ax.set_xticks(x, names)
-    ax.set(ylabel=f"Shapley contribution to test {metric}",
-           title="modality contributions (empty set = chance level; bar = mean, error = ±1 std)")
+    helps = "positive" if higher_is_better(metric) else f"negative (it lowers {metric})"
+    ax.set(ylabel=f"Shapley contribution to test {direction(metric)}",
+           title=f"modality contributions (empty set = chance level; bar = mean, error = ±1 std)\n"
+                 f"a modality that helps has a {helps} contribution")
     ax.grid(axis="y", alpha=0.3)
     ax.legend(fontsize=8)
     return save(fig, path)
@@ -104,7 +119,7 @@ def tradeoff_scatter(groups: Sequence[Group], pattern: str, metric: str, path: s
         ax.annotate(text, (x, y), textcoords="offset points", xytext=(5, 5), fontsize=7)
     xlabel = ("compute (million multiply-accumulates per sample, lower = cheaper)" if use_macs
               else "training throughput (samples/s, higher = faster)")
-    ax.set(xlabel=xlabel, ylabel=f"test {metric} ({pattern})",
+    ax.set(xlabel=xlabel, ylabel=f"test {direction(metric)} ({pattern})",
            title=f"test {metric} vs {'compute' if use_macs else 'training speed'} (mean ± 1 std over seeds)")
     ax.margins(x=0.2, y=0.1)
     ax.grid(alpha=0.3)

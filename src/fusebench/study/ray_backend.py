@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from fusebench.config import ConfigError
-from fusebench.study.execute import NodeOutcome, OnDone, crashed, execute_node, skipped
+from fusebench.study.execute import NodeOutcome, OnDone, crashed, execute_node, interrupted, skipped
 from fusebench.study.graph import StudyGraph, blocked_by
 
 
@@ -26,6 +26,49 @@ def import_ray() -> Any:
             'The Ray backend needs the `ray` package: `pip install "fusebench[ray]"`, or use `--backend local`.'
         ) from None
     return ray
+
+
+CONNECT_SECONDS = 5.0
+
+
+def check_reachable(address: str, timeout: float = CONNECT_SECONDS) -> None:
+    """Fail within ``timeout`` seconds if nothing listens at a Ray ``address``.
+
+    ``ray.init`` retries an unreachable address for minutes; a plain TCP connection to the
+    cluster's head answers in milliseconds (refused) or within ``timeout`` (no route).
+    ``"auto"`` is resolved the way Ray resolves it (``RAY_ADDRESS``, then the last
+    ``ray start`` on this machine).
+
+    Raises:
+        ConfigError: the address is malformed, cannot be resolved, or does not answer.
+    """
+    import socket
+
+    target = address.removeprefix("ray://")
+    if address == "auto":
+        try:
+            from ray._private.services import canonicalize_bootstrap_address
+        except ImportError:  # a Ray without this helper: let ray.init resolve it
+            return
+        try:
+            target = canonicalize_bootstrap_address("auto") or ""
+        except (ConnectionError, ValueError) as error:
+            raise ConfigError(f"`--address auto` found no running Ray cluster ({error}); start one with "
+                              "`ray start --head`, or leave out `--address` for a local instance.") from None
+        if not target:
+            raise ConfigError("`--address auto` found no running Ray cluster; start one with `ray start --head`, "
+                              "or leave out `--address` for a local instance.")
+    host, _, port = target.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(f"Expected `--address` as `auto`, `host:port` or `ray://host:port`, got `{address}`.")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout):
+            pass
+    except OSError as error:
+        reason = f"no answer within {timeout:g} s" if isinstance(error, TimeoutError) else (error.strerror or error)
+        raise ConfigError(f"Could not reach the Ray cluster at `--address {address}` ({host}:{port}: {reason}); "
+                          "start one with `ray start --head`, check the address, or leave out `--address` for a "
+                          "local instance.") from None
 
 
 def ray_node(node_id: str, config: dict[str, Any], run_dir: str, command: Sequence[str],
@@ -51,6 +94,8 @@ def run_ray(graph: StudyGraph, todo: Sequence[str], done: dict[str, str], on_don
     threads = graph.study.spec.threads_per_run
     started = not ray.is_initialized()
     if started:
+        if address is not None:
+            check_reachable(address)
         extra = {"num_cpus": workers * threads} if address is None else {}
         try:
             ray.init(address=address, include_dashboard=False, log_to_driver=False, **extra)
@@ -59,6 +104,7 @@ def run_ray(graph: StudyGraph, todo: Sequence[str], done: dict[str, str], on_don
                               "with `ray start --head`, or leave out `--address` for a local instance.") from None
     task = ray.remote(num_cpus=threads, max_retries=0)(ray_node)
     refs: dict[str, Any] = {}
+    remaining: dict[Any, str] = {}
     try:
         for node_id in todo:
             node = graph.nodes[node_id]
@@ -80,6 +126,7 @@ def run_ray(graph: StudyGraph, todo: Sequence[str], done: dict[str, str], on_don
     except KeyboardInterrupt:
         for ref in refs.values():
             ray.cancel(ref, force=True)
+        interrupted(graph, list(remaining.values()))
         raise
     finally:
         if started:

@@ -21,11 +21,20 @@ from fusebench.study import plots, plots_modality
 from fusebench.study.analysis import analyse, load_results, write_analysis
 from fusebench.study.report_text import (
     FILTERS,
-    cost_sentences,
     headline_rows,
+    interval_note,
     markdown_table,
     mean_std,
     not_compared_lines,
+    test_set_note,
+)
+from fusebench.study.report_thesis import change_rows, efficiency_rows, monitoring_figures
+from fusebench.study.report_verdict import (
+    cost_sentences,
+    decision_guide,
+    decision_table,
+    rows_of,
+    timing_caveat,
     verdict,
 )
 
@@ -64,6 +73,11 @@ def make_figures(analysis: Mapping[str, Any], folder: Path) -> dict[str, Any]:
     return figures
 
 
+def make_monitoring_figures(analysis: Mapping[str, Any], study_dir: Path) -> list[dict[str, Any]]:
+    """One training-dynamics figure per monitored run, after ``make_figures`` cleared the folder."""
+    return monitoring_figures(analysis, study_dir, study_dir / "figures")
+
+
 def _image(path: Path, study_dir: Path, embed: bool) -> dict[str, str]:
     data = base64.b64encode(path.read_bytes()).decode("ascii") if embed else ""
     return {"file": path.relative_to(study_dir).as_posix(), "data": data}
@@ -88,16 +102,25 @@ def _fusion_rows(analysis: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 
 def build_context(analysis: Mapping[str, Any], figures: Mapping[str, Any], study_dir: Path,
-                  embed: bool) -> dict[str, Any]:
+                  embed: bool, monitoring: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """Everything the templates show; numbers are formatted by the template filters."""
     images = {k: _image(v, study_dir, embed) for k, v in figures.items() if isinstance(v, Path)}
     matrices = [{"image": _image(p, study_dir, embed), **m}
                 for p, m in zip(figures["ptrain_ptest"], analysis["ptrain_ptest"], strict=True)]
+    tables = [{"family": f, "rows": rows_of(analysis, f), "note": interval_note(rows_of(analysis, f),
+                                                                                analysis["confidence"])}
+              for f in ("primary", "secondary", "descriptive")]
+    decision_header, decision_rows = decision_table(analysis)
     return {
         "a": analysis, "figures": images, "matrices": matrices,
         "headline_header": ["group", *analysis["patterns"]], "headline_rows": headline_rows(analysis),
+        "test_set_note": test_set_note(analysis),
         "verdict": verdict(analysis), "costs": cost_sentences(analysis), "not_compared": not_compared_lines(analysis),
+        "timing_caveat": timing_caveat(analysis), "tables": {t["family"]: t for t in tables},
+        "decision": decision_guide(analysis), "decision_header": decision_header, "decision_rows": decision_rows,
         "fusion_rows": _fusion_rows(analysis) if analysis["fusion_axes"] else [],
+        "change_rows": change_rows(analysis), "efficiency_rows": efficiency_rows(analysis),
+        "monitoring": [{"label": m["label"], "image": _image(m["path"], study_dir, embed)} for m in monitoring or []],
     }
 
 
@@ -127,9 +150,11 @@ def render_report(study_dir: str | Path) -> tuple[Path, Path]:
     study_dir = Path(study_dir)
     analysis = write_analysis(study_dir, load_results(study_dir))
     figures = make_figures(analysis, study_dir / "figures")
+    monitoring = make_monitoring_figures(analysis, study_dir)
     env = _environment()
-    html = env.get_template("report.html.j2").render(**build_context(analysis, figures, study_dir, embed=True))
-    markdown = env.get_template("report.md.j2").render(**build_context(analysis, figures, study_dir, embed=False))
+    html = env.get_template("report.html.j2").render(**build_context(analysis, figures, study_dir, True, monitoring))
+    markdown = env.get_template("report.md.j2").render(**build_context(analysis, figures, study_dir, False,
+                                                                       monitoring))
     return atomic_write_text(study_dir / "report.html", html), atomic_write_text(study_dir / "report.md", markdown)
 
 
@@ -145,7 +170,9 @@ def headline_table(study_dir: str | Path) -> str:
         analysis = read_json(cached)
     else:
         analysis = analyse(load_results(study_dir), study_dir)
-    title = (f"{analysis['study']}: test {analysis['primary_metric']}, mean ± std [95% CI] (n = completed seeds)")
+    better = "higher" if analysis.get("higher_is_better", True) else "lower"
+    title = (f"{analysis['study']}: test {analysis['primary_metric']} ({better} is better), mean ± std "
+             "[95% CI over seeds] (n = completed seeds; test set ± = test-sample error alone)")
     table = markdown_table(["group", *analysis["patterns"]], headline_rows(analysis))
     failed = len(analysis["failed_runs"])
     note = f"\n{failed} run(s) failed or were skipped; see the report." if failed else ""

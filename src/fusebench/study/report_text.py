@@ -1,9 +1,7 @@
-"""Number formatting and the generated sentences of a report, all from analysis.json.
+"""Number formatting, headline cells and table notes of a report, all from analysis.json.
 
-The verdict is written by rules, not by hand, so it can only say what the numbers say:
-a difference is called significant only when its Holm-adjusted p-value is below alpha,
-the direction comes from the sign of the mean difference, and every sentence carries
-the effect size, its confidence interval and the n it rests on.
+The generated sentences (verdict, costs, decision guide) are in
+:mod:`fusebench.study.report_verdict`.
 """
 
 from __future__ import annotations
@@ -13,7 +11,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 DASH = "–"
-SMALL_N = 10  # below this many seed pairs a percentile/BCa bootstrap CI is known to undercover
 
 
 def _missing(value: Any) -> bool:
@@ -30,17 +27,15 @@ def signed(value: Any, digits: int = 4) -> str:
 
 
 def seconds(value: Any) -> str:
-    if _missing(value):
-        return DASH
-    value = float(value)
-    return f"{value:.2f} s" if abs(value) < 10 else f"{value:.1f} s"
+    """Seconds with two decimals, e.g. ``14.80 s``."""
+    return DASH if _missing(value) else f"{float(value):.2f} s"
 
 
 def pvalue(value: Any) -> str:
-    """p-values with three significant digits; tiny ones in scientific notation."""
+    """p-values with three significant digits: ``0.0625``, ``0.700``, ``1.00``; below 0.001 ``4.10e-04``."""
     if _missing(value):
         return DASH
-    return f"{float(value):.2e}" if float(value) < 0.001 else f"{float(value):.3f}"
+    return f"{float(value):.2e}" if float(value) < 0.001 else f"{float(value):#.3g}"
 
 
 def percent(value: Any) -> str:
@@ -64,20 +59,46 @@ def ci(summary: Mapping[str, Any] | None, digits: int = 4) -> str:
     return interval((summary or {}).get("ci_low"), (summary or {}).get("ci_high"), digits)
 
 
-def cell(summary: Mapping[str, Any] | None, digits: int = 4) -> str:
-    """One headline cell: mean ± std, 95% CI and n."""
+def cell(summary: Mapping[str, Any] | None, digits: int = 4, test_set: Mapping[str, Any] | None = None) -> str:
+    """One headline cell: mean ± std, 95% CI over seeds, n, and the test-set ± when known."""
     if not summary:
         return "no completed run"
+    extra = f"; test set ±{num(test_set['half_width'], digits)}" if test_set else ""
     if summary["n"] < 2:
-        return f"{num(summary['mean'], digits)} (n=1)"
-    return f"{mean_std(summary, digits)} {ci(summary, digits)} (n={summary['n']})"
+        return f"{num(summary['mean'], digits)} (n=1{extra})"
+    return f"{mean_std(summary, digits)} {ci(summary, digits)} (n={summary['n']}{extra})"
 
 
 def headline_rows(analysis: Mapping[str, Any]) -> list[list[str]]:
     """``[group, cell per pattern]`` rows of the primary metric on the test set."""
     metric = analysis["primary_metric"]
-    return [[g["name"], *(cell(g["test"].get(p, {}).get(metric)) for p in analysis["patterns"])]
+    return [[g["name"], *(cell(g["test"].get(p, {}).get(metric), test_set=(g.get("test_set") or {}).get(p))
+                          for p in analysis["patterns"])]
             for g in analysis["groups"]]
+
+
+TEST_SET_METHODS = {"wilson": "Wilson binomial interval of the group's mean on the {samples} test samples (an upper "
+                              "bound for a mean over seeds that share the test set)",
+                    "bootstrap": "percentile bootstrap over the {samples} test samples ({resamples} resamples, the "
+                                 "same samples for every seed)"}
+
+
+def test_set_note(analysis: Mapping[str, Any]) -> str:
+    """What the headline's "test set ±" is: which interval, on how many samples."""
+    records = [r for g in analysis["groups"] for r in (g.get("test_set") or {}).values() if r]
+    if not records:
+        return "No test-set interval: the runs saved no test predictions and the metric is not a proportion."
+    methods = {r["method"]: r for r in records}
+    described = "; ".join(TEST_SET_METHODS[m].format(**r) for m, r in methods.items())
+    return (f"\"test set ±\" is the half-width of the {analysis['confidence']:.0%} interval from test-sample error "
+            f"alone, which the CI over seeds leaves out (every run is tested on the same samples): {described}.")
+
+
+def interval_note(rows: Sequence[Mapping[str, Any]], confidence: float) -> str:
+    """Which interval a comparison table shows (the methods its rows used)."""
+    names = {"t": "paired t-interval (the interval of the paired t-test)", "bca": "BCa bootstrap interval"}
+    used = sorted({names[r["ci_method"]] for r in rows if r.get("ci_method") in names})
+    return f"{confidence:.0%} intervals: {' and '.join(used) or 'none'}."
 
 
 def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
@@ -88,80 +109,6 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     return "\n".join([line(header), line(["---"] * len(header)), *(line(r) for r in rows)])
 
 
-def describe(c: Mapping[str, Any], family: int, confidence: float) -> str:
-    """One comparison in words: difference, CI, n, both p-values, Holm p and effect size."""
-    unit = 4 if c["kind"] != "time" else 2
-    return (f"{c['group_b']} − {c['group_a']} on {c['label']}: mean difference {signed(c['mean_diff'], unit)} "
-            f"({confidence:.0%} bootstrap CI {interval(c['ci_low'], c['ci_high'], unit)}; n = {c['n']} paired "
-            f"seeds {c['seeds']}), paired t-test p = {pvalue(c['p_ttest'])}, Holm-adjusted p = "
-            f"{pvalue(c['p_holm'])} (family of {family} tests), Wilcoxon p = {pvalue(c['p_wilcoxon'])}, "
-            f"Hedges' g_z = {num(c['hedges_g'], 2)}{' (undefined for n < 3)' if c['n'] < 3 else ''}.")
-
-
-def conclusion(c: Mapping[str, Any], alpha: float) -> str:
-    """Significant or not after Holm, and in which direction; no adjectives beyond that."""
-    if _missing(c.get("p_holm")):
-        return f"No test was possible ({c.get('note') or 'undefined p-value'})."
-    if c["p_holm"] >= alpha:
-        text = f"This difference is not significant at α = {alpha} after Holm correction"
-        if _missing(c["ci_low"]) or c["ci_low"] <= 0 <= c["ci_high"]:
-            return text + ("; its CI includes 0." if not _missing(c["ci_low"]) else ".")
-        if c["n"] < SMALL_N:
-            resamples = math.comb(2 * c["n"] - 1, c["n"])
-            return (text + f". Its bootstrap CI excludes 0, but with n = {c['n']} the bootstrap has only "
-                    f"{resamples} distinct resamples, so that interval is too narrow to rely on; the t-test "
-                    "accounts for the small n.")
-        return text + ". Its bootstrap CI excludes 0 but, unlike the Holm p-value, is not adjusted for the other tests."
-    direction = "higher" if c["mean_diff"] > 0 else "lower"
-    better = (c["mean_diff"] > 0) == bool(c["higher_is_better"])
-    return (f"This difference is significant at α = {alpha} after Holm correction: {c['group_b']} is {direction} "
-            f"than {c['group_a']} ({'better' if better else 'worse'} for this quantity).")
-
-
-def verdict(analysis: Mapping[str, Any]) -> list[str]:
-    """Paragraphs: the primary-metric comparison of each pair, then a count of significant results."""
-    comparisons = analysis["comparisons"]
-    family, alpha, confidence = analysis["holm_family_size"], analysis["alpha"], analysis["confidence"]
-    if not comparisons:
-        reasons = "; ".join(sorted({n["reason"] for n in analysis["not_compared"]}))
-        return ["No paired comparison could be made" + (f": {reasons}." if reasons else
-                                                         " (the study has a single group).")]
-    head = analysis["patterns"][0]
-    primary = [c for c in comparisons if c["kind"] == "test" and c["pattern"] == head]
-    paragraphs = [f"{describe(c, family, confidence)} {conclusion(c, alpha)}" for c in primary]
-    significant = [c for c in comparisons if not _missing(c.get("p_holm")) and c["p_holm"] < alpha]
-    listed = "; ".join(f"{c['group_b']} vs {c['group_a']} on {c['label']} ({signed(c['mean_diff'], 4)})"
-                       for c in significant)
-    paragraphs.append(f"Of the {len(comparisons)} paired comparisons in this report ({family} with a defined "
-                      f"t-test p-value, Holm-adjusted together), {len(significant)} "
-                      f"{'is' if len(significant) == 1 else 'are'} significant at α = {alpha}"
-                      + (f": {listed}." if significant else "."))
-    return paragraphs
-
-
-def cost_sentences(analysis: Mapping[str, Any]) -> list[str]:
-    """Plain sentences on wall time per seed for each compared pair."""
-    sentences = []
-    for row in analysis.get("costs", []):
-        a, b = row["group_a"], row["group_b"]
-        text = (f"{b} (n={row['n_b']}) vs {a} (n={row['n_a']}): main training {seconds(row['training_b'])} vs "
-                f"{seconds(row['training_a'])} per seed ({percent(row['training_change_pct'])})")
-        if (row.get("pretraining_added_full") or 0) > 0:
-            text += (f"; pre-training added {seconds(row['pretraining_added_full'])} per seed in full "
-                     f"({percent(row['pretraining_added_pct_of_a_total'])} over the {a} total of "
-                     f"{seconds(row['total_with_pretraining_a'])}), {seconds(row['pretraining_added_amortised'])} "
-                     f"amortised over the runs sharing each encoder; total cost per seed incl. pre-training "
-                     f"{seconds(row['total_with_pretraining_b'])} vs {seconds(row['total_with_pretraining_a'])} "
-                     f"({percent(row['total_change_pct_full'])}; amortised "
-                     f"{percent(row['total_change_pct_amortised'])})")
-        else:
-            text += (f"; total per seed{' incl. pre-training' if row.get('pretraining_full_b') else ''} "
-                     f"{seconds(row['total_with_pretraining_b'])} vs "
-                     f"{seconds(row['total_with_pretraining_a'])} ({percent(row['total_change_pct_full'])})")
-        sentences.append(text + ".")
-    return sentences
-
-
 def not_compared_lines(analysis: Mapping[str, Any]) -> list[str]:
     """One line per pair that could not be compared, naming the quantities it concerns."""
     by_pair: dict[tuple[str, str, str], list[str]] = {}
@@ -170,5 +117,15 @@ def not_compared_lines(analysis: Mapping[str, Any]) -> list[str]:
     return [f"{b} vs {a} ({', '.join(labels)}): {reason}." for (a, b, reason), labels in by_pair.items()]
 
 
+def count(n: int, word: str) -> str:
+    """``1 test``, ``3 tests``."""
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def ratio(value: Any) -> str:
+    return DASH if _missing(value) else f"{float(value):.2f}×"
+
+
 FILTERS = {"num": num, "signed": signed, "seconds": seconds, "pvalue": pvalue, "percent": percent,
-           "mean_std": mean_std, "ci": ci, "interval": interval, "cell": cell}
+           "mean_std": mean_std, "ci": ci, "interval": interval, "cell": cell, "ratio": ratio,
+           "count": count}

@@ -14,15 +14,31 @@ import io
 from pathlib import Path
 from typing import Any
 
-import yaml
+from pydantic import ValidationError
 
-from fusebench.io import atomic_write_json, atomic_write_text, read_json
+from fusebench.engine.footprint import RESOURCES_FILE
+from fusebench.io import atomic_write_json, atomic_write_text, read_json, read_json_object
 from fusebench.study.graph import read_plan, run_state
 from fusebench.study.spec import StudyFile, StudySpec, format_value
+from fusebench.study.thesis import baseline_run, best_and_last, efficiency, percent_change
+from fusebench.tasks import higher_is_better
 
 RESULTS_FILE = "results.json"
 CSV_FILE = "results.csv"
-TIMING_KEYS = ("training", "validation", "test", "total")
+EXECUTION_FILE = "execution.json"
+TIMING_KEYS = ("data", "fit", "training", "validation", "test", "total")
+
+
+def pretraining_seconds(timing: dict[str, Any]) -> float | None:
+    """What one pre-training node cost, seconds: loading its data plus fitting (``data + fit``).
+
+    The one definition used everywhere (results, analysis, report), and the figure the
+    node writes into its encoder file's header, so both sources agree. Testing the
+    pre-trained encoder and writing its files are left out: a fusion run does not need them.
+    """
+    if timing.get("data") is None or timing.get("fit") is None:
+        return None
+    return float(timing["data"]) + float(timing["fit"])
 
 
 def read_study_spec(study_dir: Path) -> StudySpec:
@@ -31,7 +47,13 @@ def read_study_spec(study_dir: Path) -> StudySpec:
     if not file.is_file():
         raise FileNotFoundError(f"`{file}` does not exist; is `{study_dir}` a study folder written by "
                                 "`fusebench study`?")
-    return StudyFile.model_validate(yaml.safe_load(file.read_text())).study
+    from fusebench.config import read_yaml
+    from fusebench.study.spec import _explain
+
+    try:
+        return StudyFile.model_validate(read_yaml(file)).study
+    except ValidationError as error:
+        raise _explain(error, file) from None
 
 
 def collect_results(study_dir: str | Path) -> dict[str, Any]:
@@ -63,6 +85,7 @@ def collect_results(study_dir: str | Path) -> dict[str, Any]:
     analysis = spec.analysis
     baseline = analysis.baseline or next(iter(spec.conditions))
     comparisons = analysis.comparisons or [(baseline, c) for c in spec.conditions if c != baseline]
+    execution = read_json(study_dir / EXECUTION_FILE) if (study_dir / EXECUTION_FILE).is_file() else {}
     return {
         "study": spec.name,
         "question": spec.question,
@@ -75,8 +98,11 @@ def collect_results(study_dir: str | Path) -> dict[str, Any]:
         "analysis": {"primary_metric": analysis.primary_metric or plan.get("primary_metric", "accuracy"),
                      "threshold": analysis.threshold,
                      "patterns": analysis.patterns or plan["patterns"], "baseline": baseline,
-                     "comparisons": [list(pair) for pair in comparisons], "chance": analysis.chance},
+                     "comparisons": [list(pair) for pair in comparisons], "chance": analysis.chance,
+                     "primary": [list(pair) for pair in analysis.primary] if analysis.primary else None,
+                     "interval": analysis.interval},
         "progress": {s: sum(v == s for v in outcome.values()) for s in ("completed", "failed", "skipped", "pending")},
+        "execution": execution.get("sessions", []),
         "runs": runs,
     }
 
@@ -93,25 +119,31 @@ def _entry(node: dict[str, Any], twin: str, run_dir: Path, state: str, failed_de
         "seed": node["seed"], "status": state, "error": None, "run_dir": f"runs/{twin}",
         "depends_on": node["depends_on"], "modality": node["modality"], "test": {},
         "curves": {"train_loss": [], "validation_loss": [], "validation": {}}, "timing": {}, "model": {},
-        "config_overrides": node["config_overrides"],
+        "resources": {}, "config_overrides": node["config_overrides"],
     }
     if state == "skipped":
         entry["error"] = (f"Skipped: it loads the encoder of `{failed_dep}`, which "
                           f"{'failed' if outcome.get(failed_dep or '') == 'failed' else 'was skipped'}.")
         return entry
-    status = read_json(run_dir / "status.json")
+    status = read_json_object(run_dir / "status.json")
     entry["error"] = status.get("error")
     if (run_dir / "epoch_metrics.json").is_file():
-        entry["curves"] = curves(read_json(run_dir / "epoch_metrics.json"))
+        epochs = read_json(run_dir / "epoch_metrics.json")
+        if not isinstance(epochs, list) or not all(isinstance(e, dict) for e in epochs):
+            raise ValueError(f"Expected a list of epoch records in `{run_dir / 'epoch_metrics.json'}`; the file is "
+                             "damaged.")
+        entry["curves"] = curves(epochs)
     if state == "completed":
-        entry["test"] = read_json(run_dir / "test_metrics.json")
-        timing = read_json(run_dir / "timing.json")
+        entry["test"] = read_json_object(run_dir / "test_metrics.json")
+        timing = read_json_object(run_dir / "timing.json")
         entry["timing"] = {"pretraining": {m: float(v) for m, v in timing.get("pretraining", {}).items()},
                            "pretraining_amortised": {}, **{key: timing.get(key) for key in TIMING_KEYS}}
-        model = read_json(run_dir / "model.json")
+        model = read_json_object(run_dir / "model.json")
         entry["model"] = {k: model[k] for k in ("parameters", "trainable_parameters") if k in model}
         if "cost" in model:  # multiply-accumulates per sample, for the cost/accuracy trade-off
             entry["model"]["macs"] = model["cost"]["total_macs"]
+        if (run_dir / RESOURCES_FILE).is_file():  # size on disk, peak memory, inference throughput
+            entry["resources"] = read_json(run_dir / RESOURCES_FILE)
     return entry
 
 
@@ -131,23 +163,29 @@ def curves(epochs: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def _pretraining_cost(runs: list[dict[str, Any]], plan: dict[str, dict[str, Any]]) -> None:
-    """Each fusion run's pre-trained encoders: the full seconds of the node that trained each one, and
-    that divided by the number of fusion runs in the plan sharing the node (its amortised share).
+    """Each fusion run's pre-trained encoders: the full seconds of the node that trained each one
+    (:func:`pretraining_seconds`), and that divided by the number of *completed* fusion runs of
+    this study that loaded it (its share when the encoder is shared among this study's arms).
 
-    A node's own ``timing.json`` total is used; if that node is gone, the seconds recorded in the
-    encoder file the run loaded (data + fit) stand in.
+    If the node's own timing is gone, the seconds recorded in the encoder file the run loaded
+    (the same data + fit figure) stand in. Runs that failed, or have not run yet, share nothing:
+    dividing by planned runs would make a partial study look cheaper than it was.
     """
-    users = {node: sum(node in n["depends_on"] for n in plan.values()) for node in plan}
     by_node = {r["node"]: r for r in runs}
+    users: dict[str, set[str]] = {}
+    for run in runs:
+        if run["kind"] == "fusion" and run["status"] == "completed":
+            for dep in run["depends_on"]:
+                users.setdefault(dep, set()).add(run["run_dir"])  # twins share one run directory: one run
     for run in runs:
         if run["kind"] != "fusion" or not run["timing"]:
             continue
         full, shares = {}, {}
         for dep in run["depends_on"]:
             modality = plan[dep]["modality"]
-            total = by_node.get(dep, {}).get("timing", {}).get("total")
-            full[modality] = float(total) if total is not None else run["timing"]["pretraining"].get(modality)
-            shares[modality] = None if full[modality] is None else full[modality] / users[dep]
+            seconds = pretraining_seconds(by_node.get(dep, {}).get("timing") or {})
+            full[modality] = seconds if seconds is not None else run["timing"]["pretraining"].get(modality)
+            shares[modality] = None if full[modality] is None else full[modality] / max(len(users.get(dep, ())), 1)
         run["timing"]["pretraining"], run["timing"]["pretraining_amortised"] = full, shares
 
 
@@ -174,7 +212,42 @@ def results_csv(results: dict[str, Any]) -> str:
                     writer.writerow([*head, "timing", "", modality, key, seconds])
             elif value is not None:
                 writer.writerow([*head, "timing", "", "", key, value])
+        for row in _thesis_rows(run, results):
+            writer.writerow([*head, *row])
     return out.getvalue()
+
+
+def _thesis_rows(run: dict[str, Any], results: dict[str, Any]) -> list[list[Any]]:
+    """The thesis' per-run quantities (``fusebench.study.thesis``) as ``[split, epoch, pattern, metric, value]``.
+
+    ``resources``: size on disk, peak memory, inference throughput; ``best_epoch`` and
+    ``last_epoch``: the primary validation metric at those epochs (the epoch column says
+    which); ``efficiency``: test metric per training second; ``vs_baseline``: % change of
+    each test metric against the baseline condition's run with the same seed and axes.
+    """
+    rows: list[list[Any]] = []
+    for key, value in (run.get("resources") or {}).items():
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            rows.append(["resources", "", "", key, value])
+    metric = (results.get("analysis") or {}).get("primary_metric") or "accuracy"
+    for pattern, curves in run["curves"]["validation"].items():
+        summary = best_and_last(curves.get(metric, []), higher_is_better(metric))
+        if summary is not None:
+            rows.append(["best_epoch", summary["best_epoch"], pattern, metric, summary["best"]])
+            rows.append(["last_epoch", summary["last_epoch"], pattern, metric, summary["last"]])
+    training = (run.get("timing") or {}).get("training")
+    for pattern, metrics in run["test"].items():
+        value = efficiency(metrics.get(metric), training, higher_is_better(metric))
+        if value is not None:
+            rows.append(["efficiency", "", pattern, f"{metric}_per_training_second", value])
+    reference = baseline_run(run, results["runs"], (results.get("analysis") or {}).get("baseline"))
+    if reference is not None:
+        for pattern, metrics in run["test"].items():
+            for name, value in metrics.items():
+                change = percent_change(value, reference["test"].get(pattern, {}).get(name))
+                if name != "count" and change is not None:
+                    rows.append(["vs_baseline", "", pattern, f"{name}_pct_change", change])
+    return rows
 
 
 def write_results(study_dir: str | Path) -> dict[str, Any]:

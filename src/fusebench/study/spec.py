@@ -41,13 +41,48 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+MODALITY_TEMPLATE = "{modality}"
+
+
 class ConditionSpec(_Strict):
-    pretrained: list[str] = Field(default_factory=list, description="modalities whose encoder is pre-trained")
+    """One arm of the study.
+
+    ``pretrained`` lists the modalities whose encoder is pre-trained, or ``all`` for every
+    modality of the base config except those in ``scratch``. A condition whose name holds
+    ``{modality}`` is a template, expanded once per modality of the base config (its lists
+    and overrides may use ``{modality}`` too): ``{modality}_scratch: {pretrained: all,
+    scratch: ["{modality}"]}`` gives ``audio_scratch`` and ``image_scratch`` on AV-digits and
+    ``audio_scratch``, ``text_scratch``, ``vision_scratch`` on MOSI, so one spec fits any dataset.
+    """
+
+    pretrained: list[str] | Literal["all"] = Field(
+        default_factory=list, description="modalities whose encoder is pre-trained, or `all`")
+    scratch: list[str] = Field(default_factory=list, description="with `pretrained: all`: trained from scratch")
     overrides: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _scratch_needs_all(self) -> ConditionSpec:
+        if self.scratch and self.pretrained != "all":
+            raise ValueError(f"`scratch` ({self.scratch}) goes with `pretrained: all`; with a list of pre-trained "
+                             "modalities the others are trained from scratch already")
+        return self
+
+    def modalities(self, available: Sequence[str]) -> list[str]:
+        """The pre-trained modalities among ``available`` (the base config's)."""
+        if self.pretrained == "all":
+            return [m for m in available if m not in self.scratch]
+        return list(self.pretrained)
 
 
 class PretrainSpec(_Strict):
-    configs: dict[str, str] = Field(min_length=1, description="modality -> pre-training run config")
+    """Pre-training of the encoders that conditions load.
+
+    A modality without an entry in ``configs`` is pre-trained with the base config itself,
+    restricted to that modality's encoder plus a linear head (its fusion, train-time
+    missingness and strategies dropped), so a spec need not name per-dataset files.
+    """
+
+    configs: dict[str, str] = Field(default_factory=dict, description="modality -> pre-training run config")
     overrides: list[str] = Field(default_factory=list)
 
 
@@ -69,11 +104,25 @@ class AxisSpec(_Strict):
 
 
 class AnalysisSpec(_Strict):
+    """What the report tests and how.
+
+    ``primary`` names the confirmatory comparisons: condition pairs compared on the test
+    ``primary_metric`` on the first of ``patterns`` (the full pattern by default), which
+    form the primary Holm family. Default: the compared condition pairs (``comparisons``,
+    else each condition vs ``baseline``); in a single-condition study, each axis value vs
+    the axis' first value. Everything else tested is secondary (its own Holm family);
+    wall time is described, not tested. ``interval`` is the interval of a mean paired
+    difference: ``t`` (paired t-interval, default), ``bca`` or ``auto`` (t below 10 seed
+    pairs, BCa from there); see fusebench.study.intervals for the coverage measured.
+    """
+
     primary_metric: str | None = Field(default=None, description="default: the dataset task's primary metric")
     threshold: float | None = Field(default=None, description="epochs-to-threshold on validation, full pattern")
     patterns: list[str] | None = None
     baseline: str | None = Field(default=None, description="default: the first condition")
     comparisons: list[tuple[str, str]] | None = Field(default=None, description="default: each vs baseline")
+    primary: list[tuple[str, str]] | None = Field(default=None, description="default: the compared condition pairs")
+    interval: Literal["t", "bca", "auto"] = "t"
     chance: float | None = None
 
 
@@ -95,22 +144,49 @@ class StudySpec(_Strict):
         if len(set(self.seeds)) != len(self.seeds):
             raise ValueError(f"`seeds` must be unique, got {self.seeds}")
         for kind, names in (("condition", self.conditions), ("axis", self.axes)):
-            bad = [n for n in names if "__" in n or not re.fullmatch(SAFE_NAME, n)]
+            bad = [n for n in names if "__" in n or not re.fullmatch(SAFE_NAME, n.replace(MODALITY_TEMPLATE, "m"))]
             if bad:
                 raise ValueError(f"{kind} names become folder names: use letters, digits, `_`, `-`, `.` "
                                  f"and no `__`, got {bad}")
+        if not any(MODALITY_TEMPLATE in name for name in self.conditions):
+            self.check_condition_names()
+        return self
+
+    def check_condition_names(self) -> None:
+        """The conditions ``analysis`` names exist (checked again once templates are expanded)."""
         analysis = self.analysis
-        names = [analysis.baseline or "", *itertools.chain.from_iterable(analysis.comparisons or [])]
+        names = [analysis.baseline or "", *itertools.chain.from_iterable(analysis.comparisons or []),
+                 *itertools.chain.from_iterable(analysis.primary or [])]
         unknown = sorted({n for n in names if n and n not in self.conditions})
         if unknown:
             raise ValueError(f"`analysis` names conditions {unknown}; the conditions are {list(self.conditions)}")
-        wanted = {m for c in self.conditions.values() for m in c.pretrained}
-        if self.pretrain is None and (wanted or any(a.target == "pretrain" for a in self.axes.values())):
-            raise ValueError("conditions or axes use pre-training but the study has no `pretrain:` section")
-        missing = sorted(wanted - set(self.pretrain.configs if self.pretrain else {}))
-        if missing:
-            raise ValueError(f"conditions pre-train {missing} but `pretrain.configs` has no config for them")
-        return self
+        same = [list(p) for p in [*(analysis.comparisons or []), *(analysis.primary or [])] if p[0] == p[1]]
+        if same:
+            raise ValueError(f"`analysis` compares a condition with itself: {same}; name two different conditions")
+
+    def expanded(self, modalities: Sequence[str]) -> StudySpec:
+        """Templates expanded and ``pretrained: all`` resolved for a base config with ``modalities``.
+
+        Raises:
+            ValueError: a condition pre-trains or trains from scratch a modality the base lacks.
+        """
+        conditions: dict[str, ConditionSpec] = {}
+        for name, condition in self.conditions.items():
+            for m in modalities if MODALITY_TEMPLATE in name else [None]:
+                fill = (lambda text, m=m: text.replace(MODALITY_TEMPLATE, m)) if m else (lambda text: text)
+                scratch = [fill(x) for x in condition.scratch]
+                chosen = [x for x in modalities if x not in scratch] if condition.pretrained == "all" else [
+                    fill(x) for x in condition.pretrained]
+                pretrained = list(chosen)
+                unknown = sorted(set(pretrained + scratch) - set(modalities))
+                if unknown:
+                    raise ValueError(f"condition `{fill(name)}` names modalities {unknown}, which the base config "
+                                     f"does not have; it has {list(modalities)}")
+                conditions[fill(name)] = ConditionSpec(pretrained=pretrained,
+                                                       overrides=[fill(o) for o in condition.overrides])
+        spec = self.model_copy(update={"conditions": conditions})
+        spec.check_condition_names()
+        return spec
 
 
 class StudyFile(_Strict):
@@ -127,16 +203,19 @@ class Study:
     """A validated study spec with its config files resolved against the spec's folder.
 
     Attributes:
-        spec: the parsed spec.
+        spec: the parsed spec, its condition templates expanded.
         source: the spec file.
         base: the base fusion run config file.
-        pretrain_configs: modality -> pre-training run config file.
+        pretrain_configs: modality -> pre-training run config file (the base file for a
+            modality pre-trained from the base config).
+        derived: the modalities pre-trained from the base config (see :class:`PretrainSpec`).
     """
 
     spec: StudySpec
     source: Path
     base: Path
     pretrain_configs: dict[str, Path]
+    derived: frozenset[str] = frozenset()
 
     @cached_property
     def modalities(self) -> list[str]:
@@ -196,7 +275,8 @@ class Study:
 
     def pretrain_config(self, modality: str, values: dict[str, AxisValue], seed: int) -> RunConfig:
         where = f"(pre-training `{modality}`{_axes_text(values)} of study `{self.source}`)"
-        return _resolve(self.pretrain_configs[modality], self.pretrain_overrides(values, seed), where, modality)
+        return _resolve(self.pretrain_configs[modality], self.pretrain_overrides(values, seed), where, modality,
+                        derive=modality in self.derived)
 
 
 def _axes_text(values: dict[str, AxisValue]) -> str:
@@ -208,8 +288,33 @@ def _read(path: Path, mtime_ns: int) -> dict[str, Any]:
     return read_yaml(path)  # apply_overrides copies it, so sharing the cached dict is safe
 
 
-def _resolve(path: Path, overrides: Sequence[str], where: str, prune_to: str | None) -> RunConfig:
+#: Sections of a fusion config that a pre-training run derived from it leaves out.
+_FUSION_ONLY = {"data": ("missing_rate", "missing_patterns", "missing_resample", "modalities"),
+                "model": ("pretrained", "freeze", "fusion", "missing_strategy"), "training": ("strategy",),
+                "probe": ()}
+
+
+def derive_pretraining(raw: dict[str, Any], modality: str) -> dict[str, Any]:
+    """A fusion config's raw dict made into the pre-training config of ``modality``'s encoder."""
+    derived = {section: dict(values) if isinstance(values, dict) else values for section, values in raw.items()}
+    for section, keys in _FUSION_ONLY.items():
+        if not keys:
+            derived.pop(section, None)
+        elif isinstance(derived.get(section), dict):
+            derived[section] = {k: v for k, v in derived[section].items() if k not in keys}
+    experiment = dict(derived.get("experiment") or {})
+    experiment["name"] = f"{experiment.get('name', 'experiment')}_pretrain_{modality}"
+    derived["experiment"] = experiment
+    derived["pretrain"] = {**(raw.get("pretrain") or {}), "modality": modality}  # keeps e.g. a data_fraction axis
+    return derived
+
+
+def _resolve(path: Path, overrides: Sequence[str], where: str, prune_to: str | None,
+             derive: bool = False) -> RunConfig:
     raw = apply_overrides(_read(path, path.stat().st_mtime_ns), overrides)
+    if derive and prune_to is not None:  # after the overrides: shared ones may set fusion-only keys
+        raw = derive_pretraining(raw, prune_to)
+        where = f"{where} (derived from the base config)"
     if prune_to is not None:
         # A pre-training run builds one encoder; shared overrides of the others' widths do not concern it.
         encoders = raw.get("model", {}).get("encoders", {})
@@ -217,22 +322,49 @@ def _resolve(path: Path, overrides: Sequence[str], where: str, prune_to: str | N
     return validate_config(raw, f"`{path}` with overrides {list(overrides)} {where}")
 
 
-def load_spec(path: str | Path) -> Study:
+def load_spec(path: str | Path, *, base: str | Path | None = None, name: str | None = None,
+              overrides: Sequence[str] = ()) -> Study:
     """Read, validate and resolve a study spec; every error names the file and the key.
+
+    Args:
+        path: the spec file.
+        base: run the spec on this base config instead of its own ``base`` (a path as
+            given, e.g. on the command line): one spec, any dataset.
+        name: the study's name instead of the spec's (its folder under the study root).
+        overrides: dotted ``key=value`` changes of the spec's own keys (``analysis.threshold=0.5``).
 
     Raises:
         ConfigError: the spec, a config it names, or a run it implies is invalid.
     """
     source = Path(path)
     raw = read_yaml(source)
+    if overrides or name is not None:
+        changes = [f"study.{item}" for item in overrides] + ([f"study.name={json.dumps(name)}"] if name else [])
+        raw = apply_overrides(raw, changes)
     try:
         spec = StudyFile.model_validate(raw).study
     except ValidationError as error:
         raise _explain(error, source) from None
     folder = source.resolve().parent
-    study = Study(spec, source, _config_path(folder, spec.base, source, "study.base"),
-                  {m: _config_path(folder, p, source, f"study.pretrain.configs.{m}")
-                   for m, p in (spec.pretrain.configs.items() if spec.pretrain else [])})
+    if base is not None:
+        base_file = Path(base).resolve()
+        if not base_file.is_file():
+            raise ConfigError(f"Study `{source}`: `--base {base}` does not exist; expected a run config file.")
+    else:
+        base_file = _config_path(folder, spec.base, source, "study.base")
+    where = f"(the base of study `{source}`)"
+    modalities = _resolve(base_file, [*spec.shared_overrides, *spec.overrides], where, None).modalities()
+    try:
+        spec = spec.expanded(modalities)
+    except ValueError as error:
+        raise ConfigError(f"Study `{source}`: {error}.") from None
+    explicit = {m: _config_path(folder, p, source, f"study.pretrain.configs.{m}")
+                for m, p in (spec.pretrain.configs.items() if spec.pretrain else [])}
+    wanted = {m for c in spec.conditions.values() for m in c.modalities(modalities)}
+    if any(a.target == "pretrain" for a in spec.axes.values()):
+        wanted |= set(explicit) or set(modalities)
+    derived = frozenset(sorted(wanted - set(explicit)))
+    study = Study(spec, source, base_file, {**explicit, **dict.fromkeys(derived, base_file)}, derived)
     _check_runs(study)
     return study
 
@@ -249,13 +381,21 @@ def _check_runs(study: Study) -> None:
     """Resolve every run the study implies (first seed), so mistakes surface before training."""
     spec, seed = study.spec, study.spec.seeds[0]
     for modality, file in study.pretrain_configs.items():
+        if modality in study.derived:
+            continue
         section = read_yaml(file).get("pretrain")
         if not isinstance(section, dict) or section.get("modality") != modality:
             raise ConfigError(f"Study `{study.source}`: `study.pretrain.configs.{modality}` is `{file}`, which is "
                               f"not a pre-training config for `{modality}` (expected `pretrain: {{modality: "
                               f"{modality}}}`).")
+    from fusebench.engine.fusion_params import check_fusion_params
+
     for condition, values in itertools.product(spec.conditions, study.axis_combinations()):
         fusion = study.fusion_config(condition, values, seed)
+        try:
+            check_fusion_params(fusion.model.fusion)
+        except ConfigError as error:
+            raise ConfigError(f"Study `{study.source}`: condition `{condition}`{_axes_text(values)}: {error}") from None
         for modality in spec.conditions[condition].pretrained:
             encoder = study.pretrain_config(modality, values, seed).model.encoders[modality]
             if encoder != fusion.model.encoders[modality]:
@@ -285,5 +425,5 @@ def dump_spec(study: Study) -> str:
     spec = study.spec.model_dump(mode="json")
     spec["base"] = str(study.base)
     if spec.get("pretrain"):
-        spec["pretrain"]["configs"] = {m: str(p) for m, p in study.pretrain_configs.items()}
+        spec["pretrain"]["configs"] = {m: str(p) for m, p in study.pretrain_configs.items() if m not in study.derived}
     return yaml.safe_dump({"study": spec}, sort_keys=False)

@@ -1,9 +1,10 @@
 """Paired comparisons of two conditions over the same seeds, and plain summaries.
 
 A study runs conditions A and B once per seed, so the unit is the per-seed difference
-``b - a``: paired t-test, Wilcoxon signed-rank test, bootstrap CI and paired effect size
-come from scipy, Holm from statsmodels; this module pairs, validates, handles degenerate
-cases openly and records ``n`` next to every p-value.
+``b - a``: paired t-test, Wilcoxon signed-rank test, the interval of the mean difference
+(paired t by default, see :mod:`fusebench.study.intervals`) and paired effect size come
+from scipy, Holm from statsmodels; this module pairs, validates, handles degenerate cases
+openly and records ``n`` next to every p-value.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ import numpy as np
 import numpy.typing as npt
 from scipy import stats
 from statsmodels.stats.multitest import multipletests
+
+from fusebench.study.intervals import BCA_MIN_N, IntervalMethod, bca_interval, resolve_method, t_interval
 
 PField = Literal["p_ttest", "p_wilcoxon"]
 Values = Sequence[float] | npt.NDArray[Any]
@@ -34,7 +37,7 @@ class PairedComparison:
         n: number of seeds with both values present (the n behind every p-value here).
         mean_a, mean_b: means of A and of B over those seeds.
         mean_diff: mean of the per-seed differences ``b - a``.
-        ci_low, ci_high: bootstrap (BCa) CI of ``mean_diff`` at ``confidence``.
+        ci_low, ci_high: interval of ``mean_diff`` at ``confidence`` (``ci_method`` says which).
         t_statistic: paired t statistic (positive when B is larger); NaN if undefined.
         p_ttest: two-sided paired t-test p-value; NaN if undefined (see ``note``).
         p_wilcoxon: two-sided Wilcoxon signed-rank p-value; NaN if undefined.
@@ -43,6 +46,9 @@ class PairedComparison:
         p_holm_source: which p-value ``p_holm`` adjusts ("" until adjusted).
         confidence: level of ``[ci_low, ci_high]``.
         note: human-readable caveats (degenerate data, p-value floors, dropped NaNs).
+        ci_method: ``"t"`` (paired t-interval) or ``"bca"`` (BCa bootstrap).
+        wilcoxon_floor: the smallest two-sided exact Wilcoxon p possible with this many
+            non-zero differences, ``2 / 2**n_nonzero``; NaN when every difference is zero.
     """
 
     metric: str
@@ -62,6 +68,8 @@ class PairedComparison:
     p_holm_source: str = ""
     confidence: float = 0.95
     note: str = ""
+    ci_method: str = "t"
+    wilcoxon_floor: float = math.nan
 
 
 @dataclass(frozen=True)
@@ -110,6 +118,18 @@ def hedges_g_paired(diffs: Values) -> float:
     return float(np.mean(d) / sd * correction)
 
 
+def wilcoxon_floor(n_nonzero: int) -> float:
+    """Smallest two-sided p of the exact signed-rank test with ``n_nonzero`` differences.
+
+    All differences of one sign give the extreme statistic, which has probability
+    ``2**-n`` under the null, doubled for two sides: ``2 / 2**n``.
+
+    >>> wilcoxon_floor(5)
+    0.0625
+    """
+    return 2.0 / 2.0**n_nonzero if n_nonzero > 0 else math.nan
+
+
 def _wilcoxon(diffs: np.ndarray, notes: list[str]) -> float:
     nonzero = int(np.count_nonzero(diffs))
     if nonzero == 0:
@@ -117,7 +137,7 @@ def _wilcoxon(diffs: np.ndarray, notes: list[str]) -> float:
         return math.nan
     # Why: the exact two-sided signed-rank p cannot go below 2 / 2**n_nonzero,
     # so with few seeds no difference can ever reach p < 0.05.
-    floor = 2.0 / 2.0**nonzero
+    floor = wilcoxon_floor(nonzero)
     if floor >= 0.05:
         notes.append(f"Wilcoxon p cannot go below {floor:.3g} with {nonzero} non-zero differences")
     if nonzero < diffs.size:
@@ -125,22 +145,13 @@ def _wilcoxon(diffs: np.ndarray, notes: list[str]) -> float:
     return float(stats.wilcoxon(diffs).pvalue)
 
 
-def _bootstrap_ci(
-    diffs: np.ndarray, confidence: float, n_resamples: int, seed: int, notes: list[str]
-) -> tuple[float, float]:
-    mean = float(np.mean(diffs))
+def _interval(diffs: np.ndarray, method: str, confidence: float, n_resamples: int, seed: int,
+              notes: list[str]) -> tuple[float, float]:
     if np.ptp(diffs) == 0.0:
-        notes.append("bootstrap CI is a point: every paired difference is equal")
-        return mean, mean
-    result = stats.bootstrap(
-        (diffs,),
-        np.mean,
-        confidence_level=confidence,
-        n_resamples=n_resamples,
-        method="BCa",
-        rng=np.random.default_rng(seed),
-    )
-    low, high = float(result.confidence_interval.low), float(result.confidence_interval.high)
+        notes.append("interval is a point: every paired difference is equal")
+    if method == "t":
+        return t_interval(diffs, confidence)
+    low, high = bca_interval(diffs, confidence, n_resamples, seed)
     if math.isnan(low) or math.isnan(high):
         notes.append("bootstrap CI undefined (degenerate bootstrap distribution)")
     return low, high
@@ -154,6 +165,7 @@ def paired_comparison(
     condition_a: str,
     condition_b: str,
     confidence: float = 0.95,
+    interval: IntervalMethod = "t",
     n_resamples: int = 9999,
     seed: int = 0,
 ) -> PairedComparison:
@@ -166,7 +178,9 @@ def paired_comparison(
         a: per-seed values of the reference condition.
         b: per-seed values of the compared condition, same seed order as ``a``.
         metric, condition_a, condition_b: names copied into the record.
-        confidence: level of the bootstrap CI of the mean difference.
+        confidence: level of the interval of the mean difference.
+        interval: ``"t"`` (paired t-interval, the default), ``"bca"`` (BCa bootstrap) or
+            ``"auto"`` (t below ``intervals.BCA_MIN_N`` pairs, BCa from there).
         n_resamples: bootstrap resamples (BCa, ``scipy.stats.bootstrap``).
         seed: seed of the bootstrap generator, so a report is reproducible.
 
@@ -201,7 +215,10 @@ def paired_comparison(
             f"`{condition_a}` on `{metric}`, got n={n}."
         )
     diffs = b_arr - a_arr
-    ci_low, ci_high = _bootstrap_ci(diffs, confidence, n_resamples, seed, notes)
+    method = resolve_method(interval, n)
+    if method == "bca" and n < BCA_MIN_N:
+        notes.append(f"BCa interval with n = {n}: it covers well below its level at this n")
+    ci_low, ci_high = _interval(diffs, method, confidence, n_resamples, seed, notes)
     if np.ptp(diffs) == 0.0:
         notes.append("t-test undefined: paired differences have zero variance")
         t_statistic, p_ttest = math.nan, math.nan
@@ -228,38 +245,45 @@ def paired_comparison(
         hedges_g=g,
         confidence=confidence,
         note="; ".join(notes),
+        ci_method=method,
+        wilcoxon_floor=wilcoxon_floor(int(np.count_nonzero(diffs))),
     )
 
 
 def holm_adjust(
-    comparisons: Sequence[PairedComparison], p_field: PField = "p_ttest"
+    comparisons: Sequence[PairedComparison], p_field: PField | Sequence[PField] = "p_ttest"
 ) -> list[PairedComparison]:
-    """Holm-adjust one p-value field over a family of comparisons.
+    """Holm-adjust one family of comparisons.
 
-    The family is every comparison whose ``p_field`` is not NaN; NaN p-values stay NaN
-    in ``p_holm`` and do not count towards the family size. Uses
+    The family is every comparison whose p-value is not NaN; NaN p-values stay NaN in
+    ``p_holm`` and do not count towards the family size. Uses
     ``statsmodels.stats.multitest.multipletests(method="holm")`` (Holm 1979).
 
     Args:
-        comparisons: the family, e.g. every metric x pattern compared in one report.
-        p_field: ``"p_ttest"`` or ``"p_wilcoxon"``.
+        comparisons: the family, e.g. the primary comparisons of one report.
+        p_field: ``"p_ttest"`` or ``"p_wilcoxon"`` for every comparison, or one field per
+            comparison (a rank test for censored epochs-to-threshold beside t-tests).
 
     Returns:
         New records, in input order, with ``p_holm`` and ``p_holm_source`` set.
 
     Raises:
-        ValueError: if ``p_field`` is not a p-value field.
+        ValueError: if a field is not a p-value field or the fields do not match the records.
     """
-    if p_field not in _P_FIELDS:
-        raise ValueError(f"Expected `p_field` in {list(_P_FIELDS)}, got `{p_field}`.")
-    raw = np.array([getattr(c, p_field) for c in comparisons], dtype=float)
+    fields = [p_field] * len(comparisons) if isinstance(p_field, str) else list(p_field)
+    if len(fields) != len(comparisons):
+        raise ValueError(f"Expected one `p_field` per comparison, got {len(fields)} for {len(comparisons)}.")
+    for name in fields:
+        if name not in _P_FIELDS:
+            raise ValueError(f"Expected `p_field` in {list(_P_FIELDS)}, got `{name}`.")
+    raw = np.array([getattr(c, f) for c, f in zip(comparisons, fields, strict=True)], dtype=float)
     adjusted = np.full(raw.shape, math.nan)
     finite = ~np.isnan(raw)
     if finite.any():
         adjusted[finite] = multipletests(raw[finite], method="holm")[1]
     return [
-        replace(c, p_holm=float(p), p_holm_source=p_field)
-        for c, p in zip(comparisons, adjusted, strict=True)
+        replace(c, p_holm=float(p), p_holm_source=f)
+        for c, p, f in zip(comparisons, adjusted, fields, strict=True)
     ]
 
 
@@ -267,7 +291,7 @@ def summarize(values: Values, confidence: float = 0.95) -> Summary:
     """Mean, sd and a t-interval of the mean for one metric over seeds (NaNs dropped).
 
     The interval is ``mean +- t_{(1+confidence)/2, n-1} * sd / sqrt(n)`` (``scipy.stats.t``):
-    deterministic for per-condition tables; differences get the paired bootstrap.
+    deterministic, and the same t-interval that paired differences get by default.
 
     Raises:
         ValueError: if no non-NaN value is given.

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 import torch
@@ -80,6 +80,8 @@ class Metric:
             fixed by the target (accuracy, MAE, F1 samples, ...), so its expectation under
             a per-sample random mixture of two predictions is the same mixture of the two
             metric values (MMPT curves use this to be exact).
+        per_sample: kind -> ``fn(outputs, target, context) -> [N]`` per-sample scores whose
+            plain mean is the metric (a bootstrap over test samples resamples these).
     """
 
     name: str
@@ -87,6 +89,7 @@ class Metric:
     label: str
     compute: Mapping[TaskKind, MetricFn]
     per_sample_mean: bool = False
+    per_sample: Mapping[TaskKind, Callable[[Tensor, Tensor, MetricContext], Tensor]] = field(default_factory=dict)
 
     @property
     def kinds(self) -> tuple[TaskKind, ...]:
@@ -162,18 +165,6 @@ def _ml_f1(average: Literal["macro", "micro", "weighted"]) -> MetricFn:
     return fn
 
 
-def _ml_f1_samples(outputs: Tensor, target: Tensor, ctx: MetricContext) -> float:
-    """Mean over samples of each sample's F1 (scikit-learn's ``average="samples"``, which MultiBench
-    reports for MM-IMDB); a sample with no true and no predicted label scores 0 (``zero_division=0``).
-    torchmetrics has no sample average, so the per-sample F1 ``2tp / (2tp + fp + fn)`` is written out."""
-    preds, truth = ctx.labels(outputs).bool(), target.bool()
-    tp = (preds & truth).sum(dim=1).double()
-    wrong = (preds ^ truth).sum(dim=1).double()  # fp + fn
-    denominator = 2 * tp + wrong
-    f1 = torch.where(denominator > 0, 2 * tp / denominator.clamp(min=1), torch.zeros_like(tp))
-    return float(f1.mean())
-
-
 # ------------------------------------------------------------------------ regression
 
 
@@ -206,8 +197,9 @@ def _binary(non_zero: bool) -> Callable[[Tensor, Tensor, MetricContext], tuple[T
     return split
 
 
-def _acc2(non_zero: bool) -> MetricFn:
-    split = _binary(non_zero)
+def _acc2_non0() -> MetricFn:
+    """Acc-2 without the label-0 samples: a mean over a subset, so no per-sample form."""
+    split = _binary(non_zero=True)
 
     def fn(outputs: Tensor, target: Tensor, ctx: MetricContext) -> float:
         preds, truth = split(outputs, target, ctx)
@@ -229,31 +221,67 @@ def _f1_binary(non_zero: bool) -> MetricFn:
     return fn
 
 
-def _acc_rounded(bound: float) -> MetricFn:
-    """MMSA ``Mult_acc_{2*bound+1}``: both sides clipped to ``[-bound, bound]``, rounded, compared."""
-
+def _mean_of(per_sample: Callable[[Tensor, Tensor, MetricContext], Tensor]) -> MetricFn:
     def fn(outputs: Tensor, target: Tensor, ctx: MetricContext) -> float:
-        preds = torch.round(ctx.values(outputs).clamp(-bound, bound))
-        truth = torch.round(target.float().clamp(-bound, bound))
-        return float((preds == truth).double().mean())
+        return float(per_sample(outputs, target, ctx).double().mean())
 
     return fn
 
 
+def _correct(outputs: Tensor, target: Tensor, ctx: MetricContext) -> Tensor:
+    return (ctx.classes(outputs) == target).double()
+
+
+def _abs_error(outputs: Tensor, target: Tensor, ctx: MetricContext) -> Tensor:
+    return (ctx.values(outputs).double() - target.double()).abs()
+
+
+def _squared_error(outputs: Tensor, target: Tensor, ctx: MetricContext) -> Tensor:
+    return (ctx.values(outputs).double() - target.double()) ** 2
+
+
+def _same_sign_has0(outputs: Tensor, target: Tensor, ctx: MetricContext) -> Tensor:
+    return ((ctx.values(outputs) >= 0) == (target.float() >= 0)).double()
+
+
+def _same_rounded(bound: float) -> Callable[[Tensor, Tensor, MetricContext], Tensor]:
+    def fn(outputs: Tensor, target: Tensor, ctx: MetricContext) -> Tensor:
+        preds = torch.round(ctx.values(outputs).clamp(-bound, bound))
+        return (preds == torch.round(target.float().clamp(-bound, bound))).double()
+
+    return fn
+
+
+def _sample_f1(outputs: Tensor, target: Tensor, ctx: MetricContext) -> Tensor:
+    preds, truth = ctx.labels(outputs).bool(), target.bool()
+    tp = (preds & truth).sum(dim=1).double()
+    denominator = 2 * tp + (preds ^ truth).sum(dim=1).double()  # 2tp + fp + fn
+    return torch.where(denominator > 0, 2 * tp / denominator.clamp(min=1), torch.zeros_like(tp))
+
+
 for _metric in (
-    Metric("accuracy", True, "accuracy", {"multiclass": _mc_accuracy}, per_sample_mean=True),
+    Metric("accuracy", True, "accuracy", {"multiclass": _mc_accuracy}, per_sample_mean=True,
+           per_sample={"multiclass": _correct}),
     Metric("f1_macro", True, "F1 macro", {"multiclass": _mc_f1("macro"), "multilabel": _ml_f1("macro")}),
     Metric("f1_micro", True, "F1 micro", {"multiclass": _mc_f1("micro"), "multilabel": _ml_f1("micro")}),
     Metric("f1_weighted", True, "F1 weighted", {"multiclass": _mc_f1("weighted"), "multilabel": _ml_f1("weighted")}),
-    Metric("f1_samples", True, "F1 samples", {"multilabel": _ml_f1_samples}, per_sample_mean=True),
-    Metric("mae", False, "MAE", {"regression": _mae}, per_sample_mean=True),
-    Metric("mse", False, "MSE", {"regression": _mse}, per_sample_mean=True),
+    # scikit-learn's average="samples" (MultiBench's MM-IMDB F1 samples); torchmetrics has no sample average,
+    # so each sample's 2tp / (2tp + fp + fn) is written out, 0 for a sample with no true and no predicted label
+    Metric("f1_samples", True, "F1 samples", {"multilabel": _mean_of(_sample_f1)}, per_sample_mean=True,
+           per_sample={"multilabel": _sample_f1}),
+    Metric("mae", False, "MAE", {"regression": _mae}, per_sample_mean=True, per_sample={"regression": _abs_error}),
+    Metric("mse", False, "MSE", {"regression": _mse}, per_sample_mean=True,
+           per_sample={"regression": _squared_error}),
     Metric("corr", True, "Pearson r", {"regression": _corr}),
-    Metric("acc2_has0", True, "Acc-2 (has-zero)", {"regression": _acc2(non_zero=False)}, per_sample_mean=True),
+    Metric("acc2_has0", True, "Acc-2 (has-zero)", {"regression": _mean_of(_same_sign_has0)}, per_sample_mean=True,
+           per_sample={"regression": _same_sign_has0}),
     Metric("f1_has0", True, "F1 (has-zero)", {"regression": _f1_binary(non_zero=False)}),
-    Metric("acc2_non0", True, "Acc-2 (non-zero)", {"regression": _acc2(non_zero=True)}, per_sample_mean=True),
+    Metric("acc2_non0", True, "Acc-2 (non-zero)", {"regression": _acc2_non0()}, per_sample_mean=True),
     Metric("f1_non0", True, "F1 (non-zero)", {"regression": _f1_binary(non_zero=True)}),
-    Metric("acc5", True, "Acc-5", {"regression": _acc_rounded(2.0)}, per_sample_mean=True),
-    Metric("acc7", True, "Acc-7", {"regression": _acc_rounded(3.0)}, per_sample_mean=True),
+    # MMSA Mult_acc_5 / Mult_acc_7: both sides clipped to [-2, 2] / [-3, 3], rounded (half to even), compared
+    Metric("acc5", True, "Acc-5", {"regression": _mean_of(_same_rounded(2.0))}, per_sample_mean=True,
+           per_sample={"regression": _same_rounded(2.0)}),
+    Metric("acc7", True, "Acc-7", {"regression": _mean_of(_same_rounded(3.0))}, per_sample_mean=True,
+           per_sample={"regression": _same_rounded(3.0)}),
 ):
     register_metric(_metric)

@@ -28,7 +28,13 @@ from fusebench.engine.strategies.contrastive import ContrastiveAlignment, build_
 from fusebench.engine.strategies.distill import TeacherDistillation, feature_distance, load_teacher
 from fusebench.engine.strategies.dropout import ModalityDropout, drop_one_modality
 from fusebench.engine.strategies.heads import AuxiliaryHeads, unimodal_heads, unimodal_losses
-from fusebench.engine.strategies.ogm import OGMGE, modality_scores, ogm_coefficients
+from fusebench.engine.strategies.ogm import (
+    OGMGE,
+    discrepancy_ratios,
+    head_shares,
+    modality_scores,
+    ogm_coefficients,
+)
 
 __all__ = [
     "ATTACHED_MODULES",
@@ -43,9 +49,11 @@ __all__ = [
     "blending_weights_from_runs",
     "build_contrastive",
     "build_strategies",
+    "discrepancy_ratios",
     "drop_one_modality",
     "estimate_blending_weights",
     "feature_distance",
+    "head_shares",
     "load_teacher",
     "modality_scores",
     "ogm_coefficients",

@@ -28,8 +28,17 @@ class Strategy:
     """Base class with the no-op form of every ``TrainingStrategy`` hook.
 
     ``log_values`` returns scalars worth logging that are not losses (e.g. OGM-GE's
-    coefficients); the training module may log them after each step.
+    coefficients); the training module logs them after each epoch. ``on_epoch_start``
+    receives the 1-based epoch about to train; ``task_loss_scale`` multiplies the task
+    loss the engine computes (gradient blending's fused weight; 0 during a contrastive-only
+    stage).
     """
+
+    def on_epoch_start(self, epoch: int) -> None:
+        return None
+
+    def task_loss_scale(self) -> float:
+        return 1.0
 
     def transform_batch(self, batch: Batch, step: int) -> Batch:
         return batch

@@ -4,10 +4,10 @@ networks hard?", CVPR 2020): ``L = w_mm * L_mm + sum_m w_m * L_m``.
 The fused head's loss and one unimodal head per modality (the auxiliary-head machinery of
 ``heads.py``) are blended with weights that the paper derives from how fast each head
 generalises versus how fast it overfits (``estimate_blending_weights``). The paper's
-offline recipe (train each head alone for a few epochs, measure, then train the blend) maps
-onto fusebench runs: ``blending_weights_from_runs`` reads the per-epoch train and
-validation losses of a short multimodal run and of a short ``fusebench pretrain`` run per
-modality, and its result is what ``training.strategy.gradient_blending`` takes.
+offline recipe (train each head alone for a few epochs, measure, then train the blend) is
+``gradient_blending: auto`` (``blending_auto``), in one run; ``blending_weights_from_runs``
+reads the per-epoch train and validation losses of existing runs instead (a short
+multimodal run and a short ``fusebench pretrain`` run per modality).
 """
 
 from __future__ import annotations
@@ -27,14 +27,14 @@ from fusebench.models.multimodal import ModelOutput
 
 
 class GradientBlending(Strategy):
-    """Re-weights the fused loss to ``w_mm`` and adds ``w_m * L_m`` per unimodal head.
+    """Scales the fused loss to ``w_mm`` and adds ``w_m * L_m`` per unimodal head.
 
-    The engine already adds the fused cross-entropy once, so this strategy adds
-    ``(w_mm - 1) * L_mm`` (logged as ``blend_fused_delta``) and ``w_m * L_m`` (logged as
-    ``blend_<modality>``); the logged ``train/loss`` is the blended loss.
+    The engine computes the fused task loss once and multiplies it by ``task_loss_scale``
+    (``w_mm``); this strategy adds ``w_m * L_m`` (logged as ``blend_<modality>``), so the
+    logged ``train/loss`` is the blended loss.
 
     Args:
-        fused_weight: ``w_mm`` >= 0, the weight of the fused head's cross-entropy.
+        fused_weight: ``w_mm`` >= 0, the weight of the fused head's loss.
         weights: modality -> ``w_m`` >= 0 of its unimodal head (on present samples).
         loss: the task's loss (cross-entropy for classification).
     """
@@ -44,14 +44,12 @@ class GradientBlending(Strategy):
         self.weights = dict(sorted(weights.items()))
         self.loss = loss
 
+    def task_loss_scale(self) -> float:
+        return self.fused_weight
+
     def extra_losses(self, model: nn.Module, output: ModelOutput, batch: Batch) -> dict[str, Tensor]:
-        extras: dict[str, Tensor] = {}
-        if self.fused_weight != 1.0:
-            fused = self.loss(output.logits, batch.target)  # the engine's L_mm
-            extras["blend_fused_delta"] = (self.fused_weight - 1.0) * fused
-        for m, loss in unimodal_losses(model, output, batch, list(self.weights), self.loss).items():
-            extras[f"blend_{m}"] = self.weights[m] * loss
-        return extras
+        losses = unimodal_losses(model, output, batch, list(self.weights), self.loss)
+        return {f"blend_{m}": self.weights[m] * loss for m, loss in losses.items()}
 
 
 def estimate_blending_weights(
@@ -93,6 +91,31 @@ def estimate_blending_weights(
     >>> {k: round(v, 4) for k, v in w.items()}
     {'a': 0.8649, 'b': 0.1351}
     """
+    stats = blending_statistics(train_losses, val_losses, start, end, overfitting)
+    raw = {head: max(s["generalization"], 0.0) / max(s["overfitting"] ** 2, eps) for head, s in stats.items()}
+    total = sum(raw.values())
+    if total <= 0:
+        raise ValueError(
+            f"No head's validation loss fell between epochs {start} and {end} (heads "
+            f"{sorted(raw)}); train longer before estimating gradient-blending weights."
+        )
+    return {head: value / total for head, value in raw.items()}
+
+
+def blending_statistics(
+    train_losses: Mapping[str, Sequence[float]],
+    val_losses: Mapping[str, Sequence[float]],
+    start: int = 0,
+    end: int = -1,
+    overfitting: Literal["delta", "final"] = "delta",
+) -> dict[str, dict[str, float]]:
+    """Per head: ``generalization`` ``dG_k``, ``overfitting`` ``dO_k`` (or ``O_k(N + n)``) and
+    ``ratio``, the overfitting-to-generalisation ratio ``OGR_k = |dO_k / dG_k|`` (Wang et al.,
+    2020, Sec. 3.2, Eq. 2); see ``estimate_blending_weights`` for the window and the arguments.
+
+    >>> blending_statistics({"a": [2.0, 1.0]}, {"a": [2.0, 1.5]})["a"]
+    {'generalization': 0.5, 'overfitting': 0.5, 'ratio': 1.0}
+    """
     if set(train_losses) != set(val_losses) or not train_losses:
         raise ValueError(
             f"Expected the same non-empty heads in `train_losses` and `val_losses`, got "
@@ -100,7 +123,7 @@ def estimate_blending_weights(
         )
     if overfitting not in ("delta", "final"):
         raise ValueError(f"Expected `overfitting` in ['delta', 'final'], got `{overfitting}`.")
-    raw: dict[str, float] = {}
+    stats: dict[str, dict[str, float]] = {}
     for head in sorted(train_losses):
         train, val = list(train_losses[head]), list(val_losses[head])
         if len(train) != len(val):
@@ -118,14 +141,9 @@ def estimate_blending_weights(
         over = val[e] - train[e]
         if overfitting == "delta":
             over -= val[n] - train[n]
-        raw[head] = max(gained, 0.0) / max(over * over, eps)
-    total = sum(raw.values())
-    if total <= 0:
-        raise ValueError(
-            f"No head's validation loss fell between epochs {start} and {end} (heads "
-            f"{sorted(raw)}); train longer before estimating gradient-blending weights."
-        )
-    return {head: value / total for head, value in raw.items()}
+        ratio = abs(over / gained) if gained != 0 else float("inf")
+        stats[head] = {"generalization": gained, "overfitting": over, "ratio": ratio}
+    return stats
 
 
 def _index(index: int, length: int, name: str, head: str) -> int:

@@ -26,7 +26,7 @@ from fusebench.engine.strategies.contrastive import build_contrastive
 from fusebench.engine.strategies.distill import TeacherDistillation, load_teacher
 from fusebench.engine.strategies.dropout import ModalityDropout
 from fusebench.engine.strategies.heads import AuxiliaryHeads, unimodal_heads
-from fusebench.engine.strategies.ogm import OGMGE
+from fusebench.engine.strategies.ogm import OGMGE, head_shares_check
 from fusebench.tasks import Task
 
 
@@ -70,6 +70,12 @@ def build_strategies(config: RunConfig, model: nn.Module, modalities: Sequence[s
         classes = num_classes or infer_num_classes(model)
         unimodal_heads(model, sorted(settings.aux_heads), classes, "aux_heads")
         strategies.append(AuxiliaryHeads(settings.aux_heads, loss))
+    if settings.gradient_blending == "auto":
+        raise ValueError(
+            "`training.strategy.gradient_blending: auto` is resolved before the strategies are built: "
+            "`fusebench train` (`execute_run`) estimates the weights with "
+            "`fusebench.engine.strategies.blending_auto.estimate_auto_blending`; pass them as a mapping here."
+        )
     if settings.gradient_blending:
         fused_weight, weights = blending_weights(settings.gradient_blending, names)
         if weights:
@@ -79,7 +85,8 @@ def build_strategies(config: RunConfig, model: nn.Module, modalities: Sequence[s
     if settings.distill:
         strategies.append(_distillation(config, settings, model, names))
     if settings.contrastive:
-        strategies.append(build_contrastive(settings.contrastive, model, names))
+        strategies.append(build_contrastive(settings.contrastive, model, names, epochs=config.training.epochs,
+                                            early_stopping=config.training.early_stopping.enabled))
     if settings.ogm_ge:
         if not callable(getattr(model, "fuse", None)):
             raise ValueError(
@@ -87,7 +94,12 @@ def build_strategies(config: RunConfig, model: nn.Module, modalities: Sequence[s
                 f"feature early fusion), got `{type(model).__name__}`."
             )
         check_trainable(model, names, "ogm_ge")
-        strategies.append(OGMGE(names, settings.ogm_alpha, settings.ogm_noise, seed))
+        strategy = OGMGE(names, settings.ogm_alpha, settings.ogm_noise, seed, settings.ogm_coefficient,
+                         settings.ogm_scores, settings.ogm_parameters, settings.ogm_start_epoch,
+                         settings.ogm_end_epoch)
+        if settings.ogm_scores == "head_share":
+            head_shares_check(model, names)
+        strategies.append(strategy)
     return strategies
 
 
