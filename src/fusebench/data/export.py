@@ -31,7 +31,6 @@ A ``fusebench_export.json`` beside the files records the recipe, counts and scal
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -161,16 +160,7 @@ def export_avmnist(
         "read_back": {"validation_size": validation_size},
         "scaling": scaling.describe(),
     })
-    for path in [*targets, manifest_path]:
-        _shareable(path)
     return ExportResult(folder, counts, dropped, validation_size)
-
-
-def _shareable(path: Path) -> None:
-    """Atomic writes create owner-only files; an exported dataset is meant to be read by others (umask applies)."""
-    umask = os.umask(0)
-    os.umask(umask)
-    path.chmod(0o666 & ~umask)
 
 
 @dataclass(frozen=True)
