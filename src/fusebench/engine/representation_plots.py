@@ -61,8 +61,8 @@ def projection_grid(points: Mapping[str, Mapping[str, npt.NDArray[np.float64]]],
         shown = sorted({int(v) for v in colour.values})[:_MAX_LEGEND]
         handles = [Line2D([], [], marker="o", linestyle="", markersize=5,
                               color=cmap(i % cmap.N)) for i in shown]
-        fig.legend(handles, [colour.names[i] for i in shown], title=colour.description, loc="center right",
-                   fontsize=7, title_fontsize=7, bbox_to_anchor=(1.0 + 0.4 / len(views), 0.5))
+        fig.legend(handles, [colour.names[i] for i in shown], title=colour.description, loc="center left",
+                   fontsize=7, title_fontsize=7, bbox_to_anchor=(0.99, 0.5))
     elif scatter is not None:
         fig.colorbar(scatter, ax=axes, shrink=0.8, label=colour.description)
     fig.suptitle(heading, fontsize=10)

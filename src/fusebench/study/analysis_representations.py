@@ -169,7 +169,8 @@ def analyze_study(study_dir: str | Path, out_dir: str | Path | None = None, *, m
                         same = [v for v in group if v.samples == group[0].samples]
                         _, out.figures[f"projection_{m}"] = draw_modality(
                             same, owner[same[0].key].loaded.data, chosen, max_points, seed, figures,
-                            f"projection_{m}", f"test embeddings of the {m} encoders, seed {run_seed} ({label})")
+                            f"projection_{m}", f"test embeddings of the {m} encoders, seed {run_seed}"
+                            + (f" ({label})" if json.loads(key) else ""))
             out.matrices[label] = {}
             for m, (names, stack) in stacks.items():
                 mean = _mean_matrix(stack)
@@ -177,7 +178,8 @@ def analyze_study(study_dir: str | Path, out_dir: str | Path | None = None, *, m
                 if number == 0:
                     out.figures[f"cka_{m}"] = {"file": cka_matrix(
                         names, mean, figures / f"cka_{m}.png",
-                        f"linear CKA, {m} encoders: mean over {len(stack)} seed(s) ({label})").name}
+                        f"linear CKA, {m} encoders: mean over {len(stack)} seed(s)"
+                        + (f" ({label})" if json.loads(key) else "")).name}
     payload = clean({
         "protocol": {**protocol(chosen, skipped, max_points, seed, probes),
                      "pairing": f"per seed and axis values, every condition's encoders against the baseline "
