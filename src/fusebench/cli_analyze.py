@@ -39,7 +39,7 @@ def analyze(
         folder = out or study / "representations"
         _print_study(result)
     else:
-        from fusebench.engine.representations import analyze_runs
+        from fusebench.engine.analyze import analyze_runs
 
         run_dirs = list(runs or [])
         folder = out or Path("analyses") / _default_name(run_dirs)

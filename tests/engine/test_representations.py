@@ -13,9 +13,10 @@ from tests._helpers.runs import tiny_config, tiny_pretrain_config
 from typer.testing import CliRunner
 
 from fusebench.cli import app
+from fusebench.engine.analyze import analyze_runs
 from fusebench.engine.cka import linear_cka
 from fusebench.engine.probe import load_run, split_embeddings
-from fusebench.engine.representations import REPRESENTATIONS_FILE, analyse_run, analyze_runs, locate_pretrained
+from fusebench.engine.representations import REPRESENTATIONS_FILE, analyse_run, locate_pretrained
 from fusebench.engine.run import execute_run
 from fusebench.models.weights import load_encoder
 

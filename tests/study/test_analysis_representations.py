@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from tests._helpers.study_results import copy_study
 
-from fusebench.engine.representations import analyze_runs
+from fusebench.engine.analyze import analyze_runs
 from fusebench.study.analysis_representations import analyze_study
 from fusebench.study.report import render_report
 from fusebench.study.report_representations import representation_context

@@ -126,7 +126,7 @@ def analyze_study(study_dir: str | Path, out_dir: str | Path | None = None, *, m
     Args:
         study_dir: a folder written by ``fusebench study``.
         out_dir: where to write (default ``study_dir/representations``).
-        methods, max_points, seed, probes: as for :func:`fusebench.engine.representations.analyze_runs`.
+        methods, max_points, seed, probes: as for :func:`fusebench.engine.analyze.analyze_runs`.
 
     Raises:
         ValueError: the study has no completed run of its baseline condition.
