@@ -54,8 +54,8 @@ def surface_heatmaps(slice_: Mapping[str, Any], path: str | Path) -> Path:
     finite = np.concatenate([g[np.isfinite(g)] for g, _ in grids]) if grids else np.array([])
     low, high = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
     width = 1.2 * max(len(column_values), 1) + 1.5
-    fig, axes = plt.subplots(1, len(surfaces), figsize=(width * len(surfaces) + 1.0, 0.9 * len(row_values) + 1.8),
-                             squeeze=False)
+    fig, axes = plt.subplots(1, len(surfaces), figsize=(width * len(surfaces) + 1.5, 0.9 * len(row_values) + 2.0),
+                             squeeze=False, layout="constrained")
     image = None
     for ax, surface, (grid, notes) in zip(axes[0], surfaces, grids, strict=True):
         image = ax.imshow(grid, cmap=colormap(metric), vmin=low, vmax=high, aspect="auto")
