@@ -48,13 +48,13 @@ def _load(config_path: Path, overrides: Sequence[str] | None, disable_monitoring
 
 
 def _dry_run(config: RunConfig) -> None:
-    from fusebench.engine.build import build_model
     from fusebench.engine.datasets import run_splits, run_task
+    from fusebench.engine.preflight import RunInputs, preflight
 
     console.print(dump_config(config), highlight=False)
     data = run_splits(config)
     names, primary = run_task(config, data.task)
-    model = build_model(config, data.input_shapes, data.task.output_size, data.modality_info)
+    model = preflight(config, RunInputs.of(data))
     console.print(model)
     console.print(f"dataset `{config.data.dataset}`: task {data.task.describe()}; metrics {names} (primary {primary})",
                   highlight=False)
@@ -74,10 +74,6 @@ def _run(config_path: Path, overrides: Sequence[str] | None, run_id: str | None,
                           "use `fusebench train` for multimodal configs.")
     if not pretrain and config.pretrain is not None:
         raise ConfigError(f"`{config_path}` is a pre-training config (it has `pretrain:`); use `fusebench pretrain`.")
-    if config.pretrain is None:
-        from fusebench.engine.fusion_params import check_fusion_params
-
-        check_fusion_params(config.model.fusion)  # before any data is loaded
     if dry_run:
         _dry_run(config)
         return
@@ -255,7 +251,7 @@ def probe(
     from fusebench.engine import probe as probing
 
     experts = probing.parse_experts(expert or [])
-    loaded = probing.load_run(run_dir)
+    loaded = probing.load_trained_run(run_dir)
     result = probing.probe_run(run_dir, experts, loaded=loaded)
     metric = result["primary_metric"]
     table = Table(title=f"linear probes: test {metric} (L2 chosen on validation)")

@@ -51,6 +51,7 @@ from fusebench.data.sources import (
     user_cache_root,
     verify_fsdd,
 )
+from fusebench.errors import CacheCorruptedError
 from fusebench.io import atomic_write
 
 MODALITIES = ("audio", "image")
@@ -248,10 +249,6 @@ def _file_names(split: str) -> dict[str, str]:
     names = {f"inputs.{m}": f"{split}.{m}.npy" for m in MODALITIES}
     names.update({key: f"{split}.{key}.npy" for key in ("target", "audio_source", "image_source")})
     return names
-
-
-class CacheCorruptedError(ValueError):
-    """A cache file whose bytes are not the ones the build wrote (truncated, overwritten, bad header)."""
 
 
 def _rebuild_command(folder: Path, recipe: AVDigitsRecipe) -> str:

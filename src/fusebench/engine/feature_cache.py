@@ -14,13 +14,14 @@ import torch
 from torch import Tensor, nn
 
 from fusebench.engine.datasets import DataSplits, Split
-from fusebench.models.multimodal import ModelOutput, model_encoders
+from fusebench.models.contract import EncodeFuseModel, FusionModel
+from fusebench.models.multimodal import ModelOutput
 
 
-def can_cache(model: nn.Module, frozen: list[str]) -> bool:
-    """True when the model has ``encode``/``fuse`` and every one of its encoders is frozen."""
-    encoders = model_encoders(model)
-    if encoders is None or not hasattr(model, "encode") or not hasattr(model, "fuse"):
+def can_cache(model: FusionModel, frozen: list[str]) -> bool:
+    """True when the model splits into ``encode``/``fuse`` and every one of its encoders is frozen."""
+    encoders = model.encoder_modules()
+    if encoders is None or not isinstance(model, EncodeFuseModel):
         return False
     return set(encoders) <= set(frozen)
 
@@ -35,10 +36,19 @@ class CachedFeatureModel(nn.Module):
 
     reruns_per_pattern = False
 
-    def __init__(self, inner: nn.Module) -> None:
+    def __init__(self, inner: EncodeFuseModel) -> None:
         super().__init__()
-        self.inner = inner
+        if not isinstance(inner, nn.Module):
+            raise TypeError(f"Expected an nn.Module to wrap, got `{type(inner).__name__}`.")
+        self.inner: EncodeFuseModel = inner
         self.modalities = tuple(inner.modalities)
+
+    def encoder_modules(self) -> None:
+        """None: the encoders ran once, before training; the wrapper has nothing to encode with."""
+        return None
+
+    def embedding_dims(self) -> dict[str, int]:
+        return self.inner.embedding_dims()
 
     def encode(
         self, inputs: Mapping[str, Tensor], mask: Tensor | None = None, lengths: Mapping[str, Tensor] | None = None
@@ -54,10 +64,15 @@ class CachedFeatureModel(nn.Module):
         return ModelOutput(self.fuse(inputs, mask), dict(inputs))
 
 
+def unwrap(model: FusionModel) -> FusionModel:
+    """The model itself, or the model inside a frozen-feature cache wrapper."""
+    return model.inner if isinstance(model, CachedFeatureModel) else model
+
+
 @torch.no_grad()
-def encode_split(model: nn.Module, split: Split, batch_size: int) -> Split:
+def encode_split(model: EncodeFuseModel, split: Split, batch_size: int) -> Split:
     """``split`` with each modality's input replaced by its frozen-encoder embedding ``[N, D_m]``."""
-    encoders = model_encoders(model)
+    encoders = model.encoder_modules()
     if encoders is None:
         raise ValueError(f"Expected a model with per-modality encoders to cache, got {type(model).__name__}.")
     was_training = [(m, e.training) for m, e in encoders.items()]
@@ -74,7 +89,7 @@ def encode_split(model: nn.Module, split: Split, batch_size: int) -> Split:
     return Split({m: torch.cat(parts) for m, parts in chunks.items()}, split.target)
 
 
-def cache_features(model: nn.Module, data: DataSplits, batch_size: int) -> tuple[CachedFeatureModel, DataSplits]:
+def cache_features(model: EncodeFuseModel, data: DataSplits, batch_size: int) -> tuple[CachedFeatureModel, DataSplits]:
     """The wrapped model and the three splits as embeddings."""
     cached = DataSplits(
         train=encode_split(model, data.train, batch_size),

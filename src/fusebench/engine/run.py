@@ -30,7 +30,7 @@ from fusebench.config import RunConfig, dump_config
 from fusebench.data.amputation import realised_rates
 from fusebench.data.patterns import pattern_name
 from fusebench.engine.build import build_model, frozen_modalities, used_settings
-from fusebench.engine.checkpoint import load_model_state
+from fusebench.engine.checkpoint import StoreConfig, load_model_state
 from fusebench.engine.datasets import DataSplits, eval_loader, recipe_digest, run_splits, run_task, train_loader
 from fusebench.engine.evaluate import evaluate_patterns
 from fusebench.engine.feature_cache import cache_features, can_cache
@@ -52,6 +52,8 @@ from fusebench.engine.run_folder import (
 )
 from fusebench.engine.strategies.base import ATTACHED_MODULES
 from fusebench.io import atomic_write_bytes, atomic_write_json, atomic_write_text, read_json
+from fusebench.models.contract import as_fusion_model
+from fusebench.models.midfusion import WhereToFuseModel
 from fusebench.models.weights import read_encoder_metadata, save_encoder
 
 
@@ -252,7 +254,7 @@ def _execute(
     if config.pretrain is not None and not skip_train:
         seconds = fit_seconds + data_seconds
         save_encoder(
-            model.encoders[config.pretrain.modality],
+            encoder_of(model, config.pretrain.modality),
             run_dir / "encoders" / f"{config.pretrain.modality}.safetensors",
             {
                 "modality": config.pretrain.modality,
@@ -296,9 +298,10 @@ def _execute(
 def _resources(model: torch.nn.Module, test: Any, modalities: Sequence[str], config: RunConfig, device: str,
                checkpoints: Path, memory_scope: str) -> dict[str, Any]:
     """``resources.json``: model size on disk, peak memory, inference throughput (``engine.footprint``)."""
-    from fusebench.engine.strategies.base import ATTACHED_MODULES, unwrap
+    from fusebench.engine.feature_cache import unwrap
+    from fusebench.engine.strategies.base import ATTACHED_MODULES
 
-    inner = unwrap(model)
+    inner = unwrap(as_fusion_model(model))
     best = checkpoints / "best.ckpt"
     record: dict[str, Any] = {"weights_bytes": weights_bytes(inner, ATTACHED_MODULES),
                               "checkpoint_bytes": best.stat().st_size if best.is_file() else None}
@@ -311,7 +314,7 @@ def _resources(model: torch.nn.Module, test: Any, modalities: Sequence[str], con
 def _strategies(config: RunConfig, model: torch.nn.Module, data: DataSplits) -> list:
     from fusebench.engine.strategies import build_strategies
 
-    return build_strategies(config, model, data.modalities, data.task.output_size, data.task)
+    return build_strategies(config, model, data.modalities, data.task)
 
 
 def _trainer(config: RunConfig, device: str, run_dir: Path, checkpoints: Path) -> L.Trainer:
@@ -324,7 +327,8 @@ def _trainer(config: RunConfig, device: str, run_dir: Path, checkpoints: Path) -
             save_last=True,
             save_top_k=1,
             enable_version_counter=False,
-        )
+        ),
+        StoreConfig(config),  # the resolved config travels with the weights
     ]
     if config.monitoring.enabled:  # gradients, weights, updates, activations per epoch (monitoring.jsonl)
         from fusebench.engine.monitoring import TrainingMonitor
@@ -376,6 +380,14 @@ def load_lightning_weights(module: FusionModule, path: Path) -> None:
     load_model_state(module.model, path)
 
 
+def encoder_of(model: torch.nn.Module, modality: str) -> torch.nn.Module:
+    """The ``modality`` encoder of a model that has per-modality encoders."""
+    encoders = as_fusion_model(model).encoder_modules()
+    if encoders is None or modality not in encoders:
+        raise ValueError(f"Expected a model with a `{modality}` encoder, got `{type(model).__name__}`.")
+    return encoders[modality]
+
+
 def _timing(
     config: RunConfig,
     history: list[dict[str, Any]],
@@ -418,9 +430,8 @@ def _model_facts(model: torch.nn.Module, modalities: Sequence[str]) -> dict[str,
         "trainable_parameters": trainable,
         "patterns": [pattern_name(p) for p in _patterns(modalities)],
     }
-    cost_of = getattr(model, "cost", None)
-    if callable(cost_of):
-        cost = cost_of()
+    if isinstance(model, WhereToFuseModel):
+        cost = model.cost()
         facts["cost"] = {
             "tokens_per_layer": [int(n) for n in cost.tokens_per_layer],
             "side_tokens_per_layer": {m: [int(n) for n in t] for m, t in sorted(cost.side_tokens_per_layer.items())},

@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from fusebench.errors import RunFolderError
 from fusebench.io import atomic_write_json, read_json
 
 LOCK_FILE = ".lock"
@@ -31,10 +32,6 @@ try:
     import fcntl
 except ImportError:  # pragma: no cover - not POSIX: no locking, the states are still written
     fcntl = None  # type: ignore[assignment]
-
-
-class RunFolderError(ValueError):
-    """A run folder that cannot be used as asked (busy, already holds a run, not writable)."""
 
 
 def check_folder_name(value: str, key: str) -> str:

@@ -27,6 +27,22 @@ class SequenceEncoder(Protocol):
     def __call__(self, x: Tensor, lengths: Tensor | None = None) -> Tensor: ...
 
 
+def encoder_width(encoder: nn.Module, modality: str) -> int:
+    """The embedding width ``out_dim`` of ``modality``'s encoder, checked once where a model is built.
+
+    >>> encoder_width(nn.Linear(3, 2), "audio")
+    Traceback (most recent call last):
+    ...
+    ValueError: Expected the `audio` encoder to follow the Encoder protocol (an int `out_dim`), got `Linear`.
+    """
+    if not isinstance(encoder, Encoder) or not isinstance(encoder.out_dim, int):
+        raise ValueError(
+            f"Expected the `{modality}` encoder to follow the Encoder protocol (an int `out_dim`), "
+            f"got `{type(encoder).__name__}`."
+        )
+    return encoder.out_dim
+
+
 def run_encoder(encoder: nn.Module, x: Tensor, lengths: Tensor | None) -> Tensor:
     """``encoder(x)``, or ``encoder(x, lengths)`` for a modality with sequence lengths."""
     return encoder(x) if lengths is None else encoder(x, lengths)

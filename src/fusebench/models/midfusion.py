@@ -157,6 +157,14 @@ class WhereToFuseModel(nn.Module):
         self.readout_norm = nn.LayerNorm(dim)
         self.head = nn.Linear(dim, num_classes)
 
+    def encoder_modules(self) -> None:
+        """None: the model tokenises its inputs; no per-modality encoder can be loaded or frozen."""
+        return None
+
+    def embedding_dims(self) -> dict[str, int]:
+        """Every modality's embedding is its mean token where it enters the fusion, ``dim`` wide."""
+        return dict.fromkeys(self.modalities, self.dim)
+
     def tokens_per_layer(self) -> list[int]:
         """Sequence length in each main block: ``1 + N_primary`` before fusion, then + pooled."""
         unimodal = 1 + self.num_tokens[self.primary]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import Literal, get_args
+from typing import Literal, Protocol, get_args, runtime_checkable
 
 import torch
 import torch.nn.functional as F
@@ -50,20 +50,29 @@ def learned_embedding(*shape: int) -> nn.Parameter:
     return nn.Parameter(torch.randn(*shape) * 0.02)
 
 
+@runtime_checkable
+class Tokenizer(Protocol):
+    """One modality's tokeniser: ``[B, ...] -> [B, num_tokens, dim]``, both fixed when it is built."""
+
+    dim: int
+    num_tokens: int
+
+    def __call__(self, x: Tensor) -> Tensor: ...
+
+
 def check_tokenizers(tokenizers: Mapping[str, nn.Module], dim: int) -> dict[str, int]:
     """modality -> ``num_tokens``, after checking every tokeniser emits ``dim``-wide tokens."""
     if not tokenizers:
         raise ValueError("Expected `tokenizers` with at least one modality, got none.")
     counts: dict[str, int] = {}
     for m in sorted(tokenizers):
-        width = getattr(tokenizers[m], "dim", None)
-        count = getattr(tokenizers[m], "num_tokens", None)
-        if width != dim or not isinstance(count, int):
-            raise ValueError(
-                f"Expected tokenizer `{m}` with `dim`={dim} and an int `num_tokens`, "
-                f"got dim={width}, num_tokens={count}."
-            )
-        counts[m] = count
+        tokenizer = tokenizers[m]
+        if not isinstance(tokenizer, Tokenizer) or tokenizer.dim != dim or not isinstance(tokenizer.num_tokens, int):
+            found = f"`{type(tokenizer).__name__}`, which is no Tokenizer"
+            if isinstance(tokenizer, Tokenizer):
+                found = f"dim={tokenizer.dim}, num_tokens={tokenizer.num_tokens}"
+            raise ValueError(f"Expected tokenizer `{m}` with `dim`={dim} and an int `num_tokens`, got {found}.")
+        counts[m] = tokenizer.num_tokens
     return counts
 
 
