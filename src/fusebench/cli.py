@@ -206,31 +206,12 @@ def _study(spec: Path, workers: int, resume: bool | None, backend: str, address:
 
 
 def _study_summary(study_dir: Path) -> None:
-    """The report and its headline table when the report module is installed; else a table from results.json."""
-    from fusebench.io import read_json
-    from fusebench.study.results import summary_by_group
+    """The report and its headline table."""
+    from fusebench.study.report import headline_table, render_report
 
-    try:
-        from fusebench.study.report import headline_table, render_report
-    except ImportError:
-        results = read_json(study_dir / "results.json")
-        metric = results["analysis"]["primary_metric"]
-        summary = summary_by_group(results, metric)
-        table = Table(title=f"test {metric} per modality pattern, mean ± std over seeds (n)")
-        table.add_column("pattern")
-        for group, by_pattern in summary.items():
-            table.add_column(f"{group} ({max(c[2] for c in by_pattern.values())})", justify="right")
-        for pattern in results["patterns"]:
-            cells = [summary[g].get(pattern) for g in summary]
-            table.add_row(pattern, *(f"{c[0]:.3f} ± {c[1]:.3f}" if c else "-" for c in cells))
-        console.print(table)
-        progress = results["progress"]
-        if progress["failed"] or progress["skipped"]:
-            console.print(f"[bold red]{progress['failed']} failed, {progress['skipped']} skipped[/] (see results.json)")
-    else:
-        html, markdown = render_report(study_dir)
-        console.print(headline_table(study_dir), highlight=False, soft_wrap=True)
-        console.print(f"report: {html} ({markdown})", highlight=False)
+    html, markdown = render_report(study_dir)
+    console.print(headline_table(study_dir), highlight=False, soft_wrap=True)
+    console.print(f"report: {html} ({markdown})", highlight=False)
     console.print(f"results: {study_dir / 'results.json'} and {study_dir / 'results.csv'}", highlight=False)
 
 

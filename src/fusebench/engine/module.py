@@ -17,7 +17,7 @@ from torch import Tensor, nn
 
 from fusebench.config import OptimizerConfig, SchedulerConfig
 from fusebench.data.batch import Batch
-from fusebench.data.patterns import all_patterns, mask_to_pattern_index, pattern_name
+from fusebench.data.patterns import all_patterns, mask_to_pattern_index, pattern_names
 from fusebench.engine.evaluate import PatternEvaluation, batch_pattern_logits
 from fusebench.engine.metrics import grouped_metrics, metrics_by_pattern
 from fusebench.engine.strategies.base import TrainingStrategy
@@ -60,7 +60,7 @@ class FusionModule(L.LightningModule):
         self.model = model
         self.modalities = tuple(sorted(modalities))
         self.patterns = all_patterns(self.modalities)
-        self.pattern_names = [pattern_name(p) for p in self.patterns]
+        self.pattern_names = pattern_names(self.modalities)
         self.task = task
         self.optimizer_config = optimizer
         self.scheduler_config = scheduler

@@ -25,7 +25,7 @@ import torch
 from torch import Tensor, nn
 
 from fusebench.config import RunConfig, load_config
-from fusebench.data.patterns import pattern_name
+from fusebench.data.patterns import pattern_modalities, pattern_name
 from fusebench.engine.checkpoint import load_trained_model, read_checkpoint, trained_config
 from fusebench.engine.datasets import SPLITS, DataSplits, Split, load_splits, run_task
 from fusebench.engine.strategies.base import ATTACHED_MODULES
@@ -218,7 +218,7 @@ def run_mmpt_profile(run_dir: Path, metrics: Sequence[str]) -> dict[str, Any] | 
         return None
     saved = load_file(str(path))
     logits = {k.removeprefix("logits/"): v for k, v in saved.items() if k.startswith("logits/")}
-    modalities = sorted({m for name in logits for m in name.split("+")})
+    modalities = sorted({m for name in logits for m in pattern_modalities(name)})
     if len(modalities) < 2:
         return None
     described = read_json(run_dir / "data.json").get("task") if (run_dir / "data.json").is_file() else None

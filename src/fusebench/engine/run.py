@@ -28,7 +28,7 @@ from safetensors.torch import save as save_tensors
 import fusebench
 from fusebench.config import RunConfig, dump_config
 from fusebench.data.amputation import realised_rates
-from fusebench.data.patterns import pattern_name
+from fusebench.data.patterns import pattern_names
 from fusebench.engine.build import build_model, frozen_modalities, used_settings
 from fusebench.engine.checkpoint import StoreConfig, load_model_state
 from fusebench.engine.datasets import DataSplits, eval_loader, recipe_digest, run_splits, run_task, train_loader
@@ -67,10 +67,6 @@ class RunResult:
     epoch_metrics: list[dict[str, Any]]
     timing: dict[str, Any]
     primary_metric: str = "accuracy"
-
-
-def run_modalities(config: RunConfig) -> tuple[str, ...]:
-    return config.modalities()
 
 
 def resolve_device(name: str) -> str:
@@ -428,7 +424,7 @@ def _model_facts(model: torch.nn.Module, modalities: Sequence[str]) -> dict[str,
         "class": type(model).__name__,
         "parameters": parameters,
         "trainable_parameters": trainable,
-        "patterns": [pattern_name(p) for p in _patterns(modalities)],
+        "patterns": pattern_names(modalities),
     }
     if isinstance(model, WhereToFuseModel):
         cost = model.cost()
@@ -440,20 +436,3 @@ def _model_facts(model: torch.nn.Module, modalities: Sequence[str]) -> dict[str,
             "total_macs": int(cost.total_macs),
         }
     return facts
-
-
-def _patterns(modalities: Sequence[str]) -> list[tuple[str, ...]]:
-    from fusebench.data.patterns import all_patterns
-
-    return all_patterns(modalities)
-
-
-def read_run(run_dir: str | Path) -> dict[str, Any]:
-    """The results of a finished run directory."""
-    run_dir = Path(run_dir)
-    return {
-        "status": read_json(run_dir / "status.json"),
-        "test_metrics": read_json(run_dir / "test_metrics.json") if (run_dir / "test_metrics.json").exists() else {},
-        "epoch_metrics": read_json(run_dir / "epoch_metrics.json") if (run_dir / "epoch_metrics.json").exists() else [],
-        "timing": read_json(run_dir / "timing.json") if (run_dir / "timing.json").exists() else {},
-    }

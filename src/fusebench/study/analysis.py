@@ -22,7 +22,6 @@ from fusebench.study.analysis_compare import (
     family_sizes,
     primary_pairs,
     quantities,
-    value_label,
 )
 from fusebench.study.analysis_decision import decision_rows, recommendation
 from fusebench.study.analysis_groups import clean, completed, run_config, run_file, summarise_group, summary
@@ -35,8 +34,9 @@ from fusebench.study.analysis_modality import (
 )
 from fusebench.study.analysis_thesis import change_vs_baseline, monitored_runs, thesis_facts
 from fusebench.study.analysis_verdict import attach_power, attach_test_set, best_and_runner_up, fixed_budget
-from fusebench.study.results import pretraining_seconds
+from fusebench.study.results import collect_results, pretraining_seconds
 from fusebench.study.results_schema import check_results
+from fusebench.study.spec import format_value
 from fusebench.tasks import higher_is_better
 
 CONFIDENCE = 0.95
@@ -69,22 +69,16 @@ def load_results(study_dir: str | Path) -> dict[str, Any]:
 
 
 def _rebuild(study_dir: Path) -> None:
-    try:
-        from fusebench.study import results as results_module
-    except ImportError:
-        return
-    collect = getattr(results_module, "collect_results", None)
-    if collect is not None:
-        collected = collect(study_dir)
-        if isinstance(collected, Mapping) and not (study_dir / "results.json").is_file():
-            atomic_write_json(study_dir / "results.json", collected)
+    collected = collect_results(study_dir)
+    if not (study_dir / "results.json").is_file():
+        atomic_write_json(study_dir / "results.json", collected)
 
 
 def group_name(run: Mapping[str, Any]) -> str:
     if run.get("group"):
         return str(run["group"])
     axes = run.get("axes") or {}
-    return "|".join([str(run.get("condition")), *(f"{k}={value_label(v)}" for k, v in axes.items())])
+    return "|".join([str(run.get("condition")), *(f"{k}={format_value(v)}" for k, v in axes.items())])
 
 
 def _ordered_groups(results: Mapping[str, Any], fusion: Sequence[Mapping[str, Any]]) -> list[str]:
@@ -95,9 +89,9 @@ def _ordered_groups(results: Mapping[str, Any], fusion: Sequence[Mapping[str, An
     def rank(run: Mapping[str, Any]) -> tuple[int, ...]:
         condition = run.get("condition")
         first = conditions.index(condition) if condition in conditions else len(conditions)
-        labels = {k: [value_label(v) for v in values] for k, values in axes.items()}
+        labels = {k: [format_value(v) for v in values] for k, values in axes.items()}
         run_axes = run.get("axes") or {}
-        rest = [labels[k].index(value_label(run_axes[k])) if k in run_axes and value_label(run_axes[k])
+        rest = [labels[k].index(format_value(run_axes[k])) if k in run_axes and format_value(run_axes[k])
                 in labels[k] else len(labels[k]) for k in axes]
         return (first, *rest)
 

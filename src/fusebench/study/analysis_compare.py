@@ -19,19 +19,15 @@ from typing import Any
 
 from fusebench.study.analysis_groups import completed, test_value, time_parts, validation_curve
 from fusebench.study.curves import epochs_to_threshold
+from fusebench.study.spec import format_value
 from fusebench.study.stats import PairedComparison, comparison_table, holm_adjust, paired_comparison
 
 Pair = tuple[str, str]
 FAMILIES = ("primary", "secondary", "descriptive")
 
 
-def value_label(value: Any) -> str:
-    """How an axis value reads in group names: ``0.1``, ``gated``, ``true``."""
-    return str(value).lower() if isinstance(value, bool) else str(value)
-
-
 def axes_key(axes: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
-    return tuple((k, value_label(axes[k])) for k in sorted(axes))
+    return tuple((k, format_value(axes[k])) for k in sorted(axes))
 
 
 def comparison_pairs(groups: Sequence[Mapping[str, Any]], conditions: Sequence[str], axes: Mapping[str, Sequence[Any]],
@@ -60,7 +56,7 @@ def _axis_pairs(groups: Sequence[Mapping[str, Any]], conditions: Sequence[str],
         for axis, values in axes.items():
             for group in groups:
                 combo = dict(group["axes"])
-                if group["condition"] == condition and axis in combo and value_label(combo[axis]) != value_label(
+                if group["condition"] == condition and axis in combo and format_value(combo[axis]) != format_value(
                         values[0]):
                     reference = index.get((condition, axes_key({**combo, axis: values[0]})), "")
                     pairs.append((reference, group["name"]))

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import yaml
 
+from fusebench.data.patterns import pattern_name
 from fusebench.io import read_json_object
 from fusebench.study.curves import EpochsToThreshold, epochs_to_threshold, summarize_epochs_to_threshold
 from fusebench.study.stats import summarize
@@ -151,7 +152,7 @@ def summarise_group(name: str, runs: Sequence[Mapping[str, Any]], *, study_dir: 
                     higher_is_better: bool) -> dict[str, Any]:
     """Everything the report says about one group, from its completed runs only."""
     done = sorted((r for r in runs if completed(r)), key=lambda r: r["seed"])
-    full = "+".join(sorted(modalities))
+    full = pattern_name(modalities)
     first = {r["seed"]: _first(validation_curve(r, full, metric)) for r in done}
     first_loss = {r["seed"]: _first(validation_curve(r, full, "loss")) for r in done}
     metrics = sorted({metric} | {k for r in done for p in r.get("test", {}).values() for k in p if k != "count"})

@@ -20,7 +20,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 from torch import Tensor
 
-from fusebench.data.patterns import all_patterns, pattern_name
+from fusebench.data.patterns import pattern_names
 from fusebench.engine.contributions import shapley_from_pattern_metrics
 from fusebench.engine.mmpt import DEFAULT_P_GRID, mmpt_curve
 from fusebench.io import read_json
@@ -91,7 +91,7 @@ def run_modality_analysis(study_dir: Path, runs: Sequence[Mapping[str, Any]], mo
                           p_grid: Sequence[float] = DEFAULT_P_GRID) -> dict[str, Any]:
     """Shapley values and MMPT curves of one group's completed runs, averaged over seeds."""
     names = sorted(modalities)
-    patterns = [pattern_name(p) for p in all_patterns(names)]
+    patterns = pattern_names(names)
     per_seed: dict[str, dict[str, float]] = {}
     chance: dict[str, float] = {}
     curves: dict[str, list[list[float]]] = {m: [] for m in names}

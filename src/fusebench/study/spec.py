@@ -28,7 +28,7 @@ from fusebench.config import (
     read_yaml,
     validate_config,
 )
-from fusebench.data.patterns import all_patterns, parse_pattern, pattern_name
+from fusebench.data.patterns import parse_pattern, pattern_names
 from fusebench.data.registry import get_dataset
 from fusebench.errors import FusebenchError, SpecError
 from fusebench.tasks import Task
@@ -235,7 +235,7 @@ class Study:
 
     @property
     def patterns(self) -> list[str]:
-        return [pattern_name(p) for p in all_patterns(self.modalities)]
+        return pattern_names(self.modalities)
 
     def axis_combinations(self) -> Iterator[dict[str, AxisValue]]:
         """Every combination of axis values (one dict per combination; ``{}`` without axes)."""

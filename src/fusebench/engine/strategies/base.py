@@ -12,8 +12,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Protocol
 
-import numpy as np
-import torch
 from torch import Tensor, nn
 
 from fusebench.data.batch import Batch
@@ -21,6 +19,9 @@ from fusebench.engine.feature_cache import unwrap
 from fusebench.errors import ConfigError
 from fusebench.models.contract import FusionModel, as_fusion_model
 from fusebench.models.multimodal import ModelOutput
+from fusebench.seeding import Stream, seeded_generator
+
+__all__ = ["Stream", "seeded_generator"]  # re-exported: strategies draw from the run's one seeding scheme
 
 #: Model attributes that strategies attach; they hold trainable parameters that are saved
 #: in checkpoints but that evaluation never uses (``probe`` drops them when loading).
@@ -78,16 +79,6 @@ class Strategy:
 
     def log_values(self) -> dict[str, float]:
         return {}
-
-
-def seeded_generator(seed: int, step: int, stream: int) -> torch.Generator:
-    """A CPU generator for ``(seed, step)``, independent per ``stream`` (one per strategy).
-
-    ``SeedSequence`` mixes the three integers, so stream ``a`` at step ``s`` never replays
-    stream ``b`` at another step, as ``seed * K + step`` schemes can.
-    """
-    state = np.random.SeedSequence([seed, step, stream]).generate_state(2, dtype=np.uint32)
-    return torch.Generator().manual_seed(int(state[0]) << 32 | int(state[1]))
 
 
 def column(modalities: Sequence[str], modality: str) -> int:

@@ -43,7 +43,7 @@ from fusebench.data.patterns import pattern_name
 from fusebench.engine.datasets import DataSplits, Split
 from fusebench.engine.evaluate import evaluate_patterns
 from fusebench.engine.metrics import metrics_by_pattern
-from fusebench.engine.strategies.base import seeded_generator
+from fusebench.engine.strategies.base import Stream, seeded_generator
 from fusebench.engine.strategies.blending import blending_statistics, estimate_blending_weights
 from fusebench.errors import ConfigError
 from fusebench.io import atomic_write_json, read_json
@@ -51,7 +51,7 @@ from fusebench.models.contract import as_fusion_model
 from fusebench.tasks import Task
 
 RESULT_FILE = "gradient_blending.json"
-_STREAM = 3  # generator stream of the hold-out split (see ``seeded_generator``)
+_STREAM = Stream.BLENDING_HOLDOUT
 
 
 @dataclass(frozen=True)

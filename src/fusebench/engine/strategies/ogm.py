@@ -54,7 +54,7 @@ from torch import Tensor, nn
 
 from fusebench.data.batch import Batch
 from fusebench.data.patterns import pattern_mask
-from fusebench.engine.strategies.base import Strategy, contract, encoder_modules, seeded_generator
+from fusebench.engine.strategies.base import Strategy, Stream, contract, encoder_modules, seeded_generator
 from fusebench.errors import ConfigError
 from fusebench.models.contract import EncodeFuseModel
 from fusebench.models.fusion import SumFusion
@@ -64,7 +64,7 @@ OGMCoefficient = Literal["eq10", "continuous"]
 OGMScores = Literal["head_share", "masked_fuse"]
 OGMParameters = Literal["all", "weights"]
 
-_STREAM = 2  # generator stream of this strategy (see ``seeded_generator``)
+_STREAM = Stream.OGM_NOISE
 _log = logging.getLogger(__name__)
 
 
