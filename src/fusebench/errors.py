@@ -51,7 +51,11 @@ class CheckpointError(FusebenchError):
     """A checkpoint or encoder weights file that cannot be used."""
 
 
-class ResultsError(FusebenchError):
+class DamagedFileError(FusebenchError):
+    """A file fusebench wrote (a run's JSON records, a cache) that is no longer what it wrote."""
+
+
+class ResultsError(DamagedFileError):
     """A study folder's ``plan.json`` / ``results.json`` that is damaged or not fusebench's."""
 
 

@@ -226,10 +226,10 @@ def read_plan(study_dir: str | Path) -> dict[str, Any]:
     if not file.is_file():
         raise FileNotFoundError(f"`{file}` does not exist; is `{study_dir}` a study folder written by "
                                 "`fusebench study`?")
-    from fusebench.study.results_schema import check_plan
+    from fusebench.study.records import PlanRecord
 
     plan: dict[str, Any] = read_json(file)
-    check_plan(plan, file)
+    PlanRecord.from_json(plan, file)  # validated: the results are rebuilt from it
     return plan
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import io
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -189,31 +190,48 @@ def _pretraining_cost(runs: list[dict[str, Any]], plan: dict[str, dict[str, Any]
         run["timing"]["pretraining"], run["timing"]["pretraining_amortised"] = full, shares
 
 
-def results_csv(results: dict[str, Any]) -> str:
-    """Long format, one value per row: test metrics, per-epoch validation metrics and timing."""
+def long_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """Long format, one value per row: test metrics, per-epoch validation metrics, timing and the thesis'
+    quantities; the columns are ``node, kind, condition, modality, seed, <axes...>, status, split,
+    epoch, pattern, metric, value`` (None where a column does not apply)."""
     axes = list(results["axes"])
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["node", "kind", "condition", "modality", "seed", *axes, "status", "split", "epoch",
-                     "pattern", "metric", "value"])
+    rows: list[dict[str, Any]] = []
     for run in results["runs"]:
-        head = [run["node"], run["kind"], run["condition"] or "", run["modality"] or "", run["seed"],
-                *(format_value(run["axes"][a]) if a in run["axes"] else "" for a in axes), run["status"]]
+        head = {"node": run["node"], "kind": run["kind"], "condition": run["condition"], "modality": run["modality"],
+                "seed": run["seed"], **{a: format_value(run["axes"][a]) if a in run["axes"] else None for a in axes},
+                "status": run["status"]}
+        add = partial(_add_row, rows, head)
         for pattern, metrics in run["test"].items():
             for metric, value in metrics.items():
-                writer.writerow([*head, "test", "", pattern, metric, value])
+                add("test", None, pattern, metric, value)
         for pattern, metrics in run["curves"]["validation"].items():
             for metric, values in metrics.items():
                 for epoch, value in enumerate(values, start=1):
-                    writer.writerow([*head, "validation", epoch, pattern, metric, value])
+                    add("validation", epoch, pattern, metric, value)
         for key, value in run["timing"].items():
             if isinstance(value, dict):
                 for modality, seconds in value.items():
-                    writer.writerow([*head, "timing", "", modality, key, seconds])
+                    add("timing", None, modality, key, seconds)
             elif value is not None:
-                writer.writerow([*head, "timing", "", "", key, value])
-        for row in _thesis_rows(run, results):
-            writer.writerow([*head, *row])
+                add("timing", None, None, key, value)
+        for split, epoch, pattern, metric, value in _thesis_rows(run, results):
+            add(split, epoch if epoch != "" else None, pattern or None, metric, value)
+    return rows
+
+
+def _add_row(rows: list[dict[str, Any]], head: dict[str, Any], split: str, epoch: int | None, pattern: str | None,
+             metric: str, value: Any) -> None:
+    rows.append({**head, "split": split, "epoch": epoch, "pattern": pattern, "metric": metric, "value": value})
+
+
+def results_csv(results: dict[str, Any]) -> str:
+    """:func:`long_rows` as CSV (an empty cell where a column does not apply)."""
+    columns = ["node", "kind", "condition", "modality", "seed", *results["axes"], "status", "split", "epoch",
+               "pattern", "metric", "value"]
+    out = io.StringIO()
+    writer = csv.DictWriter(out, columns, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(long_rows(results))
     return out.getvalue()
 
 
