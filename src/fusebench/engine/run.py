@@ -44,6 +44,7 @@ from fusebench.engine.footprint import (
 from fusebench.engine.metrics import metrics_by_pattern
 from fusebench.engine.module import FusionModule
 from fusebench.engine.run_folder import (
+    RunState,
     locked,
     prepare_for_training,
     require_completed_training,
@@ -144,17 +145,17 @@ def execute_run(
         else:
             prepare_for_training(run_dir, overwrite)
             record = write_status
-        record(run_dir, "running")
+        record(run_dir, RunState.RUNNING)
         try:
             result = _execute(config, run_dir, skip_train, skip_test, command, data)
         except (KeyboardInterrupt, SystemExit) as error:  # Lightning turns Ctrl-C into `sys.exit(1)`
-            record(run_dir, "interrupted", error="Interrupted (Ctrl-C or SIGTERM) before it finished.")
+            record(run_dir, RunState.INTERRUPTED, error="Interrupted (Ctrl-C or SIGTERM) before it finished.")
             raise KeyboardInterrupt from error
         except BaseException as error:
-            record(run_dir, "failed", error=f"{type(error).__name__}: {error}", traceback=traceback.format_exc())
+            record(run_dir, RunState.FAILED, error=f"{type(error).__name__}: {error}", traceback=traceback.format_exc())
             raise
-        record(run_dir, "completed")
-    return RunResult(run_dir, "completed", *result)
+        record(run_dir, RunState.COMPLETED)
+    return RunResult(run_dir, RunState.COMPLETED, *result)
 
 
 def _execute(

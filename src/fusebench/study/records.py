@@ -17,44 +17,24 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, field
-from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import ConfigDict, Field, ValidationError
 from pydantic.dataclasses import dataclass
 
+from fusebench.engine.run_folder import RunState
 from fusebench.errors import DamagedFileError, ResultsError
 
 if TYPE_CHECKING:
     import pandas
 
+__all__ = ["AnalysisSettings", "Curves", "PlanNode", "PlanRecord", "RunRecord", "RunState", "StudyRecord",
+           "load_results"]
 RESULTS_FILE = "results.json"
 Number = float | None  # JSON numbers; NaN is written as null
 AxisValue = bool | int | float | str
 _OPEN = ConfigDict(extra="ignore")
-
-
-class RunState(str, Enum):
-    """Where a run stands, in its folder (``status.json``) and in a study's records.
-
-    A ``str`` enum: ``RunState.COMPLETED == "completed"``, and it is written to JSON as its value.
-
-    >>> RunState("failed") is RunState.FAILED, RunState.COMPLETED == "completed"
-    (True, True)
-    """
-
-    RUNNING = "running"
-    COMPLETED = "completed"
-    FAILED = "failed"
-    INTERRUPTED = "interrupted"
-    SKIPPED = "skipped"  # a study node whose pre-training dependency did not complete
-    PENDING = "pending"  # a study node that has not run yet
-    MISSING = "missing"  # no run folder
-    STALE = "stale"  # completed with another config or other data than the study's now
-
-    def __str__(self) -> str:
-        return self.value
 
 
 @dataclass(frozen=True, config=_OPEN)
