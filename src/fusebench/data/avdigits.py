@@ -251,6 +251,11 @@ def _file_names(split: str) -> dict[str, str]:
     return names
 
 
+def cache_file(folder: str | Path, split: str, key: str) -> Path:
+    """The ``.npy`` of ``key`` (``inputs.audio``, ``inputs.image``, ``target``, ...) of ``split`` in a built cache."""
+    return Path(folder) / _file_names(split)[key]
+
+
 def _rebuild_command(folder: Path, recipe: AVDigitsRecipe) -> str:
     """The ``fusebench data prepare --force`` line that rebuilds exactly this cache folder."""
     defaults = asdict(AVDigitsRecipe())
@@ -574,6 +579,7 @@ __all__ = [
     "AVDigitsRecipe",
     "CacheCorruptedError",
     "SplitTensors",
+    "cache_file",
     "cache_folder",
     "load_avdigits",
     "prepare_avdigits",
