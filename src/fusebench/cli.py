@@ -14,6 +14,7 @@ from rich.table import Table
 from fusebench.cli_common import console, user_errors
 from fusebench.cli_data import data_app
 from fusebench.config import ConfigError, RunConfig, dump_config, load_config
+from fusebench.engine.run_folder import run_directory
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__, pretty_exceptions_enable=False)
 app.add_typer(data_app, name="data")
@@ -25,21 +26,6 @@ SkipTest = Annotated[bool, typer.Option("--skip-test", help="do not evaluate on 
 DryRun = Annotated[bool, typer.Option("--dry-run", help="build everything, print config and model, stop")]
 NoMonitoring = Annotated[bool, typer.Option("--disable-monitoring", help="no logger, no per-epoch resource records")]
 Overwrite = Annotated[bool, typer.Option("--overwrite", help="delete the run folder's earlier run, then train")]
-
-
-def run_directory(config: RunConfig, run_id: str | None) -> Path:
-    """``runs_dir/<experiment.name>/<run id>``; the default id is a timestamp, made unique."""
-    from fusebench.engine.run_folder import check_folder_name
-
-    experiment = Path(config.experiment.runs_dir) / check_folder_name(config.experiment.name, "experiment.name")
-    if run_id is not None:
-        return experiment / check_folder_name(run_id, "--run-id")
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    folder, number = experiment / stamp, 1
-    while folder.exists():
-        number += 1
-        folder = experiment / f"{stamp}-{number}"
-    return folder
 
 
 def _load(config_path: Path, overrides: Sequence[str] | None, disable_monitoring: bool) -> RunConfig:

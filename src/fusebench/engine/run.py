@@ -16,7 +16,6 @@ import time
 import traceback
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -51,23 +50,12 @@ from fusebench.engine.run_folder import (
     write_evaluation,
     write_status,
 )
+from fusebench.engine.run_result import RunResult
 from fusebench.engine.strategies.base import ATTACHED_MODULES
 from fusebench.io import atomic_write_bytes, atomic_write_json, atomic_write_text, read_json
 from fusebench.models.contract import as_fusion_model
 from fusebench.models.midfusion import WhereToFuseModel
 from fusebench.models.weights import read_encoder_metadata, save_encoder
-
-
-@dataclass(frozen=True)
-class RunResult:
-    """What a finished run measured (the same numbers as its run directory's files)."""
-
-    run_dir: Path
-    status: str
-    test_metrics: dict[str, dict[str, float]]
-    epoch_metrics: list[dict[str, Any]]
-    timing: dict[str, Any]
-    primary_metric: str = "accuracy"
 
 
 def resolve_device(name: str) -> str:

@@ -20,10 +20,13 @@ import time
 from collections.abc import Iterator
 from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fusebench.errors import RunFolderError
 from fusebench.io import atomic_write_json, read_json
+
+if TYPE_CHECKING:
+    from fusebench.config import RunConfig
 
 LOCK_FILE = ".lock"
 STATUS_FILE = "status.json"
@@ -71,6 +74,19 @@ def check_folder_name(value: str, key: str) -> str:
             f"Expected `{key}` to be one folder name (no `/`, `\\`, and not `.` or `..`), got `{value}`."
         )
     return value
+
+
+def run_directory(config: RunConfig, run_id: str | None = None) -> Path:
+    """``runs_dir/<experiment.name>/<run id>``; the default id is a timestamp, made unique."""
+    experiment = Path(config.experiment.runs_dir) / check_folder_name(config.experiment.name, "experiment.name")
+    if run_id is not None:
+        return experiment / check_folder_name(run_id, "--run-id")
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    folder, number = experiment / stamp, 1
+    while folder.exists():
+        number += 1
+        folder = experiment / f"{stamp}-{number}"
+    return folder
 
 
 def ensure_directory(folder: Path, key: str) -> Path:
