@@ -75,10 +75,13 @@ else:  # the discriminated union of every fusion's options, keyed by `type/metho
     FusionConfig = fusion_options_union()
 
 
+def _default_encoders() -> dict[str, EncoderOptions]:
+    """AV-digits' two modalities, each a small CNN."""
+    return {"audio": CNNOptions(), "image": CNNOptions()}
+
+
 class ModelConfig(Strict):
-    encoders: dict[str, EncoderConfig] = Field(
-        default_factory=lambda: {"audio": CNNOptions(), "image": CNNOptions()}
-    )
+    encoders: dict[str, EncoderConfig] = Field(default_factory=lambda: _default_encoders())
     fusion: FusionConfig = Field(default_factory=ConcatFusionOptions)
     missing_strategy: MissingStrategyName = Field(default="zero", description="late fusion: absent embeddings")
     pretrained: dict[str, str] = Field(default_factory=dict, description="modality -> encoder .safetensors")

@@ -14,11 +14,13 @@ import dataclasses
 import difflib
 from collections.abc import Mapping, Sequence
 from types import UnionType
-from typing import Annotated, Any, Literal, Union, get_args, get_origin
+from typing import Annotated, Any, Literal, TypeVar, Union, get_args, get_origin
 
 from pydantic import BaseModel, Discriminator, Tag, ValidationError
 
 from fusebench.errors import ConfigError
+
+E = TypeVar("E", bound=ConfigError)
 
 
 def tagged_members(annotation: Any, metadata: Sequence[Any] = ()) -> dict[str, Any] | None:
@@ -77,7 +79,7 @@ def resolve_location(location: Sequence[str | int], root: type[BaseModel]) -> tu
         if fields is not None:
             annotation, metadata = fields.get(str(part), (None, ()))
             if any(isinstance(item, Discriminator) for item in metadata):  # pydantic moved the union's tags here
-                annotation, metadata = Annotated[(annotation, *metadata)], ()
+                annotation, metadata = Annotated.__class_getitem__((annotation, *metadata)), ()  # type: ignore[attr-defined]
             label_next = _plain_union(annotation)
             node = _section_type(annotation)
         elif get_origin(node) in (dict, list):
@@ -167,7 +169,7 @@ def _got(value: Any) -> str:
 
 
 def explain_validation_error(error: ValidationError, source: str, root: type[BaseModel] | None = None,
-                             kind: str = "config", as_type: type[ConfigError] = ConfigError) -> ConfigError:
+                             kind: str = "config", as_type: type[E] = ConfigError) -> E:  # type: ignore[assignment]
     """Turn pydantic's report into one paragraph naming the source, the keys and the fix.
 
     ``root`` is the model that was validated (a run config by default, a study spec too), so

@@ -80,8 +80,8 @@ class ContrastiveOptions(Strict):
 
     anchors: list[str] = Field(min_length=1, description="anchor modalities (their losses are averaged)")
     other: str = Field(description="the enhanced modality")
-    kind: str
-    projector: str
+    kind: ContrastiveKind
+    projector: ProjectorKind
     weight: float = Field(default=0.1, ge=0.0, allow_inf_nan=False, description="loss weight")
     temperature: float = Field(default=0.1, gt=0.0, allow_inf_nan=False, description="softmax temperature")
     symmetric: bool = Field(default=False, description="also contrast from `other` to the anchors")

@@ -29,8 +29,9 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import torch
@@ -170,7 +171,8 @@ def read_manifest(folder: str | Path) -> dict[str, Any]:
     path = Path(folder) / "manifest.json"
     if not path.is_file():
         raise FileNotFoundError(f"No AV-digits manifest at {path}; build it with prepare_avdigits.")
-    return json.loads(path.read_text(encoding="utf-8"))
+    manifest: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return manifest
 
 
 def prepare_avdigits(
@@ -254,6 +256,10 @@ def _file_names(split: str) -> dict[str, str]:
 def cache_file(folder: str | Path, split: str, key: str) -> Path:
     """The ``.npy`` of ``key`` (``inputs.audio``, ``inputs.image``, ``target``, ...) of ``split`` in a built cache."""
     return Path(folder) / _file_names(split)[key]
+
+
+def _save_npy(out: BinaryIO, array: np.ndarray) -> None:
+    np.save(out, array)
 
 
 def _rebuild_command(folder: Path, recipe: AVDigitsRecipe) -> str:
@@ -422,7 +428,7 @@ def _build(recipe: AVDigitsRecipe, sources: SourcePaths, folder: Path, report: _
         }
         for key, name in _file_names(split).items():
             array = arrays[key]
-            atomic_write(folder / name, lambda out, a=array: np.save(out, a))
+            atomic_write(folder / name, partial(_save_npy, array=array))
             files.append(name)
     checksums = {name: {"bytes": (folder / name).stat().st_size, "sha256": _sha256(folder / name)} for name in files}
     report(f"wrote {folder}")

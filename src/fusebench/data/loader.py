@@ -20,7 +20,10 @@ class MaskSource(Protocol):
     unimodal parts of the split pairs as samples of their own (``K > n``).
     """
 
-    active: bool
+    @property
+    def active(self) -> bool:
+        """Whether any modality can be missing (otherwise every mask is all-present)."""
+        ...
 
     def layout(self, n: int, epoch: int = 0) -> tuple[Tensor, Tensor]: ...
 

@@ -11,8 +11,9 @@ from fusebench.config import RunConfig
 from fusebench.data.registry import ModalityInfo
 from fusebench.errors import ConfigError
 from fusebench.models import registry
-from fusebench.models.contract import FusionModel, as_fusion_model
+from fusebench.models.contract import as_fusion_model
 from fusebench.models.encoder_specs import build_encoder_from, get_encoder, sequence_kinds
+from fusebench.models.encoding import encoder_width
 from fusebench.models.fusion import build_late_fusion
 from fusebench.models.fusion_specs import FeatureFusionOptions, TokenFusionOptions, WhereToFuseFusionOptions
 from fusebench.models.missing import build_missing_strategy
@@ -50,7 +51,7 @@ def build_model(
     input_shapes: Mapping[str, Sequence[int]],
     num_classes: int,
     modality_info: Mapping[str, ModalityInfo] | None = None,
-) -> FusionModel:
+) -> nn.Module:
     """The model a run config describes, with pre-trained encoder weights loaded and frozen as asked.
 
     ``num_classes`` is the width of the model's outputs: the task's ``output_size``
@@ -79,7 +80,7 @@ def _build_fusion_model(
     num_classes: int,
     modalities: Sequence[str],
     modality_info: Mapping[str, ModalityInfo] | None,
-) -> FusionModel:
+) -> nn.Module:
     fusion = config.model.fusion
     if isinstance(fusion, FeatureFusionOptions):
         encoders = build_encoders(config, input_shapes, modalities, modality_info)
@@ -87,7 +88,7 @@ def _build_fusion_model(
                                                    dropout=fusion.dropout, **fusion.params.model_dump())
     if fusion.type == "late":
         encoders = build_encoders(config, input_shapes, modalities, modality_info)
-        dims = {m: int(e.out_dim) for m, e in encoders.items()}
+        dims = {m: encoder_width(e, m) for m, e in encoders.items()}
         late = build_late_fusion(fusion.method, dims, hidden_dim=fusion.hidden_dim, dropout=fusion.dropout,
                                  **fusion.params.model_dump())
         head = nn.Linear(late.out_dim, num_classes)
@@ -128,7 +129,7 @@ def used_settings(config: RunConfig, settings: dict[str, T]) -> dict[str, T]:
     return {m: v for m, v in sorted(settings.items()) if m in used}
 
 
-def load_pretrained(model: FusionModel, config: RunConfig,
+def load_pretrained(model: nn.Module, config: RunConfig,
                     input_shapes: Mapping[str, Sequence[int]] | None = None) -> None:
     """Load ``model.pretrained`` weights by modality name (checked for modality, encoder kind and input
     shape); freeze encoders ``model.freeze`` asks for."""

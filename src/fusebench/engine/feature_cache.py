@@ -14,13 +14,13 @@ import torch
 from torch import Tensor, nn
 
 from fusebench.engine.datasets import DataSplits, Split
-from fusebench.models.contract import EncodeFuseModel, FusionModel
+from fusebench.models.contract import EncodeFuseModel, as_fusion_model
 from fusebench.models.multimodal import ModelOutput
 
 
-def can_cache(model: FusionModel, frozen: list[str]) -> bool:
+def can_cache(model: nn.Module, frozen: list[str]) -> bool:
     """True when the model splits into ``encode``/``fuse`` and every one of its encoders is frozen."""
-    encoders = model.encoder_modules()
+    encoders = as_fusion_model(model).encoder_modules()
     if encoders is None or not isinstance(model, EncodeFuseModel):
         return False
     return set(encoders) <= set(frozen)
@@ -36,11 +36,11 @@ class CachedFeatureModel(nn.Module):
 
     reruns_per_pattern = False
 
-    def __init__(self, inner: EncodeFuseModel) -> None:
+    def __init__(self, inner: nn.Module) -> None:
         super().__init__()
-        if not isinstance(inner, nn.Module):
-            raise TypeError(f"Expected an nn.Module to wrap, got `{type(inner).__name__}`.")
-        self.inner: EncodeFuseModel = inner
+        if not isinstance(inner, EncodeFuseModel):
+            raise TypeError(f"Expected a model with `encode` and `fuse` to wrap, got `{type(inner).__name__}`.")
+        self.inner = inner
         self.modalities = tuple(inner.modalities)
 
     def encoder_modules(self) -> None:
@@ -64,16 +64,16 @@ class CachedFeatureModel(nn.Module):
         return ModelOutput(self.fuse(inputs, mask), dict(inputs))
 
 
-def unwrap(model: FusionModel) -> FusionModel:
+def unwrap(model: nn.Module) -> nn.Module:
     """The model itself, or the model inside a frozen-feature cache wrapper."""
     return model.inner if isinstance(model, CachedFeatureModel) else model
 
 
 @torch.no_grad()
-def encode_split(model: EncodeFuseModel, split: Split, batch_size: int) -> Split:
+def encode_split(model: nn.Module, split: Split, batch_size: int) -> Split:
     """``split`` with each modality's input replaced by its frozen-encoder embedding ``[N, D_m]``."""
-    encoders = model.encoder_modules()
-    if encoders is None:
+    encoders = as_fusion_model(model).encoder_modules()
+    if encoders is None or not isinstance(model, EncodeFuseModel):
         raise ValueError(f"Expected a model with per-modality encoders to cache, got {type(model).__name__}.")
     was_training = [(m, e.training) for m, e in encoders.items()]
     encoders.eval()
@@ -89,7 +89,7 @@ def encode_split(model: EncodeFuseModel, split: Split, batch_size: int) -> Split
     return Split({m: torch.cat(parts) for m, parts in chunks.items()}, split.target)
 
 
-def cache_features(model: EncodeFuseModel, data: DataSplits, batch_size: int) -> tuple[CachedFeatureModel, DataSplits]:
+def cache_features(model: nn.Module, data: DataSplits, batch_size: int) -> tuple[CachedFeatureModel, DataSplits]:
     """The wrapped model and the three splits as embeddings."""
     cached = DataSplits(
         train=encode_split(model, data.train, batch_size),

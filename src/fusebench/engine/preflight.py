@@ -14,13 +14,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from torch import nn
+
 from fusebench.config import RunConfig
 from fusebench.data.registry import LoadedDataset, ModalityInfo
 from fusebench.engine.build import build_model
 from fusebench.engine.datasets import DataSplits, load_dataset, run_splits, run_task
 from fusebench.engine.strategies.blending_auto import check_auto_blending
 from fusebench.engine.strategies.build import build_strategies
-from fusebench.models.contract import FusionModel
 from fusebench.tasks import Task
 
 
@@ -47,7 +48,7 @@ class RunInputs:
         return cls(data.modalities, data.input_shapes, data.modality_info, data.task, len(data.train))
 
 
-def preflight(config: RunConfig, inputs: RunInputs, *, load_files: bool = True) -> FusionModel:
+def preflight(config: RunConfig, inputs: RunInputs, *, load_files: bool = True) -> nn.Module:
     """Build ``config``'s model and strategies for ``inputs`` and check its metrics; return the model.
 
     Args:

@@ -110,11 +110,11 @@ def fit_linear_probe(features: Tensor, target: Tensor, task: Task, l2: float, ma
     def closure() -> Tensor:
         optimizer.zero_grad()
         loss = task.compute_loss(linear(features), target) + l2 * linear.weight.pow(2).sum()
-        loss.backward()
+        torch.autograd.backward(loss)
         return loss
 
     with torch.enable_grad():
-        optimizer.step(closure)
+        optimizer.step(closure)  # type: ignore[no-untyped-call]  # torch's LBFGS.step carries no annotations
     return linear.requires_grad_(False)
 
 
@@ -250,8 +250,8 @@ def _fit_probes(run: LoadedRun, l2_grid: Sequence[float]) -> tuple[dict[str, Any
         groups[pattern_name(modalities)] = modalities
     probes: dict[str, Any] = {}
     for name, members in groups.items():
-        features = [torch.cat([embedded[s][m] for m in members], dim=1) for s in SPLITS]
-        probes[name] = probe_features(*features, run.data, names, l2_grid, select_on=primary)
+        train, validation, test = (torch.cat([embedded[s][m] for m in members], dim=1) for s in SPLITS)
+        probes[name] = probe_features(train, validation, test, run.data, names, l2_grid, select_on=primary)
     return probes, primary
 
 

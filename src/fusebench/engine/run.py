@@ -51,7 +51,7 @@ from fusebench.engine.run_folder import (
     write_status,
 )
 from fusebench.engine.run_result import RunResult
-from fusebench.engine.strategies.base import ATTACHED_MODULES
+from fusebench.engine.strategies.base import ATTACHED_MODULES, TrainingStrategy
 from fusebench.io import atomic_write_bytes, atomic_write_json, atomic_write_text, read_json
 from fusebench.models.contract import as_fusion_model
 from fusebench.models.midfusion import WhereToFuseModel
@@ -153,7 +153,7 @@ def _execute(
     skip_test: bool,
     command: Sequence[str] | None,
     data: DataSplits | None,
-) -> tuple[dict, list, dict, str]:
+) -> tuple[dict[str, dict[str, float]], list[dict[str, Any]], dict[str, Any], str]:
     quiet_lightning()
     started = time.perf_counter()
     if config.experiment.threads:
@@ -286,7 +286,7 @@ def _resources(model: torch.nn.Module, test: Any, modalities: Sequence[str], con
     from fusebench.engine.feature_cache import unwrap
     from fusebench.engine.strategies.base import ATTACHED_MODULES
 
-    inner = unwrap(as_fusion_model(model))
+    inner = unwrap(model)
     best = checkpoints / "best.ckpt"
     record: dict[str, Any] = {"weights_bytes": weights_bytes(inner, ATTACHED_MODULES),
                               "checkpoint_bytes": best.stat().st_size if best.is_file() else None}
@@ -296,7 +296,7 @@ def _resources(model: torch.nn.Module, test: Any, modalities: Sequence[str], con
     return record | peak_memory(device, memory_scope)
 
 
-def _strategies(config: RunConfig, model: torch.nn.Module, data: DataSplits) -> list:
+def _strategies(config: RunConfig, model: torch.nn.Module, data: DataSplits) -> list[TrainingStrategy]:
     from fusebench.engine.strategies import build_strategies
 
     return build_strategies(config, model, data.modalities, data.task)

@@ -67,7 +67,8 @@ class ResidualTanhProjector(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         h = self.linear(x)  # [B, out_dim] the initial projection
-        return h + self.dropout(torch.tanh(h))
+        out: Tensor = h + self.dropout(torch.tanh(h))
+        return out
 
 
 class FeatureEarlyFusionModel(nn.Module):
@@ -168,7 +169,8 @@ class FeatureEarlyFusionModel(nn.Module):
         for j, m in enumerate(self.modalities):
             fill = self.missing_features[m] if self.missing == "learned" else 0.0
             parts.append(torch.where(mask[:, j : j + 1], self.enhance(m, features[m]), fill))  # [B, D'_m]
-        return self.classifier(torch.cat(parts, dim=1))  # [B, C]
+        out: Tensor = self.classifier(torch.cat(parts, dim=1))  # [B, C]
+        return out
 
     def forward(
         self, inputs: Mapping[str, Tensor], mask: Tensor, lengths: Mapping[str, Tensor] | None = None

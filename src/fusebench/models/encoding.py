@@ -45,11 +45,12 @@ def encoder_width(encoder: nn.Module, modality: str) -> int:
 
 def run_encoder(encoder: nn.Module, x: Tensor, lengths: Tensor | None) -> Tensor:
     """``encoder(x)``, or ``encoder(x, lengths)`` for a modality with sequence lengths."""
-    return encoder(x) if lengths is None else encoder(x, lengths)
+    out: Tensor = encoder(x) if lengths is None else encoder(x, lengths)
+    return out
 
 
 def encode_present(
-    encoders: Mapping[str, nn.Module],
+    encoders: Mapping[str, nn.Module] | nn.ModuleDict,
     modalities: Sequence[str],
     inputs: Mapping[str, Tensor],
     mask: Tensor | None = None,
@@ -70,7 +71,7 @@ def encode_present(
         if bool(rows.all()):
             embeddings[m] = run_encoder(encoders[m], inputs[m], length)
             continue
-        z = inputs[m].new_zeros(len(rows), int(encoders[m].out_dim), dtype=_float_dtype(inputs[m]))  # [B, D_m]
+        z = inputs[m].new_zeros(len(rows), encoder_width(encoders[m], m), dtype=_float_dtype(inputs[m]))  # [B, D_m]
         if bool(rows.any()):
             present = run_encoder(encoders[m], inputs[m][rows], None if length is None else length[rows])  # [P, D_m]
             z = z.to(present.dtype).index_put((rows,), present)

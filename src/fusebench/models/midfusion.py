@@ -207,7 +207,7 @@ class WhereToFuseModel(nn.Module):
         for m in self.others:
             side = self.tokenizers[m](inputs[m]) + self.positions[m] + self.types[m]  # [B, N_m, d]
             side_pad = ~valid[m] if m in valid else None  # absence is not masked: a sample's m-tokens share it
-            for block in self.side_blocks[m]:
+            for block in self.side_blocks[m].children():
                 side = block(side, src_key_padding_mask=side_pad)
             pooled = self.pools[m](side, valid.get(m))  # [B, K, dim], real steps only
             embeddings[m] = pooled.mean(dim=1)  # [B, dim]

@@ -75,7 +75,8 @@ class MultimodalModel(nn.Module):
     def fuse(self, embeddings: Mapping[str, Tensor], mask: Tensor) -> Tensor:
         """Replace absent embeddings, fuse and classify: ``[B, C]`` logits."""
         replaced = self.missing(embeddings, mask)
-        return self.head(self.fusion(replaced, mask))
+        out: Tensor = self.head(self.fusion(replaced, mask))
+        return out
 
     def forward(
         self, inputs: Mapping[str, Tensor], mask: Tensor, lengths: Mapping[str, Tensor] | None = None

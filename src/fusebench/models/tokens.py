@@ -109,7 +109,8 @@ class ImagePatchTokenizer(nn.Module):
         x = _as_grid(x)  # [B, C, H, W]
         if tuple(x.shape[-2:]) != self.image_size:
             raise ValueError(f"Expected images of size {self.image_size}, got {tuple(x.shape[-2:])}.")
-        return self.proj(x).flatten(2).transpose(1, 2)  # [B, N, dim]
+        out: Tensor = self.proj(x).flatten(2).transpose(1, 2)  # [B, N, dim]
+        return out
 
 
 class SpectrogramTokenizer(nn.Module):
@@ -152,11 +153,13 @@ class SpectrogramTokenizer(nn.Module):
                 f"{(1, self.n_mels, self.frames)}, got {tuple(x.shape[1:])}."
             )
         if self.mode == "frames":
-            return self.proj(x[:, 0].transpose(1, 2))  # [B, frames, dim]
+            frames: Tensor = self.proj(x[:, 0].transpose(1, 2))  # [B, frames, dim]
+            return frames
         pad_f = self.grid[0] * self.patch[0] - self.n_mels
         pad_t = self.grid[1] * self.patch[1] - self.frames
         x = F.pad(x, (0, pad_t, 0, pad_f))  # [B, 1, grid_f * pf, grid_t * pt]
-        return self.proj(x).flatten(2).transpose(1, 2)  # [B, N, dim]
+        out: Tensor = self.proj(x).flatten(2).transpose(1, 2)  # [B, N, dim]
+        return out
 
 
 class SequenceTokenizer(nn.Module):
@@ -179,7 +182,8 @@ class SequenceTokenizer(nn.Module):
             x = x.unsqueeze(1)  # [B, F] -> [B, 1, F]
         if x.shape[1] != self.num_tokens:
             raise ValueError(f"Expected sequences of length {self.num_tokens}, got {x.shape[1]}.")
-        return self.proj(x)  # [B, T, dim]
+        out: Tensor = self.proj(x)  # [B, T, dim]
+        return out
 
 
 class TokenPool(nn.Module):
@@ -222,8 +226,9 @@ class TokenPool(nn.Module):
         keys = self.norm(tokens)  # [B, N, dim]
         queries = self.queries.unsqueeze(0).expand(tokens.shape[0], -1, -1)  # [B, K, dim]
         padding = None if valid is None else ~valid
-        pooled, _ = self.attn(queries, keys, keys, key_padding_mask=padding, need_weights=False)  # [B, K, dim]
-        return pooled
+        attended: tuple[Tensor, Tensor | None] = self.attn(queries, keys, keys, key_padding_mask=padding,
+                                                           need_weights=False)
+        return attended[0]  # [B, K, dim]
 
     def _pool_real(self, tokens: Tensor, valid: Tensor) -> Tensor:
         """Adaptive mean/max pooling of each sample's real tokens only."""

@@ -41,7 +41,8 @@ class UnimodalModel(nn.Module):
         return {self.modality: run_encoder(self.encoders[self.modality], inputs[self.modality], length)}
 
     def fuse(self, embeddings: Mapping[str, Tensor], mask: Tensor) -> Tensor:
-        return self.head(embeddings[self.modality])
+        out: Tensor = self.head(embeddings[self.modality])
+        return out
 
     def forward(
         self, inputs: Mapping[str, Tensor], mask: Tensor, lengths: Mapping[str, Tensor] | None = None

@@ -130,7 +130,7 @@ def analyse(results: StudyRecord | Mapping[str, Any], study_dir: str | Path) -> 
     primary_index = next((i for i, c in enumerate(comparisons) if c["family"] == "primary"), None)
     setup = _setup(records, study_dir, fusion, groups)
     decision = decision_rows(groups, comparisons, full, metric, higher, ALPHA) if pretraining else []
-    return clean({
+    analysis: dict[str, Any] = clean({
         "study": records.study, "question": records.question or "",
         "modalities": modalities, "full_pattern": full, "patterns": patterns, "primary_pattern": patterns[0],
         "primary_metric": metric, "higher_is_better": higher, "threshold": settings.threshold,
@@ -148,6 +148,7 @@ def analyse(results: StudyRecord | Mapping[str, Any], study_dir: str | Path) -> 
         "failed_runs": [_failure(r) for r in records.runs if not r.completed],
         "monitoring_runs": monitored_runs(study_dir, records.runs),
     })
+    return analysis
 
 
 def _best_vs_runner_up(ranked: tuple[str, str] | None, comparisons: Sequence[Mapping[str, Any]],

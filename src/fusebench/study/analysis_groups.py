@@ -47,7 +47,8 @@ def summary(values: Sequence[float | None]) -> dict[str, Any] | None:
     present = [float(v) for v in values if v is not None and math.isfinite(float(v))]
     if not present:
         return None
-    return clean(asdict(summarize(present)))
+    summarized: dict[str, Any] = clean(asdict(summarize(present)))
+    return summarized
 
 
 def completed(run: RunRecord) -> bool:
@@ -161,7 +162,7 @@ def summarise_group(name: str, runs: Sequence[RunRecord], *, study_dir: Path, mo
     times = {r.seed: time_parts(r, modalities) for r in done}
     time_keys = sorted({k for t in times.values() for k in t} | set(TIME_KEYS))  # all, even with no run done
     head = runs[0]
-    return clean({
+    record: dict[str, Any] = clean({
         "name": name,
         "condition": head.condition,
         "axes": dict(head.axes),
@@ -182,6 +183,7 @@ def summarise_group(name: str, runs: Sequence[RunRecord], *, study_dir: Path, mo
             for r in done
         ],
     })
+    return record
 
 
 def _first(curve: Sequence[float]) -> float | None:

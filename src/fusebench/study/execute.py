@@ -201,7 +201,7 @@ def record_session(study_dir: Path, *, workers: int, backend: str, threads: int,
 class _Progress:
     """Records each outcome, rewrites the results files and prints one line per node."""
 
-    def __init__(self, graph: StudyGraph, console: Console, done: dict[str, str], total: int) -> None:
+    def __init__(self, graph: StudyGraph, console: Console, done: dict[str, RunState], total: int) -> None:
         self.graph, self.console, self.done, self.total, self.count = graph, console, done, total, 0
 
     def __call__(self, outcome: NodeOutcome) -> None:
@@ -221,14 +221,14 @@ def _payload(graph: StudyGraph, node_id: str) -> tuple[str, dict[str, Any], str,
     return node_id, graph.nodes[node_id].config.model_dump(mode="json"), str(graph.run_dir(node_id)), list(sys.argv)
 
 
-def run_in_process(graph: StudyGraph, todo: Sequence[str], done: dict[str, str], on_done: OnDone) -> None:
+def run_in_process(graph: StudyGraph, todo: Sequence[str], done: dict[str, RunState], on_done: OnDone) -> None:
     """One node after another in this process (``--workers 1``): same numbers, simpler to debug."""
     for node_id in todo:
         dependency = blocked_by(graph, node_id, done)
         on_done(skipped(node_id, dependency) if dependency else execute_node(*_payload(graph, node_id)))
 
 
-def run_pool(graph: StudyGraph, todo: Sequence[str], done: dict[str, str], on_done: OnDone, workers: int) -> None:
+def run_pool(graph: StudyGraph, todo: Sequence[str], done: dict[str, RunState], on_done: OnDone, workers: int) -> None:
     """A spawn-started process pool fed as nodes become ready (not wave by wave).
 
     At most ``workers`` nodes are in flight, picked in graph order, so each seed's

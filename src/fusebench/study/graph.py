@@ -106,7 +106,8 @@ def portable_digest(raw: Mapping[str, Any]) -> str:
     the pre-trained encoders inside it by absolute path; those paths are replaced by
     ``<study>`` first, so a study folder that was moved or copied is still recognised.
     """
-    experiment = raw.get("experiment") if isinstance(raw.get("experiment"), Mapping) else {}
+    found = raw.get("experiment")
+    experiment: Mapping[str, Any] = found if isinstance(found, Mapping) else {}
     root = str(Path(str(experiment.get("runs_dir", ""))) / str(experiment.get("name", "")))
 
     def relocate(value: Any) -> Any:

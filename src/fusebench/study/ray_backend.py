@@ -81,7 +81,7 @@ def ray_node(node_id: str, config: dict[str, Any], run_dir: str, command: Sequen
     return execute_node(node_id, config, run_dir, command)
 
 
-def run_ray(graph: StudyGraph, todo: Sequence[str], done: dict[str, str], on_done: OnDone, *, workers: int,
+def run_ray(graph: StudyGraph, todo: Sequence[str], done: dict[str, RunState], on_done: OnDone, *, workers: int,
             address: str | None) -> None:
     """Submit every node in ``todo`` to Ray at once and report each as it finishes.
 

@@ -14,7 +14,7 @@ import json
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from functools import cache, cached_property
+from functools import cache, cached_property, partial
 from pathlib import Path
 from typing import Any, Literal
 
@@ -173,7 +173,7 @@ class StudySpec(_Strict):
         conditions: dict[str, ConditionSpec] = {}
         for name, condition in self.conditions.items():
             for m in modalities if MODALITY_TEMPLATE in name else [None]:
-                fill = (lambda text, m=m: text.replace(MODALITY_TEMPLATE, m)) if m else (lambda text: text)
+                fill = partial(_fill, modality=m)
                 scratch = [fill(x) for x in condition.scratch]
                 chosen = [x for x in modalities if x not in scratch] if condition.pretrained == "all" else [
                     fill(x) for x in condition.pretrained]
@@ -191,6 +191,11 @@ class StudySpec(_Strict):
 
 class StudyFile(_Strict):
     study: StudySpec
+
+
+def _fill(text: str, modality: str | None) -> str:
+    """``text`` with ``{modality}`` replaced (unchanged for a condition that is no template)."""
+    return text if modality is None else text.replace(MODALITY_TEMPLATE, modality)
 
 
 def format_value(value: AxisValue) -> str:

@@ -9,7 +9,7 @@ error that names the strategy, not an AttributeError.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Protocol
 
 from torch import Tensor, nn
@@ -103,10 +103,10 @@ def check_modalities(key: str, names: Sequence[str], modalities: Sequence[str]) 
 
 def contract(model: nn.Module) -> FusionModel:
     """The model as the fusebench model contract (the inner model of a frozen-feature cache wrapper)."""
-    return unwrap(as_fusion_model(model))
+    return as_fusion_model(unwrap(model))
 
 
-def encoder_modules(model: nn.Module, key: str) -> Mapping[str, nn.Module]:
+def encoder_modules(model: nn.Module, key: str) -> nn.ModuleDict:
     """The per-modality encoders (``encoders`` of late fusion, ``extractors`` of feature fusion)."""
     found = contract(model).encoder_modules()
     if found is None:
@@ -133,9 +133,13 @@ def embedding_dims(model: nn.Module, modalities: Sequence[str]) -> dict[str, int
     return {m: dims[m] for m in modalities}
 
 
-def attached(model: nn.Module, name: str) -> nn.Module:
-    """The module a strategy attached to ``model`` as ``name`` (see :func:`attach`)."""
-    return model.get_submodule(name)
+def attached(model: nn.Module, name: str) -> nn.ModuleDict:
+    """The modules a strategy attached to ``model`` as ``name`` (see :func:`attach`), per modality."""
+    found = model.get_submodule(name)
+    if not isinstance(found, nn.ModuleDict):
+        raise TypeError(f"Expected `{name}` to be an nn.ModuleDict attached by a strategy, got "
+                        f"`{type(found).__name__}`.")
+    return found
 
 
 def attach(model: nn.Module, name: str, module: nn.Module) -> nn.Module:

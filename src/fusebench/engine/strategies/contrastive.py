@@ -98,11 +98,8 @@ class ContrastiveAlignment(Strategy):
                                 f"`{type(inner).__name__}`.")
             return inner.enhance(modality, z)
         if modality in self.projected:
-            projections = attached(model, CONTRASTIVE_PROJECTIONS)
-            if not isinstance(projections, nn.ModuleDict):
-                raise TypeError(f"Expected `{CONTRASTIVE_PROJECTIONS}` to be an nn.ModuleDict, got "
-                                f"`{type(projections).__name__}`.")
-            return projections[modality](z)  # type: ignore[no-any-return]
+            projected: Tensor = attached(model, CONTRASTIVE_PROJECTIONS)[modality](z)
+            return projected
         return z
 
     def extra_losses(self, model: nn.Module, output: ModelOutput, batch: Batch) -> dict[str, Tensor]:

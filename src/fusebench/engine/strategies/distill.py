@@ -96,4 +96,5 @@ class TeacherDistillation(Strategy):
         if parameter is not None and parameter.device != device:
             teacher.to(device)
         teacher.eval()
-        return teacher(inputs.to(device))
+        out: Tensor = teacher(inputs.to(device))
+        return out
