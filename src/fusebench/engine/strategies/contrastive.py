@@ -198,7 +198,8 @@ def _same_width(anchors: Sequence[str], dims: Mapping[str, int], width: int | No
     widths = {dims[a] for a in anchors} | ({width} if width is not None else set())
     if len(widths) != 1:
         raise ConfigError(
-            f"{_WHERE}` compares the anchors {list(anchors)} (widths {[dims[a] for a in anchors]}) with the enhanced "
+            f"{_WHERE}` compares the anchors {list(anchors)} (widths "
+            f"{', '.join(f'`model.encoders.{a}.out_dim` = {dims[a]}' for a in anchors)}) with the enhanced "
             f"modality's projection, so their widths must agree with {source}"
             f"{f' ({width})' if width is not None else ''}; use encoders of equal `out_dim` or `projector: linear`."
         )
