@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from fusebench.cli_common import console, user_errors
+from fusebench.errors import ConfigError
 
 Projection = Annotated[list[str] | None, typer.Option(
     "--projection", help="pca, tsne or umap (repeatable; default: PCA plus t-SNE/UMAP where installed)")]
@@ -30,7 +31,7 @@ def analyze(
     """Linear CKA between encoders (pre-trained file vs fine-tuned; scratch vs pre-trained), 2-D projections of
     test embeddings coloured by label, and linear probes per encoder; writes representations.json + figures."""
     if (study is None) == (not runs):
-        raise ValueError("`fusebench analyze` takes run folders (`fusebench analyze RUN [RUN...]`) or "
+        raise ConfigError("`fusebench analyze` takes run folders (`fusebench analyze RUN [RUN...]`) or "
                          "`--study STUDY_DIR`, not both and not neither.")
     if study is not None:
         from fusebench.study.analysis_representations import analyze_study

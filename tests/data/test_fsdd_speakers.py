@@ -17,6 +17,7 @@ from fusebench.data.avdigits_dataset import avdigits_info
 from fusebench.data.fsdd_speakers import FSDD_SPEAKERS, FsddSpeakersOptions, load, split_recordings
 from fusebench.data.registry import get_dataset
 from fusebench.data.sources import fsdd_index, locate_sources
+from fusebench.errors import DataError
 
 ROOT = Path(__file__).resolve().parents[2]
 SPEAKER_CONFIG = ROOT / "configs" / "fsdd_speakers" / "pretrain_audio.yaml"
@@ -98,7 +99,7 @@ def test_bad_data_is_one_clear_error(tmp_path: Path, setup: str, options: dict[s
     if setup == "files":
         write_recordings(tmp_path, {"ann": 220.0, "bob": 440.0})
     chosen = {"speakers": ["ann", "bob"], "validation_takes": 2, **options}
-    with pytest.raises((ValueError, FileNotFoundError), match=match):
+    with pytest.raises((DataError, FileNotFoundError), match=match):
         load(FsddSpeakersOptions(root=str(tmp_path), **chosen))  # type: ignore[arg-type]
 
 

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from fusebench.engine.projections import colours, installed, pca_2d, project, resolve_methods, sample_indices
+from fusebench.errors import ConfigError
 from fusebench.tasks import Task
 
 
@@ -57,10 +58,10 @@ def test_method_resolution() -> None:
     default, skipped = resolve_methods(None)
     assert default[0] == "pca" and set(default) | set(skipped) == {"pca", "tsne", "umap"}
     assert resolve_methods(["pca", "pca"]) == (["pca"], {})
-    with pytest.raises(ValueError, match="among"):
+    with pytest.raises(ConfigError, match="among"):
         resolve_methods(["mds"])
     if not installed("umap"):
-        with pytest.raises(ValueError, match="umap-learn"):
+        with pytest.raises(ConfigError, match="umap-learn"):
             resolve_methods(["umap"])
 
 

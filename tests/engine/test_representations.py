@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from fusebench.cli import app
 from fusebench.engine.analyze import analyze_runs
 from fusebench.engine.cka import linear_cka
-from fusebench.engine.probe import load_run, split_embeddings
+from fusebench.engine.probe import load_trained_run, split_embeddings
 from fusebench.engine.representations import REPRESENTATIONS_FILE, analyse_run, locate_pretrained
 from fusebench.engine.run import execute_run
 from fusebench.models.weights import load_encoder
@@ -72,7 +72,7 @@ def test_before_view_is_the_pretrained_file_and_cka_recomputes(runs: dict[str, P
                                                                analysed: tuple[Path, dict[str, object]]) -> None:
     """Recompute both audio embeddings independently: the file loaded into a fresh encoder, and the checkpoint."""
     _, result = analysed
-    loaded = load_run(runs["pretrained"])
+    loaded = load_trained_run(runs["pretrained"])
     after = split_embeddings(loaded.model, loaded.data.test, 256)["audio"]
     load_encoder(loaded.model.encoders["audio"], runs["pre_audio"] / "encoders" / "audio.safetensors", "audio")
     before = split_embeddings(loaded.model, loaded.data.test, 256)["audio"]

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from fusebench.errors import ResultsError
 from fusebench.study.plots_sensitivity import surface_heatmaps
 from fusebench.study.report_sensitivity import comparison_rows, sentences, surface_rows
 from fusebench.study.sensitivity import sensitivity_analysis
@@ -107,7 +108,7 @@ def test_other_axes_make_slices_and_missing_cells_are_counted() -> None:
 
 def test_no_sensitivity_axes_means_no_section_and_unknown_axes_are_refused() -> None:
     assert sensitivity_analysis([], AXES, None, ["a"], "a", "accuracy", PATTERN, True) is None
-    with pytest.raises(ValueError, match=r"names axes \['momentum'\]"):
+    with pytest.raises(ResultsError, match=r"names axes \['momentum'\]"):
         sensitivity_analysis([], AXES, ["momentum"], ["a"], "a", "accuracy", PATTERN, True)
 
 

@@ -36,6 +36,7 @@ from fusebench.data.audio import coloured_noise, fix_length, log_mel_spectrogram
 from fusebench.data.options import SPLITS, DataOptions
 from fusebench.data.registry import DatasetEntry, DatasetInfo, LoadedDataset, ModalityInfo, Split, register_dataset
 from fusebench.data.sources import DATA_ENV_VAR, FsddRecording, fsdd_index, locate_sources, read_wav
+from fusebench.errors import DataError
 from fusebench.tasks import Task
 
 #: The six speakers of the FSDD release AV-digits is built from.
@@ -101,7 +102,7 @@ def split_recordings(recordings: list[FsddRecording],
     """The recordings of each split, by take (module docstring); others' speakers left out.
 
     Raises:
-        ValueError: a speaker without a recording in some split.
+        DataError: a speaker without a recording in some split.
     """
     wanted = [r for r in recordings if r.speaker in options.speakers]
     last_validation = TEST_TAKES + options.validation_takes
@@ -113,7 +114,7 @@ def split_recordings(recordings: list[FsddRecording],
         if missing:
             takes = {"test": f"takes 0-{TEST_TAKES - 1}", "validation": f"takes {TEST_TAKES}-{last_validation - 1}",
                      "train": f"takes {last_validation} and above"}[split]
-            raise ValueError(f"`fsdd_speakers`: no {split} recording ({takes}) of speakers {missing}; expected "
+            raise DataError(f"`fsdd_speakers`: no {split} recording ({takes}) of speakers {missing}; expected "
                              f"recordings of every speaker in `data.speakers` ({options.speakers}).")
     return splits
 
@@ -126,7 +127,7 @@ def _features(recordings: list[FsddRecording], options: FsddSpeakersOptions, dra
     for recording in recordings:
         samples, rate = read_wav(recording.path)
         if rate != options.sample_rate:
-            raise ValueError(f"{recording.path} is sampled at {rate} Hz, expected `data.sample_rate` "
+            raise DataError(f"{recording.path} is sampled at {rate} Hz, expected `data.sample_rate` "
                              f"{options.sample_rate} (no resampling is done).")
         waves.append(samples)
     clips, lengths = fix_length(waves, clip_samples)

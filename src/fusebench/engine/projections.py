@@ -23,6 +23,7 @@ import numpy.typing as npt
 import torch
 from torch import Tensor
 
+from fusebench.errors import ConfigError
 from fusebench.tasks import Task
 
 Method = Literal["pca", "tsne", "umap"]
@@ -44,7 +45,7 @@ def resolve_methods(requested: Sequence[str] | None) -> tuple[list[Method], dict
     ``None`` is the default: PCA plus t-SNE and UMAP where their packages are installed.
 
     Raises:
-        ValueError: an unknown method, or a requested one whose package is missing.
+        ConfigError: an unknown method, or a requested one whose package is missing.
     """
     if requested is None:
         chosen = [m for m in METHODS if installed(m)]
@@ -52,10 +53,10 @@ def resolve_methods(requested: Sequence[str] | None) -> tuple[list[Method], dict
         return chosen, skipped
     unknown = [m for m in requested if m not in METHODS]
     if unknown:
-        raise ValueError(f"Expected projections among {list(METHODS)}, got {unknown}.")
+        raise ConfigError(f"Expected projections among {list(METHODS)}, got {unknown}.")
     for method in requested:
         if not installed(method):
-            raise ValueError(f"Projection `{method}` needs {_PACKAGES[method][1]}, which is not installed.")
+            raise ConfigError(f"Projection `{method}` needs {_PACKAGES[method][1]}, which is not installed.")
     return [cast(Method, m) for m in dict.fromkeys(requested)], {}
 
 

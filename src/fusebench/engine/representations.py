@@ -38,10 +38,11 @@ from fusebench.config import RunConfig, load_config
 from fusebench.engine.build import frozen_modalities, used_settings
 from fusebench.engine.cka import linear_cka
 from fusebench.engine.datasets import SPLITS, DataSplits, load_splits, run_task
-from fusebench.engine.probe import LoadedRun, load_run, probe_features, split_embeddings
+from fusebench.engine.feature_cache import unwrap
+from fusebench.engine.probe import LoadedRun, load_trained_run, probe_features, split_embeddings
 from fusebench.engine.projections import Method, colours, project, sample_indices
-from fusebench.engine.strategies.base import unwrap
-from fusebench.models.multimodal import model_encoders
+from fusebench.errors import ConfigError
+from fusebench.models.contract import as_fusion_model
 from fusebench.models.weights import load_encoder
 
 REPRESENTATIONS_FILE = "representations.json"
@@ -146,16 +147,17 @@ def analyse_run(run_dir: str | Path, label: str, cache: DataCache | None = None)
     """Load a finished run and embed every split with each of its encoders (and pre-trained files).
 
     Raises:
-        FileNotFoundError: no best checkpoint, or a pre-trained file that is gone.
-        ValueError: a model without per-modality encoders (early/mid fusion tokenises inside the fusion).
+        RunFolderError: no best checkpoint.
+        FileNotFoundError: a pre-trained file that is gone.
+        ConfigError: a model without per-modality encoders (early/mid fusion tokenises inside the fusion).
     """
     run_dir = Path(run_dir)
     config = load_config(run_dir / "config.yaml")
     data = (cache or DataCache()).splits(config)
-    loaded = load_run(run_dir, data=data)
-    encoders = model_encoders(unwrap(loaded.model))
+    loaded = load_trained_run(run_dir, data=data)
+    encoders = as_fusion_model(unwrap(loaded.model)).encoder_modules()
     if encoders is None:
-        raise ValueError(
+        raise ConfigError(
             f"`{run_dir}` has no per-modality encoders to analyse (its model is `{type(loaded.model).__name__}`, "
             "which tokenises inputs inside the fusion); analyse late-fusion or pre-training runs.")
     batch = config.data.eval_batch_size
@@ -169,7 +171,7 @@ def analyse_run(run_dir: str | Path, label: str, cache: DataCache | None = None)
         if m in pretrained:
             file = locate_pretrained(Path(pretrained[m]), run_dir)
             before = copy.deepcopy(loaded.model)
-            copied = model_encoders(unwrap(before))
+            copied = as_fusion_model(unwrap(before)).encoder_modules()
             if copied is None:  # cannot happen for a copy of a model with encoders; keeps the type narrow
                 raise RuntimeError(f"The copy of `{run_dir}`'s model lost its encoders.")
             load_encoder(copied[m], file, m, kind=config.model.encoders[m].kind, input_shape=data.input_shapes[m])

@@ -29,8 +29,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from fusebench.errors import RunFolderError
 from fusebench.io import atomic_write_json
-from fusebench.study.analysis_groups import clean, completed, summary
+from fusebench.study.analysis_groups import clean, summary
+from fusebench.study.records import RunRecord, StudyRecord
 
 if TYPE_CHECKING:  # the engine (torch, models) is imported when an analysis runs, not by the report
     from fusebench.engine.representations import AnalysedRun, DataCache, View
@@ -45,13 +47,13 @@ def cell_label(axes: Mapping[str, Any]) -> str:
     return ", ".join(f"{k}={v}" for k, v in axes.items()) or "all runs"
 
 
-def study_cells(results: Mapping[str, Any]) -> dict[str, dict[int, list[Mapping[str, Any]]]]:
+def study_cells(results: StudyRecord) -> dict[str, dict[int, list[RunRecord]]]:
     """axes (JSON) -> seed -> the completed fusion runs of that seed at those axis values (study order)."""
-    cells: dict[str, dict[int, list[Mapping[str, Any]]]] = {}
-    for run in results["runs"]:
-        if run.get("kind", "fusion") == "fusion" and completed(run):
-            key = json.dumps(dict(run.get("axes") or {}), sort_keys=True)
-            cells.setdefault(key, {}).setdefault(int(run["seed"]), []).append(run)
+    cells: dict[str, dict[int, list[RunRecord]]] = {}
+    for run in results.fusion_runs():
+        if run.completed:
+            key = json.dumps(dict(run.axes), sort_keys=True)
+            cells.setdefault(key, {}).setdefault(run.seed, []).append(run)
     return cells
 
 
@@ -92,12 +94,12 @@ def _mean_matrix(stack: Sequence[Sequence[Sequence[float | None]]]) -> list[list
     return [[None if not np.isfinite(v) else float(v) for v in row] for row in mean]
 
 
-def _seed(study_dir: Path, runs: Sequence[Mapping[str, Any]], cache: DataCache, key: str, seed: int, baseline: str,
+def _seed(study_dir: Path, runs: Sequence[RunRecord], cache: DataCache, key: str, seed: int, baseline: str,
           metric: str, probes: bool, out: _Collected) -> tuple[list[tuple[str, View]], dict[str, AnalysedRun],
                                                                  dict[str, tuple[list[str], list[list[float | None]]]]]:
     """Analyse one seed's runs of one cell; record its CKA and probe values in ``out``."""
     from fusebench.engine.representations import analyse_run, cka_pairs, probe_view
-    loaded = [(str(r["condition"]), analyse_run(study_dir / str(r["run_dir"]), str(r["node"]), cache)) for r in runs]
+    loaded = [(str(r.condition), analyse_run(study_dir / str(r.run_dir), r.node, cache)) for r in runs]
     out.runs.extend({**a.describe(), "condition": c} for c, a in loaded)
     views = [(c, v) for c, a in loaded for v in a.views]
     owner = {v.key: a for _, a in loaded for v in a.views}
@@ -129,31 +131,30 @@ def analyze_study(study_dir: str | Path, out_dir: str | Path | None = None, *, m
         methods, max_points, seed, probes: as for :func:`fusebench.engine.analyze.analyze_runs`.
 
     Raises:
-        ValueError: the study has no completed run of its baseline condition.
+        RunFolderError: the study has no completed run of its baseline condition.
     """
     from fusebench.engine.probe import _threads
     from fusebench.engine.projections import resolve_methods
     from fusebench.engine.representation_plots import cka_matrix
     from fusebench.engine.representations import REPRESENTATIONS_FILE, DataCache, draw_modality, protocol
-    from fusebench.study.analysis import load_results
+    from fusebench.study.records import load_results
 
     study_dir = Path(study_dir)
     folder = Path(out_dir) if out_dir is not None else study_dir / FOLDER
     chosen, skipped = resolve_methods(methods)
     results = load_results(study_dir)
-    settings = results.get("analysis") or {}
-    baseline = str(settings.get("baseline") or (results.get("conditions") or [""])[0])
-    metric = str(settings.get("primary_metric") or "accuracy")
+    baseline = str(results.analysis.baseline or (results.conditions or ("",))[0])
+    metric = results.primary_metric
     cells = study_cells(results)
-    if not any(baseline == r["condition"] for cell in cells.values() for runs in cell.values() for r in runs):
-        raise ValueError(f"Study `{study_dir}` has no completed run of its baseline condition `{baseline}`; the "
+    if not any(baseline == r.condition for cell in cells.values() for runs in cell.values() for r in runs):
+        raise RunFolderError(f"Study `{study_dir}` has no completed run of its baseline condition `{baseline}`; the "
                          "representation analysis compares every condition with it.")
     figures = folder / "figures"
     figures.mkdir(parents=True, exist_ok=True)
     for old in figures.glob("*.png"):
         old.unlink()
     cache, out = DataCache(), _Collected()
-    threads = int(((results.get("execution") or [{}])[-1]).get("threads_per_run") or 1)  # as the runs had
+    threads = int((results.execution or ({},))[-1].get("threads_per_run") or 1)  # as the runs had
     with _threads(threads):
         for number, (key, by_seed) in enumerate(cells.items()):
             label = cell_label(json.loads(key))

@@ -18,14 +18,14 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from fusebench.study.analysis_compare import value_label  # noqa: E402
 from fusebench.study.plots import colormap, direction, save, text_colour  # noqa: E402
+from fusebench.study.spec import format_value  # noqa: E402
 
 
 def _cell(surface: Mapping[str, Any], wanted: Mapping[str, Any]) -> Mapping[str, Any] | None:
-    labels = {k: value_label(v) for k, v in wanted.items()}
+    labels = {k: format_value(v) for k, v in wanted.items()}
     for cell in surface["cells"]:
-        if all(value_label(cell["axes"].get(k)) == v for k, v in labels.items()):
+        if all(format_value(cell["axes"].get(k)) == v for k, v in labels.items()):
             found: Mapping[str, Any] | None = cell["summary"]
             return found
     return None
@@ -63,17 +63,17 @@ def surface_heatmaps(slice_: Mapping[str, Any], path: str | Path) -> Path:
             if np.isfinite(grid[i, j]):
                 ax.text(j, i, notes[i, j], ha="center", va="center", fontsize=7,
                         color=text_colour(grid[i, j], low, high, metric))
-        ax.set_yticks(range(len(row_values)), [value_label(v) for v in row_values])
+        ax.set_yticks(range(len(row_values)), [format_value(v) for v in row_values])
         ax.set_ylabel(rows_axis)
         ax.set_xticks(range(len(column_values)),
-                      [", ".join(value_label(v) for v in c) or "–" for c in column_values])
+                      [", ".join(format_value(v) for v in c) or "–" for c in column_values])
         ax.set_xlabel(", ".join(column_axes) or "")
         spread = surface["spread_of_means"]["std"]
         ax.set_title(f"{surface['condition']}\nstd over cells {spread:.3f}" if spread is not None
                      else surface["condition"], fontsize=9)
     if image is not None:
         fig.colorbar(image, ax=axes[0].tolist(), shrink=0.85, label=f"test {direction(metric)}")
-    fixed = ", ".join(f"{k}={value_label(v)}" for k, v in slice_["fixed"].items())
+    fixed = ", ".join(f"{k}={format_value(v)}" for k, v in slice_["fixed"].items())
     fig.suptitle(f"test {metric} ({slice_['pattern']}) over the grid, mean over seeds" + (f" ({fixed})" if fixed
                                                                                             else ""), fontsize=10)
     return save(fig, path)

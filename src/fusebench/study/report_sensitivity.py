@@ -10,12 +10,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from fusebench.study.analysis_compare import value_label
 from fusebench.study.report_text import DASH, interval, mean_std, num, pvalue, signed
+from fusebench.study.spec import format_value
 
 
 def _cell_name(cell: Mapping[str, Any] | None) -> str:
-    return DASH if not cell else ", ".join(f"{k}={value_label(v)}" for k, v in cell.items())
+    return DASH if not cell else ", ".join(f"{k}={format_value(v)}" for k, v in cell.items())
 
 
 def surface_rows(slice_: Mapping[str, Any]) -> list[list[str]]:
@@ -82,7 +82,7 @@ def sensitivity_context(analysis: Mapping[str, Any], images: Mapping[str, Any]) 
     slices: Sequence[Mapping[str, Any]] = analysis.get("sensitivity") or []
     out = []
     for index, slice_ in enumerate(slices):
-        fixed = ", ".join(f"{k}={value_label(v)}" for k, v in slice_["fixed"].items())
+        fixed = ", ".join(f"{k}={format_value(v)}" for k, v in slice_["fixed"].items())
         out.append({
             "title": f"{' × '.join(slice_['axes'])}" + (f" at {fixed}" if fixed else ""),
             "figure": images.get(f"sensitivity_{index}"),

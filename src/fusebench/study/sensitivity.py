@@ -30,8 +30,9 @@ from typing import Any
 
 import numpy as np
 
-from fusebench.study.analysis_compare import value_label
+from fusebench.errors import ResultsError
 from fusebench.study.analysis_groups import summary
+from fusebench.study.spec import format_value
 from fusebench.study.stats import paired_comparison
 
 BOOTSTRAP_RESAMPLES = 2000
@@ -41,9 +42,9 @@ CONFIDENCE = 0.95
 def _cell_values(groups: Sequence[Mapping[str, Any]], condition: str, cell: Mapping[str, Any],
                  pattern: str) -> dict[int, float]:
     """seed -> test value of the group of ``condition`` at the axis values ``cell``."""
-    wanted = {k: value_label(v) for k, v in cell.items()}
+    wanted = {k: format_value(v) for k, v in cell.items()}
     for group in groups:
-        axes = {k: value_label(v) for k, v in (group.get("axes") or {}).items()}
+        axes = {k: format_value(v) for k, v in (group.get("axes") or {}).items()}
         if group.get("condition") == condition and axes == wanted:
             return {int(s["seed"]): float(s["test"][pattern]) for s in group.get("per_seed") or []
                     if s.get("test", {}).get(pattern) is not None}
@@ -131,13 +132,13 @@ def sensitivity_analysis(groups: Sequence[Mapping[str, Any]], axes: Mapping[str,
         higher_is_better: the metric's direction (for the best and worst cells).
 
     Raises:
-        ValueError: a named axis the study does not have.
+        ResultsError: a named axis the study does not have (a results file the spec did not write).
     """
     if not names:
         return None
     unknown = [n for n in names if n not in axes]
     if unknown:
-        raise ValueError(f"`analysis.sensitivity` names axes {unknown}; the study's axes are {list(axes)}.")
+        raise ResultsError(f"`analysis.sensitivity` names axes {unknown}; the study's axes are {list(axes)}.")
     others = [a for a in axes if a not in names]
     reference = baseline or (conditions[0] if conditions else None)
     slices = []
