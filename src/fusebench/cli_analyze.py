@@ -32,7 +32,7 @@ def analyze(
     test embeddings coloured by label, and linear probes per encoder; writes representations.json + figures."""
     if (study is None) == (not runs):
         raise ConfigError("`fusebench analyze` takes run folders (`fusebench analyze RUN [RUN...]`) or "
-                         "`--study STUDY_DIR`, not both and not neither.")
+                          "`--study STUDY_DIR`, not both and not neither.")
     if study is not None:
         from fusebench.study.analysis_representations import analyze_study
 

@@ -10,6 +10,7 @@ import pytest
 from tests._helpers.study_results import copy_study
 
 from fusebench.engine.analyze import analyze_runs
+from fusebench.errors import DamagedFileError, RunFolderError
 from fusebench.study.analysis_representations import analyze_study
 from fusebench.study.report import render_report
 from fusebench.study.report_representations import representation_context
@@ -80,3 +81,21 @@ def test_report_embeds_the_section(analysed: tuple[Path, dict[str, Any]]) -> Non
 
 def test_no_section_without_the_analysis(tmp_path: Path) -> None:
     assert representation_context(tmp_path, embed=False) is None
+
+
+def test_a_study_without_a_completed_baseline_run_is_refused(tmp_path: Path) -> None:
+    study = copy_study("pretrain", tmp_path)
+    results = json.loads((study / "results.json").read_text())
+    for run in results["runs"]:
+        if run.get("condition") == "scratch":
+            run["status"] = "failed"
+    (study / "results.json").write_text(json.dumps(results))
+    with pytest.raises(RunFolderError, match="no completed run of its baseline condition `scratch`"):
+        analyze_study(study, methods=["pca"], max_points=100)
+
+
+def test_a_damaged_representations_file_is_named(tmp_path: Path) -> None:
+    (tmp_path / "representations").mkdir()
+    (tmp_path / "representations" / "representations.json").write_text("[1, 2]")
+    with pytest.raises(DamagedFileError, match="representations.json"):
+        representation_context(tmp_path, embed=False)

@@ -81,7 +81,7 @@ def test_transfer_study_pretrains_on_speakers_and_analyze_compares_the_encoders(
     rows = {(r["modality"], r["condition"], r["comparison"]): r["summary"]["n"] for r in payload["cka_summary"]}
     assert rows[("audio", "related_task", "pre-trained file vs fine-tuned")] == 2
     assert rows[("audio", "task_specific", "pre-trained file vs scratch (trained)")] == 2
-    assert payload["probe_summary"] == [] and "pre-trained file vs fine-tuned" in analyzed.output
+    assert payload["probe_summary"] == [] and "linear CKA over seeds (test embeddings)" in analyzed.output
     reported = runner.invoke(app, ["report", str(study)])
     assert reported.exit_code == 0, reported.output
     assert "## Representations: what pre-training changed in the encoders" in (study / "report.md").read_text()

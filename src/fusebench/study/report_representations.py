@@ -32,7 +32,7 @@ def representation_context(study_dir: Path, embed: bool) -> dict[str, Any] | Non
     """Rows and figures of the representation analysis, or ``None`` when it was not run.
 
     Raises:
-        ValueError: ``representations.json`` is not a JSON object (a damaged file).
+        DamagedFileError: ``representations.json`` is not a JSON object (a damaged file).
     """
     folder = study_dir / FOLDER
     file = folder / FILE
