@@ -66,8 +66,8 @@ def _num(value: Any) -> str:
 
 def _print_runs(result: dict[str, Any]) -> None:
     table = Table(title="linear CKA between encoders (test embeddings)")
-    for column in ("modality", "encoder A", "encoder B", "relation", "CKA"):
-        table.add_column(column, justify="right" if column == "CKA" else "left")
+    for column in ("modality", "encoder A", "encoder B", "relation", "CKA"):  # keys fold, never cut: `…@pretrained`
+        table.add_column(column, justify="right" if column == "CKA" else "left", overflow="fold")
     for pair in result["cka"]:
         table.add_row(pair["modality"], pair["a"], pair["b"], pair["relation"], _num(pair["cka"]) if pair["cka"]
                       is not None else pair["note"])
