@@ -95,13 +95,13 @@ def _spec_error(tmp_path: Path, **changes: Any) -> str:
                      r"`study.conditions.scratch.pretrained`", id="unknown-condition-key"),
         pytest.param({"conditions": {}}, r"`study.conditions`: .*at least 1", id="no-conditions"),
         pytest.param({"seeds": [0, 1, 0]}, r"`seeds` must be unique, got \[0, 1, 0\]", id="duplicate-seeds"),
-        pytest.param({"analysis": {"baseline": "scrach"}}, r"names conditions \['scrach'\]", id="unknown-baseline"),
-        pytest.param({"conditions": {"a__b": {}}}, r"no `__`, got \['a__b'\]", id="bad-condition-name"),
+        pytest.param({"analysis": {"baseline": "scrach"}}, r"names conditions `scrach`", id="unknown-baseline"),
+        pytest.param({"conditions": {"a__b": {}}}, r"no `__`, got `a__b`", id="bad-condition-name"),
         pytest.param({"axes": {"fusion": {"key": "model.fusion.method", "values": ["sum", "sum"]}}},
                      r"axis values must be distinct", id="duplicate-axis-values"),
         pytest.param({"threads_per_run": 0}, r"`study.threads_per_run`: Input should be greater than or equal to 1",
                      id="threads"),
-        pytest.param({"analysis": {"primary": [["scratch", "pretraind"]]}}, r"names conditions \['pretraind'\]",
+        pytest.param({"analysis": {"primary": [["scratch", "pretraind"]]}}, r"names conditions `pretraind`",
                      id="unknown-primary"),
         pytest.param({"analysis": {"primary": [["scratch", "scratch"]]}},
                      r"compares a condition with itself: \[\['scratch', 'scratch'\]\]", id="primary-self"),
@@ -141,8 +141,8 @@ def test_pretrained_modality_must_have_a_fusion_encoder(tmp_path: Path) -> None:
     shared = [*TINY["shared_overrides"], "model.encoders={image: {kind: cnn, widths: [8, 16]}}", "data.missing_rate={}"]
     conditions = {"scratch": {}, "pretrained": {"pretrained": ["audio"]}}
     message = _spec_error(tmp_path, shared_overrides=shared, conditions=conditions)
-    assert "condition `pretrained` names modalities ['audio'], which the base config does not have" in message
-    assert "it has ['image']" in message
+    assert "condition `pretrained` names modalities `audio`, which the base config does not have" in message
+    assert "it has `image`" in message
 
 
 def test_pretrained_encoder_must_fit_the_fusion_encoder(tmp_path: Path) -> None:
@@ -206,9 +206,9 @@ def test_spec_runs_on_another_base_name_and_settings(tmp_path: Path) -> None:
     [
         pytest.param({"a": {"pretrained": ["image"], "scratch": ["audio"]}}, "`scratch`.*goes with `pretrained: all`",
                      id="scratch-without-all"),
-        pytest.param({"a": {"pretrained": ["text"]}}, r"condition `a` names modalities \['text'\]", id="unknown"),
+        pytest.param({"a": {"pretrained": ["text"]}}, r"condition `a` names modalities `text`", id="unknown"),
         pytest.param({"{modality}_x": {"pretrained": "all", "scratch": ["{modality}", "video"]}},
-                     r"condition `audio_x` names modalities \['video'\]", id="template-unknown"),
+                     r"condition `audio_x` names modalities `video`", id="template-unknown"),
     ],
 )
 def test_bad_conditions_are_named(tmp_path: Path, conditions: dict, match: str) -> None:
@@ -229,7 +229,11 @@ def test_mmimdb_three_way_pretraining_study_validates_or_names_the_missing_extra
     path = ROOT / "configs" / "mmimdb" / "pretraining_study.yaml"
     installed = all(importlib.util.find_spec(name) for name in ("sentence_transformers", "efficientnet_lite_pytorch"))
     if installed:
-        study = load_spec(path)
+        try:  # the study builds its models on the data's shapes, so it needs the data too
+            study = load_spec(path)
+        except FileNotFoundError as error:
+            assert "MM-IMDB is not on disk here" in str(error)
+            return
         assert list(study.spec.conditions) == ["scratch", "task_pretrained", "general_pretrained"]
         assert study.derived == {"image", "text"} and study.primary_metric == "f1_samples"
     else:

@@ -15,7 +15,7 @@ from fusebench.data.amputation import FixedUnpairing, MCARAmputer, PatternMixtur
 from fusebench.data.loader import TensorLoader, subset_indices
 from fusebench.data.options import SPLITS
 from fusebench.data.registry import DatasetInfo, LoadedDataset, ModalityInfo, Split, get_dataset
-from fusebench.errors import ConfigError
+from fusebench.errors import ConfigError, quoted
 from fusebench.tasks import Task
 
 __all__ = ["SPLITS", "DataSplits", "Split", "eval_loader", "load_dataset", "load_splits", "recipe_digest",
@@ -105,12 +105,14 @@ def select_splits(
     """:func:`load_splits` of an already loaded dataset (a study checks many runs on one load)."""
     available = sorted(loaded.info.modalities)
     wanted = tuple(sorted(modalities))
-    for where, names in (("`data.modalities`", config.modalities or []), ("the run's encoders", wanted)):
-        unknown = sorted(set(names) - set(available))
-        if unknown:
-            raise ConfigError(
-                f"{where} name {unknown}, which dataset `{config.dataset}` does not have; it has {available}."
-            )
+    unknown = sorted(set(config.modalities or []) - set(available))
+    if unknown:
+        raise ConfigError(f"`data.modalities` names {quoted(unknown)}, which dataset `{config.dataset}` does not "
+                          f"have; it has {quoted(available)}.")
+    unknown = sorted(set(wanted) - set(available))
+    if unknown:
+        keys = quoted(f"model.encoders.{m}" for m in unknown)
+        raise ConfigError(f"{keys}: dataset `{config.dataset}` has no such modality; it has {quoted(available)}.")
     train = loaded.train.only(wanted)
     keep = subset_indices(len(train), config.train_fraction * train_fraction, seed)
     if len(keep) < len(train):
