@@ -185,8 +185,8 @@ class StudySpec(_Strict):
                 pretrained = list(chosen)
                 unknown = sorted(set(pretrained + scratch) - set(modalities))
                 if unknown:
-                    raise ValueError(f"condition `{fill(name)}` names modalities {quoted(unknown)}, which the base "
-                                     f"config does not have; it has {quoted(modalities)}")
+                    raise ValueError(f"condition `{fill(name)}` names modalities {unknown}, which the base config "
+                                     f"does not have; it has {list(modalities)}")
                 conditions[fill(name)] = ConditionSpec(pretrained=pretrained,
                                                        overrides=[fill(o) for o in condition.overrides])
         spec = self.model_copy(update={"conditions": conditions})
