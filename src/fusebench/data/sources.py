@@ -37,6 +37,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from fusebench.errors import DataError
+
 DATA_ENV_VAR = "FUSEBENCH_DATA"
 CACHE_ENV_VAR = "FUSEBENCH_CACHE"
 
@@ -127,23 +129,23 @@ def _gunzip(path: Path) -> bytes:
         with gzip.open(path, "rb") as handle:
             return handle.read()
     except (OSError, EOFError, zlib.error) as error:
-        raise ValueError(
+        raise DataError(
             f"{path} is not a readable gzip file (expected a gzip-compressed IDX file): {error}"
         ) from error
 
 
 def _parse_idx(raw: bytes, path: Path) -> np.ndarray:
     if len(raw) < 8:
-        raise ValueError(f"{path} is too short for an IDX header: got {len(raw)} bytes.")
+        raise DataError(f"{path} is too short for an IDX header: got {len(raw)} bytes.")
     magic, count = struct.unpack(">II", raw[:8])
     if magic not in _IDX_MAGIC:
-        raise ValueError(f"{path} has IDX magic number {magic}, expected 2051 (images) or 2049 (labels).")
+        raise DataError(f"{path} has IDX magic number {magic}, expected 2051 (images) or 2049 (labels).")
     ndim = _IDX_MAGIC[magic]
     header = 4 + 4 * ndim
     shape = (count, *struct.unpack(f">{ndim - 1}I", raw[8:header])) if ndim > 1 else (count,)
     expected = int(np.prod(shape))
     if len(raw) - header != expected:
-        raise ValueError(f"{path} header says shape {shape} ({expected} bytes of data), got {len(raw) - header} bytes.")
+        raise DataError(f"{path} header says shape {shape} ({expected} bytes of data), got {len(raw) - header} bytes.")
     return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(shape)
 
 
@@ -163,12 +165,12 @@ def read_mnist_file(path: str | Path, role: str) -> np.ndarray:
     array = _parse_idx(raw, path)
     magic = struct.unpack(">I", raw[:4])[0]
     if magic != spec.magic:
-        raise ValueError(f"{path} has IDX magic {magic}, expected {spec.magic} for {role}.")
+        raise DataError(f"{path} has IDX magic {magic}, expected {spec.magic} for {role}.")
     if len(array) != spec.count:
-        raise ValueError(f"{path} holds {len(array)} items, expected {spec.count} for {role}.")
+        raise DataError(f"{path} holds {len(array)} items, expected {spec.count} for {role}.")
     digest = hashlib.sha256(raw).hexdigest()
     if digest != spec.content_sha256:
-        raise ValueError(
+        raise DataError(
             f"{path}: decompressed content has sha256 {digest}, "
             f"expected {spec.content_sha256} (the original MNIST release)."
         )
@@ -193,9 +195,9 @@ def read_wav(path: str | Path) -> tuple[np.ndarray, int]:
             channels, width = handle.getnchannels(), handle.getsampwidth()
             rate, frames = handle.getframerate(), handle.readframes(handle.getnframes())
     except (wave.Error, EOFError) as error:
-        raise ValueError(f"{path} is not a readable WAV file: {error}") from error
+        raise DataError(f"{path} is not a readable WAV file: {error}") from error
     if channels != 1 or width != 2:
-        raise ValueError(f"{path} must be 16-bit mono PCM, got {channels} channel(s) of {8 * width}-bit samples.")
+        raise DataError(f"{path} must be 16-bit mono PCM, got {channels} channel(s) of {8 * width}-bit samples.")
     samples = np.frombuffer(frames, dtype="<i2").astype(np.float32) / 32768.0
     return samples, rate
 
@@ -218,7 +220,7 @@ def fsdd_index(directory: str | Path) -> list[FsddRecording]:
     for path in paths:
         match = _FSDD_NAME.match(path.name)
         if match is None:
-            raise ValueError(f"FSDD file {path} is not named '{{digit}}_{{speaker}}_{{take}}.wav'.")
+            raise DataError(f"FSDD file {path} is not named '{{digit}}_{{speaker}}_{{take}}.wav'.")
         digit, speaker, take = match.groups()
         recordings.append(FsddRecording(path, int(digit), speaker, int(take)))
     return recordings
@@ -284,7 +286,7 @@ def verify_fsdd(directory: str | Path) -> str:
         )
     extra = sorted(present - set(pins))
     if extra:
-        raise ValueError(
+        raise DataError(
             f"{directory} holds {len(extra)} recordings that are not in the pinned FSDD "
             f"release, e.g. {extra[:3]}; expected exactly the {len(pins)} listed in "
             "fsdd_sha256.txt."
@@ -292,7 +294,7 @@ def verify_fsdd(directory: str | Path) -> str:
     for name, expected in pins.items():
         got = file_sha256(directory / name)
         if got != expected:
-            raise ValueError(f"{directory / name} has sha256 {got}, expected {expected}.")
+            raise DataError(f"{directory / name} has sha256 {got}, expected {expected}.")
     return combined_digest(pins)
 
 
@@ -465,7 +467,7 @@ def download_mnist(folder: str | Path, base_urls: Sequence[str] = MNIST_BASE_URL
                 tmp.unlink(missing_ok=True)
         else:
             if mismatches:
-                raise ValueError(f"Downloaded {spec.name} is not the MNIST release: {mismatches[0]}")
+                raise DataError(f"Downloaded {spec.name} is not the MNIST release: {mismatches[0]}")
             raise OSError(f"could not download {spec.name} ({'; '.join(errors)})")
 
 
@@ -497,15 +499,15 @@ def download_fsdd(recordings: str | Path, archive_url: str = FSDD_ARCHIVE_URL) -
                     data = bundle.read(member)
                     digest = hashlib.sha256(data).hexdigest()
                     if digest != pins[parts[-1]]:
-                        raise ValueError(
+                        raise DataError(
                             f"{parts[-1]} in {archive_url} has sha256 {digest}, expected {pins[parts[-1]]}."
                         )
                     (extracted / parts[-1]).write_bytes(data)
         except zipfile.BadZipFile as error:
-            raise ValueError(f"{archive_url} is not a zip archive: {error}") from error
+            raise DataError(f"{archive_url} is not a zip archive: {error}") from error
         missing = sorted(set(pins) - {path.name for path in extracted.iterdir()})
         if missing:
-            raise ValueError(
+            raise DataError(
                 f"{archive_url} lacks {len(missing)} of the {len(pins)} FSDD recordings, e.g. {missing[:3]}."
             )
         if recordings.exists():

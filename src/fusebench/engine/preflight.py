@@ -19,7 +19,7 @@ from torch import nn
 from fusebench.config import RunConfig
 from fusebench.data.registry import LoadedDataset, ModalityInfo
 from fusebench.engine.build import build_model
-from fusebench.engine.datasets import DataSplits, load_dataset, run_splits, run_task
+from fusebench.engine.datasets import DataSplits, load_dataset, run_splits, run_task, train_masks
 from fusebench.engine.strategies.blending_auto import check_auto_blending
 from fusebench.engine.strategies.build import build_strategies
 from fusebench.tasks import Task
@@ -62,6 +62,7 @@ def preflight(config: RunConfig, inputs: RunInputs, *, load_files: bool = True) 
         CheckpointError: a pre-trained weights file that does not fit (with ``load_files``).
     """
     run_task(config, inputs.task)
+    train_masks(config.data, inputs.modalities, config.experiment.seed)
     built = config if load_files else config.model_copy(update={"model": config.model.model_copy(
         update={"pretrained": {}})})
     model = build_model(built, inputs.input_shapes, inputs.task.output_size, inputs.modality_info)
