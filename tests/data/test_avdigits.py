@@ -20,7 +20,8 @@ from fusebench.data.avdigits import (
     prepare_avdigits,
     read_manifest,
 )
-from fusebench.data.sources import MNIST_FILES, locate_sources, read_mnist_file
+from fusebench.data.source_files import MNIST_FILES, read_mnist_file
+from fusebench.data.sources import locate_sources
 
 TINY = AVDigitsRecipe(subset=40)
 

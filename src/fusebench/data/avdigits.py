@@ -39,19 +39,8 @@ from pydantic import ConfigDict
 from pydantic.dataclasses import dataclass as pydantic_dataclass
 
 from fusebench.data.audio import coloured_noise, fix_length, log_mel_spectrogram, mix_at_snr
-from fusebench.data.sources import (
-    DATA_ENV_VAR,
-    MNIST_FILES,
-    FsddRecording,
-    SourcePaths,
-    fsdd_index,
-    locate_sources,
-    read_mnist_file,
-    read_wav,
-    source_checksums,
-    user_cache_root,
-    verify_fsdd,
-)
+from fusebench.data.source_files import MNIST_FILES, FsddRecording, fsdd_index, read_mnist_file, read_wav, verify_fsdd
+from fusebench.data.sources import DATA_ENV_VAR, SourcePaths, locate_sources, source_checksums, user_cache_root
 from fusebench.errors import CacheCorruptedError, DataError
 from fusebench.io import atomic_write
 
