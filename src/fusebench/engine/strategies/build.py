@@ -92,9 +92,9 @@ def build_strategies(config: RunConfig, model: nn.Module, modalities: Sequence[s
     if settings.ogm_ge:
         fuse_of(model)  # the strategy calls it
         check_trainable(model, names, "ogm_ge")
-        strategy = OGMGE(names, settings.ogm_alpha, settings.ogm_noise, seed, settings.ogm_coefficient,
-                         settings.ogm_scores, settings.ogm_parameters, settings.ogm_start_epoch,
-                         settings.ogm_end_epoch)
+        strategy = OGMGE(names, settings.ogm_alpha, settings.ogm_noise, seed, coefficient=settings.ogm_coefficient,
+                         scores=settings.ogm_scores, parameters=settings.ogm_parameters,
+                         start_epoch=settings.ogm_start_epoch, end_epoch=settings.ogm_end_epoch)
         if settings.ogm_scores == "head_share":
             head_shares_check(model, names)
         strategies.append(strategy)

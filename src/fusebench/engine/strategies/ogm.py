@@ -212,7 +212,7 @@ class OGMGE(Strategy):
         end_epoch: last epoch with modulation; ``None`` = until the end.
     """
 
-    def __init__(self, modalities: Sequence[str], alpha: float, noise: bool, seed: int,
+    def __init__(self, modalities: Sequence[str], alpha: float, noise: bool, seed: int, *,
                  coefficient: OGMCoefficient = "eq10", scores: OGMScores = "head_share",
                  parameters: OGMParameters = "all", start_epoch: int = 1, end_epoch: int | None = None) -> None:
         if len(modalities) < 2:
