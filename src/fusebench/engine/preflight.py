@@ -3,11 +3,11 @@
 A run config that validates can still fail later: an image patch that does not divide the
 image, a contrastive anchor whose width differs from the enhanced modality's, a metric the
 task does not have. :func:`preflight` builds exactly what the run would build (the model,
-then the strategies) from the data's shapes, so those mistakes are one
-:class:`~fusebench.errors.ConfigError` before a run folder exists — for ``fusebench
-train`` before it trains, for a study before its first node runs. Building is cheap (a few
-milliseconds for the shipped models, measured in ``tests/engine/test_preflight.py``'s
-study); the data is the dataset's cached arrays, loaded once per distinct ``data:`` section.
+then the strategies, and the training split's missingness) from the data's shapes, so
+those mistakes are one :class:`~fusebench.errors.ConfigError` before a run folder exists —
+for ``fusebench train`` before it trains, for a study before its first node runs. Nothing
+is trained; the data is the dataset's cached arrays, loaded once per distinct ``data:``
+section. ``tests/test_config_properties.py`` checks the promise on mutated configs and specs.
 """
 
 from __future__ import annotations
