@@ -53,8 +53,8 @@ def _fails_cleanly(args: list[str], *expected: str) -> str:
     ({"type": "early", "method": "token", "hidden_dim": 128, "dropout": 0.2,
       "params": {"dim": 16, "heads": 2, "image_patch": "big"}},
      ["`model.fusion.params.image_patch`: Input should be a valid list (got 'big')"]),
-    ({"method": "lowrank"}, ["`model.fusion.method` is `lowrank`, which is not registered for `type: late` "
-                             "(did you mean `low_rank`?)"]),
+    ({"method": "lowrank"}, ["`model.fusion.method` is `lowrank`, which is not registered for "
+                             "`model.fusion.type` `late` (did you mean `low_rank`?)"]),
     ({"type": "early", "method": "token", "hidden_dim": 128, "dropout": 0.2, "params": {"dim": 30, "heads": 4}},
      ["`model.fusion.params`: `heads` (4) must divide `dim` (30)"]),
 ], ids=["unknown-key", "wrong-type", "set-elsewhere", "missing-required", "wrong-nested-type", "unknown-method",

@@ -9,14 +9,17 @@ from typing import Any
 import typer
 from rich.console import Console
 
-from fusebench.config import ConfigError
+from fusebench.errors import FusebenchError
 
 console = Console()
-USER_ERRORS = (ConfigError, ValueError, OSError, KeyError)
+#: What the command line explains in one paragraph: fusebench's own errors about its input, and a
+#: file the operating system refused (missing, unreadable, disk full). Everything else is a bug in
+#: fusebench or in a library, shown as the traceback that locates it.
+USER_ERRORS = (FusebenchError, OSError)
 
 
 def user_errors(command: Callable[..., Any]) -> Callable[..., Any]:
-    """Show a user's mistake as one paragraph and exit 2, instead of a traceback."""
+    """Show a user's mistake (:data:`USER_ERRORS`) as one paragraph and exit 2; let a bug surface as a traceback."""
 
     @wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -36,8 +39,6 @@ def user_errors(command: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _message(error: BaseException) -> str:
-    if isinstance(error, KeyError) and error.args:
-        return str(error.args[0])
     if isinstance(error, OSError) and error.strerror and error.filename and len(error.args) > 1:
         return f"{error.strerror}: `{error.filename}`."  # e.g. a config file this user may not read
     return str(error)

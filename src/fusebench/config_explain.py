@@ -154,10 +154,31 @@ def _union_hint(dotted: str, tag: str, members: Mapping[str, Any]) -> str:
         if value not in {k[i] for k in fitting}:
             choices = sorted({k[i] for k in fitting})
             close = difflib.get_close_matches(value, choices, n=1, cutoff=0.5)
-            where = "" if i == 0 else " for " + ", ".join(f"`{keys[j]}: {parts[j]}`" for j in range(i))
+            where = "" if i == 0 else " for " + ", ".join(f"`{dotted}.{keys[j]}` `{parts[j]}`" for j in range(i))
             hint = f"did you mean `{close[0]}`?" if close else f"expected one of {choices}"
+            elsewhere = [k[:i] for k in known if k[i:i + 1] == [value]]
+            if elsewhere:  # e.g. an early-fusion method under the default `type: late`
+                hint = "it goes with " + " or ".join(
+                    ", ".join(f"`{dotted}.{keys[j]}` `{k[j]}`" for j in range(i)) for k in elsewhere)
             return f"`{dotted}.{key}` is `{value}`, which is not registered{where} ({hint})"
     return f"`{dotted}` is `{tag}`, which is not registered (expected one of {sorted(members)})"
+
+
+def _misspelt_tag_keys(section: Any, members: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """``(key, tag key)`` for each key of ``section`` no member has that is close to a tag key.
+
+    A misspelt ``type`` leaves the union on its default tag, which then fails on a key of
+    another member; the misspelling is the mistake to name first.
+    """
+    if not isinstance(section, Mapping):
+        return []
+    known = {name for member in members.values() for name in _valid_keys(member)}
+    found = []
+    for key in map(str, section):
+        close = difflib.get_close_matches(key, tag_keys(members), n=1, cutoff=0.5) if key not in known else []
+        if close:
+            found.append((key, close[0]))
+    return found
 
 
 def _got(value: Any) -> str:
@@ -191,7 +212,10 @@ def explain_validation_error(error: ValidationError, source: str, root: type[Bas
         elif item["type"] == "union_tag_invalid":
             tag = str(item.get("ctx", {}).get("tag"))
             _, union = resolve_location(item["loc"], root)
-            problems.setdefault(_union_hint(dotted, tag, tagged_members(union) or {}), [])
+            members = tagged_members(union) or {}
+            for key, close in _misspelt_tag_keys(item.get("input"), members):
+                problems.setdefault(f"unknown key `{dotted}.{key}`", []).append(f"(did you mean `{dotted}.{close}`?)")
+            problems.setdefault(_union_hint(dotted, tag, members), [])
         else:
             message = str(item["msg"]).removeprefix("Value error, ")
             problems.setdefault(f"`{dotted}`:", []).append(message)

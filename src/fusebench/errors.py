@@ -18,6 +18,8 @@ True
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 
 class FusebenchError(ValueError):
     """Input fusebench cannot use: a config, a dataset's files, a run or study folder."""
@@ -65,3 +67,15 @@ class TrainingError(FusebenchError):
 
 class NonFiniteLossError(TrainingError):
     """The loss became NaN or infinite: the weights are broken, so the run must fail, not go on."""
+
+
+def quoted(names: Iterable[str]) -> str:
+    """``names`` sorted and each in backticks, for a message that names keys or modalities.
+
+    A modality is a key of the config (``model.encoders.<m>``), so an error about one
+    names it the way every other key is named.
+
+    >>> quoted(["image", "audio"])
+    '`audio`, `image`'
+    """
+    return ", ".join(f"`{name}`" for name in sorted(names)) or "none"

@@ -18,7 +18,8 @@ from fusebench.data.audio import (
     mix_at_snr,
     snr_db,
 )
-from fusebench.data.sources import fsdd_index, locate_sources, read_wav
+from fusebench.data.source_files import fsdd_index, read_wav
+from fusebench.data.sources import locate_sources
 
 
 def test_htk_mel_scale_maps_1000_hz_to_about_1000_mel_and_inverts() -> None:

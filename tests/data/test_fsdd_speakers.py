@@ -16,7 +16,8 @@ from fusebench.data.avdigits import AVDigitsRecipe
 from fusebench.data.avdigits_dataset import avdigits_info
 from fusebench.data.fsdd_speakers import FSDD_SPEAKERS, FsddSpeakersOptions, load, split_recordings
 from fusebench.data.registry import get_dataset
-from fusebench.data.sources import fsdd_index, locate_sources
+from fusebench.data.source_files import fsdd_index
+from fusebench.data.sources import locate_sources
 from fusebench.errors import DataError
 
 ROOT = Path(__file__).resolve().parents[2]

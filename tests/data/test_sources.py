@@ -13,18 +13,16 @@ import numpy as np
 import pytest
 
 from fusebench.data import sources
-from fusebench.data.sources import (
-    DATA_ENV_VAR,
+from fusebench.data.source_files import (
     MNIST_FILES,
     combined_digest,
     expected_fsdd_checksums,
     fsdd_index,
-    locate_sources,
     read_mnist_file,
     read_wav,
-    source_checksums,
     verify_fsdd,
 )
+from fusebench.data.sources import DATA_ENV_VAR, locate_sources, source_checksums
 
 
 @pytest.fixture(scope="module")

@@ -16,16 +16,34 @@ from torch import nn
 from fusebench.engine.build import build_model
 from fusebench.engine.monitoring import MONITORING_FILE, TrainingMonitor, monitored_modules, read_monitoring
 from fusebench.engine.run import execute_run
+from fusebench.models.multimodal import ModelOutput
 
 
 class _Tiny(nn.Module):
-    """Two 'encoders' (linear 2 -> 2, no bias) and a head with a bias; a model-level parameter."""
+    """Two 'encoders' (linear 2 -> 2, no bias) and a head with a bias; a model-level parameter.
+
+    It follows the fusebench model contract (``models.contract.FusionModel``), which the
+    monitor reads the per-modality encoders through.
+    """
+
+    modalities = ("audio", "image")
+    reruns_per_pattern = False
 
     def __init__(self) -> None:
         super().__init__()
-        self.encoders = nn.ModuleDict({m: nn.Linear(2, 2, bias=False) for m in ("audio", "image")})
+        self.encoders = nn.ModuleDict({m: nn.Linear(2, 2, bias=False) for m in self.modalities})
         self.head = nn.Linear(2, 1)
         self.token = nn.Parameter(torch.zeros(2))
+
+    def encoder_modules(self) -> nn.ModuleDict:
+        return self.encoders
+
+    def embedding_dims(self) -> dict[str, int]:
+        return {m: 2 for m in self.modalities}
+
+    def forward(self, inputs: dict[str, torch.Tensor], mask: torch.Tensor, lengths: Any = None) -> ModelOutput:
+        embeddings = {m: self.encoders[m](inputs[m]) for m in self.modalities}
+        return ModelOutput(self.head(sum(embeddings.values())), embeddings)
 
 
 def _module(model: nn.Module, epoch: int = 0) -> Any:

@@ -95,13 +95,13 @@ def _spec_error(tmp_path: Path, **changes: Any) -> str:
                      r"`study.conditions.scratch.pretrained`", id="unknown-condition-key"),
         pytest.param({"conditions": {}}, r"`study.conditions`: .*at least 1", id="no-conditions"),
         pytest.param({"seeds": [0, 1, 0]}, r"`seeds` must be unique, got \[0, 1, 0\]", id="duplicate-seeds"),
-        pytest.param({"analysis": {"baseline": "scrach"}}, r"names conditions \['scrach'\]", id="unknown-baseline"),
-        pytest.param({"conditions": {"a__b": {}}}, r"no `__`, got \['a__b'\]", id="bad-condition-name"),
+        pytest.param({"analysis": {"baseline": "scrach"}}, r"names conditions `scrach`", id="unknown-baseline"),
+        pytest.param({"conditions": {"a__b": {}}}, r"no `__`, got `a__b`", id="bad-condition-name"),
         pytest.param({"axes": {"fusion": {"key": "model.fusion.method", "values": ["sum", "sum"]}}},
                      r"axis values must be distinct", id="duplicate-axis-values"),
         pytest.param({"threads_per_run": 0}, r"`study.threads_per_run`: Input should be greater than or equal to 1",
                      id="threads"),
-        pytest.param({"analysis": {"primary": [["scratch", "pretraind"]]}}, r"names conditions \['pretraind'\]",
+        pytest.param({"analysis": {"primary": [["scratch", "pretraind"]]}}, r"names conditions `pretraind`",
                      id="unknown-primary"),
         pytest.param({"analysis": {"primary": [["scratch", "scratch"]]}},
                      r"compares a condition with itself: \[\['scratch', 'scratch'\]\]", id="primary-self"),
@@ -229,7 +229,11 @@ def test_mmimdb_three_way_pretraining_study_validates_or_names_the_missing_extra
     path = ROOT / "configs" / "mmimdb" / "pretraining_study.yaml"
     installed = all(importlib.util.find_spec(name) for name in ("sentence_transformers", "efficientnet_lite_pytorch"))
     if installed:
-        study = load_spec(path)
+        try:  # the study builds its models on the data's shapes, so it needs the data too
+            study = load_spec(path)
+        except FileNotFoundError as error:
+            assert "MM-IMDB is not on disk here" in str(error)
+            return
         assert list(study.spec.conditions) == ["scratch", "task_pretrained", "general_pretrained"]
         assert study.derived == {"image", "text"} and study.primary_metric == "f1_samples"
     else:

@@ -78,6 +78,7 @@ def log_mel_spectrogram(
     n_fft: int,
     hop_length: int,
     n_mels: int,
+    *,
     f_min: float = 0.0,
     f_max: float | None = None,
     eps: float = 1e-6,

@@ -39,20 +39,9 @@ from pydantic import ConfigDict
 from pydantic.dataclasses import dataclass as pydantic_dataclass
 
 from fusebench.data.audio import coloured_noise, fix_length, log_mel_spectrogram, mix_at_snr
-from fusebench.data.sources import (
-    DATA_ENV_VAR,
-    MNIST_FILES,
-    FsddRecording,
-    SourcePaths,
-    fsdd_index,
-    locate_sources,
-    read_mnist_file,
-    read_wav,
-    source_checksums,
-    user_cache_root,
-    verify_fsdd,
-)
-from fusebench.errors import CacheCorruptedError
+from fusebench.data.source_files import MNIST_FILES, FsddRecording, fsdd_index, read_mnist_file, read_wav, verify_fsdd
+from fusebench.data.sources import DATA_ENV_VAR, SourcePaths, locate_sources, source_checksums, user_cache_root
+from fusebench.errors import CacheCorruptedError, DataError
 from fusebench.io import atomic_write
 
 MODALITIES = ("audio", "image")
@@ -239,7 +228,7 @@ def load_avdigits(
     limit = dict(limit or {})
     unknown = sorted(set(limit) - set(SPLITS))
     if unknown or any(int(n) < 0 for n in limit.values()):
-        raise ValueError(f"Expected limit keys among {SPLITS} with values >= 0, got {limit}.")
+        raise DataError(f"Expected limit keys among {SPLITS} with values >= 0, got {limit}.")
     folder = prepare_avdigits(recipe, source_root, cache_dir, allow_download=allow_download)
     return {split: _load_split(folder, split, limit.get(split)) for split in SPLITS}
 
@@ -467,7 +456,7 @@ def _read_recordings(
     for index in used:
         samples, rate = read_wav(recordings[index].path)
         if rate != recipe.sample_rate:
-            raise ValueError(
+            raise DataError(
                 f"{recordings[index].path} is sampled at {rate} Hz, expected recipe.sample_rate="
                 f"{recipe.sample_rate} (AV-digits does not resample)."
             )
@@ -504,7 +493,7 @@ def _pair(
             continue
         deck = np.flatnonzero((digits == digit) & in_split)
         if len(deck) == 0:
-            raise ValueError(
+            raise DataError(
                 f"No FSDD recording of digit {digit} with takes "
                 f"{'0-4' if test_takes else '5 and above'}; expected the full FSDD release."
             )

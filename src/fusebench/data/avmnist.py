@@ -37,6 +37,7 @@ from fusebench.data.npy_files import check_dtype, open_npy, read_labels, read_ro
 from fusebench.data.options import DataOptions
 from fusebench.data.registry import DatasetEntry, DatasetInfo, LoadedDataset, ModalityInfo, Split, register_dataset
 from fusebench.data.sources import DATA_ENV_VAR
+from fusebench.errors import DataError
 from fusebench.tasks import Task
 
 MODALITIES = ("audio", "image")
@@ -82,7 +83,7 @@ class AVMNISTOptions(DataOptions):
         if not 1 <= n < train_rows:
             rule = (f"validation_size={self.validation_size}" if self.validation_size is not None
                     else f"validation_fraction={self.validation_fraction:g}")
-            raise ValueError(f"`{where}` has {train_rows} rows, so {rule} leaves {n} validation rows; expected at "
+            raise DataError(f"`{where}` has {train_rows} rows, so {rule} leaves {n} validation rows; expected at "
                              f"least 1 validation row and 1 training row.")
         return n
 
@@ -120,18 +121,18 @@ def _check_layout(root: Path, arrays: dict[str, np.ndarray], split: str) -> int:
     for part in ("image", "audio"):
         check_dtype(files[part], arrays[part], DTYPES)
     if not (image.shape[1:] == (IMAGE_SIDE * IMAGE_SIDE,) or image.shape[1:] == (IMAGE_SIDE, IMAGE_SIDE)):
-        raise ValueError(f"`{files['image']}` has shape {image.shape}; expected N x 784 or N x 28 x 28.")
+        raise DataError(f"`{files['image']}` has shape {image.shape}; expected N x 784 or N x 28 x 28.")
     if audio.shape[1:] != (AUDIO_SIDE, AUDIO_SIDE):
-        raise ValueError(f"`{files['audio']}` has shape {audio.shape}; expected N x 112 x 112 spectrograms.")
+        raise DataError(f"`{files['audio']}` has shape {audio.shape}; expected N x 112 x 112 spectrograms.")
     if labels.ndim != 1:
-        raise ValueError(f"`{files['labels']}` has shape {labels.shape}; expected a 1-D array of N digit labels.")
+        raise DataError(f"`{files['labels']}` has shape {labels.shape}; expected a 1-D array of N digit labels.")
     counts = {name: arrays[name].shape[0] for name in ("image", "audio", "labels")}
     if len(set(counts.values())) != 1:
         found = ", ".join(f"{relative_paths(split)[k]} {n}" for k, n in counts.items())
-        raise ValueError(f"AV-MNIST {split} files in `{root}` disagree on the number of samples ({found}); expected "
+        raise DataError(f"AV-MNIST {split} files in `{root}` disagree on the number of samples ({found}); expected "
                          f"the same N in all three.")
     if counts["labels"] == 0:
-        raise ValueError(f"`{files['labels']}` holds no samples; expected N >= 1.")
+        raise DataError(f"`{files['labels']}` holds no samples; expected N >= 1.")
     arrays["labels"] = read_labels(files["labels"], labels, 0, counts["labels"], classes=CLASSES)  # all, small
     return int(counts["labels"])
 
@@ -144,7 +145,7 @@ def _read(root: Path, arrays: dict[str, np.ndarray], split: str, rows: tuple[int
     for part, side in (("audio", AUDIO_SIDE), ("image", IMAGE_SIDE)):
         values = read_rows_float32(files[part], arrays[part], *rows, low=0.0, high=scale)
         if values.size and scale > 1.0 and arrays[part].dtype.kind == "f" and float(values.max()) <= 1.0:
-            raise ValueError(
+            raise DataError(
                 f"`{files[part]}` holds values in [{float(values.min()):g}, {float(values.max()):g}]: it looks "
                 f"already divided by {scale:g}, but the layout is on a 0-{scale:g} scale and is divided on load "
                 f"(MultiBench does the same); save the undivided values, or set `data.scale=1` if the files really "

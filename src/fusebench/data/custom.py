@@ -34,6 +34,7 @@ from fusebench.data.custom_arrays import SUFFIXES, check_finite, read_array, to_
 from fusebench.data.custom_spec import LAYOUT, SPEC_FILE, DatasetSpec, read_spec
 from fusebench.data.options import SPLITS, DataOptions, SplitName
 from fusebench.data.registry import DatasetEntry, DatasetInfo, LoadedDataset, Split, register_dataset
+from fusebench.errors import DataError
 from fusebench.tasks import Task
 
 NAME = "folder"
@@ -81,7 +82,7 @@ class FolderOptions(DataOptions):
 
 def dataset_root(options: FolderOptions) -> Path:
     if options.root is None:
-        raise ValueError(f"Dataset `folder` needs its folder: set `data.root` (e.g. the override "
+        raise DataError(f"Dataset `folder` needs its folder: set `data.root` (e.g. the override "
                          f"`data.root=/path/to/mydata`). {LAYOUT}")
     return Path(options.root)
 
@@ -107,9 +108,9 @@ def _split_files(root: Path, split: SplitName, spec: DatasetSpec) -> dict[str, P
             hint = f"did you mean `{close[0]}{file.suffix}`?" if close else f"expected {expected} (.npy or .npz)"
             if stem.endswith(".lengths") and stem.removesuffix(".lengths") in spec.modalities:
                 hint = f"`{stem.removesuffix('.lengths')}` is not `variable_length` in `{root / SPEC_FILE}`"
-            raise ValueError(f"`{file}` is not part of the dataset declared in `{root / SPEC_FILE}` ({hint}).")
+            raise DataError(f"`{file}` is not part of the dataset declared in `{root / SPEC_FILE}` ({hint}).")
         if stem in found:
-            raise ValueError(f"`{found[stem]}` and `{file}` both hold `{stem}`; keep one of them.")
+            raise DataError(f"`{found[stem]}` and `{file}` both hold `{stem}`; keep one of them.")
         found[stem] = file
     missing = [stem for stem in expected if stem not in found]
     if missing:
@@ -123,7 +124,7 @@ def _read_split(root: Path, split: SplitName, files: dict[str, Path], spec: Data
     arrays = {stem: read_array(file, mmap) for stem, file in files.items()}
     counts = {files[stem].name: int(a.shape[0]) if a.ndim else 0 for stem, a in arrays.items()}
     if len(set(counts.values())) > 1:
-        raise ValueError(f"Expected every file of split `{split}` in `{root / split}` to hold the same number of "
+        raise DataError(f"Expected every file of split `{split}` in `{root / split}` to hold the same number of "
                          f"samples, got {counts}.")
     limit = options.limit.get(split) if split != "train" or (root / "validation").is_dir() else None
     if limit is not None:  # read only the first rows (views of a memory map)
@@ -144,7 +145,7 @@ def _carve(train: Split, fraction: float, seed: int, where: Path) -> tuple[Split
     n = len(train)
     held = round(fraction * n)
     if not 1 <= held < n:
-        raise ValueError(f"`data.validation_fraction` {fraction} of the {n} samples in `{where}` holds out {held}; "
+        raise DataError(f"`data.validation_fraction` {fraction} of the {n} samples in `{where}` holds out {held}; "
                          "expected at least 1 sample held out and 1 left for training.")
     order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
     return train.rows(torch.sort(order[held:]).values), train.rows(torch.sort(order[:held]).values)
@@ -168,7 +169,7 @@ def load_folder(options: FolderOptions) -> LoadedDataset:
               if found is not None}
     if "validation" in splits:
         if options.validation_fraction is not None:
-            raise ValueError(f"`data.validation_fraction` is {options.validation_fraction}, but `{root}` has its own "
+            raise DataError(f"`data.validation_fraction` is {options.validation_fraction}, but `{root}` has its own "
                              "`validation/` split; remove one of the two.")
     else:
         fraction = options.validation_fraction or DEFAULT_VALIDATION_FRACTION

@@ -41,6 +41,7 @@ import torch
 
 from fusebench.data.avdigits import AVDigitsRecipe, cache_file, prepare_avdigits, read_manifest
 from fusebench.data.avmnist import AUDIO_SIDE, IMAGE_SIDE, relative_paths
+from fusebench.errors import DataError
 from fusebench.io import atomic_write, atomic_write_json
 
 ExportDtype = Literal["float32", "uint8"]
@@ -82,7 +83,7 @@ def split_sizes(train: int, validation: int, keep_all: bool) -> tuple[int, int]:
         return train, validation
     n_validation = min(validation, train // TRAIN_PER_VALIDATION)
     if n_validation < 1:
-        raise ValueError(f"Expected at least {TRAIN_PER_VALIDATION} AV-digits training pairs to keep MultiBench's "
+        raise DataError(f"Expected at least {TRAIN_PER_VALIDATION} AV-digits training pairs to keep MultiBench's "
                          f"11:1 train/validation ratio, got {train}; build more pairs or pass keep_all.")
     return TRAIN_PER_VALIDATION * n_validation, n_validation
 
@@ -118,12 +119,12 @@ def export_avmnist(
             ``force`` is off.
     """
     if dtype not in EXPORT_DTYPES:
-        raise ValueError(f"Expected an export dtype in {list(EXPORT_DTYPES)}, got `{dtype}`.")
+        raise DataError(f"Expected an export dtype in {list(EXPORT_DTYPES)}, got `{dtype}`.")
     folder = Path(out_dir).expanduser()
     targets = [folder / rel for split in ("train", "test") for rel in relative_paths(split).values()]
     present = [str(p) for p in targets if p.exists()]
     if present and not force:
-        raise ValueError(f"`{folder}` already holds AV-MNIST files ({', '.join(present)}); pass --force to "
+        raise DataError(f"`{folder}` already holds AV-MNIST files ({', '.join(present)}); pass --force to "
                          f"overwrite them, or choose an empty folder.")
     cache = prepare_avdigits(recipe, source_root, cache_dir, progress=progress, allow_download=allow_download)
     manifest = read_manifest(cache)

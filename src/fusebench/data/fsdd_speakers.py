@@ -35,7 +35,8 @@ from pydantic import Field, field_validator
 from fusebench.data.audio import coloured_noise, fix_length, log_mel_spectrogram, mix_at_snr
 from fusebench.data.options import SPLITS, DataOptions
 from fusebench.data.registry import DatasetEntry, DatasetInfo, LoadedDataset, ModalityInfo, Split, register_dataset
-from fusebench.data.sources import DATA_ENV_VAR, FsddRecording, fsdd_index, locate_sources, read_wav
+from fusebench.data.source_files import FsddRecording, fsdd_index, read_wav
+from fusebench.data.sources import DATA_ENV_VAR, locate_sources
 from fusebench.errors import DataError
 from fusebench.tasks import Task
 

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
+from fusebench.errors import DataError
+
 
 def read_image(path: Path, size: tuple[int, int]) -> np.ndarray:
     """``uint8 [3, H, W]`` of the image at ``path``: RGB, scaled so it covers ``size`` = (H, W), centre-cropped.
@@ -32,7 +34,7 @@ def read_image(path: Path, size: tuple[int, int]) -> np.ndarray:
         with Image.open(path) as opened:
             image = opened.convert("RGB")
     except (UnidentifiedImageError, OSError) as error:
-        raise ValueError(f"`{path}`: expected a decodable image (JPEG), got an unreadable file ({error}).") from None
+        raise DataError(f"`{path}`: expected a decodable image (JPEG), got an unreadable file ({error}).") from None
     scale = max(height / image.height, width / image.width)
     scaled = (max(width, round(image.width * scale)), max(height, round(image.height * scale)))
     image = image.resize(scaled, Image.Resampling.BILINEAR)

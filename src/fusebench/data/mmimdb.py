@@ -33,6 +33,7 @@ from pydantic import Field, model_validator
 from fusebench.data.options import SPLITS, DataOptions, SplitName, StrictOptions
 from fusebench.data.registry import DatasetEntry, DatasetInfo, LoadedDataset, ModalityInfo, Split, register_dataset
 from fusebench.data.sources import DATA_ENV_VAR
+from fusebench.errors import DataError
 from fusebench.extras import require_modules
 from fusebench.tasks import Task
 
@@ -126,13 +127,13 @@ def _dataset(handle: Any, key: str, path: Path, columns: int, kinds: str, what: 
 
     if key not in handle or not isinstance(handle[key], h5py.Dataset):
         found = sorted(handle.keys())
-        raise ValueError(f"`{path}`: expected a dataset `{key}` ({what}), found datasets {found}.")
+        raise DataError(f"`{path}`: expected a dataset `{key}` ({what}), found datasets {found}.")
     data = handle[key]
     if len(data.shape) != 2 or data.shape[1] != columns:
-        raise ValueError(f"`{path}` dataset `{key}`: expected shape [N, {columns}] ({what}), got {list(data.shape)}.")
+        raise DataError(f"`{path}` dataset `{key}`: expected shape [N, {columns}] ({what}), got {list(data.shape)}.")
     if data.dtype.kind not in kinds:
         expected = {"f": "floating point", "iubf": "integer, bool or float 0/1"}[kinds]
-        raise ValueError(f"`{path}` dataset `{key}`: expected {expected} values ({what}), got dtype {data.dtype}.")
+        raise DataError(f"`{path}` dataset `{key}`: expected {expected} values ({what}), got dtype {data.dtype}.")
     return data
 
 
@@ -144,9 +145,9 @@ def _genre_order(genres: Any, path: Path) -> np.ndarray:
     try:
         names = json.loads(raw.decode() if isinstance(raw, bytes) else str(raw))
     except json.JSONDecodeError as error:
-        raise ValueError(f"`{path}` dataset `genres`: attribute `target_names` is not JSON ({error}).") from None
+        raise DataError(f"`{path}` dataset `genres`: attribute `target_names` is not JSON ({error}).") from None
     if not isinstance(names, list) or sorted(map(str, names)) != sorted(GENRES):
-        raise ValueError(
+        raise DataError(
             f"`{path}` dataset `genres`: expected `target_names` to name the 23 MM-IMDB genres {list(GENRES)}, "
             f"got {names}."
         )
@@ -172,17 +173,17 @@ def load(options: MMIMDBOptions) -> LoadedDataset:
     try:
         handle = h5py.File(path, "r")
     except OSError as error:
-        raise ValueError(f"`{path}` is not a readable HDF5 file ({error}); expected {HDF5_LAYOUT}.") from None
+        raise DataError(f"`{path}` is not a readable HDF5 file ({error}); expected {HDF5_LAYOUT}.") from None
     with handle:
         features = {key: _dataset(handle, key, path, dim, "f", f"{m} features")
                     for key, (m, dim) in HDF5_FEATURES.items()}
         genres = _dataset(handle, "genres", path, len(GENRES), "iubf", "multi-hot genres")
         counts = {key: int(d.shape[0]) for key, d in (*features.items(), ("genres", genres))}
         if len(set(counts.values())) != 1:
-            raise ValueError(f"`{path}`: expected the same number of rows in every dataset, got {counts}.")
+            raise DataError(f"`{path}`: expected the same number of rows in every dataset, got {counts}.")
         if counts["genres"] != options.split_sizes.total:
             sizes = options.split_sizes.model_dump()
-            raise ValueError(
+            raise DataError(
                 f"`{path}` has {counts['genres']} rows, but `data.split_sizes` {sizes} add up to "
                 f"{options.split_sizes.total} (MultiBench's split is 15552/2608/7799 of 25959 rows); set "
                 "`data.split_sizes` to the file's train/validation/test sizes."
@@ -197,13 +198,13 @@ def load(options: MMIMDBOptions) -> LoadedDataset:
                 values = _rows(features[key], start, stop)
                 bad = int(np.count_nonzero(~np.isfinite(values)))
                 if bad:
-                    raise ValueError(f"`{path}` dataset `{key}`: expected finite values, got {bad} NaN or Inf "
+                    raise DataError(f"`{path}` dataset `{key}`: expected finite values, got {bad} NaN or Inf "
                                      f"in rows {start}..{stop - 1} ({name}).")
                 inputs[modality] = torch.from_numpy(np.ascontiguousarray(values, dtype=np.float32))
             labels = _rows(genres, start, stop)
             if not np.isin(labels, (0, 1)).all():
                 found = np.unique(labels[~np.isin(labels, (0, 1))])[:5].tolist()
-                raise ValueError(f"`{path}` dataset `genres`: expected values 0 or 1, got {found} "
+                raise DataError(f"`{path}` dataset `genres`: expected values 0 or 1, got {found} "
                                  f"in rows {start}..{stop - 1} ({name}).")
             target = torch.from_numpy(np.ascontiguousarray(labels[:, order], dtype=np.float32))
             splits[name] = Split(inputs, target)

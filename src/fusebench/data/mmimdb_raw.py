@@ -36,6 +36,7 @@ from fusebench.data.mmimdb import GENRES, data_folder, mmimdb_task
 from fusebench.data.options import SPLITS, DataOptions, SplitName
 from fusebench.data.registry import DatasetEntry, DatasetInfo, LoadedDataset, ModalityInfo, Split, register_dataset
 from fusebench.data.text import Vocabulary, pad_sequences, tokenize, utf8_bytes
+from fusebench.errors import DataError
 from fusebench.extras import require_modules
 
 SPLIT_FILE = "split.json"
@@ -82,22 +83,22 @@ def read_split_ids(folder: Path) -> dict[SplitName, list[str]]:
     try:
         raw = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ValueError(f"`{path}` is not valid JSON ({error}); expected {RAW_LAYOUT}.") from None
+        raise DataError(f"`{path}` is not valid JSON ({error}); expected {RAW_LAYOUT}.") from None
     if not isinstance(raw, dict) or sorted(raw) != sorted(SPLIT_KEYS):
         found = sorted(raw) if isinstance(raw, dict) else type(raw).__name__
-        raise ValueError(f"`{path}`: expected an object with keys {sorted(SPLIT_KEYS)}, got {found}.")
+        raise DataError(f"`{path}`: expected an object with keys {sorted(SPLIT_KEYS)}, got {found}.")
     ids: dict[SplitName, list[str]] = {}
     for key, split in SPLIT_KEYS.items():
         values = raw[key]
         if not isinstance(values, list) or not values or not all(isinstance(v, str) for v in values):
-            raise ValueError(f"`{path}` key `{key}`: expected a non-empty list of movie ids (strings), "
+            raise DataError(f"`{path}` key `{key}`: expected a non-empty list of movie ids (strings), "
                              f"got {str(values)[:80]}.")
         ids[split] = values
     seen: dict[str, str] = {}
     for split, values in ids.items():
         for movie in values:
             if movie in seen:
-                raise ValueError(f"`{path}`: movie id `{movie}` is listed in both `{seen[movie]}` and `{split}`.")
+                raise DataError(f"`{path}`: movie id `{movie}` is listed in both `{seen[movie]}` and `{split}`.")
             seen[movie] = split
     return ids
 
@@ -111,18 +112,18 @@ def read_movie(folder: Path, movie: str) -> tuple[str, np.ndarray]:
     try:
         record = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ValueError(f"`{path}` is not valid JSON ({error}).") from None
+        raise DataError(f"`{path}` is not valid JSON ({error}).") from None
     plots = record.get("plot") if isinstance(record, dict) else None
     if isinstance(plots, str):
         plots = [plots]
     if not isinstance(plots, list) or not plots or not all(isinstance(p, str) for p in plots):
-        raise ValueError(f"`{path}`: expected key `plot` with a non-empty list of strings, got {str(plots)[:80]}.")
+        raise DataError(f"`{path}`: expected key `plot` with a non-empty list of strings, got {str(plots)[:80]}.")
     genres = record.get("genres")
     if not isinstance(genres, list) or not all(isinstance(g, str) for g in genres):
-        raise ValueError(f"`{path}`: expected key `genres` with a list of genre names, got {str(genres)[:80]}.")
+        raise DataError(f"`{path}`: expected key `genres` with a list of genre names, got {str(genres)[:80]}.")
     plot = max(plots, key=len)
     if not plot.strip():
-        raise ValueError(f"`{path}`: expected a plot with some text, got only empty strings.")
+        raise DataError(f"`{path}`: expected a plot with some text, got only empty strings.")
     return plot, np.isin(np.array(GENRES), genres).astype(np.float32)
 
 
@@ -155,7 +156,7 @@ def encode_texts(
             out[split] = pad_sequences(rows[split], steps, dtype)
         except ValueError:
             movie = ids[split][next(i for i, r in enumerate(rows[split]) if not r)]
-            raise ValueError(f"`dataset/{movie}.json`: expected a plot with at least one word, got none "
+            raise DataError(f"`dataset/{movie}.json`: expected a plot with at least one word, got none "
                              f"(`data.text: {options.text}`).") from None
     return out
 
@@ -173,7 +174,7 @@ def load(options: MMIMDBRawOptions) -> LoadedDataset:
     for split in SPLITS:
         ids[split] = ids[split][: options.limit.get(split)]
         if not ids[split]:
-            raise ValueError(f"`data.limit.{split}` is 0: expected at least one {split} sample to read.")
+            raise DataError(f"`data.limit.{split}` is 0: expected at least one {split} sample to read.")
         plots[split], targets[split], images[split] = _read_split(folder, ids[split], options.image_size)
     texts = encode_texts(plots, options, ids)
     splits = {

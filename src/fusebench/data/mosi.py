@@ -53,6 +53,7 @@ from fusebench.data.mosi_layouts import (
 from fusebench.data.options import DataOptions
 from fusebench.data.registry import DatasetEntry, DatasetInfo, LoadedDataset, ModalityInfo, Split, register_dataset
 from fusebench.data.safe_pickle import load_pickle
+from fusebench.errors import DataError
 from fusebench.tasks import Task
 
 _log = logging.getLogger(__name__)
@@ -173,7 +174,7 @@ def _check_shapes(raw: dict[str, RawSplit], path: Path) -> None:
     for m in MODALITIES:
         shapes = {SPLIT_KEYS[name]: tuple(split.features[m].shape[1:]) for name, split in raw.items()}
         if len(set(shapes.values())) != 1:
-            raise ValueError(
+            raise DataError(
                 f"Expected `{path}` to have the same per-sample shape of `{m}` in every split, got {shapes} "
                 "(steps, features)."
             )
@@ -189,7 +190,7 @@ def _handle_nonfinite(raw: dict[str, RawSplit], path: Path, rule: str) -> None:
         return
     total, detail = sum(counts.values()), ", ".join(f"{where}: {n}" for where, n in counts.items())
     if rule == "error":
-        raise ValueError(
+        raise DataError(
             f"Expected finite features in `{path}`, got {total} NaN/Inf values ({detail}); set "
             "`data.nonfinite=zero` to replace them by 0."
         )

@@ -39,6 +39,8 @@ from typing import Any, Literal
 
 import numpy as np
 
+from fusebench.errors import DataError
+
 LayoutName = Literal["multibench", "mmsa"]
 Alignment = Literal["aligned", "unaligned"]
 LengthRule = Literal["padding", "full"]
@@ -71,7 +73,7 @@ def detect_layout(data: Any, file: str) -> LayoutName:
     split = check_top_level(data, file)["train"]
     found = [name for name, key in LABEL_KEYS.items() if key in split]
     if len(found) != 1:
-        raise ValueError(
+        raise DataError(
             f"Cannot tell the layout of `{file}`: expected its `train` split to hold `labels` (MultiBench) or "
             f"`regression_labels` (MMSA), got keys {sorted(map(str, split))}. Set `data.format` to "
             "`multibench` or `mmsa` if the file is one of them."
@@ -82,18 +84,18 @@ def detect_layout(data: Any, file: str) -> LayoutName:
 def check_top_level(data: Any, file: str) -> Mapping[str, Any]:
     """The ``{"train", "valid", "test"}`` dict of dicts, or a one-paragraph error."""
     if not isinstance(data, Mapping):
-        raise ValueError(
+        raise DataError(
             f"Expected `{file}` to hold a dict with `train`, `valid` and `test`, got {type(data).__name__}."
         )
     missing = [key for key in SPLIT_KEYS.values() if key not in data]
     if missing:
-        raise ValueError(
+        raise DataError(
             f"Expected `{file}` to hold the splits `train`, `valid` and `test`; missing {missing}, found keys "
             f"{sorted(map(str, data))}."
         )
     for key in SPLIT_KEYS.values():
         if not isinstance(data[key], Mapping):
-            raise ValueError(f"Expected `{file}`[`{key}`] to be a dict of arrays, got {type(data[key]).__name__}.")
+            raise DataError(f"Expected `{file}`[`{key}`] to be a dict of arrays, got {type(data[key]).__name__}.")
     return data
 
 
@@ -116,7 +118,7 @@ def read_split(
         if layout == "mmsa" and text_key not in split:
             other = "text_bert" if text_key == "text" else "text"
             hint = f" (it has `{other}`: set `data.text_field={other}`)" if other in split else ""
-        raise ValueError(
+        raise DataError(
             f"Expected {where} ({layout} layout) to hold {required}; missing {missing}{hint}, found keys "
             f"{sorted(map(str, split))}."
         )
@@ -124,7 +126,7 @@ def read_split(
     if text_key == "text_bert":
         bert = _numeric(split["text_bert"], f"{where}[`text_bert`]", 3, "[N, 3, T] (ids, mask, segments)")
         if bert.shape[1] != 3:
-            raise ValueError(f"Expected {where}[`text_bert`] of shape [N, 3, T], got {bert.shape}.")
+            raise DataError(f"Expected {where}[`text_bert`] of shape [N, 3, T], got {bert.shape}.")
         text = bert[:, 0, :].astype(np.int64)  # [N, T] token ids
     else:
         text = _numeric(split["text"], f"{where}[`text`]", 3, "[N, T, F]")
@@ -135,7 +137,7 @@ def read_split(
     }
     counts = {m: len(x) for m, x in features.items()} | {label_key: len(scores)}
     if len(set(counts.values())) != 1:
-        raise ValueError(f"Expected {where} to have the same number of samples in every key, got {counts}.")
+        raise DataError(f"Expected {where} to have the same number of samples in every key, got {counts}.")
     if layout == "multibench":
         return _multibench(features, scores, where, alignment, lengths)
     return _mmsa(features, scores, split, where, lengths)
@@ -145,15 +147,15 @@ def _numeric(value: Any, where: str, ndim: int, expected: str) -> np.ndarray:
     try:
         array = np.asarray(value)
     except ValueError:  # numpy >= 1.24 refuses ragged nested lists
-        raise ValueError(f"Expected {where} to be an array of shape {expected}, got ragged sequences.") from None
+        raise DataError(f"Expected {where} to be an array of shape {expected}, got ragged sequences.") from None
     if array.dtype == object:
-        raise ValueError(f"Expected {where} to be a numeric array of shape {expected}, got ragged or non-numeric "
+        raise DataError(f"Expected {where} to be a numeric array of shape {expected}, got ragged or non-numeric "
                          f"values (dtype object, shape {array.shape}).")
     if not (np.issubdtype(array.dtype, np.number) or array.dtype == bool) or array.ndim != ndim:
-        raise ValueError(f"Expected {where} to be a numeric array of shape {expected}, got {array.dtype} "
+        raise DataError(f"Expected {where} to be a numeric array of shape {expected}, got {array.dtype} "
                          f"of shape {array.shape}.")
     if array.shape[0] == 0 or min(array.shape[1:], default=1) == 0:
-        raise ValueError(f"Expected {where} to hold at least one sample and one step, got shape {array.shape}.")
+        raise DataError(f"Expected {where} to hold at least one sample and one step, got shape {array.shape}.")
     return array.astype(np.float32)  # token ids stay exact: float32 holds integers up to 2**24
 
 
@@ -161,16 +163,16 @@ def _scores(value: Any, where: str) -> np.ndarray:
     try:
         array = np.asarray(value, dtype=np.float64)
     except (TypeError, ValueError):
-        raise ValueError(f"Expected {where} to be one numeric sentiment score per sample, got "
+        raise DataError(f"Expected {where} to be one numeric sentiment score per sample, got "
                          f"{type(value).__name__} that is not numeric.") from None
     if array.ndim == 0 or int(np.prod(array.shape[1:])) != 1:
-        raise ValueError(f"Expected {where} to be one sentiment score per sample ([N], [N, 1] or [N, 1, 1]), "
+        raise DataError(f"Expected {where} to be one sentiment score per sample ([N], [N, 1] or [N, 1, 1]), "
                          f"got shape {array.shape}.")
     scores = array.reshape(len(array))
     bad = ~np.isfinite(scores) | (scores < SCORE_RANGE[0]) | (scores > SCORE_RANGE[1])
     if bad.any():
         first = int(np.flatnonzero(bad)[0])
-        raise ValueError(
+        raise DataError(
             f"Expected {where} to be finite sentiment scores in [{SCORE_RANGE[0]:g}, {SCORE_RANGE[1]:g}], got "
             f"{int(bad.sum())} outside it (first: sample {first}, value {float(scores[first])!r})."
         )
@@ -195,7 +197,7 @@ def _multibench(
         scores, text_rows = scores[keep], text_rows[keep]
         notes.append(f"{where}: dropped {int(empty.sum())} samples whose text is all zeros (MultiBench drop_entry)")
         if not len(scores):
-            raise ValueError(f"Expected {where} to hold samples with non-zero text, got none.")
+            raise DataError(f"Expected {where} to hold samples with non-zero text, got none.")
     if lengths == "full":
         return RawSplit(features, scores, None, notes)
     found: dict[str, np.ndarray] = {}
@@ -205,7 +207,7 @@ def _multibench(
         has = rows.any(axis=1)
         start = np.where(has, rows.argmax(axis=1), x.shape[1] - 1)  # first real step; all-zero keeps one
         if alignment == "aligned" and x.shape[1] != features["text"].shape[1]:
-            raise ValueError(
+            raise DataError(
                 f"Expected aligned sequences in {where} (MultiBench `aligned`): `{m}` has {x.shape[1]} steps, "
                 f"`text` {features['text'].shape[1]}; set `data.multibench_alignment=unaligned`."
             )
@@ -240,7 +242,7 @@ def _mmsa(
         elif m == "text" and "text_bert" in split:
             mask = _numeric(split["text_bert"], f"{where}[`text_bert`]", 3, "[N, 3, T] (ids, mask, segments)")
             if mask.shape[0] != len(x) or mask.shape[1] != 3:
-                raise ValueError(f"Expected {where}[`text_bert`] of shape [{len(x)}, 3, T], got {mask.shape}.")
+                raise DataError(f"Expected {where}[`text_bert`] of shape [{len(x)}, 3, T], got {mask.shape}.")
             given = (mask[:, 1, :] != 0).sum(axis=1).astype(np.int64)
         else:
             rows = _rows_with_data(x)  # back padding: the last row with data ends the sequence
@@ -257,9 +259,9 @@ def _stored_lengths(value: Any, where: str, n: int) -> np.ndarray:
     try:
         array = np.asarray(value)
     except ValueError:
-        raise ValueError(f"Expected {where} to be [{n}] integer lengths, got ragged values.") from None
+        raise DataError(f"Expected {where} to be [{n}] integer lengths, got ragged values.") from None
     if array.shape != (n,) or not (np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)):
-        raise ValueError(f"Expected {where} to be [{n}] integer lengths, got {array.dtype} of shape {array.shape}.")
+        raise DataError(f"Expected {where} to be [{n}] integer lengths, got {array.dtype} of shape {array.shape}.")
     if np.issubdtype(array.dtype, np.floating) and not np.array_equal(array, np.round(array)):
-        raise ValueError(f"Expected {where} to hold whole numbers of steps, got fractional values.")
+        raise DataError(f"Expected {where} to hold whole numbers of steps, got fractional values.")
     return array.astype(np.int64)

@@ -31,6 +31,7 @@ from pydantic import Discriminator, Tag
 from torch import Tensor
 
 from fusebench.data.options import DataOptions
+from fusebench.errors import ConfigError
 from fusebench.tasks import Task
 
 ENTRY_POINT_GROUP = "fusebench.datasets"
@@ -228,11 +229,11 @@ def dataset_names() -> list[str]:
 def get_dataset(name: str) -> DatasetEntry:
     _ensure_loaded()
     if name in _BROKEN and name not in _REGISTRY:
-        raise ValueError(f"Dataset `{name}` cannot be used. {_BROKEN[name]}.")
+        raise ConfigError(f"Dataset `{name}` cannot be used. {_BROKEN[name]}.")
     if name not in _REGISTRY:
         close = difflib.get_close_matches(name, list(_REGISTRY), n=1, cutoff=0.5)
         hint = f"did you mean `{close[0]}`?" if close else f"registered datasets: {sorted(_REGISTRY)}"
-        raise ValueError(f"Unknown dataset `{name}` ({hint}).")
+        raise ConfigError(f"Unknown dataset `{name}` ({hint}).")
     return _REGISTRY[name]
 
 

@@ -9,7 +9,7 @@ from torch import nn
 
 from fusebench.config import RunConfig
 from fusebench.data.registry import ModalityInfo
-from fusebench.errors import ConfigError
+from fusebench.errors import ConfigError, quoted
 from fusebench.models import registry
 from fusebench.models.contract import as_fusion_model
 from fusebench.models.encoder_specs import build_encoder_from, get_encoder, sequence_kinds
@@ -83,6 +83,10 @@ def _build_fusion_model(
 ) -> nn.Module:
     fusion = config.model.fusion
     if isinstance(fusion, FeatureFusionOptions):
+        unknown = sorted(set(fusion.params.projectors) - set(modalities))
+        if unknown:
+            raise ConfigError(f"`model.fusion.params.projectors` names {quoted(unknown)}, which this run does not "
+                              f"have; its modalities (`model.encoders`) are {quoted(modalities)}.")
         encoders = build_encoders(config, input_shapes, modalities, modality_info)
         return registry.build_feature_early_fusion(encoders, num_classes, hidden_dim=fusion.hidden_dim,
                                                    dropout=fusion.dropout, **fusion.params.model_dump())

@@ -15,7 +15,7 @@ from fusebench.data.amputation import FixedUnpairing, MCARAmputer, PatternMixtur
 from fusebench.data.loader import TensorLoader, subset_indices
 from fusebench.data.options import SPLITS
 from fusebench.data.registry import DatasetInfo, LoadedDataset, ModalityInfo, Split, get_dataset
-from fusebench.errors import ConfigError
+from fusebench.errors import ConfigError, quoted
 from fusebench.tasks import Task
 
 __all__ = ["SPLITS", "DataSplits", "Split", "eval_loader", "load_dataset", "load_splits", "recipe_digest",
@@ -69,10 +69,19 @@ def load_dataset(config: DataConfig) -> LoadedDataset:
 
 
 def with_task_settings(task: Task, settings: TaskConfig) -> Task:
-    """The dataset's task with the run config's ``task:`` choices (loss, threshold)."""
+    """The dataset's task with the run config's ``task:`` choices (loss, threshold).
+
+    Raises:
+        ConfigError: ``task.loss`` is not a loss of the dataset's task kind (``bce`` for a
+            multiclass dataset).
+    """
     from dataclasses import replace
 
-    return replace(task, loss=settings.loss if settings.loss is not None else task.loss, threshold=settings.threshold)
+    try:
+        return replace(task, loss=settings.loss if settings.loss is not None else task.loss,
+                       threshold=settings.threshold)
+    except ValueError as error:  # Task's own check of its loss against its kind
+        raise ConfigError(f"`task.loss`: {error}") from None
 
 
 def load_splits(
@@ -105,12 +114,14 @@ def select_splits(
     """:func:`load_splits` of an already loaded dataset (a study checks many runs on one load)."""
     available = sorted(loaded.info.modalities)
     wanted = tuple(sorted(modalities))
-    for where, names in (("`data.modalities`", config.modalities or []), ("the run's encoders", wanted)):
-        unknown = sorted(set(names) - set(available))
-        if unknown:
-            raise ConfigError(
-                f"{where} name {unknown}, which dataset `{config.dataset}` does not have; it has {available}."
-            )
+    unknown = sorted(set(config.modalities or []) - set(available))
+    if unknown:
+        raise ConfigError(f"`data.modalities` names {quoted(unknown)}, which dataset `{config.dataset}` does not "
+                          f"have; it has {quoted(available)}.")
+    unknown = sorted(set(wanted) - set(available))
+    if unknown:
+        keys = quoted(f"model.encoders.{m}" for m in unknown)
+        raise ConfigError(f"{keys}: dataset `{config.dataset}` has no such modality; it has {quoted(available)}.")
     train = loaded.train.only(wanted)
     keep = subset_indices(len(train), config.train_fraction * train_fraction, seed)
     if len(keep) < len(train):
@@ -145,13 +156,29 @@ def recipe_digest(config: DataConfig) -> str:
     return config.digest()
 
 
+def train_masks(config: DataConfig, modalities: Sequence[str], seed: int) -> MCARAmputer | PatternMixtureAmputer | None:
+    """The training split's missingness (``data.missing_rate`` / ``data.missing_patterns``), if any.
+
+    The preflight builds it too, so rates that cannot all hold are refused before a run starts.
+
+    Raises:
+        ConfigError: the rates or the mixture cannot be drawn for ``modalities``.
+    """
+    modalities = sorted(modalities)
+    try:
+        if config.missing_patterns:
+            return PatternMixtureAmputer(modalities, config.missing_patterns, seed)
+        if any(r > 0 for r in config.missing_rate.values()):
+            return MCARAmputer(modalities, {m: r for m, r in config.missing_rate.items() if m in modalities}, seed)
+    except ValueError as error:  # the amputers' own checks: rates that cannot all hold, an empty mixture
+        key = "data.missing_patterns" if config.missing_patterns else "data.missing_rate"
+        raise ConfigError(f"`{key}`: {error}") from None
+    return None
+
+
 def train_loader(split: Split, config: DataConfig, seed: int) -> TensorLoader:
     modalities = sorted(split.inputs)
-    masks: MCARAmputer | PatternMixtureAmputer | None = None
-    if config.missing_patterns:
-        masks = PatternMixtureAmputer(modalities, config.missing_patterns, seed)
-    elif any(r > 0 for r in config.missing_rate.values()):
-        masks = MCARAmputer(modalities, {m: r for m, r in config.missing_rate.items() if m in modalities}, seed)
+    masks = train_masks(config, modalities, seed)
     source = FixedUnpairing(masks) if masks is not None and config.missing_resample == "fixed" else masks
     return TensorLoader(split.inputs, split.target, config.batch_size, shuffle=True, seed=seed, masks=source,
                         lengths=split.lengths)

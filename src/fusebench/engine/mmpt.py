@@ -108,6 +108,7 @@ def mmpt_curve(
     target: Tensor,
     modalities: Sequence[str],
     modality: str,
+    *,
     p_grid: Sequence[float] = DEFAULT_P_GRID,
     metric: str = "accuracy",
     task: Task | None = None,

@@ -40,6 +40,7 @@ from torch import Tensor, nn
 from torch.nn.utils import get_total_norm
 
 from fusebench.engine.feature_cache import CachedFeatureModel
+from fusebench.errors import ConfigError
 from fusebench.io import atomic_write_text
 from fusebench.models.contract import as_fusion_model
 from fusebench.models.early import TokenEarlyFusionModel
@@ -249,7 +250,7 @@ def _summary_writer(folder: Path, required: bool) -> Any:
         from torch.utils.tensorboard import SummaryWriter
     except ImportError:
         if required:
-            raise ValueError(
+            raise ConfigError(
                 "TensorBoard monitoring was asked for, but the `tensorboard` package is not installed; "
                 "install it (pip install tensorboard) or leave TensorBoard off."
             ) from None

@@ -3,11 +3,11 @@
 A run config that validates can still fail later: an image patch that does not divide the
 image, a contrastive anchor whose width differs from the enhanced modality's, a metric the
 task does not have. :func:`preflight` builds exactly what the run would build (the model,
-then the strategies) from the data's shapes, so those mistakes are one
-:class:`~fusebench.errors.ConfigError` before a run folder exists — for ``fusebench
-train`` before it trains, for a study before its first node runs. Building is cheap (a few
-milliseconds for the shipped models, measured in ``tests/engine/test_preflight.py``'s
-study); the data is the dataset's cached arrays, loaded once per distinct ``data:`` section.
+then the strategies, and the training split's missingness) from the data's shapes, so
+those mistakes are one :class:`~fusebench.errors.ConfigError` before a run folder exists —
+for ``fusebench train`` before it trains, for a study before its first node runs. Nothing
+is trained; the data is the dataset's cached arrays, loaded once per distinct ``data:``
+section. ``tests/test_config_properties.py`` checks the promise on mutated configs and specs.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from torch import nn
 from fusebench.config import RunConfig
 from fusebench.data.registry import LoadedDataset, ModalityInfo
 from fusebench.engine.build import build_model
-from fusebench.engine.datasets import DataSplits, load_dataset, run_splits, run_task
+from fusebench.engine.datasets import DataSplits, load_dataset, run_splits, run_task, train_masks
 from fusebench.engine.strategies.blending_auto import check_auto_blending
 from fusebench.engine.strategies.build import build_strategies
 from fusebench.tasks import Task
@@ -62,6 +62,7 @@ def preflight(config: RunConfig, inputs: RunInputs, *, load_files: bool = True) 
         CheckpointError: a pre-trained weights file that does not fit (with ``load_files``).
     """
     run_task(config, inputs.task)
+    train_masks(config.data, inputs.modalities, config.experiment.seed)
     built = config if load_files else config.model_copy(update={"model": config.model.model_copy(
         update={"pretrained": {}})})
     model = build_model(built, inputs.input_shapes, inputs.task.output_size, inputs.modality_info)

@@ -25,7 +25,7 @@ from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from safetensors.torch import save as save_tensors
 
 import fusebench
-from fusebench.config import RunConfig, dump_config
+from fusebench.config import ConfigError, RunConfig, dump_config
 from fusebench.data.amputation import realised_rates
 from fusebench.data.patterns import pattern_names
 from fusebench.engine.build import build_model, frozen_modalities, used_settings
@@ -62,7 +62,7 @@ def resolve_device(name: str) -> str:
     if name == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if name == "cuda" and not torch.cuda.is_available():
-        raise ValueError("`experiment.device` is `cuda` but no CUDA device is available; use `cpu` or `auto`.")
+        raise ConfigError("`experiment.device` is `cuda` but no CUDA device is available; use `cpu` or `auto`.")
     return name
 
 

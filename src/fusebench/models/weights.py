@@ -13,6 +13,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from fusebench.errors import CheckpointError
 from fusebench.io import atomic_write_bytes
 
 
@@ -51,13 +52,13 @@ def check_encoder_metadata(metadata: dict[str, str], file: Path, key: str, modal
     saved = _describe(metadata)
     recorded = metadata.get("modality")
     if recorded and recorded != modality:
-        raise ValueError(
+        raise CheckpointError(
             f"`{key}` is `{file}`, the {saved}, but it is loaded into the `{modality}` encoder; point `{key}` at "
             f"an `{modality}` encoder (encoders/{modality}.safetensors of a pre-training with "
             f"`pretrain.modality: {modality}`)."
         )
     if kind is not None and metadata.get("kind") and metadata["kind"] != kind:
-        raise ValueError(
+        raise CheckpointError(
             f"`{key}` is `{file}`, the {saved}, but this model's `{modality}` encoder is `{kind}` "
             f"(`model.encoders.{modality}.kind`); pre-train a `{kind}` encoder or set the kind to "
             f"`{metadata['kind']}`."
@@ -68,7 +69,7 @@ def check_encoder_metadata(metadata: dict[str, str], file: Path, key: str, modal
         except (ValueError, TypeError):
             trained_on = None
         if trained_on is not None and trained_on != [int(n) for n in input_shape]:
-            raise ValueError(
+            raise CheckpointError(
                 f"`{key}` is `{file}`, the {saved}, trained on inputs of shape {trained_on}, but this run's "
                 f"`{modality}` inputs have shape {list(input_shape)}; pre-train on the same data recipe."
             )
@@ -98,7 +99,7 @@ def load_encoder(encoder: nn.Module, path: str | Path, modality: str, *, kind: s
         state = load_file(str(file))
         metadata = read_encoder_metadata(file)
     except (SafetensorError, OSError) as error:
-        raise ValueError(
+        raise CheckpointError(
             f"Pre-trained weights for `{modality}` at `{file}` are not a safetensors file ({error})."
         ) from None
     check_encoder_metadata(metadata, file, key, modality, kind, input_shape)
@@ -107,13 +108,13 @@ def load_encoder(encoder: nn.Module, path: str | Path, modality: str, *, kind: s
     unexpected = sorted(set(state) - set(own))
     mine = f"the model's `{modality}` encoder" + (f" (`{kind}`)" if kind else "")
     if missing or unexpected:
-        raise ValueError(
+        raise CheckpointError(
             f"Pre-trained weights `{file}` ({_describe(metadata)}) do not fit {mine}: missing layers "
             f"{missing[:5]}, unexpected layers {unexpected[:5]}; was it pre-trained with the same encoder kind?"
         )
     for name, tensor in state.items():
         if tuple(tensor.shape) != tuple(own[name].shape):
-            raise ValueError(
+            raise CheckpointError(
                 f"Pre-trained weights `{file}` ({_describe(metadata)}) do not fit {mine}: the `{modality}` "
                 f"encoder: layer `{name}` has shape {tuple(tensor.shape)} in the file but "
                 f"{tuple(own[name].shape)} in the model (compare `model.encoders.{modality}` with the "

@@ -119,7 +119,8 @@ def run_modality_analysis(study_dir: Path, runs: Sequence[RunRecord], modalities
             notes.append(f"seed {seed}: no Shapley values ({error})")
         if saved is not None and len(names) > 1:
             for m in names:
-                points = mmpt_curve(saved.logits, saved.target, names, m, p_grid, metric, saved.task)
+                points = mmpt_curve(saved.logits, saved.target, names, m, p_grid=p_grid, metric=metric,
+                                    task=saved.task)
                 curves[m].append([p.value for p in points])
     shapley = {"per_seed": per_seed, "chance": chance,
                "chance_source": "study setting `analysis.chance`" if configured_chance is not None

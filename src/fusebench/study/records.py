@@ -167,7 +167,9 @@ def _frame(rows: list[dict[str, Any]]) -> pandas.DataFrame:
 def _problems(error: ValidationError | TypeError, head: str) -> str:
     if isinstance(error, TypeError):  # a key the record requires is missing, e.g. `modalities`
         return f"{head}: {error}."
-    problems = [f"`{'.'.join(str(p) for p in item['loc']) or '(top level)'}`: {item['msg']}"
+    # JSON has no tuples: a record's tuple field is a list in the file
+    problems = [f"`{'.'.join(str(p) for p in item['loc']) or '(top level)'}`: "
+                + str(item["msg"]).replace("a valid tuple", "a valid list")
                 + ("" if item["type"] == "missing" else f" (got {item.get('input')!r:.60})")
                 for item in error.errors()[:5]]
     more = f" and {error.error_count() - 5} more" if error.error_count() > 5 else ""

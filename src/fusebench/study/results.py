@@ -19,6 +19,7 @@ from pydantic import ValidationError
 
 from fusebench.engine.footprint import RESOURCES_FILE
 from fusebench.engine.run_folder import RunState
+from fusebench.errors import DamagedFileError
 from fusebench.io import atomic_write_json, atomic_write_text, read_json, read_json_object
 from fusebench.study.graph import read_plan, run_state
 from fusebench.study.spec import StudyFile, StudySpec, format_value
@@ -134,8 +135,8 @@ def _entry(node: dict[str, Any], twin: str, run_dir: Path, state: str, failed_de
     if (run_dir / "epoch_metrics.json").is_file():
         epochs = read_json(run_dir / "epoch_metrics.json")
         if not isinstance(epochs, list) or not all(isinstance(e, dict) for e in epochs):
-            raise ValueError(f"Expected a list of epoch records in `{run_dir / 'epoch_metrics.json'}`; the file is "
-                             "damaged.")
+            raise DamagedFileError(f"Expected a list of epoch records in `{run_dir / 'epoch_metrics.json'}`; the "
+                                   "file is damaged.")
         entry["curves"] = curves(epochs)
     if state == RunState.COMPLETED:
         entry["test"] = read_json_object(run_dir / "test_metrics.json")

@@ -16,7 +16,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import cache, cached_property, partial
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -30,8 +30,11 @@ from fusebench.config import (
 )
 from fusebench.data.patterns import parse_pattern, pattern_names
 from fusebench.data.registry import get_dataset
-from fusebench.errors import FusebenchError, SpecError
+from fusebench.errors import FusebenchError, SpecError, quoted
 from fusebench.tasks import Task
+
+if TYPE_CHECKING:
+    from fusebench.engine.preflight import DataCache
 
 SAFE_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 AxisValue = bool | int | float | str
@@ -70,8 +73,9 @@ class ConditionSpec(_Strict):
     @model_validator(mode="after")
     def _scratch_needs_all(self) -> ConditionSpec:
         if self.scratch and self.pretrained != "all":
-            raise ValueError(f"`scratch` ({self.scratch}) goes with `pretrained: all`; with a list of pre-trained "
-                             "modalities the others are trained from scratch already")
+            raise ValueError(f"`scratch` ({self.scratch}) goes with `pretrained: all`, got `pretrained` "
+                             f"{self.pretrained}; with a list of pre-trained modalities the others are trained "
+                             "from scratch already")
         return self
 
     def modalities(self, available: Sequence[str]) -> list[str]:
@@ -156,7 +160,7 @@ class StudySpec(_Strict):
             bad = [n for n in names if "__" in n or not re.fullmatch(SAFE_NAME, n.replace(MODALITY_TEMPLATE, "m"))]
             if bad:
                 raise ValueError(f"{kind} names become folder names: use letters, digits, `_`, `-`, `.` "
-                                 f"and no `__`, got {bad}")
+                                 f"and no `__`, got {quoted(bad)}")
         if not any(MODALITY_TEMPLATE in name for name in self.conditions):
             self.check_condition_names()
         sensitivity = self.analysis.sensitivity
@@ -174,7 +178,8 @@ class StudySpec(_Strict):
                  *itertools.chain.from_iterable(analysis.primary or [])]
         unknown = sorted({n for n in names if n and n not in self.conditions})
         if unknown:
-            raise ValueError(f"`analysis` names conditions {unknown}; the conditions are {list(self.conditions)}")
+            raise ValueError(f"`analysis` names conditions {quoted(unknown)}, which `conditions` does not have; "
+                             f"its conditions are {quoted(self.conditions)}")
         same = [list(p) for p in [*(analysis.comparisons or []), *(analysis.primary or [])] if p[0] == p[1]]
         if same:
             raise ValueError(f"`analysis` compares a condition with itself: {same}; name two different conditions")
@@ -357,7 +362,7 @@ def _resolve(path: Path, overrides: Sequence[str], where: str, prune_to: str | N
 
 
 def load_spec(path: str | Path, *, base: str | Path | None = None, name: str | None = None,
-              overrides: Sequence[str] = ()) -> Study:
+              overrides: Sequence[str] = (), data_cache: DataCache | None = None) -> Study:
     """Read, validate and resolve a study spec; every error names the file and the key.
 
     Args:
@@ -366,6 +371,8 @@ def load_spec(path: str | Path, *, base: str | Path | None = None, name: str | N
             given, e.g. on the command line): one spec, any dataset.
         name: the study's name instead of the spec's (its folder under the study root).
         overrides: dotted ``key=value`` changes of the spec's own keys (``analysis.threshold=0.5``).
+        data_cache: the datasets already loaded for checking runs (a caller that loads many
+            specs on the same data); a new one by default.
 
     Raises:
         SpecError: the spec, a config it names, or a run it implies is invalid.
@@ -401,7 +408,7 @@ def load_spec(path: str | Path, *, base: str | Path | None = None, name: str | N
         wanted |= set(explicit) or set(modalities)
     derived = frozenset(sorted(wanted - set(explicit)))
     study = Study(spec, source, base_file, {**explicit, **dict.fromkeys(derived, base_file)}, derived, own)
-    _check_runs(study)
+    _check_runs(study, data_cache)
     return study
 
 
@@ -413,7 +420,7 @@ def _config_path(folder: Path, relative: str, source: Path, key: str) -> Path:
     return file
 
 
-def _check_runs(study: Study) -> None:
+def _check_runs(study: Study, data_cache: DataCache | None = None) -> None:
     """Resolve every run the study implies (first seed), so mistakes surface before training."""
     spec, seed = study.spec, study.spec.seeds[0]
     named = [(f"study.pretrain.configs.{m}", m, f) for m, f in study.pretrain_configs.items() if m not in study.derived]
@@ -425,7 +432,7 @@ def _check_runs(study: Study) -> None:
             raise SpecError(f"Study `{study.source}`: `{key}` is `{file}`, which is "
                               f"not a pre-training config for `{modality}` (expected `pretrain: {{modality: "
                               f"{modality}}}`).")
-    built = _Preflight(study)
+    built = _Preflight(study, data_cache)
     for condition, values in itertools.product(spec.conditions, study.axis_combinations()):
         fusion = built.check(study.fusion_config(condition, values, seed), f"condition `{condition}`"
                              f"{_axes_text(values)}")
@@ -442,6 +449,7 @@ def _check_runs(study: Study) -> None:
                     f"`{modality}` encoder {encoder.model_dump()} into a fusion model whose `{modality}` encoder "
                     f"is {fusion.model.encoders[modality].model_dump()}; make them equal (e.g. with "
                     "`shared_overrides`).")
+    built.build()
     try:
         study.task.check_metrics([study.primary_metric], where="`study.analysis.primary_metric`")
     except ValueError as error:
@@ -454,25 +462,32 @@ def _check_runs(study: Study) -> None:
 
 
 class _Preflight:
-    """Builds each distinct run config of a study once (model and strategies, on its data's shapes)."""
+    """Builds each distinct run config of a study once (model and strategies, on its data's shapes).
 
-    def __init__(self, study: Study) -> None:
+    :meth:`check` only collects the (already validated) configs and :meth:`build` builds
+    them, so every config mistake of the spec is reported before any dataset is loaded.
+    """
+
+    def __init__(self, study: Study, data: DataCache | None = None) -> None:
         from fusebench.engine.preflight import DataCache
 
-        self.study, self.data, self.seen = study, DataCache(), set[str]()
+        self.study, self.data = study, data if data is not None else DataCache()
+        self.pending: dict[str, tuple[RunConfig, str]] = {}
 
     def check(self, config: RunConfig, what: str) -> RunConfig:
-        """``config`` after building it; an error is one paragraph naming ``what`` (a condition, a pre-training)."""
+        """``config``, to be built by :meth:`build` (once per distinct config; ``what`` names it in errors)."""
+        self.pending.setdefault(config.model_dump_json(), (config, what))
+        return config
+
+    def build(self) -> None:
+        """Build every collected config; an error is one paragraph naming its condition or pre-training."""
         from fusebench.engine.preflight import preflight
 
-        key = config.model_dump_json()
-        if key not in self.seen:
-            self.seen.add(key)
+        for config, what in self.pending.values():
             try:
                 preflight(config, self.data.inputs(config), load_files=False)
             except FusebenchError as error:
                 raise SpecError(f"Study `{self.study.source}`: {what} cannot run: {error}") from None
-        return config
 
 
 def _explain(error: ValidationError, source: Path) -> SpecError:

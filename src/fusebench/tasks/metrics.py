@@ -32,6 +32,8 @@ from torchmetrics.functional.classification import (
     multilabel_f1_score,
 )
 
+from fusebench.errors import ConfigError
+
 TaskKind = Literal["multiclass", "multilabel", "regression"]
 TASK_KINDS: tuple[TaskKind, ...] = ("multiclass", "multilabel", "regression")
 
@@ -125,7 +127,7 @@ def get_metric(name: str) -> Metric:
     if name not in METRICS:
         close = difflib.get_close_matches(name, list(METRICS), n=1, cutoff=0.5)
         hint = f"did you mean `{close[0]}`?" if close else f"known metrics: {sorted(METRICS)}"
-        raise ValueError(f"Unknown metric `{name}` ({hint}).")
+        raise ConfigError(f"Unknown metric `{name}` ({hint}).")
     return METRICS[name]
 
 

@@ -26,6 +26,7 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
+from fusebench.errors import ConfigError, DataError
 from fusebench.tasks.metrics import MetricContext, TaskKind, get_metric, metric_names
 
 LossName = Literal["cross_entropy", "bce", "l1", "mse"]
@@ -104,7 +105,7 @@ class Task:
         for name in names:
             metric = get_metric(name)
             if name != "loss" and self.kind not in metric.compute:
-                raise ValueError(
+                raise ConfigError(
                     f"{where} names `{name}`, which does not apply to a {self.kind} task; "
                     f"choose from {self.metric_names}."
                 )
@@ -203,28 +204,28 @@ class Task:
         shape = tuple(target.shape)
         if self.kind == "multiclass":
             if target.ndim != 1 or target.is_floating_point():
-                raise ValueError(f"{where}: expected integer class labels of shape [N], got {target.dtype} {shape}.")
+                raise DataError(f"{where}: expected integer class labels of shape [N], got {target.dtype} {shape}.")
             if len(target) and (int(target.min()) < 0 or int(target.max()) >= self.output_size):
-                raise ValueError(
+                raise DataError(
                     f"{where}: expected class labels in 0..{self.output_size - 1}, got values from "
                     f"{int(target.min())} to {int(target.max())}."
                 )
         elif self.kind == "multilabel":
             if target.ndim != 2 or target.shape[1] != self.output_size:
-                raise ValueError(f"{where}: expected a multi-hot target [N, {self.output_size}], got {shape}.")
+                raise DataError(f"{where}: expected a multi-hot target [N, {self.output_size}], got {shape}.")
             if len(target) and not bool(((target == 0) | (target == 1)).all()):
-                raise ValueError(f"{where}: expected multi-hot values 0 or 1, got others.")
+                raise DataError(f"{where}: expected multi-hot values 0 or 1, got others.")
         else:
             if target.ndim != 1 or not target.is_floating_point():
-                raise ValueError(
+                raise DataError(
                     f"{where}: expected float regression targets of shape [N], got {target.dtype} {shape}."
                 )
             if len(target) and not bool(torch.isfinite(target).all()):
-                raise ValueError(f"{where}: expected finite regression targets, got NaN or Inf.")
+                raise DataError(f"{where}: expected finite regression targets, got NaN or Inf.")
             if self.target_range is not None and len(target):
                 low, high = self.target_range
                 if float(target.min()) < low or float(target.max()) > high:
-                    raise ValueError(
+                    raise DataError(
                         f"{where}: expected targets in [{low}, {high}], got values from {float(target.min())} "
                         f"to {float(target.max())}."
                     )

@@ -16,7 +16,7 @@ from torch import Tensor, nn
 
 from fusebench.data.batch import Batch
 from fusebench.engine.feature_cache import unwrap
-from fusebench.errors import ConfigError
+from fusebench.errors import ConfigError, quoted
 from fusebench.models.contract import FusionModel, as_fusion_model
 from fusebench.models.multimodal import ModelOutput
 from fusebench.seeding import Stream, seeded_generator
@@ -95,10 +95,8 @@ def check_modalities(key: str, names: Sequence[str], modalities: Sequence[str]) 
     """Raise if config ``key`` names a modality the run does not have."""
     unknown = sorted(set(names) - set(modalities))
     if unknown:
-        raise ConfigError(
-            f"`training.strategy.{key}` names {unknown}, but this run's modalities are "
-            f"{sorted(modalities)}."
-        )
+        keys = quoted(f"training.strategy.{key}.{m}" for m in unknown)
+        raise ConfigError(f"{keys} names a modality this run does not have; its modalities are {quoted(modalities)}.")
 
 
 def contract(model: nn.Module) -> FusionModel:

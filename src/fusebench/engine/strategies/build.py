@@ -25,7 +25,7 @@ from fusebench.engine.strategies.distill import TeacherDistillation, load_teache
 from fusebench.engine.strategies.dropout import ModalityDropout
 from fusebench.engine.strategies.heads import AuxiliaryHeads, unimodal_heads
 from fusebench.engine.strategies.ogm import OGMGE, fuse_of, head_shares_check
-from fusebench.errors import ConfigError
+from fusebench.errors import ConfigError, quoted
 from fusebench.tasks import Task
 
 
@@ -55,6 +55,10 @@ def build_strategies(config: RunConfig, model: nn.Module, modalities: Sequence[s
             f"which needs a multiclass task; this dataset's task is {task.kind}."
         )
     seed = config.experiment.seed
+    for key, used in (("modality_dropout", settings.modality_dropout > 0), ("ogm_ge", settings.ogm_ge)):
+        if used and len(names) < 2:
+            raise ConfigError(f"`training.strategy.{key}` needs at least two modalities; this run has "
+                              f"{quoted(names)} (`model.encoders`, or `data.modalities` where set).")
     strategies: list[TrainingStrategy] = []
     if settings.modality_dropout > 0:
         strategies.append(ModalityDropout(settings.modality_dropout, names, seed))
@@ -88,9 +92,9 @@ def build_strategies(config: RunConfig, model: nn.Module, modalities: Sequence[s
     if settings.ogm_ge:
         fuse_of(model)  # the strategy calls it
         check_trainable(model, names, "ogm_ge")
-        strategy = OGMGE(names, settings.ogm_alpha, settings.ogm_noise, seed, settings.ogm_coefficient,
-                         settings.ogm_scores, settings.ogm_parameters, settings.ogm_start_epoch,
-                         settings.ogm_end_epoch)
+        strategy = OGMGE(names, settings.ogm_alpha, settings.ogm_noise, seed, coefficient=settings.ogm_coefficient,
+                         scores=settings.ogm_scores, parameters=settings.ogm_parameters,
+                         start_epoch=settings.ogm_start_epoch, end_epoch=settings.ogm_end_epoch)
         if settings.ogm_scores == "head_share":
             head_shares_check(model, names)
         strategies.append(strategy)

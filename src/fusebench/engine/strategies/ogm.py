@@ -126,8 +126,9 @@ def _additive_parts(model: nn.Module) -> tuple[SumFusion, nn.Linear]:
     raise ConfigError(
         f"`training.strategy.ogm_scores: head_share` (Peng et al., CVPR 2022, Eq. 8: each modality's "
         f"share W_m z_m + b/M of a linear head) needs logits that split into per-modality terms, which "
-        f"fusebench's late `sum` fusion has; got `{name}`. Set `model.fusion.method: sum`, or "
-        f"`training.strategy.ogm_scores: masked_fuse` (fusebench's variant for any fusion)."
+        f"fusebench's late `sum` fusion has; got `{name}`. Set `model.fusion.type` `late` with "
+        f"`model.fusion.method` `sum`, or `training.strategy.ogm_scores` `masked_fuse` (fusebench's variant "
+        f"for any fusion)."
     )
 
 
@@ -211,7 +212,7 @@ class OGMGE(Strategy):
         end_epoch: last epoch with modulation; ``None`` = until the end.
     """
 
-    def __init__(self, modalities: Sequence[str], alpha: float, noise: bool, seed: int,
+    def __init__(self, modalities: Sequence[str], alpha: float, noise: bool, seed: int, *,
                  coefficient: OGMCoefficient = "eq10", scores: OGMScores = "head_share",
                  parameters: OGMParameters = "all", start_epoch: int = 1, end_epoch: int | None = None) -> None:
         if len(modalities) < 2:
