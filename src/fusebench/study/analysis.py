@@ -15,6 +15,7 @@ from typing import Any
 
 from fusebench.data.patterns import pattern_name
 from fusebench.io import atomic_write_json, read_json, read_json_object
+from fusebench.study.analysis_best import best_fusion, best_of
 from fusebench.study.analysis_compare import (
     compare_groups,
     comparison_pairs,
@@ -26,6 +27,7 @@ from fusebench.study.analysis_compare import (
 )
 from fusebench.study.analysis_decision import decision_rows, recommendation
 from fusebench.study.analysis_groups import clean, completed, run_config, run_file, summarise_group, summary
+from fusebench.study.analysis_mixture import mixture_grids
 from fusebench.study.analysis_modality import (
     axis_changing,
     fusion_facts,
@@ -35,6 +37,7 @@ from fusebench.study.analysis_modality import (
 )
 from fusebench.study.analysis_thesis import change_vs_baseline, monitored_runs, thesis_facts
 from fusebench.study.analysis_verdict import attach_power, attach_test_set, best_and_runner_up, fixed_budget
+from fusebench.study.analysis_weakness import weakness_analysis
 from fusebench.study.results import pretraining_seconds
 from fusebench.study.results_schema import check_results
 from fusebench.tasks import higher_is_better
@@ -141,6 +144,9 @@ def analyse(results: Mapping[str, Any], study_dir: str | Path) -> dict[str, Any]
         group.update(clean(run_modality_analysis(study_dir, by_group[name], modalities, metric,
                                                  settings.get("chance"))))
         group.update(clean(thesis_facts(study_dir, by_group[name], patterns, metric, higher)))
+        if len(modalities) > 1:  # MMPT Definition 3 weakness (probes) beside fusebench's headroom
+            group["mmpt_weakness"] = clean(weakness_analysis(study_dir, by_group[name], modalities, metric,
+                                                             settings.get("chance")))
         groups.append(group)
     changes = change_vs_baseline(groups, baseline, patterns, metric)  # the thesis' % change against the baseline
     for group in groups:
@@ -181,6 +187,10 @@ def analyse(results: Mapping[str, Any], study_dir: str | Path) -> dict[str, Any]
         "decision": {"rows": decision, "recommendation": recommendation(decision, higher)},
         "ptrain_ptest": ptrain_ptest(groups, list(axes), rates, modalities),
         "fusion_axes": fusion_axes,
+        "best_of": best_of(groups, settings.get("best_of") or {}, patterns, metric, higher),  # MMPT 004 Sec. 4.1
+        "best_fusion": best_fusion(study_dir, groups, by_group, results["runs"], modalities, metric, higher,
+                                   baseline),  # MMPT 004 Sec. 4.5
+        "mixture": mixture_grids(study_dir, groups, by_group, results["runs"], modalities, metric),  # App. B
         "failed_runs": [_failure(r) for r in results["runs"] if not completed(r)],
         "monitoring_runs": monitored_runs(study_dir, results["runs"]),
     })

@@ -19,6 +19,7 @@ from markupsafe import Markup, escape
 from fusebench.io import atomic_write_text, read_json
 from fusebench.study import plots, plots_modality
 from fusebench.study.analysis import analyse, load_results, write_analysis
+from fusebench.study.report_mmpt import make_mmpt_figures, mmpt_context
 from fusebench.study.report_text import (
     FILTERS,
     headline_rows,
@@ -70,6 +71,7 @@ def make_figures(analysis: Mapping[str, Any], folder: Path) -> dict[str, Any]:
         figures["shapley"] = plots_modality.shapley_bars(groups, modalities, metric, folder / "shapley.png")
     if analysis["fusion_axes"]:
         figures["tradeoff"] = plots_modality.tradeoff_scatter(groups, full, metric, folder / "tradeoff.png")
+    figures["mmpt_paper"] = make_mmpt_figures(analysis, folder)  # Best-Fusion, mixture of models (004)
     return figures
 
 
@@ -121,6 +123,7 @@ def build_context(analysis: Mapping[str, Any], figures: Mapping[str, Any], study
         "fusion_rows": _fusion_rows(analysis) if analysis["fusion_axes"] else [],
         "change_rows": change_rows(analysis), "efficiency_rows": efficiency_rows(analysis),
         "monitoring": [{"label": m["label"], "image": _image(m["path"], study_dir, embed)} for m in monitoring or []],
+        "mmpt_paper": mmpt_context(analysis, figures.get("mmpt_paper") or {}, lambda p: _image(p, study_dir, embed)),
     }
 
 
