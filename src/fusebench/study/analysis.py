@@ -155,8 +155,9 @@ def analyse(results: Mapping[str, Any], study_dir: str | Path) -> dict[str, Any]
     condition_pairs = settings.get("primary") or requested or [(baseline, c) for c in conditions if c != baseline]
     primary = primary_pairs(groups, conditions, axes, condition_pairs)
     pairs = list(dict.fromkeys([*primary, *comparison_pairs(groups, conditions, axes, baseline or "", requested)]))
-    pretraining = any(r.get("kind") == "pretrain" or (r.get("timing") or {}).get("pretraining")
-                      for r in results["runs"])
+    loaded = {d for r in fusion for d in r.get("depends_on") or []}  # unimodal experts alone are not pre-training
+    pretraining = any((r.get("kind") == "pretrain" and r.get("node") in loaded) or (r.get("timing") or {}).get(
+        "pretraining") for r in results["runs"])
     rows = quantities(patterns, metric, full, pretraining, higher_is_better=higher, threshold=settings.get("threshold"))
     ranked = best_and_runner_up(groups, primary, patterns[0], metric, higher)
     post_hoc = [ranked] if ranked and ranked not in pairs and ranked[::-1] not in pairs else []

@@ -49,7 +49,7 @@ def mixture_heatmaps(grid: Mapping[str, Any], metric: str, path: str | Path) -> 
     p_test = grid["p_test"]
     size = (max(6, 0.7 * len(p_test) + 2), 0.55 * max(len(p["values"]) for p in grid["panels"]) + 2)
     fig, axes = plt.subplots(len(names), len(names), figsize=(size[0] * len(names), size[1] * len(names)),
-                             squeeze=False)
+                             squeeze=False, layout="constrained")
     image = None
     for (i, r), (j, t) in ((a, b) for a in enumerate(names) for b in enumerate(names)):
         ax, panel = axes[i][j], panels[(r, t)]
