@@ -221,3 +221,18 @@ def test_a_modality_without_a_pretraining_config_is_pretrained_from_the_base(tmp
     study = load_spec(write_spec(tmp_path, pretrain={"configs": {"image": str(CONFIGS / "pretrain_image.yaml")}}))
     assert study.derived == {"audio"} and study.pretrain_configs["image"] == CONFIGS / "pretrain_image.yaml"
     assert study.pretrain_configs["audio"] == CONFIGS / "late_fusion.yaml"
+
+
+def test_mmimdb_three_way_pretraining_study_validates_or_names_the_missing_extras() -> None:
+    """Scratch / task-specific / general pre-training; the general encoders need the optional extras."""
+    import importlib.util
+
+    path = ROOT / "configs" / "mmimdb" / "pretraining_study.yaml"
+    installed = all(importlib.util.find_spec(name) for name in ("sentence_transformers", "efficientnet_lite_pytorch"))
+    if installed:
+        study = load_spec(path)
+        assert list(study.spec.conditions) == ["scratch", "task_pretrained", "general_pretrained"]
+        assert study.derived == {"image", "text"} and study.primary_metric == "f1_samples"
+    else:
+        with pytest.raises(ConfigError, match=r"condition `general_pretrained`.*pip install 'fusebench\[text\]'"):
+            load_spec(path)

@@ -250,6 +250,11 @@ def _file_names(split: str) -> dict[str, str]:
     return names
 
 
+def cache_file(folder: str | Path, split: str, key: str) -> Path:
+    """The ``.npy`` of ``key`` (``inputs.audio``, ``inputs.image``, ``target``, ...) of ``split`` in a built cache."""
+    return Path(folder) / _file_names(split)[key]
+
+
 class CacheCorruptedError(ValueError):
     """A cache file whose bytes are not the ones the build wrote (truncated, overwritten, bad header)."""
 
@@ -577,6 +582,7 @@ __all__ = [
     "AVDigitsRecipe",
     "CacheCorruptedError",
     "SplitTensors",
+    "cache_file",
     "cache_folder",
     "load_avdigits",
     "prepare_avdigits",
