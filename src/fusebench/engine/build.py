@@ -118,7 +118,10 @@ def _build_early_or_mid(
     if fusion_cfg.type == "early" and fusion_cfg.method == "token":
         return registry.build_token_early_fusion(shapes, num_classes, **fusion_cfg.params)
     if fusion_cfg.type == "mid" and fusion_cfg.method == "where_to_fuse":
-        return registry.build_where_to_fuse(shapes, num_classes, **fusion_cfg.params)
+        # tokens from the configured encoders (pre-trainable, freezable) for `encoder_tokens` (002 Sec. 2.2)
+        chosen = [m for m in fusion_cfg.params.get("encoder_tokens", ()) if m in modalities]
+        encoders = build_encoders(config, input_shapes, chosen, modality_info)
+        return registry.build_where_to_fuse(shapes, num_classes, **fusion_cfg.params, encoders=encoders)
     raise ValueError(
         f"Expected `model.fusion.method` in {registry.FUSION_KINDS[fusion_cfg.type]} for fusion type "
         f"`{fusion_cfg.type}`, got `{fusion_cfg.method}`."
@@ -174,6 +177,9 @@ def load_pretrained(model: nn.Module, config: RunConfig,
     from fusebench.models.multimodal import model_encoders
 
     encoders = model_encoders(model)
+    if encoders is None:  # where-to-fuse: the encoders its `encoder_tokens` read tokens from
+        found = getattr(model, "token_encoders", None)
+        encoders = found if isinstance(found, nn.ModuleDict) and len(found) else None
     for modality, path in used_settings(config, config.model.pretrained).items():
         if encoders is None or modality not in encoders:
             raise ValueError(

@@ -25,6 +25,7 @@ _LATE_SET: dict[str, str | None] = {"input_dims": None, "hidden_dim": "model.fus
 _FEATURE_SET: dict[str, str | None] = {"extractors": None, "num_classes": None,
                                        "hidden_dim": "model.fusion.hidden_dim", "dropout": "model.fusion.dropout"}
 _TOKEN_SET: dict[str, str | None] = {"input_shapes": None, "num_classes": None}
+_MID_SET: dict[str, str | None] = {**_TOKEN_SET, "encoders": None}  # built from `model.encoders` (encoder_tokens)
 
 
 def _target(fusion: FusionConfig) -> tuple[Callable[..., Any], Mapping[str, str | None]] | None:
@@ -39,7 +40,7 @@ def _target(fusion: FusionConfig) -> tuple[Callable[..., Any], Mapping[str, str 
     builders: dict[tuple[str, str], tuple[Callable[..., Any], Mapping[str, str | None]]] = {
                 ("early", "feature"): (registry.build_feature_early_fusion, _FEATURE_SET),
                 ("early", "token"): (registry.build_token_early_fusion, _TOKEN_SET),
-                ("mid", "where_to_fuse"): (registry.build_where_to_fuse, _TOKEN_SET)}
+                ("mid", "where_to_fuse"): (registry.build_where_to_fuse, _MID_SET)}
     return builders.get((fusion.type, fusion.method))
 
 

@@ -51,6 +51,7 @@ from fusebench.engine.run_folder import (
     write_status,
 )
 from fusebench.engine.strategies.base import ATTACHED_MODULES
+from fusebench.engine.token_cache import cache_tokens, frozen_token_modalities
 from fusebench.io import atomic_write_bytes, atomic_write_json, atomic_write_text, read_json
 from fusebench.models.weights import read_encoder_metadata, save_encoder
 
@@ -212,6 +213,10 @@ def _execute(
         cache_start = time.perf_counter()
         model, data = cache_features(model, data, config.data.eval_batch_size)
         cache_seconds = time.perf_counter() - cache_start
+    elif config.training.cache_frozen_features and frozen_token_modalities(model):  # where-to-fuse, 002 Sec. 2.2
+        cache_start = time.perf_counter()
+        model, data = cache_tokens(model, data, config.data.eval_batch_size)
+        cache_seconds = time.perf_counter() - cache_start
     history: list[dict[str, Any]] = []
     loader = train_loader(data.train, config.data, config.experiment.seed)
 
@@ -275,7 +280,8 @@ def _execute(
         atomic_write_bytes(run_dir / "test_logits.safetensors", save_tensors({**tensors, "target": evaluation.target}))
         atomic_write_json(run_dir / "test_metrics.json", test_metrics)
     timing = _timing(
-        config, history, data_seconds, fit_seconds, test_seconds, time.perf_counter() - started, len(data.train)
+        config, history, data_seconds, fit_seconds, test_seconds, time.perf_counter() - started, len(data.train),
+        steps_per_epoch=len(loader),
     )
     timing["feature_cache"] = cache_seconds
     timing["gradient_blending_estimate"] = blending_seconds
@@ -384,6 +390,7 @@ def _timing(
     test_seconds: float,
     total: float,
     train_samples: int,
+    steps_per_epoch: int | None = None,
 ) -> dict[str, Any]:
     training = sum(e["train"]["timing"]["seconds"] for e in history)
     validation = sum(e.get("validation", {}).get("timing", {}).get("seconds", 0.0) for e in history)
@@ -399,6 +406,9 @@ def _timing(
         "total": total,
         "epochs": len(history),
         "train_samples_per_second": (train_samples * len(history) / training) if training > 0 else None,
+        # optimiser steps per second of training (the measure of "Where to fuse", 002 Fig. 17)
+        "train_steps_per_second": (steps_per_epoch * len(history) / training) if training > 0 and steps_per_epoch
+        else None,
     }
 
 

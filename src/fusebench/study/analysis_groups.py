@@ -126,6 +126,15 @@ def throughput(study_dir: Path, run: Mapping[str, Any]) -> float | None:
     return float(value) if isinstance(value, (int, float)) else None
 
 
+def steps_per_second(study_dir: Path, run: Mapping[str, Any]) -> float | None:
+    """Training optimiser steps per second, from the run's own ``timing.json`` (002 Fig. 17's measure)."""
+    file = run_file(study_dir, run, "timing.json")
+    if file is None:
+        return None
+    value = read_json_object(file).get("train_steps_per_second")
+    return float(value) if isinstance(value, (int, float)) else None
+
+
 def curve_band(curves: Sequence[Sequence[float]]) -> dict[str, list[Any]]:
     """Mean, std, min, max and n per epoch over seeds; runs of different lengths are allowed."""
     length = max((len(c) for c in curves), default=0)
@@ -171,6 +180,7 @@ def summarise_group(name: str, runs: Sequence[Mapping[str, Any]], *, study_dir: 
         "test": test,
         "time": {k: summary([t.get(k) for t in times.values()]) for k in time_keys},
         "throughput": summary([throughput(study_dir, r) for r in done]),
+        "steps_per_second": summary([steps_per_second(study_dir, r) for r in done]),
         "model": dict(done[0].get("model") or {}) if done else {},
         "curves": {p: {m: curve_band([validation_curve(r, p, m) for r in done]) for m in (metric, "loss")}
                    for p in patterns},
