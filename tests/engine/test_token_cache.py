@@ -10,6 +10,8 @@ import torch
 from safetensors.torch import load_file
 from tests._helpers.runs import tiny_config
 
+from fusebench.config import ConfigError
+from fusebench.engine.build import build_model
 from fusebench.engine.run import execute_run
 from fusebench.models.encoder_specs import CNNOptions, build_encoder_from
 from fusebench.models.encoder_tokens import EncoderTokenizer
@@ -65,3 +67,15 @@ def test_pretrained_weights_reach_only_an_encoder_that_gives_tokens(tmp_path: Pa
     path = save_encoder(encoder, tmp_path / "image.safetensors")
     with pytest.raises(ValueError, match="no `image` encoder"):
         execute_run(tiny_config(tmp_path, [*MID, f"model.pretrained.image={path}"]), tmp_path / "bad")
+
+
+def test_fusion_spec_and_per_modality_pooling_from_a_config(tmp_path: Path) -> None:
+    spec = ["model.fusion={type: mid, method: where_to_fuse, params: {fusion_spec: {image: 0, audio: 2}, "
+            "pooled_tokens: {audio: 5, image: 8}, dim: 16, num_layers: 2, heads: 2, decoder_layers: 2}}"]
+    config = tiny_config(tmp_path, spec)
+    model = build_model(config, {"audio": (1, 40, 40), "image": (1, 28, 28)}, 10)
+    assert model.join == {"audio": 2, "image": 0} and model.pooled == {"audio": 5, "image": 8}
+    assert model.tokens_per_layer() == [9, 9] and len(model.decoder) == 2
+    with pytest.raises(ConfigError, match=r"`fusion_spec` expects .*got \{'image': 0, 'audio': '2'\}"):
+        build_model(tiny_config(tmp_path, [spec[0].replace("audio: 2", "audio: '2'")]),
+                    {"audio": (1, 40, 40), "image": (1, 28, 28)}, 10)

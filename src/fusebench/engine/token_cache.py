@@ -22,17 +22,21 @@ from fusebench.models.encoder_tokens import EncoderTokenizer
 from fusebench.models.multimodal import ModelOutput
 
 
-def frozen_token_modalities(model: nn.Module) -> list[str]:
-    """Modalities whose tokeniser is an ``EncoderTokenizer`` over a frozen encoder."""
+def _encoder_tokenizers(model: nn.Module) -> dict[str, EncoderTokenizer]:
     tokenizers = getattr(model, "tokenizers", None)
     if not isinstance(tokenizers, nn.ModuleDict):
-        return []
-    return sorted(m for m, t in tokenizers.items() if isinstance(t, EncoderTokenizer) and t.frozen)
+        return {}
+    return {m: t for m, t in tokenizers.items() if isinstance(t, EncoderTokenizer)}
+
+
+def frozen_token_modalities(model: nn.Module) -> list[str]:
+    """Modalities whose tokeniser is an ``EncoderTokenizer`` over a frozen encoder."""
+    return sorted(m for m, t in _encoder_tokenizers(model).items() if t.frozen)
 
 
 @contextmanager
 def _precomputed(model: nn.Module, modalities: Sequence[str]) -> Iterator[None]:
-    tokenizers = model.tokenizers
+    tokenizers = _encoder_tokenizers(model)
     for m in modalities:
         tokenizers[m].precomputed = True
     try:
@@ -49,12 +53,16 @@ class CachedTokenModel(nn.Module):
 
     def __init__(self, inner: nn.Module, cached: Sequence[str]) -> None:
         super().__init__()
-        self.inner = inner
+        self.inner: nn.Module = inner
         self.cached = tuple(cached)
-        self.modalities = tuple(inner.modalities)
+        self.modalities: tuple[str, ...] = tuple(getattr(inner, "modalities", ()))
 
     def cost(self) -> object:
-        return self.inner.cost()
+        """The inner model's cost (``WhereToFuseModel.cost``), for model.json."""
+        cost_of = getattr(self.inner, "cost", None)
+        if not callable(cost_of):
+            raise TypeError(f"Expected the wrapped model to have `cost()`, got {type(self.inner).__name__}.")
+        return cost_of()
 
     def forward(self, inputs: Mapping[str, Tensor], mask: Tensor,
                 lengths: Mapping[str, Tensor] | None = None) -> ModelOutput:
@@ -66,8 +74,9 @@ class CachedTokenModel(nn.Module):
 @torch.no_grad()
 def _encode(model: nn.Module, split: Split, modalities: Sequence[str], batch_size: int) -> Split:
     inputs = dict(split.inputs)
+    tokenizers = _encoder_tokenizers(model)
     for m in modalities:
-        tokenizer = model.tokenizers[m]
+        tokenizer = tokenizers[m]
         tokenizer.eval()  # the frozen encoder is in eval mode anyway; the projection is not used here
         x = split.inputs[m]
         inputs[m] = torch.cat([tokenizer.features(x[start:start + batch_size])

@@ -28,9 +28,11 @@ def feature_map(encoder: nn.Module, x: Tensor) -> Tensor:
     if x.dim() == 3:
         x = x.unsqueeze(1)
     if isinstance(encoder, ConvEncoder):
-        return encoder.features[:-1](x)  # conv blocks + adaptive pooling to the `pool x pool` grid, no flatten
+        grid: Tensor = encoder.features[:-1](x)  # conv blocks + adaptive pooling to the `pool x pool` grid
+        return grid
     if isinstance(encoder, ResNetEncoder):
-        return encoder.stages(encoder.stem(x))
+        stages: Tensor = encoder.stages(encoder.stem(x))
+        return stages
     raise ValueError(f"Expected a `cnn` or `resnet18`/`resnet34` encoder to read tokens from, got "
                      f"`{type(encoder).__name__}`, which has no spatial feature map.")
 
@@ -85,4 +87,5 @@ class EncoderTokenizer(nn.Module):
         if features.dim() != 3 or features.shape[1:] != (self.num_tokens, self.channels):
             raise ValueError(f"Expected encoder features [B, {self.num_tokens}, {self.channels}], "
                              f"got {tuple(features.shape)}.")
-        return self.proj(features)  # [B, N, dim]
+        tokens: Tensor = self.proj(features)  # [B, N, dim]
+        return tokens

@@ -26,7 +26,7 @@ Injection (``injection``):
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Literal
+from typing import Literal, cast
 
 import torch
 from torch import Tensor, nn
@@ -140,7 +140,8 @@ class WhereToFuseModel(nn.Module):
     @property
     def token_encoders(self) -> nn.ModuleDict:
         """modality -> encoder of the modalities whose tokens come from an encoder (for loading and freezing)."""
-        return nn.ModuleDict({m: t.encoder for m, t in self.tokenizers.items() if hasattr(t, "encoder")})
+        return nn.ModuleDict({m: cast(nn.Module, t.encoder) for m, t in self.tokenizers.items()
+                              if isinstance(getattr(t, "encoder", None), nn.Module)})
 
     def tokens_per_layer(self) -> list[int]:
         """Stream length in each encoder block: CLS + the tokens of every modality joined by then."""
@@ -149,7 +150,7 @@ class WhereToFuseModel(nn.Module):
     def cost(self) -> FusionCost:
         """Per-sample token counts and multiply-accumulates of the encoder, side and decoder blocks."""
         main = tuple(self.tokens_per_layer())
-        side = {m: (self.num_tokens[m],) * len(blocks) for m, blocks in self.side_blocks.items()}
+        side = {m: (self.num_tokens[m],) * self.join[m] for m in self.side_blocks}
         memory = 1 + sum(self.tokens_in.values())
         return FusionCost(
             tokens_per_layer=main,
@@ -166,7 +167,7 @@ class WhereToFuseModel(nn.Module):
         if m in self.side_blocks:
             tokens = tokens + self.side_positions[m] + self.types[m]
             side_pad = None if valid is None else ~valid  # absence is not masked: a sample's m-tokens share it
-            for block in self.side_blocks[m]:
+            for block in cast(nn.ModuleList, self.side_blocks[m]):
                 tokens = block(tokens, src_key_padding_mask=side_pad)
         if m in self.pools:
             tokens, valid = self.pools[m](tokens, valid), None  # [B, K, dim]; pooled tokens are never padding

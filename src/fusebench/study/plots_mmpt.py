@@ -10,9 +10,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import numpy as np
+import matplotlib
 
-from fusebench.study.plots import as_array, colormap, direction, plt, save, text_colour
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from fusebench.study.plots import as_array, colormap, direction, save, text_colour  # noqa: E402
 
 
 def best_fusion_curves(best: Mapping[str, Any], metric: str, path: str | Path) -> Path:
