@@ -60,6 +60,10 @@ def test_pretrained_frozen_encoder_tokens_are_cached_and_give_the_uncached_resul
             assert torch.equal(state[f"{prefix}tokenizers.audio.encoder.{key}"], value), (run, key)
     facts = json.loads((tmp_path / "cached" / "model.json").read_text())
     assert facts["trainable_parameters"] < facts["parameters"] and facts["cost"]["tokens_per_layer"] == [17, 21]
+    timing = json.loads((tmp_path / "cached" / "timing.json").read_text())
+    steps = 2 * 5  # 2 epochs of ceil(300 / 64) optimiser steps: 002 Fig. 17's measure, steps per second
+    assert timing["train_steps_per_second"] == pytest.approx(steps / timing["training"])
+    assert timing["train_steps_per_cpu_second"] == pytest.approx(steps / timing["training_cpu"])
 
 
 def test_pretrained_weights_reach_only_an_encoder_that_gives_tokens(tmp_path: Path) -> None:

@@ -393,6 +393,7 @@ def _timing(
     steps_per_epoch: int | None = None,
 ) -> dict[str, Any]:
     training = sum(e["train"]["timing"]["seconds"] for e in history)
+    training_cpu = sum(e["train"]["timing"].get("cpu_seconds", 0.0) for e in history)  # process CPU seconds
     validation = sum(e.get("validation", {}).get("timing", {}).get("seconds", 0.0) for e in history)
     pretraining = pretraining_seconds(config)
     return {
@@ -409,6 +410,10 @@ def _timing(
         # optimiser steps per second of training (the measure of "Where to fuse", 002 Fig. 17)
         "train_steps_per_second": (steps_per_epoch * len(history) / training) if training > 0 and steps_per_epoch
         else None,
+        # the same per CPU second of the run's process: other jobs on a shared machine do not inflate it
+        "training_cpu": training_cpu,
+        "train_steps_per_cpu_second": (steps_per_epoch * len(history) / training_cpu)
+        if training_cpu > 0 and steps_per_epoch else None,
     }
 
 

@@ -99,6 +99,7 @@ def _fusion_rows(analysis: Mapping[str, Any]) -> list[dict[str, Any]]:
             "macs": group["model"].get("macs"),
             "training": mean_std(time.get("training"), 2), "throughput": mean_std(group.get("throughput"), 0),
             "steps": mean_std(group.get("steps_per_second"), 1),
+            "cpu_steps": mean_std(group.get("steps_per_cpu_second"), 1),
             "metrics": [mean_std(group["test"].get(p, {}).get(metric)) for p in analysis["patterns"]],
         })
     return rows
