@@ -80,6 +80,7 @@ def test_fusion_spec_and_per_modality_pooling_from_a_config(tmp_path: Path) -> N
     model = build_model(config, {"audio": (1, 40, 40), "image": (1, 28, 28)}, 10)
     assert model.join == {"audio": 2, "image": 0} and model.pooled == {"audio": 5, "image": 8}
     assert model.tokens_per_layer() == [9, 9] and len(model.decoder) == 2
-    with pytest.raises(ConfigError, match=r"`fusion_spec` expects .*got \{'image': 0, 'audio': '2'\}"):
-        build_model(tiny_config(tmp_path, [spec[0].replace("audio: 2", "audio: '2'")]),
-                    {"audio": (1, 40, 40), "image": (1, 28, 28)}, 10)
+    with pytest.raises(ConfigError, match=r"fusion layers must be in 0..num_layers \(0..2\), got \[0, 3\]"):
+        tiny_config(tmp_path, [spec[0].replace("audio: 2", "audio: 3")])
+    with pytest.raises(ConfigError, match=r"did you mean `model.fusion.params.fusion_spec`"):
+        tiny_config(tmp_path, [spec[0].replace("fusion_spec:", "fusion_spce:")])

@@ -190,15 +190,15 @@ def test_pretraining_derived_from_the_base_config_keeps_one_encoder_and_no_fusio
 
 
 def test_spec_runs_on_another_base_name_and_settings(tmp_path: Path) -> None:
-    other = tmp_path / "three.yaml"
-    raw = yaml.safe_load((CONFIGS / "late_fusion.yaml").read_text())
-    raw["model"]["encoders"]["text"] = {"kind": "mlp", "out_dim": 16}
-    other.write_text(yaml.safe_dump(raw))
+    from tests._helpers.folder_data import user_config, write_folder
+
+    folder = write_folder(tmp_path / "data", "multiclass", {"train": 40, "validation": 20, "test": 20})
+    other = user_config(folder, "late_fusion.yaml", tmp_path / "three.yaml", tmp_path / "runs")
     conditions = {"scratch": {}, "{modality}_scratch": {"pretrained": "all", "scratch": ["{modality}"]}}
-    spec = write_spec(tmp_path, conditions=conditions, pretrain=None)
+    spec = write_spec(tmp_path, conditions=conditions, pretrain=None, shared_overrides=[])
     study = load_spec(spec, base=other, name="renamed", overrides=["analysis.threshold=0.5", "seeds=[3]"])
     assert study.base == other.resolve() and study.spec.name == "renamed"
-    assert list(study.spec.conditions) == ["scratch", "audio_scratch", "image_scratch", "text_scratch"]
+    assert list(study.spec.conditions) == ["scratch", "image_scratch", "sensor_scratch", "series_scratch"]
     assert study.spec.analysis.threshold == 0.5 and study.spec.seeds == [3]
 
 

@@ -29,8 +29,9 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import torch
@@ -51,6 +52,7 @@ from fusebench.data.sources import (
     user_cache_root,
     verify_fsdd,
 )
+from fusebench.errors import CacheCorruptedError
 from fusebench.io import atomic_write
 
 MODALITIES = ("audio", "image")
@@ -169,7 +171,8 @@ def read_manifest(folder: str | Path) -> dict[str, Any]:
     path = Path(folder) / "manifest.json"
     if not path.is_file():
         raise FileNotFoundError(f"No AV-digits manifest at {path}; build it with prepare_avdigits.")
-    return json.loads(path.read_text(encoding="utf-8"))
+    manifest: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return manifest
 
 
 def prepare_avdigits(
@@ -255,8 +258,8 @@ def cache_file(folder: str | Path, split: str, key: str) -> Path:
     return Path(folder) / _file_names(split)[key]
 
 
-class CacheCorruptedError(ValueError):
-    """A cache file whose bytes are not the ones the build wrote (truncated, overwritten, bad header)."""
+def _save_npy(out: BinaryIO, array: np.ndarray) -> None:
+    np.save(out, array)
 
 
 def _rebuild_command(folder: Path, recipe: AVDigitsRecipe) -> str:
@@ -425,7 +428,7 @@ def _build(recipe: AVDigitsRecipe, sources: SourcePaths, folder: Path, report: _
         }
         for key, name in _file_names(split).items():
             array = arrays[key]
-            atomic_write(folder / name, lambda out, a=array: np.save(out, a))
+            atomic_write(folder / name, partial(_save_npy, array=array))
             files.append(name)
     checksums = {name: {"bytes": (folder / name).stat().st_size, "sha256": _sha256(folder / name)} for name in files}
     report(f"wrote {folder}")

@@ -16,7 +16,6 @@ import time
 import traceback
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,12 +27,12 @@ from safetensors.torch import save as save_tensors
 import fusebench
 from fusebench.config import RunConfig, dump_config
 from fusebench.data.amputation import realised_rates
-from fusebench.data.patterns import pattern_name
+from fusebench.data.patterns import pattern_names
 from fusebench.engine.build import build_model, frozen_modalities, used_settings
-from fusebench.engine.checkpoint import load_model_state
+from fusebench.engine.checkpoint import StoreConfig, load_model_state
 from fusebench.engine.datasets import DataSplits, eval_loader, recipe_digest, run_splits, run_task, train_loader
 from fusebench.engine.evaluate import evaluate_patterns
-from fusebench.engine.feature_cache import cache_features, can_cache
+from fusebench.engine.feature_cache import cache_features, can_cache, unwrap
 from fusebench.engine.footprint import (
     RESOURCES_FILE,
     inference_throughput,
@@ -44,32 +43,20 @@ from fusebench.engine.footprint import (
 from fusebench.engine.metrics import metrics_by_pattern
 from fusebench.engine.module import FusionModule
 from fusebench.engine.run_folder import (
+    RunState,
     locked,
     prepare_for_training,
     require_completed_training,
     write_evaluation,
     write_status,
 )
-from fusebench.engine.strategies.base import ATTACHED_MODULES
+from fusebench.engine.run_result import RunResult
+from fusebench.engine.strategies.base import ATTACHED_MODULES, TrainingStrategy
 from fusebench.engine.token_cache import cache_tokens, frozen_token_modalities
 from fusebench.io import atomic_write_bytes, atomic_write_json, atomic_write_text, read_json
+from fusebench.models.contract import as_fusion_model
+from fusebench.models.midfusion import WhereToFuseModel
 from fusebench.models.weights import read_encoder_metadata, save_encoder
-
-
-@dataclass(frozen=True)
-class RunResult:
-    """What a finished run measured (the same numbers as its run directory's files)."""
-
-    run_dir: Path
-    status: str
-    test_metrics: dict[str, dict[str, float]]
-    epoch_metrics: list[dict[str, Any]]
-    timing: dict[str, Any]
-    primary_metric: str = "accuracy"
-
-
-def run_modalities(config: RunConfig) -> tuple[str, ...]:
-    return config.modalities()
 
 
 def resolve_device(name: str) -> str:
@@ -147,17 +134,17 @@ def execute_run(
         else:
             prepare_for_training(run_dir, overwrite)
             record = write_status
-        record(run_dir, "running")
+        record(run_dir, RunState.RUNNING)
         try:
             result = _execute(config, run_dir, skip_train, skip_test, command, data)
         except (KeyboardInterrupt, SystemExit) as error:  # Lightning turns Ctrl-C into `sys.exit(1)`
-            record(run_dir, "interrupted", error="Interrupted (Ctrl-C or SIGTERM) before it finished.")
+            record(run_dir, RunState.INTERRUPTED, error="Interrupted (Ctrl-C or SIGTERM) before it finished.")
             raise KeyboardInterrupt from error
         except BaseException as error:
-            record(run_dir, "failed", error=f"{type(error).__name__}: {error}", traceback=traceback.format_exc())
+            record(run_dir, RunState.FAILED, error=f"{type(error).__name__}: {error}", traceback=traceback.format_exc())
             raise
-        record(run_dir, "completed")
-    return RunResult(run_dir, "completed", *result)
+        record(run_dir, RunState.COMPLETED)
+    return RunResult(run_dir, RunState.COMPLETED, *result)
 
 
 def _execute(
@@ -167,7 +154,7 @@ def _execute(
     skip_test: bool,
     command: Sequence[str] | None,
     data: DataSplits | None,
-) -> tuple[dict, list, dict, str]:
+) -> tuple[dict[str, dict[str, float]], list[dict[str, Any]], dict[str, Any], str]:
     quiet_lightning()
     started = time.perf_counter()
     if config.experiment.threads:
@@ -257,7 +244,7 @@ def _execute(
     if config.pretrain is not None and not skip_train:
         seconds = fit_seconds + data_seconds
         save_encoder(
-            model.encoders[config.pretrain.modality],
+            encoder_of(model, config.pretrain.modality),
             run_dir / "encoders" / f"{config.pretrain.modality}.safetensors",
             {
                 "modality": config.pretrain.modality,
@@ -302,7 +289,7 @@ def _execute(
 def _resources(model: torch.nn.Module, test: Any, modalities: Sequence[str], config: RunConfig, device: str,
                checkpoints: Path, memory_scope: str) -> dict[str, Any]:
     """``resources.json``: model size on disk, peak memory, inference throughput (``engine.footprint``)."""
-    from fusebench.engine.strategies.base import ATTACHED_MODULES, unwrap
+    from fusebench.engine.strategies.base import ATTACHED_MODULES
 
     inner = unwrap(model)
     best = checkpoints / "best.ckpt"
@@ -314,10 +301,10 @@ def _resources(model: torch.nn.Module, test: Any, modalities: Sequence[str], con
     return record | peak_memory(device, memory_scope)
 
 
-def _strategies(config: RunConfig, model: torch.nn.Module, data: DataSplits) -> list:
+def _strategies(config: RunConfig, model: torch.nn.Module, data: DataSplits) -> list[TrainingStrategy]:
     from fusebench.engine.strategies import build_strategies
 
-    return build_strategies(config, model, data.modalities, data.task.output_size, data.task)
+    return build_strategies(config, model, data.modalities, data.task)
 
 
 def _trainer(config: RunConfig, device: str, run_dir: Path, checkpoints: Path) -> L.Trainer:
@@ -330,7 +317,8 @@ def _trainer(config: RunConfig, device: str, run_dir: Path, checkpoints: Path) -
             save_last=True,
             save_top_k=1,
             enable_version_counter=False,
-        )
+        ),
+        StoreConfig(config),  # the resolved config travels with the weights
     ]
     if config.monitoring.enabled:  # gradients, weights, updates, activations per epoch (monitoring.jsonl)
         from fusebench.engine.monitoring import TrainingMonitor
@@ -382,6 +370,14 @@ def load_lightning_weights(module: FusionModule, path: Path) -> None:
     load_model_state(module.model, path)
 
 
+def encoder_of(model: torch.nn.Module, modality: str) -> torch.nn.Module:
+    """The ``modality`` encoder of a model that has per-modality encoders."""
+    encoders = as_fusion_model(model).encoder_modules()
+    if encoders is None or modality not in encoders:
+        raise ValueError(f"Expected a model with a `{modality}` encoder, got `{type(model).__name__}`.")
+    return encoders[modality]
+
+
 def _timing(
     config: RunConfig,
     history: list[dict[str, Any]],
@@ -431,33 +427,17 @@ def _model_facts(model: torch.nn.Module, modalities: Sequence[str]) -> dict[str,
         "class": type(model).__name__,
         "parameters": parameters,
         "trainable_parameters": trainable,
-        "patterns": [pattern_name(p) for p in _patterns(modalities)],
+        "patterns": pattern_names(modalities),
     }
-    cost_of = getattr(model, "cost", None)
-    if callable(cost_of):
-        cost = cost_of()
+    inner = unwrap(model)  # a where-to-fuse model on cached frozen tokens keeps its cost
+    if isinstance(inner, WhereToFuseModel):
+        cost = inner.cost()
         facts["cost"] = {
             "tokens_per_layer": [int(n) for n in cost.tokens_per_layer],
             "side_tokens_per_layer": {m: [int(n) for n in t] for m, t in sorted(cost.side_tokens_per_layer.items())},
             "main_macs": int(cost.main_macs),
             "side_macs": int(cost.side_macs),
+            "decoder_macs": int(cost.decoder_macs),
             "total_macs": int(cost.total_macs),
         }
     return facts
-
-
-def _patterns(modalities: Sequence[str]) -> list[tuple[str, ...]]:
-    from fusebench.data.patterns import all_patterns
-
-    return all_patterns(modalities)
-
-
-def read_run(run_dir: str | Path) -> dict[str, Any]:
-    """The results of a finished run directory."""
-    run_dir = Path(run_dir)
-    return {
-        "status": read_json(run_dir / "status.json"),
-        "test_metrics": read_json(run_dir / "test_metrics.json") if (run_dir / "test_metrics.json").exists() else {},
-        "epoch_metrics": read_json(run_dir / "epoch_metrics.json") if (run_dir / "epoch_metrics.json").exists() else [],
-        "timing": read_json(run_dir / "timing.json") if (run_dir / "timing.json").exists() else {},
-    }

@@ -18,6 +18,7 @@ import torch
 from torch import Tensor, nn
 
 from fusebench.engine.datasets import DataSplits, Split
+from fusebench.models.contract import as_fusion_model
 from fusebench.models.encoder_tokens import EncoderTokenizer
 from fusebench.models.multimodal import ModelOutput
 
@@ -56,6 +57,13 @@ class CachedTokenModel(nn.Module):
         self.inner: nn.Module = inner
         self.cached = tuple(cached)
         self.modalities: tuple[str, ...] = tuple(getattr(inner, "modalities", ()))
+
+    def encoder_modules(self) -> None:
+        """None: the frozen encoders ran once, before training; their tokens are the inputs now."""
+        return None
+
+    def embedding_dims(self) -> dict[str, int]:
+        return as_fusion_model(self.inner).embedding_dims()
 
     def cost(self) -> object:
         """The inner model's cost (``WhereToFuseModel.cost``), for model.json."""

@@ -143,6 +143,15 @@ class WhereToFuseModel(nn.Module):
         return nn.ModuleDict({m: cast(nn.Module, t.encoder) for m, t in self.tokenizers.items()
                               if isinstance(getattr(t, "encoder", None), nn.Module)})
 
+    def encoder_modules(self) -> nn.ModuleDict | None:
+        """The encoders of ``encoder_tokens`` modalities (loaded, frozen by name); None when all are tokenised."""
+        encoders = self.token_encoders
+        return encoders if len(encoders) else None
+
+    def embedding_dims(self) -> dict[str, int]:
+        """Every modality's embedding is its mean token where it enters the fusion, ``dim`` wide."""
+        return dict.fromkeys(self.modalities, self.dim)
+
     def tokens_per_layer(self) -> list[int]:
         """Stream length in each encoder block: CLS + the tokens of every modality joined by then."""
         return [1 + sum(n for m, n in self.tokens_in.items() if self.join[m] <= k) for k in range(self.num_layers)]

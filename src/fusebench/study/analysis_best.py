@@ -30,9 +30,10 @@ import torch
 from fusebench.data.patterns import pattern_name
 from fusebench.engine.mmpt import DEFAULT_P_GRID, mmpt_curve
 from fusebench.study.analysis_compare import axes_key
-from fusebench.study.analysis_groups import completed, summary
+from fusebench.study.analysis_groups import summary
 from fusebench.study.analysis_mixture import OutputCache, experts_by_key, group_fractions
 from fusebench.study.analysis_modality import _band
+from fusebench.study.records import RunRecord
 
 
 def _better(a: float | None, b: float | None, higher: bool) -> bool:
@@ -74,7 +75,7 @@ def best_of(groups: Sequence[Mapping[str, Any]], rules: Mapping[str, Sequence[st
 
 
 def best_fusion(study_dir: Path, groups: Sequence[Mapping[str, Any]],
-                by_group: Mapping[str, Sequence[Mapping[str, Any]]], all_runs: Sequence[Mapping[str, Any]],
+                by_group: Mapping[str, Sequence[RunRecord]], all_runs: Sequence[RunRecord],
                 modalities: Sequence[str], metric: str, higher: bool, baseline: str | None,
                 p_grid: Sequence[float] = DEFAULT_P_GRID) -> dict[str, Any] | None:
     """The Best-Fusion system: chosen model per pattern and its MMPT curves, beside the naive model's.
@@ -92,14 +93,15 @@ def best_fusion(study_dir: Path, groups: Sequence[Mapping[str, Any]],
         return None
     candidates = [g for g in groups if fractions.get(g["name"]) == top and g["n"]]
     naive = next((g for g in candidates if g.get("condition") == baseline), candidates[0] if candidates else None)
-    runs = {g["name"]: {int(r["seed"]): r for r in by_group[g["name"]] if completed(r)} for g in candidates}
+    runs: dict[str, dict[int, RunRecord]] = {g["name"]: {r.seed: r for r in by_group[g["name"]] if r.completed}
+                                             for g in candidates}
     means = {g["name"]: {p: _mean(g, p, metric) for p in [full, *[pattern_name([o for o in names if o != m])
                                                                for m in names]]} for g in candidates}
     for (modality, fraction), seeds in experts.items():
         if fraction == top:
             key = f"expert:{modality}"
             runs[key] = seeds
-            values = [(r.get("test") or {}).get(modality, {}).get(metric) for r in seeds.values()]
+            values = [r.test.get(modality, {}).get(metric) for r in seeds.values()]
             means[key] = {modality: (summary(values) or {}).get("mean")}
     targets = [full, *[pattern_name([o for o in names if o != m]) for m in names]]
     choices: dict[str, dict[str, Any]] = {}
@@ -109,7 +111,7 @@ def best_fusion(study_dir: Path, groups: Sequence[Mapping[str, Any]],
             if _better(by_pattern.get(pattern), (means[best].get(pattern) if best else None), higher):
                 best = key
         if best is not None:
-            values = [(r.get("test") or {}).get(pattern, {}).get(metric) for r in runs[best].values()]
+            values = [r.test.get(pattern, {}).get(metric) for r in runs[best].values()]
             choices[pattern] = {"source": best, "kind": "expert" if best.startswith("expert:") else "fusion",
                                 "summary": summary(values)}
     if full not in choices:

@@ -39,12 +39,13 @@ from torch import Tensor
 from fusebench.data.patterns import pattern_name
 from fusebench.engine.mmpt import DEFAULT_P_GRID, mmpt_curve
 from fusebench.study.analysis_compare import axes_key
-from fusebench.study.analysis_groups import completed, run_config
+from fusebench.study.analysis_groups import run_config
 from fusebench.study.analysis_modality import SavedOutputs, axis_changing, load_logits
+from fusebench.study.records import RunRecord
 from fusebench.tasks import Task
 
 FRACTION_DIGITS = 6
-Experts = dict[tuple[str, float], dict[int, Mapping[str, Any]]]  # (modality, fraction) -> seed -> run
+Experts = dict[tuple[str, float], dict[int, RunRecord]]  # (modality, fraction) -> seed -> run
 
 
 def effective_fraction(config: Mapping[str, Any]) -> float | None:
@@ -102,26 +103,26 @@ class OutputCache:
         self.study_dir = study_dir
         self.cache: dict[str, SavedOutputs | None] = {}
 
-    def __call__(self, run: Mapping[str, Any]) -> SavedOutputs | None:
-        key = str(run.get("run_dir"))
+    def __call__(self, run: RunRecord) -> SavedOutputs | None:
+        key = str(run.run_dir)
         if key not in self.cache:
             self.cache[key] = load_logits(self.study_dir, run)
         return self.cache[key]
 
 
-def experts_by_key(study_dir: Path, runs: Sequence[Mapping[str, Any]]) -> Experts:
+def experts_by_key(study_dir: Path, runs: Sequence[RunRecord]) -> Experts:
     """Completed pre-training runs (the unimodal experts): ``{(modality, fraction): {seed: run}}``."""
     found: Experts = {}
     for run in runs:
-        if run.get("kind") == "pretrain" and completed(run) and run.get("modality"):
+        if run.kind == "pretrain" and run.completed and run.modality:
             fraction = effective_fraction(run_config(study_dir, run))
             if fraction is not None:
-                found.setdefault((str(run["modality"]), fraction), {}).setdefault(int(run["seed"]), run)
+                found.setdefault((run.modality, fraction), {}).setdefault(run.seed, run)
     return found
 
 
 def group_fractions(study_dir: Path, groups: Sequence[Mapping[str, Any]],
-                    by_group: Mapping[str, Sequence[Mapping[str, Any]]]) -> dict[str, float]:
+                    by_group: Mapping[str, Sequence[RunRecord]]) -> dict[str, float]:
     """``{group: training fraction}`` read from each group's first run with a config."""
     fractions = {}
     for group in groups:
@@ -134,7 +135,7 @@ def group_fractions(study_dir: Path, groups: Sequence[Mapping[str, Any]],
 
 
 def mixture_grids(study_dir: Path, groups: Sequence[Mapping[str, Any]],
-                  by_group: Mapping[str, Sequence[Mapping[str, Any]]], all_runs: Sequence[Mapping[str, Any]],
+                  by_group: Mapping[str, Sequence[RunRecord]], all_runs: Sequence[RunRecord],
                   modalities: Sequence[str], metric: str, p_grid: Sequence[float] = DEFAULT_P_GRID,
                   ) -> list[dict[str, Any]]:
     """The four Appendix B panels for every scope with at least two training fractions and some expert.
@@ -169,7 +170,7 @@ def mixture_grids(study_dir: Path, groups: Sequence[Mapping[str, Any]],
 
 
 def _panel(train_missing: str, test_missing: str, rows: Sequence[Mapping[str, Any]], fractions: Mapping[str, float],
-           by_group: Mapping[str, Sequence[Mapping[str, Any]]], experts: Experts,
+           by_group: Mapping[str, Sequence[RunRecord]], experts: Experts,
            outputs: OutputCache, names: Sequence[str], metric: str, p_grid: Sequence[float],
            notes: list[str]) -> dict[str, Any]:
     values, counts, expert_fractions, p_trains = [], [], [], []
@@ -179,13 +180,13 @@ def _panel(train_missing: str, test_missing: str, rows: Sequence[Mapping[str, An
         _, fraction = mixture_expert(train_missing, test_missing, p_train, names)
         chosen = experts.get((remaining, fraction), {})
         curves = []
-        for run in sorted((r for r in by_group[group["name"]] if completed(r)), key=lambda r: r["seed"]):
-            expert_run = chosen.get(int(run["seed"]))
+        for run in sorted((r for r in by_group[group["name"]] if r.completed), key=lambda r: r.seed):
+            expert_run = chosen.get(run.seed)
             mm, expert = outputs(run), outputs(expert_run) if expert_run is not None else None
             if mm is None or expert is None or pattern_name(names) not in mm.logits or remaining not in expert.logits:
                 continue
             if not torch.equal(mm.target, expert.target):
-                notes.append(f"seed {run['seed']}: the {remaining} expert was tested on other samples than "
+                notes.append(f"seed {run.seed}: the {remaining} expert was tested on other samples than "
                              f"`{group['name']}`; left out")
                 continue
             curves.append(mixture_curve(mm.logits[pattern_name(names)], expert.logits[remaining], mm.target, names,

@@ -25,9 +25,10 @@ from typing import Any
 
 from fusebench.data.patterns import pattern_name
 from fusebench.engine.mmpt import mmpt_profile
-from fusebench.io import read_json
-from fusebench.study.analysis_groups import completed, run_file, summary
+from fusebench.io import read_json_object
+from fusebench.study.analysis_groups import run_file, summary
 from fusebench.study.analysis_modality import load_logits
+from fusebench.study.records import RunRecord
 
 PROBE_FILE = "probe_metrics.json"
 PROBE_HINT = ("no run of this study has linear probes; set `shared_overrides: [probe.enabled=true]` in the spec "
@@ -39,18 +40,14 @@ def pair_key(first: str, second: str) -> str:
     return f"{first} vs {second}"
 
 
-def _probes(study_dir: Path, run: Mapping[str, Any]) -> dict[str, Any] | None:
+def _probes(study_dir: Path, run: RunRecord) -> dict[str, Any] | None:
     file = run_file(study_dir, run, PROBE_FILE)
     if file is None:
         return None
-    probes = read_json(file)
-    if not isinstance(probes, dict):
-        raise ValueError(f"Expected a JSON object in `{file}`; the file is damaged (`fusebench probe "
-                         f"{file.parent}` writes it again).")
-    return probes
+    return read_json_object(file)
 
 
-def weakness_analysis(study_dir: Path, runs: Sequence[Mapping[str, Any]], modalities: Sequence[str],
+def weakness_analysis(study_dir: Path, runs: Sequence[RunRecord], modalities: Sequence[str],
                       metric: str, configured_chance: float | None) -> dict[str, Any]:
     """One group's weakness scores, headroom and both MMPT profiles, summarised over its completed seeds.
 
@@ -68,10 +65,10 @@ def weakness_analysis(study_dir: Path, runs: Sequence[Mapping[str, Any]], modali
     head: dict[str, dict[int, float]] = {p: {} for p in [full, *names]}
     probed: dict[str, dict[int, float]] = {p: {} for p in [full, *names]}
     probed_seeds: list[int] = []
-    for run in sorted((r for r in runs if completed(r)), key=lambda r: r["seed"]):
-        seed = int(run["seed"])
+    for run in sorted((r for r in runs if r.completed), key=lambda r: r.seed):
+        seed = run.seed
         for p in head:
-            value = (run.get("test") or {}).get(p, {}).get(metric)
+            value = run.test.get(p, {}).get(metric)
             if value is not None:
                 head[p][seed] = float(value)
         saved = load_logits(study_dir, run) if len(names) > 1 else None

@@ -15,11 +15,27 @@ from typing import Any
 from fusebench.study.analysis_weakness import PROBE_HINT, any_probed, weakness_rows
 from fusebench.study.plots_mmpt import best_fusion_curves, mixture_heatmaps
 from fusebench.study.report_text import cell
+from fusebench.tasks.metrics import get_metric
 
 CURVE_NOTE = ("a point is the expected test {metric} when each test sample loses the modality independently with "
-              "probability p_test (stochastic logit fusion, MMPT section 2.2): exactly (1 − p_test) × the full-pattern "
-              "score + p_test × the score without the modality for accuracy and the other metrics that are means of "
-              "per-sample scores; for other metrics (e.g. macro F1) the average over 20 seeded draws")
+              "probability p_test (stochastic logit fusion, MMPT section 2.2): {how}")
+EXACT = ("exactly (1 − p_test) × the full-pattern score + p_test × the score without the modality, since {metric} is "
+         "a mean of per-sample scores")
+DRAWN = ("the average over 20 seeded draws of which samples lose it, since {metric} is not a mean of per-sample "
+         "scores (no exact mixture)")
+
+
+def curve_note(metric: str) -> str:
+    """The report's sentence saying what an MMPT curve point is for the study's ``metric``.
+
+    >>> curve_note("accuracy").endswith("since accuracy is a mean of per-sample scores")
+    True
+    """
+    try:
+        exact = get_metric(metric).per_sample_mean
+    except ValueError:
+        exact = False
+    return CURVE_NOTE.format(metric=metric, how=(EXACT if exact else DRAWN).format(metric=metric))
 
 
 def make_mmpt_figures(analysis: Mapping[str, Any], folder: Path) -> dict[str, Any]:
@@ -83,4 +99,4 @@ def mmpt_context(analysis: Mapping[str, Any], figures: Mapping[str, Any],
     header, rows = _weakness_table(analysis, pairs)
     return {"weakness_header": header, "weakness_rows": rows, "probed": any_probed(analysis),
             "probe_hint": PROBE_HINT, "best_of": _best_of_rows(analysis), "best_fusion": best_context,
-            "mixture": mixture, "curve_note": CURVE_NOTE.format(metric=analysis["primary_metric"])}
+            "mixture": mixture, "curve_note": curve_note(analysis["primary_metric"])}

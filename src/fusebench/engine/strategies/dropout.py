@@ -25,9 +25,9 @@ import torch
 from torch import Tensor
 
 from fusebench.data.batch import Batch
-from fusebench.engine.strategies.base import Strategy, seeded_generator
+from fusebench.engine.strategies.base import Strategy, Stream, seeded_generator
 
-_STREAM = 1  # generator stream of this strategy (see ``seeded_generator``)
+_STREAM = Stream.MODALITY_DROPOUT
 ANY = "any"
 PAPER_P = 0.5  # MMPT section 4.1: "an empirically-chosen probability of p = 0.5"
 
