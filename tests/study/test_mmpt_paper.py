@@ -168,6 +168,26 @@ def test_mixture_study_end_to_end_matches_the_hand_formula(tmp_path: Path) -> No
     best = analysis["best_fusion"]
     assert best["training_fraction"] == 1.0 and best["naive"] == "naive|train_fraction=1.0"
     assert set(best["choices"]) == {"audio+image", "audio", "image"}
+    # by hand: per pattern, the candidate with the best seed-mean accuracy among the fraction-1.0 models --
+    # the naive group for every pattern, the expert of m for the pattern `m` alone
+    def mean_accuracy(runs: list[dict[str, Any]], pattern: str) -> float:
+        return sum(r["test"][pattern]["accuracy"] for r in runs) / len(runs)
+
+    naive_runs = {s: fusion[(1.0, s)] for s in (0, 1)}
+    chosen = {"audio+image": ("naive|train_fraction=1.0", naive_runs)}
+    for m in NAMES:
+        expert_runs = {s: experts[(m, 1.0, s)] for s in (0, 1)}
+        naive_mean, expert_mean = (mean_accuracy(list(runs.values()), m) for runs in (naive_runs, expert_runs))
+        chosen[m] = (f"expert:{m}", expert_runs) if expert_mean > naive_mean else chosen["audio+image"]
+    assert {p: c["source"] for p, c in best["choices"].items()} == {p: c[0] for p, c in chosen.items()}
+    # its curve when m goes missing: (1 - p) * the full-pattern model's accuracy + p * the model chosen for the
+    # pattern without m (stochastic logit fusion, exact for accuracy), averaged over seeds
+    for m in NAMES:
+        rest = next(o for o in NAMES if o != m)
+        by_hand = [sum((1 - p) * naive_runs[s]["test"]["audio+image"]["accuracy"]
+                       + p * chosen[rest][1][s]["test"][rest]["accuracy"] for s in (0, 1)) / 2
+                   for p in best["curves"][m]["p_test"]]
+        assert best["curves"][m]["mean"] == pytest.approx(by_hand, abs=1e-6)
     report = (study / "report.md").read_text()
     for heading in ("## Mixture of models (MMPT Appendix B, Figure 4)", "## Best-Fusion (MMPT section 4.5)",
                     "## MMPT profile and modality weakness", "W(audio vs image)"):
