@@ -65,7 +65,7 @@ def main() -> None:
     models: dict[tuple[str, int, int, int], torch.nn.Module] = {}
     for injection, values in itertools.product(("direct", "side_blocks"), study.axis_combinations()):
         config = study.fusion_config("scratch", values, 0)
-        config.model.fusion.params["injection"] = injection
+        config.model.fusion.params.injection = injection  # type: ignore[attr-defined]
         key = (injection, values["fusion_layer"], values["pooled_tokens"], values["decoder_layers"])
         models[key] = build_model(config, SHAPES, 10)
     best: dict[tuple[str, int, int, int], tuple[float, float]] = {}
