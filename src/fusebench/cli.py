@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from fusebench.cli_analyze import analyze
 from fusebench.cli_common import console, user_errors
 from fusebench.cli_data import data_app
 from fusebench.config import ConfigError, RunConfig, dump_config, load_config
@@ -18,6 +19,7 @@ from fusebench.engine.run_folder import run_directory
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__, pretty_exceptions_enable=False)
 app.add_typer(data_app, name="data")
+app.command(name="analyze")(analyze)
 
 Overrides = Annotated[list[str] | None, typer.Argument(help="dotted overrides, e.g. training.epochs=5")]
 RunId = Annotated[str | None, typer.Option("--run-id", help="run folder name (default: a timestamp)")]

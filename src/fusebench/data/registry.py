@@ -38,6 +38,7 @@ BUILTIN_MODULES: tuple[str, ...] = (
     "fusebench.data.avdigits_dataset",
     "fusebench.data.avmnist",
     "fusebench.data.custom",
+    "fusebench.data.fsdd_speakers",
     "fusebench.data.mmimdb",
     "fusebench.data.mmimdb_raw",
     "fusebench.data.mosi",

@@ -39,6 +39,7 @@ from fusebench.study.analysis_verdict import attach_power, attach_test_set, best
 from fusebench.study.analysis_weakness import weakness_analysis
 from fusebench.study.records import RunRecord, StudyRecord, load_results
 from fusebench.study.results import pretraining_seconds
+from fusebench.study.sensitivity import sensitivity_analysis
 from fusebench.study.spec import format_value
 from fusebench.tasks import higher_is_better
 
@@ -157,6 +158,8 @@ def analyse(results: StudyRecord | Mapping[str, Any], study_dir: str | Path) -> 
         "best_fusion": best_fusion(study_dir, groups, by_group, records.runs, modalities, metric, higher,
                                    baseline),  # MMPT 004 Sec. 4.5
         "mixture": mixture_grids(study_dir, groups, by_group, records.runs, modalities, metric),  # App. B
+        "sensitivity": sensitivity_analysis(groups, axes, settings.sensitivity, conditions, baseline, metric,
+                                            patterns[0], higher),
         "failed_runs": [_failure(r) for r in records.runs if not r.completed],
         "monitoring_runs": monitored_runs(study_dir, records.runs),
     })
@@ -190,13 +193,15 @@ def _setup(results: StudyRecord, study_dir: Path, fusion: Sequence[RunRecord],
     test_counts = sorted({int(count) for r in done if (count := r.test.get(full, {}).get("count")) is not None})
     pretrain: dict[str, Any] = {}
     for run in (r for r in results.runs if r.kind == "pretrain"):
-        entry = pretrain.setdefault(str(run.modality), {"nodes": 0, "completed": 0, "seconds": [],
-                                                          "epochs": None, "data_fraction": None})
+        pre_config = run_config(study_dir, run)
+        dataset = (pre_config.get("data") or {}).get("dataset")  # a related-task pre-training is listed apart
+        name = str(run.modality) + (f" ({dataset})" if dataset and dataset != data.get("dataset") else "")
+        entry = pretrain.setdefault(name, {"nodes": 0, "completed": 0, "seconds": [], "epochs": None,
+                                           "data_fraction": None})
         entry["nodes"] += 1
         if run.completed:
             entry["completed"] += 1
             entry["seconds"].append(pretraining_seconds(dict(run.timing)))
-            pre_config = run_config(study_dir, run)
             entry["epochs"] = (pre_config.get("training") or {}).get("epochs")
             entry["data_fraction"] = (pre_config.get("pretrain") or {}).get("data_fraction")
     for entry in pretrain.values():

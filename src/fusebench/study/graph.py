@@ -195,7 +195,7 @@ def build_graph(study: Study, study_dir: str | Path) -> StudyGraph:
             pre_values = {k: v for k, v in values.items() if spec.axes[k].target == "pretrain"}
             deps: dict[str, str] = {}
             for modality in spec.conditions[condition].pretrained:
-                config = study.pretrain_config(modality, pre_values, seed)
+                config = study.pretrain_config(modality, pre_values, seed, condition)
                 node_id = f"pretrain-{modality}-s{seed}-{config_digest(config)[:8]}"
                 pretrain_axes.setdefault(node_id, []).append(pre_values)
                 if node_id not in nodes:

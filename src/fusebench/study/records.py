@@ -96,6 +96,7 @@ class AnalysisSettings:
     primary: tuple[tuple[str, str], ...] | None = None
     interval: Literal["t", "bca", "auto"] = "t"
     best_of: dict[str, tuple[str, ...]] = field(default_factory=dict)  # name -> conditions (MMPT 004 Sec. 4.1)
+    sensitivity: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True, config=_OPEN)

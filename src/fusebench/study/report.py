@@ -17,10 +17,12 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 from markupsafe import Markup, escape
 
 from fusebench.io import atomic_write_text, read_json
-from fusebench.study import plots, plots_modality
+from fusebench.study import plots, plots_modality, plots_sensitivity
 from fusebench.study.analysis import analyse, write_analysis
 from fusebench.study.records import load_results
 from fusebench.study.report_mmpt import make_mmpt_figures, mmpt_context
+from fusebench.study.report_representations import representation_context
+from fusebench.study.report_sensitivity import sensitivity_context
 from fusebench.study.report_text import (
     FILTERS,
     headline_rows,
@@ -73,6 +75,9 @@ def make_figures(analysis: Mapping[str, Any], folder: Path) -> dict[str, Any]:
     if analysis["fusion_axes"]:
         figures["tradeoff"] = plots_modality.tradeoff_scatter(groups, full, metric, folder / "tradeoff.png")
     figures["mmpt_paper"] = make_mmpt_figures(analysis, folder)  # Best-Fusion, mixture of models (004)
+    for index, slice_ in enumerate(analysis.get("sensitivity") or []):
+        name = f"sensitivity_{index}"
+        figures[name] = plots_sensitivity.surface_heatmaps(slice_, folder / f"{name}.png")
     return figures
 
 
@@ -127,6 +132,8 @@ def build_context(analysis: Mapping[str, Any], figures: Mapping[str, Any], study
         "change_rows": change_rows(analysis), "efficiency_rows": efficiency_rows(analysis),
         "monitoring": [{"label": m["label"], "image": _image(m["path"], study_dir, embed)} for m in monitoring or []],
         "mmpt_paper": mmpt_context(analysis, figures.get("mmpt_paper") or {}, lambda p: _image(p, study_dir, embed)),
+        "representations": representation_context(study_dir, embed),
+        "sensitivity": sensitivity_context(analysis, images),
     }
 
 

@@ -13,7 +13,7 @@ import itertools
 import json
 import re
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache, cached_property, partial
 from pathlib import Path
 from typing import Any, Literal
@@ -48,7 +48,11 @@ class ConditionSpec(_Strict):
     """One arm of the study.
 
     ``pretrained`` lists the modalities whose encoder is pre-trained, or ``all`` for every
-    modality of the base config except those in ``scratch``. A condition whose name holds
+    modality of the base config except those in ``scratch``. ``pretrain_configs`` names,
+    for some of them, *which* pre-training this condition loads (e.g. the audio encoder
+    pre-trained on a related task: ``{audio: ../fsdd_speakers/pretrain_audio.yaml}``); the
+    others use the study's pre-training (``study.pretrain``). Each distinct pre-training
+    config is its own node per seed, shared by every condition that names it. A condition whose name holds
     ``{modality}`` is a template, expanded once per modality of the base config (its lists
     and overrides may use ``{modality}`` too): ``{modality}_scratch: {pretrained: all,
     scratch: ["{modality}"]}`` gives ``audio_scratch`` and ``image_scratch`` on AV-digits and
@@ -59,6 +63,9 @@ class ConditionSpec(_Strict):
         default_factory=list, description="modalities whose encoder is pre-trained, or `all`")
     scratch: list[str] = Field(default_factory=list, description="with `pretrained: all`: trained from scratch")
     overrides: list[str] = Field(default_factory=list)
+    pretrain_configs: dict[str, str] = Field(
+        default_factory=dict, description="modality -> the pre-training run config this condition's encoder comes "
+        "from (relative to the spec), instead of `study.pretrain.configs` or the one derived from the base")
 
     @model_validator(mode="after")
     def _scratch_needs_all(self) -> ConditionSpec:
@@ -155,6 +162,8 @@ class AnalysisSpec(_Strict):
     best_of: dict[str, list[str] | str] = Field(
         default_factory=dict, description="name -> conditions (or one `{modality}` template) reported as the "
         "better of them per pattern, e.g. the MMPT paper's dropout rule (004 Sec. 4.1)")
+    sensitivity: list[str] | None = Field(
+        default=None, description="axes whose grid the hyperparameter-sensitivity section spans (default: none)")
 
 
 class StudySpec(_Strict):
@@ -182,6 +191,12 @@ class StudySpec(_Strict):
                                  f"and no `__`, got {bad}")
         if not any(MODALITY_TEMPLATE in name for name in self.conditions):
             self.check_condition_names()
+        sensitivity = self.analysis.sensitivity
+        if sensitivity is not None:
+            unknown = [a for a in sensitivity if a not in self.axes]
+            if not sensitivity or unknown or len(set(sensitivity)) != len(sensitivity):
+                raise ValueError(f"`analysis.sensitivity` names the axes whose grid it spans, each once; got "
+                                 f"{sensitivity}, and the axes are {list(self.axes)}")
         return self
 
     def check_condition_names(self) -> None:
@@ -215,7 +230,12 @@ class StudySpec(_Strict):
                 if unknown:
                     raise ValueError(f"condition `{fill(name)}` names modalities {unknown}, which the base config "
                                      f"does not have; it has {list(modalities)}")
-                conditions[fill(name)] = ConditionSpec(pretrained=pretrained,
+                configs = {fill(k): fill(v) for k, v in condition.pretrain_configs.items()}
+                stray = sorted(set(configs) - set(pretrained))
+                if stray:
+                    raise ValueError(f"condition `{fill(name)}` names `pretrain_configs` for {stray}, which it does "
+                                     f"not pre-train; it pre-trains {pretrained}")
+                conditions[fill(name)] = ConditionSpec(pretrained=pretrained, pretrain_configs=configs,
                                                        overrides=[fill(o) for o in condition.overrides])
         best_of = {}
         for name, members in self.analysis.best_of.items():
@@ -260,6 +280,8 @@ class Study:
         pretrain_configs: modality -> pre-training run config file (the base file for a
             modality pre-trained from the base config).
         derived: the modalities pre-trained from the base config (see :class:`PretrainSpec`).
+        condition_pretrain: condition -> modality -> the pre-training config file that
+            condition names itself (``ConditionSpec.pretrain_configs``).
     """
 
     spec: StudySpec
@@ -267,6 +289,7 @@ class Study:
     base: Path
     pretrain_configs: dict[str, Path]
     derived: frozenset[str] = frozenset()
+    condition_pretrain: dict[str, dict[str, Path]] = field(default_factory=dict)
 
     @cached_property
     def modalities(self) -> list[str]:
@@ -324,8 +347,14 @@ class Study:
         where = f"(condition `{condition}`{_axes_text(values)} of study `{self.source}`)"
         return _resolve(self.base, overrides, where, prune_to=None)
 
-    def pretrain_config(self, modality: str, values: dict[str, AxisValue], seed: int) -> RunConfig:
+    def pretrain_config(self, modality: str, values: dict[str, AxisValue], seed: int,
+                        condition: str | None = None) -> RunConfig:
+        """The pre-training run of ``modality`` that ``condition`` loads (the study's by default)."""
+        own = self.condition_pretrain.get(condition or "", {}).get(modality)
         where = f"(pre-training `{modality}`{_axes_text(values)} of study `{self.source}`)"
+        if own is not None:
+            return _resolve(own, self.pretrain_overrides(values, seed),
+                            f"{where[:-1]}, for condition `{condition}`)", modality)
         return _resolve(self.pretrain_configs[modality], self.pretrain_overrides(values, seed), where, modality,
                         derive=modality in self.derived)
 
@@ -428,7 +457,9 @@ def load_spec(path: str | Path, *, base: str | Path | None = None, name: str | N
         raise SpecError(f"Study `{source}`: {error}.") from None
     explicit = {m: _config_path(folder, p, source, f"study.pretrain.configs.{m}")
                 for m, p in (spec.pretrain.configs.items() if spec.pretrain else [])}
-    wanted = {m for c in spec.conditions.values() for m in c.modalities(modalities)}
+    own = {name: {m: _config_path(folder, p, source, f"study.conditions.{name}.pretrain_configs.{m}")
+                  for m, p in c.pretrain_configs.items()} for name, c in spec.conditions.items() if c.pretrain_configs}
+    wanted = {m for c in spec.conditions.values() for m in c.modalities(modalities) if m not in c.pretrain_configs}
     if any(a.target == "pretrain" for a in spec.axes.values()):
         wanted |= set(explicit) or set(modalities)
     if spec.experts is not None:
@@ -439,7 +470,7 @@ def load_spec(path: str | Path, *, base: str | Path | None = None, name: str | N
                               f"does not have; it has {list(modalities)}.")
         wanted |= set(chosen)
     derived = frozenset(sorted(wanted - set(explicit)))
-    study = Study(spec, source, base_file, {**explicit, **dict.fromkeys(derived, base_file)}, derived)
+    study = Study(spec, source, base_file, {**explicit, **dict.fromkeys(derived, base_file)}, derived, own)
     _check_runs(study)
     return study
 
@@ -455,12 +486,13 @@ def _config_path(folder: Path, relative: str, source: Path, key: str) -> Path:
 def _check_runs(study: Study) -> None:
     """Resolve every run the study implies (first seed), so mistakes surface before training."""
     spec, seed = study.spec, study.spec.seeds[0]
-    for modality, file in study.pretrain_configs.items():
-        if modality in study.derived:
-            continue
+    named = [(f"study.pretrain.configs.{m}", m, f) for m, f in study.pretrain_configs.items() if m not in study.derived]
+    named += [(f"study.conditions.{c}.pretrain_configs.{m}", m, f) for c, files in study.condition_pretrain.items()
+              for m, f in files.items()]
+    for key, modality, file in named:
         section = read_yaml(file).get("pretrain")
         if not isinstance(section, dict) or section.get("modality") != modality:
-            raise SpecError(f"Study `{study.source}`: `study.pretrain.configs.{modality}` is `{file}`, which is "
+            raise SpecError(f"Study `{study.source}`: `{key}` is `{file}`, which is "
                               f"not a pre-training config for `{modality}` (expected `pretrain: {{modality: "
                               f"{modality}}}`).")
     built = _Preflight(study)
@@ -473,10 +505,11 @@ def _check_runs(study: Study) -> None:
                              f"{_axes_text(values)}")
         pre_values = {k: v for k, v in values.items() if spec.axes[k].target == "pretrain"}
         for modality in spec.conditions[condition].pretrained:
-            built.check(study.pretrain_config(modality, pre_values, seed),
-                        f"pre-training `{modality}`{_axes_text(pre_values)}")
+            own = f" for condition `{condition}`" if modality in spec.conditions[condition].pretrain_configs else ""
+            built.check(study.pretrain_config(modality, pre_values, seed, condition),
+                        f"pre-training `{modality}`{own}{_axes_text(pre_values)}")
         for modality in spec.conditions[condition].pretrained:
-            encoder = study.pretrain_config(modality, values, seed).model.encoders[modality]
+            encoder = study.pretrain_config(modality, values, seed, condition).model.encoders[modality]
             if encoder != fusion.model.encoders[modality]:
                 raise SpecError(
                     f"Study `{study.source}`: condition `{condition}`{_axes_text(values)} loads a pre-trained "
@@ -527,4 +560,6 @@ def dump_spec(study: Study) -> str:
     spec["base"] = str(study.base)
     if spec.get("pretrain"):
         spec["pretrain"]["configs"] = {m: str(p) for m, p in study.pretrain_configs.items() if m not in study.derived}
+    for condition, files in study.condition_pretrain.items():
+        spec["conditions"][condition]["pretrain_configs"] = {m: str(p) for m, p in files.items()}
     return yaml.safe_dump({"study": spec}, sort_keys=False)
