@@ -49,7 +49,8 @@ def _fails_cleanly(args: list[str], *expected: str) -> str:
     ({"method": "concat", "params": {"hidden_dim": 32}},
      ["unknown key `model.fusion.params.hidden_dim` (did you mean `model.fusion.hidden_dim`?)"]),
     ({"type": "mid", "method": "where_to_fuse", "hidden_dim": 128, "dropout": 0.2, "params": {"dim": 32}},
-     ["`model.fusion.params.primary`: Field required"]),
+     ["`model.fusion.params`: set exactly one of `primary` (with `fusion_layer`) and `fusion_spec`, got "
+      "primary=None, fusion_spec=None"]),
     ({"type": "early", "method": "token", "hidden_dim": 128, "dropout": 0.2,
       "params": {"dim": 16, "heads": 2, "image_patch": "big"}},
      ["`model.fusion.params.image_patch`: Input should be a valid list (got 'big')"]),

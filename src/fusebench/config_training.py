@@ -182,7 +182,11 @@ class StrategyConfig(Strict):
     """
 
     modality_dropout: float = Field(
-        default=0.0, ge=0.0, lt=1.0, description="per-sample probability to drop one present modality"
+        default=0.0, ge=0.0, lt=1.0, description="per-sample probability p of modality dropout"
+    )
+    modality_dropout_of: str | None = Field(
+        default=None, description="the one modality dropped (MMPT 004 Sec. 4.1, p = 0.5 unless set; one model "
+        "per modality); `any`: fusebench's variant, a uniformly chosen present modality"
     )
     aux_heads: dict[str, float] = Field(
         default_factory=dict, description="modality -> weight of a linear unimodal head's cross-entropy"
@@ -229,6 +233,28 @@ class StrategyConfig(Strict):
     @classmethod
     def _empty_is_off(cls, value: Any) -> Any:
         return None if isinstance(value, Mapping) and not value else value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _paper_dropout_rate(cls, data: Any) -> Any:
+        """``modality_dropout_of: <modality>`` alone is the MMPT protocol (004 Sec. 4.1): p = 0.5."""
+        if isinstance(data, dict) and data.get("modality_dropout_of") not in (None, "any") \
+                and "modality_dropout" not in data:
+            return {**data, "modality_dropout": 0.5}
+        return data
+
+    @model_validator(mode="after")
+    def _dropout_names_what_it_drops(self) -> StrategyConfig:
+        if self.modality_dropout > 0 and self.modality_dropout_of is None:
+            raise ValueError(
+                f"`training.strategy.modality_dropout: {self.modality_dropout}` needs `modality_dropout_of`: a "
+                "modality name (the MMPT paper's protocol, 004 Sec. 4.1: that one modality is dropped, one model "
+                "per modality) or `any` (fusebench's variant: a uniformly chosen present modality per sample)")
+        if self.modality_dropout == 0 and self.modality_dropout_of is not None:
+            raise ValueError(
+                f"`training.strategy.modality_dropout_of: {self.modality_dropout_of}` with `modality_dropout: 0` "
+                "drops nothing; set a probability > 0 or remove `modality_dropout_of`")
+        return self
 
     @field_validator("aux_heads", "distill", "gradient_blending")
     @classmethod

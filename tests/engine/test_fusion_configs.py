@@ -171,6 +171,7 @@ def test_shipped_config_trains_under_missing_audio_and_reloads(path: Path, tmp_p
             "side_tokens_per_layer": {m: list(t) for m, t in cost.side_tokens_per_layer.items()},
             "main_macs": cost.main_macs,
             "side_macs": cost.side_macs,
+            "decoder_macs": cost.decoder_macs,
             "total_macs": cost.total_macs,
         }
     else:

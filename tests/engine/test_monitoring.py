@@ -22,8 +22,8 @@ from fusebench.models.multimodal import ModelOutput
 class _Tiny(nn.Module):
     """Two 'encoders' (linear 2 -> 2, no bias) and a head with a bias; a model-level parameter.
 
-    It follows the fusebench model contract (``models.contract.FusionModel``), which the
-    monitor reads the per-modality encoders through.
+    It keeps the model contract (``fusebench.models.contract.FusionModel``) the monitor reads
+    the encoders through.
     """
 
     modalities = ("audio", "image")
@@ -39,7 +39,7 @@ class _Tiny(nn.Module):
         return self.encoders
 
     def embedding_dims(self) -> dict[str, int]:
-        return {m: 2 for m in self.modalities}
+        return dict.fromkeys(self.modalities, 2)
 
     def forward(self, inputs: dict[str, torch.Tensor], mask: torch.Tensor, lengths: Any = None) -> ModelOutput:
         embeddings = {m: self.encoders[m](inputs[m]) for m in self.modalities}

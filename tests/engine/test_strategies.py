@@ -26,6 +26,7 @@ from fusebench.engine.strategies import (
     blending_weights_from_runs,
     build_strategies,
     discrepancy_ratios,
+    drop_chosen_modality,
     drop_one_modality,
     estimate_blending_weights,
     head_shares,
@@ -108,6 +109,40 @@ def test_modality_dropout_changes_only_the_mask_deterministically_per_seed_and_s
     assert not torch.equal(first.mask, strategy.transform_batch(batch, 12).mask)
     assert not torch.equal(first.mask, ModalityDropout(0.5, MODALITIES, seed=8).transform_batch(batch, 11).mask)
     assert first.inputs is batch.inputs and torch.equal(first.target, batch.target)
+
+
+def test_paper_dropout_drops_only_the_chosen_modality_where_the_draw_is_below_p() -> None:
+    """MMPT 004 Sec. 4.1: the chosen modality is dropped with probability p, the other never."""
+    mask = torch.tensor([[True, True], [True, True], [True, False], [True, True], [False, True]])
+    u = torch.rand(5, generator=torch.Generator().manual_seed(5))  # the draws the function makes
+    dropped = drop_chosen_modality(mask, 0, 0.5, torch.Generator().manual_seed(5))
+    # by hand: sample i loses audio (column 0) iff u_i < 0.5, it has audio and it has image too
+    expected = mask.clone()
+    for i in range(5):
+        if u[i] < 0.5 and mask[i, 0] and mask[i, 1]:
+            expected[i, 0] = False
+    assert torch.equal(dropped, expected) and torch.equal(dropped[:, 1], mask[:, 1])
+    assert torch.equal(dropped[2], mask[2])  # audio alone is never dropped (no empty pattern)
+    many = drop_chosen_modality(torch.ones(20_000, 2, dtype=torch.bool), 1, 0.5, torch.Generator().manual_seed(1))
+    assert many[:, 0].all() and abs(float((~many[:, 1]).float().mean()) - 0.5) < 0.015
+
+
+def test_paper_dropout_is_the_default_protocol_with_p_one_half(tmp_path: Path, data: DataSplits) -> None:
+    config = make_config(tmp_path, modality_dropout_of="image")
+    assert config.training.strategy.modality_dropout == 0.5  # the paper's p
+    _, (strategy,) = model_and_strategies(config, data)
+    assert isinstance(strategy, ModalityDropout) and strategy.drop == "image" and strategy.p == 0.5
+    batch = real_batch(data, mixed=False)
+    out = strategy.transform_batch(batch, 3)
+    assert out.mask[:, 0].all() and not out.mask[:, 1].all()  # audio kept, image dropped on some samples
+    variant = make_config(tmp_path, modality_dropout=0.3, modality_dropout_of="any")
+    assert model_and_strategies(variant, data)[1][0].drop == "any"
+    with pytest.raises(ValueError, match="needs `modality_dropout_of`: a modality name"):
+        make_config(tmp_path, modality_dropout=0.3)
+    with pytest.raises(ValueError, match="drops nothing"):
+        make_config(tmp_path, modality_dropout=0.0, modality_dropout_of="audio")
+    with pytest.raises(ValueError, match="must be one of the run's modalities"):
+        model_and_strategies(make_config(tmp_path, modality_dropout_of="text"), data)
 
 
 # ----------------------------------------------------------- auxiliary unimodal heads
@@ -454,7 +489,8 @@ def test_contrastive_late_fusion_projectors_enhanced_and_linear(tmp_path: Path, 
 def test_all_strategies_train_on_real_data_and_survive_checkpoints(tmp_path: Path, data: DataSplits) -> None:
     teacher = save_encoder(build_model(make_config(tmp_path), data.input_shapes, 10).encoders["image"],
                            tmp_path / "image.safetensors")
-    strategy = {"modality_dropout": 0.3, "aux_heads": {"audio": 0.5, "image": 0.5}, "distill": {"image": 0.1},
+    strategy = {"modality_dropout": 0.3, "modality_dropout_of": "any", "aux_heads": {"audio": 0.5, "image": 0.5},
+                "distill": {"image": 0.1},
                 "distill_teachers": {"image": str(teacher)}, "ogm_ge": True, "ogm_scores": "masked_fuse",
                 "contrastive": {"anchors": ["image"], "other": "audio", "weight": 0.1}}
     config = make_config(tmp_path, **strategy)

@@ -9,6 +9,7 @@ import torch
 from tests._helpers.fusion_cases import (
     INPUT_SHAPES,
     NUM_CLASSES,
+    THREE_MODALITIES,
     TWO_MODALITIES,
     build_model,
     fusion_params,
@@ -23,7 +24,8 @@ from tests._helpers.fusion_cases import (
 )
 from torch.testing import assert_close
 
-from fusebench.models.midfusion import WhereToFuseModel, block_macs
+from fusebench.data.patterns import all_patterns
+from fusebench.models.midfusion import WhereToFuseModel, block_macs, decoder_block_macs
 from fusebench.models.registry import build_tokenizer, build_tokenizers, build_where_to_fuse
 from fusebench.models.tokens import (
     ImagePatchTokenizer,
@@ -169,21 +171,94 @@ def test_other_invalid_arguments_raise() -> None:
         _model(1, pooled_tokens=33)
 
 
-def test_tokens_per_layer_and_cost() -> None:
-    model = _model(1)  # image primary: CLS + 49 patches; audio joins as 2 pooled tokens
+def test_tokens_per_layer_and_cost_of_direct_injection_by_hand() -> None:
+    model = _model(1)  # image starts the stream: CLS + 49 patches; audio joins before block 1 as 2 pooled tokens
     cost = model.cost()
     assert model.tokens_per_layer() == [50, 52, 52] == list(cost.tokens_per_layer)
-    assert cost.side_tokens_per_layer == {"audio": (32,)}
+    assert cost.side_tokens_per_layer == {} and cost.side_macs == 0  # 002 Sec. 2.2: tokens join as tokenised
     assert cost.main_macs == block_macs(50, 16, 32) + 2 * block_macs(52, 16, 32)
-    assert cost.total_macs == cost.main_macs + block_macs(32, 16, 32)
+    # one decoder block, one query over the 52-token memory: self 4d^2 + 2d, cross 2d^2 + 2Md^2 + 2Md, ff 2df
+    assert cost.decoder_macs == decoder_block_macs(52, 16, 32) == 4 * 256 + 32 + 2 * 256 + 2 * 52 * 256 + 2 * 52 * 16 \
+        + 2 * 16 * 32
+    assert cost.total_macs == cost.main_macs + cost.decoder_macs
     assert block_macs(10, 4, 8) == 4 * 10 * 16 + 2 * 100 * 4 + 2 * 10 * 4 * 8
 
 
-def test_more_joint_layers_and_more_pooled_tokens_cost_more_in_the_main_stack() -> None:
-    by_layer = [_model(f).cost().main_macs for f in range(NUM_LAYERS + 1)]
-    assert by_layer == sorted(by_layer, reverse=True) and len(set(by_layer)) == len(by_layer)
+def test_side_blocks_variant_runs_the_joining_modality_through_its_own_blocks() -> None:
+    model = _model(2, injection="side_blocks")  # audio: 32 frames through 2 own blocks, then pooled to 2
+    cost = model.cost()
+    assert model.tokens_per_layer() == [50, 50, 52]
+    assert cost.side_tokens_per_layer == {"audio": (32, 32)}
+    assert cost.side_macs == 2 * block_macs(32, 16, 32) and len(model.side_blocks["audio"]) == 2
+    assert cost.total_macs == cost.main_macs + cost.side_macs + cost.decoder_macs
+
+
+def test_direct_injection_makes_later_fusion_cheaper_and_side_blocks_dearer() -> None:
+    """002 Sec. 3.2.5 / Fig. 17: later fusion shortens the sequence of more blocks; the variant inverts it."""
+    for pooled in (2, None):  # 2 pooled audio tokens, or all 32 (no pooling, as the paper's 196 image tokens)
+        direct = [_model(f, pooled_tokens=pooled).cost().total_macs for f in range(NUM_LAYERS + 1)]
+        assert direct == sorted(direct, reverse=True) and len(set(direct)) == len(direct), direct
+    side = [_model(f, injection="side_blocks").cost().total_macs for f in range(NUM_LAYERS + 1)]  # 32 -> 2 tokens
+    assert side == sorted(side) and len(set(side)) == len(side), side
     by_pooled = [_model(1, pooled_tokens=k).cost().main_macs for k in (1, 2, 8)]
     assert by_pooled == sorted(by_pooled) and len(set(by_pooled)) == 3
+
+
+def test_a_joining_modality_enters_exactly_as_tokenised_and_pooled() -> None:
+    model = _model(2, pool_kind="mean").eval()
+    inputs, mask = make_inputs(TWO_MODALITIES, 3), mask_for(TWO_MODALITIES, TWO_MODALITIES, 3)
+    out = model(inputs, mask)
+    tokens = model.tokenizers["audio"](inputs["audio"])  # [3, 32, 16] frames
+    by_hand = torch.stack([tokens[:, :16].mean(1), tokens[:, 16:].mean(1)], dim=1)  # 2 contiguous groups
+    joined = by_hand + model.positions["audio"] + model.types["audio"]
+    assert_close(out.embeddings["audio"], joined.mean(dim=1))
+
+
+def test_fusion_spec_over_three_modalities_and_per_modality_pooling() -> None:
+    shapes = {m: INPUT_SHAPES[m] for m in THREE_MODALITIES}  # audio 32 frames, image 49 patches, text 12 steps
+    spec = {"text": 0, "image": 1, "audio": 3}  # the paper's {0: [text], 1: [image], 3: [audio]}
+    model = build_where_to_fuse(shapes, NUM_CLASSES, fusion_spec=spec, pooled_tokens={"image": 7, "audio": 4},
+                                dim=16, num_layers=NUM_LAYERS, heads=2, dropout=0.0)
+    assert model.pooled == {"image": 7, "audio": 4} and model.tokens_in == {"audio": 4, "image": 7, "text": 12}
+    assert model.tokens_per_layer() == [1 + 12, 1 + 12 + 7, 1 + 12 + 7]  # audio joins after the last block
+    cost = model.cost()
+    assert cost.decoder_macs == decoder_block_macs(1 + 12 + 7 + 4, 16, 32)
+    inputs = make_inputs(THREE_MODALITIES, 3)
+    for pattern in all_patterns(THREE_MODALITIES):
+        mask = mask_for(pattern, THREE_MODALITIES, 3)
+        out = model.eval()(inputs, mask)
+        assert out.logits.shape == (3, NUM_CLASSES) and set(out.embeddings) == set(THREE_MODALITIES)
+        assert_close(model(perturb_absent(inputs, mask, THREE_MODALITIES), mask).logits, out.logits)
+    changed = {**inputs, "audio": torch.randn_like(inputs["audio"])}  # joined last: reaches the decoder
+    full = mask_for(THREE_MODALITIES, THREE_MODALITIES, 3)
+    assert not torch.allclose(model(changed, full).logits, model(inputs, full).logits)
+
+
+def test_decoder_layers_add_decoder_blocks() -> None:
+    small, large = _model(1, decoder_layers=1), _model(1, decoder_layers=3)
+    assert len(small.decoder) == 1 and len(large.decoder) == 3
+    assert large.cost().decoder_macs == 3 * small.cost().decoder_macs
+    assert large.cost().main_macs == small.cost().main_macs
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        pytest.param({"fusion_spec": {"image": 0, "audio": 1}}, "exactly one of `primary`", id="both"),
+        pytest.param({"primary": None, "fusion_spec": {"image": 0}}, r"missing \['audio'\]", id="missing"),
+        pytest.param({"primary": None, "fusion_spec": {"image": 1, "audio": 2}}, "at layer 0", id="no-start"),
+        pytest.param({"primary": None, "fusion_spec": {"image": 0, "audio": 9}}, r"layers in 0\.\.3", id="range"),
+        pytest.param({"primary": None, "fusion_spec": {"image": 0, "audio": 1}, "fusion_layer": 1},
+                     "goes with `primary`", id="layer-with-spec"),
+        pytest.param({"pooled_tokens": {"text": 2}}, r"`pooled_tokens` keys among", id="pool-key"),
+        pytest.param({"decoder_layers": 0}, r"`decoder_layers` >= 1", id="decoder"),
+        pytest.param({"encoder_tokens": ["audio"]}, "no encoder was built", id="encoder-tokens"),
+    ],
+)
+def test_fusion_spec_mistakes_are_named(kwargs: dict, match: str) -> None:
+    options = {"primary": "image", "dim": 16, "num_layers": NUM_LAYERS, "heads": 2, **kwargs}
+    with pytest.raises(ValueError, match=match):
+        build_where_to_fuse(SHAPES, NUM_CLASSES, **options)
 
 
 @pytest.mark.parametrize("family_kind", fusion_params("mid"))

@@ -65,6 +65,15 @@ def test_where_to_fuse_padding_never_changes_outputs(primary: str, fusion_layer:
     _same(model, _mixed_mask())
 
 
+@pytest.mark.parametrize("injection", ["direct", "side_blocks"])
+@pytest.mark.parametrize("fusion_layer", [0, 1, 2])
+def test_unpooled_joining_sequences_keep_their_padding_masked(fusion_layer: int, injection: str) -> None:
+    torch.manual_seed(0)
+    model = build_where_to_fuse(SHAPES, 1, "text", dim=16, num_layers=2, heads=2, fusion_layer=fusion_layer,
+                                pooled_tokens=None, injection=injection, dropout=0.0).eval()
+    _same(model, _mixed_mask())
+
+
 @pytest.mark.parametrize("missing", ["mask", "zero", "learned"])
 def test_token_early_fusion_padding_never_changes_outputs(missing: str) -> None:
     torch.manual_seed(0)

@@ -55,7 +55,7 @@ def test_tiny_study_completes_and_results_follow_the_schema(reference: tuple[Pat
     assert results["analysis"] == {"primary_metric": "accuracy", "threshold": 0.3, "patterns": PATTERNS,
                                    "baseline": "scratch", "chance": None, "primary": None, "interval": "t",
                                    "comparisons": [["scratch", "pretrained"], ["scratch", "audio_scratch"]],
-                                   "sensitivity": None}
+                                   "best_of": {}, "sensitivity": None}
     (session,) = results["execution"]  # one invocation, with 1 worker, ran all 10 nodes
     assert (session["workers"], session["backend"], session["threads_per_run"]) == (1, "local", 1)
     assert sorted(session["nodes"]) == sorted(r["node"] for r in results["runs"]) and session["cpus"] >= 1

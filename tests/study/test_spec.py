@@ -178,7 +178,8 @@ def test_templates_and_pretrained_all_expand_for_the_base_configs_modalities(tmp
 def test_pretraining_derived_from_the_base_config_keeps_one_encoder_and_no_fusion_settings(tmp_path: Path) -> None:
     spec = write_spec(tmp_path, pretrain={"overrides": ["training.epochs=2"]},
                       shared_overrides=[*TINY["shared_overrides"], "data.missing_rate={audio: 0.3}",
-                                        "training.strategy.modality_dropout=0.2"])
+                                        "training.strategy.modality_dropout=0.2",
+                                        "training.strategy.modality_dropout_of=any"])
     study = load_spec(spec)
     config = study.pretrain_config("audio", {}, seed=1)
     assert config.pretrain is not None and config.pretrain.modality == "audio"

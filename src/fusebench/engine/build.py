@@ -103,7 +103,10 @@ def _build_fusion_model(
         if isinstance(fusion, TokenFusionOptions):
             return registry.build_token_early_fusion(shapes, num_classes, **fusion.params.model_dump())
         if isinstance(fusion, WhereToFuseFusionOptions):
-            return registry.build_where_to_fuse(shapes, num_classes, **fusion.params.model_dump())
+            # tokens from the configured encoders (pre-trainable, freezable) for `encoder_tokens` (002 Sec. 2.2)
+            chosen = [m for m in fusion.params.encoder_tokens if m in modalities]
+            encoders = build_encoders(config, input_shapes, chosen, modality_info)
+            return registry.build_where_to_fuse(shapes, num_classes, **fusion.params.model_dump(), encoders=encoders)
     except ValueError as error:
         raise ConfigError(f"Cannot build fusion `{fusion.tag}` (`model.fusion.params`) for the inputs "
                           f"{ {m: list(s) for m, s in shapes.items()} }: {error}") from None

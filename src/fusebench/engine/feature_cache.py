@@ -65,8 +65,10 @@ class CachedFeatureModel(nn.Module):
 
 
 def unwrap(model: nn.Module) -> nn.Module:
-    """The model itself, or the model inside a frozen-feature cache wrapper."""
-    return model.inner if isinstance(model, CachedFeatureModel) else model
+    """The model itself, or the model inside a frozen-feature or frozen-token cache wrapper."""
+    from fusebench.engine.token_cache import CachedTokenModel
+
+    return model.inner if isinstance(model, CachedFeatureModel | CachedTokenModel) else model
 
 
 @torch.no_grad()

@@ -80,6 +80,8 @@ class FusionModule(L.LightningModule):
         self._eval_target: list[Tensor] = []
         self._epoch_start = time.perf_counter()
         self._eval_seconds = 0.0
+        self._epoch_cpu_start = time.process_time()  # CPU seconds: what other jobs on the machine do not inflate
+        self._eval_cpu_seconds = 0.0
 
     def _non_finite(self, split: str, value: float, where: str) -> str:
         return (
@@ -140,6 +142,7 @@ class FusionModule(L.LightningModule):
 
     def on_validation_epoch_start(self) -> None:
         self._eval_start = time.perf_counter()
+        self._eval_cpu_start = time.process_time()
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
         self._eval_step(batch)
@@ -156,6 +159,7 @@ class FusionModule(L.LightningModule):
         for name in self.metric_names:
             self.log(f"validation/{name}", full[name], prog_bar=name == self.primary)
         self._eval_seconds = time.perf_counter() - self._eval_start
+        self._eval_cpu_seconds = time.process_time() - self._eval_cpu_start
 
     def on_train_epoch_end(self) -> None:
         logits = torch.cat(self._train["logits"])
@@ -163,12 +167,13 @@ class FusionModule(L.LightningModule):
         index = torch.cat(self._train["pattern"])
         train = grouped_metrics(logits, target, index, self.pattern_names, self.task, self.metric_names)
         train_seconds = time.perf_counter() - self._epoch_start - self._eval_seconds
+        train_cpu = time.process_time() - self._epoch_cpu_start - self._eval_cpu_seconds
         record: dict[str, Any] = {
             "epoch": self.current_epoch + 1,
             "train": {
                 "loss": float(self.trainer.callback_metrics.get("train/loss", torch.nan)),
                 **train,
-                "timing": {"seconds": train_seconds},
+                "timing": {"seconds": train_seconds, "cpu_seconds": train_cpu},
             },
         }
         if self._validation is not None:

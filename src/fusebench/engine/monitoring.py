@@ -39,7 +39,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils import get_total_norm
 
-from fusebench.engine.feature_cache import CachedFeatureModel
+from fusebench.engine.feature_cache import unwrap
 from fusebench.errors import ConfigError
 from fusebench.io import atomic_write_text
 from fusebench.models.contract import as_fusion_model
@@ -50,8 +50,8 @@ MONITORING_FILE = "monitoring.jsonl"
 
 
 def _unwrap(model: nn.Module) -> nn.Module:
-    """The model inside the frozen-feature cache wrapper (its children are the ones that train)."""
-    return model.inner if isinstance(model, CachedFeatureModel) and isinstance(model.inner, nn.Module) else model
+    """The model inside a frozen-feature or frozen-token cache wrapper (its children are the ones that train)."""
+    return unwrap(model)
 
 
 def monitored_modules(model: nn.Module) -> dict[str, list[nn.Parameter]]:

@@ -32,7 +32,7 @@ from fusebench.engine.build import build_model, frozen_modalities, used_settings
 from fusebench.engine.checkpoint import StoreConfig, load_model_state
 from fusebench.engine.datasets import DataSplits, eval_loader, recipe_digest, run_splits, run_task, train_loader
 from fusebench.engine.evaluate import evaluate_patterns
-from fusebench.engine.feature_cache import cache_features, can_cache
+from fusebench.engine.feature_cache import cache_features, can_cache, unwrap
 from fusebench.engine.footprint import (
     RESOURCES_FILE,
     inference_throughput,
@@ -52,6 +52,7 @@ from fusebench.engine.run_folder import (
 )
 from fusebench.engine.run_result import RunResult
 from fusebench.engine.strategies.base import ATTACHED_MODULES, TrainingStrategy
+from fusebench.engine.token_cache import cache_tokens, frozen_token_modalities
 from fusebench.io import atomic_write_bytes, atomic_write_json, atomic_write_text, read_json
 from fusebench.models.contract import as_fusion_model
 from fusebench.models.midfusion import WhereToFuseModel
@@ -199,6 +200,10 @@ def _execute(
         cache_start = time.perf_counter()
         model, data = cache_features(model, data, config.data.eval_batch_size)
         cache_seconds = time.perf_counter() - cache_start
+    elif config.training.cache_frozen_features and frozen_token_modalities(model):  # where-to-fuse, 002 Sec. 2.2
+        cache_start = time.perf_counter()
+        model, data = cache_tokens(model, data, config.data.eval_batch_size)
+        cache_seconds = time.perf_counter() - cache_start
     history: list[dict[str, Any]] = []
     loader = train_loader(data.train, config.data, config.experiment.seed)
 
@@ -262,7 +267,8 @@ def _execute(
         atomic_write_bytes(run_dir / "test_logits.safetensors", save_tensors({**tensors, "target": evaluation.target}))
         atomic_write_json(run_dir / "test_metrics.json", test_metrics)
     timing = _timing(
-        config, history, data_seconds, fit_seconds, test_seconds, time.perf_counter() - started, len(data.train)
+        config, history, data_seconds, fit_seconds, test_seconds, time.perf_counter() - started, len(data.train),
+        steps_per_epoch=len(loader),
     )
     timing["feature_cache"] = cache_seconds
     timing["gradient_blending_estimate"] = blending_seconds
@@ -283,7 +289,6 @@ def _execute(
 def _resources(model: torch.nn.Module, test: Any, modalities: Sequence[str], config: RunConfig, device: str,
                checkpoints: Path, memory_scope: str) -> dict[str, Any]:
     """``resources.json``: model size on disk, peak memory, inference throughput (``engine.footprint``)."""
-    from fusebench.engine.feature_cache import unwrap
     from fusebench.engine.strategies.base import ATTACHED_MODULES
 
     inner = unwrap(model)
@@ -381,8 +386,10 @@ def _timing(
     test_seconds: float,
     total: float,
     train_samples: int,
+    steps_per_epoch: int | None = None,
 ) -> dict[str, Any]:
     training = sum(e["train"]["timing"]["seconds"] for e in history)
+    training_cpu = sum(e["train"]["timing"].get("cpu_seconds", 0.0) for e in history)  # process CPU seconds
     validation = sum(e.get("validation", {}).get("timing", {}).get("seconds", 0.0) for e in history)
     pretraining = pretraining_seconds(config)
     return {
@@ -396,6 +403,13 @@ def _timing(
         "total": total,
         "epochs": len(history),
         "train_samples_per_second": (train_samples * len(history) / training) if training > 0 else None,
+        # optimiser steps per second of training (the measure of "Where to fuse", 002 Fig. 17)
+        "train_steps_per_second": (steps_per_epoch * len(history) / training) if training > 0 and steps_per_epoch
+        else None,
+        # the same per CPU second of the run's process: other jobs on a shared machine do not inflate it
+        "training_cpu": training_cpu,
+        "train_steps_per_cpu_second": (steps_per_epoch * len(history) / training_cpu)
+        if training_cpu > 0 and steps_per_epoch else None,
     }
 
 
@@ -415,13 +429,15 @@ def _model_facts(model: torch.nn.Module, modalities: Sequence[str]) -> dict[str,
         "trainable_parameters": trainable,
         "patterns": pattern_names(modalities),
     }
-    if isinstance(model, WhereToFuseModel):
-        cost = model.cost()
+    inner = unwrap(model)  # a where-to-fuse model on cached frozen tokens keeps its cost
+    if isinstance(inner, WhereToFuseModel):
+        cost = inner.cost()
         facts["cost"] = {
             "tokens_per_layer": [int(n) for n in cost.tokens_per_layer],
             "side_tokens_per_layer": {m: [int(n) for n in t] for m, t in sorted(cost.side_tokens_per_layer.items())},
             "main_macs": int(cost.main_macs),
             "side_macs": int(cost.side_macs),
+            "decoder_macs": int(cost.decoder_macs),
             "total_macs": int(cost.total_macs),
         }
     return facts

@@ -35,6 +35,7 @@ from pydantic import (
 )
 
 from fusebench.models.early import FeatureMissing, TokenMissing
+from fusebench.models.midfusion import Injection
 from fusebench.models.tokens import PoolKind, SpectrogramMode
 
 TokenizerKind = Literal["image", "spectrogram", "sequence"]
@@ -105,18 +106,44 @@ class TokenParams(_TokenizerParams):
 
 
 class WhereToFuseParams(_TokenizerParams):
-    """``build_where_to_fuse``: the other modalities join ``primary``'s transformer at ``fusion_layer``."""
+    """``build_where_to_fuse`` ("Where to fuse", ``../shared/papers/002_f1eed76e6f5c3665.txt``, section 2.2).
 
-    primary: str = Field(description="the modality whose tokens carry the model")
-    num_layers: PositiveInt = Field(default=4, description="blocks of the main stack")
-    fusion_layer: int = Field(default=2, ge=0, description="first joint block: 0 = early .. num_layers = late")
-    pool_kind: PoolKind = Field(default="mean", description="pooling of the joining modalities' tokens")
-    pooled_tokens: PositiveInt = Field(default=1, description="tokens each joining modality contributes")
+    Where each modality joins the stream is given by exactly one of ``primary`` (with
+    ``fusion_layer``: ``primary`` starts the stream, every other modality joins at
+    ``fusion_layer``) and ``fusion_spec`` (modality -> layer, the paper's ``fusion_spec``).
+    """
+
+    primary: str | None = Field(default=None, description="the modality that starts the stream (with "
+                                "`fusion_layer`); null: `fusion_spec` says where each modality joins")
+    num_layers: PositiveInt = Field(default=4, description="blocks of the stream (the encoder)")
+    fusion_layer: Annotated[int, Field(ge=0)] | None = Field(
+        default=None, description="with `primary`: the layer the others join at, 0 = early .. num_layers = late "
+        "(null: 2)")
+    fusion_spec: dict[str, Annotated[int, Field(ge=0)]] | None = Field(
+        default=None, description="modality -> the layer it joins at (002 Sec. 2.2), instead of `primary`")
+    pool_kind: PoolKind = Field(default="mean", description="pooling of the joining modalities' tokens (002 Sec. "
+                                "1.3.3)")
+    pooled_tokens: PositiveInt | dict[str, PositiveInt] | None = Field(
+        default=1, description="tokens each modality joining after layer 0 is pooled to; a mapping: per modality "
+        "(the paper's pooled_modalities, unlisted ones unpooled); null: no pooling")
+    injection: Injection = Field(default="direct", description="direct: the tokens join as tokenised (the paper); "
+                                 "side_blocks: fusebench's variant, a joining modality first runs its own blocks")
+    decoder_layers: PositiveInt = Field(default=1, description="decoder blocks reading the stream (002 Sec. 3.2)")
+    encoder_tokens: list[str] = Field(
+        default_factory=list, description="modalities whose tokens are the feature map of `model.encoders.<m>` "
+        "(pre-trainable, freezable, cached once when frozen) instead of a tokeniser")
 
     @model_validator(mode="after")
-    def _layer_in_range(self) -> WhereToFuseParams:
-        if self.fusion_layer > self.num_layers:
-            raise ValueError(f"`fusion_layer` must be in 0..num_layers (0..{self.num_layers}), got {self.fusion_layer}")
+    def _one_placement(self) -> WhereToFuseParams:
+        if (self.primary is None) == (self.fusion_spec is None):
+            raise ValueError(f"set exactly one of `primary` (with `fusion_layer`) and `fusion_spec`, got "
+                             f"primary={self.primary!r}, fusion_spec={self.fusion_spec!r}")
+        if self.fusion_spec is not None and self.fusion_layer is not None:
+            raise ValueError(f"`fusion_layer` ({self.fusion_layer}) goes with `primary`; with `fusion_spec` each "
+                             "modality's layer is in the spec")
+        layers = [self.fusion_layer] if self.fusion_layer is not None else list((self.fusion_spec or {}).values())
+        if any(k > self.num_layers for k in layers):
+            raise ValueError(f"fusion layers must be in 0..num_layers (0..{self.num_layers}), got {layers}")
         return self
 
 

@@ -1,223 +1,225 @@
-"""Mid fusion, "where to fuse": inject the other modalities into a primary-modality
-transformer at a chosen block.
+"""Mid fusion, "where to fuse": modalities join one transformer stream at chosen layers.
 
-``fusion_layer`` sweeps the whole range: 0 joins every modality before the first block
-(early), ``num_layers`` after the last one (late); in between, the first ``fusion_layer``
-blocks are unimodal and the rest run over the joint sequence. The same question as the
-fusion-layer sweeps of Nagrani et al. (2021, "Attention Bottlenecks for Multimodal Fusion").
+Follows "Where to fuse" (``../shared/papers/002_f1eed76e6f5c3665.txt``, section 2.2, Figures
+9-11): the model "allows for the concatenation of different modalities at predetermined
+layers", given by a fusion spec (the paper's ``fusion_spec = {0: ["text_title", "image"], 7:
+["audio"], 8: ["text_description"]}``, written here modality -> layer, ``{text_title: 0,
+image: 0, audio: 7, text_description: 8}``), each modality optionally pooled to its own
+number of tokens (``pooled_modalities={"image": 16, "audio": 4}``; mean, max or attention
+pooling, section 1.3.3). The modalities at layer 0 start the stream; a modality joining at
+layer ``k`` is concatenated to the activations before block ``k`` (``k = num_layers``: after
+the last block, so it meets the others only in the decoder). A decoder of
+``decoder_layers`` blocks (T5's decoder, section 1.3.1; the decoder-size axis of section 3.2)
+reads the stream with one query token and feeds the classifier.
+
+Injection (``injection``):
+
+- ``direct`` (the paper, the default): the joining modality's tokens go in as tokenised —
+  by its tokeniser, or from a pre-trained, frozen and cached encoder (``EncoderTokenizer``;
+  the paper's frozen ViT) — so fusing later only shortens the stream for the earlier
+  blocks and is cheaper (section 3.2.5, Figure 17);
+- ``side_blocks`` (fusebench's variant): the joining modality first runs through ``k`` blocks
+  of its own, so a late fusion still encodes it as deeply as the stream, and fusing later
+  costs *more*.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import NamedTuple
+from typing import Literal, cast
 
 import torch
 from torch import Tensor, nn
 
+from fusebench.models.midfusion_cost import FusionCost, block_macs, decoder_block_macs
 from fusebench.models.multimodal import ModelOutput
 from fusebench.models.sequence import masked_mean, step_mask
-from fusebench.models.tokens import (
-    PoolKind,
-    TokenPool,
-    check_heads,
-    check_tokenizers,
-    learned_embedding,
-    transformer_block,
-)
+from fusebench.models.tokens import PoolKind, TokenPool, check_heads, check_tokenizers, learned_embedding
+
+__all__ = ["FusionCost", "Injection", "WhereToFuseModel", "block_macs", "check_fusion_spec", "decoder_block_macs"]
+
+Injection = Literal["direct", "side_blocks"]
 
 
-class FusionCost(NamedTuple):
-    """Where the compute of a ``WhereToFuseModel`` goes, per sample.
-
-    Attributes:
-        tokens_per_layer: sequence length in each main block (CLS + primary, then + pooled).
-        side_tokens_per_layer: other modality -> sequence length in each of its own blocks.
-        main_macs: multiply-accumulates of the main blocks.
-        side_macs: multiply-accumulates of the other modalities' own blocks.
-    """
-
-    tokens_per_layer: tuple[int, ...]
-    side_tokens_per_layer: dict[str, tuple[int, ...]]
-    main_macs: int
-    side_macs: int
-
-    @property
-    def total_macs(self) -> int:
-        return self.main_macs + self.side_macs
-
-
-def block_macs(tokens: int, dim: int, ff_dim: int) -> int:
-    """Multiply-accumulates of one transformer block over ``tokens`` tokens.
-
-    Q, K, V and output projections ``4 L d^2``, attention scores and the weighted sum of
-    values ``2 L^2 d``, feed-forward ``2 L d f``. Norms, softmax and biases are ignored.
-
-    >>> block_macs(tokens=10, dim=4, ff_dim=8)
-    2080
-    """
-    return 4 * tokens * dim * dim + 2 * tokens * tokens * dim + 2 * tokens * dim * ff_dim
+def check_fusion_spec(spec: Mapping[str, int], modalities: tuple[str, ...], num_layers: int) -> dict[str, int]:
+    """``{modality: layer}`` checked: every modality once, layers in ``0..num_layers``, something at layer 0."""
+    missing, unknown = sorted(set(modalities) - set(spec)), sorted(set(spec) - set(modalities))
+    if missing or unknown:
+        raise ValueError(f"Expected `fusion_spec` to give every modality {list(modalities)} a layer, got "
+                         f"{dict(spec)} (missing {missing}, unknown {unknown}).")
+    bad = {m: k for m, k in spec.items() if isinstance(k, bool) or not isinstance(k, int) or not 0 <= k <= num_layers}
+    if bad:
+        raise ValueError(f"Expected `fusion_spec` layers in 0..{num_layers} (0 = early, {num_layers} = late), "
+                         f"got {bad}.")
+    if 0 not in spec.values():
+        raise ValueError(f"Expected at least one modality at layer 0 to start the stream, got {dict(spec)}.")
+    return {m: int(spec[m]) for m in modalities}
 
 
 class WhereToFuseModel(nn.Module):
-    """A transformer over ``primary``'s tokens that the other modalities join at ``fusion_layer``.
+    """A transformer stream that each modality joins at its ``fusion_spec`` layer, read by a decoder.
 
-    Before fusion every other modality runs through its own ``fusion_layer`` blocks (so a
-    late fusion still encodes it as deeply as the primary), is pooled to ``pooled_tokens``
-    tokens by a ``TokenPool``, gets a modality-type and a pooled-position embedding and is
-    appended to the sequence; the remaining ``num_layers - fusion_layer`` blocks run over the
-    joint sequence. A CLS token, never masked, then reads the joint sequence once more through
-    a cross-attention readout and is classified. The readout is the same for every
-    ``fusion_layer`` and is what lets the other modalities reach the prediction at
-    ``fusion_layer == num_layers``.
-
-    Absent modalities are removed from every attention with key padding masks, the primary
-    included (its tokens are then masked and CLS carries the prediction alone). A modality
-    with ``lengths`` (padded variable-length sequences) has its padding steps masked the same
-    way in the main stack, in its own blocks and in its ``TokenPool``, so padding values
-    never change an output. The returned
-    ``embeddings`` are each modality's mean token where it enters the fusion (the primary's
-    after its unimodal blocks, the others' after their own blocks and pooling), computed
-    whether or not the modality is present: auxiliary losses must use the mask.
-
-    Cost: each joint block costs ``block_macs(1 + N_primary + pooled_tokens * (M - 1))``, so
-    more joint layers (a smaller ``fusion_layer``) and more pooled tokens cost more in the
-    main stack, while the other modalities' own stacks shrink as ``fusion_layer`` falls; see
-    ``cost()``.
+    A CLS token starts the stream and is never masked; it is the decoder's query. Absent
+    modalities are removed from every attention with key padding masks; a modality with
+    ``lengths`` (padded variable-length sequences) has its padding masked the same way (in
+    the stream, its side blocks and its ``TokenPool``), so padding never changes an output.
+    The returned ``embeddings`` are each modality's mean token where it is taken into the
+    fusion: a stream-starting modality's after the blocks before the first other modality
+    joins, a joining modality's as it joins (after pooling). They are computed whether or not
+    the modality is present: auxiliary losses must use the mask.
 
     Args:
-        primary: the modality whose token sequence carries the model.
         tokenizers: modality -> tokeniser emitting ``[B, N_m, dim]`` (with ``num_tokens``, ``dim``).
         num_classes: width of the logits.
+        fusion_spec: modality -> the layer it joins at (see :func:`check_fusion_spec`).
         dim: token width.
-        num_layers: transformer blocks in the main stack.
+        num_layers: blocks in the stream (the encoder).
         heads: attention heads (must divide ``dim``).
-        fusion_layer: index of the first joint block, in ``0..num_layers``.
-        pool_kind: ``"mean"``, ``"max"`` or ``"attention"`` pooling of the other modalities.
-        pooled_tokens: tokens each other modality contributes to the joint sequence.
+        pool_kind: ``"mean"``, ``"max"`` or ``"attention"`` pooling.
+        pooled_tokens: modality -> tokens it is pooled to (``1..N_m``); unlisted modalities are not pooled.
+        injection: ``"direct"`` (the paper) or ``"side_blocks"`` (see the module docstring).
+        decoder_layers: decoder blocks reading the stream (>= 1).
         ff_mult: feed-forward width as a multiple of ``dim``.
         dropout: dropout inside the blocks.
-
-    Raises:
-        ValueError: for an unknown ``primary``, ``fusion_layer`` outside ``0..num_layers``, or
-            ``pooled_tokens`` outside ``1..N_m`` of some other modality.
     """
 
     reruns_per_pattern = True
 
-    def __init__(
-        self,
-        primary: str,
-        tokenizers: Mapping[str, nn.Module],
-        num_classes: int,
-        dim: int = 64,
-        num_layers: int = 4,
-        heads: int = 4,
-        fusion_layer: int = 2,
-        pool_kind: PoolKind = "mean",
-        pooled_tokens: int = 1,
-        ff_mult: int = 2,
-        dropout: float = 0.1,
-    ) -> None:
+    def __init__(self, tokenizers: Mapping[str, nn.Module], num_classes: int, fusion_spec: Mapping[str, int],
+                 dim: int = 64, num_layers: int = 4, heads: int = 4, pool_kind: PoolKind = "mean",
+                 pooled_tokens: Mapping[str, int] | None = None, injection: Injection = "direct",
+                 decoder_layers: int = 1, ff_mult: int = 2, dropout: float = 0.1) -> None:
         super().__init__()
-        if primary not in tokenizers:
-            raise ValueError(f"Expected `primary` in {sorted(tokenizers)}, got `{primary}`.")
         if num_layers < 1:
             raise ValueError(f"Expected `num_layers` >= 1, got {num_layers}.")
-        if not 0 <= fusion_layer <= num_layers:
-            raise ValueError(
-                f"Expected `fusion_layer` in 0..{num_layers} (0 = early, {num_layers} = late), got {fusion_layer}."
-            )
+        if decoder_layers < 1:
+            raise ValueError(f"Expected `decoder_layers` >= 1, got {decoder_layers}.")
+        if injection not in ("direct", "side_blocks"):
+            raise ValueError(f"Expected `injection` in ['direct', 'side_blocks'], got `{injection}`.")
         check_heads(dim, heads)
         self.num_tokens = check_tokenizers(tokenizers, dim)
         self.modalities = tuple(sorted(tokenizers))
-        self.primary = primary
-        self.others = tuple(m for m in self.modalities if m != primary)
-        for m in self.others:
-            if not 1 <= pooled_tokens <= self.num_tokens[m]:
-                raise ValueError(
-                    f"Expected `pooled_tokens` in 1..{self.num_tokens[m]} (the tokens of `{m}`), got {pooled_tokens}."
-                )
-        self.dim, self.ff_dim, self.num_layers = dim, dim * ff_mult, num_layers
-        self.fusion_layer, self.pooled_tokens = fusion_layer, pooled_tokens
+        self.join = check_fusion_spec(fusion_spec, self.modalities, num_layers)
+        pooled = dict(pooled_tokens or {})
+        unknown = sorted(set(pooled) - set(self.modalities))
+        if unknown:
+            raise ValueError(f"Expected `pooled_tokens` keys among {list(self.modalities)}, got {unknown}.")
+        for m, k in pooled.items():
+            if not 1 <= k <= self.num_tokens[m]:
+                raise ValueError(f"Expected `pooled_tokens` in 1..{self.num_tokens[m]} (the tokens of `{m}`), got {k}.")
+        self.pooled = pooled
+        self.dim, self.ff_dim, self.num_layers, self.injection = dim, dim * ff_mult, num_layers, injection
+        self.decoder_layers = decoder_layers
+        self.tokens_in = {m: pooled.get(m, self.num_tokens[m]) for m in self.modalities}  # tokens m adds to the stream
 
-        def stack(depth: int) -> nn.ModuleList:
-            return nn.ModuleList([transformer_block(dim, heads, ff_mult, dropout) for _ in range(depth)])
+        def block() -> nn.Module:
+            return nn.TransformerEncoderLayer(dim, heads, dim * ff_mult, dropout, activation="gelu",
+                                              batch_first=True, norm_first=True)
 
         self.tokenizers = nn.ModuleDict({m: tokenizers[m] for m in self.modalities})
-        self.positions = nn.ParameterDict({m: learned_embedding(n, dim) for m, n in self.num_tokens.items()})
+        self.positions = nn.ParameterDict({m: learned_embedding(self.tokens_in[m], dim) for m in self.modalities})
         self.types = nn.ParameterDict({m: learned_embedding(dim) for m in self.modalities})
         self.cls = learned_embedding(1, 1, dim)
-        self.blocks = stack(num_layers)
-        self.side_blocks = nn.ModuleDict({m: stack(fusion_layer) for m in self.others})
-        self.pools = nn.ModuleDict({m: TokenPool(pool_kind, pooled_tokens, dim, heads) for m in self.others})
-        self.pooled_positions = nn.ParameterDict({m: learned_embedding(pooled_tokens, dim) for m in self.others})
+        self.blocks = nn.ModuleList([block() for _ in range(num_layers)])
+        side = {m: k for m, k in self.join.items() if injection == "side_blocks" and k > 0}
+        self.side_blocks = nn.ModuleDict({m: nn.ModuleList([block() for _ in range(k)]) for m, k in side.items()})
+        self.side_positions = nn.ParameterDict({m: learned_embedding(self.num_tokens[m], dim) for m in side})
+        self.pools = nn.ModuleDict({m: TokenPool(pool_kind, k, dim, heads) for m, k in pooled.items()})
         self.norm = nn.LayerNorm(dim)
-        self.readout = nn.MultiheadAttention(dim, heads, dropout=dropout, batch_first=True)
-        self.readout_norm = nn.LayerNorm(dim)
+        self.decoder = nn.ModuleList([
+            nn.TransformerDecoderLayer(dim, heads, dim * ff_mult, dropout, activation="gelu", batch_first=True,
+                                       norm_first=True) for _ in range(decoder_layers)])
+        self.decoder_norm = nn.LayerNorm(dim)
         self.head = nn.Linear(dim, num_classes)
 
-    def encoder_modules(self) -> None:
-        """None: the model tokenises its inputs; no per-modality encoder can be loaded or frozen."""
-        return None
+    @property
+    def fusion_layer(self) -> int:
+        """The first layer at which a modality joins the stream (0: all start it, early fusion)."""
+        return min((k for k in self.join.values() if k > 0), default=0)
+
+    @property
+    def token_encoders(self) -> nn.ModuleDict:
+        """modality -> encoder of the modalities whose tokens come from an encoder (for loading and freezing)."""
+        return nn.ModuleDict({m: cast(nn.Module, t.encoder) for m, t in self.tokenizers.items()
+                              if isinstance(getattr(t, "encoder", None), nn.Module)})
+
+    def encoder_modules(self) -> nn.ModuleDict | None:
+        """The encoders of ``encoder_tokens`` modalities (loaded, frozen by name); None when all are tokenised."""
+        encoders = self.token_encoders
+        return encoders if len(encoders) else None
 
     def embedding_dims(self) -> dict[str, int]:
         """Every modality's embedding is its mean token where it enters the fusion, ``dim`` wide."""
         return dict.fromkeys(self.modalities, self.dim)
 
     def tokens_per_layer(self) -> list[int]:
-        """Sequence length in each main block: ``1 + N_primary`` before fusion, then + pooled."""
-        unimodal = 1 + self.num_tokens[self.primary]
-        joint = unimodal + self.pooled_tokens * len(self.others)
-        return [unimodal] * self.fusion_layer + [joint] * (self.num_layers - self.fusion_layer)
+        """Stream length in each encoder block: CLS + the tokens of every modality joined by then."""
+        return [1 + sum(n for m, n in self.tokens_in.items() if self.join[m] <= k) for k in range(self.num_layers)]
 
     def cost(self) -> FusionCost:
-        """Per-sample token counts and multiply-accumulates of the transformer blocks."""
+        """Per-sample token counts and multiply-accumulates of the encoder, side and decoder blocks."""
         main = tuple(self.tokens_per_layer())
-        side = {m: (self.num_tokens[m],) * self.fusion_layer for m in self.others}
+        side = {m: (self.num_tokens[m],) * self.join[m] for m in self.side_blocks}
+        memory = 1 + sum(self.tokens_in.values())
         return FusionCost(
             tokens_per_layer=main,
             side_tokens_per_layer=side,
             main_macs=sum(block_macs(n, self.dim, self.ff_dim) for n in main),
             side_macs=sum(block_macs(n, self.dim, self.ff_dim) for s in side.values() for n in s),
+            decoder_macs=self.decoder_layers * decoder_block_macs(memory, self.dim, self.ff_dim),
         )
 
-    def forward(
-        self, inputs: Mapping[str, Tensor], mask: Tensor, lengths: Mapping[str, Tensor] | None = None
-    ) -> ModelOutput:
+    def _enter(self, m: str, x: Tensor, absent: Tensor, valid: Tensor | None
+               ) -> tuple[Tensor, Tensor, Tensor | None]:
+        """Modality ``m``'s tokens as they join the stream, their key padding mask and their real-token mask."""
+        tokens = self.tokenizers[m](x)  # [B, N_m, dim]
+        if m in self.side_blocks:
+            tokens = tokens + self.side_positions[m] + self.types[m]
+            side_pad = None if valid is None else ~valid  # absence is not masked: a sample's m-tokens share it
+            for block in cast(nn.ModuleList, self.side_blocks[m]):
+                tokens = block(tokens, src_key_padding_mask=side_pad)
+        if m in self.pools:
+            tokens, valid = self.pools[m](tokens, valid), None  # [B, K, dim]; pooled tokens are never padding
+        tokens = tokens + self.positions[m] + self.types[m]
+        hidden = absent.unsqueeze(1).expand(-1, tokens.shape[1])  # [B, T]
+        if valid is not None:
+            hidden = hidden | ~valid
+        return tokens, hidden, valid
+
+    def forward(self, inputs: Mapping[str, Tensor], mask: Tensor, lengths: Mapping[str, Tensor] | None = None
+                ) -> ModelOutput:
         if mask.dim() != 2 or mask.shape[1] != len(self.modalities):
-            raise ValueError(
-                f"Expected `mask` of shape [B, {len(self.modalities)}] (columns "
-                f"{self.modalities}), got {tuple(mask.shape)}."
-            )
-        batch, p, lengths = mask.shape[0], self.primary, lengths or {}
+            raise ValueError(f"Expected `mask` of shape [B, {len(self.modalities)}] (columns {self.modalities}), "
+                             f"got {tuple(mask.shape)}.")
+        batch, lengths = mask.shape[0], lengths or {}
         absent = {m: ~mask[:, j] for j, m in enumerate(self.modalities)}  # m -> [B]
-        # m -> [B, N_m], True for real steps; only modalities with lengths have padding steps
         valid = {m: step_mask(lengths[m], batch, self.num_tokens[m], mask.device) for m in sorted(lengths)}
-        tokens = self.tokenizers[p](inputs[p]) + self.positions[p] + self.types[p]  # [B, N_p, dim]
-        x = torch.cat([self.cls.expand(batch, -1, -1), tokens], dim=1)  # [B, 1 + N_p, dim]
-        hidden = absent[p].unsqueeze(1).expand(-1, self.num_tokens[p])  # [B, N_p]
-        if p in valid:
-            hidden = hidden | ~valid[p]
-        pad = torch.cat([mask.new_zeros(batch, 1), hidden], dim=1)  # [B, 1 + N_p]; True = ignored, never CLS
-        for block in self.blocks[: self.fusion_layer]:
-            x = block(x, src_key_padding_mask=pad)
-        embeddings = {p: masked_mean(x[:, 1:], valid[p]) if p in valid else x[:, 1:].mean(dim=1)}  # [B, dim]
-        joined, joined_pad = [x], [pad]
-        for m in self.others:
-            side = self.tokenizers[m](inputs[m]) + self.positions[m] + self.types[m]  # [B, N_m, d]
-            side_pad = ~valid[m] if m in valid else None  # absence is not masked: a sample's m-tokens share it
-            for block in self.side_blocks[m].children():
-                side = block(side, src_key_padding_mask=side_pad)
-            pooled = self.pools[m](side, valid.get(m))  # [B, K, dim], real steps only
-            embeddings[m] = pooled.mean(dim=1)  # [B, dim]
-            joined.append(pooled + self.pooled_positions[m] + self.types[m])
-            joined_pad.append(absent[m].unsqueeze(1).expand(-1, self.pooled_tokens))  # [B, K]
-        x, pad = torch.cat(joined, dim=1), torch.cat(joined_pad, dim=1)  # [B, L, dim], [B, L]
-        for block in self.blocks[self.fusion_layer :]:
-            x = block(x, src_key_padding_mask=pad)
-        x = self.norm(x)
-        cls = x[:, :1]  # [B, 1, dim]
-        read, _ = self.readout(cls, x, x, key_padding_mask=pad, need_weights=False)  # [B, 1, dim]
-        logits = self.head(self.readout_norm(cls + read)[:, 0])  # [B, C]
-        return ModelOutput(logits, embeddings)
+        x, pad = self.cls.expand(batch, -1, -1), mask.new_zeros(batch, 1)  # [B, 1, dim], [B, 1]; CLS never masked
+        embeddings: dict[str, Tensor] = {}
+        spans: dict[str, tuple[int, int, Tensor | None]] = {}  # m -> its tokens' place in the stream, real tokens
+
+        def record() -> None:  # mean token of each modality in the stream not recorded yet (masks: real tokens)
+            for m, (start, end, real) in spans.items():
+                if m not in embeddings:
+                    part = x[:, start:end]
+                    embeddings[m] = masked_mean(part, real) if real is not None else part.mean(dim=1)
+
+        for k in range(self.num_layers + 1):
+            joining = [m for m in self.modalities if self.join[m] == k]
+            if joining and k > 0:
+                record()  # the stream's modalities before the first join; each joining one as it joins
+            for m in joining:
+                tokens, hidden, real = self._enter(m, inputs[m], absent[m], valid.get(m))
+                spans[m] = (x.shape[1], x.shape[1] + tokens.shape[1], real)
+                x, pad = torch.cat([x, tokens], dim=1), torch.cat([pad, hidden], dim=1)
+                if k > 0:
+                    record()
+            if k < self.num_layers:
+                x = self.blocks[k](x, src_key_padding_mask=pad)
+        record()  # everything at layer 0: after the last block
+        memory = self.norm(x)  # [B, L, dim]
+        query = memory[:, :1]  # [B, 1, dim], the CLS token
+        for layer in self.decoder:
+            query = layer(query, memory, memory_key_padding_mask=pad)
+        logits = self.head(self.decoder_norm(query)[:, 0])  # [B, C]
+        return ModelOutput(logits, {m: embeddings[m] for m in self.modalities})

@@ -30,8 +30,9 @@ from fusebench.models.early import (
     TokenEarlyFusionModel,
     TokenMissing,
 )
+from fusebench.models.encoder_tokens import EncoderTokenizer
 from fusebench.models.fusion import LATE_FUSIONS
-from fusebench.models.midfusion import WhereToFuseModel
+from fusebench.models.midfusion import Injection, WhereToFuseModel, check_fusion_spec
 from fusebench.models.tokens import (
     ImagePatchTokenizer,
     PoolKind,
@@ -174,32 +175,92 @@ def build_token_early_fusion(
 def build_where_to_fuse(
     input_shapes: Mapping[str, Sequence[int]],
     num_classes: int,
-    primary: str,
+    primary: str | None = None,
     dim: int = 64,
     num_layers: int = 4,
     heads: int = 4,
-    fusion_layer: int = 2,
+    fusion_layer: int | None = None,
     pool_kind: PoolKind = "mean",
-    pooled_tokens: int = 1,
+    pooled_tokens: int | Mapping[str, int] | None = 1,
     ff_mult: int = 2,
     dropout: float = 0.1,
     tokenizer_kinds: Mapping[str, TokenizerKind] | None = None,
     image_patch: int | Sequence[int] = (4, 4),
     spectrogram_mode: SpectrogramMode = "frames",
     spectrogram_patch: int | Sequence[int] = (8, 8),
+    *,
+    fusion_spec: Mapping[str, int] | None = None,
+    injection: Injection = "direct",
+    decoder_layers: int = 1,
+    encoder_tokens: Sequence[str] = (),
+    encoders: Mapping[str, nn.Module] | None = None,
 ) -> WhereToFuseModel:
-    """``WhereToFuseModel`` with tokenisers chosen from ``input_shapes``."""
+    """``WhereToFuseModel`` (``../shared/papers/002_f1eed76e6f5c3665.txt``, section 2.2) from ``model.fusion.params``.
+
+    Where each modality joins, one of:
+
+    - ``primary`` + ``fusion_layer`` (default 2): ``primary`` starts the stream at layer 0 and
+      every other modality joins at ``fusion_layer`` (0 = early, ``num_layers`` = late), the
+      paper's experiments (question at layer 0, image at layer ``k``);
+    - ``fusion_spec``: modality -> layer for any number of modalities and layers (the paper's
+      ``fusion_spec``, keyed by modality because config keys are strings).
+
+    Args:
+        input_shapes: modality -> one sample's shape (set by fusebench from the data).
+        num_classes: width of the logits (set by fusebench).
+        primary: the modality that starts the stream (with ``fusion_layer``).
+        dim: token width.
+        num_layers: encoder blocks of the stream.
+        heads: attention heads (must divide ``dim``).
+        fusion_layer: the layer the other modalities join at (with ``primary``; default 2).
+        pool_kind: ``mean``, ``max`` or ``attention`` pooling (002 section 1.3.3).
+        pooled_tokens: an int pools every modality that joins after layer 0 (``primary`` mode: every
+            other modality) to that many tokens; a mapping gives per-modality counts (the paper's
+            ``pooled_modalities={"image": 16, "audio": 4}``), unlisted modalities unpooled; ``None``:
+            no pooling.
+        ff_mult: feed-forward width as a multiple of ``dim``.
+        dropout: dropout inside the blocks.
+        tokenizer_kinds: modality -> ``image`` / ``spectrogram`` / ``sequence`` tokeniser (default: from the shape).
+        image_patch: patch size of image tokenisers.
+        spectrogram_mode: ``frames`` (one token per frame) or ``patches``.
+        spectrogram_patch: patch size with ``spectrogram_mode: patches``.
+        fusion_spec: modality -> the layer it joins at (instead of ``primary``/``fusion_layer``).
+        injection: ``direct`` (the paper: tokens join as tokenised) or ``side_blocks``
+            (fusebench's variant: a joining modality first runs through its own blocks).
+        decoder_layers: decoder blocks reading the stream (the decoder-size axis of section 3.2).
+        encoder_tokens: modalities whose tokens are the feature map of the run's configured
+            encoder (``model.encoders.<m>``: pre-trainable with ``model.pretrained``, frozen with
+            ``model.freeze``, then cached once per split) instead of a tokeniser.
+        encoders: modality -> built encoder of each ``encoder_tokens`` modality (set by fusebench).
+    """
+    modalities = sorted(input_shapes)
+    if (primary is None) == (fusion_spec is None):
+        raise ValueError("Expected exactly one of `primary` (with `fusion_layer`) and `fusion_spec` in "
+                         f"`model.fusion.params`, got primary={primary!r}, fusion_spec={fusion_spec!r}.")
+    if fusion_spec is None:
+        if primary not in modalities:
+            raise ValueError(f"Expected `primary` in {modalities}, got `{primary}`.")
+        layer = 2 if fusion_layer is None else fusion_layer
+        if not 0 <= layer <= num_layers:
+            raise ValueError(
+                f"Expected `fusion_layer` in 0..{num_layers} (0 = early, {num_layers} = late), got {layer}.")
+        spec = {m: 0 if m == primary else layer for m in modalities}
+    elif fusion_layer is not None:
+        raise ValueError(f"`fusion_layer` ({fusion_layer}) goes with `primary`; with `fusion_spec` each modality's "
+                         "layer is in the spec.")
+    else:
+        spec = check_fusion_spec(fusion_spec, tuple(modalities), num_layers)
+    if isinstance(pooled_tokens, int):  # every modality that joins the stream (primary mode: at layer 0 too)
+        pooled = {m: pooled_tokens for m in modalities if (m != primary if primary is not None else spec[m] > 0)}
+    else:
+        pooled = dict(pooled_tokens or {})
+    unknown = sorted(set(encoder_tokens) - set(modalities))
+    if unknown:
+        raise ValueError(f"Expected `encoder_tokens` among {modalities}, got {unknown}.")
     tokenizers = build_tokenizers(input_shapes, dim, tokenizer_kinds, image_patch, spectrogram_mode, spectrogram_patch)
-    return WhereToFuseModel(
-        primary,
-        tokenizers,
-        num_classes,
-        dim,
-        num_layers,
-        heads,
-        fusion_layer,
-        pool_kind,
-        pooled_tokens,
-        ff_mult,
-        dropout,
-    )
+    for m in encoder_tokens:
+        if encoders is None or m not in encoders:
+            raise ValueError(f"`encoder_tokens` names `{m}`, but no encoder was built for it (`model.encoders.{m}`).")
+        tokenizers[m] = EncoderTokenizer(encoders[m], input_shapes[m], dim)
+    return WhereToFuseModel(tokenizers, num_classes, spec, dim, num_layers, heads, pool_kind, pooled, injection,
+                            decoder_layers, ff_mult, dropout)

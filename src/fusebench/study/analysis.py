@@ -15,6 +15,7 @@ from typing import Any
 
 from fusebench.data.patterns import pattern_name
 from fusebench.io import atomic_write_json, read_json_object
+from fusebench.study.analysis_best import best_fusion, best_of
 from fusebench.study.analysis_compare import (
     compare_groups,
     comparison_pairs,
@@ -25,6 +26,7 @@ from fusebench.study.analysis_compare import (
 )
 from fusebench.study.analysis_decision import decision_rows, recommendation
 from fusebench.study.analysis_groups import clean, run_config, run_file, summarise_group, summary
+from fusebench.study.analysis_mixture import mixture_grids
 from fusebench.study.analysis_modality import (
     axis_changing,
     fusion_facts,
@@ -34,6 +36,7 @@ from fusebench.study.analysis_modality import (
 )
 from fusebench.study.analysis_thesis import change_vs_baseline, monitored_runs, thesis_facts
 from fusebench.study.analysis_verdict import attach_power, attach_test_set, best_and_runner_up, fixed_budget
+from fusebench.study.analysis_weakness import weakness_analysis
 from fusebench.study.records import RunRecord, StudyRecord, load_results
 from fusebench.study.results import pretraining_seconds
 from fusebench.study.sensitivity import sensitivity_analysis
@@ -106,6 +109,9 @@ def analyse(results: StudyRecord | Mapping[str, Any], study_dir: str | Path) -> 
                                 higher_is_better=higher)
         group.update(clean(run_modality_analysis(study_dir, by_group[name], modalities, metric, settings.chance)))
         group.update(clean(thesis_facts(study_dir, by_group[name], patterns, metric, higher)))
+        if len(modalities) > 1:  # MMPT Definition 3 weakness (probes) beside fusebench's headroom
+            group["mmpt_weakness"] = clean(weakness_analysis(study_dir, by_group[name], modalities, metric,
+                                                             settings.chance))
         groups.append(group)
     changes = change_vs_baseline(groups, baseline, patterns, metric)  # the thesis' % change against the baseline
     for group in groups:
@@ -115,7 +121,9 @@ def analyse(results: StudyRecord | Mapping[str, Any], study_dir: str | Path) -> 
         [baseline, c] for c in conditions if baseline is not None and c != baseline]
     primary = primary_pairs(groups, conditions, axes, condition_pairs)
     pairs = list(dict.fromkeys([*primary, *comparison_pairs(groups, conditions, axes, baseline or "", requested)]))
-    pretraining = any(r.kind == "pretrain" or r.per_modality_seconds("pretraining") for r in records.runs)
+    loaded = {d for r in fusion for d in r.depends_on}  # unimodal experts alone are not pre-training
+    pretraining = any((r.kind == "pretrain" and r.node in loaded) or r.per_modality_seconds("pretraining")
+                      for r in records.runs)
     rows = quantities(patterns, metric, full, pretraining, higher_is_better=higher, threshold=settings.threshold)
     ranked = best_and_runner_up(groups, primary, patterns[0], metric, higher)
     post_hoc = [ranked] if ranked and ranked not in pairs and ranked[::-1] not in pairs else []
@@ -146,6 +154,10 @@ def analyse(results: StudyRecord | Mapping[str, Any], study_dir: str | Path) -> 
         "decision": {"rows": decision, "recommendation": recommendation(decision, higher)},
         "ptrain_ptest": ptrain_ptest(groups, list(axes), rates, modalities),
         "fusion_axes": fusion_axes,
+        "best_of": best_of(groups, settings.best_of, patterns, metric, higher),  # MMPT 004 Sec. 4.1
+        "best_fusion": best_fusion(study_dir, groups, by_group, records.runs, modalities, metric, higher,
+                                   baseline),  # MMPT 004 Sec. 4.5
+        "mixture": mixture_grids(study_dir, groups, by_group, records.runs, modalities, metric),  # App. B
         "sensitivity": sensitivity_analysis(groups, axes, settings.sensitivity, conditions, baseline, metric,
                                             patterns[0], higher),
         "failed_runs": [_failure(r) for r in records.runs if not r.completed],

@@ -129,6 +129,19 @@ def throughput(study_dir: Path, run: RunRecord) -> float | None:
     return float(value) if isinstance(value, (int, float)) else None
 
 
+def steps_per_second(study_dir: Path, run: RunRecord, key: str = "train_steps_per_second") -> float | None:
+    """Training optimiser steps per (wall or, ``train_steps_per_cpu_second``, CPU) second, from ``timing.json``.
+
+    Steps per second is the measure of "Where to fuse" (002 Fig. 17); per CPU second of the
+    run's process it is not inflated by other jobs on a shared machine.
+    """
+    file = run_file(study_dir, run, "timing.json")
+    if file is None:
+        return None
+    value = read_json_object(file).get(key)
+    return float(value) if isinstance(value, (int, float)) else None
+
+
 def curve_band(curves: Sequence[Sequence[float]]) -> dict[str, list[Any]]:
     """Mean, std, min, max and n per epoch over seeds; runs of different lengths are allowed."""
     length = max((len(c) for c in curves), default=0)
@@ -174,6 +187,8 @@ def summarise_group(name: str, runs: Sequence[RunRecord], *, study_dir: Path, mo
         "test": test,
         "time": {k: summary([t.get(k) for t in times.values()]) for k in time_keys},
         "throughput": summary([throughput(study_dir, r) for r in done]),
+        "steps_per_second": summary([steps_per_second(study_dir, r) for r in done]),
+        "steps_per_cpu_second": summary([steps_per_second(study_dir, r, "train_steps_per_cpu_second") for r in done]),
         "model": dict(done[0].model) if done else {},
         "curves": {p: {m: curve_band([validation_curve(r, p, m) for r in done]) for m in (metric, "loss")}
                    for p in patterns},

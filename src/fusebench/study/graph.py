@@ -183,6 +183,13 @@ def build_graph(study: Study, study_dir: str | Path) -> StudyGraph:
     pretrain_axes: dict[str, list[dict[str, AxisValue]]] = {}
     by_config: dict[str, str] = {}
     for seed in spec.seeds:
+        for modality in study.expert_modalities:  # unimodal experts (MMPT 004 Sec. 4.1, App. B), loaded by no run
+            for fraction in spec.experts.data_fractions if spec.experts else []:
+                config = study.expert_config(modality, fraction, seed)
+                node_id = f"pretrain-{modality}-s{seed}-{config_digest(config)[:8]}"
+                if node_id not in nodes:
+                    nodes[node_id] = Node(node_id, "pretrain", _locate(config, study_dir), seed, modality=modality,
+                                          overrides=tuple(study.expert_overrides(fraction, seed)))
         fusion: list[Node] = []
         for condition, values in ((c, v) for c in spec.conditions for v in study.axis_combinations()):
             pre_values = {k: v for k, v in values.items() if spec.axes[k].target == "pretrain"}

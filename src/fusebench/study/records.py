@@ -95,6 +95,7 @@ class AnalysisSettings:
     chance: Number = None
     primary: tuple[tuple[str, str], ...] | None = None
     interval: Literal["t", "bca", "auto"] = "t"
+    best_of: dict[str, tuple[str, ...]] = field(default_factory=dict)  # name -> conditions (MMPT 004 Sec. 4.1)
     sensitivity: tuple[str, ...] | None = None
 
 

@@ -20,6 +20,7 @@ from fusebench.io import atomic_write_text, read_json
 from fusebench.study import plots, plots_modality, plots_sensitivity
 from fusebench.study.analysis import analyse, write_analysis
 from fusebench.study.records import load_results
+from fusebench.study.report_mmpt import make_mmpt_figures, mmpt_context
 from fusebench.study.report_representations import representation_context
 from fusebench.study.report_sensitivity import sensitivity_context
 from fusebench.study.report_text import (
@@ -73,6 +74,7 @@ def make_figures(analysis: Mapping[str, Any], folder: Path) -> dict[str, Any]:
         figures["shapley"] = plots_modality.shapley_bars(groups, modalities, metric, folder / "shapley.png")
     if analysis["fusion_axes"]:
         figures["tradeoff"] = plots_modality.tradeoff_scatter(groups, full, metric, folder / "tradeoff.png")
+    figures["mmpt_paper"] = make_mmpt_figures(analysis, folder)  # Best-Fusion, mixture of models (004)
     for index, slice_ in enumerate(analysis.get("sensitivity") or []):
         name = f"sensitivity_{index}"
         figures[name] = plots_sensitivity.surface_heatmaps(slice_, folder / f"{name}.png")
@@ -102,6 +104,8 @@ def _fusion_rows(analysis: Mapping[str, Any]) -> list[dict[str, Any]]:
             "trainable": group["model"].get("trainable_parameters"),
             "macs": group["model"].get("macs"),
             "training": mean_std(time.get("training"), 2), "throughput": mean_std(group.get("throughput"), 0),
+            "steps": mean_std(group.get("steps_per_second"), 1),
+            "cpu_steps": mean_std(group.get("steps_per_cpu_second"), 1),
             "metrics": [mean_std(group["test"].get(p, {}).get(metric)) for p in analysis["patterns"]],
         })
     return rows
@@ -127,6 +131,7 @@ def build_context(analysis: Mapping[str, Any], figures: Mapping[str, Any], study
         "fusion_rows": _fusion_rows(analysis) if analysis["fusion_axes"] else [],
         "change_rows": change_rows(analysis), "efficiency_rows": efficiency_rows(analysis),
         "monitoring": [{"label": m["label"], "image": _image(m["path"], study_dir, embed)} for m in monitoring or []],
+        "mmpt_paper": mmpt_context(analysis, figures.get("mmpt_paper") or {}, lambda p: _image(p, study_dir, embed)),
         "representations": representation_context(study_dir, embed),
         "sensitivity": sensitivity_context(analysis, images),
     }

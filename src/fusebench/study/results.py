@@ -104,7 +104,8 @@ def collect_results(study_dir: str | Path) -> dict[str, Any]:
                      "patterns": analysis.patterns or plan["patterns"], "baseline": baseline,
                      "comparisons": [list(pair) for pair in comparisons], "chance": analysis.chance,
                      "primary": [list(pair) for pair in analysis.primary] if analysis.primary else None,
-                     "interval": analysis.interval, "sensitivity": analysis.sensitivity},
+                     "interval": analysis.interval, "sensitivity": analysis.sensitivity,
+                     "best_of": {k: list(v) for k, v in analysis.best_of.items()}},
         "progress": {s.value: sum(v == s for v in outcome.values())
                      for s in (RunState.COMPLETED, RunState.FAILED, RunState.SKIPPED, RunState.PENDING)},
         "execution": execution.get("sessions", []),

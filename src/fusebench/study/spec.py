@@ -97,6 +97,34 @@ class PretrainSpec(_Strict):
     overrides: list[str] = Field(default_factory=list)
 
 
+class ExpertSpec(_Strict):
+    """Unimodal experts kept for the analysis: pre-training runs (one encoder + a linear head).
+
+    The MMPT paper's unimodal baseline is "a model trained on T_train without m_i"
+    (``../shared/papers/004_d6fb5191247edfc1.txt``, section 4.1); its mixture-of-models grid
+    (Appendix B) mixes a multimodal model trained on ``1 - p_train`` of the pairs with an
+    expert trained on ``1 - p_train`` (or all) of one modality's data, and Best-Fusion
+    (section 4.5) takes the best expert for each unimodal pattern. One pre-training node per
+    modality, seed and ``data_fractions`` entry (``pretrain.data_fraction``, the same seeded
+    subset as ``data.train_fraction`` of that value); a node that a condition loads anyway
+    is the same node. No fusion run loads them.
+    """
+
+    data_fractions: list[float] = Field(default_factory=lambda: [1.0], min_length=1,
+                                        description="pretrain.data_fraction of each expert, in (0, 1]")
+    modalities: list[str] | Literal["all"] = Field(default="all", description="modalities that get experts")
+
+    @field_validator("data_fractions")
+    @classmethod
+    def _fractions(cls, values: list[float]) -> list[float]:
+        bad = [v for v in values if not 0.0 < v <= 1.0]
+        if bad:
+            raise ValueError(f"expert data fractions must be in (0, 1], got {bad}")
+        if len(set(values)) != len(values):
+            raise ValueError(f"expert data fractions must be distinct, got {values}")
+        return values
+
+
 class AxisSpec(_Strict):
     key: str = Field(min_length=1, description="dotted run-config key the axis varies")
     values: list[AxisValue] = Field(min_length=1)
@@ -135,6 +163,9 @@ class AnalysisSpec(_Strict):
     primary: list[tuple[str, str]] | None = Field(default=None, description="default: the compared condition pairs")
     interval: Literal["t", "bca", "auto"] = "t"
     chance: float | None = None
+    best_of: dict[str, list[str] | str] = Field(
+        default_factory=dict, description="name -> conditions (or one `{modality}` template) reported as the "
+        "better of them per pattern, e.g. the MMPT paper's dropout rule (004 Sec. 4.1)")
     sensitivity: list[str] | None = Field(
         default=None, description="axes whose grid the hyperparameter-sensitivity section spans (default: none)")
 
@@ -150,6 +181,7 @@ class StudySpec(_Strict):
     threads_per_run: int = Field(default=1, ge=1)
     conditions: dict[str, ConditionSpec] = Field(min_length=1)
     axes: dict[str, AxisSpec] = Field(default_factory=dict)
+    experts: ExpertSpec | None = None
     analysis: AnalysisSpec = Field(default_factory=AnalysisSpec)
 
     @model_validator(mode="after")
@@ -175,7 +207,8 @@ class StudySpec(_Strict):
         """The conditions ``analysis`` names exist (checked again once templates are expanded)."""
         analysis = self.analysis
         names = [analysis.baseline or "", *itertools.chain.from_iterable(analysis.comparisons or []),
-                 *itertools.chain.from_iterable(analysis.primary or [])]
+                 *itertools.chain.from_iterable(analysis.primary or []),
+                 *itertools.chain.from_iterable(v for v in analysis.best_of.values() if isinstance(v, list))]
         unknown = sorted({n for n in names if n and n not in self.conditions})
         if unknown:
             raise ValueError(f"`analysis` names conditions {quoted(unknown)}, which `conditions` does not have; "
@@ -209,7 +242,20 @@ class StudySpec(_Strict):
                                      f"not pre-train; it pre-trains {pretrained}")
                 conditions[fill(name)] = ConditionSpec(pretrained=pretrained, pretrain_configs=configs,
                                                        overrides=[fill(o) for o in condition.overrides])
-        spec = self.model_copy(update={"conditions": conditions})
+        best_of = {}
+        for name, members in self.analysis.best_of.items():
+            if isinstance(members, str):  # one condition template: the conditions it expands to
+                if MODALITY_TEMPLATE not in members or members not in self.conditions:
+                    raise ValueError(f"`analysis.best_of.{name}` is `{members}`; a single entry must be a condition "
+                                     f"template with `{MODALITY_TEMPLATE}` among the conditions "
+                                     f"{list(self.conditions)}, else give a list of conditions")
+                members = [members.replace(MODALITY_TEMPLATE, m) for m in modalities]
+            if len(members) < 2:
+                raise ValueError(f"`analysis.best_of.{name}` needs at least two conditions to choose from, got "
+                                 f"{members}")
+            best_of[name] = members
+        analysis = self.analysis.model_copy(update={"best_of": best_of})
+        spec = self.model_copy(update={"conditions": conditions, "analysis": analysis})
         spec.check_condition_names()
         return spec
 
@@ -317,6 +363,23 @@ class Study:
         return _resolve(self.pretrain_configs[modality], self.pretrain_overrides(values, seed), where, modality,
                         derive=modality in self.derived)
 
+    @property
+    def expert_modalities(self) -> list[str]:
+        """The modalities that get unimodal experts (``experts.modalities``); none without ``experts``."""
+        experts = self.spec.experts
+        if experts is None:
+            return []
+        return list(self.modalities) if experts.modalities == "all" else list(experts.modalities)
+
+    def expert_overrides(self, fraction: float, seed: int) -> list[str]:
+        return [*self.pretrain_overrides({}, seed), f"pretrain.data_fraction={json.dumps(fraction)}"]
+
+    def expert_config(self, modality: str, fraction: float, seed: int) -> RunConfig:
+        """The pre-training config of ``modality``'s expert on ``fraction`` of the training split."""
+        where = f"(unimodal expert `{modality}` on data fraction {fraction} of study `{self.source}`)"
+        return _resolve(self.pretrain_configs[modality], self.expert_overrides(fraction, seed), where, modality,
+                        derive=modality in self.derived)
+
 
 def _axes_text(values: dict[str, AxisValue]) -> str:
     return "".join(f", {k}={format_value(v)}" for k, v in values.items())
@@ -406,6 +469,13 @@ def load_spec(path: str | Path, *, base: str | Path | None = None, name: str | N
     wanted = {m for c in spec.conditions.values() for m in c.modalities(modalities) if m not in c.pretrain_configs}
     if any(a.target == "pretrain" for a in spec.axes.values()):
         wanted |= set(explicit) or set(modalities)
+    if spec.experts is not None:
+        chosen = list(modalities) if spec.experts.modalities == "all" else spec.experts.modalities
+        unknown = sorted(set(chosen) - set(modalities))
+        if unknown:
+            raise SpecError(f"Study `{source}`: `study.experts.modalities` names {unknown}, which the base config "
+                              f"does not have; it has {list(modalities)}.")
+        wanted |= set(chosen)
     derived = frozenset(sorted(wanted - set(explicit)))
     study = Study(spec, source, base_file, {**explicit, **dict.fromkeys(derived, base_file)}, derived, own)
     _check_runs(study, data_cache)
@@ -433,6 +503,10 @@ def _check_runs(study: Study, data_cache: DataCache | None = None) -> None:
                               f"not a pre-training config for `{modality}` (expected `pretrain: {{modality: "
                               f"{modality}}}`).")
     built = _Preflight(study, data_cache)
+    for modality in study.expert_modalities:
+        for fraction in spec.experts.data_fractions if spec.experts else []:
+            built.check(study.expert_config(modality, fraction, seed),
+                        f"unimodal expert `{modality}` on data fraction {fraction}")
     for condition, values in itertools.product(spec.conditions, study.axis_combinations()):
         fusion = built.check(study.fusion_config(condition, values, seed), f"condition `{condition}`"
                              f"{_axes_text(values)}")

@@ -6,7 +6,7 @@ Each strategy follows ``fusebench.engine.module.TrainingStrategy`` (``transform_
 the training module runs. All are off by default and they combine:
 
 ========================  ==========================================================
-``modality_dropout``      ``dropout.ModalityDropout`` (mask only, seeded per step)
+``modality_dropout``      ``dropout.ModalityDropout`` (mask only, seeded per step; MMPT Sec. 4.1)
 ``aux_heads``             ``heads.AuxiliaryHeads`` (unimodal heads on ``model.aux_heads``)
 ``gradient_blending``     ``blending.GradientBlending`` (+ ``estimate_blending_weights``)
 ``distill``               ``distill.TeacherDistillation`` (frozen unimodal teachers)
@@ -26,7 +26,7 @@ from fusebench.engine.strategies.blending import (
 from fusebench.engine.strategies.build import blending_weights, build_strategies
 from fusebench.engine.strategies.contrastive import ContrastiveAlignment, build_contrastive
 from fusebench.engine.strategies.distill import TeacherDistillation, feature_distance, load_teacher
-from fusebench.engine.strategies.dropout import ModalityDropout, drop_one_modality
+from fusebench.engine.strategies.dropout import ModalityDropout, drop_chosen_modality, drop_one_modality
 from fusebench.engine.strategies.heads import AuxiliaryHeads, unimodal_heads, unimodal_losses
 from fusebench.engine.strategies.ogm import (
     OGMGE,
@@ -50,6 +50,7 @@ __all__ = [
     "build_contrastive",
     "build_strategies",
     "discrepancy_ratios",
+    "drop_chosen_modality",
     "drop_one_modality",
     "estimate_blending_weights",
     "feature_distance",

@@ -61,7 +61,8 @@ def build_strategies(config: RunConfig, model: nn.Module, modalities: Sequence[s
                               f"{quoted(names)} (`model.encoders`, or `data.modalities` where set).")
     strategies: list[TrainingStrategy] = []
     if settings.modality_dropout > 0:
-        strategies.append(ModalityDropout(settings.modality_dropout, names, seed))
+        drop = settings.modality_dropout_of or "any"  # the config refuses a rate without it
+        strategies.append(ModalityDropout(settings.modality_dropout, names, seed, drop))
     if settings.aux_heads and settings.gradient_blending:
         raise ConfigError(
             "Set either `training.strategy.aux_heads` or `training.strategy.gradient_blending`: "
