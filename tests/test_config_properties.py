@@ -55,8 +55,8 @@ def _configs() -> list[dict[str, Any]]:
                                          "image_patch": [7, 7]}}
     strategies = copy.deepcopy(late)
     strategies["model"]["fusion"]["method"] = "sum"
-    strategies["training"]["strategy"] = {"modality_dropout": 0.2, "aux_heads": {"audio": 0.5},
-                                          "ogm_ge": True, "ogm_alpha": 0.3}
+    strategies["training"]["strategy"] = {"modality_dropout": 0.2, "modality_dropout_of": "any",
+                                          "aux_heads": {"audio": 0.5}, "ogm_ge": True, "ogm_alpha": 0.3}
     return [late, feature, token, mid, strategies]
 
 

@@ -91,7 +91,7 @@ def test_experts_are_pretraining_nodes_per_modality_fraction_and_seed(tmp_path: 
         pytest.param({"experts": {"modalities": ["text"]}}, r"`study.experts.modalities` names \['text'\]",
                      id="modality"),
         pytest.param({"analysis": {"baseline": "scratch", "best_of": {"x": ["scratch", "nope"]}}},
-                     r"names conditions \['nope'\]", id="best-of-unknown"),
+                     r"names conditions `nope`", id="best-of-unknown"),
         pytest.param({"analysis": {"baseline": "scratch", "best_of": {"x": "scratch"}}},
                      "must be a condition template", id="best-of-not-template"),
         pytest.param({"analysis": {"baseline": "scratch", "best_of": {"x": ["scratch"]}}}, "at least two",
