@@ -129,7 +129,9 @@ def recipe_digest(config: DataConfig) -> str:
     return config.digest()
 
 
-def train_loader(split: Split, config: DataConfig, seed: int) -> TensorLoader:
+def train_loader(split: Split, config: DataConfig, seed: int, shard: tuple[int, int] | None = None,
+                 pin_memory: bool = False) -> TensorLoader:
+    """The training batches: shuffled, with train-time missingness; ``shard``/``pin_memory`` as for ``TensorLoader``."""
     modalities = sorted(split.inputs)
     masks: MCARAmputer | PatternMixtureAmputer | None = None
     if config.missing_patterns:
@@ -138,8 +140,11 @@ def train_loader(split: Split, config: DataConfig, seed: int) -> TensorLoader:
         masks = MCARAmputer(modalities, {m: r for m, r in config.missing_rate.items() if m in modalities}, seed)
     source = FixedUnpairing(masks) if masks is not None and config.missing_resample == "fixed" else masks
     return TensorLoader(split.inputs, split.target, config.batch_size, shuffle=True, seed=seed, masks=source,
-                        lengths=split.lengths)
+                        lengths=split.lengths, shard=shard, pin_memory=pin_memory)
 
 
-def eval_loader(split: Split, config: DataConfig) -> TensorLoader:
-    return TensorLoader(split.inputs, split.target, config.eval_batch_size, shuffle=False, lengths=split.lengths)
+def eval_loader(split: Split, config: DataConfig, shard: tuple[int, int] | None = None,
+                pin_memory: bool = False) -> TensorLoader:
+    """Evaluation batches in row order; under DDP (``shard``) each process gets one block of the rows."""
+    return TensorLoader(split.inputs, split.target, config.eval_batch_size, shuffle=False, lengths=split.lengths,
+                        shard=shard, shard_by="rows", pin_memory=pin_memory)
