@@ -92,6 +92,8 @@ def _run(config_path: Path, overrides: Sequence[str] | None, run_id: str | None,
         console.print(f"[bold yellow]interrupted:[/] {what} `{run_dir}` marked interrupted; its files are kept.",
                       highlight=False, soft_wrap=True)
         raise typer.Exit(code=130) from None
+    if result.status == "follower":  # a DDP process of rank > 0: rank 0 reports the run
+        return
     if result.test_metrics:
         print_pattern_table({run_dir.name: result.test_metrics}, result.primary_metric, title="test")
     if config.pretrain is not None:
