@@ -44,7 +44,7 @@ def follow_run(config: RunConfig, run_dir: str | Path, data: DataSplits | None =
     metric_names, primary = run_task(config, data.task)
     model = build_model(config, data.input_shapes, data.task.output_size, data.modality_info)
     if config.training.cache_frozen_features and can_cache(model, frozen_modalities(config)):
-        model, data = cache_features(model, data, config.data.eval_batch_size)
+        model, data = cache_features(model, data, config.data.eval_batch_size, device)
     run_data = RunData(data, config, where)
     module = FusionModule(model, data.modalities, data.task, config.training.optimizer, config.training.scheduler,
                           metric_names, primary, frozen_modalities(config),

@@ -216,7 +216,7 @@ def _execute(
     raw_test = data.test  # inference throughput is measured from raw inputs, even when training uses cached features
     if config.training.cache_frozen_features and can_cache(model, frozen_modalities(config)):
         cache_start = time.perf_counter()
-        model, data = cache_features(model, data, config.data.eval_batch_size)
+        model, data = cache_features(model, data, config.data.eval_batch_size, device)
         cache_seconds = time.perf_counter() - cache_start
     run_data = RunData(data, config, where)
     recorder = EpochRecorder(run_dir, run_data, config)
