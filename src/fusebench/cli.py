@@ -6,14 +6,17 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
 from fusebench.cli_common import console, user_errors
 from fusebench.cli_data import data_app
-from fusebench.config import ConfigError, RunConfig, dump_config, load_config
+from fusebench.errors import ConfigError
+
+if TYPE_CHECKING:  # the schema imports torch (its registries); commands import it when they run
+    from fusebench.config import RunConfig
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__, pretty_exceptions_enable=False)
 app.add_typer(data_app, name="data")
@@ -43,11 +46,14 @@ def run_directory(config: RunConfig, run_id: str | None) -> Path:
 
 
 def _load(config_path: Path, overrides: Sequence[str] | None, disable_monitoring: bool) -> RunConfig:
+    from fusebench.config import load_config
+
     extra = ["monitoring.enabled=false"] if disable_monitoring else []
     return load_config(config_path, [*(overrides or []), *extra])
 
 
 def _dry_run(config: RunConfig) -> None:
+    from fusebench.config import dump_config
     from fusebench.engine.build import build_model
     from fusebench.engine.datasets import run_splits, run_task
 
@@ -125,6 +131,7 @@ def train(config: Path, overrides: Overrides = None, run_id: RunId = None, skip_
 @user_errors
 def evaluate(run_dir: Path) -> None:
     """Re-evaluate a finished run's best checkpoint on every pattern of the test split (evaluation.json)."""
+    from fusebench.config import load_config
     from fusebench.engine.run import execute_run
     from fusebench.engine.run_folder import require_completed_training
 

@@ -9,7 +9,7 @@ from typing import Any
 import typer
 from rich.console import Console
 
-from fusebench.config import ConfigError
+from fusebench.errors import ConfigError
 
 console = Console()
 USER_ERRORS = (ConfigError, ValueError, OSError, KeyError)

@@ -21,13 +21,10 @@ from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, Validatio
 from fusebench.data.avdigits_dataset import AVDigitsOptions
 from fusebench.data.options import DataOptions
 from fusebench.data.registry import broken_entry_points, options_union
+from fusebench.errors import ConfigError
 from fusebench.models.encoder_specs import CNNOptions, EncoderOptions, encoder_options_union, get_encoder
 from fusebench.models.missing import MissingStrategyName
 from fusebench.tasks import LossName, get_metric
-
-
-class ConfigError(ValueError):
-    """A config file or override that cannot be used, explained in one paragraph."""
 
 
 class Strict(BaseModel):
