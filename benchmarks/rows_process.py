@@ -1,0 +1,140 @@
+"""Rows measured in fresh processes: peak resident memory against the bare process, start-up, imports.
+
+Each measurement is a child process (``harness.child``), so one row's memory or imports
+cannot leak into the next. Pairs are interleaved ABBA like the in-process rows.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from typing import Any
+
+from harness import ROOT, abba, child
+
+BENCH = ROOT / "benchmarks"
+DEMO = str(ROOT / "configs" / "avdigits" / "demo.yaml")
+DEFAULT = str(ROOT / "configs" / "avdigits" / "late_fusion.yaml")
+
+
+def _limits(config_path: str, overrides: list[str]) -> tuple[Any, dict[str, int]]:
+    from fusebench.config import load_config
+    from fusebench.data.avdigits import cache_folder, prepare_avdigits
+
+    config = load_config(config_path, overrides)
+    prepare_avdigits(config.data.recipe, config.data.root, config.data.cache_dir)
+    return config, {"cache": str(cache_folder(config.data.recipe, config.data.cache_dir)),
+                    "limit": dict(config.data.limit)}
+
+
+def train_command(config_path: str, overrides: list[str], runs: str) -> list[str]:
+    return [str(BENCH / "cli_child.py"), "train", config_path, "--run-id", f"r{time.perf_counter_ns()}",
+            f"experiment.runs_dir={runs}", "logging.progress_bar=false", *overrides]
+
+
+def memory_row(config_path: str, overrides: list[str], rounds: int) -> dict[str, Any]:
+    """Peak RSS of ``fusebench train`` (1 epoch) over the bare process's on the same data and settings."""
+    config, settings = _limits(config_path, overrides)
+    settings.update({"widths": list(config.model.encoders["audio"].widths), "batch_size": config.data.batch_size,
+                     "eval_batch_size": config.data.eval_batch_size, "threads": config.experiment.threads or 1})
+    runs = tempfile.mkdtemp(prefix="fusebench-bench-memory-")
+    measured: dict[str, list[dict[str, Any]]] = {"bare": [], "fusebench": []}
+
+    def bare() -> float:
+        measured["bare"].append(child([str(BENCH / "bare.py"), json.dumps(settings)]))
+        return float(measured["bare"][-1]["peak_rss_bytes"])
+
+    def fusebench() -> float:
+        measured["fusebench"].append(child(train_command(config_path, overrides, runs)))
+        return float(measured["fusebench"][-1]["peak_rss_bytes"])
+
+    paired = abba(bare, fusebench, rounds, warmup=False)
+    after_imports = statistics.median(m["rss_after_imports"] for m in measured["fusebench"])
+    return {**paired.summary(), "bare_mib": paired.median_a / 2**20, "fusebench_mib": paired.median_b / 2**20,
+            "fusebench_rss_after_imports_mib": after_imports / 2**20, "settings": settings}
+
+
+def import_memory() -> dict[str, float]:
+    """Resident MiB after importing torch alone, then Lightning, then what ``fusebench train`` imports."""
+    steps = {"python": "pass", "torch": "import torch", "torch+numpy": "import torch, numpy",
+             "torch+lightning": "import torch, lightning",
+             "fusebench train's imports": "import fusebench.cli, fusebench.config, fusebench.engine.run"}
+    out = {}
+    for name, code in steps.items():
+        script = (f"{code}\nimport json\nline=[l for l in open('/proc/self/status') if l.startswith('VmRSS')][0]\n"
+                  "print(json.dumps({'rss': int(line.split()[1]) * 1024}))")
+        out[name] = statistics.median(child(["-c", script])["rss"] for _ in range(3)) / 2**20
+    return out
+
+
+def startup_rows(rounds: int) -> dict[str, Any]:
+    """``fusebench --help`` seconds; seconds to the first training step; process time over its epoch."""
+    runs = tempfile.mkdtemp(prefix="fusebench-bench-startup-")
+    helps = []
+    for _ in range(max(3, rounds)):
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "fusebench", "--help"], capture_output=True, check=True, cwd=ROOT,
+                       env={**_env()})
+        helps.append(time.perf_counter() - start)
+    firsts, totals, epochs = [], [], []
+    for _ in range(max(3, rounds)):
+        start = time.perf_counter()
+        marks = child(train_command(DEMO, ["experiment.threads=1", "training.epochs=1"], runs))
+        totals.append(time.perf_counter() - start)
+        firsts.append(float(marks["first_step_seconds"]))
+        epochs.append(_last_epoch_seconds(runs))
+    interpreter = statistics.median(_timed([sys.executable, "-c", "pass"]) for _ in range(3))
+    return {"help_seconds": statistics.median(helps), "first_step_seconds": statistics.median(firsts) + interpreter,
+            "interpreter_seconds": interpreter, "process_seconds": statistics.median(totals),
+            "train_epoch_seconds": statistics.median(epochs),
+            "process_over_epoch": statistics.median(t / e for t, e in zip(totals, epochs, strict=True))}
+
+
+def _env() -> dict[str, str]:
+    import os
+
+    return {**os.environ, "PYTHONPATH": str(ROOT / "src") + os.pathsep + os.environ.get("PYTHONPATH", "")}
+
+
+def _timed(command: list[str]) -> float:
+    start = time.perf_counter()
+    subprocess.run(command, capture_output=True, check=True)
+    return time.perf_counter() - start
+
+
+def _last_epoch_seconds(runs: str) -> float:
+    from pathlib import Path
+
+    newest = max(Path(runs).glob("*/*/timing.json"), key=lambda p: p.stat().st_mtime)
+    return float(json.loads(newest.read_text())["training"])
+
+
+def import_profile(top: int = 12) -> dict[str, float]:
+    """``python -X importtime`` of what ``fusebench train`` imports, self-time summed per top-level package (s)."""
+    done = subprocess.run([sys.executable, "-X", "importtime", "-c",
+                           "import fusebench.cli, fusebench.config, fusebench.engine.run"],
+                          capture_output=True, text=True, env=_env(), cwd=ROOT, check=True)
+    totals: dict[str, float] = defaultdict(float)
+    for line in done.stderr.splitlines():
+        match = re.match(r"import time:\s+(\d+) \|\s+\d+ \|\s*(\S+)", line)
+        if match:
+            totals[match.group(2).split(".")[0]] += int(match.group(1)) / 1e6
+    ranked = sorted(totals.items(), key=lambda kv: -kv[1])
+    return {name: round(seconds, 3) for name, seconds in ranked[:top]} | {"total": round(sum(totals.values()), 3)}
+
+
+def config_import_seconds() -> dict[str, float]:
+    """Seconds of ``import fusebench.config`` beyond its imports: the pydantic unions built from the registries."""
+    script = ("import time\nimport torch, lightning, torchmetrics, pydantic, yaml, numpy\n"
+              "import fusebench.data.registry, fusebench.models.encoder_specs, fusebench.tasks\n"
+              "start = time.perf_counter()\nimport fusebench.config\n"
+              "import json\nprint(json.dumps({'seconds': time.perf_counter() - start}))")
+    return {"config_module_seconds": statistics.median(child(["-c", script])["seconds"] for _ in range(3))}
+
+
