@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 TORCH := torch==2.13.0
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test venv lint bench clean
+.PHONY: demo test venv lint typecheck doctest bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,11 +20,17 @@ venv: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/fusebench demo
 
-test: $(STAMP)
+test: $(STAMP) lint typecheck doctest
 	$(BIN)/python -m pytest -q -n 2
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests
+
+typecheck: $(STAMP)
+	$(BIN)/mypy --strict src
+
+doctest: $(STAMP)
+	$(BIN)/python -m pytest -q -p no:cacheprovider --doctest-modules src
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py

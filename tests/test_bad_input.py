@@ -42,25 +42,35 @@ def _fails_cleanly(args: list[str], *expected: str) -> str:
 
 
 @pytest.mark.parametrize(("fusion", "expected"), [
-    ({"method": "tensor", "params": {"tensor_dims": 8}}, ["unknown key `tensor_dims` (did you mean `tensor_dim`?)"]),
-    ({"method": "low_rank", "params": {"rank": "four"}}, ["`rank` expects int, got 'four'"]),
-    ({"method": "concat", "params": {"hidden_dim": 32}}, ["`hidden_dim` is set by `model.fusion.hidden_dim`"]),
+    ({"method": "tensor", "params": {"tensor_dims": 8}},
+     ["unknown key `model.fusion.params.tensor_dims` (did you mean `model.fusion.params.tensor_dim`?)"]),
+    ({"method": "low_rank", "params": {"rank": "four"}},
+     ["`model.fusion.params.rank`: Input should be a valid integer", "(got 'four')"]),
+    ({"method": "concat", "params": {"hidden_dim": 32}},
+     ["unknown key `model.fusion.params.hidden_dim` (did you mean `model.fusion.hidden_dim`?)"]),
     ({"type": "mid", "method": "where_to_fuse", "hidden_dim": 128, "dropout": 0.2, "params": {"dim": 32}},
-     ["`primary` is required", "Valid keys: ['primary', 'dim'"]),
-    ({"type": "early", "method": "token", "params": {"dim": 16, "heads": 2, "image_patch": "big"}},
-     ["`image_patch` expects"]),
-], ids=["unknown-key", "wrong-type", "set-elsewhere", "missing-required", "wrong-nested-type"])
+     ["`model.fusion.params.primary`: Field required"]),
+    ({"type": "early", "method": "token", "hidden_dim": 128, "dropout": 0.2,
+      "params": {"dim": 16, "heads": 2, "image_patch": "big"}},
+     ["`model.fusion.params.image_patch`: Input should be a valid list (got 'big')"]),
+    ({"method": "lowrank"}, ["`model.fusion.method` is `lowrank`, which is not registered for `type: late` "
+                             "(did you mean `low_rank`?)"]),
+    ({"type": "early", "method": "token", "hidden_dim": 128, "dropout": 0.2, "params": {"dim": 30, "heads": 4}},
+     ["`model.fusion.params`: `heads` (4) must divide `dim` (30)"]),
+], ids=["unknown-key", "wrong-type", "set-elsewhere", "missing-required", "wrong-nested-type", "unknown-method",
+        "cross-key"])
 def test_bad_fusion_params_are_caught_before_any_data_is_loaded(tmp_path: Path, fusion: dict,
                                                                  expected: list[str]) -> None:
     config = _config(tmp_path, **fusion)
     _fails_cleanly(["train", str(config), "--dry-run", "data.cache_dir=/nonexistent/never/read"],
-                   "Invalid `model.fusion.params` of fusion", *expected)
+                   "Invalid config", *expected)
 
 
-def test_a_fusion_param_the_builder_rejects_at_build_time_is_one_error(tmp_path: Path) -> None:
+def test_a_fusion_param_that_does_not_fit_the_inputs_is_one_error_before_training(tmp_path: Path) -> None:
     config = _config(tmp_path, type="early", method="token", hidden_dim=128, dropout=0.2,
-                     params={"dim": -8, "heads": 2})
-    _fails_cleanly(["train", str(config), "--dry-run"], "Cannot build fusion `early/token` with `model.fusion.params`")
+                     params={"dim": 8, "heads": 2, "image_patch": [5, 5]})  # 28 x 28 images
+    _fails_cleanly(["train", str(config), "--dry-run"], "Cannot build fusion `early/token` (`model.fusion.params`)",
+                   "image_patch")
 
 
 def test_a_study_with_bad_fusion_params_fails_at_load_time(tmp_path: Path) -> None:
@@ -68,7 +78,8 @@ def test_a_study_with_bad_fusion_params_fails_at_load_time(tmp_path: Path) -> No
 
     spec = write_spec(tmp_path, name="params", conditions={"scratch": {
         "overrides": ["model.fusion.method=tensor", "model.fusion.params={tensor_dims: 8}"]}})
-    with pytest.raises(ConfigError, match=r"condition `scratch`: Invalid `model.fusion.params`.*tensor_dim"):
+    with pytest.raises(ConfigError, match=r"condition `scratch`.*unknown key `model.fusion.params.tensor_dims` "
+                                          r"\(did you mean `model.fusion.params.tensor_dim`\?\)"):
         load_spec(spec)
 
 

@@ -13,6 +13,7 @@ from rich.table import Table
 
 from fusebench.cli_common import console, user_errors
 from fusebench.cli_data import data_app
+from fusebench.engine.run_folder import RunState, run_directory
 from fusebench.errors import ConfigError
 
 if TYPE_CHECKING:  # the schema imports torch (its registries); commands import it when they run
@@ -30,21 +31,6 @@ NoMonitoring = Annotated[bool, typer.Option("--disable-monitoring", help="no log
 Overwrite = Annotated[bool, typer.Option("--overwrite", help="delete the run folder's earlier run, then train")]
 
 
-def run_directory(config: RunConfig, run_id: str | None) -> Path:
-    """``runs_dir/<experiment.name>/<run id>``; the default id is a timestamp, made unique."""
-    from fusebench.engine.run_folder import check_folder_name
-
-    experiment = Path(config.experiment.runs_dir) / check_folder_name(config.experiment.name, "experiment.name")
-    if run_id is not None:
-        return experiment / check_folder_name(run_id, "--run-id")
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    folder, number = experiment / stamp, 1
-    while folder.exists():
-        number += 1
-        folder = experiment / f"{stamp}-{number}"
-    return folder
-
-
 def _load(config_path: Path, overrides: Sequence[str] | None, disable_monitoring: bool) -> RunConfig:
     from fusebench.config import load_config
 
@@ -54,13 +40,13 @@ def _load(config_path: Path, overrides: Sequence[str] | None, disable_monitoring
 
 def _dry_run(config: RunConfig) -> None:
     from fusebench.config import dump_config
-    from fusebench.engine.build import build_model
     from fusebench.engine.datasets import run_splits, run_task
+    from fusebench.engine.preflight import RunInputs, preflight
 
     console.print(dump_config(config), highlight=False)
     data = run_splits(config)
     names, primary = run_task(config, data.task)
-    model = build_model(config, data.input_shapes, data.task.output_size, data.modality_info)
+    model = preflight(config, RunInputs.of(data))
     console.print(model)
     console.print(f"dataset `{config.data.dataset}`: task {data.task.describe()}; metrics {names} (primary {primary})",
                   highlight=False)
@@ -80,10 +66,6 @@ def _run(config_path: Path, overrides: Sequence[str] | None, run_id: str | None,
                           "use `fusebench train` for multimodal configs.")
     if not pretrain and config.pretrain is not None:
         raise ConfigError(f"`{config_path}` is a pre-training config (it has `pretrain:`); use `fusebench pretrain`.")
-    if config.pretrain is None:
-        from fusebench.engine.fusion_params import check_fusion_params
-
-        check_fusion_params(config.model.fusion)  # before any data is loaded
     if dry_run:
         _dry_run(config)
         return
@@ -98,7 +80,7 @@ def _run(config_path: Path, overrides: Sequence[str] | None, run_id: str | None,
         console.print(f"[bold yellow]interrupted:[/] {what} `{run_dir}` marked interrupted; its files are kept.",
                       highlight=False, soft_wrap=True)
         raise typer.Exit(code=130) from None
-    if result.status == "follower":  # a DDP process of rank > 0: rank 0 reports the run
+    if result.status is RunState.FOLLOWER:  # a DDP process of rank > 0: rank 0 reports the run
         return
     if result.test_metrics:
         print_pattern_table({run_dir.name: result.test_metrics}, result.primary_metric, title="test")
@@ -219,31 +201,12 @@ def _study(spec: Path, workers: int, resume: bool | None, backend: str, address:
 
 
 def _study_summary(study_dir: Path) -> None:
-    """The report and its headline table when the report module is installed; else a table from results.json."""
-    from fusebench.io import read_json
-    from fusebench.study.results import summary_by_group
+    """The report and its headline table."""
+    from fusebench.study.report import headline_table, render_report
 
-    try:
-        from fusebench.study.report import headline_table, render_report
-    except ImportError:
-        results = read_json(study_dir / "results.json")
-        metric = results["analysis"]["primary_metric"]
-        summary = summary_by_group(results, metric)
-        table = Table(title=f"test {metric} per modality pattern, mean ± std over seeds (n)")
-        table.add_column("pattern")
-        for group, by_pattern in summary.items():
-            table.add_column(f"{group} ({max(c[2] for c in by_pattern.values())})", justify="right")
-        for pattern in results["patterns"]:
-            cells = [summary[g].get(pattern) for g in summary]
-            table.add_row(pattern, *(f"{c[0]:.3f} ± {c[1]:.3f}" if c else "-" for c in cells))
-        console.print(table)
-        progress = results["progress"]
-        if progress["failed"] or progress["skipped"]:
-            console.print(f"[bold red]{progress['failed']} failed, {progress['skipped']} skipped[/] (see results.json)")
-    else:
-        html, markdown = render_report(study_dir)
-        console.print(headline_table(study_dir), highlight=False, soft_wrap=True)
-        console.print(f"report: {html} ({markdown})", highlight=False)
+    html, markdown = render_report(study_dir)
+    console.print(headline_table(study_dir), highlight=False, soft_wrap=True)
+    console.print(f"report: {html} ({markdown})", highlight=False)
     console.print(f"results: {study_dir / 'results.json'} and {study_dir / 'results.csv'}", highlight=False)
 
 
@@ -264,7 +227,7 @@ def probe(
     from fusebench.engine import probe as probing
 
     experts = probing.parse_experts(expert or [])
-    loaded = probing.load_run(run_dir)
+    loaded = probing.load_trained_run(run_dir)
     result = probing.probe_run(run_dir, experts, loaded=loaded)
     metric = result["primary_metric"]
     table = Table(title=f"linear probes: test {metric} (L2 chosen on validation)")

@@ -9,6 +9,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from fusebench.errors import DamagedFileError
+
 
 def current_umask() -> int:
     """The process umask, read without changing it where Linux allows (``/proc/self/status``)."""
@@ -64,21 +66,28 @@ def read_json(path: str | Path) -> Any:
     except FileNotFoundError:
         raise FileNotFoundError(f"Expected the results file `{file}`, but it does not exist.") from None
     except json.JSONDecodeError as error:
-        raise ValueError(f"`{file}` is not valid JSON ({error}).") from None
+        raise DamagedFileError(f"`{file}` is not valid JSON ({error}).") from None
     except UnicodeDecodeError:
-        raise ValueError(f"`{file}` is not a text file (not UTF-8); expected JSON.") from None
+        raise DamagedFileError(f"`{file}` is not a text file (not UTF-8); expected JSON.") from None
 
 
 def read_json_object(path: str | Path) -> dict[str, Any]:
     """:func:`read_json` of a file that must hold a JSON object (status, metrics, timing files)."""
     value = read_json(path)
     if not isinstance(value, dict):
-        raise ValueError(f"Expected a JSON object in `{path}`, got {type(value).__name__}; the file is damaged.")
+        raise DamagedFileError(f"Expected a JSON object in `{path}`, got {type(value).__name__}; the file is "
+                               "damaged.")
     return value
 
 
 def _jsonable(value: Any) -> Any:
-    if hasattr(value, "item"):
+    """numpy and torch scalars as Python numbers, paths as strings; anything else is a bug."""
+    import numpy as np
+    import torch
+
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, torch.Tensor) and value.numel() == 1:
         return value.item()
     if isinstance(value, Path):
         return str(value)

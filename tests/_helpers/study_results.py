@@ -24,8 +24,9 @@ from typing import Any
 
 from fusebench.config import load_config
 from fusebench.engine.datasets import DataSplits, load_splits
-from fusebench.engine.run import execute_run, run_modalities
+from fusebench.engine.run import execute_run
 from fusebench.io import atomic_write_json, read_json
+from fusebench.study.results import curves
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIGS = ROOT / "configs" / "avdigits"
@@ -64,7 +65,7 @@ def copy_study(name: str, destination: Path) -> Path:
 
 
 def _data(config: Any) -> DataSplits:
-    modalities = run_modalities(config)
+    modalities = config.modalities()
     if modalities not in _DATA:
         _DATA[modalities] = load_splits(config.data, modalities, 0)
     return _DATA[modalities]
@@ -76,20 +77,6 @@ def _run(config_file: str, overrides: Sequence[str], run_dir: Path) -> None:
         execute_run(config, run_dir, data=_data(config), command=["tests"])
     except (FileNotFoundError, ValueError, RuntimeError):
         pass  # status.json records the failure; the study goes on, as the executor does.
-
-
-def _curves(epochs: list[dict[str, Any]]) -> dict[str, Any]:
-    validation: dict[str, dict[str, list[float]]] = {}
-    for epoch in epochs:
-        for pattern, metrics in epoch["validation"].items():
-            if isinstance(metrics, dict) and pattern != "timing":
-                for metric, value in metrics.items():
-                    validation.setdefault(pattern, {}).setdefault(metric, []).append(value)
-    return {
-        "train_loss": [e["train"]["loss"] for e in epochs],
-        "validation_loss": [e["validation"]["loss"] for e in epochs],
-        "validation": validation,
-    }
 
 
 def _entry(study_dir: Path, node: str, *, kind: str = "fusion", condition: str | None = None,
@@ -111,7 +98,7 @@ def _entry(study_dir: Path, node: str, *, kind: str = "fusion", condition: str |
     entry["status"] = status["state"]
     entry["error"] = status.get("error")
     if (run_dir / "epoch_metrics.json").is_file():
-        entry["curves"] = _curves(read_json(run_dir / "epoch_metrics.json"))
+        entry["curves"] = curves(read_json(run_dir / "epoch_metrics.json"))
     if entry["status"] == "completed":
         entry["test"] = read_json(run_dir / "test_metrics.json")
         timing = read_json(run_dir / "timing.json")

@@ -20,7 +20,7 @@ from fusebench.data.avdigits import (
     prepare_avdigits,
     read_manifest,
 )
-from fusebench.data.sources import locate_sources, read_idx
+from fusebench.data.sources import MNIST_FILES, locate_sources, read_mnist_file
 
 TINY = AVDigitsRecipe(subset=40)
 
@@ -30,7 +30,8 @@ def _recipe_of(folder: Path) -> AVDigitsRecipe:
 
 
 def _mnist(name: str) -> np.ndarray:
-    return read_idx(locate_sources(allow_download=False).mnist / name)
+    role = next(role for role, spec in MNIST_FILES.items() if spec.name == name)
+    return read_mnist_file(locate_sources(allow_download=False).mnist / name, role)
 
 
 def _build(recipe: AVDigitsRecipe, cache_dir: Path, **kwargs: object) -> Path:

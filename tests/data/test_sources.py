@@ -20,7 +20,6 @@ from fusebench.data.sources import (
     expected_fsdd_checksums,
     fsdd_index,
     locate_sources,
-    read_idx,
     read_mnist_file,
     read_wav,
     source_checksums,
@@ -54,31 +53,31 @@ def _gzip(path: Path, payload: bytes) -> Path:
 # --------------------------------------------------------------------------- readers
 
 
-def test_read_idx_reads_images_and_labels(shared: sources.SourcePaths) -> None:
-    images = read_idx(shared.mnist / "t10k-images-idx3-ubyte.gz")
-    labels = read_idx(shared.mnist / "t10k-labels-idx1-ubyte.gz")
+def test_read_mnist_file_reads_images_and_labels(shared: sources.SourcePaths) -> None:
+    images = read_mnist_file(shared.mnist / "t10k-images-idx3-ubyte.gz", "test_images")
+    labels = read_mnist_file(shared.mnist / "t10k-labels-idx1-ubyte.gz", "test_labels")
     assert images.shape == (10_000, 28, 28) and images.dtype == np.uint8
     np.testing.assert_array_equal(np.bincount(labels), [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009])
 
 
-def test_read_idx_errors_name_the_file(tmp_path: Path) -> None:
+def test_idx_file_errors_name_the_file(tmp_path: Path) -> None:
     missing = tmp_path / "absent-idx1-ubyte.gz"
     with pytest.raises(FileNotFoundError, match="absent-idx1-ubyte.gz"):
-        read_idx(missing)
+        read_mnist_file(missing, "test_labels")
     not_gzip = tmp_path / "junk-idx3-ubyte.gz"
     not_gzip.write_bytes(b"this is not gzip data at all")
     with pytest.raises(ValueError, match="junk-idx3-ubyte.gz.*not a readable gzip"):
-        read_idx(not_gzip)
+        read_mnist_file(not_gzip, "test_images")
     truncated = tmp_path / "cut-idx3-ubyte.gz"
     truncated.write_bytes(gzip.compress(struct.pack(">IIII", 2051, 2, 28, 28) + bytes(100))[:40])
     with pytest.raises(ValueError, match="cut-idx3-ubyte.gz"):
-        read_idx(truncated)
+        read_mnist_file(truncated, "test_images")
     magic = _gzip(tmp_path / "magic-idx1-ubyte.gz", struct.pack(">II", 1234, 3) + bytes(3))
     with pytest.raises(ValueError, match=r"magic-idx1-ubyte.gz has IDX magic number 1234"):
-        read_idx(magic)
+        read_mnist_file(magic, "test_labels")
     short = _gzip(tmp_path / "short-idx1-ubyte.gz", struct.pack(">II", 2049, 5) + bytes(3))
     with pytest.raises(ValueError, match=r"short-idx1-ubyte.gz header says shape \(5,\)"):
-        read_idx(short)
+        read_mnist_file(short, "test_labels")
 
 
 def test_read_mnist_file_checks_role_count_and_content(tmp_path: Path) -> None:

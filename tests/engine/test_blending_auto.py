@@ -92,7 +92,7 @@ def test_auto_blending_estimates_then_trains_and_reevaluation_reuses_the_weights
     weighted = cfg.training.strategy.model_copy(update={"gradient_blending": record["weights"]})
     model = build_model(cfg, data.input_shapes, data.task.output_size)
     (strategy,) = build_strategies(cfg.model_copy(update={"training": cfg.training.model_copy(
-        update={"strategy": weighted})}), model, MODALITIES)
+        update={"strategy": weighted})}), model, MODALITIES, data.task)
     assert isinstance(strategy, GradientBlending) and strategy.fused_weight == record["weights"]["audio+image"]
     again = execute_run(cfg, tmp_path / "run", skip_train=True, data=data)  # `fusebench evaluate`
     assert again.test_metrics == result.test_metrics
@@ -102,7 +102,7 @@ def test_auto_blending_estimates_then_trains_and_reevaluation_reuses_the_weights
 def test_auto_is_resolved_by_the_run_not_by_build_strategies(data: DataSplits) -> None:
     cfg = config(Path("unused"))
     with pytest.raises(ValueError, match="gradient_blending: auto` is resolved before the strategies are built"):
-        build_strategies(cfg, build_model(cfg, data.input_shapes, data.task.output_size), MODALITIES)
+        build_strategies(cfg, build_model(cfg, data.input_shapes, data.task.output_size), MODALITIES, data.task)
 
 
 @pytest.mark.parametrize(

@@ -19,13 +19,25 @@ from fusebench.engine.run import execute_run
 
 
 class _Tiny(nn.Module):
-    """Two 'encoders' (linear 2 -> 2, no bias) and a head with a bias; a model-level parameter."""
+    """Two 'encoders' (linear 2 -> 2, no bias) and a head with a bias; a model-level parameter.
+
+    It keeps the model contract's members the monitor reads (``fusebench.models.contract``).
+    """
+
+    modalities = ("audio", "image")
+    reruns_per_pattern = False
 
     def __init__(self) -> None:
         super().__init__()
-        self.encoders = nn.ModuleDict({m: nn.Linear(2, 2, bias=False) for m in ("audio", "image")})
+        self.encoders = nn.ModuleDict({m: nn.Linear(2, 2, bias=False) for m in self.modalities})
         self.head = nn.Linear(2, 1)
         self.token = nn.Parameter(torch.zeros(2))
+
+    def encoder_modules(self) -> nn.ModuleDict:
+        return self.encoders
+
+    def embedding_dims(self) -> dict[str, int]:
+        return {m: 2 for m in self.modalities}
 
 
 def _module(model: nn.Module, epoch: int = 0) -> Any:

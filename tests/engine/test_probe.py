@@ -15,7 +15,14 @@ from typer.testing import CliRunner
 from fusebench.cli import app
 from fusebench.config import validate_config
 from fusebench.engine.datasets import load_splits
-from fusebench.engine.probe import PROBE_FILE, export_encoders, fit_linear_probe, load_run, parse_experts, probe_run
+from fusebench.engine.probe import (
+    PROBE_FILE,
+    export_encoders,
+    fit_linear_probe,
+    load_trained_run,
+    parse_experts,
+    probe_run,
+)
 from fusebench.engine.run import RunResult, execute_run
 from fusebench.models.weights import load_encoder, read_encoder_metadata
 
@@ -88,11 +95,11 @@ def test_probe_of_a_pretraining_run_has_its_one_modality(runs: dict[str, RunResu
 
 def test_export_encoders_writes_the_checkpoint_encoders(runs: dict[str, RunResult]) -> None:
     run_dir = runs["multimodal"].run_dir
-    loaded = load_run(run_dir)
+    loaded = load_trained_run(run_dir)
     paths = export_encoders(run_dir, loaded=loaded)
     assert set(paths) == {"audio", "image"}
     for modality, path in paths.items():
-        fresh = load_run(run_dir).model.encoders[modality]
+        fresh = load_trained_run(run_dir).model.encoders[modality]
         for parameter in fresh.parameters():
             torch.nn.init.zeros_(parameter)
         load_encoder(fresh, path, modality)
@@ -104,7 +111,7 @@ def test_export_encoders_writes_the_checkpoint_encoders(runs: dict[str, RunResul
 
 def test_experts_must_be_pretraining_runs_of_that_modality_on_the_same_data(runs: dict[str, RunResult],
                                                                            tmp_path: Path) -> None:
-    loaded = load_run(runs["multimodal"].run_dir)
+    loaded = load_trained_run(runs["multimodal"].run_dir)
     with pytest.raises(ValueError, match="must be a `fusebench pretrain` run of `image`"):
         probe_run(loaded.run_dir, {"image": runs["audio"].run_dir}, loaded=loaded)
     other = tmp_path / "other"
@@ -143,7 +150,7 @@ def test_mmpt_profile_is_written_from_the_runs_test_metrics(runs: dict[str, RunR
 
 def test_weakness_score_is_the_ratio_of_probe_train_losses(runs: dict[str, RunResult], probed: dict[str, Any]) -> None:
     """MMPT Definition 3: W(audio vs image) = CE of the audio probe on train / CE of the image probe on train."""
-    loaded = load_run(runs["multimodal"].run_dir)
+    loaded = load_trained_run(runs["multimodal"].run_dir)
     train = loaded.data.train
     with torch.no_grad():
         features = loaded.model.encode(train.inputs)

@@ -10,7 +10,7 @@ import torch
 from safetensors.torch import load_file
 from tests._helpers.runs import tiny_config, tiny_pretrain_config
 
-from fusebench.engine.run import execute_run, read_run
+from fusebench.engine.run import execute_run
 from fusebench.models.encoder_specs import CNNOptions, ResNet18Options, build_encoder_from
 from fusebench.models.weights import load_encoder, save_encoder
 
@@ -63,7 +63,7 @@ def test_run_directory_contents_and_epoch_records(tmp_path: Path) -> None:
     counts = first["missingness"]["pattern_counts"]
     assert counts["audio+image"] == first["train"]["audio+image"]["count"]
     assert set(first["validation"]) - {"loss", "timing"} == {"audio+image", "audio", "image"}
-    assert read_run(result.run_dir)["status"]["state"] == "completed"
+    assert json.loads((result.run_dir / "status.json").read_text())["state"] == "completed"
     logits = load_file(result.run_dir / "test_logits.safetensors")
     assert logits["logits/audio"].shape == (400, 10) and logits["target"].shape == (400,)
 

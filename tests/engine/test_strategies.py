@@ -86,7 +86,7 @@ def real_batch(data: DataSplits, size: int = 48, mixed: bool = True) -> Batch:
 
 def model_and_strategies(config: RunConfig, data: DataSplits) -> tuple[nn.Module, list]:
     model = build_model(config, data.input_shapes, data.task.output_size)
-    return model, build_strategies(config, model, data.modalities)
+    return model, build_strategies(config, model, data.modalities, data.task)
 
 
 # ------------------------------------------------------------------ modality dropout
@@ -358,7 +358,7 @@ def test_contrastive_early_fusion_loss_is_the_papers_from_anchor_rows_to_the_pro
     tmp_path: Path, data: DataSplits
 ) -> None:
     config = _feature_early_config(tmp_path, weight=0.5, temperature=0.2)
-    assert config.training.strategy.contrastive["eps"] == 1e-7 and not config.training.strategy.contrastive["symmetric"]
+    assert config.training.strategy.contrastive.eps == 1e-7 and not config.training.strategy.contrastive.symmetric
     model, (strategy,) = model_and_strategies(config, data)
     assert isinstance(strategy, ContrastiveAlignment) and not hasattr(model, "contrastive_projections")
     batch = real_batch(data)
@@ -495,13 +495,15 @@ def test_all_strategies_train_on_real_data_and_survive_checkpoints(tmp_path: Pat
         pytest.param(["training.strategy.contrastive={anchors: [text], other: audio}"],
                      "contrastive.anchors` must name this run's modalities", id="contrastive-modality"),
         pytest.param(["training.strategy.contrastive={anchor: image, other: audio}"],
-                     r"contrastive.anchor` is now `anchors`, a list \(e.g. `anchors: \[image\]`\)", id="anchor-key"),
+                     r"unknown key `training.strategy.contrastive.anchor` \(did you mean "
+                     r"`training.strategy.contrastive.anchors`\?\)", id="anchor-key"),
         pytest.param(["training.strategy.contrastive={anchors: [image], other: audio, kind: triplet}"],
-                     r"kind` must be one of \['hard_negative', 'infonce'\], got 'triplet'", id="contrastive-kind"),
+                     r"contrastive.kind` is `triplet`, which is not registered \(expected one of "
+                     r"\['hard_negative', 'infonce'\]\)", id="contrastive-kind"),
         pytest.param(["training.strategy.contrastive={anchors: [image], other: audio, kind: infonce, k: 3}"],
-                     r"unknown \['k'\]", id="contrastive-key"),
+                     r"unknown key `training.strategy.contrastive.k`", id="contrastive-key"),
         pytest.param(["training.strategy.contrastive={anchors: [image], other: audio, dim: 8}"],
-                     r"projector enhanced\) takes keys .*unknown \['dim'\]", id="contrastive-dim-enhanced"),
+                     r"unknown key `training.strategy.contrastive.dim`", id="contrastive-dim-enhanced"),
         pytest.param(["training.strategy.contrastive={anchors: [image], other: audio, projector: none}"],
                      r"widths must agree with `audio` \(32\)", id="contrastive-widths"),
         pytest.param(["training.strategy.contrastive={anchors: [image], other: audio, contrastive_epochs: 1}"],
@@ -526,7 +528,7 @@ def test_two_modality_strategies_reject_a_pretraining_run(tmp_path: Path, data: 
     raw["pretrain"] = {"modality": "audio"}
     config = validate_config(raw)
     with pytest.raises(ValueError, match="ogm_ge` needs at least two modalities"):
-        build_strategies(config, build_model(config, data.input_shapes, 10), ("audio",))
+        build_strategies(config, build_model(config, data.input_shapes, 10), ("audio",), data.task)
 
 
 @pytest.mark.parametrize("path", STRATEGY_CONFIGS, ids=[p.stem for p in STRATEGY_CONFIGS])
@@ -542,4 +544,4 @@ def test_shipped_strategy_configs_build_their_strategies(path: Path, tmp_path: P
         overrides.append("training.strategy.gradient_blending={audio+image: 0.5, audio: 0.25, image: 0.25}")
     config = load_config(path, overrides)
     model = build_model(config, data.input_shapes, data.task.output_size)
-    assert build_strategies(config, model, data.modalities)
+    assert build_strategies(config, model, data.modalities, data.task)

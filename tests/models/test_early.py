@@ -148,7 +148,7 @@ def test_token_model_learned_tokens_get_gradients_when_absent() -> None:
         ),
         pytest.param(
             lambda: FeatureEarlyFusionModel({"audio": nn.Linear(3, 4)}, 2),
-            r"extractor `audio` to expose an int `out_dim`",
+            r"`audio` encoder to follow the Encoder protocol \(an int `out_dim`\)",
             id="no-out-dim",
         ),
     ],

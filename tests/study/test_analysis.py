@@ -13,7 +13,9 @@ from safetensors.torch import load_file
 from scipy import stats
 from tests._helpers.study_results import PATTERNS, analysis_of, results_of, study
 
-from fusebench.study.analysis import analyse, load_results, write_analysis
+from fusebench.errors import ResultsError
+from fusebench.study.analysis import analyse, write_analysis
+from fusebench.study.records import load_results
 from fusebench.study.report_verdict import verdict
 
 FULL = "audio+image"
@@ -243,7 +245,8 @@ def test_a_folder_without_results_names_the_missing_file(tmp_path: Path) -> None
     with pytest.raises(FileNotFoundError, match=r"results\.json.*holds no runs"):
         load_results(tmp_path)
     (tmp_path / "results.json").write_text(json.dumps({"study": "x"}))
-    with pytest.raises(ValueError, match=r"lacks the keys \['modalities', 'runs'\]"):
+    with pytest.raises(ResultsError, match=r"results.json` does not follow docs/study_results.md: `modalities`: "
+                                           r"Field required; `runs`: Field required"):
         load_results(tmp_path)
 
 

@@ -21,6 +21,7 @@ from fusebench.study.analysis import analyse
 from fusebench.study.analysis_compare import compare_groups, family_sizes, quantities
 from fusebench.study.analysis_verdict import best_and_runner_up
 from fusebench.study.power import seeds_for_power
+from fusebench.study.records import RunRecord, StudyRecord
 from fusebench.study.report_verdict import budget_sentence, decision_guide, timing_caveat, verdict
 from fusebench.study.testset import bootstrap_difference
 from fusebench.tasks import Task
@@ -106,10 +107,10 @@ def test_best_and_runner_up_rank_the_primary_groups_by_their_mean() -> None:
 
 
 def test_a_post_hoc_pair_joins_the_secondary_family_only() -> None:
-    results, analysis = results_of("axes"), analysis_of("axes")
-    by_group: dict[str, list[dict[str, Any]]] = {}
-    for run in results["runs"]:
-        by_group.setdefault(run["group"], []).append(run)
+    results, analysis = StudyRecord.from_json(results_of("axes")), analysis_of("axes")
+    by_group: dict[str, list[RunRecord]] = {}
+    for run in results.fusion_runs():
+        by_group.setdefault(str(run.group), []).append(run)
     pair = ("late|fusion=concat|missing_rate=0.4", "late|fusion=gated|missing_rate=0.0")
     primary = [tuple(p) for p in analysis["primary_pairs"]]
     rows = quantities(PATTERNS, "accuracy", FULL, threshold=0.3)

@@ -153,8 +153,8 @@ def test_resume_reruns_only_unfinished_nodes_with_identical_numbers(
 
 def test_failed_run_is_recorded_and_dependents_skipped_while_others_complete(tmp_path: Path) -> None:
     pretrain = {"configs": {"image": TINY["pretrain"]["configs"]["image"]},
-                "overrides": ["training.epochs=1", "data.root=/no/such/fusebench-root"]}
-    conditions = {"scratch": {}, "broken": {"overrides": ["model.fusion.method=no_such_fusion"]},
+                "overrides": ["training.epochs=1", "training.optimizer.lr=1e30"]}  # diverges at run time
+    conditions = {"scratch": {}, "broken": {"overrides": ["training.optimizer.lr=1e30"]},
                   "pretrained": {"pretrained": ["image"]}}
     spec = write_spec(tmp_path, name="crash", seeds=[0], pretrain=pretrain, conditions=conditions)
     console = _quiet()
@@ -162,12 +162,12 @@ def test_failed_run_is_recorded_and_dependents_skipped_while_others_complete(tmp
     runs = {r["node"]: r for r in read_json(study_dir / "results.json")["runs"]}
     (pretrain_node,) = runs["pretrained-s0"]["depends_on"]
     assert runs["scratch-s0"]["status"] == "completed"
-    assert runs["broken-s0"]["status"] == "failed" and "no_such_fusion" in runs["broken-s0"]["error"]
-    assert runs[pretrain_node]["status"] == "failed" and "/no/such/fusebench-root" in runs[pretrain_node]["error"]
+    assert runs["broken-s0"]["status"] == "failed" and "NonFiniteLossError" in runs["broken-s0"]["error"]
+    assert runs[pretrain_node]["status"] == "failed" and "training loss is nan" in runs[pretrain_node]["error"]
     assert runs["pretrained-s0"]["status"] == "skipped" and pretrain_node in runs["pretrained-s0"]["error"]
     assert runs["pretrained-s0"]["test"] == {} and runs["broken-s0"]["test"] == {}
     output = console.file.getvalue()  # type: ignore[attr-defined]
-    assert "failed" in output and "skipped" in output and "no_such_fusion" in output
+    assert "failed" in output and "skipped" in output and "NonFiniteLossError" in output
     assert read_json(study_dir / "results.json")["progress"] == {"completed": 1, "failed": 2, "skipped": 1,
                                                                 "pending": 0}
 

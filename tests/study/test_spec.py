@@ -189,15 +189,15 @@ def test_pretraining_derived_from_the_base_config_keeps_one_encoder_and_no_fusio
 
 
 def test_spec_runs_on_another_base_name_and_settings(tmp_path: Path) -> None:
-    other = tmp_path / "three.yaml"
-    raw = yaml.safe_load((CONFIGS / "late_fusion.yaml").read_text())
-    raw["model"]["encoders"]["text"] = {"kind": "mlp", "out_dim": 16}
-    other.write_text(yaml.safe_dump(raw))
+    from tests._helpers.folder_data import user_config, write_folder
+
+    folder = write_folder(tmp_path / "data", "multiclass", {"train": 40, "validation": 20, "test": 20})
+    other = user_config(folder, "late_fusion.yaml", tmp_path / "three.yaml", tmp_path / "runs")
     conditions = {"scratch": {}, "{modality}_scratch": {"pretrained": "all", "scratch": ["{modality}"]}}
-    spec = write_spec(tmp_path, conditions=conditions, pretrain=None)
+    spec = write_spec(tmp_path, conditions=conditions, pretrain=None, shared_overrides=[])
     study = load_spec(spec, base=other, name="renamed", overrides=["analysis.threshold=0.5", "seeds=[3]"])
     assert study.base == other.resolve() and study.spec.name == "renamed"
-    assert list(study.spec.conditions) == ["scratch", "audio_scratch", "image_scratch", "text_scratch"]
+    assert list(study.spec.conditions) == ["scratch", "image_scratch", "sensor_scratch", "series_scratch"]
     assert study.spec.analysis.threshold == 0.5 and study.spec.seeds == [3]
 
 
@@ -220,3 +220,18 @@ def test_a_modality_without_a_pretraining_config_is_pretrained_from_the_base(tmp
     study = load_spec(write_spec(tmp_path, pretrain={"configs": {"image": str(CONFIGS / "pretrain_image.yaml")}}))
     assert study.derived == {"audio"} and study.pretrain_configs["image"] == CONFIGS / "pretrain_image.yaml"
     assert study.pretrain_configs["audio"] == CONFIGS / "late_fusion.yaml"
+
+
+def test_mmimdb_three_way_pretraining_study_validates_or_names_the_missing_extras() -> None:
+    """Scratch / task-specific / general pre-training; the general encoders need the optional extras."""
+    import importlib.util
+
+    path = ROOT / "configs" / "mmimdb" / "pretraining_study.yaml"
+    installed = all(importlib.util.find_spec(name) for name in ("sentence_transformers", "efficientnet_lite_pytorch"))
+    if installed:
+        study = load_spec(path)
+        assert list(study.spec.conditions) == ["scratch", "task_pretrained", "general_pretrained"]
+        assert study.derived == {"image", "text"} and study.primary_metric == "f1_samples"
+    else:
+        with pytest.raises(ConfigError, match=r"condition `general_pretrained`.*pip install 'fusebench\[text\]'"):
+            load_spec(path)

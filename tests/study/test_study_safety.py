@@ -117,8 +117,8 @@ def test_the_report_renders_when_a_whole_condition_and_a_pre_training_failed(tmp
     from fusebench.study.report import render_report
 
     pretrain = {"configs": {"image": TINY["pretrain"]["configs"]["image"]},
-                "overrides": ["training.epochs=1", "data.root=/no/such/fusebench-root"]}
-    conditions = {"scratch": {}, "broken": {"overrides": ["model.fusion.method=no_such_fusion"]},
+                "overrides": ["training.epochs=1", "training.optimizer.lr=1e30"]}  # diverges at run time
+    conditions = {"scratch": {}, "broken": {"overrides": ["training.optimizer.lr=1e30"]},
                   "pretrained": {"pretrained": ["image"]}}
     spec = write_spec(tmp_path, name="partial", seeds=[0], pretrain=pretrain, conditions=conditions)
     study_dir = run_study(spec, study_root=tmp_path / "studies", console=_quiet())

@@ -54,7 +54,7 @@ def test_each_node_sets_its_axes_in_the_fusion_params(graph: StudyGraph) -> None
     for node in graph.nodes.values():
         params = node.config.model.fusion.params
         assert (node.config.model.fusion.type, node.config.model.fusion.method) == ("mid", "where_to_fuse")
-        assert {k: params[k] for k in node.axes} == dict(node.axes), node.id
+        assert {k: getattr(params, k) for k in node.axes} == dict(node.axes), node.id
         assert node.config.experiment.seed == node.seed and node.config.experiment.threads == 1
 
 

@@ -22,6 +22,7 @@ import torch
 from torch import Tensor
 
 from fusebench.data.patterns import all_patterns, parse_pattern, pattern_name
+from fusebench.seeding import Stream, seeded_generator
 
 _MAX_ITERATIONS = 10_000
 
@@ -63,7 +64,7 @@ class MCARAmputer:
     Args:
         modalities: modality names (sorted internally; mask columns follow that order).
         missing_rate: modality -> probability that a sample lacks it (absent keys mean 0).
-        seed: base seed; each epoch draws from ``Generator(seed * 1_000_003 + epoch)``.
+        seed: base seed; each epoch draws from ``seeded_generator(seed, epoch, Stream.MISSING_MASKS)``.
     """
 
     def __init__(self, modalities: Sequence[str], missing_rate: Mapping[str, float], seed: int) -> None:
@@ -80,7 +81,7 @@ class MCARAmputer:
         return any(r > 0 for r in self.rates)
 
     def draw(self, n: int, epoch: int = 0) -> Tensor:
-        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+        generator = seeded_generator(self.seed, epoch, Stream.MISSING_MASKS)
         q = torch.tensor(self.adjusted, dtype=torch.float64)
         absent = torch.rand(n, len(q), generator=generator, dtype=torch.float64) < q
         redo = absent.all(dim=1)
@@ -111,7 +112,7 @@ class PatternMixtureAmputer:
     active = True
 
     def draw(self, n: int, epoch: int = 0) -> Tensor:
-        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+        generator = seeded_generator(self.seed, epoch, Stream.MISSING_MASKS)
         choice = torch.multinomial(self.probabilities, n, replacement=True, generator=generator)  # [n]
         table = torch.tensor([[m in p for m in self.modalities] for p in self.patterns], dtype=torch.bool)
         return table[choice]

@@ -29,8 +29,9 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import torch
@@ -51,6 +52,7 @@ from fusebench.data.sources import (
     user_cache_root,
     verify_fsdd,
 )
+from fusebench.errors import CacheCorruptedError
 from fusebench.io import atomic_write
 
 MODALITIES = ("audio", "image")
@@ -170,7 +172,8 @@ def read_manifest(folder: str | Path) -> dict[str, Any]:
     path = Path(folder) / "manifest.json"
     if not path.is_file():
         raise FileNotFoundError(f"No AV-digits manifest at {path}; build it with prepare_avdigits.")
-    return json.loads(path.read_text(encoding="utf-8"))
+    manifest: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return manifest
 
 
 def prepare_avdigits(
@@ -251,8 +254,13 @@ def _file_names(split: str) -> dict[str, str]:
     return names
 
 
-class CacheCorruptedError(ValueError):
-    """A cache file whose bytes are not the ones the build wrote (truncated, overwritten, bad header)."""
+def cache_file(folder: str | Path, split: str, key: str) -> Path:
+    """The ``.npy`` of ``key`` (``inputs.audio``, ``inputs.image``, ``target``, ...) of ``split`` in a built cache."""
+    return Path(folder) / _file_names(split)[key]
+
+
+def _save_npy(out: BinaryIO, array: np.ndarray) -> None:
+    np.save(out, array)
 
 
 def _rebuild_command(folder: Path, recipe: AVDigitsRecipe) -> str:
@@ -423,7 +431,7 @@ def _build(recipe: AVDigitsRecipe, sources: SourcePaths, folder: Path, report: _
         }
         for key, name in _file_names(split).items():
             array = arrays[key]
-            atomic_write(folder / name, lambda out, a=array: np.save(out, a))
+            atomic_write(folder / name, partial(_save_npy, array=array))
             files.append(name)
     checksums = {name: {"bytes": (folder / name).stat().st_size, "sha256": _sha256(folder / name)} for name in files}
     report(f"wrote {folder}")
@@ -580,6 +588,7 @@ __all__ = [
     "AVDigitsRecipe",
     "CacheCorruptedError",
     "SplitTensors",
+    "cache_file",
     "cache_folder",
     "load_avdigits",
     "prepare_avdigits",

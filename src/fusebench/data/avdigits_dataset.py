@@ -37,7 +37,7 @@ def avdigits_info(recipe: AVDigitsRecipe) -> DatasetInfo:
 
 def load(options: AVDigitsOptions) -> LoadedDataset:
     raw = load_avdigits(options.recipe, source_root=options.root, cache_dir=options.cache_dir,
-                        limit=dict(options.limit) or None)
+                        limit={str(k): v for k, v in options.limit.items()} or None)
     splits = {name: Split({m: raw[name].inputs[m] for m in MODALITIES}, raw[name].target) for name in SPLITS}
     return LoadedDataset(splits["train"], splits["validation"], splits["test"], avdigits_info(options.recipe))
 

@@ -38,4 +38,5 @@ def read_image(path: Path, size: tuple[int, int]) -> np.ndarray:
     image = image.resize(scaled, Image.Resampling.BILINEAR)
     left, top = (scaled[0] - width) // 2, (scaled[1] - height) // 2
     image = image.crop((left, top, left + width, top + height))
-    return np.asarray(image, dtype=np.uint8).transpose(2, 0, 1).copy()  # [H, W, 3] -> [3, H, W]
+    pixels: np.ndarray = np.asarray(image, dtype=np.uint8).transpose(2, 0, 1).copy()  # [H, W, 3] -> [3, H, W]
+    return pixels

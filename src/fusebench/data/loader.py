@@ -14,6 +14,7 @@ import torch
 from torch import Tensor
 
 from fusebench.data.batch import Batch
+from fusebench.seeding import Stream, seeded_generator
 
 #: Storage dtypes whose batches are computed at float32.
 _NARROW_FLOATS = (torch.float16, torch.bfloat16)
@@ -37,7 +38,10 @@ class MaskSource(Protocol):
     unimodal parts of the split pairs as samples of their own (``K > n``).
     """
 
-    active: bool
+    @property
+    def active(self) -> bool:
+        """Whether any modality can be missing (otherwise every mask is all-present)."""
+        ...
 
     def layout(self, n: int, epoch: int = 0) -> tuple[Tensor, Tensor]: ...
 
@@ -150,7 +154,7 @@ class TensorLoader:
         rows, mask = self._epoch_layout(epoch)  # [K], [K, M]: indexed by training sample
         k = len(rows)
         if self.shuffle:
-            order = torch.randperm(k, generator=torch.Generator().manual_seed(self.seed * 7919 + epoch))
+            order = torch.randperm(k, generator=seeded_generator(self.seed, epoch, Stream.LOADER_ORDER))
         else:
             order = torch.arange(k)
         self.last_masks = mask
@@ -175,5 +179,5 @@ def subset_indices(n: int, fraction: float, seed: int) -> Tensor:
     if fraction >= 1.0:
         return torch.arange(n)
     keep = max(1, round(fraction * n))
-    chosen = torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:keep]
+    chosen = torch.randperm(n, generator=seeded_generator(seed, 0, Stream.TRAIN_SUBSET))[:keep]
     return torch.sort(chosen).values

@@ -32,8 +32,30 @@ def all_patterns(modalities: Iterable[str]) -> list[Pattern]:
 
 
 def pattern_name(pattern: Iterable[str]) -> str:
-    """``('audio', 'image')`` -> ``'audio+image'``."""
+    """``('audio', 'image')`` -> ``'audio+image'``: the one way a pattern is written.
+
+    >>> pattern_name(("image", "audio"))
+    'audio+image'
+    """
     return PATTERN_SEPARATOR.join(sorted(pattern))
+
+
+def pattern_names(modalities: Iterable[str]) -> list[str]:
+    """The names of :func:`all_patterns`, in the same order.
+
+    >>> pattern_names(["audio", "image"])
+    ['audio+image', 'audio', 'image']
+    """
+    return [pattern_name(p) for p in all_patterns(modalities)]
+
+
+def pattern_modalities(name: str) -> Pattern:
+    """``'audio+image'`` -> ``('audio', 'image')``, unchecked (:func:`parse_pattern` checks a user's name).
+
+    >>> pattern_modalities("image+audio")
+    ('audio', 'image')
+    """
+    return tuple(sorted(name.split(PATTERN_SEPARATOR)))
 
 
 def parse_pattern(name: str, modalities: Sequence[str]) -> Pattern:

@@ -36,6 +36,7 @@ from fusebench.tasks import Task
 ENTRY_POINT_GROUP = "fusebench.datasets"
 BUILTIN_MODULES: tuple[str, ...] = (
     "fusebench.data.avdigits_dataset",
+    "fusebench.data.avmnist",
     "fusebench.data.custom",
     "fusebench.data.mmimdb",
     "fusebench.data.mmimdb_raw",

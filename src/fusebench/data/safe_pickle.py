@@ -22,6 +22,8 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
+from fusebench.errors import UnsafePickleError
+
 _CODEC_NAMES = frozenset({"latin1", "latin-1", "latin_1", "iso-8859-1", "iso8859-1", "l1"})
 
 
@@ -64,10 +66,6 @@ _ALLOWED: dict[tuple[str, str], Callable[..., Any]] = {
 }
 #: ``module.name`` of every global a pickle may reference.
 ALLOWED_GLOBALS: tuple[str, ...] = tuple(sorted(f"{m}.{n}" for m, n in _ALLOWED))
-
-
-class UnsafePickleError(ValueError):
-    """A pickle references a global that is not a numpy array or builtin container constructor."""
 
 
 class RestrictedUnpickler(pickle.Unpickler):

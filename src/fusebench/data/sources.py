@@ -120,23 +120,6 @@ class FsddRecording(NamedTuple):
 # --------------------------------------------------------------------------- readers
 
 
-def read_idx(path: str | Path) -> np.ndarray:
-    """Read a gzip-compressed IDX file (MNIST images or labels) into a uint8 array.
-
-    Args:
-        path: the ``.gz`` file.
-
-    Returns:
-        ``[N, 28, 28]`` for images (magic 2051) or ``[N]`` for labels (magic 2049).
-
-    Raises:
-        FileNotFoundError: the file does not exist.
-        ValueError: not gzip, an unknown magic number, or fewer/more bytes than the header says.
-    """
-    path = Path(path)
-    return _parse_idx(_gunzip(path), path)
-
-
 def _gunzip(path: Path) -> bytes:
     if not path.is_file():
         raise FileNotFoundError(f"MNIST file {path} does not exist.")

@@ -7,10 +7,15 @@ from typing import TypeVar
 
 from torch import nn
 
-from fusebench.config import ConfigError, RunConfig
+from fusebench.config import RunConfig
 from fusebench.data.registry import ModalityInfo
-from fusebench.engine.fusion_params import check_fusion_params
+from fusebench.errors import ConfigError
+from fusebench.models import registry
+from fusebench.models.contract import as_fusion_model
 from fusebench.models.encoder_specs import build_encoder_from, get_encoder, sequence_kinds
+from fusebench.models.encoding import encoder_width
+from fusebench.models.fusion import build_late_fusion
+from fusebench.models.fusion_specs import FeatureFusionOptions, TokenFusionOptions, WhereToFuseFusionOptions
 from fusebench.models.missing import build_missing_strategy
 from fusebench.models.multimodal import MultimodalModel
 from fusebench.models.unimodal import UnimodalModel
@@ -54,21 +59,17 @@ def build_model(
     (:meth:`RunConfig.modalities`, which honours ``data.modalities``) get an encoder.
     ``modality_info`` (the dataset's :attr:`DatasetInfo.modalities`) lets the build refuse an
     encoder that cannot read a variable-length modality; without it nothing is checked.
+
+    Raises:
+        ConfigError: the config's encoders or fusion cannot be built for these inputs
+            (e.g. an image patch that does not divide the image), or its pre-trained
+            weights do not fit (names the modality and the layer).
     """
     if config.pretrain is not None:
         modality = config.pretrain.modality
         encoder = build_encoders(config, input_shapes, [modality], modality_info)[modality]
         return UnimodalModel(modality, encoder, num_classes)
-    modalities = list(config.modalities())
-    fusion_cfg = config.model.fusion
-    check_fusion_params(fusion_cfg)
-    try:
-        model = _build_fusion_model(config, input_shapes, num_classes, modalities, modality_info)
-    except (TypeError, RuntimeError) as error:  # a value the signature check cannot judge (e.g. a negative width)
-        raise ValueError(
-            f"Cannot build fusion `{fusion_cfg.type}/{fusion_cfg.method}` with `model.fusion.params` "
-            f"{fusion_cfg.params}: {error}"
-        ) from None
+    model = _build_fusion_model(config, input_shapes, num_classes, list(config.modalities()), modality_info)
     load_pretrained(model, config, input_shapes)
     return model
 
@@ -80,81 +81,42 @@ def _build_fusion_model(
     modalities: Sequence[str],
     modality_info: Mapping[str, ModalityInfo] | None,
 ) -> nn.Module:
-    fusion_cfg = config.model.fusion
-    if fusion_cfg.type == "late":
-        from fusebench.models.fusion import build_late_fusion
-
+    fusion = config.model.fusion
+    if isinstance(fusion, FeatureFusionOptions):
         encoders = build_encoders(config, input_shapes, modalities, modality_info)
-        dims = {m: int(e.out_dim) for m, e in encoders.items()}
-        fusion = build_late_fusion(
-            fusion_cfg.method, dims, hidden_dim=fusion_cfg.hidden_dim, dropout=fusion_cfg.dropout, **fusion_cfg.params
-        )
-        head = nn.Linear(fusion.out_dim, num_classes)
-        model: nn.Module = MultimodalModel(
-            encoders, fusion, head, build_missing_strategy(config.model.missing_strategy, dims)
-        )
-        return model
-    return _build_early_or_mid(config, input_shapes, num_classes, modalities, modality_info)
-
-
-def _build_early_or_mid(
-    config: RunConfig,
-    input_shapes: Mapping[str, Sequence[int]],
-    num_classes: int,
-    modalities: Sequence[str],
-    modality_info: Mapping[str, ModalityInfo] | None,
-) -> nn.Module:
-    from fusebench.models import registry
-
-    fusion_cfg = config.model.fusion
+        return registry.build_feature_early_fusion(encoders, num_classes, hidden_dim=fusion.hidden_dim,
+                                                   dropout=fusion.dropout, **fusion.params.model_dump())
+    if fusion.type == "late":
+        encoders = build_encoders(config, input_shapes, modalities, modality_info)
+        dims = {m: encoder_width(e, m) for m, e in encoders.items()}
+        late = build_late_fusion(fusion.method, dims, hidden_dim=fusion.hidden_dim, dropout=fusion.dropout,
+                                 **fusion.params.model_dump())
+        head = nn.Linear(late.out_dim, num_classes)
+        return MultimodalModel(encoders, late, head, build_missing_strategy(config.model.missing_strategy, dims))
     shapes = {m: input_shapes[m] for m in modalities}
-    _reject_ignored_settings(config)
-    if fusion_cfg.type == "early" and fusion_cfg.method == "feature":
-        encoders = build_encoders(config, input_shapes, modalities, modality_info)
-        return registry.build_feature_early_fusion(
-            encoders, num_classes, hidden_dim=fusion_cfg.hidden_dim, dropout=fusion_cfg.dropout, **fusion_cfg.params
-        )
-    _check_token_inputs(fusion_cfg.type, fusion_cfg.method, shapes, modality_info)
-    if fusion_cfg.type == "early" and fusion_cfg.method == "token":
-        return registry.build_token_early_fusion(shapes, num_classes, **fusion_cfg.params)
-    if fusion_cfg.type == "mid" and fusion_cfg.method == "where_to_fuse":
-        return registry.build_where_to_fuse(shapes, num_classes, **fusion_cfg.params)
-    raise ValueError(
-        f"Expected `model.fusion.method` in {registry.FUSION_KINDS[fusion_cfg.type]} for fusion type "
-        f"`{fusion_cfg.type}`, got `{fusion_cfg.method}`."
-    )
+    _check_token_inputs(fusion.tag, shapes, modality_info)
+    try:  # the tokenisers' and pools' checks against the inputs (a patch that does not divide the image)
+        if isinstance(fusion, TokenFusionOptions):
+            return registry.build_token_early_fusion(shapes, num_classes, **fusion.params.model_dump())
+        if isinstance(fusion, WhereToFuseFusionOptions):
+            return registry.build_where_to_fuse(shapes, num_classes, **fusion.params.model_dump())
+    except ValueError as error:
+        raise ConfigError(f"Cannot build fusion `{fusion.tag}` (`model.fusion.params`) for the inputs "
+                          f"{ {m: list(s) for m, s in shapes.items()} }: {error}") from None
+    raise TypeError(f"Expected one of the fusion options of `fusebench.models.fusion_specs`, got {type(fusion)}.")
 
 
-def _check_token_inputs(
-    kind: str, method: str, shapes: Mapping[str, Sequence[int]], modality_info: Mapping[str, ModalityInfo] | None
-) -> None:
+def _check_token_inputs(tag: str, shapes: Mapping[str, Sequence[int]],
+                        modality_info: Mapping[str, ModalityInfo] | None) -> None:
     """Token and where-to-fuse models tokenise a variable-length modality step by step: it must be ``[T, F]``."""
     for modality, shape in sorted(shapes.items()):
         info = (modality_info or {}).get(modality)
         if info is not None and info.variable_length and len(shape) != 2:
             raise ConfigError(
-                f"Fusion `{kind}/{method}` tokenises `{modality}` one token per step, which needs [T, F] feature "
+                f"Fusion `{tag}` tokenises `{modality}` one token per step, which needs [T, F] feature "
                 f"sequences; `{modality}` is variable-length with per-sample shape {list(shape)}. Use late fusion "
                 f"with a sequence encoder ({', '.join(sequence_kinds())}) for it."
             )
-
-
-def _reject_ignored_settings(config: RunConfig) -> None:
-    """Early and mid fusion take their missing-modality handling (and, for token models, their
-    width) from ``model.fusion.params``; a late-fusion setting here would be silently ignored."""
-    fusion = config.model.fusion
-    where = f"fusion `{fusion.type}/{fusion.method}`"
-    if config.model.missing_strategy != "zero":
-        raise ValueError(
-            f"`model.missing_strategy: {config.model.missing_strategy}` applies to late fusion only; for {where} "
-            f"set `model.fusion.params.missing` instead."
-        )
-    defaults = type(fusion)()
-    if fusion.method != "feature" and (fusion.hidden_dim, fusion.dropout) != (defaults.hidden_dim, defaults.dropout):
-        raise ValueError(
-            f"`model.fusion.hidden_dim`/`dropout` do not apply to {where}; set its width and dropout with "
-            f"`model.fusion.params.dim` and `model.fusion.params.dropout`."
-        )
 
 
 def used_settings(config: RunConfig, settings: dict[str, T]) -> dict[str, T]:
@@ -171,21 +133,19 @@ def load_pretrained(model: nn.Module, config: RunConfig,
                     input_shapes: Mapping[str, Sequence[int]] | None = None) -> None:
     """Load ``model.pretrained`` weights by modality name (checked for modality, encoder kind and input
     shape); freeze encoders ``model.freeze`` asks for."""
-    from fusebench.models.multimodal import model_encoders
-
-    encoders = model_encoders(model)
+    encoders = as_fusion_model(model).encoder_modules()
     for modality, path in used_settings(config, config.model.pretrained).items():
         if encoders is None or modality not in encoders:
-            raise ValueError(
+            raise ConfigError(
                 f"`model.pretrained.{modality}` is set but this model has no `{modality}` encoder "
-                f"(fusion `{config.model.fusion.type}/{config.model.fusion.method}` builds its own tokenisers)."
+                f"(fusion `{config.model.fusion.tag}` builds its own tokenisers)."
             )
         shape = input_shapes.get(modality) if input_shapes is not None else None
         load_encoder(encoders[modality], path, modality, kind=config.model.encoders[modality].kind, input_shape=shape)
     for modality, frozen in used_settings(config, config.model.freeze).items():
         if frozen:
             if encoders is None or modality not in encoders:
-                raise ValueError(f"`model.freeze.{modality}` is set but this model has no `{modality}` encoder.")
+                raise ConfigError(f"`model.freeze.{modality}` is set but this model has no `{modality}` encoder.")
             for parameter in encoders[modality].parameters():
                 parameter.requires_grad_(False)
 

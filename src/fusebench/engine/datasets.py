@@ -15,10 +15,11 @@ from fusebench.data.amputation import FixedUnpairing, MCARAmputer, PatternMixtur
 from fusebench.data.loader import TensorLoader, subset_indices
 from fusebench.data.options import SPLITS
 from fusebench.data.registry import DatasetInfo, LoadedDataset, ModalityInfo, Split, get_dataset
+from fusebench.errors import ConfigError
 from fusebench.tasks import Task
 
 __all__ = ["SPLITS", "DataSplits", "Split", "eval_loader", "load_dataset", "load_splits", "recipe_digest",
-           "run_task", "train_loader"]
+           "run_task", "select_splits", "train_loader"]
 
 
 @dataclass(frozen=True)
@@ -87,16 +88,27 @@ def load_splits(
     split, for pre-training on less data and for quick runs.
 
     Raises:
-        ValueError: when ``modalities`` (or ``data.modalities``) names a modality the
+        ConfigError: when ``modalities`` (or ``data.modalities``) names a modality the
             dataset does not have.
     """
-    loaded = load_dataset(config)
+    return select_splits(load_dataset(config), config, modalities, seed, train_fraction, task_settings)
+
+
+def select_splits(
+    loaded: LoadedDataset,
+    config: DataConfig,
+    modalities: Sequence[str],
+    seed: int,
+    train_fraction: float = 1.0,
+    task_settings: TaskConfig | None = None,
+) -> DataSplits:
+    """:func:`load_splits` of an already loaded dataset (a study checks many runs on one load)."""
     available = sorted(loaded.info.modalities)
     wanted = tuple(sorted(modalities))
     for where, names in (("`data.modalities`", config.modalities or []), ("the run's encoders", wanted)):
         unknown = sorted(set(names) - set(available))
         if unknown:
-            raise ValueError(
+            raise ConfigError(
                 f"{where} name {unknown}, which dataset `{config.dataset}` does not have; it has {available}."
             )
     train = loaded.train.only(wanted)
@@ -107,10 +119,14 @@ def load_splits(
     return DataSplits(train, loaded.validation.only(wanted), loaded.test.only(wanted), wanted, task, loaded.info)
 
 
-def run_splits(config: RunConfig) -> DataSplits:
-    """The splits of a run config: its modalities, its pre-training data fraction, its task settings."""
+def run_splits(config: RunConfig, loaded: LoadedDataset | None = None) -> DataSplits:
+    """The splits of a run config: its modalities, its pre-training data fraction, its task settings.
+
+    ``loaded`` is the config's dataset if it is already in memory (else it is loaded).
+    """
     fraction = config.pretrain.data_fraction if config.pretrain is not None else 1.0
-    return load_splits(config.data, config.modalities(), config.experiment.seed, fraction, config.task)
+    dataset = loaded if loaded is not None else load_dataset(config.data)
+    return select_splits(dataset, config.data, config.modalities(), config.experiment.seed, fraction, config.task)
 
 
 def run_task(config: RunConfig, task: Task) -> tuple[list[str], str]:

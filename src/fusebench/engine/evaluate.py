@@ -15,6 +15,7 @@ from torch import Tensor, nn
 
 from fusebench.data.batch import Batch
 from fusebench.data.patterns import Pattern, all_patterns, pattern_mask, pattern_name
+from fusebench.models.contract import EncodeFuseModel, as_fusion_model
 
 
 @dataclass(frozen=True)
@@ -29,15 +30,16 @@ class PatternEvaluation:
 def batch_pattern_logits(model: nn.Module, batch: Batch, patterns: Sequence[Pattern]) -> dict[str, Tensor]:
     """Logits of one batch under each pattern, overriding the batch's own mask."""
     out: dict[str, Tensor] = {}
-    if getattr(model, "reruns_per_pattern", False):
+    contract = as_fusion_model(model)
+    if contract.reruns_per_pattern or not isinstance(contract, EncodeFuseModel):
         for pattern in patterns:
             mask = pattern_mask(pattern, batch.modalities, batch.size).to(batch.mask.device)
-            out[pattern_name(pattern)] = model(batch.inputs, mask, batch.lengths).logits
+            out[pattern_name(pattern)] = contract(batch.inputs, mask, batch.lengths).logits
         return out
-    embeddings = model.encode(batch.inputs, lengths=batch.lengths)
+    embeddings = contract.encode(batch.inputs, lengths=batch.lengths)
     for pattern in patterns:
         mask = pattern_mask(pattern, batch.modalities, batch.size).to(batch.mask.device)
-        out[pattern_name(pattern)] = model.fuse(embeddings, mask)
+        out[pattern_name(pattern)] = contract.fuse(embeddings, mask)
     return out
 
 

@@ -15,13 +15,14 @@ from torch import Tensor, nn
 
 from fusebench.data.loader import TensorLoader
 from fusebench.engine.datasets import DataSplits, Split
-from fusebench.models.multimodal import ModelOutput, model_encoders
+from fusebench.models.contract import EncodeFuseModel, as_fusion_model
+from fusebench.models.multimodal import ModelOutput
 
 
 def can_cache(model: nn.Module, frozen: list[str]) -> bool:
-    """True when the model has ``encode``/``fuse`` and every one of its encoders is frozen."""
-    encoders = model_encoders(model)
-    if encoders is None or not hasattr(model, "encode") or not hasattr(model, "fuse"):
+    """True when the model splits into ``encode``/``fuse`` and every one of its encoders is frozen."""
+    encoders = as_fusion_model(model).encoder_modules()
+    if encoders is None or not isinstance(model, EncodeFuseModel):
         return False
     return set(encoders) <= set(frozen)
 
@@ -38,8 +39,17 @@ class CachedFeatureModel(nn.Module):
 
     def __init__(self, inner: nn.Module) -> None:
         super().__init__()
+        if not isinstance(inner, EncodeFuseModel):
+            raise TypeError(f"Expected a model with `encode` and `fuse` to wrap, got `{type(inner).__name__}`.")
         self.inner = inner
         self.modalities = tuple(inner.modalities)
+
+    def encoder_modules(self) -> None:
+        """None: the encoders ran once, before training; the wrapper has nothing to encode with."""
+        return None
+
+    def embedding_dims(self) -> dict[str, int]:
+        return self.inner.embedding_dims()
 
     def encode(
         self, inputs: Mapping[str, Tensor], mask: Tensor | None = None, lengths: Mapping[str, Tensor] | None = None
@@ -55,6 +65,11 @@ class CachedFeatureModel(nn.Module):
         return ModelOutput(self.fuse(inputs, mask), dict(inputs))
 
 
+def unwrap(model: nn.Module) -> nn.Module:
+    """The model itself, or the model inside a frozen-feature cache wrapper."""
+    return model.inner if isinstance(model, CachedFeatureModel) else model
+
+
 def encode_split(model: nn.Module, split: Split, batch_size: int, device: str = "cpu") -> Split:
     """``split`` with each modality's input replaced by its frozen-encoder embedding ``[N, D_m]``.
 
@@ -62,8 +77,8 @@ def encode_split(model: nn.Module, split: Split, batch_size: int, device: str = 
     eval mode, batches cut by ``TensorLoader`` (float16 storage computed at float32) and run
     on ``device``; the embeddings come back to the CPU.
     """
-    encoders = model_encoders(model)
-    if encoders is None:
+    encoders = as_fusion_model(model).encoder_modules()
+    if encoders is None or not isinstance(model, EncodeFuseModel):
         raise ValueError(f"Expected a model with per-modality encoders to cache, got {type(model).__name__}.")
     was_training = [(m, e.training) for m, e in encoders.items()]
     encoders.eval()

@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol
+from typing import Any
 
 import lightning as L
 import torch
@@ -23,30 +23,15 @@ from torch import Tensor, nn
 
 from fusebench.config import OptimizerConfig, SchedulerConfig
 from fusebench.data.batch import Batch
-from fusebench.data.patterns import all_patterns, mask_to_pattern_index, pattern_name
+from fusebench.data.patterns import all_patterns, mask_to_pattern_index, pattern_names
 from fusebench.engine.epoch_outputs import EpochOutputs, cat_rows, distributed, gather_rows, gather_sum
 from fusebench.engine.evaluate import PatternEvaluation, batch_pattern_logits
 from fusebench.engine.metrics import grouped_metrics, metrics_by_pattern
-from fusebench.models.multimodal import ModelOutput, model_encoders
+from fusebench.engine.strategies.base import TrainingStrategy
+from fusebench.errors import NonFiniteLossError
+from fusebench.models.contract import as_fusion_model
+from fusebench.models.multimodal import ModelOutput
 from fusebench.tasks import Task
-
-
-class NonFiniteLossError(ValueError):
-    """The loss became NaN or infinite: the weights are broken, so the run must fail, not go on."""
-
-
-class TrainingStrategy(Protocol):
-    """A training-time addition (modality dropout, auxiliary heads, distillation, gradient modulation)."""
-
-    def on_epoch_start(self, epoch: int) -> None: ...
-
-    def task_loss_scale(self) -> float: ...
-
-    def transform_batch(self, batch: Batch, step: int) -> Batch: ...
-
-    def extra_losses(self, model: nn.Module, output: ModelOutput, batch: Batch) -> dict[str, Tensor]: ...
-
-    def after_backward(self, model: nn.Module) -> None: ...
 
 
 class FusionModule(L.LightningModule):
@@ -89,7 +74,7 @@ class FusionModule(L.LightningModule):
         self.model = model
         self.modalities = tuple(sorted(modalities))
         self.patterns = all_patterns(self.modalities)
-        self.pattern_names = [pattern_name(p) for p in self.patterns]
+        self.pattern_names = pattern_names(self.modalities)
         self.task = task
         self.optimizer_config = optimizer
         self.scheduler_config = scheduler
@@ -100,6 +85,7 @@ class FusionModule(L.LightningModule):
         self.strategies = list(strategies)
         self.history: list[dict[str, Any]] = []
         self.on_epoch_record = on_epoch_record
+        self._validation: dict[str, dict[str, float]] | None = None  # the last validation, until its epoch is recorded
         self._reset_epoch_buffers()
 
     def _reset_epoch_buffers(self) -> None:
@@ -123,7 +109,7 @@ class FusionModule(L.LightningModule):
         self._reset_epoch_buffers()
         for strategy in self.strategies:
             strategy.on_epoch_start(self.current_epoch + 1)
-        encoders = model_encoders(self.model)  # None when training on cached frozen features
+        encoders = as_fusion_model(self.model).encoder_modules()  # None when training on cached frozen features
         for modality in self.frozen:
             if encoders is not None and modality in encoders:
                 encoders[modality].eval()
@@ -240,7 +226,7 @@ class FusionModule(L.LightningModule):
             },
         }
         validation_loss = None
-        if getattr(self, "_validation", None) is not None:
+        if self._validation is not None:
             validation_loss = self._validation[self.pattern_names[0]]["loss"]
             record["validation"] = {
                 "loss": self._validation[self.pattern_names[0]]["loss"],
@@ -250,7 +236,7 @@ class FusionModule(L.LightningModule):
             self._validation = None
         strategy_values: dict[str, float] = {}
         for strategy in self.strategies:
-            strategy_values.update(getattr(strategy, "log_values", dict)())
+            strategy_values.update(strategy.log_values())
         for name, value in strategy_values.items():
             self.log(f"train/{name}", value, sync_dist=sync)
         if strategy_values:
@@ -264,7 +250,7 @@ class FusionModule(L.LightningModule):
     # ---------------------------------------------------------------- optimiser
     def configure_optimizers(self) -> Any:
         cfg = self.optimizer_config
-        encoders = model_encoders(self.model)
+        encoders = as_fusion_model(self.model).encoder_modules()
         encoder_ids = {id(p) for p in encoders.parameters()} if encoders is not None else set()
         encoder_params = [p for p in self.model.parameters() if id(p) in encoder_ids and p.requires_grad]
         other_params = [p for p in self.model.parameters() if id(p) not in encoder_ids and p.requires_grad]

@@ -39,15 +39,18 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils import get_total_norm
 
+from fusebench.engine.feature_cache import CachedFeatureModel
 from fusebench.io import atomic_write_text
-from fusebench.models.multimodal import model_encoders
+from fusebench.models.contract import as_fusion_model
+from fusebench.models.early import TokenEarlyFusionModel
+from fusebench.models.midfusion import WhereToFuseModel
 
 MONITORING_FILE = "monitoring.jsonl"
 
 
 def _unwrap(model: nn.Module) -> nn.Module:
-    inner = getattr(model, "inner", None)  # the frozen-feature cache wrapper
-    return inner if isinstance(inner, nn.Module) else model
+    """The model inside the frozen-feature cache wrapper (its children are the ones that train)."""
+    return model.inner if isinstance(model, CachedFeatureModel) and isinstance(model.inner, nn.Module) else model
 
 
 def monitored_modules(model: nn.Module) -> dict[str, list[nn.Parameter]]:
@@ -78,10 +81,9 @@ def monitored_modules(model: nn.Module) -> dict[str, list[nn.Parameter]]:
 def activation_modules(model: nn.Module) -> dict[str, nn.Module]:
     """Modality -> the module whose output is that modality's encoder output."""
     model = _unwrap(model)
-    encoders = model_encoders(model)
-    if encoders is None:
-        tokenizers = getattr(model, "tokenizers", None)
-        encoders = tokenizers if isinstance(tokenizers, nn.ModuleDict) else None
+    if isinstance(model, TokenEarlyFusionModel | WhereToFuseModel):  # token models: the tokenisers' output
+        return dict(model.tokenizers.items())
+    encoders = as_fusion_model(model).encoder_modules()
     return dict(encoders.items()) if encoders is not None else {}
 
 

@@ -26,13 +26,13 @@ from torch import Tensor, nn
 
 from fusebench.config import RunConfig, load_config
 from fusebench.data.loader import as_compute
-from fusebench.data.patterns import pattern_name
-from fusebench.engine.build import build_model
+from fusebench.data.patterns import pattern_modalities, pattern_name
+from fusebench.engine.checkpoint import load_trained_model, read_checkpoint, trained_config
 from fusebench.engine.datasets import SPLITS, DataSplits, Split, load_splits, run_task
-from fusebench.engine.run import run_modalities
-from fusebench.engine.strategies.base import ATTACHED_MODULES, unwrap
+from fusebench.engine.strategies.base import ATTACHED_MODULES
+from fusebench.errors import ConfigError, RunFolderError
 from fusebench.io import atomic_write_json, read_json
-from fusebench.models.multimodal import model_encoders
+from fusebench.models.contract import as_fusion_model
 from fusebench.models.weights import save_encoder
 from fusebench.tasks import Task, higher_is_better
 
@@ -51,43 +51,25 @@ class LoadedRun:
     data: DataSplits
 
 
-def load_run(run_dir: str | Path, data: DataSplits | None = None) -> LoadedRun:
-    """Rebuild the model of ``run_dir/config.yaml`` and load ``checkpoints/best.ckpt``.
+def load_trained_run(run_dir: str | Path, data: DataSplits | None = None) -> LoadedRun:
+    """Rebuild a finished run's model and load ``checkpoints/best.ckpt`` (:mod:`fusebench.engine.checkpoint`).
 
-    The train split is the full configured one (``pretrain.data_fraction`` is not applied),
-    so the probes of every run on a dataset are fitted on the same samples.
+    The model comes from the config stored in the checkpoint, the data from the run's
+    ``config.yaml``. The train split is the full configured one (``pretrain.data_fraction``
+    is not applied), so the probes of every run on a dataset are fitted on the same samples.
     """
     run_dir = Path(run_dir)
-    checkpoint = run_dir / "checkpoints" / "best.ckpt"
-    if not checkpoint.is_file():
-        raise FileNotFoundError(f"No trained checkpoint at `{checkpoint}`; is `{run_dir}` a finished run?")
-    config = load_config(run_dir / "config.yaml")
+    path = run_dir / "checkpoints" / "best.ckpt"
+    if not path.is_file():
+        raise RunFolderError(f"No trained checkpoint at `{path}`; is `{run_dir}` a finished run?")
+    checkpoint = read_checkpoint(path)
+    config = trained_config(checkpoint, load_config(run_dir / "config.yaml"))
     if data is None:
-        data = load_splits(config.data, run_modalities(config), config.experiment.seed, task_settings=config.task)
-    rebuilt = config.model_copy(deep=True)
-    rebuilt.model.pretrained = {}  # the checkpoint holds every weight; the files may be gone
-    model = build_model(rebuilt, data.input_shapes, data.task.output_size, data.modality_info)
-    load_checkpoint_weights(model, checkpoint)
+        data = load_splits(config.data, config.modalities(), config.experiment.seed, task_settings=config.task)
+    model = load_trained_model(checkpoint, config, data.input_shapes, data.task.output_size, data.modality_info,
+                               drop=ATTACHED_MODULES)
     model.eval()
     return LoadedRun(run_dir, config, model, data)
-
-
-def load_checkpoint_weights(model: nn.Module, path: Path) -> None:
-    """Load a fusebench Lightning checkpoint into a freshly built model.
-
-    Drops the training-only modules strategies attach (unimodal heads, contrastive
-    projections) and unwraps the frozen-feature cache wrapper (``inner.``).
-    """
-    from fusebench.engine.checkpoint import read_checkpoint_state  # tensors only; a bad file is one named error
-
-    state: dict[str, Tensor] = {}
-    for key, value in read_checkpoint_state(path).items():
-        key = key.removeprefix("model.")
-        if not hasattr(model, "inner"):
-            key = key.removeprefix("inner.")
-        if key.split(".")[0] not in ATTACHED_MODULES:
-            state[key] = value
-    model.load_state_dict(state)
 
 
 @torch.no_grad()
@@ -130,11 +112,11 @@ def fit_linear_probe(features: Tensor, target: Tensor, task: Task, l2: float, ma
     def closure() -> Tensor:
         optimizer.zero_grad()
         loss = task.compute_loss(linear(features), target) + l2 * linear.weight.pow(2).sum()
-        loss.backward()
+        torch.autograd.backward(loss)
         return loss
 
     with torch.enable_grad():
-        optimizer.step(closure)
+        optimizer.step(closure)  # type: ignore[no-untyped-call]  # torch's LBFGS.step carries no annotations
     return linear.requires_grad_(False)
 
 
@@ -191,7 +173,7 @@ def probe_run(run_dir: str | Path, experts: Mapping[str, str | Path] | None = No
         ``{"protocol": ..., "probes": {name: {dim, l2, validation, test}}, "experts": ...}``
         with probe names ``audio``, ``image`` and ``audio+image`` (the concatenation).
     """
-    run = loaded if loaded is not None else load_run(run_dir)
+    run = loaded if loaded is not None else load_trained_run(run_dir)
     checked = read_experts(run, experts or {})
     with _threads(run.config.experiment.threads):
         probes, primary = _fit_probes(run, l2_grid)
@@ -200,7 +182,7 @@ def probe_run(run_dir: str | Path, experts: Mapping[str, str | Path] | None = No
     result: dict[str, Any] = {
         "protocol": {"classifier": f"linear: {kind} on standardised frozen embeddings",
                      "l2_grid": list(l2_grid), "selection": f"validation {primary}", "max_iter": MAX_ITER,
-                     "checkpoint": "checkpoints/best.ckpt", "samples": {s: len(getattr(run.data, s)) for s in SPLITS}},
+                     "checkpoint": "checkpoints/best.ckpt", "samples": {s: len(run.data.split(s)) for s in SPLITS}},
         "primary_metric": primary,
         "probes": probes,
         "experts": expert_gaps(run, probes, checked),
@@ -238,7 +220,7 @@ def run_mmpt_profile(run_dir: Path, metrics: Sequence[str]) -> dict[str, Any] | 
         return None
     saved = load_file(str(path))
     logits = {k.removeprefix("logits/"): v for k, v in saved.items() if k.startswith("logits/")}
-    modalities = sorted({m for name in logits for m in name.split("+")})
+    modalities = sorted({m for name in logits for m in pattern_modalities(name)})
     if len(modalities) < 2:
         return None
     described = read_json(run_dir / "data.json").get("task") if (run_dir / "data.json").is_file() else None
@@ -263,15 +245,15 @@ def _threads(count: int | None) -> Iterator[None]:
 def _fit_probes(run: LoadedRun, l2_grid: Sequence[float]) -> tuple[dict[str, Any], str]:
     names, primary = run_task(run.config, run.data.task)
     batch = run.config.data.eval_batch_size
-    embedded = {split: split_embeddings(run.model, getattr(run.data, split), batch) for split in SPLITS}
+    embedded = {split: split_embeddings(run.model, run.data.split(split), batch) for split in SPLITS}
     modalities = sorted(embedded["train"])
     groups = {m: [m] for m in modalities}
     if len(modalities) > 1:
         groups[pattern_name(modalities)] = modalities
     probes: dict[str, Any] = {}
     for name, members in groups.items():
-        features = [torch.cat([embedded[s][m] for m in members], dim=1) for s in SPLITS]
-        probes[name] = probe_features(*features, run.data, names, l2_grid, select_on=primary)
+        train, validation, test = (torch.cat([embedded[s][m] for m in members], dim=1) for s in SPLITS)
+        probes[name] = probe_features(train, validation, test, run.data, names, l2_grid, select_on=primary)
     return probes, primary
 
 
@@ -279,28 +261,28 @@ def read_experts(run: LoadedRun, experts: Mapping[str, str | Path]) -> dict[str,
     """Check each expert run and read its test metrics (before any probe is fitted).
 
     Raises:
-        ValueError: if an expert is not a pre-training run of its modality, or was tested
+        ConfigError: if an expert is not a pre-training run of its modality, or was tested
             on other data than ``run``.
     """
     out: dict[str, dict[str, Any]] = {}
-    modalities = run_modalities(run.config)
+    modalities = run.config.modalities()
     for m, expert_dir in sorted(experts.items()):
         if m not in modalities:
-            raise ValueError(f"`--expert {m}=...`: the run has no `{m}` encoder; it has {list(modalities)}.")
+            raise ConfigError(f"`--expert {m}=...`: the run has no `{m}` encoder; it has {list(modalities)}.")
         expert_dir = Path(expert_dir)
         config = load_config(expert_dir / "config.yaml")
         got = None if config.pretrain is None else config.pretrain.modality
         if got != m:
-            raise ValueError(
+            raise ConfigError(
                 f"`--expert {m}={expert_dir}` must be a `fusebench pretrain` run of `{m}`, got a run "
                 f"with pretrain modality {got!r}."
             )
-        for key in ("dataset", "recipe", "limit", "root"):
-            theirs, ours = getattr(config.data, key), getattr(run.config.data, key)
-            if theirs != ours:
-                raise ValueError(
-                    f"`--expert {m}={expert_dir}` was tested on other data: `data.{key}` is {theirs!r} "
-                    f"there and {ours!r} in `{run.run_dir}`."
+        theirs, ours = config.data.content_options(), run.config.data.content_options()
+        for key in sorted(set(theirs) | set(ours)):
+            if theirs.get(key) != ours.get(key):
+                raise ConfigError(
+                    f"`--expert {m}={expert_dir}` was tested on other data: `data.{key}` is {theirs.get(key)!r} "
+                    f"there and {ours.get(key)!r} in `{run.run_dir}`."
                 )
         tests = expert_dir / "test_metrics.json"
         if not tests.is_file():
@@ -339,13 +321,13 @@ def export_encoders(run_dir: str | Path, *, loaded: LoadedRun | None = None) -> 
     ``pretraining_seconds``, its data plus fit time, so a study that loads these encoders
     with ``model.pretrained`` accounts for what producing them cost.
     """
-    run = loaded if loaded is not None else load_run(run_dir)
+    run = loaded if loaded is not None else load_trained_run(run_dir)
     timing_file = run.run_dir / "timing.json"
     timing = read_json(timing_file) if timing_file.is_file() else {}
     seconds = float(timing.get("fit", float("nan"))) + float(timing.get("data", 0.0))
-    encoders = model_encoders(unwrap(run.model))
+    encoders = as_fusion_model(run.model).encoder_modules()
     if encoders is None:
-        raise ValueError(
+        raise ConfigError(
             f"`{run.run_dir}` has no per-modality encoders to export (its model is "
             f"`{type(run.model).__name__}`, which tokenises inputs inside the fusion)."
         )
@@ -364,6 +346,6 @@ def parse_experts(items: Sequence[str]) -> dict[str, Path]:
     for item in items:
         modality, sep, path = item.partition("=")
         if not sep or not modality.strip() or not path.strip():
-            raise ValueError(f"`--expert` takes MODALITY=RUN_DIR (e.g. `audio=runs/pre/1`), got `{item}`.")
+            raise ConfigError(f"`--expert` takes MODALITY=RUN_DIR (e.g. `audio=runs/pre/1`), got `{item}`.")
         experts[modality.strip()] = Path(path.strip())
     return experts

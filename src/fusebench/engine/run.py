@@ -16,7 +16,6 @@ import time
 import traceback
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +25,7 @@ from safetensors.torch import save as save_tensors
 
 import fusebench
 from fusebench.config import RunConfig, dump_config
-from fusebench.data.patterns import pattern_name
+from fusebench.data.patterns import pattern_names
 from fusebench.engine.build import build_model, frozen_modalities, used_settings
 from fusebench.engine.checkpoint import load_model_state
 from fusebench.engine.datasets import DataSplits, eval_loader, recipe_digest, run_splits, run_task
@@ -42,33 +41,21 @@ from fusebench.engine.footprint import (
 from fusebench.engine.metrics import metrics_by_pattern
 from fusebench.engine.module import FusionModule
 from fusebench.engine.run_folder import (
+    RunState,
     locked,
     prepare_for_training,
     require_completed_training,
     write_evaluation,
     write_status,
 )
+from fusebench.engine.run_result import RunResult
 from fusebench.engine.scale import autocast, is_follower, placement
-from fusebench.engine.strategies.base import ATTACHED_MODULES
+from fusebench.engine.strategies.base import ATTACHED_MODULES, TrainingStrategy
 from fusebench.engine.trainer import EpochRecorder, RunData, make_trainer
 from fusebench.io import atomic_write_bytes, atomic_write_json, atomic_write_text, read_json
+from fusebench.models.contract import as_fusion_model
+from fusebench.models.midfusion import WhereToFuseModel
 from fusebench.models.weights import read_encoder_metadata, save_encoder
-
-
-@dataclass(frozen=True)
-class RunResult:
-    """What a finished run measured (the same numbers as its run directory's files)."""
-
-    run_dir: Path
-    status: str
-    test_metrics: dict[str, dict[str, float]]
-    epoch_metrics: list[dict[str, Any]]
-    timing: dict[str, Any]
-    primary_metric: str = "accuracy"
-
-
-def run_modalities(config: RunConfig) -> tuple[str, ...]:
-    return config.modalities()
 
 
 def resolve_device(name: str) -> str:
@@ -141,7 +128,7 @@ def execute_run(
         from fusebench.engine.follower import follow_run
 
         follow_run(config, run_dir, data)
-        return RunResult(run_dir, "follower", {}, [], {})
+        return RunResult(run_dir, RunState.FOLLOWER)
     if skip_train:  # before the lock, which would create the folder
         require_completed_training(run_dir)
     with locked(run_dir, "experiment.runs_dir"):
@@ -151,17 +138,17 @@ def execute_run(
         else:
             prepare_for_training(run_dir, overwrite)
             record = write_status
-        record(run_dir, "running")
+        record(run_dir, RunState.RUNNING)
         try:
             result = _execute(config, run_dir, skip_train, skip_test, command, data)
         except (KeyboardInterrupt, SystemExit) as error:  # Lightning turns Ctrl-C into `sys.exit(1)`
-            record(run_dir, "interrupted", error="Interrupted (Ctrl-C or SIGTERM) before it finished.")
+            record(run_dir, RunState.INTERRUPTED, error="Interrupted (Ctrl-C or SIGTERM) before it finished.")
             raise KeyboardInterrupt from error
         except BaseException as error:
-            record(run_dir, "failed", error=f"{type(error).__name__}: {error}", traceback=traceback.format_exc())
+            record(run_dir, RunState.FAILED, error=f"{type(error).__name__}: {error}", traceback=traceback.format_exc())
             raise
-        record(run_dir, "completed")
-    return RunResult(run_dir, "completed", *result)
+        record(run_dir, RunState.COMPLETED)
+    return RunResult(run_dir, RunState.COMPLETED, *result)
 
 
 def _execute(
@@ -171,7 +158,7 @@ def _execute(
     skip_test: bool,
     command: Sequence[str] | None,
     data: DataSplits | None,
-) -> tuple[dict, list, dict, str]:
+) -> tuple[dict[str, dict[str, float]], list[dict[str, Any]], dict[str, Any], str]:
     quiet_lightning()
     started = time.perf_counter()
     if config.experiment.threads:
@@ -251,7 +238,7 @@ def _execute(
     if config.pretrain is not None and not skip_train:
         seconds = fit_seconds + data_seconds
         save_encoder(
-            model.encoders[config.pretrain.modality],
+            encoder_of(model, config.pretrain.modality),
             run_dir / "encoders" / f"{config.pretrain.modality}.safetensors",
             {
                 "modality": config.pretrain.modality,
@@ -296,7 +283,8 @@ def _execute(
 def _resources(model: torch.nn.Module, test: Any, modalities: Sequence[str], config: RunConfig, device: str,
                checkpoints: Path, memory_scope: str) -> dict[str, Any]:
     """``resources.json``: model size on disk, peak memory, inference throughput (``engine.footprint``)."""
-    from fusebench.engine.strategies.base import ATTACHED_MODULES, unwrap
+    from fusebench.engine.feature_cache import unwrap
+    from fusebench.engine.strategies.base import ATTACHED_MODULES
 
     inner = unwrap(model)
     best = checkpoints / "best.ckpt"
@@ -308,15 +296,23 @@ def _resources(model: torch.nn.Module, test: Any, modalities: Sequence[str], con
     return record | peak_memory(device, memory_scope)
 
 
-def _strategies(config: RunConfig, model: torch.nn.Module, data: DataSplits) -> list:
+def _strategies(config: RunConfig, model: torch.nn.Module, data: DataSplits) -> list[TrainingStrategy]:
     from fusebench.engine.strategies import build_strategies
 
-    return build_strategies(config, model, data.modalities, data.task.output_size, data.task)
+    return build_strategies(config, model, data.modalities, data.task)
 
 
 def load_lightning_weights(module: FusionModule, path: Path) -> None:
     """Load model weights from our own Lightning checkpoint, without unpickling arbitrary objects."""
     load_model_state(module.model, path)
+
+
+def encoder_of(model: torch.nn.Module, modality: str) -> torch.nn.Module:
+    """The ``modality`` encoder of a model that has per-modality encoders."""
+    encoders = as_fusion_model(model).encoder_modules()
+    if encoders is None or modality not in encoders:
+        raise ValueError(f"Expected a model with a `{modality}` encoder, got `{type(model).__name__}`.")
+    return encoders[modality]
 
 
 def _timing(
@@ -359,11 +355,10 @@ def _model_facts(model: torch.nn.Module, modalities: Sequence[str]) -> dict[str,
         "class": type(model).__name__,
         "parameters": parameters,
         "trainable_parameters": trainable,
-        "patterns": [pattern_name(p) for p in _patterns(modalities)],
+        "patterns": pattern_names(modalities),
     }
-    cost_of = getattr(model, "cost", None)
-    if callable(cost_of):
-        cost = cost_of()
+    if isinstance(model, WhereToFuseModel):
+        cost = model.cost()
         facts["cost"] = {
             "tokens_per_layer": [int(n) for n in cost.tokens_per_layer],
             "side_tokens_per_layer": {m: [int(n) for n in t] for m, t in sorted(cost.side_tokens_per_layer.items())},
@@ -372,20 +367,3 @@ def _model_facts(model: torch.nn.Module, modalities: Sequence[str]) -> dict[str,
             "total_macs": int(cost.total_macs),
         }
     return facts
-
-
-def _patterns(modalities: Sequence[str]) -> list[tuple[str, ...]]:
-    from fusebench.data.patterns import all_patterns
-
-    return all_patterns(modalities)
-
-
-def read_run(run_dir: str | Path) -> dict[str, Any]:
-    """The results of a finished run directory."""
-    run_dir = Path(run_dir)
-    return {
-        "status": read_json(run_dir / "status.json"),
-        "test_metrics": read_json(run_dir / "test_metrics.json") if (run_dir / "test_metrics.json").exists() else {},
-        "epoch_metrics": read_json(run_dir / "epoch_metrics.json") if (run_dir / "epoch_metrics.json").exists() else [],
-        "timing": read_json(run_dir / "timing.json") if (run_dir / "timing.json").exists() else {},
-    }

@@ -18,10 +18,15 @@ import os
 import shutil
 import time
 from collections.abc import Iterator
+from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from fusebench.errors import RunFolderError
 from fusebench.io import atomic_write_json, read_json
+
+if TYPE_CHECKING:
+    from fusebench.config import RunConfig
 
 LOCK_FILE = ".lock"
 STATUS_FILE = "status.json"
@@ -33,8 +38,28 @@ except ImportError:  # pragma: no cover - not POSIX: no locking, the states are 
     fcntl = None  # type: ignore[assignment]
 
 
-class RunFolderError(ValueError):
-    """A run folder that cannot be used as asked (busy, already holds a run, not writable)."""
+class RunState(str, Enum):
+    """Where a run stands, in its folder (``status.json``) and in a study's records.
+
+    A ``str`` enum: ``RunState.COMPLETED == "completed"``, and it is written to JSON as its value.
+
+    >>> RunState("failed") is RunState.FAILED, RunState.COMPLETED == "completed"
+    (True, True)
+    """
+
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    INTERRUPTED = "interrupted"
+    SKIPPED = "skipped"  # a study node whose pre-training dependency did not complete
+    PENDING = "pending"  # a study node that has not run yet
+    MISSING = "missing"  # no run folder
+    STALE = "stale"  # completed with another config or other data than the study's now
+    UNREADABLE = "unreadable"  # a status.json that is not a status
+    FOLLOWER = "follower"  # a DDP process of rank > 0: the global rank 0 process records the run
+
+    def __str__(self) -> str:
+        return self.value
 
 
 def check_folder_name(value: str, key: str) -> str:
@@ -50,6 +75,19 @@ def check_folder_name(value: str, key: str) -> str:
             f"Expected `{key}` to be one folder name (no `/`, `\\`, and not `.` or `..`), got `{value}`."
         )
     return value
+
+
+def run_directory(config: RunConfig, run_id: str | None = None) -> Path:
+    """``runs_dir/<experiment.name>/<run id>``; the default id is a timestamp, made unique."""
+    experiment = Path(config.experiment.runs_dir) / check_folder_name(config.experiment.name, "experiment.name")
+    if run_id is not None:
+        return experiment / check_folder_name(run_id, "--run-id")
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    folder, number = experiment / stamp, 1
+    while folder.exists():
+        number += 1
+        folder = experiment / f"{stamp}-{number}"
+    return folder
 
 
 def ensure_directory(folder: Path, key: str) -> Path:
@@ -95,7 +133,7 @@ def _holder_pid(folder: Path) -> str:
             status = read_json(folder / name)
         except (OSError, ValueError):
             continue
-        if isinstance(status, dict) and status.get("state") == "running" and status.get("pid"):
+        if isinstance(status, dict) and status.get("state") == RunState.RUNNING and status.get("pid"):
             return str(status["pid"])
     return "unknown"
 
@@ -125,35 +163,38 @@ def locked(folder: Path, key: str = "run folder") -> Iterator[None]:
         os.close(fd)  # closing the descriptor releases the lock (and so does the process dying)
 
 
-def write_status(run_dir: Path, state: str, **extra: Any) -> None:
+def write_status(run_dir: Path, state: RunState | str, **extra: Any) -> None:
     """The training state of ``run_dir`` (``status.json``), written atomically, with the writer's pid."""
-    atomic_write_json(run_dir / STATUS_FILE, {"state": state, "time": time.time(), "pid": os.getpid(), **extra})
+    record = {"state": RunState(state).value, "time": time.time(), "pid": os.getpid(), **extra}
+    atomic_write_json(run_dir / STATUS_FILE, record)
 
 
-def write_evaluation(run_dir: Path, state: str, **extra: Any) -> None:
+def write_evaluation(run_dir: Path, state: RunState | str, **extra: Any) -> None:
     """The state of the last re-evaluation of ``run_dir`` (``evaluation.json``)."""
-    atomic_write_json(run_dir / EVALUATION_FILE, {"state": state, "time": time.time(), "pid": os.getpid(), **extra})
+    record = {"state": RunState(state).value, "time": time.time(), "pid": os.getpid(), **extra}
+    atomic_write_json(run_dir / EVALUATION_FILE, record)
 
 
-def recorded_state(run_dir: Path) -> str:
+def recorded_state(run_dir: Path) -> RunState:
     """``status.json``'s state as written, ``missing`` without one, ``unreadable`` if it is not a status."""
     file = run_dir / STATUS_FILE
     if not file.is_file():
-        return "missing"
+        return RunState.MISSING
     try:
         status = read_json(file)
     except ValueError:
-        return "unreadable"
+        return RunState.UNREADABLE
     state = status.get("state") if isinstance(status, dict) else None
-    return state if isinstance(state, str) else "unreadable"
+    known = {s.value for s in RunState}
+    return RunState(state) if isinstance(state, str) and state in known else RunState.UNREADABLE
 
 
-def live_state(run_dir: Path) -> str:
+def live_state(run_dir: Path) -> RunState:
     """Like :func:`recorded_state`, but a ``running`` run whose lock is free (its process died) is
     ``interrupted``."""
     state = recorded_state(run_dir)
-    if state == "running" and not is_locked(run_dir):
-        return "interrupted"
+    if state is RunState.RUNNING and not is_locked(run_dir):
+        return RunState.INTERRUPTED
     return state
 
 
@@ -172,10 +213,11 @@ def prepare_for_training(run_dir: Path, overwrite: bool) -> None:
         return
     if not overwrite:
         state = recorded_state(run_dir)
-        state = "interrupted" if state == "running" else state  # we hold the lock: its writer is gone
+        state = RunState.INTERRUPTED if state is RunState.RUNNING else state  # we hold the lock: its writer is gone
         article = "an" if state[0] in "aeiou" else "a"
-        what = f"{article} {state} run" if state not in ("missing", "unreadable") else "files of an earlier run"
-        hint = " (re-test it with `fusebench evaluate`)" if state == "completed" else ""
+        unknown = state in (RunState.MISSING, RunState.UNREADABLE)
+        what = "files of an earlier run" if unknown else f"{article} {state} run"
+        hint = " (re-test it with `fusebench evaluate`)" if state == RunState.COMPLETED else ""
         raise RunFolderError(
             f"Run folder `{run_dir}` already holds {what}{hint}; pass `--overwrite` to delete it and train "
             "again, or choose another `--run-id`."
@@ -194,9 +236,9 @@ def require_completed_training(run_dir: Path) -> None:
         RunFolderError: the run's training did not complete.
     """
     state = live_state(run_dir)
-    if state == "completed":
+    if state == RunState.COMPLETED:
         return
-    if state == "missing":
+    if state == RunState.MISSING:
         detail = (f"`{run_dir / STATUS_FILE}` does not exist (is it a run folder written by `fusebench train` or "
                   "`pretrain`?)")
     else:

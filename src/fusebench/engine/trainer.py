@@ -25,6 +25,7 @@ from fusebench.data.amputation import realised_rates
 from fusebench.data.batch import Batch
 from fusebench.data.loader import TensorLoader
 from fusebench.data.registry import Split
+from fusebench.engine.checkpoint import StoreConfig
 from fusebench.engine.datasets import DataSplits, eval_loader, train_loader
 from fusebench.engine.scale import Placement, fits_on_device, pin_batches, tensor_bytes
 from fusebench.io import atomic_write_json, read_json
@@ -132,7 +133,8 @@ def make_trainer(config: RunConfig, placement: Placement, run_dir: Path, checkpo
             save_last=True,
             save_top_k=1,
             enable_version_counter=False,
-        )
+        ),
+        StoreConfig(config),  # the resolved config travels with the weights
     ]
     if config.monitoring.enabled:  # gradients, weights, updates, activations per epoch (monitoring.jsonl)
         from fusebench.engine.monitoring import TrainingMonitor

@@ -12,7 +12,7 @@ from typing import Literal, get_args
 import torch
 from torch import Tensor, nn
 
-from fusebench.models.encoding import encode_present
+from fusebench.models.encoding import encode_present, encoder_width
 from fusebench.models.multimodal import ModelOutput
 from fusebench.models.sequence import masked_mean, step_mask
 from fusebench.models.tokens import (
@@ -67,7 +67,8 @@ class ResidualTanhProjector(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         h = self.linear(x)  # [B, out_dim] the initial projection
-        return h + self.dropout(torch.tanh(h))
+        out: Tensor = h + self.dropout(torch.tanh(h))
+        return out
 
 
 class FeatureEarlyFusionModel(nn.Module):
@@ -120,11 +121,7 @@ class FeatureEarlyFusionModel(nn.Module):
         unknown = sorted(set(projectors) - set(self.modalities))
         if unknown:
             raise ValueError(f"Expected `projectors` among the modalities {list(self.modalities)}, got {unknown}.")
-        self.feature_dims: dict[str, int] = {}
-        for m in self.modalities:
-            if not isinstance(getattr(extractors[m], "out_dim", None), int):
-                raise ValueError(f"Expected extractor `{m}` to expose an int `out_dim`, got none.")
-            self.feature_dims[m] = int(extractors[m].out_dim)
+        self.feature_dims = {m: encoder_width(extractors[m], m) for m in self.modalities}
         self.extractors = nn.ModuleDict({m: extractors[m] for m in self.modalities})
         self.projectors = nn.ModuleDict({
             m: ResidualTanhProjector(self.feature_dims[m], projector_dim or self.feature_dims[m], projector_dropout)
@@ -147,6 +144,12 @@ class FeatureEarlyFusionModel(nn.Module):
             ]
         self.classifier = nn.Sequential(*blocks, nn.Linear(hidden_dim, num_classes))
 
+    def encoder_modules(self) -> nn.ModuleDict:
+        return self.extractors
+
+    def embedding_dims(self) -> dict[str, int]:
+        return dict(self.feature_dims)
+
     def encode(
         self, inputs: Mapping[str, Tensor], mask: Tensor | None = None, lengths: Mapping[str, Tensor] | None = None
     ) -> dict[str, Tensor]:
@@ -166,7 +169,8 @@ class FeatureEarlyFusionModel(nn.Module):
         for j, m in enumerate(self.modalities):
             fill = self.missing_features[m] if self.missing == "learned" else 0.0
             parts.append(torch.where(mask[:, j : j + 1], self.enhance(m, features[m]), fill))  # [B, D'_m]
-        return self.classifier(torch.cat(parts, dim=1))  # [B, C]
+        out: Tensor = self.classifier(torch.cat(parts, dim=1))  # [B, C]
+        return out
 
     def forward(
         self, inputs: Mapping[str, Tensor], mask: Tensor, lengths: Mapping[str, Tensor] | None = None
@@ -234,6 +238,15 @@ class TokenEarlyFusionModel(nn.Module):
         self.blocks = nn.ModuleList([transformer_block(dim, heads, ff_mult, dropout) for _ in range(depth)])
         self.norm = nn.LayerNorm(dim)
         self.head = nn.Linear(dim, num_classes)
+        self.dim = dim
+
+    def encoder_modules(self) -> None:
+        """None: the model tokenises its inputs; no per-modality encoder can be loaded or frozen."""
+        return None
+
+    def embedding_dims(self) -> dict[str, int]:
+        """Every modality's embedding is its mean token, ``dim`` wide."""
+        return dict.fromkeys(self.modalities, self.dim)
 
     def sequence_length(self) -> int:
         """Tokens per block: CLS plus every modality's tokens."""

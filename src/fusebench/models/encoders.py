@@ -44,7 +44,8 @@ class ConvEncoder(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         h = self.features(as_float_pixels(x))  # [B, C * pool * pool]; uint8 pixels read as x / 255
-        return self.project(h)  # [B, out_dim]
+        out: Tensor = self.project(h)  # [B, out_dim]
+        return out
 
 
 class _BasicBlock(nn.Module):
@@ -98,7 +99,8 @@ class ResNetEncoder(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         h = self.stages(self.stem(as_float_pixels(x)))  # [B, C, H', W']
-        return self.project(h.mean(dim=(2, 3)))
+        out: Tensor = self.project(h.mean(dim=(2, 3)))
+        return out
 
 
 class MLPEncoder(nn.Module):
@@ -115,5 +117,6 @@ class MLPEncoder(nn.Module):
         self.out_dim = out_dim
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.net(x)
+        out: Tensor = self.net(x)
+        return out
 

@@ -29,6 +29,22 @@ class SequenceEncoder(Protocol):
     def __call__(self, x: Tensor, lengths: Tensor | None = None) -> Tensor: ...
 
 
+def encoder_width(encoder: nn.Module, modality: str) -> int:
+    """The embedding width ``out_dim`` of ``modality``'s encoder, checked once where a model is built.
+
+    >>> encoder_width(nn.Linear(3, 2), "audio")
+    Traceback (most recent call last):
+    ...
+    ValueError: Expected the `audio` encoder to follow the Encoder protocol (an int `out_dim`), got `Linear`.
+    """
+    if not isinstance(encoder, Encoder) or not isinstance(encoder.out_dim, int):
+        raise ValueError(
+            f"Expected the `{modality}` encoder to follow the Encoder protocol (an int `out_dim`), "
+            f"got `{type(encoder).__name__}`."
+        )
+    return encoder.out_dim
+
+
 def run_encoder(encoder: nn.Module, x: Tensor, lengths: Tensor | None) -> Tensor:
     """``encoder(x)``, or ``encoder(x, lengths)`` for a modality with sequence lengths.
 
@@ -36,11 +52,12 @@ def run_encoder(encoder: nn.Module, x: Tensor, lengths: Tensor | None) -> Tensor
     that pass a split's tensors straight to a model instead of batches from ``TensorLoader``.
     """
     x = as_compute(x)
-    return encoder(x) if lengths is None else encoder(x, lengths)
+    out: Tensor = encoder(x) if lengths is None else encoder(x, lengths)
+    return out
 
 
 def encode_present(
-    encoders: Mapping[str, nn.Module],
+    encoders: Mapping[str, nn.Module] | nn.ModuleDict,
     modalities: Sequence[str],
     inputs: Mapping[str, Tensor],
     mask: Tensor | None = None,
@@ -61,7 +78,7 @@ def encode_present(
         if bool(rows.all()):
             embeddings[m] = run_encoder(encoders[m], inputs[m], length)
             continue
-        z = inputs[m].new_zeros(len(rows), int(encoders[m].out_dim), dtype=_float_dtype(inputs[m]))  # [B, D_m]
+        z = inputs[m].new_zeros(len(rows), encoder_width(encoders[m], m), dtype=_float_dtype(inputs[m]))  # [B, D_m]
         if bool(rows.any()):
             present = run_encoder(encoders[m], inputs[m][rows], None if length is None else length[rows])  # [P, D_m]
             z = z.to(present.dtype).index_put((rows,), present)

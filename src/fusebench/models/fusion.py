@@ -10,7 +10,7 @@ so for them the replacement embedding *is* the missing-modality behaviour.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Literal, get_args
 
 import torch
@@ -69,7 +69,8 @@ class ConcatFusion(LateFusion):
 
     def forward(self, embeddings: Mapping[str, Tensor], mask: Tensor) -> Tensor:
         z = torch.cat([embeddings[m] for m in self.modalities], dim=1)  # [B, sum D_m]
-        return self.hidden(z)
+        out: Tensor = self.hidden(z)
+        return out
 
 
 class _ProjectedFusion(LateFusion):
@@ -92,7 +93,8 @@ class SumFusion(_ProjectedFusion):
     def forward(self, embeddings: Mapping[str, Tensor], mask: Tensor) -> Tensor:
         present = self._present(mask)  # [B, M, 1]
         h = torch.where(present, self.projected(embeddings), 0.0)  # [B, M, H]
-        return self.dropout(h.sum(dim=1))  # [B, H]
+        out: Tensor = self.dropout(h.sum(dim=1))  # [B, H]
+        return out
 
 
 class MeanFusion(_ProjectedFusion):
@@ -102,7 +104,8 @@ class MeanFusion(_ProjectedFusion):
         present = self._present(mask)  # [B, M, 1]
         h = torch.where(present, self.projected(embeddings), 0.0)  # [B, M, H]
         count = present.sum(dim=1).clamp(min=1).to(h.dtype)  # [B, 1]
-        return self.dropout(h.sum(dim=1) / count)  # [B, H]
+        out: Tensor = self.dropout(h.sum(dim=1) / count)  # [B, H]
+        return out
 
 
 class MaxFusion(_ProjectedFusion):
@@ -112,7 +115,8 @@ class MaxFusion(_ProjectedFusion):
         present = self._present(mask)  # [B, M, 1]
         h = self.projected(embeddings)  # [B, M, H]
         pooled = h.masked_fill(~present, torch.finfo(h.dtype).min).amax(dim=1)  # [B, H]
-        return self.dropout(torch.where(present.any(dim=1), pooled, 0.0))
+        out: Tensor = self.dropout(torch.where(present.any(dim=1), pooled, 0.0))
+        return out
 
 
 class GatedFusion(LateFusion):
@@ -153,7 +157,8 @@ class GatedFusion(LateFusion):
         h = torch.stack([torch.tanh(self.transform[m](embeddings[m])) for m in self.modalities], dim=1)  # [B, M, H]
         gates = self.gate_weights(embeddings, mask)  # [B, M, H]
         h = torch.where(self._present(mask), h, 0.0)  # [B, M, H]; even a NaN absent h adds nothing
-        return self.dropout((gates * h).sum(dim=1))  # [B, H]
+        out: Tensor = self.dropout((gates * h).sum(dim=1))  # [B, H]
+        return out
 
 
 class AttentionFusion(_ProjectedFusion):
@@ -187,7 +192,8 @@ class AttentionFusion(_ProjectedFusion):
         present = self._present(mask)  # [B, M, 1]
         h = self.projected(embeddings)  # [B, M, H]
         weights = self._weights(h, present).unsqueeze(2)  # [B, M, 1]
-        return self.dropout((weights * torch.where(present, h, 0.0)).sum(dim=1))  # [B, H]
+        out: Tensor = self.dropout((weights * torch.where(present, h, 0.0)).sum(dim=1))  # [B, H]
+        return out
 
 
 class TensorFusion(LateFusion):
@@ -223,7 +229,8 @@ class TensorFusion(LateFusion):
 
     def forward(self, embeddings: Mapping[str, Tensor], mask: Tensor) -> Tensor:
         self._present(mask)
-        return self.post(self.outer_product(embeddings))  # [B, H]
+        out: Tensor = self.post(self.outer_product(embeddings))  # [B, H]
+        return out
 
 
 class LowRankFusion(LateFusion):
@@ -261,12 +268,13 @@ class LowRankFusion(LateFusion):
         fused = factors[0]
         for factor in factors[1:]:
             fused = fused * factor  # [B, r, H]
-        out = torch.einsum("r,brh->bh", self.rank_weights[0], fused) + self.bias  # [B, H]
-        return self.dropout(out)
+        combined = torch.einsum("r,brh->bh", self.rank_weights[0], fused) + self.bias  # [B, H]
+        out: Tensor = self.dropout(combined)
+        return out
 
 
 _CLASSES = (ConcatFusion, SumFusion, MeanFusion, MaxFusion, GatedFusion, AttentionFusion, TensorFusion, LowRankFusion)
-_LATE_FUSION_CLASSES: dict[str, type[LateFusion]] = dict(zip(LATE_FUSIONS, _CLASSES, strict=True))
+_LATE_FUSION_CLASSES: dict[str, Callable[..., LateFusion]] = dict(zip(LATE_FUSIONS, _CLASSES, strict=True))
 
 
 def build_late_fusion(

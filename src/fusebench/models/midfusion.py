@@ -157,6 +157,14 @@ class WhereToFuseModel(nn.Module):
         self.readout_norm = nn.LayerNorm(dim)
         self.head = nn.Linear(dim, num_classes)
 
+    def encoder_modules(self) -> None:
+        """None: the model tokenises its inputs; no per-modality encoder can be loaded or frozen."""
+        return None
+
+    def embedding_dims(self) -> dict[str, int]:
+        """Every modality's embedding is its mean token where it enters the fusion, ``dim`` wide."""
+        return dict.fromkeys(self.modalities, self.dim)
+
     def tokens_per_layer(self) -> list[int]:
         """Sequence length in each main block: ``1 + N_primary`` before fusion, then + pooled."""
         unimodal = 1 + self.num_tokens[self.primary]
@@ -199,7 +207,7 @@ class WhereToFuseModel(nn.Module):
         for m in self.others:
             side = self.tokenizers[m](inputs[m]) + self.positions[m] + self.types[m]  # [B, N_m, d]
             side_pad = ~valid[m] if m in valid else None  # absence is not masked: a sample's m-tokens share it
-            for block in self.side_blocks[m]:
+            for block in self.side_blocks[m].children():
                 side = block(side, src_key_padding_mask=side_pad)
             pooled = self.pools[m](side, valid.get(m))  # [B, K, dim], real steps only
             embeddings[m] = pooled.mean(dim=1)  # [B, dim]

@@ -57,7 +57,8 @@ class LearnedToken(MissingStrategy):
         self.tokens = nn.ParameterDict({m: nn.Parameter(torch.zeros(d)) for m, d in self.input_dims.items()})
 
     def replacement(self, modality: str, like: Tensor) -> Tensor:
-        return self.tokens[modality]
+        out: Tensor = self.tokens[modality]
+        return out
 
 
 class TrainingMeanEmbedding(MissingStrategy):
@@ -76,12 +77,12 @@ class TrainingMeanEmbedding(MissingStrategy):
     def observe(self, embeddings: Mapping[str, Tensor], mask: Tensor) -> None:
         for j, m in enumerate(self.modalities):
             present = embeddings[m][mask[:, j]]
-            getattr(self, f"sum_{m}").add_(present.detach().double().sum(dim=0))
-            getattr(self, f"count_{m}").add_(present.shape[0])
+            self.get_buffer(f"sum_{m}").add_(present.detach().double().sum(dim=0))
+            self.get_buffer(f"count_{m}").add_(present.shape[0])
 
     def replacement(self, modality: str, like: Tensor) -> Tensor:
-        count = getattr(self, f"count_{modality}").clamp(min=1.0)
-        return (getattr(self, f"sum_{modality}") / count).to(like.dtype)
+        count = self.get_buffer(f"count_{modality}").clamp(min=1.0)
+        return (self.get_buffer(f"sum_{modality}") / count).to(like.dtype)
 
 
 _STRATEGIES: dict[str, type[MissingStrategy]] = {

@@ -7,7 +7,7 @@ from typing import NamedTuple
 
 from torch import Tensor, nn
 
-from fusebench.models.encoding import encode_present
+from fusebench.models.encoding import encode_present, encoder_width
 from fusebench.models.fusion import LateFusion
 from fusebench.models.missing import MissingStrategy, ZeroEmbedding
 
@@ -56,8 +56,15 @@ class MultimodalModel(nn.Module):
         self.encoders = nn.ModuleDict({m: encoders[m] for m in self.modalities})
         self.fusion = fusion
         self.head = head
-        dims = {m: int(encoders[m].out_dim) for m in self.modalities}
+        dims = {m: encoder_width(encoders[m], m) for m in self.modalities}
+        self._embedding_dims = dims
         self.missing = missing if missing is not None else ZeroEmbedding(dims)
+
+    def encoder_modules(self) -> nn.ModuleDict:
+        return self.encoders
+
+    def embedding_dims(self) -> dict[str, int]:
+        return dict(self._embedding_dims)
 
     def encode(
         self, inputs: Mapping[str, Tensor], mask: Tensor | None = None, lengths: Mapping[str, Tensor] | None = None
@@ -68,19 +75,11 @@ class MultimodalModel(nn.Module):
     def fuse(self, embeddings: Mapping[str, Tensor], mask: Tensor) -> Tensor:
         """Replace absent embeddings, fuse and classify: ``[B, C]`` logits."""
         replaced = self.missing(embeddings, mask)
-        return self.head(self.fusion(replaced, mask))
+        out: Tensor = self.head(self.fusion(replaced, mask))
+        return out
 
     def forward(
         self, inputs: Mapping[str, Tensor], mask: Tensor, lengths: Mapping[str, Tensor] | None = None
     ) -> ModelOutput:
         embeddings = self.encode(inputs, mask, lengths)
         return ModelOutput(self.fuse(embeddings, mask), embeddings)
-
-
-def model_encoders(model: nn.Module) -> nn.ModuleDict | None:
-    """A model's per-modality encoders: ``encoders`` in late fusion, ``extractors`` in feature early fusion."""
-    for name in ("encoders", "extractors"):
-        found = getattr(model, name, None)
-        if isinstance(found, nn.ModuleDict):
-            return found
-    return None

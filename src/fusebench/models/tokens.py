@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import Literal, get_args
+from typing import Literal, Protocol, get_args, runtime_checkable
 
 import torch
 import torch.nn.functional as F
@@ -50,20 +50,29 @@ def learned_embedding(*shape: int) -> nn.Parameter:
     return nn.Parameter(torch.randn(*shape) * 0.02)
 
 
+@runtime_checkable
+class Tokenizer(Protocol):
+    """One modality's tokeniser: ``[B, ...] -> [B, num_tokens, dim]``, both fixed when it is built."""
+
+    dim: int
+    num_tokens: int
+
+    def __call__(self, x: Tensor) -> Tensor: ...
+
+
 def check_tokenizers(tokenizers: Mapping[str, nn.Module], dim: int) -> dict[str, int]:
     """modality -> ``num_tokens``, after checking every tokeniser emits ``dim``-wide tokens."""
     if not tokenizers:
         raise ValueError("Expected `tokenizers` with at least one modality, got none.")
     counts: dict[str, int] = {}
     for m in sorted(tokenizers):
-        width = getattr(tokenizers[m], "dim", None)
-        count = getattr(tokenizers[m], "num_tokens", None)
-        if width != dim or not isinstance(count, int):
-            raise ValueError(
-                f"Expected tokenizer `{m}` with `dim`={dim} and an int `num_tokens`, "
-                f"got dim={width}, num_tokens={count}."
-            )
-        counts[m] = count
+        tokenizer = tokenizers[m]
+        if not isinstance(tokenizer, Tokenizer) or tokenizer.dim != dim or not isinstance(tokenizer.num_tokens, int):
+            found = f"`{type(tokenizer).__name__}`, which is no Tokenizer"
+            if isinstance(tokenizer, Tokenizer):
+                found = f"dim={tokenizer.dim}, num_tokens={tokenizer.num_tokens}"
+            raise ValueError(f"Expected tokenizer `{m}` with `dim`={dim} and an int `num_tokens`, got {found}.")
+        counts[m] = tokenizer.num_tokens
     return counts
 
 
@@ -100,7 +109,8 @@ class ImagePatchTokenizer(nn.Module):
         x = _as_grid(x)  # [B, C, H, W]
         if tuple(x.shape[-2:]) != self.image_size:
             raise ValueError(f"Expected images of size {self.image_size}, got {tuple(x.shape[-2:])}.")
-        return self.proj(x).flatten(2).transpose(1, 2)  # [B, N, dim]
+        out: Tensor = self.proj(x).flatten(2).transpose(1, 2)  # [B, N, dim]
+        return out
 
 
 class SpectrogramTokenizer(nn.Module):
@@ -143,11 +153,13 @@ class SpectrogramTokenizer(nn.Module):
                 f"{(1, self.n_mels, self.frames)}, got {tuple(x.shape[1:])}."
             )
         if self.mode == "frames":
-            return self.proj(x[:, 0].transpose(1, 2))  # [B, frames, dim]
+            frames: Tensor = self.proj(x[:, 0].transpose(1, 2))  # [B, frames, dim]
+            return frames
         pad_f = self.grid[0] * self.patch[0] - self.n_mels
         pad_t = self.grid[1] * self.patch[1] - self.frames
         x = F.pad(x, (0, pad_t, 0, pad_f))  # [B, 1, grid_f * pf, grid_t * pt]
-        return self.proj(x).flatten(2).transpose(1, 2)  # [B, N, dim]
+        out: Tensor = self.proj(x).flatten(2).transpose(1, 2)  # [B, N, dim]
+        return out
 
 
 class SequenceTokenizer(nn.Module):
@@ -170,7 +182,8 @@ class SequenceTokenizer(nn.Module):
             x = x.unsqueeze(1)  # [B, F] -> [B, 1, F]
         if x.shape[1] != self.num_tokens:
             raise ValueError(f"Expected sequences of length {self.num_tokens}, got {x.shape[1]}.")
-        return self.proj(x)  # [B, T, dim]
+        out: Tensor = self.proj(x)  # [B, T, dim]
+        return out
 
 
 class TokenPool(nn.Module):
@@ -213,8 +226,9 @@ class TokenPool(nn.Module):
         keys = self.norm(tokens)  # [B, N, dim]
         queries = self.queries.unsqueeze(0).expand(tokens.shape[0], -1, -1)  # [B, K, dim]
         padding = None if valid is None else ~valid
-        pooled, _ = self.attn(queries, keys, keys, key_padding_mask=padding, need_weights=False)  # [B, K, dim]
-        return pooled
+        attended: tuple[Tensor, Tensor | None] = self.attn(queries, keys, keys, key_padding_mask=padding,
+                                                           need_weights=False)
+        return attended[0]  # [B, K, dim]
 
     def _pool_real(self, tokens: Tensor, valid: Tensor) -> Tensor:
         """Adaptive mean/max pooling of each sample's real tokens only."""

@@ -10,11 +10,13 @@ from collections.abc import Mapping
 
 from torch import Tensor, nn
 
-from fusebench.models.encoding import run_encoder
+from fusebench.models.encoding import encoder_width, run_encoder
 from fusebench.models.multimodal import ModelOutput
 
 
 class UnimodalModel(nn.Module):
+    """``encoder`` then one ``nn.Linear`` head: an ``EncodeFuseModel`` (``models.contract``) of one modality."""
+
     reruns_per_pattern = False
 
     def __init__(self, modality: str, encoder: nn.Module, num_classes: int) -> None:
@@ -23,7 +25,14 @@ class UnimodalModel(nn.Module):
         self.modality = modality
         self.modalities = (modality,)
         self.encoders = nn.ModuleDict({modality: encoder})
-        self.head = nn.Linear(int(encoder.out_dim), num_classes)
+        self.width = encoder_width(encoder, modality)
+        self.head = nn.Linear(self.width, num_classes)
+
+    def encoder_modules(self) -> nn.ModuleDict:
+        return self.encoders
+
+    def embedding_dims(self) -> dict[str, int]:
+        return {self.modality: self.width}
 
     def encode(
         self, inputs: Mapping[str, Tensor], mask: Tensor | None = None, lengths: Mapping[str, Tensor] | None = None
@@ -32,7 +41,8 @@ class UnimodalModel(nn.Module):
         return {self.modality: run_encoder(self.encoders[self.modality], inputs[self.modality], length)}
 
     def fuse(self, embeddings: Mapping[str, Tensor], mask: Tensor) -> Tensor:
-        return self.head(embeddings[self.modality])
+        out: Tensor = self.head(embeddings[self.modality])
+        return out
 
     def forward(
         self, inputs: Mapping[str, Tensor], mask: Tensor, lengths: Mapping[str, Tensor] | None = None

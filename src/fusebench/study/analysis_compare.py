@@ -17,21 +17,18 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
-from fusebench.study.analysis_groups import completed, test_value, time_parts, validation_curve
+from fusebench.study.analysis_groups import test_value, time_parts, validation_curve
 from fusebench.study.curves import epochs_to_threshold
+from fusebench.study.records import RunRecord
+from fusebench.study.spec import format_value
 from fusebench.study.stats import PairedComparison, comparison_table, holm_adjust, paired_comparison
 
 Pair = tuple[str, str]
 FAMILIES = ("primary", "secondary", "descriptive")
 
 
-def value_label(value: Any) -> str:
-    """How an axis value reads in group names: ``0.1``, ``gated``, ``true``."""
-    return str(value).lower() if isinstance(value, bool) else str(value)
-
-
 def axes_key(axes: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
-    return tuple((k, value_label(axes[k])) for k in sorted(axes))
+    return tuple((k, format_value(axes[k])) for k in sorted(axes))
 
 
 def comparison_pairs(groups: Sequence[Mapping[str, Any]], conditions: Sequence[str], axes: Mapping[str, Sequence[Any]],
@@ -60,7 +57,7 @@ def _axis_pairs(groups: Sequence[Mapping[str, Any]], conditions: Sequence[str],
         for axis, values in axes.items():
             for group in groups:
                 combo = dict(group["axes"])
-                if group["condition"] == condition and axis in combo and value_label(combo[axis]) != value_label(
+                if group["condition"] == condition and axis in combo and format_value(combo[axis]) != format_value(
                         values[0]):
                     reference = index.get((condition, axes_key({**combo, axis: values[0]})), "")
                     pairs.append((reference, group["name"]))
@@ -109,7 +106,7 @@ def quantities(patterns: Sequence[str], metric: str, full: str, pretraining: boo
     return rows
 
 
-def _epochs(run: Mapping[str, Any], quantity: Mapping[str, Any]) -> tuple[float, int, bool] | None:
+def _epochs(run: RunRecord, quantity: Mapping[str, Any]) -> tuple[float, int, bool] | None:
     """``(epochs or max + 1 if censored, max epochs, censored)`` of one run."""
     curve = validation_curve(run, quantity["pattern"], quantity["metric"])
     if not curve:
@@ -119,7 +116,7 @@ def _epochs(run: Mapping[str, Any], quantity: Mapping[str, Any]) -> tuple[float,
     return float(value), result.max_epochs, result.censored
 
 
-def _value(run: Mapping[str, Any], quantity: Mapping[str, Any], modalities: Sequence[str]) -> float | None:
+def _value(run: RunRecord, quantity: Mapping[str, Any], modalities: Sequence[str]) -> float | None:
     if quantity["kind"] == "test":
         return test_value(run, quantity["pattern"], quantity["metric"])
     if quantity["kind"] == "first_epoch":
@@ -139,12 +136,12 @@ def family_of(pair: Pair, quantity: Mapping[str, Any], primary: Sequence[Pair], 
     return "primary" if is_primary_quantity and pair in primary else "secondary"
 
 
-def _paired(pair: Pair, quantity: Mapping[str, Any], runs_by_group: Mapping[str, Sequence[Mapping[str, Any]]],
+def _paired(pair: Pair, quantity: Mapping[str, Any], runs_by_group: Mapping[str, Sequence[RunRecord]],
             modalities: Sequence[str]) -> tuple[dict[str, Any], str | None]:
     """The seeds and values both groups completed, and why they cannot be compared (if so)."""
     a, b = pair
-    done_a = {r["seed"]: r for r in runs_by_group[a] if completed(r)}
-    done_b = {r["seed"]: r for r in runs_by_group[b] if completed(r)}
+    done_a = {r.seed: r for r in runs_by_group[a] if r.completed}
+    done_b = {r.seed: r for r in runs_by_group[b] if r.completed}
     seeds, values_a, values_b, lengths, censored = [], [], [], set(), [0, 0]
     for seed in sorted(set(done_a) & set(done_b)):
         va, vb = _value(done_a[seed], quantity, modalities), _value(done_b[seed], quantity, modalities)
@@ -177,7 +174,7 @@ def _descriptive(result: PairedComparison) -> PairedComparison:
                    wilcoxon_floor=nan, note="described, not tested: time is positive by construction")
 
 
-def compare_groups(pairs: Sequence[Pair], runs_by_group: Mapping[str, Sequence[Mapping[str, Any]]],
+def compare_groups(pairs: Sequence[Pair], runs_by_group: Mapping[str, Sequence[RunRecord]],
                    rows: Sequence[Mapping[str, Any]], modalities: Sequence[str], confidence: float = 0.95, *,
                    primary: Sequence[Pair] = (), primary_pattern: str | None = None,
                    post_hoc: Sequence[Pair] = (), interval: str = "t",

@@ -10,6 +10,7 @@ targets and saved beside its test logits; the report states which.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,12 +21,14 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 from torch import Tensor
 
-from fusebench.data.patterns import all_patterns, pattern_name
+from fusebench.data.patterns import pattern_names
 from fusebench.engine.contributions import shapley_from_pattern_metrics
 from fusebench.engine.mmpt import DEFAULT_P_GRID, mmpt_curve
+from fusebench.errors import DamagedFileError
 from fusebench.io import read_json
 from fusebench.study.analysis_compare import axes_key
-from fusebench.study.analysis_groups import completed, run_config, run_file, summary
+from fusebench.study.analysis_groups import run_config, run_file, summary
+from fusebench.study.records import RunRecord
 from fusebench.tasks import Task
 
 CHANCE_FROM_TARGETS = ("score of the best constant predictor (majority class / per-label majority / training "
@@ -53,7 +56,7 @@ class SavedOutputs:
     task: Task
 
 
-def load_logits(study_dir: Path, run: Mapping[str, Any]) -> SavedOutputs | None:
+def load_logits(study_dir: Path, run: RunRecord) -> SavedOutputs | None:
     """A run's ``test_logits.safetensors`` with its task (from ``data.json``), or ``None`` if it saved none.
 
     Runs from before tasks were recorded are multiclass, and their constant predictor is
@@ -65,10 +68,10 @@ def load_logits(study_dir: Path, run: Mapping[str, Any]) -> SavedOutputs | None:
     try:
         tensors = load_file(str(file))
     except (SafetensorError, OSError) as error:
-        raise ValueError(f"`{file}` is not a readable safetensors file ({error}); write it again with "
+        raise DamagedFileError(f"`{file}` is not a readable safetensors file ({error}); write it again with "
                          f"`fusebench evaluate {file.parent}`.") from None
     if "target" not in tensors:
-        raise ValueError(f"Expected a `target` tensor in `{file}`, got keys {sorted(tensors)}.")
+        raise DamagedFileError(f"Expected a `target` tensor in `{file}`, got keys {sorted(tensors)}.")
     logits = {k.removeprefix("logits/"): v for k, v in tensors.items() if k.startswith("logits/")}
     described = file.with_name("data.json")
     recorded = read_json(described).get("task") if described.is_file() else None
@@ -86,28 +89,30 @@ def _band(curves: Sequence[Sequence[float]]) -> dict[str, Any]:
             "min": values.min(axis=0).tolist(), "max": values.max(axis=0).tolist(), "n": n}
 
 
-def run_modality_analysis(study_dir: Path, runs: Sequence[Mapping[str, Any]], modalities: Sequence[str],
+def run_modality_analysis(study_dir: Path, runs: Sequence[RunRecord], modalities: Sequence[str],
                           metric: str, configured_chance: float | None,
                           p_grid: Sequence[float] = DEFAULT_P_GRID) -> dict[str, Any]:
     """Shapley values and MMPT curves of one group's completed runs, averaged over seeds."""
     names = sorted(modalities)
-    patterns = [pattern_name(p) for p in all_patterns(names)]
+    patterns = pattern_names(names)
     per_seed: dict[str, dict[str, float]] = {}
     chance: dict[str, float] = {}
     curves: dict[str, list[list[float]]] = {m: [] for m in names}
     notes: list[str] = []
     kinds: list[str] = []
-    for run in sorted((r for r in runs if completed(r)), key=lambda r: r["seed"]):
-        seed = str(run["seed"])
+    for run in sorted((r for r in runs if r.completed), key=lambda r: r.seed):
+        seed = str(run.seed)
         saved = load_logits(study_dir, run)
         kinds += [saved.task.kind] if saved is not None else []
-        if saved is None and configured_chance is None:
+        if configured_chance is not None:
+            floor = float(configured_chance)
+        elif saved is not None:
+            floor = saved.task.constant_score(saved.constant, saved.target, metric)
+        else:
             notes.append(f"seed {seed}: no test_logits.safetensors, so no chance level, Shapley or MMPT curve")
             continue
-        floor = (configured_chance if configured_chance is not None or saved is None
-                 else saved.task.constant_score(saved.constant, saved.target, metric))
-        try:
-            tests = {p: run["test"][p] for p in patterns}
+        try:  # a metric written as null (NaN) stays NaN
+            tests = {p: {k: math.nan if v is None else v for k, v in run.test[p].items()} for p in patterns}
             per_seed[seed] = shapley_from_pattern_metrics(tests, names, metric, floor)
             chance[seed] = float(floor)
         except (KeyError, ValueError) as error:
@@ -124,7 +129,7 @@ def run_modality_analysis(study_dir: Path, runs: Sequence[Mapping[str, Any]], mo
     return {"shapley": shapley, "mmpt": mmpt, "notes": notes}
 
 
-def train_rates(study_dir: Path, runs: Sequence[Mapping[str, Any]], modalities: Sequence[str]) -> dict[str, float]:
+def train_rates(study_dir: Path, runs: Sequence[RunRecord], modalities: Sequence[str]) -> dict[str, float]:
     """Configured train-time missing rate per modality, read from a run's resolved config."""
     for run in runs:
         config = run_config(study_dir, run)
@@ -216,7 +221,7 @@ def _ptrain_ptest_across_conditions(groups: Sequence[Mapping[str, Any]], rates: 
 
 
 def fusion_facts(study_dir: Path, groups: Sequence[Mapping[str, Any]],
-                 runs_by_group: Mapping[str, Sequence[Mapping[str, Any]]]) -> dict[str, str]:
+                 runs_by_group: Mapping[str, Sequence[RunRecord]]) -> dict[str, str]:
     """``{group: "late/gated"}`` from each group's resolved config, to find a fusion axis."""
     facts = {}
     for group in groups:

@@ -18,25 +18,26 @@ from typing import Any
 from fusebench.engine.footprint import RESOURCES_FILE
 from fusebench.engine.monitoring import MONITORING_FILE
 from fusebench.io import read_json
-from fusebench.study.analysis_groups import completed, run_file, summary, test_value, validation_curve
+from fusebench.study.analysis_groups import run_file, summary, test_value, validation_curve
+from fusebench.study.records import RunRecord
 from fusebench.study.thesis import best_and_last, efficiency, percent_change
 
 RESOURCE_KEYS = ("weights_bytes", "checkpoint_bytes", "peak_rss_bytes", "peak_cuda_bytes",
                  "inference_samples_per_second")
 
 
-def _resources(study_dir: Path, run: Mapping[str, Any]) -> dict[str, Any]:
-    recorded = run.get("resources")
+def _resources(study_dir: Path, run: RunRecord) -> dict[str, Any]:
+    recorded = run.resources
     if recorded:
         return dict(recorded)
     file = run_file(study_dir, run, RESOURCES_FILE)
     return read_json(file) if file is not None else {}
 
 
-def thesis_facts(study_dir: Path, runs: Sequence[Mapping[str, Any]], patterns: Sequence[str], metric: str,
+def thesis_facts(study_dir: Path, runs: Sequence[RunRecord], patterns: Sequence[str], metric: str,
                  higher_is_better: bool) -> dict[str, Any]:
     """``efficiency``, ``best_vs_last`` and ``resources`` of one group, from its completed runs."""
-    done = [r for r in runs if completed(r)]
+    done = [r for r in runs if r.completed]
     resources = [_resources(study_dir, r) for r in done]
     best_last: dict[str, Any] = {}
     for pattern in patterns:
@@ -46,7 +47,7 @@ def thesis_facts(study_dir: Path, runs: Sequence[Mapping[str, Any]], patterns: S
             best_last[pattern] = {key: summary([s[key] for s in present])
                                   for key in ("best", "last", "best_epoch", "last_epoch", "gap")}
     return {
-        "efficiency": {p: summary([efficiency(test_value(r, p, metric), (r.get("timing") or {}).get("training"),
+        "efficiency": {p: summary([efficiency(test_value(r, p, metric), r.seconds("training"),
                                               higher_is_better) for r in done]) for p in patterns},
         "best_vs_last": best_last,
         "resources": {key: summary([res.get(key) for res in resources]) for key in RESOURCE_KEYS},
@@ -73,13 +74,13 @@ def change_vs_baseline(groups: Sequence[Mapping[str, Any]], baseline: str | None
     return changes
 
 
-def monitored_runs(study_dir: Path, runs: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+def monitored_runs(study_dir: Path, runs: Sequence[RunRecord]) -> list[dict[str, Any]]:
     """The completed runs (fusion and pre-training) that wrote ``monitoring.jsonl``, in results order."""
     found = []
     for run in runs:
-        if completed(run) and run_file(study_dir, run, MONITORING_FILE) is not None:
-            label = run.get("group") or f"pretrain {run.get('modality')}"
-            found.append({"node": run["node"], "run_dir": run["run_dir"], "label": f"{label}, seed {run['seed']}"})
+        if run.completed and run_file(study_dir, run, MONITORING_FILE) is not None:
+            label = run.group or f"pretrain {run.modality}"
+            found.append({"node": run.node, "run_dir": run.run_dir, "label": f"{label}, seed {run.seed}"})
     return found
 
 

@@ -21,9 +21,9 @@ from typing import Any
 
 from torch import Tensor
 
-from fusebench.study.analysis_groups import completed
-from fusebench.study.analysis_modality import load_logits
+from fusebench.study.analysis_modality import SavedOutputs, load_logits
 from fusebench.study.power import seeds_for_power
+from fusebench.study.records import RunRecord
 from fusebench.study.testset import (
     PROPORTION_METRICS,
     as_record,
@@ -112,10 +112,11 @@ class _Logits:
     """Saved test logits per run directory, loaded once."""
 
     def __init__(self, study_dir: Path) -> None:
-        self.study_dir, self.cache = study_dir, {}  # type: ignore[var-annotated]
+        self.study_dir = study_dir
+        self.cache: dict[str | None, SavedOutputs | None] = {}
 
-    def pattern(self, run: Mapping[str, Any], pattern: str) -> tuple[Tensor, Tensor, Task] | None:
-        key = run.get("run_dir")
+    def pattern(self, run: RunRecord, pattern: str) -> tuple[Tensor, Tensor, Task] | None:
+        key = run.run_dir
         if key not in self.cache:
             self.cache[key] = load_logits(self.study_dir, run)
         saved = self.cache[key]
@@ -123,13 +124,13 @@ class _Logits:
                                                                           saved.task)
 
 
-def _count(runs: Sequence[Mapping[str, Any]], pattern: str) -> int | None:
-    counts = {int(r["test"][pattern]["count"]) for r in runs if "count" in (r.get("test") or {}).get(pattern, {})}
+def _count(runs: Sequence[RunRecord], pattern: str) -> int | None:
+    counts = {int(count) for r in runs if (count := r.test.get(pattern, {}).get("count")) is not None}
     return counts.pop() if len(counts) == 1 else None
 
 
 def attach_test_set(study_dir: Path, groups: list[dict[str, Any]],
-                    runs_by_group: Mapping[str, Sequence[Mapping[str, Any]]], comparisons: list[dict[str, Any]],
+                    runs_by_group: Mapping[str, Sequence[RunRecord]], comparisons: list[dict[str, Any]],
                     patterns: Sequence[str], metric: str, confidence: float) -> None:
     """``test_set`` intervals: per group and pattern (headline), and per primary / post-hoc difference.
 
@@ -140,7 +141,7 @@ def attach_test_set(study_dir: Path, groups: list[dict[str, Any]],
     logits = _Logits(study_dir)
     cheap = metric in PROPORTION_METRICS or bool(get_metric(metric).per_sample)
     for group in groups:
-        runs = sorted((r for r in runs_by_group[group["name"]] if completed(r)), key=lambda r: r["seed"])
+        runs = sorted((r for r in runs_by_group[group["name"]] if r.completed), key=lambda r: r.seed)
         group["test_set"] = {}
         for pattern in patterns if cheap else patterns[:1]:
             summary = ((group.get("test") or {}).get(pattern) or {}).get(metric) or {}
@@ -155,7 +156,7 @@ def attach_test_set(study_dir: Path, groups: list[dict[str, Any]],
             continue
         sides = []
         for name in (c["group_a"], c["group_b"]):
-            by_seed = {r["seed"]: r for r in runs_by_group[name] if completed(r)}
+            by_seed = {r.seed: r for r in runs_by_group[name] if r.completed}
             sides.append([logits.pattern(by_seed[s], c["pattern"]) for s in c["seeds"]])
         if any(s is None for side in sides for s in side):
             c["test_set"] = None

@@ -27,7 +27,7 @@ from typing import Any, Literal
 from rich.console import Console
 
 from fusebench.config import ConfigError, validate_config
-from fusebench.engine.run_folder import ensure_directory, locked, recorded_state, write_status
+from fusebench.engine.run_folder import RunState, ensure_directory, locked, recorded_state, write_status
 from fusebench.io import atomic_write_json, atomic_write_text, read_json
 from fusebench.processes import die_with_parent
 from fusebench.study.graph import PLAN_FILE, StudyGraph, blocked_by, build_graph, write_plan
@@ -43,7 +43,7 @@ class NodeOutcome:
     """How one node ended: ``completed``, ``failed`` or ``skipped``, with seconds and error."""
 
     node: str
-    status: Literal["completed", "failed", "skipped"]
+    status: Literal[RunState.COMPLETED, RunState.FAILED, RunState.SKIPPED]
     seconds: float = 0.0
     error: str | None = None
 
@@ -60,14 +60,15 @@ def execute_node(node_id: str, config: dict[str, Any], run_dir: str, command: Se
     try:
         execute_run(validate_config(config, f"node `{node_id}`"), run_dir, command=list(command))
     except Exception as error:  # noqa: BLE001 - recorded, and the study goes on
-        return NodeOutcome(node_id, "failed", time.perf_counter() - start, f"{type(error).__name__}: {error}")
+        return NodeOutcome(node_id, RunState.FAILED, time.perf_counter() - start, f"{type(error).__name__}: {error}")
     except SystemExit as error:  # Lightning turns Ctrl-C during fit into `sys.exit(1)`: the user asked to stop
         raise KeyboardInterrupt from error
-    return NodeOutcome(node_id, "completed", time.perf_counter() - start)
+    return NodeOutcome(node_id, RunState.COMPLETED, time.perf_counter() - start)
 
 
 def skipped(node_id: str, dependency: str) -> NodeOutcome:
-    return NodeOutcome(node_id, "skipped", 0.0, f"Skipped: it loads the encoder of `{dependency}`, which did not "
+    return NodeOutcome(node_id, RunState.SKIPPED, 0.0, f"Skipped: it loads the encoder of `{dependency}`, which did "
+                                                       "not "
                                                  "complete.")
 
 
@@ -77,18 +78,19 @@ def crashed(graph: StudyGraph, node_id: str, error: str) -> NodeOutcome:
     A run that had already written ``completed`` keeps it (its process died afterwards).
     """
     run_dir = graph.run_dir(node_id)
-    if recorded_state(run_dir) == "completed":
-        return NodeOutcome(node_id, "completed", 0.0)
-    write_status(run_dir, "failed", error=error)
-    return NodeOutcome(node_id, "failed", 0.0, error)
+    if recorded_state(run_dir) == RunState.COMPLETED:
+        return NodeOutcome(node_id, RunState.COMPLETED, 0.0)
+    write_status(run_dir, RunState.FAILED, error=error)
+    return NodeOutcome(node_id, RunState.FAILED, 0.0, error)
 
 
 def interrupted(graph: StudyGraph, node_ids: Sequence[str]) -> None:
     """Mark the runs that were in flight when the study stopped (their workers are dead by now)."""
     for node_id in node_ids:
         run_dir = graph.run_dir(node_id)
-        if run_dir.is_dir() and recorded_state(run_dir) == "running":
-            write_status(run_dir, "interrupted", error="Interrupted: the study was stopped while this run trained.")
+        if run_dir.is_dir() and recorded_state(run_dir) == RunState.RUNNING:
+            write_status(run_dir, RunState.INTERRUPTED,
+                         error="Interrupted: the study was stopped while this run trained.")
 
 
 def clear_for_rerun(graph: StudyGraph, node_id: str, console: Console) -> None:
@@ -97,7 +99,7 @@ def clear_for_rerun(graph: StudyGraph, node_id: str, console: Console) -> None:
     run_dir = graph.run_dir(node_id)
     if not run_dir.exists():
         return
-    if recorded_state(run_dir) == "completed":
+    if recorded_state(run_dir) == RunState.COMPLETED:
         aside = graph.study_dir / "superseded"
         aside.mkdir(exist_ok=True)
         number = 1 + sum(1 for p in aside.iterdir() if p.name.startswith(f"{node_id}-"))
@@ -155,7 +157,7 @@ def run_study(spec_path: str | Path, *, workers: int = 1, resume: bool | None = 
         atomic_write_text(study_dir / "spec.yaml", dump_spec(study))
         write_plan(graph)
         todo = [n for n, node in graph.nodes.items() if node.same_as is None and not graph.is_complete(n)]
-        done = {n: "completed" for n in graph.nodes if graph.nodes[n].same_as is None and n not in todo}
+        done = {n: RunState.COMPLETED for n in graph.nodes if graph.nodes[n].same_as is None and n not in todo}
         for node_id in todo:  # a half-written folder from an interrupted or changed run would mislead
             clear_for_rerun(graph, node_id, console)
         record_session(study_dir, workers=workers, backend=backend, threads=study.spec.threads_per_run, nodes=todo)
@@ -199,7 +201,7 @@ def record_session(study_dir: Path, *, workers: int, backend: str, threads: int,
 class _Progress:
     """Records each outcome, rewrites the results files and prints one line per node."""
 
-    def __init__(self, graph: StudyGraph, console: Console, done: dict[str, str], total: int) -> None:
+    def __init__(self, graph: StudyGraph, console: Console, done: dict[str, RunState], total: int) -> None:
         self.graph, self.console, self.done, self.total, self.count = graph, console, done, total, 0
 
     def __call__(self, outcome: NodeOutcome) -> None:
@@ -211,7 +213,7 @@ class _Progress:
         line = (f"[{self.count:>{width}}/{self.total}] [{style}]{outcome.status:<9}[/] {outcome.node:<40} "
                 f"{outcome.seconds:7.1f} s")
         self.console.print(line, highlight=False)
-        if outcome.error and outcome.status == "failed":
+        if outcome.error and outcome.status == RunState.FAILED:
             self.console.print(f"    {outcome.error}", highlight=False, markup=False)
 
 
@@ -219,14 +221,14 @@ def _payload(graph: StudyGraph, node_id: str) -> tuple[str, dict[str, Any], str,
     return node_id, graph.nodes[node_id].config.model_dump(mode="json"), str(graph.run_dir(node_id)), list(sys.argv)
 
 
-def run_in_process(graph: StudyGraph, todo: Sequence[str], done: dict[str, str], on_done: OnDone) -> None:
+def run_in_process(graph: StudyGraph, todo: Sequence[str], done: dict[str, RunState], on_done: OnDone) -> None:
     """One node after another in this process (``--workers 1``): same numbers, simpler to debug."""
     for node_id in todo:
         dependency = blocked_by(graph, node_id, done)
         on_done(skipped(node_id, dependency) if dependency else execute_node(*_payload(graph, node_id)))
 
 
-def run_pool(graph: StudyGraph, todo: Sequence[str], done: dict[str, str], on_done: OnDone, workers: int) -> None:
+def run_pool(graph: StudyGraph, todo: Sequence[str], done: dict[str, RunState], on_done: OnDone, workers: int) -> None:
     """A spawn-started process pool fed as nodes become ready (not wave by wave).
 
     At most ``workers`` nodes are in flight, picked in graph order, so each seed's
@@ -242,7 +244,7 @@ def run_pool(graph: StudyGraph, todo: Sequence[str], done: dict[str, str], on_do
                 if dependency:
                     pending.remove(node_id)
                     on_done(skipped(node_id, dependency))
-            ready = [n for n in pending if all(done.get(d) == "completed" for d in graph.nodes[n].depends_on)]
+            ready = [n for n in pending if all(done.get(d) == RunState.COMPLETED for d in graph.nodes[n].depends_on)]
             for node_id in ready[: workers - len(running)]:
                 pending.remove(node_id)
                 running[pool.submit(execute_node, *_payload(graph, node_id))] = node_id

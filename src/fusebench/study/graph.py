@@ -20,7 +20,7 @@ import yaml
 
 from fusebench.config import RunConfig, dump_config
 from fusebench.engine.datasets import recipe_digest
-from fusebench.engine.run_folder import live_state
+from fusebench.engine.run_folder import RunState, live_state
 from fusebench.io import atomic_write_json, read_json
 from fusebench.study.spec import AxisValue, Study, format_value
 
@@ -88,7 +88,7 @@ class StudyGraph:
             data = recipe_digest(node.config.data)
         except ValueError:  # a bad recipe fails when the node runs, where the error is recorded
             data = None
-        return run_state(self.run_dir(node_id), node.config_digest, data) == "completed"
+        return run_state(self.run_dir(node_id), node.config_digest, data) == RunState.COMPLETED
 
 
 def config_digest(config: RunConfig) -> str:
@@ -106,7 +106,8 @@ def portable_digest(raw: Mapping[str, Any]) -> str:
     the pre-trained encoders inside it by absolute path; those paths are replaced by
     ``<study>`` first, so a study folder that was moved or copied is still recognised.
     """
-    experiment = raw.get("experiment") if isinstance(raw.get("experiment"), Mapping) else {}
+    found = raw.get("experiment")
+    experiment: Mapping[str, Any] = found if isinstance(found, Mapping) else {}
     root = str(Path(str(experiment.get("runs_dir", ""))) / str(experiment.get("name", "")))
 
     def relocate(value: Any) -> Any:
@@ -147,14 +148,14 @@ def run_state(run_dir: Path, digest: str, data_digest: str | None = None) -> str
     recipe default changed since) is stale too: its ``config.yaml`` alone cannot tell.
     """
     state = live_state(run_dir)
-    if state == "completed":
+    if state == RunState.COMPLETED:
         if not _config_matches(run_dir / "config.yaml", digest):
-            return "stale"
+            return RunState.STALE
         data_file = run_dir / "data.json"
         if data_digest is not None and data_file.is_file():
             recorded = read_json(data_file)
             if not isinstance(recorded, dict) or recorded.get("recipe_digest") != data_digest:
-                return "stale"
+                return RunState.STALE
     return state
 
 
@@ -226,16 +227,16 @@ def read_plan(study_dir: str | Path) -> dict[str, Any]:
     if not file.is_file():
         raise FileNotFoundError(f"`{file}` does not exist; is `{study_dir}` a study folder written by "
                                 "`fusebench study`?")
-    from fusebench.study.results_schema import check_plan
+    from fusebench.study.records import PlanRecord
 
     plan: dict[str, Any] = read_json(file)
-    check_plan(plan, file)
+    PlanRecord.from_json(plan, file)  # validated: the results are rebuilt from it
     return plan
 
 
 def blocked_by(graph: StudyGraph, node_id: str, outcome: Mapping[str, str]) -> str | None:
     """The first dependency of ``node_id`` whose outcome is failed or skipped, if any."""
     for dep in graph.nodes[node_id].depends_on:
-        if outcome.get(dep) in ("failed", "skipped"):
+        if outcome.get(dep) in (RunState.FAILED, RunState.SKIPPED):
             return dep
     return None

@@ -18,6 +18,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from fusebench.tasks import higher_is_better as _higher_is_better  # noqa: E402
 
@@ -153,7 +154,9 @@ def epochs_to_threshold_bars(groups: Sequence[Group], metric: str, path: str | P
     goal = f"validation {metric} {'≥' if higher_is_better else '≤'} {threshold}"
     ax.set(ylabel="epochs", title=f"epochs to {goal}\n(bar = Kaplan-Meier median; hatched = median not reached; "
            "● seed reached, △ seed censored)")
-    ax.yaxis.get_major_locator().set_params(integer=True)
+    locator = ax.yaxis.get_major_locator()
+    if isinstance(locator, MaxNLocator):  # the default AutoLocator is one: whole epochs only
+        locator.set_params(integer=True)
     ax.margins(y=0.15)
     ax.grid(axis="y", alpha=0.3)
     return save(fig, path)

@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import matplotlib.pyplot as plt  # the Agg backend is chosen by fusebench.study.plots, imported below
 import numpy as np
 
 from fusebench.study.plots import (
@@ -20,7 +21,6 @@ from fusebench.study.plots import (
     colormap,
     direction,
     label,
-    plt,
     save,
     stat,
     text_colour,

@@ -12,7 +12,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from fusebench.study.plots import as_array, color, plt, save
+import matplotlib.pyplot as plt  # the Agg backend is chosen by fusebench.study.plots, imported below
+
+from fusebench.study.plots import as_array, color, save
 
 _PANELS = (("grad_norm", "gradient L2 norm (epoch mean)"), ("weight_norm", "weight L2 norm"),
            ("update_ratio", "update / weight ratio per epoch"))

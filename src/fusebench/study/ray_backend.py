@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from fusebench.config import ConfigError
+from fusebench.engine.run_folder import RunState
 from fusebench.study.execute import NodeOutcome, OnDone, crashed, execute_node, interrupted, skipped
 from fusebench.study.graph import StudyGraph, blocked_by
 
@@ -75,12 +76,12 @@ def ray_node(node_id: str, config: dict[str, Any], run_dir: str, command: Sequen
              *upstream: NodeOutcome) -> NodeOutcome:
     """Body of the remote task: skip if an upstream node did not complete, else run."""
     for outcome in upstream:
-        if outcome.status != "completed":
+        if outcome.status is not RunState.COMPLETED:
             return skipped(node_id, outcome.node)
     return execute_node(node_id, config, run_dir, command)
 
 
-def run_ray(graph: StudyGraph, todo: Sequence[str], done: dict[str, str], on_done: OnDone, *, workers: int,
+def run_ray(graph: StudyGraph, todo: Sequence[str], done: dict[str, RunState], on_done: OnDone, *, workers: int,
             address: str | None) -> None:
     """Submit every node in ``todo`` to Ray at once and report each as it finishes.
 

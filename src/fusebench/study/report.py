@@ -18,7 +18,8 @@ from markupsafe import Markup, escape
 
 from fusebench.io import atomic_write_text, read_json
 from fusebench.study import plots, plots_modality
-from fusebench.study.analysis import analyse, load_results, write_analysis
+from fusebench.study.analysis import analyse, write_analysis
+from fusebench.study.records import load_results
 from fusebench.study.report_text import (
     FILTERS,
     headline_rows,

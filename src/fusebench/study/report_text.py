@@ -38,8 +38,9 @@ def pvalue(value: Any) -> str:
     return f"{float(value):.2e}" if float(value) < 0.001 else f"{float(value):#.3g}"
 
 
-def percent(value: Any) -> str:
-    return DASH if _missing(value) else f"{float(value):+.0f}%"
+def percent(value: Any, digits: int = 0) -> str:
+    """A signed change in percent, ``+12%`` (``digits=1``: ``+12.3%``); a dash when it does not exist."""
+    return DASH if _missing(value) else f"{float(value):+.{digits}f}%"
 
 
 def mean_std(summary: Mapping[str, Any] | None, digits: int = 4) -> str:

@@ -11,7 +11,7 @@ from typing import Any
 
 from fusebench.engine.monitoring import read_monitoring
 from fusebench.study.plots_monitoring import monitoring_figure
-from fusebench.study.report_text import DASH, mean_std
+from fusebench.study.report_text import mean_std, percent
 from fusebench.study.thesis import EFFICIENCY_SCALE
 
 MB = 1e6
@@ -24,10 +24,6 @@ def _scaled(summary: Mapping[str, Any] | None, factor: float) -> dict[str, Any] 
     return {**summary, **{k: summary[k] * factor for k in ("mean", "std") if summary.get(k) is not None}}
 
 
-def _percent(value: Any) -> str:
-    return DASH if value is None else f"{float(value):+.1f}%"
-
-
 def change_rows(analysis: Mapping[str, Any]) -> list[dict[str, Any]]:
     """% change of each non-baseline group's mean test metric against its baseline group, per pattern."""
     rows = []
@@ -36,7 +32,7 @@ def change_rows(analysis: Mapping[str, Any]) -> list[dict[str, Any]]:
         if change.get("reference") is None:
             continue
         rows.append({"name": group["name"], "n": group["n"], "reference": change["reference"],
-                     "cells": [_percent(change["patterns"].get(p)) for p in analysis["patterns"]]})
+                     "cells": [percent(change["patterns"].get(p), digits=1) for p in analysis["patterns"]]})
     return rows
 
 

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import csv
 import io
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
 from fusebench.engine.footprint import RESOURCES_FILE
+from fusebench.engine.run_folder import RunState
 from fusebench.io import atomic_write_json, atomic_write_text, read_json, read_json_object
 from fusebench.study.graph import read_plan, run_state
 from fusebench.study.spec import StudyFile, StudySpec, format_value
@@ -75,11 +77,12 @@ def collect_results(study_dir: str | Path) -> dict[str, Any]:
         twin = by_id[node["same_as"]] if node["same_as"] else node
         run_dir = study_dir / "runs" / twin["node"]
         state = run_state(run_dir, twin["config_digest"])
-        failed_dep = next((d for d in node["depends_on"] if outcome.get(d) in ("failed", "skipped")), None)
-        if state not in ("completed", "failed"):
-            state = "skipped" if failed_dep else "pending"
+        failed_dep = next((d for d in node["depends_on"] if outcome.get(d) in (RunState.FAILED, RunState.SKIPPED)),
+                          None)
+        if state not in (RunState.COMPLETED, RunState.FAILED):
+            state = RunState.SKIPPED if failed_dep else RunState.PENDING
         outcome[node["node"]] = state
-        if state != "pending":
+        if state != RunState.PENDING:
             runs.append(_entry(node, twin["node"], run_dir, state, failed_dep, outcome))
     _pretraining_cost(runs, by_id)
     analysis = spec.analysis
@@ -101,7 +104,8 @@ def collect_results(study_dir: str | Path) -> dict[str, Any]:
                      "comparisons": [list(pair) for pair in comparisons], "chance": analysis.chance,
                      "primary": [list(pair) for pair in analysis.primary] if analysis.primary else None,
                      "interval": analysis.interval},
-        "progress": {s: sum(v == s for v in outcome.values()) for s in ("completed", "failed", "skipped", "pending")},
+        "progress": {s.value: sum(v == s for v in outcome.values())
+                     for s in (RunState.COMPLETED, RunState.FAILED, RunState.SKIPPED, RunState.PENDING)},
         "execution": execution.get("sessions", []),
         "runs": runs,
     }
@@ -121,7 +125,7 @@ def _entry(node: dict[str, Any], twin: str, run_dir: Path, state: str, failed_de
         "curves": {"train_loss": [], "validation_loss": [], "validation": {}}, "timing": {}, "model": {},
         "resources": {}, "config_overrides": node["config_overrides"],
     }
-    if state == "skipped":
+    if state == RunState.SKIPPED:
         entry["error"] = (f"Skipped: it loads the encoder of `{failed_dep}`, which "
                           f"{'failed' if outcome.get(failed_dep or '') == 'failed' else 'was skipped'}.")
         return entry
@@ -133,7 +137,7 @@ def _entry(node: dict[str, Any], twin: str, run_dir: Path, state: str, failed_de
             raise ValueError(f"Expected a list of epoch records in `{run_dir / 'epoch_metrics.json'}`; the file is "
                              "damaged.")
         entry["curves"] = curves(epochs)
-    if state == "completed":
+    if state == RunState.COMPLETED:
         entry["test"] = read_json_object(run_dir / "test_metrics.json")
         timing = read_json_object(run_dir / "timing.json")
         entry["timing"] = {"pretraining": {m: float(v) for m, v in timing.get("pretraining", {}).items()},
@@ -174,7 +178,7 @@ def _pretraining_cost(runs: list[dict[str, Any]], plan: dict[str, dict[str, Any]
     by_node = {r["node"]: r for r in runs}
     users: dict[str, set[str]] = {}
     for run in runs:
-        if run["kind"] == "fusion" and run["status"] == "completed":
+        if run["kind"] == "fusion" and run["status"] == RunState.COMPLETED:
             for dep in run["depends_on"]:
                 users.setdefault(dep, set()).add(run["run_dir"])  # twins share one run directory: one run
     for run in runs:
@@ -189,31 +193,48 @@ def _pretraining_cost(runs: list[dict[str, Any]], plan: dict[str, dict[str, Any]
         run["timing"]["pretraining"], run["timing"]["pretraining_amortised"] = full, shares
 
 
-def results_csv(results: dict[str, Any]) -> str:
-    """Long format, one value per row: test metrics, per-epoch validation metrics and timing."""
+def long_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """Long format, one value per row: test metrics, per-epoch validation metrics, timing and the thesis'
+    quantities; the columns are ``node, kind, condition, modality, seed, <axes...>, status, split,
+    epoch, pattern, metric, value`` (None where a column does not apply)."""
     axes = list(results["axes"])
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["node", "kind", "condition", "modality", "seed", *axes, "status", "split", "epoch",
-                     "pattern", "metric", "value"])
+    rows: list[dict[str, Any]] = []
     for run in results["runs"]:
-        head = [run["node"], run["kind"], run["condition"] or "", run["modality"] or "", run["seed"],
-                *(format_value(run["axes"][a]) if a in run["axes"] else "" for a in axes), run["status"]]
+        head = {"node": run["node"], "kind": run["kind"], "condition": run["condition"], "modality": run["modality"],
+                "seed": run["seed"], **{a: format_value(run["axes"][a]) if a in run["axes"] else None for a in axes},
+                "status": run["status"]}
+        add = partial(_add_row, rows, head)
         for pattern, metrics in run["test"].items():
             for metric, value in metrics.items():
-                writer.writerow([*head, "test", "", pattern, metric, value])
+                add("test", None, pattern, metric, value)
         for pattern, metrics in run["curves"]["validation"].items():
             for metric, values in metrics.items():
                 for epoch, value in enumerate(values, start=1):
-                    writer.writerow([*head, "validation", epoch, pattern, metric, value])
+                    add("validation", epoch, pattern, metric, value)
         for key, value in run["timing"].items():
             if isinstance(value, dict):
                 for modality, seconds in value.items():
-                    writer.writerow([*head, "timing", "", modality, key, seconds])
+                    add("timing", None, modality, key, seconds)
             elif value is not None:
-                writer.writerow([*head, "timing", "", "", key, value])
-        for row in _thesis_rows(run, results):
-            writer.writerow([*head, *row])
+                add("timing", None, None, key, value)
+        for split, epoch, pattern, metric, value in _thesis_rows(run, results):
+            add(split, epoch if epoch != "" else None, pattern or None, metric, value)
+    return rows
+
+
+def _add_row(rows: list[dict[str, Any]], head: dict[str, Any], split: str, epoch: int | None, pattern: str | None,
+             metric: str, value: Any) -> None:
+    rows.append({**head, "split": split, "epoch": epoch, "pattern": pattern, "metric": metric, "value": value})
+
+
+def results_csv(results: dict[str, Any]) -> str:
+    """:func:`long_rows` as CSV (an empty cell where a column does not apply)."""
+    columns = ["node", "kind", "condition", "modality", "seed", *results["axes"], "status", "split", "epoch",
+               "pattern", "metric", "value"]
+    out = io.StringIO()
+    writer = csv.DictWriter(out, columns, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(long_rows(results))
     return out.getvalue()
 
 
@@ -269,7 +290,7 @@ def summary_by_group(results: dict[str, Any], metric: str | None = None) -> Summ
     metric = metric or results["analysis"]["primary_metric"]
     values: dict[str, dict[str, list[float]]] = {}
     for run in results["runs"]:
-        if run["kind"] == "fusion" and run["status"] == "completed":
+        if run["kind"] == "fusion" and run["status"] == RunState.COMPLETED:
             for pattern in results["patterns"]:
                 if metric in run["test"].get(pattern, {}):
                     values.setdefault(run["group"], {}).setdefault(pattern, []).append(run["test"][pattern][metric])

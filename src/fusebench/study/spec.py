@@ -14,7 +14,7 @@ import json
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from functools import cache, cached_property
+from functools import cache, cached_property, partial
 from pathlib import Path
 from typing import Any, Literal
 
@@ -22,15 +22,15 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from fusebench.config import (
-    ConfigError,
     RunConfig,
     apply_overrides,
     explain_validation_error,
     read_yaml,
     validate_config,
 )
-from fusebench.data.patterns import all_patterns, parse_pattern, pattern_name
+from fusebench.data.patterns import parse_pattern, pattern_names
 from fusebench.data.registry import get_dataset
+from fusebench.errors import FusebenchError, SpecError
 from fusebench.tasks import Task
 
 SAFE_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
@@ -173,7 +173,7 @@ class StudySpec(_Strict):
         conditions: dict[str, ConditionSpec] = {}
         for name, condition in self.conditions.items():
             for m in modalities if MODALITY_TEMPLATE in name else [None]:
-                fill = (lambda text, m=m: text.replace(MODALITY_TEMPLATE, m)) if m else (lambda text: text)
+                fill = partial(_fill, modality=m)
                 scratch = [fill(x) for x in condition.scratch]
                 chosen = [x for x in modalities if x not in scratch] if condition.pretrained == "all" else [
                     fill(x) for x in condition.pretrained]
@@ -191,6 +191,11 @@ class StudySpec(_Strict):
 
 class StudyFile(_Strict):
     study: StudySpec
+
+
+def _fill(text: str, modality: str | None) -> str:
+    """``text`` with ``{modality}`` replaced (unchanged for a condition that is no template)."""
+    return text if modality is None else text.replace(MODALITY_TEMPLATE, modality)
 
 
 def format_value(value: AxisValue) -> str:
@@ -235,7 +240,7 @@ class Study:
 
     @property
     def patterns(self) -> list[str]:
-        return [pattern_name(p) for p in all_patterns(self.modalities)]
+        return pattern_names(self.modalities)
 
     def axis_combinations(self) -> Iterator[dict[str, AxisValue]]:
         """Every combination of axis values (one dict per combination; ``{}`` without axes)."""
@@ -334,7 +339,7 @@ def load_spec(path: str | Path, *, base: str | Path | None = None, name: str | N
         overrides: dotted ``key=value`` changes of the spec's own keys (``analysis.threshold=0.5``).
 
     Raises:
-        ConfigError: the spec, a config it names, or a run it implies is invalid.
+        SpecError: the spec, a config it names, or a run it implies is invalid.
     """
     source = Path(path)
     raw = read_yaml(source)
@@ -349,7 +354,7 @@ def load_spec(path: str | Path, *, base: str | Path | None = None, name: str | N
     if base is not None:
         base_file = Path(base).resolve()
         if not base_file.is_file():
-            raise ConfigError(f"Study `{source}`: `--base {base}` does not exist; expected a run config file.")
+            raise SpecError(f"Study `{source}`: `--base {base}` does not exist; expected a run config file.")
     else:
         base_file = _config_path(folder, spec.base, source, "study.base")
     where = f"(the base of study `{source}`)"
@@ -357,7 +362,7 @@ def load_spec(path: str | Path, *, base: str | Path | None = None, name: str | N
     try:
         spec = spec.expanded(modalities)
     except ValueError as error:
-        raise ConfigError(f"Study `{source}`: {error}.") from None
+        raise SpecError(f"Study `{source}`: {error}.") from None
     explicit = {m: _config_path(folder, p, source, f"study.pretrain.configs.{m}")
                 for m, p in (spec.pretrain.configs.items() if spec.pretrain else [])}
     wanted = {m for c in spec.conditions.values() for m in c.modalities(modalities)}
@@ -372,7 +377,7 @@ def load_spec(path: str | Path, *, base: str | Path | None = None, name: str | N
 def _config_path(folder: Path, relative: str, source: Path, key: str) -> Path:
     file = (folder / relative).resolve()
     if not file.is_file():
-        raise ConfigError(f"Study `{source}`: `{key}` is `{relative}`, but `{file}` does not exist; "
+        raise SpecError(f"Study `{source}`: `{key}` is `{relative}`, but `{file}` does not exist; "
                           "paths are relative to the spec file.")
     return file
 
@@ -385,21 +390,21 @@ def _check_runs(study: Study) -> None:
             continue
         section = read_yaml(file).get("pretrain")
         if not isinstance(section, dict) or section.get("modality") != modality:
-            raise ConfigError(f"Study `{study.source}`: `study.pretrain.configs.{modality}` is `{file}`, which is "
+            raise SpecError(f"Study `{study.source}`: `study.pretrain.configs.{modality}` is `{file}`, which is "
                               f"not a pre-training config for `{modality}` (expected `pretrain: {{modality: "
                               f"{modality}}}`).")
-    from fusebench.engine.fusion_params import check_fusion_params
-
+    built = _Preflight(study)
     for condition, values in itertools.product(spec.conditions, study.axis_combinations()):
-        fusion = study.fusion_config(condition, values, seed)
-        try:
-            check_fusion_params(fusion.model.fusion)
-        except ConfigError as error:
-            raise ConfigError(f"Study `{study.source}`: condition `{condition}`{_axes_text(values)}: {error}") from None
+        fusion = built.check(study.fusion_config(condition, values, seed), f"condition `{condition}`"
+                             f"{_axes_text(values)}")
+        pre_values = {k: v for k, v in values.items() if spec.axes[k].target == "pretrain"}
+        for modality in spec.conditions[condition].pretrained:
+            built.check(study.pretrain_config(modality, pre_values, seed),
+                        f"pre-training `{modality}`{_axes_text(pre_values)}")
         for modality in spec.conditions[condition].pretrained:
             encoder = study.pretrain_config(modality, values, seed).model.encoders[modality]
             if encoder != fusion.model.encoders[modality]:
-                raise ConfigError(
+                raise SpecError(
                     f"Study `{study.source}`: condition `{condition}`{_axes_text(values)} loads a pre-trained "
                     f"`{modality}` encoder {encoder.model_dump()} into a fusion model whose `{modality}` encoder "
                     f"is {fusion.model.encoders[modality].model_dump()}; make them equal (e.g. with "
@@ -407,17 +412,39 @@ def _check_runs(study: Study) -> None:
     try:
         study.task.check_metrics([study.primary_metric], where="`study.analysis.primary_metric`")
     except ValueError as error:
-        raise ConfigError(f"Study `{study.source}`: {error}") from None
+        raise SpecError(f"Study `{study.source}`: {error}") from None
     for name in spec.analysis.patterns or []:
         try:
             parse_pattern(name, study.modalities)
         except ValueError as error:
-            raise ConfigError(f"Study `{study.source}`: `study.analysis.patterns`: {error}") from None
+            raise SpecError(f"Study `{study.source}`: `study.analysis.patterns`: {error}") from None
 
 
-def _explain(error: ValidationError, source: Path) -> ConfigError:
+class _Preflight:
+    """Builds each distinct run config of a study once (model and strategies, on its data's shapes)."""
+
+    def __init__(self, study: Study) -> None:
+        from fusebench.engine.preflight import DataCache
+
+        self.study, self.data, self.seen = study, DataCache(), set[str]()
+
+    def check(self, config: RunConfig, what: str) -> RunConfig:
+        """``config`` after building it; an error is one paragraph naming ``what`` (a condition, a pre-training)."""
+        from fusebench.engine.preflight import preflight
+
+        key = config.model_dump_json()
+        if key not in self.seen:
+            self.seen.add(key)
+            try:
+                preflight(config, self.data.inputs(config), load_files=False)
+            except FusebenchError as error:
+                raise SpecError(f"Study `{self.study.source}`: {what} cannot run: {error}") from None
+        return config
+
+
+def _explain(error: ValidationError, source: Path) -> SpecError:
     """Pydantic's report as one paragraph naming the spec file, each key and the fix."""
-    return explain_validation_error(error, f"`{source}`", root=StudyFile, kind="study spec")
+    return explain_validation_error(error, f"`{source}`", root=StudyFile, kind="study spec", as_type=SpecError)
 
 
 def dump_spec(study: Study) -> str:

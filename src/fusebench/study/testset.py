@@ -21,8 +21,9 @@ a vectorised fast path that gives the same value.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -37,7 +38,7 @@ PROPORTION_METRICS = frozenset({"accuracy", "acc2_has0", "acc5", "acc7"})
 RESAMPLES_PER_SAMPLE = 2000  # vectorised metrics: cheap
 RESAMPLES_LOOPED = 500  # metrics recomputed per resample (about 0.5 ms each for 2,000 samples)
 Saved = tuple[Tensor, Tensor, Task]  # (outputs [N, ...], target [N, ...], task) of one run and pattern
-Statistic = Callable[..., "float | np.ndarray"]
+Statistic = Callable[..., Any]  # indices -> the statistic (a float, or an array over resamples when vectorised)
 
 
 def per_sample_scores(outputs: Tensor, target: Tensor, task: Task, metric: str) -> np.ndarray | None:
@@ -124,8 +125,9 @@ def _bootstrap(samples: int, statistic: Statistic, vectorized: bool, resamples: 
 def _per_run_statistic(sides: Sequence[tuple[float, Sequence[Saved]]], metric: str) -> tuple[Statistic, bool]:
     """``statistic(indices)``: the signed sum over sides of each side's seed-mean metric."""
     scores = [[per_sample_scores(p, t, task, metric) for p, t, task in runs] for _, runs in sides]
-    if all(s is not None for side in scores for s in side):
-        combined = sum(sign * np.mean(side, axis=0) for (sign, _), side in zip(sides, scores, strict=True))
+    present = [[s for s in side if s is not None] for side in scores]
+    if all(len(kept) == len(side) for kept, side in zip(present, scores, strict=True)):
+        combined = sum(sign * np.mean(side, axis=0) for (sign, _), side in zip(sides, present, strict=True))
         values = np.asarray(combined, dtype=float)
 
         def vectorised(idx: np.ndarray, axis: int = -1) -> np.ndarray:
@@ -198,7 +200,3 @@ def as_record(interval: TestSetInterval | None) -> dict[str, object] | None:
             "samples": interval.samples, "resamples": interval.resamples, "runs": interval.runs,
             "confidence": interval.confidence}
 
-
-def saved_pattern(logits: Mapping[str, Tensor], target: Tensor, pattern: str) -> Saved | None:
-    """``(predictions, target)`` of one pattern from a run's saved test logits, if it was saved."""
-    return (logits[pattern], target) if pattern in logits else None

@@ -43,14 +43,15 @@ from fusebench.data.patterns import pattern_name
 from fusebench.engine.datasets import DataSplits, Split
 from fusebench.engine.evaluate import evaluate_patterns
 from fusebench.engine.metrics import metrics_by_pattern
-from fusebench.engine.strategies.base import seeded_generator
+from fusebench.engine.strategies.base import Stream, seeded_generator
 from fusebench.engine.strategies.blending import blending_statistics, estimate_blending_weights
+from fusebench.errors import ConfigError
 from fusebench.io import atomic_write_json, read_json
-from fusebench.models.multimodal import model_encoders
+from fusebench.models.contract import as_fusion_model
 from fusebench.tasks import Task
 
 RESULT_FILE = "gradient_blending.json"
-_STREAM = 3  # generator stream of the hold-out split (see ``seeded_generator``)
+_STREAM = Stream.BLENDING_HOLDOUT
 
 
 @dataclass(frozen=True)
@@ -84,7 +85,7 @@ def holdout_split(split: Split, fraction: float, seed: int) -> tuple[Split, Spli
     n = len(split)
     held = round(fraction * n)
     if held < 1 or held >= n:
-        raise ValueError(
+        raise ConfigError(
             f"`training.strategy.gradient_blending_auto.holdout_fraction` {fraction} of {n} training samples "
             f"leaves {held} held out and {n - held} to train on; both need at least one sample."
         )
@@ -130,6 +131,47 @@ def _head_config(config: RunConfig, modality: str | None) -> RunConfig:
     return validate_config(raw, "<gradient_blending: auto>")
 
 
+def check_auto_blending(config: RunConfig, modalities: Sequence[str], train_samples: int,
+                        model: nn.Module | None = None) -> dict[str, float]:
+    """Raise now what the estimation would raise later; return stand-in weights to check the strategy with.
+
+    Args:
+        config: the run config (``gradient_blending: auto``).
+        modalities: the run's modalities.
+        train_samples: the size of the training split the estimate splits in two.
+        model: the run's model, whose per-modality encoders the unimodal branches train.
+
+    Raises:
+        ConfigError: fewer than two modalities, ``aux_heads`` as well, a hold-out fraction
+            that leaves a part empty, or a model without per-modality encoders.
+    """
+    if len(modalities) < 2:
+        raise ConfigError(
+            f"`training.strategy.gradient_blending: auto` needs at least two modalities, got {list(modalities)}."
+        )
+    if config.training.strategy.aux_heads:
+        raise ConfigError(
+            "Set either `training.strategy.aux_heads` or `training.strategy.gradient_blending: auto`: both weight "
+            "the same unimodal heads."
+        )
+    fraction = config.training.strategy.gradient_blending_auto.holdout_fraction
+    held = round(fraction * train_samples)
+    if held < 1 or held >= train_samples:
+        raise ConfigError(
+            f"`training.strategy.gradient_blending_auto.holdout_fraction` {fraction} of {train_samples} training "
+            f"samples leaves {held} held out and {train_samples - held} to train on; both need at least one sample."
+        )
+    if model is not None and as_fusion_model(model).encoder_modules() is None:
+        raise ConfigError(_NO_ENCODERS.format(model=type(model).__name__))
+    names = sorted(modalities)
+    return {pattern_name(names): 1.0, **dict.fromkeys(names, 1.0)}
+
+
+_NO_ENCODERS = ("`training.strategy.gradient_blending: auto` trains each modality's encoder alone as a unimodal "
+                "branch, but `{model}` has no per-modality encoders (late fusion and feature early fusion have "
+                "them); give fixed weights instead.")
+
+
 def _train_head(config: RunConfig, modality: str | None, parts: Mapping[str, Split], data: DataSplits,
                 device: str) -> dict[str, list[float]]:
     from fusebench.engine.build import build_model, frozen_modalities, load_pretrained
@@ -140,12 +182,8 @@ def _train_head(config: RunConfig, modality: str | None, parts: Mapping[str, Spl
     model: nn.Module = build_model(head_config, data.input_shapes, data.task.output_size, data.modality_info)
     if modality is not None:  # build_model leaves a pre-training model as initialised
         load_pretrained(model, head_config)
-    elif model_encoders(model) is None:
-        raise ValueError(
-            f"`training.strategy.gradient_blending: auto` trains each modality's encoder alone as a unimodal "
-            f"branch, but `{type(model).__name__}` has no per-modality encoders (late fusion and feature early "
-            f"fusion have them); give fixed weights instead."
-        )
+    elif as_fusion_model(model).encoder_modules() is None:
+        raise ConfigError(_NO_ENCODERS.format(model=type(model).__name__))
     views = {name: part.only(tuple(modalities)) for name, part in parts.items()}
     recorder = _HeadLosses(views, modalities, head_config.data.eval_batch_size, data.task)
     module = FusionModule(model, modalities, data.task, head_config.training.optimizer, SchedulerConfig(name="none"),
@@ -174,15 +212,7 @@ def estimate_auto_blending(config: RunConfig, data: DataSplits, device: str = "c
     """
     settings = config.training.strategy.gradient_blending_auto
     started = time.perf_counter()
-    if len(data.modalities) < 2:
-        raise ValueError(
-            f"`training.strategy.gradient_blending: auto` needs at least two modalities, got {list(data.modalities)}."
-        )
-    if config.training.strategy.aux_heads:
-        raise ValueError(
-            "Set either `training.strategy.aux_heads` or `training.strategy.gradient_blending: auto`: both weight "
-            "the same unimodal heads."
-        )
+    check_auto_blending(config, data.modalities, len(data.train))
     train, holdout = holdout_split(data.train, settings.holdout_fraction, config.experiment.seed)
     parts = {"train": train, "holdout": holdout}
     train_loss: dict[str, list[float]] = {}

@@ -11,55 +11,55 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from torch import nn
-from torch.nn import functional as F
 
 from fusebench.config import RunConfig, StrategyConfig
 from fusebench.data.patterns import parse_pattern, pattern_name
 from fusebench.engine.strategies.base import (
-    Strategy,
+    TrainingStrategy,
     check_modalities,
     check_trainable,
-    infer_num_classes,
 )
 from fusebench.engine.strategies.blending import GradientBlending
 from fusebench.engine.strategies.contrastive import build_contrastive
 from fusebench.engine.strategies.distill import TeacherDistillation, load_teacher
 from fusebench.engine.strategies.dropout import ModalityDropout
 from fusebench.engine.strategies.heads import AuxiliaryHeads, unimodal_heads
-from fusebench.engine.strategies.ogm import OGMGE, head_shares_check
+from fusebench.engine.strategies.ogm import OGMGE, fuse_of, head_shares_check
+from fusebench.errors import ConfigError
 from fusebench.tasks import Task
 
 
 def build_strategies(config: RunConfig, model: nn.Module, modalities: Sequence[str],
-                     num_classes: int | None = None, task: Task | None = None) -> list[Strategy]:
+                     task: Task, *, load_files: bool = True) -> list[TrainingStrategy]:
     """The strategies ``config.training.strategy`` selects (none configured -> ``[]``).
 
     Args:
         config: the run config.
         model: the model to train; strategy modules are attached to it.
         modalities: the run's modalities (mask columns, sorted here).
-        num_classes: width of the unimodal heads; read from the model's final linear
-            layer when not given.
-        task: the run's task; its loss trains the unimodal heads (cross-entropy when not given).
+        task: the run's task; its loss trains the unimodal heads, which are
+            ``task.output_size`` wide.
+        load_files: load the distillation teachers' weights; ``False`` checks everything
+            else (a study validates its runs before the pre-trained files exist).
 
     Raises:
-        ValueError: for a setting that names an unknown modality or pattern, that the
+        ConfigError: for a setting that names an unknown modality or pattern, that the
             model cannot support, or a combination that is ambiguous.
     """
     settings = config.training.strategy
     names = tuple(sorted(modalities))
-    loss = task.compute_loss if task is not None else F.cross_entropy
-    if settings.ogm_ge and task is not None and task.kind != "multiclass":
-        raise ValueError(
+    loss, num_classes = task.compute_loss, task.output_size
+    if settings.ogm_ge and task.kind != "multiclass":
+        raise ConfigError(
             f"`training.strategy.ogm_ge` modulates by the softmax score of the true class (Peng et al., CVPR 2022), "
             f"which needs a multiclass task; this dataset's task is {task.kind}."
         )
     seed = config.experiment.seed
-    strategies: list[Strategy] = []
+    strategies: list[TrainingStrategy] = []
     if settings.modality_dropout > 0:
         strategies.append(ModalityDropout(settings.modality_dropout, names, seed))
     if settings.aux_heads and settings.gradient_blending:
-        raise ValueError(
+        raise ConfigError(
             "Set either `training.strategy.aux_heads` or `training.strategy.gradient_blending`: "
             "both weight the same unimodal heads (gradient blending also re-weights the fused "
             f"loss), got aux_heads={settings.aux_heads} and "
@@ -67,8 +67,7 @@ def build_strategies(config: RunConfig, model: nn.Module, modalities: Sequence[s
         )
     if settings.aux_heads:
         check_modalities("aux_heads", list(settings.aux_heads), names)
-        classes = num_classes or infer_num_classes(model)
-        unimodal_heads(model, sorted(settings.aux_heads), classes, "aux_heads")
+        unimodal_heads(model, sorted(settings.aux_heads), num_classes)
         strategies.append(AuxiliaryHeads(settings.aux_heads, loss))
     if settings.gradient_blending == "auto":
         raise ValueError(
@@ -79,20 +78,15 @@ def build_strategies(config: RunConfig, model: nn.Module, modalities: Sequence[s
     if settings.gradient_blending:
         fused_weight, weights = blending_weights(settings.gradient_blending, names)
         if weights:
-            classes = num_classes or infer_num_classes(model)
-            unimodal_heads(model, sorted(weights), classes, "gradient_blending")
+            unimodal_heads(model, sorted(weights), num_classes)
         strategies.append(GradientBlending(fused_weight, weights, loss))
     if settings.distill:
-        strategies.append(_distillation(config, settings, model, names))
-    if settings.contrastive:
+        strategies.append(_distillation(config, settings, model, names, load_files))
+    if settings.contrastive is not None:
         strategies.append(build_contrastive(settings.contrastive, model, names, epochs=config.training.epochs,
                                             early_stopping=config.training.early_stopping.enabled))
     if settings.ogm_ge:
-        if not callable(getattr(model, "fuse", None)):
-            raise ValueError(
-                f"`training.strategy.ogm_ge` needs a model with `fuse(embeddings, mask)` (late or "
-                f"feature early fusion), got `{type(model).__name__}`."
-            )
+        fuse_of(model)  # the strategy calls it
         check_trainable(model, names, "ogm_ge")
         strategy = OGMGE(names, settings.ogm_alpha, settings.ogm_noise, seed, settings.ogm_coefficient,
                          settings.ogm_scores, settings.ogm_parameters, settings.ogm_start_epoch,
@@ -112,7 +106,7 @@ def blending_weights(weights: Mapping[str, float],
     """
     full = pattern_name(modalities)
     if len(modalities) < 2:
-        raise ValueError(
+        raise ConfigError(
             f"`training.strategy.gradient_blending` needs at least two modalities, got "
             f"{list(modalities)}."
         )
@@ -123,7 +117,7 @@ def blending_weights(weights: Mapping[str, float],
         try:
             pattern = parse_pattern(key, modalities)
         except ValueError:
-            raise ValueError(
+            raise ConfigError(
                 f"`training.strategy.gradient_blending` keys must be in {allowed}, got `{key}`."
             ) from None
         if len(pattern) == len(modalities):
@@ -131,12 +125,12 @@ def blending_weights(weights: Mapping[str, float],
         elif len(pattern) == 1:
             unimodal[pattern[0]] = float(weight)
         else:
-            raise ValueError(
+            raise ConfigError(
                 f"`training.strategy.gradient_blending` keys must be in {allowed} (the fused head "
                 f"or one unimodal head), got the sub-pattern `{key}`."
             )
     if fused is None:
-        raise ValueError(
+        raise ConfigError(
             f"`training.strategy.gradient_blending` must weigh the fused head `{full}`, got keys "
             f"{sorted(weights)}."
         )
@@ -144,17 +138,17 @@ def blending_weights(weights: Mapping[str, float],
 
 
 def _distillation(config: RunConfig, settings: StrategyConfig, model: nn.Module,
-                  modalities: Sequence[str]) -> TeacherDistillation:
+                  modalities: Sequence[str], load_files: bool) -> TeacherDistillation:
     check_modalities("distill", list(settings.distill), modalities)
     teachers = {}
     for m in sorted(settings.distill):
         check_trainable(model, [m], f"distill.{m}")
         path = settings.distill_teachers.get(m) or config.model.pretrained.get(m)
         if path is None:
-            raise ValueError(
+            raise ConfigError(
                 f"`training.strategy.distill.{m}` needs a teacher: set "
                 f"`training.strategy.distill_teachers.{m}` or `model.pretrained.{m}` to an "
                 f"`encoders/{m}.safetensors` written by `fusebench pretrain`."
             )
-        teachers[m] = load_teacher(model, m, path)
+        teachers[m] = load_teacher(model, m, path if load_files else None)
     return TeacherDistillation(teachers, settings.distill)

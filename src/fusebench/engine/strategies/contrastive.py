@@ -33,22 +33,24 @@ loaded by ``model.pretrained`` like the encoders of ``fusebench pretrain``.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 import torch
 from torch import Tensor, nn
 
+from fusebench.config_training import ContrastiveOptions, EnhancedProjectorKeys, HardNegativeKeys, LinearProjectorKeys
 from fusebench.data.batch import Batch
 from fusebench.engine.strategies.base import (
     CONTRASTIVE_PROJECTIONS,
     Strategy,
     attach,
+    attached,
     column,
+    contract,
     embedding_dims,
     encoder_modules,
-    unwrap,
     zero_loss,
 )
+from fusebench.errors import ConfigError
 from fusebench.models.early import FeatureEarlyFusionModel, ResidualTanhProjector
 from fusebench.models.losses import build_contrastive_loss, present_pairs
 from fusebench.models.multimodal import ModelOutput
@@ -90,11 +92,14 @@ class ContrastiveAlignment(Strategy):
 
     def _view(self, model: nn.Module, modality: str, z: Tensor) -> Tensor:
         if modality == self.other and self.model_projector:
-            inner = unwrap(model)
-            assert isinstance(inner, FeatureEarlyFusionModel)  # checked in build_contrastive
+            inner = contract(model)
+            if not isinstance(inner, FeatureEarlyFusionModel):  # build_contrastive found its projector
+                raise TypeError(f"Expected the feature early-fusion model the strategy was built for, got "
+                                f"`{type(inner).__name__}`.")
             return inner.enhance(modality, z)
         if modality in self.projected:
-            return getattr(model, CONTRASTIVE_PROJECTIONS)[modality](z)
+            projected: Tensor = attached(model, CONTRASTIVE_PROJECTIONS)[modality](z)
+            return projected
         return z
 
     def extra_losses(self, model: nn.Module, output: ModelOutput, batch: Batch) -> dict[str, Tensor]:
@@ -111,52 +116,53 @@ class ContrastiveAlignment(Strategy):
         return {"contrastive": self.weight * torch.stack(losses).mean()}
 
 
-def build_contrastive(settings: Mapping[str, Any], model: nn.Module, modalities: Sequence[str], *,
+def build_contrastive(settings: ContrastiveOptions, model: nn.Module, modalities: Sequence[str], *,
                       epochs: int | None = None, early_stopping: bool = False) -> ContrastiveAlignment:
-    """The strategy for the resolved ``training.strategy.contrastive`` settings.
+    """The strategy for the validated ``training.strategy.contrastive`` settings.
 
     Args:
-        settings: the resolved settings (``fusebench.config.StrategyConfig``).
+        settings: ``training.strategy.contrastive`` (one of the ``kind/projector`` models of
+            ``fusebench.config_training``).
         model: the model; projections are attached to it where the settings ask.
         modalities: the run's modalities.
         epochs: ``training.epochs`` (a contrastive-only stage must leave epochs to train the task).
         early_stopping: whether early stopping is on (it would judge the contrastive-only stage).
 
     Raises:
-        ValueError: for modalities the run lacks, widths that cannot be compared, a loss that
+        ConfigError: for modalities the run lacks, widths that cannot be compared, a loss that
             would train nothing, or a contrastive-only stage that cannot work.
     """
-    anchors, other = list(settings["anchors"]), settings["other"]
+    anchors, other = list(settings.anchors), settings.other
     for key, names in (("anchors", anchors), ("other", [other])):
         for modality in names:
             if modality not in modalities:
-                raise ValueError(
+                raise ConfigError(
                     f"{_WHERE}.{key}` must name this run's modalities {sorted(modalities)}, got `{modality}`."
                 )
-    options = {"temperature": settings["temperature"], "symmetric": settings["symmetric"]}
-    if settings["kind"] == "hard_negative":
-        options |= {"k": settings["k"], "eps": settings["eps"]}
-    loss = build_contrastive_loss(settings["kind"], **options)
-    dims = embedding_dims(model, [*anchors, other], "contrastive")
-    projector = settings["projector"]
-    inner = unwrap(model)
+    options: dict[str, float | int | bool] = {"temperature": settings.temperature, "symmetric": settings.symmetric}
+    if isinstance(settings, HardNegativeKeys):
+        options |= {"k": settings.k, "eps": settings.eps}
+    loss = build_contrastive_loss(settings.kind, **options)
+    dims = embedding_dims(model, [*anchors, other])
+    inner = contract(model)
     early = inner if isinstance(inner, FeatureEarlyFusionModel) and other in inner.projectors else None
     model_projector = early is not None
     projected: list[str] = []
     if early is not None:
-        if projector != "enhanced":
-            raise ValueError(
-                f"{_WHERE}.projector` is `{projector}`, but the model enhances `{other}` with its own projector "
-                f"(`model.fusion.params.projectors`); leave `projector: enhanced` or drop the model's projector."
+        if settings.projector != "enhanced":
+            raise ConfigError(
+                f"{_WHERE}.projector` is `{settings.projector}`, but the model enhances `{other}` with its own "
+                f"projector (`model.fusion.params.projectors`); leave `projector: enhanced` or drop the model's "
+                "projector."
             )
         _same_width(anchors, dims, early.fused_dims[other], "`model.fusion.params.projector_dim`")
-    elif projector == "enhanced":
+    elif isinstance(settings, EnhancedProjectorKeys):
         width = _same_width(anchors, dims, None, "the anchors")
         attach(model, CONTRASTIVE_PROJECTIONS,
-               nn.ModuleDict({other: ResidualTanhProjector(dims[other], width, settings["dropout"])}))
+               nn.ModuleDict({other: ResidualTanhProjector(dims[other], width, settings.dropout)}))
         projected = [other]
-    elif projector == "linear":
-        width = int(settings["dim"]) if settings.get("dim") is not None else min(dims.values())
+    elif isinstance(settings, LinearProjectorKeys):
+        width = settings.dim if settings.dim is not None else min(dims.values())
         projected = sorted({*anchors, other})
         attach(model, CONTRASTIVE_PROJECTIONS, nn.ModuleDict({m: nn.Linear(dims[m], width) for m in projected}))
     else:
@@ -164,34 +170,36 @@ def build_contrastive(settings: Mapping[str, Any], model: nn.Module, modalities:
     if not projected and not model_projector:
         encoders = encoder_modules(model, "contrastive")
         if not any(p.requires_grad for m in (*anchors, other) for p in encoders[m].parameters()):
-            raise ValueError(
+            raise ConfigError(
                 f"{_WHERE}` with `projector: none` trains only the encoders, but {sorted({*anchors, other})} are "
                 f"frozen (`model.freeze`); unfreeze one or use `projector: enhanced`."
             )
-    stage = int(settings["contrastive_epochs"])
+    stage = settings.contrastive_epochs
     if stage:
         if epochs is not None and stage >= epochs:
-            raise ValueError(
+            raise ConfigError(
                 f"{_WHERE}.contrastive_epochs` is {stage}, but `training.epochs` is {epochs}: no epoch would train "
                 f"the classifier; use fewer contrastive-only epochs or more epochs."
             )
         if early_stopping:
-            raise ValueError(
+            raise ConfigError(
                 f"{_WHERE}.contrastive_epochs` trains without the task loss for {stage} epoch(s), during which "
                 f"early stopping would judge an untrained classifier; set `training.early_stopping.enabled: false`."
             )
-        if settings["weight"] == 0:
-            raise ValueError(f"{_WHERE}.contrastive_epochs` is {stage} with `weight: 0`: those epochs train nothing.")
-    return ContrastiveAlignment(anchors, other, modalities, loss, settings["weight"], projected, model_projector,
+        if settings.weight == 0:
+            raise ConfigError(f"{_WHERE}.contrastive_epochs` is {stage} with `weight: 0`: those epochs train "
+                              "nothing.")
+    return ContrastiveAlignment(anchors, other, modalities, loss, settings.weight, projected, model_projector,
                                 stage)
 
 
 def _same_width(anchors: Sequence[str], dims: Mapping[str, int], width: int | None, source: str) -> int:
-    """The anchors' common embedding width (equal to ``width`` when given), or a ValueError."""
+    """The anchors' common embedding width (equal to ``width`` when given), or a ConfigError."""
     widths = {dims[a] for a in anchors} | ({width} if width is not None else set())
     if len(widths) != 1:
-        raise ValueError(
-            f"{_WHERE}` compares the anchors {list(anchors)} (widths {[dims[a] for a in anchors]}) with the enhanced "
+        raise ConfigError(
+            f"{_WHERE}` compares the anchors {list(anchors)} (widths "
+            f"{', '.join(f'`model.encoders.{a}.out_dim` = {dims[a]}' for a in anchors)}) with the enhanced "
             f"modality's projection, so their widths must agree with {source}"
             f"{f' ({width})' if width is not None else ''}; use encoders of equal `out_dim` or `projector: linear`."
         )

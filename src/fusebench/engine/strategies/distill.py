@@ -27,14 +27,16 @@ from fusebench.models.multimodal import ModelOutput
 from fusebench.models.weights import load_encoder
 
 
-def load_teacher(model: nn.Module, modality: str, path: str | Path) -> nn.Module:
+def load_teacher(model: nn.Module, modality: str, path: str | Path | None) -> nn.Module:
     """A frozen, eval-mode copy of ``model``'s ``modality`` encoder with the weights at ``path``.
 
     Copying the student's encoder builds exactly the encoder kind and shape the run
     configured; ``load_encoder`` then rejects a file of another kind, naming the layer.
+    ``path=None`` keeps the copied weights (a check of the strategy before the file exists).
     """
     teacher = copy.deepcopy(encoder_modules(model, f"distill.{modality}")[modality])
-    load_encoder(teacher, path, modality)
+    if path is not None:
+        load_encoder(teacher, path, modality)
     teacher.eval()
     for parameter in teacher.parameters():
         parameter.requires_grad_(False)
@@ -94,4 +96,5 @@ class TeacherDistillation(Strategy):
         if parameter is not None and parameter.device != device:
             teacher.to(device)
         teacher.eval()
-        return teacher(inputs.to(device))
+        out: Tensor = teacher(inputs.to(device))
+        return out

@@ -15,9 +15,9 @@ import torch
 from torch import Tensor
 
 from fusebench.data.batch import Batch
-from fusebench.engine.strategies.base import Strategy, seeded_generator
+from fusebench.engine.strategies.base import Strategy, Stream, seeded_generator
 
-_STREAM = 1  # generator stream of this strategy (see ``seeded_generator``)
+_STREAM = Stream.MODALITY_DROPOUT
 
 
 def drop_one_modality(mask: Tensor, p: float, generator: torch.Generator) -> Tensor:

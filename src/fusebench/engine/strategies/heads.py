@@ -24,6 +24,7 @@ from fusebench.engine.strategies.base import (
     AUX_HEADS,
     Strategy,
     attach,
+    attached,
     column,
     embedding_dims,
     zero_loss,
@@ -31,10 +32,9 @@ from fusebench.engine.strategies.base import (
 from fusebench.models.multimodal import ModelOutput
 
 
-def unimodal_heads(model: nn.Module, modalities: Sequence[str], num_classes: int,
-                   key: str) -> nn.ModuleDict:
+def unimodal_heads(model: nn.Module, modalities: Sequence[str], num_classes: int) -> nn.ModuleDict:
     """``model.aux_heads``: a linear head ``D_m -> num_classes`` per modality, attached once."""
-    dims = embedding_dims(model, modalities, key)
+    dims = embedding_dims(model, modalities)
     heads = nn.ModuleDict({m: nn.Linear(dims[m], num_classes) for m in sorted(modalities)})
     attach(model, AUX_HEADS, heads)
     return heads
@@ -49,7 +49,7 @@ def unimodal_losses(model: nn.Module, output: ModelOutput, batch: Batch,
 
     A modality absent from the whole batch contributes a zero loss.
     """
-    heads = getattr(model, AUX_HEADS)
+    heads = attached(model, AUX_HEADS)
     losses: dict[str, Tensor] = {}
     for m in modalities:
         present = batch.mask[:, column(batch.modalities, m)]  # [B]

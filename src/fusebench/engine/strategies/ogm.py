@@ -54,7 +54,9 @@ from torch import Tensor, nn
 
 from fusebench.data.batch import Batch
 from fusebench.data.patterns import pattern_mask
-from fusebench.engine.strategies.base import Strategy, encoder_modules, seeded_generator, unwrap
+from fusebench.engine.strategies.base import Strategy, Stream, contract, encoder_modules, seeded_generator
+from fusebench.errors import ConfigError
+from fusebench.models.contract import EncodeFuseModel
 from fusebench.models.fusion import SumFusion
 from fusebench.models.multimodal import ModelOutput, MultimodalModel
 
@@ -62,7 +64,7 @@ OGMCoefficient = Literal["eq10", "continuous"]
 OGMScores = Literal["head_share", "masked_fuse"]
 OGMParameters = Literal["all", "weights"]
 
-_STREAM = 2  # generator stream of this strategy (see ``seeded_generator``)
+_STREAM = Stream.OGM_NOISE
 _log = logging.getLogger(__name__)
 
 
@@ -117,13 +119,11 @@ def head_shares_check(model: nn.Module, modalities: Sequence[str]) -> None:
 
 def _additive_parts(model: nn.Module) -> tuple[SumFusion, nn.Linear]:
     """The ``SumFusion`` and linear head of a late-fusion model, or a ValueError that says why not."""
-    model = unwrap(model)
-    fusion = getattr(model, "fusion", None)
-    head = getattr(model, "head", None)
-    if isinstance(model, MultimodalModel) and isinstance(fusion, SumFusion) and isinstance(head, nn.Linear):
-        return fusion, head
-    name = type(fusion).__name__ if fusion is not None else type(model).__name__
-    raise ValueError(
+    inner = contract(model)
+    if isinstance(inner, MultimodalModel) and isinstance(inner.fusion, SumFusion) and isinstance(inner.head, nn.Linear):
+        return inner.fusion, inner.head
+    name = type(inner.fusion if isinstance(inner, MultimodalModel) else inner).__name__
+    raise ConfigError(
         f"`training.strategy.ogm_scores: head_share` (Peng et al., CVPR 2022, Eq. 8: each modality's "
         f"share W_m z_m + b/M of a linear head) needs logits that split into per-modality terms, which "
         f"fusebench's late `sum` fusion has; got `{name}`. Set `model.fusion.method: sum`, or "
@@ -158,6 +158,16 @@ def _eval_mode(model: nn.Module) -> Iterator[None]:
             module.training = training
 
 
+def fuse_of(model: nn.Module) -> Callable[[Mapping[str, Tensor], Tensor], Tensor]:
+    """``model.fuse`` of a model that splits into ``encode``/``fuse``, or an error naming the strategy."""
+    if not isinstance(model, EncodeFuseModel):
+        raise ConfigError(
+            f"`training.strategy.ogm_ge` needs a model with `fuse(embeddings, mask)` (late or "
+            f"feature early fusion), got `{type(model).__name__}`."
+        )
+    return model.fuse
+
+
 @torch.no_grad()
 def modality_scores(model: nn.Module, embeddings: Mapping[str, Tensor], target: Tensor,
                     modalities: Sequence[str], scores: OGMScores = "head_share") -> dict[str, float]:
@@ -174,7 +184,7 @@ def modality_scores(model: nn.Module, embeddings: Mapping[str, Tensor], target: 
             logits = head_shares(model, detached)
         else:
             logits = {}
-            fuse: Callable[[Mapping[str, Tensor], Tensor], Tensor] = model.fuse  # type: ignore[assignment]
+            fuse = fuse_of(model)
             for m in modalities:
                 mask = pattern_mask((m,), tuple(modalities), len(target)).to(target.device)
                 logits[m] = fuse(detached, mask)
