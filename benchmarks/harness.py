@@ -23,16 +23,46 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@dataclass(frozen=True)
+class Sample:
+    """One measurement: this process's CPU seconds (all threads) and wall seconds, or any other quantity."""
+
+    cpu: float
+    wall: float
+
+    def __add__(self, other: Sample) -> Sample:
+        return Sample(self.cpu + other.cpu, self.wall + other.wall)
+
+    def half(self) -> Sample:
+        return Sample(self.cpu / 2, self.wall / 2)
+
+
+def timed(fn: Callable[[], object]) -> Sample:
+    """CPU and wall seconds of ``fn()`` in this process."""
+    cpu, wall = time.process_time(), time.perf_counter()
+    fn()
+    return Sample(time.process_time() - cpu, time.perf_counter() - wall)
+
+
 @dataclass
 class Paired:
-    """ABBA rounds of two measurements (seconds, bytes, ...): per-round means and their ratios B / A."""
+    """ABBA rounds of two measurements: per-round means and their ratios B / A.
 
-    a: list[float] = field(default_factory=list)
-    b: list[float] = field(default_factory=list)
+    ``ratio`` is on CPU seconds: on a machine shared with other work, wall seconds include the
+    time a process waited for a core, CPU seconds only the work it did (with one thread per
+    process the two agree on a quiet machine). ``wall_ratio`` is beside it.
+    """
+
+    a: list[Sample] = field(default_factory=list)
+    b: list[Sample] = field(default_factory=list)
 
     @property
     def ratios(self) -> list[float]:
-        return [b / a for a, b in zip(self.a, self.b, strict=True)]
+        return [b.cpu / a.cpu for a, b in zip(self.a, self.b, strict=True)]
+
+    @property
+    def wall_ratios(self) -> list[float]:
+        return [b.wall / a.wall for a, b in zip(self.a, self.b, strict=True)]
 
     @property
     def ratio(self) -> float:
@@ -40,18 +70,21 @@ class Paired:
 
     @property
     def median_a(self) -> float:
-        return statistics.median(self.a)
+        return statistics.median(s.cpu for s in self.a)
 
     @property
     def median_b(self) -> float:
-        return statistics.median(self.b)
+        return statistics.median(s.cpu for s in self.b)
 
     def summary(self) -> dict[str, Any]:
         return {"ratio_median": self.ratio, "ratio_min": min(self.ratios), "ratio_max": max(self.ratios),
-                "a": self.a, "b": self.b, "rounds": len(self.a)}
+                "wall_ratio_median": statistics.median(self.wall_ratios),
+                "a_cpu": [s.cpu for s in self.a], "b_cpu": [s.cpu for s in self.b],
+                "a_wall": [s.wall for s in self.a], "b_wall": [s.wall for s in self.b], "rounds": len(self.a)}
 
 
-def abba(measure_a: Callable[[], float], measure_b: Callable[[], float], rounds: int, warmup: bool = True) -> Paired:
+def abba(measure_a: Callable[[], Sample], measure_b: Callable[[], Sample], rounds: int,
+         warmup: bool = True) -> Paired:
     """``rounds`` rounds of A, B, B, A; after one unrecorded A and B when ``warmup``."""
     if warmup:
         measure_a()
@@ -60,13 +93,9 @@ def abba(measure_a: Callable[[], float], measure_b: Callable[[], float], rounds:
     for _ in range(rounds):
         a1, b1 = measure_a(), measure_b()
         b2, a2 = measure_b(), measure_a()
-        paired.a.append((a1 + a2) / 2)
-        paired.b.append((b1 + b2) / 2)
+        paired.a.append((a1 + a2).half())
+        paired.b.append((b1 + b2).half())
     return paired
-
-
-def median_of(repeats: int, measure: Callable[[], float]) -> float:
-    return statistics.median(measure() for _ in range(repeats))
 
 
 def load_average() -> list[float] | None:
@@ -81,7 +110,8 @@ def machine() -> dict[str, Any]:
     cpu = platform.processor() or platform.machine()
     info = Path("/proc/cpuinfo")
     if info.is_file():
-        names = [line.split(":", 1)[1].strip() for line in info.read_text().splitlines() if line.startswith("model name")]
+        names = [line.split(":", 1)[1].strip() for line in info.read_text().splitlines()
+                 if line.startswith("model name")]
         cpu = names[0] if names else cpu
     memory = None
     meminfo = Path("/proc/meminfo")
@@ -103,6 +133,16 @@ def child(args: Sequence[str], env: dict[str, str] | None = None, timeout: float
     if done.returncode != 0:
         raise RuntimeError(f"Benchmark child `{' '.join(args)}` failed ({done.returncode}):\n{done.stderr[-4000:]}")
     return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+def rss_bytes() -> int | None:
+    """This process's resident set now (VmRSS) in bytes (Linux), else None."""
+    status = Path("/proc/self/status")
+    if status.is_file():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    return None
 
 
 def peak_rss_bytes() -> int:

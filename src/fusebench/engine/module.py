@@ -95,7 +95,9 @@ class FusionModule(L.LightningModule):
         self._eval: dict[str, list[Tensor]] = {name: [] for name in self.pattern_names}
         self._eval_target: list[Tensor] = []
         self._epoch_start = time.perf_counter()
+        self._epoch_start_cpu = time.process_time()  # this process's CPU seconds: robust to a busy machine
         self._eval_seconds = 0.0
+        self._eval_cpu_seconds = 0.0
 
     def _non_finite(self, split: str, value: float, where: str) -> str:
         return (
@@ -187,6 +189,7 @@ class FusionModule(L.LightningModule):
     def on_validation_epoch_start(self) -> None:
         self._check_train_losses()  # before validation could checkpoint broken weights
         self._eval_start = time.perf_counter()
+        self._eval_start_cpu = time.process_time()
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
         self._eval_step(batch)
@@ -206,6 +209,7 @@ class FusionModule(L.LightningModule):
         for name in self.metric_names:
             self.log(f"validation/{name}", full[name], prog_bar=name == self.primary, sync_dist=sync)
         self._eval_seconds = time.perf_counter() - self._eval_start
+        self._eval_cpu_seconds = time.process_time() - self._eval_start_cpu
 
     def on_train_epoch_end(self) -> None:
         self._check_train_losses()
@@ -217,12 +221,13 @@ class FusionModule(L.LightningModule):
         for name, total in self._extras.items():
             self.log(f"train/{name}", float(gather_sum(self, total)) / max(outputs.count, 1), sync_dist=sync)
         train_seconds = time.perf_counter() - self._epoch_start - self._eval_seconds
+        train_cpu = time.process_time() - self._epoch_start_cpu - self._eval_cpu_seconds
         record: dict[str, Any] = {
             "epoch": self.current_epoch + 1,
             "train": {
                 "loss": outputs.loss,
                 **train,
-                "timing": {"seconds": train_seconds},
+                "timing": {"seconds": train_seconds, "cpu_seconds": train_cpu},
             },
         }
         validation_loss = None
@@ -231,7 +236,7 @@ class FusionModule(L.LightningModule):
             record["validation"] = {
                 "loss": self._validation[self.pattern_names[0]]["loss"],
                 **self._validation,
-                "timing": {"seconds": self._eval_seconds},
+                "timing": {"seconds": self._eval_seconds, "cpu_seconds": self._eval_cpu_seconds},
             }
             self._validation = None
         strategy_values: dict[str, float] = {}

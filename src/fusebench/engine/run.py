@@ -325,6 +325,7 @@ def _timing(
     train_samples: int,
 ) -> dict[str, Any]:
     training = sum(e["train"]["timing"]["seconds"] for e in history)
+    training_cpu = sum(e["train"]["timing"].get("cpu_seconds", 0.0) for e in history)
     validation = sum(e.get("validation", {}).get("timing", {}).get("seconds", 0.0) for e in history)
     pretraining = pretraining_seconds(config)
     return {
@@ -333,6 +334,7 @@ def _timing(
         "data": data_seconds,
         "fit": fit_seconds,
         "training": training,
+        "training_cpu": training_cpu,  # this process's CPU seconds (all its threads) in the training epochs
         "validation": validation,
         "test": test_seconds,
         "total": total,
