@@ -30,16 +30,22 @@ def _line(xs: Sequence[float], ys: Sequence[float]) -> dict[str, float]:
 
 
 def samples_curve(threads: int, sizes: Sequence[int] = (1000, 10000, 55000)) -> dict[str, Any]:
-    bench = Bench(run_config("demo.yaml", [f"data.limit.train={max(sizes)}", "data.limit.validation=128",
-                                           "data.limit.test=128"], threads))
-    bench.fusebench_epoch(with_overrides(bench.config, ["data.limit.train=500"]))  # warm-up
+    """One training epoch on the first ``n`` training pairs for each ``n`` (data loaded per size)."""
+    from fusebench.engine.datasets import run_splits
+    from fusebench.engine.run import execute_run
+
+    base = run_config("demo.yaml", ["data.limit.validation=128", "data.limit.test=128"], threads)
+    root = Path(tempfile.mkdtemp(prefix="fusebench-bench-curve-"))
     points = {}
-    for n in sizes:
-        sample = bench.fusebench_epoch(with_overrides(bench.config, [f"data.limit.train={n}"]))
-        points[n] = {"cpu_seconds": sample.cpu, "wall_seconds": sample.wall,
-                     "cpu_ms_per_sample": 1000 * sample.cpu / n}
-    return {"points": points, "fit_cpu": _line(list(points), [p["cpu_seconds"] for p in points.values()]),
-            "available_train": len(bench.data.train)}
+    for index, n in enumerate([min(sizes), *sizes]):  # the first run warms up
+        config = with_overrides(base, [f"data.limit.train={n}"])
+        data = run_splits(config)
+        timing = execute_run(config, root / f"run{index}", data=data).timing
+        points[n] = {"cpu_seconds": float(timing["training_cpu"]), "wall_seconds": float(timing["training"]),
+                     "cpu_ms_per_sample": 1000 * float(timing["training_cpu"]) / len(data.train),
+                     "samples": len(data.train)}
+    return {"points": points, "fit_cpu": _line([p["samples"] for p in points.values()],
+                                               [p["cpu_seconds"] for p in points.values()])}
 
 
 def _folder(bench: Bench, root: Path) -> None:

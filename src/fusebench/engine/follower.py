@@ -27,7 +27,7 @@ def follow_run(config: RunConfig, run_dir: str | Path, data: DataSplits | None =
     """Train ``config`` as one of several processes, leaving ``run_dir`` to global rank 0.
 
     Raises:
-        ValueError: settings that cannot train in several processes (``engine.scale.placement``).
+        ConfigError: settings that cannot train in several processes (``engine.scale.placement``).
     """
     import lightning as L
 

@@ -70,16 +70,27 @@ def weights_bytes(model: nn.Module, skip: Sequence[str] = ()) -> int:
     return len(save_tensors(state))
 
 
+#: Samples the inference throughput is timed on (the first ones of the test split): enough
+#: batches for a stable rate, without a second pass over a large test split in every run
+#: (on the demo that pass cost as much as the test itself; ``benchmarks/results.md``).
+THROUGHPUT_SAMPLES = 1024
+
+
 @torch.no_grad()
 def inference_throughput(model: nn.Module, inputs: Mapping[str, torch.Tensor], target: torch.Tensor,
                          modalities: Sequence[str], batch_size: int, device: str,
-                         lengths: Mapping[str, torch.Tensor] | None = None) -> dict[str, Any]:
-    """Samples per second of eval-mode forward passes over ``inputs`` with every modality present.
+                         lengths: Mapping[str, torch.Tensor] | None = None,
+                         max_samples: int | None = THROUGHPUT_SAMPLES) -> dict[str, Any]:
+    """Samples per second of eval-mode forward passes over (the first ``max_samples`` of) ``inputs``.
 
-    Only the forward passes are timed (each batch is cut and moved to ``device`` before its
-    clock starts), in inference mode: no autograd records, and no copy of the whole split at
-    float32 at once (the split may be a float16 memory map; see ``benchmarks/results.md``).
+    Every modality is present. Only the forward passes are timed (each batch is cut and moved
+    to ``device`` before its clock starts), in inference mode: no autograd records, and no
+    float32 copy of the whole split at once (the split may be a float16 memory map).
     """
+    if max_samples is not None and len(target) > max_samples:
+        inputs = {m: x[:max_samples] for m, x in inputs.items()}
+        target = target[:max_samples]
+        lengths = None if lengths is None else {m: v[:max_samples] for m, v in lengths.items()}
     loader = TensorLoader(inputs, target, batch_size, shuffle=False, lengths=lengths)
     was_training = model.training
     model.eval()

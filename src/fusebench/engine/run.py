@@ -327,6 +327,7 @@ def _timing(
     training = sum(e["train"]["timing"]["seconds"] for e in history)
     training_cpu = sum(e["train"]["timing"].get("cpu_seconds", 0.0) for e in history)
     validation = sum(e.get("validation", {}).get("timing", {}).get("seconds", 0.0) for e in history)
+    validation_cpu = sum(e.get("validation", {}).get("timing", {}).get("cpu_seconds", 0.0) for e in history)
     pretraining = pretraining_seconds(config)
     return {
         "pretraining": pretraining,
@@ -336,6 +337,7 @@ def _timing(
         "training": training,
         "training_cpu": training_cpu,  # this process's CPU seconds (all its threads) in the training epochs
         "validation": validation,
+        "validation_cpu": validation_cpu,
         "test": test_seconds,
         "total": total,
         "epochs": len(history),

@@ -24,6 +24,7 @@ from typing import Any
 import torch
 
 from fusebench.config import RunConfig
+from fusebench.errors import ConfigError
 
 #: Share of the free GPU memory the dataset may take when it is moved there whole.
 DEVICE_DATA_SHARE = 0.5
@@ -60,22 +61,22 @@ def placement(config: RunConfig, device: str) -> Placement:
     """``config.experiment``'s scale-out keys for ``device`` (``cpu``/``cuda``, already resolved), checked.
 
     Raises:
-        ValueError: a combination that cannot run here, named with what would work.
+        ConfigError: a combination that cannot run here, named with what would work.
     """
     experiment = config.experiment
     world = experiment.devices * experiment.num_nodes
     if world > 1 and config.training.strategy.gradient_blending == "auto":
-        raise ValueError("`training.strategy.gradient_blending: auto` estimates its weights in one process before "
+        raise ConfigError("`training.strategy.gradient_blending: auto` estimates its weights in one process before "
                          "training; with several training processes (`experiment.devices` x `num_nodes` = "
                          f"{world}), run the estimate with one device and pass the weights it found.")
     if experiment.strategy == "fsdp" and device != "cuda":
-        raise ValueError("`experiment.strategy: fsdp` shards parameters across GPUs and needs "
+        raise ConfigError("`experiment.strategy: fsdp` shards parameters across GPUs and needs "
                          "`experiment.device: cuda`; on CPUs use `ddp` or `ddp_spawn`.")
     if experiment.precision == "16-mixed" and device != "cuda":
-        raise ValueError("`experiment.precision: 16-mixed` (float16 autocast with loss scaling) needs "
+        raise ConfigError("`experiment.precision: 16-mixed` (float16 autocast with loss scaling) needs "
                          "`experiment.device: cuda`; on a CPU use `bf16-mixed` or `32`.")
     if device == "cuda" and experiment.devices > torch.cuda.device_count():
-        raise ValueError(f"`experiment.devices` is {experiment.devices} but this machine has "
+        raise ConfigError(f"`experiment.devices` is {experiment.devices} but this machine has "
                          f"{torch.cuda.device_count()} CUDA device(s).")
     return Placement(device=device, devices=experiment.devices, num_nodes=experiment.num_nodes,
                      strategy=experiment.strategy, precision=experiment.precision,
@@ -92,7 +93,7 @@ def process_rank() -> int:
     for name in _RANK_VARIABLES:
         value = os.environ.get(name, "0").strip() or "0"
         if not value.isdigit():
-            raise ValueError(f"Expected the environment variable `{name}` to be a rank (0, 1, ...), got `{value}`.")
+            raise ConfigError(f"Expected the environment variable `{name}` to be a rank (0, 1, ...), got `{value}`.")
         if int(value) > 0:
             return int(value)
     return 0

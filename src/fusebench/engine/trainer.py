@@ -28,6 +28,7 @@ from fusebench.data.registry import Split
 from fusebench.engine.checkpoint import StoreConfig
 from fusebench.engine.datasets import DataSplits, eval_loader, train_loader
 from fusebench.engine.scale import Placement, fits_on_device, pin_batches, tensor_bytes
+from fusebench.errors import ConfigError
 from fusebench.io import atomic_write_json, read_json
 
 #: Progress-bar redraws per training epoch (Lightning's default redraws after every step).
@@ -88,7 +89,7 @@ class RunData(L.LightningDataModule):
         shard = self._shard()
         validation = self._splits[1]
         if shard is not None and 0 < len(validation) < shard[1]:
-            raise ValueError(f"Expected at least one validation sample per training process, got {len(validation)} "
+            raise ConfigError(f"Expected at least one validation sample per training process, got {len(validation)} "
                              f"samples for `experiment.devices` x `experiment.num_nodes` = {shard[1]} processes.")
         pin = pin_batches(self.placement.device) and not self.on_device
         return eval_loader(validation, self.config.data, shard=shard, pin_memory=pin)
@@ -177,6 +178,6 @@ def make_logger(config: RunConfig, run_dir: Path) -> Any:
 
         return MLFlowLogger(experiment_name=config.experiment.name, tracking_uri=f"file:{run_dir / 'mlruns'}")
     except ModuleNotFoundError as error:
-        raise ValueError(
+        raise ConfigError(
             f"`logging.logger: {kind}` needs the `{error.name}` package; install it or set `logging.logger: csv`."
         ) from None
