@@ -124,15 +124,22 @@ def machine() -> dict[str, Any]:
             "lightning": lightning.__version__, "load_average_at_start": load_average()}
 
 
-def child(args: Sequence[str], env: dict[str, str] | None = None, timeout: float = 3600) -> dict[str, Any]:
-    """Run ``python args...`` in a fresh process that prints one JSON object last; return it."""
+def child(args: Sequence[str], env: dict[str, str] | None = None, timeout: float = 3600,
+          keep_stderr: bool = False) -> dict[str, Any]:
+    """Run ``python args...`` in a fresh process that prints one JSON object last; return it.
+
+    With ``keep_stderr`` the child's stderr lines come back too, under ``stderr``.
+    """
     environment = {**os.environ, "PYTHONPATH": str(ROOT / "src") + os.pathsep + os.environ.get("PYTHONPATH", ""),
                    **(env or {})}
     done = subprocess.run([sys.executable, *args], env=environment, capture_output=True, text=True,
                           timeout=timeout, cwd=ROOT)
     if done.returncode != 0:
         raise RuntimeError(f"Benchmark child `{' '.join(args)}` failed ({done.returncode}):\n{done.stderr[-4000:]}")
-    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+    result = dict(json.loads(done.stdout.strip().splitlines()[-1]))
+    if keep_stderr:
+        result["stderr"] = done.stderr.splitlines()
+    return result
 
 
 def rss_bytes() -> int | None:

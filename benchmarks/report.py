@@ -171,4 +171,8 @@ def render_markdown(results: dict[str, Any]) -> str:
     if "import_profile" in extra:
         lines += ["", "`python -X importtime` of `fusebench train`'s imports, self seconds per package: "
                   + ", ".join(f"{k} {v:.2f}" for k, v in extra["import_profile"].items()) + "."]
+    steps = extra.get("cold_build", {}).get("steps")
+    if steps:
+        lines += ["", "The cold build's own steps (seconds since it started):", ""]
+        lines += [f"    {line}" for line in steps]
     return "\n".join(lines) + "\n"

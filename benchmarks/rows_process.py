@@ -158,16 +158,20 @@ def config_import_seconds() -> dict[str, float]:
 
 
 def cold_build_row(recipe_overrides: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Seconds and peak RSS of building the AV-digits cache from the sources into an empty folder."""
+    """Seconds and peak RSS of building the AV-digits cache from the sources into an empty folder.
+
+    ``steps`` are the build's own progress lines (seconds since its start, then the step).
+    """
     cache = tempfile.mkdtemp(prefix="fusebench-bench-cold-")
     script = ("import json, time, sys\nsys.path.insert(0, 'benchmarks')\nfrom harness import peak_rss_bytes\n"
               "from fusebench.data.avdigits import AVDigitsRecipe, prepare_avdigits\n"
               f"recipe = AVDigitsRecipe(**{recipe_overrides or {}!r})\n"
               "cpu, wall = time.process_time(), time.perf_counter()\n"
-              f"prepare_avdigits(recipe, cache_dir={cache!r}, allow_download=False)\n"
+              f"prepare_avdigits(recipe, cache_dir={cache!r}, progress=True, allow_download=False)\n"
               "print(json.dumps({'seconds': time.perf_counter() - wall, 'cpu_seconds': time.process_time() - cpu,"
               " 'peak_rss_bytes': peak_rss_bytes()}))")
-    done = child(["-c", script])
+    done = child(["-c", script], keep_stderr=True)
+    done["steps"] = [line for line in done.pop("stderr") if line.startswith("[avdigits")]
     import shutil
 
     shutil.rmtree(cache, ignore_errors=True)
