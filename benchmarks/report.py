@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 Row = tuple[str, str, str, str]
+SINGULAR = {"samples": "sample", "modalities": "modality"}
 
 
 def _met(ok: bool | None) -> str:
@@ -93,7 +94,12 @@ def _cold(row: dict[str, Any]) -> Row:
 def _curve(row: dict[str, Any], unit: str) -> Row:
     points = ", ".join(f"{n} {unit}: {p['cpu_seconds']:.2f} s" for n, p in row["points"].items())
     fit = row["fit_cpu"]
-    value = f"{points} (CPU); line fit off by at most {100 * fit['max_relative_residual']:.1f}%"
+    xs = [float(n) for n in row["points"]]
+    ys = [p["cpu_seconds"] for p in row["points"].values()]
+    pairs = zip(zip(xs, xs[1:], strict=False), zip(ys, ys[1:], strict=False), strict=True)
+    slopes = ", ".join(f"{(y1 - y0) / (x1 - x0):.3g}" for (x0, x1), (y0, y1) in pairs)
+    value = (f"{points} (CPU); line fit off by at most {100 * fit['max_relative_residual']:.1f}%; "
+             f"CPU s per added {SINGULAR.get(unit, unit)} between points: {slopes}")
     return "", value, "linear (read as: every point within 10% of the line)", \
         _met(fit["max_relative_residual"] <= 0.10)
 
