@@ -6,7 +6,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
@@ -14,8 +14,11 @@ from rich.table import Table
 from fusebench.cli_analyze import analyze
 from fusebench.cli_common import console, user_errors
 from fusebench.cli_data import data_app
-from fusebench.config import ConfigError, RunConfig, dump_config, load_config
-from fusebench.engine.run_folder import run_directory
+from fusebench.engine.run_folder import RunState, run_directory
+from fusebench.errors import ConfigError
+
+if TYPE_CHECKING:  # the schema imports torch (its registries); commands import it when they run
+    from fusebench.config import RunConfig
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__, pretty_exceptions_enable=False)
 app.add_typer(data_app, name="data")
@@ -31,11 +34,14 @@ Overwrite = Annotated[bool, typer.Option("--overwrite", help="delete the run fol
 
 
 def _load(config_path: Path, overrides: Sequence[str] | None, disable_monitoring: bool) -> RunConfig:
+    from fusebench.config import load_config
+
     extra = ["monitoring.enabled=false"] if disable_monitoring else []
     return load_config(config_path, [*(overrides or []), *extra])
 
 
 def _dry_run(config: RunConfig) -> None:
+    from fusebench.config import dump_config
     from fusebench.engine.datasets import run_splits, run_task
     from fusebench.engine.preflight import RunInputs, preflight
 
@@ -76,6 +82,8 @@ def _run(config_path: Path, overrides: Sequence[str] | None, run_id: str | None,
         console.print(f"[bold yellow]interrupted:[/] {what} `{run_dir}` marked interrupted; its files are kept.",
                       highlight=False, soft_wrap=True)
         raise typer.Exit(code=130) from None
+    if result.status is RunState.FOLLOWER:  # a DDP process of rank > 0: rank 0 reports the run
+        return
     if result.test_metrics:
         print_pattern_table({run_dir.name: result.test_metrics}, result.primary_metric, title="test")
     if config.pretrain is not None:
@@ -107,6 +115,7 @@ def train(config: Path, overrides: Overrides = None, run_id: RunId = None, skip_
 @user_errors
 def evaluate(run_dir: Path) -> None:
     """Re-evaluate a finished run's best checkpoint on every pattern of the test split (evaluation.json)."""
+    from fusebench.config import load_config
     from fusebench.engine.run import execute_run
     from fusebench.engine.run_folder import require_completed_training
 

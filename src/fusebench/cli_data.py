@@ -7,18 +7,20 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from pydantic import ValidationError
 from rich.markup import escape
 from rich.table import Table
 
 from fusebench.cli_common import console, user_errors
-from fusebench.config import ConfigError, explain_validation_error, parse_override
+from fusebench.errors import ConfigError
 
 data_app = typer.Typer(no_args_is_help=True, help="List, prepare and check datasets.")
 
 
 def dataset_options(dataset: str, settings: list[str] | None, **given: Any) -> Any:
     """The validated options of ``dataset`` from ``--set key=value`` items and explicit values."""
+    from pydantic import ValidationError
+
+    from fusebench.config import explain_validation_error, parse_override
     from fusebench.data.registry import get_dataset
 
     entry = get_dataset(dataset)

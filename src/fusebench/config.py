@@ -55,6 +55,13 @@ class ExperimentConfig(Strict):
     device: Literal["cpu", "cuda", "auto"] = "cpu"
     runs_dir: str = "runs"
     threads: int | None = Field(default=None, ge=1, description="torch intra-op threads; None keeps torch's default")
+    # Scale-out and numerics (engine/scale.py checks the combinations and passes them to Lightning)
+    deterministic: bool = Field(default=True, description="deterministic torch algorithms (cost: see README)")
+    devices: int = Field(default=1, ge=1, description="processes (CPU) or GPUs per node that train together")
+    strategy: Literal["auto", "ddp", "ddp_spawn", "fsdp"] = Field(default="auto", description="multi-device strategy")
+    num_nodes: int = Field(default=1, ge=1, description="machines that train together (DDP/FSDP)")
+    precision: Literal["32", "16-mixed", "bf16-mixed"] = Field(default="32", description="training precision")
+    sync_batchnorm: bool = Field(default=True, description="multi-GPU: batch statistics over all devices")
 
 
 if TYPE_CHECKING:

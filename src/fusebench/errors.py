@@ -1,5 +1,9 @@
 """fusebench's own error types: input fusebench cannot use, explained in one paragraph.
 
+This module imports nothing but the standard library, apart from the config schema (which
+builds from the dataset and encoder registries and so imports torch): ``fusebench --help``
+and the error boundary of every command need only these classes.
+
 The command line shows a :class:`FusebenchError` (and an ``OSError`` about a file) as one
 paragraph with exit code 2, and lets every other exception surface as a traceback: a
 ``TypeError`` or a library's ``ValueError`` is a bug to report, not a user's mistake to

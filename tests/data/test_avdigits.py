@@ -50,9 +50,29 @@ def test_shapes_and_dtypes(avdigits_small: dict[str, SplitTensors], avdigits_sma
         assert n == recipe.subset
         assert split.inputs["audio"].shape == (n, 1, recipe.n_mels, recipe.frames)
         assert split.inputs["image"].shape == (n, 1, 28, 28)
-        assert all(x.dtype == avdigits.torch.float32 for x in split.inputs.values())
+        assert all(x.dtype == avdigits.torch.float16 for x in split.inputs.values())  # the cache's storage
         assert split.target.dtype == avdigits.torch.int64 and split.target.shape == (n,)
         assert split.audio_source.shape == (n,) and split.image_source.shape == (n,)
+
+
+def test_inputs_are_memory_maps_of_the_cache_not_copies(avdigits_small_folder: Path) -> None:
+    """Every process that loads the cache shares its pages; batches are cut at float32 (``TensorLoader``)."""
+    from fusebench.data.loader import TensorLoader
+
+    loaded = load_avdigits(_recipe_of(avdigits_small_folder), cache_dir=avdigits_small_folder.parent,
+                           allow_download=False, limit={"train": 50})
+    maps = Path("/proc/self/maps")
+    if not maps.is_file():
+        pytest.skip("needs Linux's /proc/self/maps to see where the tensors live")
+    regions = [line.split() for line in maps.read_text().splitlines()]
+    for modality, x in loaded["train"].inputs.items():
+        path = str(avdigits_small_folder / f"train.{modality}.npy")
+        spans = [tuple(int(a, 16) for a in r[0].split("-")) for r in regions if len(r) >= 6 and r[5] == path]
+        assert any(low <= x.data_ptr() < high for low, high in spans), f"{modality} is not a map of {path}"
+    train = loaded["train"]
+    batch = next(iter(TensorLoader(train.inputs, train.target, 16)))
+    assert batch.inputs["image"].dtype == avdigits.torch.float32
+    assert avdigits.torch.equal(batch.inputs["image"], train.inputs["image"][:16].float())
 
 
 def test_each_pair_hears_its_own_digit(avdigits_small: dict[str, SplitTensors], avdigits_small_folder: Path) -> None:
@@ -99,7 +119,7 @@ def test_recordings_are_dealt_evenly(avdigits_small: dict[str, SplitTensors]) ->
 def test_inputs_are_standardised_with_training_statistics(
     avdigits_small: dict[str, SplitTensors],
 ) -> None:
-    image, audio = (avdigits_small["train"].inputs[m].numpy() for m in ("image", "audio"))
+    image, audio = (avdigits_small["train"].inputs[m].float().numpy() for m in ("image", "audio"))
     assert abs(image.mean()) < 1e-2 and image.std() == pytest.approx(1, abs=1e-2)
     np.testing.assert_allclose(audio.mean(axis=(0, 1, 3)), 0, atol=1e-2)
     np.testing.assert_allclose(audio.std(axis=(0, 1, 3)), 1, atol=1e-2)
@@ -113,7 +133,7 @@ def test_pca_projection_keeps_the_requested_share_of_energy(
     train = avdigits_small["train"]
     original = _mnist("train-images-idx3-ubyte.gz")[train.image_source].reshape(len(train), -1) / 255
     stats = manifest["normalisation"]
-    kept = train.inputs["image"].numpy().reshape(len(train), -1) * stats["image_std"]
+    kept = train.inputs["image"].float().numpy().reshape(len(train), -1) * stats["image_std"]
     kept += stats["image_mean"]
     mean = original.mean(axis=0)
     share = np.sum((kept - mean) ** 2) / np.sum((original - mean) ** 2)

@@ -14,6 +14,7 @@ from torch.nn import functional as F
 
 from fusebench.config import RunConfig, apply_overrides, load_config, validate_config
 from fusebench.data.batch import Batch
+from fusebench.data.loader import as_compute
 from fusebench.data.patterns import pattern_mask
 from fusebench.engine.build import build_model
 from fusebench.engine.datasets import DataSplits, load_splits
@@ -80,7 +81,8 @@ def real_batch(data: DataSplits, size: int = 48, mixed: bool = True) -> Batch:
     if mixed:
         mask[::3, 0] = False
         mask[1::5, 1] = False
-    return Batch({m: x[:size] for m, x in data.train.inputs.items()}, mask, data.train.target[:size], MODALITIES)
+    return Batch({m: as_compute(x[:size]) for m, x in data.train.inputs.items()}, mask, data.train.target[:size],
+                 MODALITIES)
 
 
 def model_and_strategies(config: RunConfig, data: DataSplits) -> tuple[nn.Module, list]:

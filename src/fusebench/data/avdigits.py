@@ -126,9 +126,10 @@ class SplitTensors:
     """One split of AV-digits as whole tensors.
 
     Attributes:
-        inputs: ``"audio"``: float32 ``[N, 1, n_mels, frames]`` log-mel, standardised per mel
-            band with training statistics; ``"image"``: float32 ``[N, 1, 28, 28]``, PCA
-            reconstructions scaled to zero mean and unit std with training statistics.
+        inputs: ``"audio"``: ``[N, 1, n_mels, frames]`` log-mel, standardised per mel band with
+            training statistics; ``"image"``: ``[N, 1, 28, 28]``, PCA reconstructions scaled to
+            zero mean and unit std with training statistics. Both are memory maps of the cache's
+            float16 files (no copy; batches are cut at float32 by ``TensorLoader``).
         target: long ``[N]`` digit labels.
         audio_source: int ``[N]`` index of the FSDD recording each pair used, into the
             name-sorted recording list (``manifest.json`` -> ``fsdd_files``).
@@ -311,17 +312,19 @@ def _verify_files(folder: Path, recipe: AVDigitsRecipe) -> None:
 
 
 def _load_split(folder: Path, split: str, limit: int | None) -> SplitTensors:
-    def read(key: str, dtype: type | None = None) -> np.ndarray:
+    def read(key: str, dtype: type | None = None, mapped: bool = False) -> np.ndarray:
         name = _file_names(split)[key]
         try:
-            array = np.load(folder / name, mmap_mode="r", allow_pickle=False)[:limit]
-            return np.array(array, dtype=dtype)  # copies out of the memory map
+            # copy-on-write map: pages come from the page cache, shared by every process that reads the
+            # cache (study workers); a write would stay private to its process, never reach the file
+            array = np.load(folder / name, mmap_mode="c", allow_pickle=False)[:limit]
+            return array if mapped else np.array(array, dtype=dtype)
         except (ValueError, OSError, EOFError) as error:  # truncated, or a bad .npy header
             manifest = read_manifest(folder)
             recipe = AVDigitsRecipe(**manifest.get("recipe", {}))
             raise _corrupted(folder, name, f"numpy cannot read it: {error}", recipe) from None
 
-    inputs = {m: torch.from_numpy(read(f"inputs.{m}", np.float32)) for m in MODALITIES}
+    inputs = {m: torch.from_numpy(read(f"inputs.{m}", mapped=True)) for m in MODALITIES}
     return SplitTensors(
         inputs=inputs,
         target=torch.from_numpy(read("target", np.int64)),

@@ -45,13 +45,25 @@ class Batch:
     def size(self) -> int:
         return len(self.target)
 
-    def to(self, device: torch.device | str) -> Batch:
+    def to(self, device: torch.device | str, non_blocking: bool = False) -> Batch:
+        """The batch on ``device``; ``non_blocking`` copies from pinned memory overlap with GPU work."""
         return Batch(
-            inputs={m: x.to(device) for m, x in self.inputs.items()},
-            mask=self.mask.to(device),
-            target=self.target.to(device),
+            inputs={m: x.to(device, non_blocking=non_blocking) for m, x in self.inputs.items()},
+            mask=self.mask.to(device, non_blocking=non_blocking),
+            target=self.target.to(device, non_blocking=non_blocking),
             modalities=self.modalities,
-            lengths=None if self.lengths is None else {m: v.to(device) for m, v in self.lengths.items()},
+            lengths=None if self.lengths is None else
+            {m: v.to(device, non_blocking=non_blocking) for m, v in self.lengths.items()},
+        )
+
+    def pin_memory(self) -> Batch:
+        """The batch in page-locked host memory, so a ``non_blocking`` copy to a GPU does not wait."""
+        return Batch(
+            inputs={m: x.pin_memory() for m, x in self.inputs.items()},
+            mask=self.mask.pin_memory(),
+            target=self.target.pin_memory(),
+            modalities=self.modalities,
+            lengths=None if self.lengths is None else {m: v.pin_memory() for m, v in self.lengths.items()},
         )
 
     def with_mask(self, mask: Tensor) -> Batch:

@@ -38,7 +38,11 @@ class DataOptions(StrictOptions):
     limit: dict[SplitName, int] = Field(default_factory=dict, description="keep the first n samples of a split")
     train_fraction: float = Field(default=1.0, gt=0.0, le=1.0, description="seeded subset of the train split")
     batch_size: int = Field(default=128, ge=1)
-    eval_batch_size: int = Field(default=1024, ge=1)
+    eval_batch_size: int = Field(
+        default=64, ge=1,
+        description="batch of validation, test, feature caching and probes; 64 was the fastest on a CPU "
+        "(benchmarks/results.md: `make bench`, row `evaluation batch size`)",
+    )
     missing_rate: dict[str, float] = Field(default_factory=dict)
     missing_patterns: dict[str, float] | None = Field(
         default=None, description="train on this mixture of patterns, e.g. {audio+image: 0.5, audio: 0.5}"

@@ -176,13 +176,18 @@ def train_masks(config: DataConfig, modalities: Sequence[str], seed: int) -> MCA
     return None
 
 
-def train_loader(split: Split, config: DataConfig, seed: int) -> TensorLoader:
+def train_loader(split: Split, config: DataConfig, seed: int, shard: tuple[int, int] | None = None,
+                 pin_memory: bool = False) -> TensorLoader:
+    """The training batches: shuffled, with train-time missingness; ``shard``/``pin_memory`` as for ``TensorLoader``."""
     modalities = sorted(split.inputs)
     masks = train_masks(config, modalities, seed)
     source = FixedUnpairing(masks) if masks is not None and config.missing_resample == "fixed" else masks
     return TensorLoader(split.inputs, split.target, config.batch_size, shuffle=True, seed=seed, masks=source,
-                        lengths=split.lengths)
+                        lengths=split.lengths, shard=shard, pin_memory=pin_memory)
 
 
-def eval_loader(split: Split, config: DataConfig) -> TensorLoader:
-    return TensorLoader(split.inputs, split.target, config.eval_batch_size, shuffle=False, lengths=split.lengths)
+def eval_loader(split: Split, config: DataConfig, shard: tuple[int, int] | None = None,
+                pin_memory: bool = False) -> TensorLoader:
+    """Evaluation batches in row order; under DDP (``shard``) each process gets one block of the rows."""
+    return TensorLoader(split.inputs, split.target, config.eval_batch_size, shuffle=False, lengths=split.lengths,
+                        shard=shard, shard_by="rows", pin_memory=pin_memory)

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 import torch
 from torch import Tensor, nn
 
+from fusebench.data.loader import TensorLoader
 from fusebench.engine.datasets import DataSplits, Split
 from fusebench.models.contract import EncodeFuseModel, as_fusion_model
 from fusebench.models.multimodal import ModelOutput
@@ -71,34 +72,44 @@ def unwrap(model: nn.Module) -> nn.Module:
     return model.inner if isinstance(model, CachedFeatureModel | CachedTokenModel) else model
 
 
-@torch.no_grad()
-def encode_split(model: nn.Module, split: Split, batch_size: int) -> Split:
-    """``split`` with each modality's input replaced by its frozen-encoder embedding ``[N, D_m]``."""
+def encode_split(model: nn.Module, split: Split, batch_size: int, device: str = "cpu") -> Split:
+    """``split`` with each modality's input replaced by its frozen-encoder embedding ``[N, D_m]``.
+
+    One pass over the split in inference mode (no autograd records at all), the encoders in
+    eval mode, batches cut by ``TensorLoader`` (float16 storage computed at float32) and run
+    on ``device``; the embeddings come back to the CPU.
+    """
     encoders = as_fusion_model(model).encoder_modules()
     if encoders is None or not isinstance(model, EncodeFuseModel):
         raise ValueError(f"Expected a model with per-modality encoders to cache, got {type(model).__name__}.")
     was_training = [(m, e.training) for m, e in encoders.items()]
     encoders.eval()
     chunks: dict[str, list[Tensor]] = {m: [] for m in split.inputs}
-    for start in range(0, len(split), batch_size):
-        batch = {m: x[start : start + batch_size] for m, x in split.inputs.items()}
-        rows = slice(start, start + batch_size)
-        lengths = None if split.lengths is None else {m: v[rows] for m, v in split.lengths.items()}
-        for modality, z in model.encode(batch, lengths=lengths).items():
-            chunks[modality].append(z)
-    for modality, training in was_training:
-        encoders[modality].train(training)
+    loader = TensorLoader(split.inputs, split.target, batch_size, lengths=split.lengths)
+    try:
+        with torch.inference_mode():
+            for batch in loader:
+                batch = batch if device == "cpu" else batch.to(device)
+                for modality, z in model.encode(batch.inputs, lengths=batch.lengths).items():
+                    chunks[modality].append(z if device == "cpu" else z.cpu())
+    finally:
+        for modality, training in was_training:
+            encoders[modality].train(training)
+    # joined outside inference mode: ordinary tensors, which the fusion's backward may save
     return Split({m: torch.cat(parts) for m, parts in chunks.items()}, split.target)
 
 
-def cache_features(model: nn.Module, data: DataSplits, batch_size: int) -> tuple[CachedFeatureModel, DataSplits]:
-    """The wrapped model and the three splits as embeddings."""
+def cache_features(model: nn.Module, data: DataSplits, batch_size: int,
+                   device: str = "cpu") -> tuple[CachedFeatureModel, DataSplits]:
+    """The wrapped model and the three splits as embeddings, each split encoded once."""
+    model.to(device)
     cached = DataSplits(
-        train=encode_split(model, data.train, batch_size),
-        validation=encode_split(model, data.validation, batch_size),
-        test=encode_split(model, data.test, batch_size),
+        train=encode_split(model, data.train, batch_size, device),
+        validation=encode_split(model, data.validation, batch_size, device),
+        test=encode_split(model, data.test, batch_size, device),
         modalities=data.modalities,
         task=data.task,
         info=data.info,
     )
+    model.to("cpu")
     return CachedFeatureModel(model), cached

@@ -2,6 +2,12 @@
 
 Training metrics are grouped by the pattern each sample actually had (train-time
 missingness); validation and test evaluate every sample under every pattern.
+
+Nothing per step leaves the device or goes through ``self.log``: each step keeps references
+to its loss, logits, targets and masks (:class:`~fusebench.engine.epoch_outputs.EpochOutputs`),
+and the epoch's end reduces them once — gathered from every process under DDP — into the
+loss, the per-pattern metrics and one ``self.log`` per value (``benchmarks/results.md`` has
+the per-step cost this removed).
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from torch import Tensor, nn
 from fusebench.config import OptimizerConfig, SchedulerConfig
 from fusebench.data.batch import Batch
 from fusebench.data.patterns import all_patterns, mask_to_pattern_index, pattern_names
+from fusebench.engine.epoch_outputs import EpochOutputs, cat_rows, distributed, gather_rows, gather_sum
 from fusebench.engine.evaluate import PatternEvaluation, batch_pattern_logits
 from fusebench.engine.metrics import grouped_metrics, metrics_by_pattern
 from fusebench.engine.strategies.base import TrainingStrategy
@@ -40,7 +47,9 @@ class FusionModule(L.LightningModule):
         primary: the metric shown in the progress bar.
         frozen: modalities whose encoders stay in eval mode (BatchNorm statistics fixed).
         strategies: optional training strategies.
-        on_epoch_record: called with each finished epoch's record (the run directory writes it at once).
+        on_epoch_record: called with each finished epoch's record (the run directory writes it at once);
+            under DDP only in the global rank 0 process.
+        gradient_clip: clip the gradients' total L2 norm to this value before each step.
     """
 
     def __init__(
@@ -55,8 +64,13 @@ class FusionModule(L.LightningModule):
         frozen: Sequence[str] = (),
         strategies: Sequence[TrainingStrategy] = (),
         on_epoch_record: Callable[[dict[str, Any]], None] | None = None,
+        gradient_clip: float | None = None,
     ) -> None:
         super().__init__()
+        # manual optimisation: one explicit zero_grad/backward/step per batch, without the automatic
+        # loop's closure (Lightning's precision plugin, DDP and step counting still run)
+        self.automatic_optimization = False
+        self.gradient_clip = gradient_clip
         self.model = model
         self.modalities = tuple(sorted(modalities))
         self.patterns = all_patterns(self.modalities)
@@ -75,7 +89,9 @@ class FusionModule(L.LightningModule):
         self._reset_epoch_buffers()
 
     def _reset_epoch_buffers(self) -> None:
-        self._train: dict[str, list[Tensor]] = {"logits": [], "target": [], "pattern": []}
+        """Per-epoch buffers: references to device tensors, reduced once when the epoch ends."""
+        self._train = EpochOutputs()
+        self._extras: dict[str, Tensor] = {}
         self._eval: dict[str, list[Tensor]] = {name: [] for name in self.pattern_names}
         self._eval_target: list[Tensor] = []
         self._epoch_start = time.perf_counter()
@@ -109,16 +125,43 @@ class FusionModule(L.LightningModule):
             loss = loss * strategy.task_loss_scale()
         for strategy in self.strategies:
             for name, extra in strategy.extra_losses(self.model, output, batch).items():
-                self.log(f"train/{name}", extra.detach(), on_step=False, on_epoch=True, batch_size=batch.size)
+                weighted = extra.detach() * batch.size
+                self._extras[name] = self._extras[name] + weighted if name in self._extras else weighted
                 loss = loss + extra
-        if not torch.isfinite(loss):
-            where = f", step {self.global_step + 1}"
-            raise NonFiniteLossError(self._non_finite("training", float(loss.detach()), where))
-        self._train["logits"].append(output.logits.detach().float().cpu())
-        self._train["target"].append(batch.target.cpu())
-        self._train["pattern"].append(mask_to_pattern_index(batch.mask, self.modalities).cpu())
-        self.log("train/loss", loss.detach(), on_step=False, on_epoch=True, prog_bar=True, batch_size=batch.size)
-        return loss
+        if loss.device.type == "cpu":  # free on a CPU; on a GPU the check waits for the epoch (no sync per step)
+            if not torch.isfinite(loss):
+                where = f", step {self.global_step + 1}"
+                raise NonFiniteLossError(self._non_finite("training", float(loss.detach()), where))
+        self._train.add(loss.detach(), output.logits.detach(), batch.target, batch.mask, self.global_step)
+        optimizer = self.optimizers()
+        optimizer.zero_grad()  # type: ignore[union-attr]
+        self.manual_backward(loss)  # calls on_after_backward (the strategies' gradient changes)
+        optimizer.step()  # type: ignore[union-attr]  # calls on_before_optimizer_step (monitoring, clipping)
+        return loss.detach()
+
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        """Clip after the monitor read the gradients (callback hooks run first) and after AMP unscaled them."""
+        if self.gradient_clip is not None:
+            self.clip_gradients(optimizer, gradient_clip_val=self.gradient_clip, gradient_clip_algorithm="norm")
+
+    def _step_schedulers(self, validation_loss: float | None) -> None:
+        """Step the learning-rate schedule once per epoch (manual optimisation steps none by itself)."""
+        schedulers = self.lr_schedulers()
+        for scheduler in schedulers if isinstance(schedulers, list) else [schedulers]:
+            if scheduler is None:
+                continue
+            if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+                if validation_loss is not None:  # an epoch without validation leaves the plateau count alone
+                    scheduler.step(validation_loss)
+            else:
+                scheduler.step()
+
+    def _check_train_losses(self) -> None:
+        """Fail on the first non-finite training loss of the epoch (where the steps did not check it)."""
+        bad = self._train.first_non_finite()
+        if bad is not None:
+            step, value = bad
+            raise NonFiniteLossError(self._non_finite("training", value, f", step {step + 1}"))
 
     def on_after_backward(self) -> None:
         for strategy in self.strategies:
@@ -127,13 +170,16 @@ class FusionModule(L.LightningModule):
     # --------------------------------------------------------------- evaluation
     def _eval_step(self, batch: Batch) -> None:
         for name, logits in batch_pattern_logits(self.model, batch, self.patterns).items():
-            self._eval[name].append(logits.float().cpu())
-        self._eval_target.append(batch.target.cpu())
+            self._eval[name].append(logits)
+        self._eval_target.append(batch.target)
 
     def _collect_eval(self) -> PatternEvaluation:
+        """The epoch's validation outputs of every process, in row order, on the CPU."""
+        target = cat_rows(self._eval_target)
         evaluation = PatternEvaluation(
-            logits={name: torch.cat(parts) for name, parts in self._eval.items()},
-            target=torch.cat(self._eval_target),
+            logits={name: gather_rows(self, cat_rows(parts).float()).cpu()
+                    for name, parts in self._eval.items()},
+            target=gather_rows(self, target).cpu(),
             modalities=self.modalities,
         )
         self._eval = {name: [] for name in self.pattern_names}
@@ -141,6 +187,7 @@ class FusionModule(L.LightningModule):
         return evaluation
 
     def on_validation_epoch_start(self) -> None:
+        self._check_train_losses()  # before validation could checkpoint broken weights
         self._eval_start = time.perf_counter()
         self._eval_cpu_start = time.process_time()
 
@@ -148,51 +195,61 @@ class FusionModule(L.LightningModule):
         self._eval_step(batch)
 
     def on_validation_epoch_end(self) -> None:
-        if not self._eval_target:
+        if not self._eval_target and not distributed(self):
             return
         evaluation = self._collect_eval()
+        if not len(evaluation.target):
+            return
         self._validation = metrics_by_pattern(evaluation.logits, evaluation.target, self.task, self.metric_names)
         full = self._validation[self.pattern_names[0]]  # the all-modalities pattern comes first
         if not math.isfinite(full["loss"]):  # raised before the checkpoint callback could save these weights
             raise NonFiniteLossError(self._non_finite("validation", full["loss"], ""))
-        self.log("validation/loss", full["loss"], prog_bar=True)
+        sync = distributed(self)  # every process computed the same numbers from the gathered outputs
+        self.log("validation/loss", full["loss"], prog_bar=True, sync_dist=sync)
         for name in self.metric_names:
-            self.log(f"validation/{name}", full[name], prog_bar=name == self.primary)
+            self.log(f"validation/{name}", full[name], prog_bar=name == self.primary, sync_dist=sync)
         self._eval_seconds = time.perf_counter() - self._eval_start
         self._eval_cpu_seconds = time.process_time() - self._eval_cpu_start
 
     def on_train_epoch_end(self) -> None:
-        logits = torch.cat(self._train["logits"])
-        target = torch.cat(self._train["target"])
-        index = torch.cat(self._train["pattern"])
-        train = grouped_metrics(logits, target, index, self.pattern_names, self.task, self.metric_names)
+        self._check_train_losses()
+        outputs = self._train.gathered(self)
+        train = grouped_metrics(outputs.logits, outputs.target, mask_to_pattern_index(outputs.mask, self.modalities),
+                                self.pattern_names, self.task, self.metric_names) if len(outputs.target) else {}
+        sync = distributed(self)
+        self.log("train/loss", outputs.loss, prog_bar=True, sync_dist=sync)
+        for name, total in self._extras.items():
+            self.log(f"train/{name}", float(gather_sum(self, total)) / max(outputs.count, 1), sync_dist=sync)
         train_seconds = time.perf_counter() - self._epoch_start - self._eval_seconds
         train_cpu = time.process_time() - self._epoch_cpu_start - self._eval_cpu_seconds
         record: dict[str, Any] = {
             "epoch": self.current_epoch + 1,
             "train": {
-                "loss": float(self.trainer.callback_metrics.get("train/loss", torch.nan)),
+                "loss": outputs.loss,
                 **train,
                 "timing": {"seconds": train_seconds, "cpu_seconds": train_cpu},
             },
         }
+        validation_loss = None
         if self._validation is not None:
+            validation_loss = self._validation[self.pattern_names[0]]["loss"]
             record["validation"] = {
                 "loss": self._validation[self.pattern_names[0]]["loss"],
                 **self._validation,
-                "timing": {"seconds": self._eval_seconds},
+                "timing": {"seconds": self._eval_seconds, "cpu_seconds": self._eval_cpu_seconds},
             }
             self._validation = None
         strategy_values: dict[str, float] = {}
         for strategy in self.strategies:
             strategy_values.update(strategy.log_values())
         for name, value in strategy_values.items():
-            self.log(f"train/{name}", value)
+            self.log(f"train/{name}", value, sync_dist=sync)
         if strategy_values:
             record["strategy"] = strategy_values
         record["learning_rate"] = [group["lr"] for group in self.optimizers().optimizer.param_groups]  # type: ignore[union-attr]
         self.history.append(record)
-        if self.on_epoch_record is not None:
+        self._step_schedulers(validation_loss)  # after the record, which holds the LR this epoch trained with
+        if self.on_epoch_record is not None and self.trainer.is_global_zero:
             self.on_epoch_record(record)
 
     # ---------------------------------------------------------------- optimiser

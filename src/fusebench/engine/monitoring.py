@@ -141,7 +141,7 @@ class TrainingMonitor(L.Callback):
         self._groups = monitored_modules(model)
         for modality, module in activation_modules(model).items():
             self._hooks.append(module.register_forward_hook(self._activation_hook(modality)))
-        if self._tensorboard is not False:
+        if self._tensorboard is not False and getattr(trainer, "is_global_zero", True):
             self._writer = _summary_writer(self.run_dir / "tensorboard", required=bool(self._tensorboard))
 
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -205,6 +205,8 @@ class TrainingMonitor(L.Callback):
         record = self.epoch_record(pl_module.current_epoch + 1)
         record["seconds"] = self._seconds + time.perf_counter() - started  # the monitor's own cost (CPU side)
         self.records.append(record)
+        if not getattr(trainer, "is_global_zero", True):  # under DDP the run folder is global rank 0's
+            return
         text = "".join(json.dumps(r, allow_nan=False) + "\n" for r in self.records)
         atomic_write_text(self.run_dir / MONITORING_FILE, text)
         if self._writer is not None:

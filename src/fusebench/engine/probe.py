@@ -25,6 +25,7 @@ import torch
 from torch import Tensor, nn
 
 from fusebench.config import RunConfig, load_config
+from fusebench.data.loader import as_compute
 from fusebench.data.patterns import pattern_modalities, pattern_name
 from fusebench.engine.checkpoint import load_trained_model, read_checkpoint, trained_config
 from fusebench.engine.datasets import SPLITS, DataSplits, Split, load_splits, run_task
@@ -78,7 +79,8 @@ def split_embeddings(model: nn.Module, split: Split, batch_size: int) -> dict[st
     for start in range(0, len(split), batch_size):
         part = split.rows(torch.arange(start, min(start + batch_size, len(split))))
         mask = torch.ones(len(part), len(part.inputs), dtype=torch.bool)
-        for m, z in model(part.inputs, mask, part.lengths).embeddings.items():
+        inputs = {m: as_compute(x) for m, x in part.inputs.items()}  # float16 storage is computed at float32
+        for m, z in model(inputs, mask, part.lengths).embeddings.items():
             chunks.setdefault(m, []).append(z.float())
     return {m: torch.cat(parts) for m, parts in chunks.items()}
 

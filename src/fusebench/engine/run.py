@@ -21,16 +21,14 @@ from typing import Any
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from safetensors.torch import save as save_tensors
 
 import fusebench
-from fusebench.config import ConfigError, RunConfig, dump_config
-from fusebench.data.amputation import realised_rates
+from fusebench.config import RunConfig, dump_config
 from fusebench.data.patterns import pattern_names
 from fusebench.engine.build import build_model, frozen_modalities, used_settings
-from fusebench.engine.checkpoint import StoreConfig, load_model_state
-from fusebench.engine.datasets import DataSplits, eval_loader, recipe_digest, run_splits, run_task, train_loader
+from fusebench.engine.checkpoint import load_model_state
+from fusebench.engine.datasets import DataSplits, eval_loader, recipe_digest, run_splits, run_task
 from fusebench.engine.evaluate import evaluate_patterns
 from fusebench.engine.feature_cache import cache_features, can_cache, unwrap
 from fusebench.engine.footprint import (
@@ -51,8 +49,11 @@ from fusebench.engine.run_folder import (
     write_status,
 )
 from fusebench.engine.run_result import RunResult
+from fusebench.engine.scale import autocast, is_follower, placement
 from fusebench.engine.strategies.base import ATTACHED_MODULES, TrainingStrategy
 from fusebench.engine.token_cache import cache_tokens, frozen_token_modalities
+from fusebench.engine.trainer import EpochRecorder, RunData, make_trainer
+from fusebench.errors import ConfigError
 from fusebench.io import atomic_write_bytes, atomic_write_json, atomic_write_text, read_json
 from fusebench.models.contract import as_fusion_model
 from fusebench.models.midfusion import WhereToFuseModel
@@ -125,6 +126,11 @@ def execute_run(
         KeyboardInterrupt: the run was interrupted (also for SIGTERM and Lightning's exit on Ctrl-C).
     """
     run_dir = Path(run_dir)
+    if is_follower() and not skip_train:  # a DDP process of rank > 0: global rank 0 owns the folder
+        from fusebench.engine.follower import follow_run
+
+        follow_run(config, run_dir, data)
+        return RunResult(run_dir, RunState.FOLLOWER)
     if skip_train:  # before the lock, which would create the folder
         require_completed_training(run_dir)
     with locked(run_dir, "experiment.runs_dir"):
@@ -160,6 +166,7 @@ def _execute(
     if config.experiment.threads:
         torch.set_num_threads(config.experiment.threads)
     device = resolve_device(config.experiment.device)
+    where = placement(config, device)
     memory_scope = reset_peak_memory(device)
     if skip_train:  # re-evaluation: config.yaml, env.json and timing.json describe the training; keep them
         atomic_write_json(run_dir / "env.evaluate.json", environment(config, device, command))
@@ -198,24 +205,14 @@ def _execute(
     raw_test = data.test  # inference throughput is measured from raw inputs, even when training uses cached features
     if config.training.cache_frozen_features and can_cache(model, frozen_modalities(config)):
         cache_start = time.perf_counter()
-        model, data = cache_features(model, data, config.data.eval_batch_size)
+        model, data = cache_features(model, data, config.data.eval_batch_size, device)
         cache_seconds = time.perf_counter() - cache_start
     elif config.training.cache_frozen_features and frozen_token_modalities(model):  # where-to-fuse, 002 Sec. 2.2
         cache_start = time.perf_counter()
         model, data = cache_tokens(model, data, config.data.eval_batch_size)
         cache_seconds = time.perf_counter() - cache_start
-    history: list[dict[str, Any]] = []
-    loader = train_loader(data.train, config.data, config.experiment.seed)
-
-    def record(epoch: dict[str, Any]) -> None:
-        if loader.last_masks is not None and config.monitoring.enabled:
-            pairs = len(data.train)  # with `missing_resample: fixed` the split pairs' parts follow the pairs
-            epoch["missingness"] = {**realised_rates(loader.last_masks[:pairs], data.modalities),
-                                    "resample": config.data.missing_resample,
-                                    "training_samples": int(len(loader.last_masks))}
-        history.append(epoch)
-        atomic_write_json(run_dir / "epoch_metrics.json", history)
-
+    run_data = RunData(data, config, where)
+    recorder = EpochRecorder(run_dir, run_data, config)
     module = FusionModule(
         model,
         data.modalities,
@@ -226,15 +223,18 @@ def _execute(
         primary,
         frozen_modalities(config),
         strategies=[] if skip_train else _strategies(config, model, data),  # training-only additions
-        on_epoch_record=record,
+        on_epoch_record=recorder,
+        gradient_clip=config.training.gradient_clip,
     )
     fit_seconds = 0.0
     checkpoints = run_dir / "checkpoints"
+    steps = -(-len(data.train) // config.data.batch_size)  # per epoch, for the progress bar's redraws
     if not skip_train:
-        trainer = _trainer(config, device, run_dir, checkpoints)
+        trainer = make_trainer(config, where, run_dir, checkpoints, steps)
         fit_start = time.perf_counter()
-        trainer.fit(module, train_dataloaders=loader, val_dataloaders=eval_loader(data.validation, config.data))
+        trainer.fit(module, datamodule=run_data)
         fit_seconds = time.perf_counter() - fit_start
+    history = recorder.recorded()
     best = checkpoints / "best.ckpt"
     if best.is_file():
         load_model_state(module.model, best, drop=ATTACHED_MODULES if skip_train else ())
@@ -258,7 +258,8 @@ def _execute(
     test_seconds = 0.0
     if not skip_test:
         test_start = time.perf_counter()
-        evaluation = evaluate_patterns(model, eval_loader(data.test, config.data), data.modalities, device=device)
+        with autocast(config.experiment.precision, device):  # the numerics the model trained with
+            evaluation = evaluate_patterns(model, eval_loader(data.test, config.data), data.modalities, device=device)
         test_metrics = metrics_by_pattern(evaluation.logits, evaluation.target, data.task, metric_names)
         test_seconds = time.perf_counter() - test_start
         tensors = {f"logits/{name}": t.contiguous() for name, t in evaluation.logits.items()}
@@ -268,7 +269,7 @@ def _execute(
         atomic_write_json(run_dir / "test_metrics.json", test_metrics)
     timing = _timing(
         config, history, data_seconds, fit_seconds, test_seconds, time.perf_counter() - started, len(data.train),
-        steps_per_epoch=len(loader),
+        steps_per_epoch=len(run_data.train_loader) if run_data.train_loader is not None else steps,
     )
     timing["feature_cache"] = cache_seconds
     timing["gradient_blending_estimate"] = blending_seconds
@@ -307,64 +308,6 @@ def _strategies(config: RunConfig, model: torch.nn.Module, data: DataSplits) -> 
     return build_strategies(config, model, data.modalities, data.task)
 
 
-def _trainer(config: RunConfig, device: str, run_dir: Path, checkpoints: Path) -> L.Trainer:
-    callbacks: list[L.Callback] = [
-        ModelCheckpoint(
-            dirpath=checkpoints,
-            filename="best",
-            monitor=config.monitoring.checkpoint_monitor,
-            mode=config.monitoring.checkpoint_mode,
-            save_last=True,
-            save_top_k=1,
-            enable_version_counter=False,
-        ),
-        StoreConfig(config),  # the resolved config travels with the weights
-    ]
-    if config.monitoring.enabled:  # gradients, weights, updates, activations per epoch (monitoring.jsonl)
-        from fusebench.engine.monitoring import TrainingMonitor
-
-        callbacks.append(TrainingMonitor(run_dir))
-    stop = config.training.early_stopping
-    if stop.enabled:
-        callbacks.append(EarlyStopping(monitor=stop.monitor, patience=stop.patience, mode=stop.mode))
-    return L.Trainer(
-        accelerator="gpu" if device == "cuda" else "cpu",
-        devices=1,
-        max_epochs=config.training.epochs,
-        deterministic=True,
-        callbacks=callbacks,
-        logger=_logger(config, run_dir),
-        enable_progress_bar=config.logging.progress_bar,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-        log_every_n_steps=config.logging.log_every_n_steps,
-        gradient_clip_val=config.training.gradient_clip,
-        default_root_dir=str(run_dir),
-    )
-
-
-def _logger(config: RunConfig, run_dir: Path) -> Any:
-    kind = config.logging.logger
-    if kind == "none" or not config.monitoring.enabled:
-        return False
-    if kind == "csv":
-        from lightning.pytorch.loggers import CSVLogger
-
-        return CSVLogger(save_dir=str(run_dir), name="logs", version="")
-    try:
-        if kind == "tensorboard":
-            from lightning.pytorch.loggers import TensorBoardLogger
-
-            return TensorBoardLogger(save_dir=str(run_dir), name="logs", version="")
-        from lightning.pytorch.loggers import MLFlowLogger
-
-        return MLFlowLogger(experiment_name=config.experiment.name, tracking_uri=f"file:{run_dir / 'mlruns'}")
-    except ModuleNotFoundError as error:
-        raise ValueError(
-            f"`logging.logger: {kind}` needs the `{error.name}` package; install it or set `logging.logger: csv`."
-        ) from None
-
-
 def load_lightning_weights(module: FusionModule, path: Path) -> None:
     """Load model weights from our own Lightning checkpoint, without unpickling arbitrary objects."""
     load_model_state(module.model, path)
@@ -391,6 +334,7 @@ def _timing(
     training = sum(e["train"]["timing"]["seconds"] for e in history)
     training_cpu = sum(e["train"]["timing"].get("cpu_seconds", 0.0) for e in history)  # process CPU seconds
     validation = sum(e.get("validation", {}).get("timing", {}).get("seconds", 0.0) for e in history)
+    validation_cpu = sum(e.get("validation", {}).get("timing", {}).get("cpu_seconds", 0.0) for e in history)
     pretraining = pretraining_seconds(config)
     return {
         "pretraining": pretraining,
@@ -398,7 +342,9 @@ def _timing(
         "data": data_seconds,
         "fit": fit_seconds,
         "training": training,
+        "training_cpu": training_cpu,  # this process's CPU seconds (all its threads) in the training epochs
         "validation": validation,
+        "validation_cpu": validation_cpu,
         "test": test_seconds,
         "total": total,
         "epochs": len(history),

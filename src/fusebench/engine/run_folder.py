@@ -56,6 +56,7 @@ class RunState(str, Enum):
     MISSING = "missing"  # no run folder
     STALE = "stale"  # completed with another config or other data than the study's now
     UNREADABLE = "unreadable"  # a status.json that is not a status
+    FOLLOWER = "follower"  # a DDP process of rank > 0: the global rank 0 process records the run
 
     def __str__(self) -> str:
         return self.value

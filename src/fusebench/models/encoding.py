@@ -8,6 +8,8 @@ from typing import Protocol, runtime_checkable
 import torch
 from torch import Tensor, nn
 
+from fusebench.data.loader import as_compute, compute_dtype
+
 
 @runtime_checkable
 class Encoder(Protocol):
@@ -44,7 +46,12 @@ def encoder_width(encoder: nn.Module, modality: str) -> int:
 
 
 def run_encoder(encoder: nn.Module, x: Tensor, lengths: Tensor | None) -> Tensor:
-    """``encoder(x)``, or ``encoder(x, lengths)`` for a modality with sequence lengths."""
+    """``encoder(x)``, or ``encoder(x, lengths)`` for a modality with sequence lengths.
+
+    Inputs stored at float16 (memory-mapped caches) are computed at float32 here too, for callers
+    that pass a split's tensors straight to a model instead of batches from ``TensorLoader``.
+    """
+    x = as_compute(x)
     out: Tensor = encoder(x) if lengths is None else encoder(x, lengths)
     return out
 
@@ -80,5 +87,5 @@ def encode_present(
 
 
 def _float_dtype(x: Tensor) -> torch.dtype:
-    """Embeddings are floating point even when the input is not (token ids)."""
-    return x.dtype if x.is_floating_point() else torch.get_default_dtype()
+    """Embeddings are floating point even when the input is not (token ids), and float32 for float16 storage."""
+    return compute_dtype(x.dtype) if x.is_floating_point() else torch.get_default_dtype()
