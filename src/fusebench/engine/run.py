@@ -353,7 +353,6 @@ def _timing(
         "train_steps_per_second": (steps_per_epoch * len(history) / training) if training > 0 and steps_per_epoch
         else None,
         # the same per CPU second of the run's process: other jobs on a shared machine do not inflate it
-        "training_cpu": training_cpu,
         "train_steps_per_cpu_second": (steps_per_epoch * len(history) / training_cpu)
         if training_cpu > 0 and steps_per_epoch else None,
     }
