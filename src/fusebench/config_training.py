@@ -252,8 +252,9 @@ class StrategyConfig(Strict):
                 "per modality) or `any` (fusebench's variant: a uniformly chosen present modality per sample)")
         if self.modality_dropout == 0 and self.modality_dropout_of is not None:
             raise ValueError(
-                f"`training.strategy.modality_dropout_of: {self.modality_dropout_of}` with `modality_dropout: 0` "
-                "drops nothing; set a probability > 0 or remove `modality_dropout_of`")
+                f"`training.strategy.modality_dropout_of: {self.modality_dropout_of}` with "
+                "`training.strategy.modality_dropout` 0 (or unset) drops nothing; set a probability > 0 or remove "
+                "`modality_dropout_of`")
         return self
 
     @field_validator("aux_heads", "distill", "gradient_blending")

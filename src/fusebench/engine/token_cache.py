@@ -17,6 +17,7 @@ from contextlib import contextmanager
 import torch
 from torch import Tensor, nn
 
+from fusebench.data.loader import as_compute
 from fusebench.engine.datasets import DataSplits, Split
 from fusebench.models.contract import as_fusion_model
 from fusebench.models.encoder_tokens import EncoderTokenizer
@@ -87,7 +88,7 @@ def _encode(model: nn.Module, split: Split, modalities: Sequence[str], batch_siz
         tokenizer = tokenizers[m]
         tokenizer.eval()  # the frozen encoder is in eval mode anyway; the projection is not used here
         x = split.inputs[m]
-        inputs[m] = torch.cat([tokenizer.features(x[start:start + batch_size])
+        inputs[m] = torch.cat([tokenizer.features(as_compute(x[start:start + batch_size]))
                                for start in range(0, len(x), batch_size)]) if len(x) else x
     return Split(inputs, split.target, split.lengths)
 
