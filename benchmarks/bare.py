@@ -38,8 +38,9 @@ def _mask(size: int, modalities: int) -> Tensor:
     return torch.ones(size, modalities, dtype=torch.bool)
 
 
-def train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, split: BareSplit, batch_size: int,
-                seed: int = 0) -> None:
+def train_epoch(
+    model: nn.Module, optimizer: torch.optim.Optimizer, split: BareSplit, batch_size: int, seed: int = 0
+) -> None:
     model.train()
     order = torch.randperm(len(split), generator=torch.Generator().manual_seed(seed))
     full = _mask(batch_size, len(split.inputs))
@@ -74,8 +75,9 @@ def late_fusion_cnn(widths: list[int], shapes: Mapping[str, tuple[int, ...]], cl
 
     encoders = {m: ConvEncoder(shape[0], 64, widths) for m, shape in sorted(shapes.items())}
     dims = {m: 64 for m in encoders}
-    return MultimodalModel(encoders, ConcatFusion(dims, 128, 0.2), nn.Linear(128, classes),
-                           build_missing_strategy("zero", dims))
+    return MultimodalModel(
+        encoders, ConcatFusion(dims, 128, 0.2), nn.Linear(128, classes), build_missing_strategy("zero", dims)
+    )
 
 
 def _process(settings: dict[str, object]) -> dict[str, float]:
@@ -98,8 +100,10 @@ def _process(settings: dict[str, object]) -> dict[str, float]:
     for split in ("train", "validation", "test"):
         n = limit.get(split)
         # the rows it uses, read from the file and held as float32 (what a user's own loop would do)
-        inputs = {m: torch.from_numpy(np.load(folder / f"{split}.{m}.npy", mmap_mode="r")[:n].astype(np.float32))
-                  for m in ("audio", "image")}
+        inputs = {
+            m: torch.from_numpy(np.load(folder / f"{split}.{m}.npy", mmap_mode="r")[:n].astype(np.float32))
+            for m in ("audio", "image")
+        }
         target = np.load(folder / f"{split}.target.npy", mmap_mode="r")[:n].astype(np.int64)
         splits[split] = BareSplit(inputs, torch.from_numpy(target))
     shapes = {m: tuple(x.shape[1:]) for m, x in splits["train"].inputs.items()}

@@ -77,14 +77,20 @@ class Paired:
         return statistics.median(s.cpu for s in self.b)
 
     def summary(self) -> dict[str, Any]:
-        return {"ratio_median": self.ratio, "ratio_min": min(self.ratios), "ratio_max": max(self.ratios),
-                "wall_ratio_median": statistics.median(self.wall_ratios),
-                "a_cpu": [s.cpu for s in self.a], "b_cpu": [s.cpu for s in self.b],
-                "a_wall": [s.wall for s in self.a], "b_wall": [s.wall for s in self.b], "rounds": len(self.a)}
+        return {
+            "ratio_median": self.ratio,
+            "ratio_min": min(self.ratios),
+            "ratio_max": max(self.ratios),
+            "wall_ratio_median": statistics.median(self.wall_ratios),
+            "a_cpu": [s.cpu for s in self.a],
+            "b_cpu": [s.cpu for s in self.b],
+            "a_wall": [s.wall for s in self.a],
+            "b_wall": [s.wall for s in self.b],
+            "rounds": len(self.a),
+        }
 
 
-def abba(measure_a: Callable[[], Sample], measure_b: Callable[[], Sample], rounds: int,
-         warmup: bool = True) -> Paired:
+def abba(measure_a: Callable[[], Sample], measure_b: Callable[[], Sample], rounds: int, warmup: bool = True) -> Paired:
     """``rounds`` rounds of A, B, B, A; after one unrecorded A and B when ``warmup``."""
     if warmup:
         measure_a()
@@ -110,8 +116,9 @@ def machine() -> dict[str, Any]:
     cpu = platform.processor() or platform.machine()
     info = Path("/proc/cpuinfo")
     if info.is_file():
-        names = [line.split(":", 1)[1].strip() for line in info.read_text().splitlines()
-                 if line.startswith("model name")]
+        names = [
+            line.split(":", 1)[1].strip() for line in info.read_text().splitlines() if line.startswith("model name")
+        ]
         cpu = names[0] if names else cpu
     memory = None
     meminfo = Path("/proc/meminfo")
@@ -119,21 +126,33 @@ def machine() -> dict[str, Any]:
         total = next((line for line in meminfo.read_text().splitlines() if line.startswith("MemTotal")), "")
         memory = round(int(total.split()[1]) / 2**20, 1) if total else None
     affinity = getattr(os, "sched_getaffinity", None)
-    return {"cpu": cpu, "cores": len(affinity(0)) if affinity else os.cpu_count(), "memory_gib": memory,
-            "os": platform.platform(), "python": platform.python_version(), "torch": torch.__version__,
-            "lightning": lightning.__version__, "load_average_at_start": load_average()}
+    return {
+        "cpu": cpu,
+        "cores": len(affinity(0)) if affinity else os.cpu_count(),
+        "memory_gib": memory,
+        "os": platform.platform(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "lightning": lightning.__version__,
+        "load_average_at_start": load_average(),
+    }
 
 
-def child(args: Sequence[str], env: dict[str, str] | None = None, timeout: float = 3600,
-          keep_stderr: bool = False) -> dict[str, Any]:
+def child(
+    args: Sequence[str], env: dict[str, str] | None = None, timeout: float = 3600, keep_stderr: bool = False
+) -> dict[str, Any]:
     """Run ``python args...`` in a fresh process that prints one JSON object last; return it.
 
     With ``keep_stderr`` the child's stderr lines come back too, under ``stderr``.
     """
-    environment = {**os.environ, "PYTHONPATH": str(ROOT / "src") + os.pathsep + os.environ.get("PYTHONPATH", ""),
-                   **(env or {})}
-    done = subprocess.run([sys.executable, *args], env=environment, capture_output=True, text=True,
-                          timeout=timeout, cwd=ROOT)
+    environment = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT / "src") + os.pathsep + os.environ.get("PYTHONPATH", ""),
+        **(env or {}),
+    }
+    done = subprocess.run(
+        [sys.executable, *args], env=environment, capture_output=True, text=True, timeout=timeout, cwd=ROOT
+    )
     if done.returncode != 0:
         raise RuntimeError(f"Benchmark child `{' '.join(args)}` failed ({done.returncode}):\n{done.stderr[-4000:]}")
     result = dict(json.loads(done.stdout.strip().splitlines()[-1]))

@@ -24,8 +24,7 @@ def coverage(draw: str, n: int, rng: np.random.Generator) -> tuple[float, float]
         diffs, mean = rng.exponential(1.0, size=(STUDIES, n)), 1.0
     low, high = t_interval(diffs, 0.95)
     bca = stats.bootstrap((diffs,), np.mean, axis=-1, method="BCa", n_resamples=RESAMPLES, rng=rng).confidence_interval
-    return (float(np.mean((low <= mean) & (mean <= high))),
-            float(np.mean((bca.low <= mean) & (mean <= bca.high))))
+    return (float(np.mean((low <= mean) & (mean <= high))), float(np.mean((bca.low <= mean) & (mean <= bca.high))))
 
 
 def main() -> None:

@@ -58,11 +58,20 @@ def main() -> None:
     on, off = min(seconds[True]), min(seconds[False])
     share = [100.0 * o / t for o, t in zip(own, seconds[True], strict=True)]
     results = {
-        "machine": platform.processor() or platform.machine(), "device": args.device, "threads": args.threads,
-        "torch": torch.__version__, "train_samples": args.train, "epochs": args.epochs, "repeats": args.repeats,
-        "training_seconds_monitoring_on": seconds[True], "training_seconds_monitoring_off": seconds[False],
-        "best_on": on, "best_off": off, "overhead_percent_on_vs_off": 100.0 * (on - off) / off,
-        "monitor_own_seconds": own, "monitor_own_percent_of_training": share,
+        "machine": platform.processor() or platform.machine(),
+        "device": args.device,
+        "threads": args.threads,
+        "torch": torch.__version__,
+        "train_samples": args.train,
+        "epochs": args.epochs,
+        "repeats": args.repeats,
+        "training_seconds_monitoring_on": seconds[True],
+        "training_seconds_monitoring_off": seconds[False],
+        "best_on": on,
+        "best_off": off,
+        "overhead_percent_on_vs_off": 100.0 * (on - off) / off,
+        "monitor_own_seconds": own,
+        "monitor_own_percent_of_training": share,
         "monitor_own_percent_median": sorted(share)[len(share) // 2],
     }
     atomic_write_json(OUT, results)

@@ -19,26 +19,36 @@ def _met(ok: bool | None) -> str:
 
 
 def _ratio(row: dict[str, Any]) -> str:
-    return (f"{row['ratio_median']:.3f} (rounds {row['ratio_min']:.3f}-{row['ratio_max']:.3f}; "
-            f"wall {row['wall_ratio_median']:.3f})")
+    return (
+        f"{row['ratio_median']:.3f} (rounds {row['ratio_min']:.3f}-{row['ratio_max']:.3f}; "
+        f"wall {row['wall_ratio_median']:.3f})"
+    )
 
 
 def _train(row: dict[str, Any]) -> Row:
-    value = (f"{_ratio(row)}; {row['extra_ms_per_step']:+.2f} ms/step over bare {row['bare_ms_per_step']:.1f} ms "
-             f"({row['samples']} samples)")
+    value = (
+        f"{_ratio(row)}; {row['extra_ms_per_step']:+.2f} ms/step over bare {row['bare_ms_per_step']:.1f} ms "
+        f"({row['samples']} samples)"
+    )
     return "", value, "<= 1.03 on every round", _met(row["ratio_max"] <= 1.03)
 
 
 def _whole(row: dict[str, Any]) -> Row:
     parts = row["one_run_parts_seconds"]
-    value = (f"{_ratio(row)}; one run: training {parts['training']:.2f} s, validation {parts['validation']:.2f} s, "
-             f"test {parts['test']:.2f} s, total {parts['total']:.2f} s (wall)")
+    value = (
+        f"{_ratio(row)}; one run: training {parts['training']:.2f} s, validation {parts['validation']:.2f} s, "
+        f"test {parts['test']:.2f} s, total {parts['total']:.2f} s (wall)"
+    )
     return "", value, "<= 1.25", _met(row["ratio_median"] <= 1.25)
 
 
 def _test(row: dict[str, Any]) -> Row:
-    return "", f"{_ratio(row)} at batch {row['eval_batch_size']}", "keep (1.02 before; read as <= 1.05)", \
-        _met(row["ratio_median"] <= 1.05)
+    return (
+        "",
+        f"{_ratio(row)} at batch {row['eval_batch_size']}",
+        "keep (1.02 before; read as <= 1.05)",
+        _met(row["ratio_median"] <= 1.05),
+    )
 
 
 def _eval(results: dict[str, Any]) -> Row:
@@ -50,24 +60,30 @@ def _eval(results: dict[str, Any]) -> Row:
     for name, row in found.items():
         per = ", ".join(f"{s}: {v:.0f}" for s, v in row["us_per_sample"].items())
         ratio = row["ratio_1024_over_128"]
-        parts.append(f"{name.removeprefix('eval_batch_')} CNN {row['widths']}: fastest {row['fastest']} "
-                     f"(CPU us/sample {per}; 1024 over 128: {ratio:.2f}x)")
+        parts.append(
+            f"{name.removeprefix('eval_batch_')} CNN {row['widths']}: fastest {row['fastest']} "
+            f"(CPU us/sample {per}; 1024 over 128: {ratio:.2f}x)"
+        )
     fastest = {row["fastest"] for row in found.values()}
     ok = None if not found else default in fastest
     return "", "; ".join(parts) + f"; default now {default}", "the faster by default", _met(ok)
 
 
 def _memory(row: dict[str, Any]) -> Row:
-    value = (f"{row['ratio_median']:.2f} ({row['fusebench_mib']:.0f} MiB / bare {row['bare_mib']:.0f} MiB; "
-             f"after imports {row['fusebench_rss_after_imports_mib']:.0f} / "
-             f"{row['bare_rss_after_imports_mib']:.0f} MiB)")
+    value = (
+        f"{row['ratio_median']:.2f} ({row['fusebench_mib']:.0f} MiB / bare {row['bare_mib']:.0f} MiB; "
+        f"after imports {row['fusebench_rss_after_imports_mib']:.0f} / "
+        f"{row['bare_rss_after_imports_mib']:.0f} MiB)"
+    )
     return "", value, "<= 1.15", _met(row["ratio_median"] <= 1.15)
 
 
 def _startup(row: dict[str, Any]) -> Row:
-    value = (f"first step after {row['first_step_cpu_seconds']:.2f} CPU s ({row['first_step_seconds']:.2f} s wall); "
-             f"`--help` {row['help_seconds']:.2f} s; process {row['process_seconds']:.1f} s / its epoch "
-             f"{row['train_epoch_seconds']:.1f} s (wall)")
+    value = (
+        f"first step after {row['first_step_cpu_seconds']:.2f} CPU s ({row['first_step_seconds']:.2f} s wall); "
+        f"`--help` {row['help_seconds']:.2f} s; process {row['process_seconds']:.1f} s / its epoch "
+        f"{row['train_epoch_seconds']:.1f} s (wall)"
+    )
     return "", value, "startup to first step <= 2 s", _met(row["first_step_cpu_seconds"] <= 2.0)
 
 
@@ -77,9 +93,11 @@ def _cache(row: dict[str, Any]) -> Row:
 
 
 def _study(row: dict[str, Any]) -> Row:
-    value = (f"{row['ratio_median']:.2f} (wall, {row['nodes']} nodes: {row['two_worker_seconds'][0]:.0f} s / "
-             f"{row['one_worker_seconds'][0]:.0f} s); identical test metrics: {row['identical_test_metrics']}; "
-             f"{row['nodes']} nodes ran in {row['worker_processes_for_nodes']} worker processes")
+    value = (
+        f"{row['ratio_median']:.2f} (wall, {row['nodes']} nodes: {row['two_worker_seconds'][0]:.0f} s / "
+        f"{row['one_worker_seconds'][0]:.0f} s); identical test metrics: {row['identical_test_metrics']}; "
+        f"{row['nodes']} nodes ran in {row['worker_processes_for_nodes']} worker processes"
+    )
     ok = row["ratio_median"] <= 0.55 and row["identical_test_metrics"]
     return "", value, "<= 0.55, same results, workers reused", _met(ok)
 
@@ -98,10 +116,11 @@ def _curve(row: dict[str, Any], unit: str) -> Row:
     ys = [p["cpu_seconds"] for p in row["points"].values()]
     pairs = zip(zip(xs, xs[1:], strict=False), zip(ys, ys[1:], strict=False), strict=True)
     slopes = ", ".join(f"{(y1 - y0) / (x1 - x0):.3g}" for (x0, x1), (y0, y1) in pairs)
-    value = (f"{points} (CPU); line fit off by at most {100 * fit['max_relative_residual']:.1f}%; "
-             f"CPU s per added {SINGULAR.get(unit, unit)} between points: {slopes}")
-    return "", value, "linear (read as: every point within 10% of the line)", \
-        _met(fit["max_relative_residual"] <= 0.10)
+    value = (
+        f"{points} (CPU); line fit off by at most {100 * fit['max_relative_residual']:.1f}%; "
+        f"CPU s per added {SINGULAR.get(unit, unit)} between points: {slopes}"
+    )
+    return "", value, "linear (read as: every point within 10% of the line)", _met(fit["max_relative_residual"] <= 0.10)
 
 
 def _deterministic(row: dict[str, Any]) -> Row:
@@ -172,11 +191,19 @@ def render_markdown(results: dict[str, Any]) -> str:
         lines += ["", "Rows that failed: " + ", ".join(sorted(results["errors"])) + " (tracebacks in results.json)."]
     extra = results["rows"]
     if "import_memory" in extra:
-        lines += ["", "Resident MiB after imports (fresh processes): "
-                  + ", ".join(f"{k} {v:.0f}" for k, v in extra["import_memory"].items()) + "."]
+        lines += [
+            "",
+            "Resident MiB after imports (fresh processes): "
+            + ", ".join(f"{k} {v:.0f}" for k, v in extra["import_memory"].items())
+            + ".",
+        ]
     if "import_profile" in extra:
-        lines += ["", "`python -X importtime` of `fusebench train`'s imports, self seconds per package: "
-                  + ", ".join(f"{k} {v:.2f}" for k, v in extra["import_profile"].items()) + "."]
+        lines += [
+            "",
+            "`python -X importtime` of `fusebench train`'s imports, self seconds per package: "
+            + ", ".join(f"{k} {v:.2f}" for k, v in extra["import_profile"].items())
+            + ".",
+        ]
     steps = extra.get("cold_build", {}).get("steps")
     if steps:
         lines += ["", "The cold build's own steps (seconds since it started):", ""]

@@ -26,9 +26,10 @@ TINY_WIDTHS = [4]
 def run_config(name: str, overrides: Sequence[str], threads: int) -> Any:
     from fusebench.config import load_config
 
-    return load_config(ROOT / "configs" / "avdigits" / name,
-                       [f"experiment.threads={threads}", "logging.progress_bar=false", "training.epochs=1",
-                        *overrides])
+    return load_config(
+        ROOT / "configs" / "avdigits" / name,
+        [f"experiment.threads={threads}", "logging.progress_bar=false", "training.epochs=1", *overrides],
+    )
 
 
 def with_overrides(config: Any, overrides: Sequence[str]) -> Any:
@@ -46,8 +47,10 @@ class Bench:
         torch.set_num_threads(config.experiment.threads)
         self.config = config
         self.data = run_splits(config)
-        self.bare = {name: bare_split(self.data.split(name).inputs, self.data.split(name).target)
-                     for name in ("train", "validation", "test")}
+        self.bare = {
+            name: bare_split(self.data.split(name).inputs, self.data.split(name).target)
+            for name in ("train", "validation", "test")
+        }
         widths = list(config.model.encoders["audio"].widths)
         self.model = late_fusion_cnn(widths, self.data.input_shapes)
         self._check_same_model()
@@ -69,8 +72,9 @@ class Bench:
 
     def bare_epoch(self) -> Sample:
         self.runs += 1
-        return timed(lambda: train_epoch(self.model, self.optimizer, self.bare["train"], self.config.data.batch_size,
-                                         self.runs))
+        return timed(
+            lambda: train_epoch(self.model, self.optimizer, self.bare["train"], self.config.data.batch_size, self.runs)
+        )
 
     def run(self, config: Any | None = None) -> Any:
         from fusebench.engine.run import execute_run
@@ -82,8 +86,10 @@ class Bench:
         """The run's training epoch (with ``validation``: and its all-pattern validation pass)."""
         timing = self.run(config).timing
         if validation:
-            return Sample(float(timing["training_cpu"] + timing["validation_cpu"]),
-                          float(timing["training"] + timing["validation"]))
+            return Sample(
+                float(timing["training_cpu"] + timing["validation_cpu"]),
+                float(timing["training"] + timing["validation"]),
+            )
         return Sample(float(timing["training_cpu"]), float(timing["training"]))
 
     def whole_run(self) -> Sample:
@@ -91,16 +97,22 @@ class Bench:
 
 
 def _per_step(paired: Paired, steps: int) -> dict[str, float]:
-    return {"bare_ms_per_step": 1000 * paired.median_a / steps,
-            "extra_ms_per_step": 1000 * (paired.median_b - paired.median_a) / steps}
+    return {
+        "bare_ms_per_step": 1000 * paired.median_a / steps,
+        "extra_ms_per_step": 1000 * (paired.median_b - paired.median_a) / steps,
+    }
 
 
 def train_epoch_row(name: str, overrides: Sequence[str], threads: int, rounds: int) -> dict[str, Any]:
     """A fusebench training epoch (B) over a bare epoch (A) on the same data and model."""
     bench = Bench(run_config(name, overrides, threads))
     paired = abba(bench.bare_epoch, bench.fusebench_epoch, rounds)
-    return {**paired.summary(), **_per_step(paired, bench.steps()), "steps": bench.steps(),
-            "samples": len(bench.bare["train"])}
+    return {
+        **paired.summary(),
+        **_per_step(paired, bench.steps()),
+        "steps": bench.steps(),
+        "samples": len(bench.bare["train"]),
+    }
 
 
 def whole_run_row(threads: int, rounds: int, overrides: Sequence[str] = ()) -> dict[str, Any]:
@@ -109,8 +121,7 @@ def whole_run_row(threads: int, rounds: int, overrides: Sequence[str] = ()) -> d
     paired = abba(bench.bare_epoch, bench.whole_run, rounds)
     timing = bench.run().timing
     parts = {key: timing[key] for key in ("training", "training_cpu", "validation", "test", "fit", "total")}
-    return {**paired.summary(), "one_run_parts_seconds": parts,
-            "samples": {s: len(bench.bare[s]) for s in bench.bare}}
+    return {**paired.summary(), "one_run_parts_seconds": parts, "samples": {s: len(bench.bare[s]) for s in bench.bare}}
 
 
 def _evaluate_one_pattern(bench: Bench, batch_size: int) -> Callable[[], Sample]:
@@ -138,11 +149,13 @@ def test_pass_row(threads: int, rounds: int, overrides: Sequence[str] = ()) -> d
     return {**paired.summary(), "eval_batch_size": size, "samples": len(bench.bare["test"])}
 
 
-def eval_batch_row(name: str, threads: int, rounds: int, sizes: Sequence[int] = (64, 128, 256, 512, 1024),
-                   samples: int = 2048) -> dict[str, Any]:
+def eval_batch_row(
+    name: str, threads: int, rounds: int, sizes: Sequence[int] = (64, 128, 256, 512, 1024), samples: int = 2048
+) -> dict[str, Any]:
     """Bare test-pass CPU microseconds per sample at each batch size, sizes in alternating order each round."""
-    bench = Bench(run_config(name, [f"data.limit.test={samples}", "data.limit.train=256",
-                                    "data.limit.validation=256"], threads))
+    bench = Bench(
+        run_config(name, [f"data.limit.test={samples}", "data.limit.train=256", "data.limit.validation=256"], threads)
+    )
     measured: dict[int, list[Sample]] = {s: [] for s in sizes}
     _bare_test(bench, sizes[0])()  # warm-up
     for r in range(rounds):
@@ -151,8 +164,14 @@ def eval_batch_row(name: str, threads: int, rounds: int, sizes: Sequence[int] = 
     per_sample = {s: 1e6 * statistics.median(x.cpu for x in v) / samples for s, v in measured.items()}
     fastest = min(per_sample, key=per_sample.__getitem__)
     ratio = Paired(a=measured[128], b=measured[1024]).ratio if 1024 in measured and 128 in measured else None
-    return {"us_per_sample": per_sample, "fastest": fastest, "ratio_1024_over_128": ratio, "rounds": rounds,
-            "samples": samples, "widths": list(bench.config.model.encoders["audio"].widths)}
+    return {
+        "us_per_sample": per_sample,
+        "fastest": fastest,
+        "ratio_1024_over_128": ratio,
+        "rounds": rounds,
+        "samples": samples,
+        "widths": list(bench.config.model.encoders["audio"].widths),
+    }
 
 
 def deterministic_row(threads: int, rounds: int, overrides: Sequence[str] = ()) -> dict[str, Any]:
@@ -183,8 +202,11 @@ def frozen_cache_row(threads: int, rounds: int, overrides: Sequence[str] = ()) -
 
     paired = abba(lambda: bench.fusebench_epoch(uncached, validation=True), encode, rounds)
     cached = bench.fusebench_epoch(validation=True)
-    return {**paired.summary(), "cached_epoch_over_uncached": cached.cpu / paired.median_a,
-            "samples": {s: len(bench.bare[s]) for s in bench.bare}}
+    return {
+        **paired.summary(),
+        "cached_epoch_over_uncached": cached.cpu / paired.median_a,
+        "samples": {s: len(bench.bare[s]) for s in bench.bare},
+    }
 
 
 def lightning_floor_row(threads: int, rounds: int, samples: int = 12800) -> dict[str, Any]:
@@ -197,9 +219,12 @@ def lightning_floor_row(threads: int, rounds: int, samples: int = 12800) -> dict
 
     from fusebench.data.loader import TensorLoader
 
-    config = run_config("demo.yaml", [f"model.encoders.{m}.widths={TINY_WIDTHS}" for m in ("audio", "image")]
-                        + [f"data.limit.train={samples}", "data.limit.validation=128", "data.limit.test=128"],
-                        threads)
+    config = run_config(
+        "demo.yaml",
+        [f"model.encoders.{m}.widths={TINY_WIDTHS}" for m in ("audio", "image")]
+        + [f"data.limit.train={samples}", "data.limit.validation=128", "data.limit.test=128"],
+        threads,
+    )
     bench = Bench(config)
     quiet = with_overrides(config, ["monitoring.enabled=false"])
     train = bench.data.train
@@ -224,16 +249,25 @@ def lightning_floor_row(threads: int, rounds: int, samples: int = 12800) -> dict
 
     def smallest() -> Sample:
         clock = EpochClock()
-        trainer = L.Trainer(accelerator="cpu", devices=1, max_epochs=1, logger=False, enable_progress_bar=False,
-                            enable_model_summary=False, enable_checkpointing=False, limit_val_batches=0,
-                            callbacks=[clock])
+        trainer = L.Trainer(
+            accelerator="cpu",
+            devices=1,
+            max_epochs=1,
+            logger=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            enable_checkpointing=False,
+            limit_val_batches=0,
+            callbacks=[clock],
+        )
         loader = TensorLoader(train.inputs, train.target, config.data.batch_size, shuffle=True)
         trainer.fit(Smallest(bench.model), train_dataloaders=loader)
         return clock.sample
 
     steps = bench.steps()
-    rows = {"fusebench_monitoring_off": abba(bench.bare_epoch, lambda: bench.fusebench_epoch(quiet), rounds),
-            "fusebench_as_shipped": abba(bench.bare_epoch, bench.fusebench_epoch, rounds),
-            "smallest_lightning_module": abba(bench.bare_epoch, smallest, rounds)}
+    rows = {
+        "fusebench_monitoring_off": abba(bench.bare_epoch, lambda: bench.fusebench_epoch(quiet), rounds),
+        "fusebench_as_shipped": abba(bench.bare_epoch, bench.fusebench_epoch, rounds),
+        "smallest_lightning_module": abba(bench.bare_epoch, smallest, rounds),
+    }
     return {name: {**_per_step(p, steps), **p.summary()} for name, p in rows.items()}
-

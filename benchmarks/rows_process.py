@@ -31,13 +31,23 @@ def _limits(config_path: str, overrides: list[str]) -> tuple[Any, dict[str, int]
 
     config = load_config(config_path, overrides)
     prepare_avdigits(config.data.recipe, config.data.root, config.data.cache_dir)
-    return config, {"cache": str(cache_folder(config.data.recipe, config.data.cache_dir)),
-                    "limit": dict(config.data.limit)}
+    return config, {
+        "cache": str(cache_folder(config.data.recipe, config.data.cache_dir)),
+        "limit": dict(config.data.limit),
+    }
 
 
 def train_command(config_path: str, overrides: list[str], runs: str) -> list[str]:
-    return [str(BENCH / "cli_child.py"), "train", config_path, "--run-id", f"r{time.perf_counter_ns()}",
-            f"experiment.runs_dir={runs}", "logging.progress_bar=false", *overrides]
+    return [
+        str(BENCH / "cli_child.py"),
+        "train",
+        config_path,
+        "--run-id",
+        f"r{time.perf_counter_ns()}",
+        f"experiment.runs_dir={runs}",
+        "logging.progress_bar=false",
+        *overrides,
+    ]
 
 
 def memory_row(config_path: str, overrides: list[str], rounds: int) -> dict[str, Any]:
@@ -47,8 +57,14 @@ def memory_row(config_path: str, overrides: list[str], rounds: int) -> dict[str,
     the median over rounds of the round's mean fusebench peak over its mean bare peak.
     """
     config, settings = _limits(config_path, overrides)
-    settings.update({"widths": list(config.model.encoders["audio"].widths), "batch_size": config.data.batch_size,
-                     "eval_batch_size": config.data.eval_batch_size, "threads": config.experiment.threads or 1})
+    settings.update(
+        {
+            "widths": list(config.model.encoders["audio"].widths),
+            "batch_size": config.data.batch_size,
+            "eval_batch_size": config.data.eval_batch_size,
+            "threads": config.experiment.threads or 1,
+        }
+    )
     runs = tempfile.mkdtemp(prefix="fusebench-bench-memory-")
     measured: dict[str, list[dict[str, Any]]] = {"bare": [], "fusebench": []}
 
@@ -68,22 +84,32 @@ def memory_row(config_path: str, overrides: list[str], rounds: int) -> dict[str,
         fusebenches.append((b1 + b2) / 2)
         ratios.append(fusebenches[-1] / bares[-1])
     after_imports = statistics.median(m["rss_after_imports"] for m in measured["fusebench"])
-    return {"ratio_median": statistics.median(ratios), "ratios": ratios,
-            "bare_mib": statistics.median(bares) / 2**20, "fusebench_mib": statistics.median(fusebenches) / 2**20,
-            "fusebench_rss_after_imports_mib": after_imports / 2**20,
-            "bare_rss_after_imports_mib": statistics.median(m["rss_after_imports"] for m in measured["bare"]) / 2**20,
-            "settings": settings}
+    return {
+        "ratio_median": statistics.median(ratios),
+        "ratios": ratios,
+        "bare_mib": statistics.median(bares) / 2**20,
+        "fusebench_mib": statistics.median(fusebenches) / 2**20,
+        "fusebench_rss_after_imports_mib": after_imports / 2**20,
+        "bare_rss_after_imports_mib": statistics.median(m["rss_after_imports"] for m in measured["bare"]) / 2**20,
+        "settings": settings,
+    }
 
 
 def import_memory() -> dict[str, float]:
     """Resident MiB after importing torch alone, then Lightning, then what ``fusebench train`` imports."""
-    steps = {"python": "pass", "torch": "import torch", "torch+numpy": "import torch, numpy",
-             "torch+lightning": "import torch, lightning",
-             "fusebench train's imports": "import fusebench.cli, fusebench.config, fusebench.engine.run"}
+    steps = {
+        "python": "pass",
+        "torch": "import torch",
+        "torch+numpy": "import torch, numpy",
+        "torch+lightning": "import torch, lightning",
+        "fusebench train's imports": "import fusebench.cli, fusebench.config, fusebench.engine.run",
+    }
     out = {}
     for name, code in steps.items():
-        script = (f"{code}\nimport json\nline=[l for l in open('/proc/self/status') if l.startswith('VmRSS')][0]\n"
-                  "print(json.dumps({'rss': int(line.split()[1]) * 1024}))")
+        script = (
+            f"{code}\nimport json\nline=[l for l in open('/proc/self/status') if l.startswith('VmRSS')][0]\n"
+            "print(json.dumps({'rss': int(line.split()[1]) * 1024}))"
+        )
         out[name] = child(["-c", script])["rss"] / 2**20  # resident pages after imports barely vary
     return out
 
@@ -94,8 +120,9 @@ def startup_rows(rounds: int, overrides: Sequence[str] = ()) -> dict[str, Any]:
     helps = []
     for _ in range(max(3, rounds)):
         start = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "fusebench", "--help"], capture_output=True, check=True, cwd=ROOT,
-                       env={**_env()})
+        subprocess.run(
+            [sys.executable, "-m", "fusebench", "--help"], capture_output=True, check=True, cwd=ROOT, env={**_env()}
+        )
         helps.append(time.perf_counter() - start)
     firsts, first_cpus, totals, epochs = [], [], [], []
     for _ in range(max(3, rounds)):
@@ -106,11 +133,15 @@ def startup_rows(rounds: int, overrides: Sequence[str] = ()) -> dict[str, Any]:
         first_cpus.append(float(marks["first_step_cpu_seconds"]))
         epochs.append(_last_epoch_seconds(runs))
     interpreter = statistics.median(_timed([sys.executable, "-c", "pass"]) for _ in range(3))
-    return {"help_seconds": statistics.median(helps), "first_step_seconds": statistics.median(firsts) + interpreter,
-            "first_step_cpu_seconds": statistics.median(first_cpus),
-            "interpreter_seconds": interpreter, "process_seconds": statistics.median(totals),
-            "train_epoch_seconds": statistics.median(epochs),
-            "process_over_epoch": statistics.median(t / e for t, e in zip(totals, epochs, strict=True))}
+    return {
+        "help_seconds": statistics.median(helps),
+        "first_step_seconds": statistics.median(firsts) + interpreter,
+        "first_step_cpu_seconds": statistics.median(first_cpus),
+        "interpreter_seconds": interpreter,
+        "process_seconds": statistics.median(totals),
+        "train_epoch_seconds": statistics.median(epochs),
+        "process_over_epoch": statistics.median(t / e for t, e in zip(totals, epochs, strict=True)),
+    }
 
 
 def _env() -> dict[str, str]:
@@ -134,9 +165,14 @@ def _last_epoch_seconds(runs: str) -> float:
 
 def import_profile(top: int = 12) -> dict[str, float]:
     """``python -X importtime`` of what ``fusebench train`` imports, self-time summed per top-level package (s)."""
-    done = subprocess.run([sys.executable, "-X", "importtime", "-c",
-                           "import fusebench.cli, fusebench.config, fusebench.engine.run"],
-                          capture_output=True, text=True, env=_env(), cwd=ROOT, check=True)
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", "import fusebench.cli, fusebench.config, fusebench.engine.run"],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        cwd=ROOT,
+        check=True,
+    )
     totals: dict[str, float] = defaultdict(float)
     for line in done.stderr.splitlines():
         match = re.match(r"import time:\s+(\d+) \|\s+\d+ \|\s*(\S+)", line)
@@ -148,13 +184,13 @@ def import_profile(top: int = 12) -> dict[str, float]:
 
 def config_import_seconds() -> dict[str, float]:
     """Seconds of ``import fusebench.config`` beyond its imports: the pydantic unions built from the registries."""
-    script = ("import time\nimport torch, lightning, torchmetrics, pydantic, yaml, numpy\n"
-              "import fusebench.data.registry, fusebench.models.encoder_specs, fusebench.tasks\n"
-              "start = time.perf_counter()\nimport fusebench.config\n"
-              "import json\nprint(json.dumps({'seconds': time.perf_counter() - start}))")
+    script = (
+        "import time\nimport torch, lightning, torchmetrics, pydantic, yaml, numpy\n"
+        "import fusebench.data.registry, fusebench.models.encoder_specs, fusebench.tasks\n"
+        "start = time.perf_counter()\nimport fusebench.config\n"
+        "import json\nprint(json.dumps({'seconds': time.perf_counter() - start}))"
+    )
     return {"config_module_seconds": statistics.median(child(["-c", script])["seconds"] for _ in range(3))}
-
-
 
 
 def cold_build_row(recipe_overrides: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -163,13 +199,15 @@ def cold_build_row(recipe_overrides: dict[str, Any] | None = None) -> dict[str, 
     ``steps`` are the build's own progress lines (seconds since its start, then the step).
     """
     cache = tempfile.mkdtemp(prefix="fusebench-bench-cold-")
-    script = ("import json, time, sys\nsys.path.insert(0, 'benchmarks')\nfrom harness import peak_rss_bytes\n"
-              "from fusebench.data.avdigits import AVDigitsRecipe, prepare_avdigits\n"
-              f"recipe = AVDigitsRecipe(**{recipe_overrides or {}!r})\n"
-              "cpu, wall = time.process_time(), time.perf_counter()\n"
-              f"prepare_avdigits(recipe, cache_dir={cache!r}, progress=True, allow_download=False)\n"
-              "print(json.dumps({'seconds': time.perf_counter() - wall, 'cpu_seconds': time.process_time() - cpu,"
-              " 'peak_rss_bytes': peak_rss_bytes()}))")
+    script = (
+        "import json, time, sys\nsys.path.insert(0, 'benchmarks')\nfrom harness import peak_rss_bytes\n"
+        "from fusebench.data.avdigits import AVDigitsRecipe, prepare_avdigits\n"
+        f"recipe = AVDigitsRecipe(**{recipe_overrides or {}!r})\n"
+        "cpu, wall = time.process_time(), time.perf_counter()\n"
+        f"prepare_avdigits(recipe, cache_dir={cache!r}, progress=True, allow_download=False)\n"
+        "print(json.dumps({'seconds': time.perf_counter() - wall, 'cpu_seconds': time.process_time() - cpu,"
+        " 'peak_rss_bytes': peak_rss_bytes()}))"
+    )
     done = child(["-c", script], keep_stderr=True)
     done["steps"] = [line for line in done.pop("stderr") if line.startswith("[avdigits")]
     import shutil
@@ -181,10 +219,18 @@ def cold_build_row(recipe_overrides: dict[str, Any] | None = None) -> dict[str, 
 def _study_spec(folder: Path, overrides: list[str], seeds: list[int]) -> Path:
     import yaml
 
-    spec = {"study": {"name": "bench_study", "base": DEMO, "overrides": overrides, "pretrain": {"overrides": []},
-                      "seeds": seeds, "threads_per_run": 1,
-                      "conditions": {"scratch": {}, "pretrained": {"pretrained": "all"}},
-                      "analysis": {"baseline": "scratch"}}}
+    spec = {
+        "study": {
+            "name": "bench_study",
+            "base": DEMO,
+            "overrides": overrides,
+            "pretrain": {"overrides": []},
+            "seeds": seeds,
+            "threads_per_run": 1,
+            "conditions": {"scratch": {}, "pretrained": {"pretrained": "all"}},
+            "analysis": {"baseline": "scratch"},
+        }
+    }
     path = folder / "spec.yaml"
     path.write_text(yaml.safe_dump(spec))
     return path
@@ -204,8 +250,13 @@ def study_row(rounds: int, overrides: list[str], seeds: list[int]) -> dict[str, 
     def study(workers: int) -> float:
         root = folder / f"w{workers}-{len(studies[workers])}"
         start = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "fusebench", "study", str(spec), "--workers", str(workers),
-                        "--root", str(root)], capture_output=True, check=True, cwd=ROOT, env=_env())
+        subprocess.run(
+            [sys.executable, "-m", "fusebench", "study", str(spec), "--workers", str(workers), "--root", str(root)],
+            capture_output=True,
+            check=True,
+            cwd=ROOT,
+            env=_env(),
+        )
         studies[workers].append(root / "bench_study")
         return time.perf_counter() - start
 
@@ -218,9 +269,20 @@ def study_row(rounds: int, overrides: list[str], seeds: list[int]) -> dict[str, 
         ratios.append(twos[-1] / ones[-1])
     one, two = studies[1][0] / "runs", studies[2][0] / "runs"
     nodes = sorted(p.name for p in one.iterdir() if (p / "test_metrics.json").is_file())
-    same = all(json.loads((one / n / "test_metrics.json").read_text())
-               == json.loads((two / n / "test_metrics.json").read_text()) for n in nodes)
+    same = all(
+        json.loads((one / n / "test_metrics.json").read_text())
+        == json.loads((two / n / "test_metrics.json").read_text())
+        for n in nodes
+    )
     pids = {json.loads((two / n / "env.json").read_text())["pid"] for n in nodes}
-    return {"ratio_median": statistics.median(ratios), "ratios": ratios, "one_worker_seconds": ones,
-            "two_worker_seconds": twos, "nodes": len(nodes), "identical_test_metrics": same,
-            "worker_processes_for_nodes": len(pids), "overrides": overrides, "seeds": seeds}
+    return {
+        "ratio_median": statistics.median(ratios),
+        "ratios": ratios,
+        "one_worker_seconds": ones,
+        "two_worker_seconds": twos,
+        "nodes": len(nodes),
+        "identical_test_metrics": same,
+        "worker_processes_for_nodes": len(pids),
+        "overrides": overrides,
+        "seeds": seeds,
+    }

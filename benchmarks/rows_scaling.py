@@ -41,11 +41,16 @@ def samples_curve(threads: int, sizes: Sequence[int] = (1000, 10000, 55000)) -> 
         config = with_overrides(base, [f"data.limit.train={n}"])
         data = run_splits(config)
         timing = execute_run(config, root / f"run{index}", data=data).timing
-        points[n] = {"cpu_seconds": float(timing["training_cpu"]), "wall_seconds": float(timing["training"]),
-                     "cpu_ms_per_sample": 1000 * float(timing["training_cpu"]) / len(data.train),
-                     "samples": len(data.train)}
-    return {"points": points, "fit_cpu": _line([p["samples"] for p in points.values()],
-                                               [p["cpu_seconds"] for p in points.values()])}
+        points[n] = {
+            "cpu_seconds": float(timing["training_cpu"]),
+            "wall_seconds": float(timing["training"]),
+            "cpu_ms_per_sample": 1000 * float(timing["training_cpu"]) / len(data.train),
+            "samples": len(data.train),
+        }
+    return {
+        "points": points,
+        "fit_cpu": _line([p["samples"] for p in points.values()], [p["cpu_seconds"] for p in points.values()]),
+    }
 
 
 def _folder(bench: Bench, root: Path) -> None:
@@ -57,8 +62,11 @@ def _folder(bench: Bench, root: Path) -> None:
         for name in COPIES:
             np.save(root / split / f"{name}.npy", image)
         np.save(root / split / "labels.npy", part.target.numpy())
-    spec = {"name": "bench-views", "task": {"kind": "multiclass", "classes": 10},
-            "modalities": {name: {"kind": "image", "shape": list(image.shape[1:])} for name in COPIES}}
+    spec = {
+        "name": "bench-views",
+        "task": {"kind": "multiclass", "classes": 10},
+        "modalities": {name: {"kind": "image", "shape": list(image.shape[1:])} for name in COPIES},
+    }
     (root / "dataset.yaml").write_text(yaml.safe_dump(spec))
 
 
@@ -67,25 +75,39 @@ def modalities_curve(threads: int, samples: int = 5000) -> dict[str, Any]:
     from fusebench.engine.datasets import run_splits
     from fusebench.engine.run import execute_run
 
-    source = Bench(run_config("demo.yaml", [f"data.limit.train={samples}", "data.limit.validation=128",
-                                            "data.limit.test=128"], threads))
+    source = Bench(
+        run_config(
+            "demo.yaml", [f"data.limit.train={samples}", "data.limit.validation=128", "data.limit.test=128"], threads
+        )
+    )
     root = Path(tempfile.mkdtemp(prefix="fusebench-bench-views-"))
     _folder(source, root / "data")
     encoder = {"kind": "cnn", "out_dim": 64, "widths": [8, 16]}
     points = {}
     for count in (1, 2, 3, 1):  # the first 1 warms up; the last one is kept
-        raw = {"experiment": {"name": "views", "threads": threads, "runs_dir": str(root / "runs")},
-               "logging": {"progress_bar": False},
-               "data": {"dataset": "folder", "root": str(root / "data"), "batch_size": 128,
-                        "modalities": list(COPIES[:count])},
-               "model": {"encoders": {name: encoder for name in COPIES[:count]},
-                         "fusion": {"type": "late", "method": "concat", "hidden_dim": 128, "dropout": 0.2}},
-               "training": {"epochs": 1, "optimizer": {"name": "adam", "lr": 0.001}}}
+        raw = {
+            "experiment": {"name": "views", "threads": threads, "runs_dir": str(root / "runs")},
+            "logging": {"progress_bar": False},
+            "data": {
+                "dataset": "folder",
+                "root": str(root / "data"),
+                "batch_size": 128,
+                "modalities": list(COPIES[:count]),
+            },
+            "model": {
+                "encoders": {name: encoder for name in COPIES[:count]},
+                "fusion": {"type": "late", "method": "concat", "hidden_dim": 128, "dropout": 0.2},
+            },
+            "training": {"epochs": 1, "optimizer": {"name": "adam", "lr": 0.001}},
+        }
         config = validate_config(raw)
         data = run_splits(config)
         timing = execute_run(config, root / "runs" / f"m{count}-{len(points)}", data=data).timing
         points[count] = {"cpu_seconds": float(timing["training_cpu"]), "wall_seconds": float(timing["training"])}
     ordered = dict(sorted(points.items()))
-    return {"points": ordered, "samples": samples,
-            "fit_cpu": _line(list(ordered), [p["cpu_seconds"] for p in ordered.values()]),
-            "three_over_two": ordered[3]["cpu_seconds"] / ordered[2]["cpu_seconds"]}
+    return {
+        "points": ordered,
+        "samples": samples,
+        "fit_cpu": _line(list(ordered), [p["cpu_seconds"] for p in ordered.values()]),
+        "three_over_two": ordered[3]["cpu_seconds"] / ordered[2]["cpu_seconds"],
+    }

@@ -34,14 +34,42 @@ DEMO = str(ROOT / "configs" / "avdigits" / "demo.yaml")
 
 # sizes per profile: `full` is `make bench`, `smoke` is the test's one round on tiny data
 PROFILES: dict[str, dict[str, Any]] = {
-    "full": {"rounds": 3, "default_rounds": 2, "threads": 1, "default_train": 2048, "demo_train": 5000,
-             "eval_samples": 1024, "floor_samples": 6400, "memory_train": 1024, "memory_rounds": 1,
-             "startup_rounds": 3, "study_rounds": 1, "study_train": 1000, "study_seeds": [0],
-             "curve_sizes": [1000, 10000, 55000], "views_samples": 5000, "cold_build": True},
-    "smoke": {"rounds": 1, "default_rounds": 1, "threads": 1, "default_train": 128, "demo_train": 128,
-              "eval_samples": 256, "floor_samples": 256, "memory_train": 128, "memory_rounds": 1,
-              "startup_rounds": 1, "study_rounds": 1, "study_train": 64, "study_seeds": [0],
-              "curve_sizes": [64, 128, 256], "views_samples": 128, "cold_build": False},
+    "full": {
+        "rounds": 3,
+        "default_rounds": 2,
+        "threads": 1,
+        "default_train": 2048,
+        "demo_train": 5000,
+        "eval_samples": 1024,
+        "floor_samples": 6400,
+        "memory_train": 1024,
+        "memory_rounds": 1,
+        "startup_rounds": 3,
+        "study_rounds": 1,
+        "study_train": 1000,
+        "study_seeds": [0],
+        "curve_sizes": [1000, 10000, 55000],
+        "views_samples": 5000,
+        "cold_build": True,
+    },
+    "smoke": {
+        "rounds": 1,
+        "default_rounds": 1,
+        "threads": 1,
+        "default_train": 128,
+        "demo_train": 128,
+        "eval_samples": 256,
+        "floor_samples": 256,
+        "memory_train": 128,
+        "memory_rounds": 1,
+        "startup_rounds": 1,
+        "study_rounds": 1,
+        "study_train": 64,
+        "study_seeds": [0],
+        "curve_sizes": [64, 128, 256],
+        "views_samples": 128,
+        "cold_build": False,
+    },
 }
 
 
@@ -59,15 +87,17 @@ def rows(p: dict[str, Any]) -> dict[str, Callable[[], Any]]:
     shipped_demo = [] if p is PROFILES["full"] else demo_limits  # the demo's own limits: 5000/1000/2000
     threads = [f"experiment.threads={t}", "training.epochs=1"]
     return {
-        "train_epoch_default": lambda: rows_loop.train_epoch_row("late_fusion.yaml", _small(p, p["default_train"]),
-                                                                t, p["default_rounds"]),
+        "train_epoch_default": lambda: rows_loop.train_epoch_row(
+            "late_fusion.yaml", _small(p, p["default_train"]), t, p["default_rounds"]
+        ),
         "train_epoch_demo": lambda: rows_loop.train_epoch_row("demo.yaml", demo_limits, t, r),
         "whole_run": lambda: rows_loop.whole_run_row(t, max(1, r - 1), shipped_demo),
         "test_pass": lambda: rows_loop.test_pass_row(t, r, shipped_demo),
         "eval_batch_default": lambda: rows_loop.eval_batch_row("late_fusion.yaml", t, r, samples=p["eval_samples"]),
         "eval_batch_demo": lambda: rows_loop.eval_batch_row("demo.yaml", t, r, samples=p["eval_samples"]),
-        "memory_default": lambda: rows_process.memory_row(DEFAULT, [*threads, *_small(p, p["memory_train"])],
-                                                         p["memory_rounds"]),
+        "memory_default": lambda: rows_process.memory_row(
+            DEFAULT, [*threads, *_small(p, p["memory_train"])], p["memory_rounds"]
+        ),
         "memory_demo": lambda: rows_process.memory_row(DEMO, [*threads, *shipped_demo], p["memory_rounds"]),
         "import_memory": rows_process.import_memory,
         "startup": lambda: rows_process.startup_rows(p["startup_rounds"], shipped_demo),
@@ -75,10 +105,14 @@ def rows(p: dict[str, Any]) -> dict[str, Callable[[], Any]]:
         "frozen_cache": lambda: rows_loop.frozen_cache_row(t, max(1, r - 1), shipped_demo),
         "deterministic": lambda: rows_loop.deterministic_row(t, 1, demo_limits),
         "lightning_floor": lambda: rows_loop.lightning_floor_row(t, max(1, r - 1), p["floor_samples"]),
-        "study": lambda: rows_process.study_row(p["study_rounds"], _small(p, p["study_train"])
-                                                + ["training.epochs=1"], p["study_seeds"]),
-        "cold_build": (rows_process.cold_build_row if p["cold_build"]
-                       else lambda: {"skipped": "not in this profile (a full build takes ~25 s)"}),
+        "study": lambda: rows_process.study_row(
+            p["study_rounds"], _small(p, p["study_train"]) + ["training.epochs=1"], p["study_seeds"]
+        ),
+        "cold_build": (
+            rows_process.cold_build_row
+            if p["cold_build"]
+            else lambda: {"skipped": "not in this profile (a full build takes ~25 s)"}
+        ),
         "curve_samples": lambda: rows_scaling.samples_curve(t, p["curve_sizes"]),
         "curve_modalities": lambda: rows_scaling.modalities_curve(t, p["views_samples"]),
     }
@@ -96,8 +130,14 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown rows {unknown}; expected some of {sorted(table)}")
     args.out.mkdir(parents=True, exist_ok=True)
-    results: dict[str, Any] = {"machine": machine(), "profile": "smoke" if args.smoke else "full",
-                               "settings": profile, "rows": {}, "seconds": {}, "errors": {}}
+    results: dict[str, Any] = {
+        "machine": machine(),
+        "profile": "smoke" if args.smoke else "full",
+        "settings": profile,
+        "rows": {},
+        "seconds": {},
+        "errors": {},
+    }
     started = time.perf_counter()
     for name, measure in table.items():
         if args.rows and name not in args.rows:

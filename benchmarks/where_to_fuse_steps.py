@@ -35,8 +35,9 @@ OUT = Path(__file__).with_name("where_to_fuse_steps.json")
 SHAPES = {"audio": (1, 40, 40), "image": (1, 28, 28)}  # AV-digits: log-mel spectrogram, MNIST image
 
 
-def _step_seconds(model: torch.nn.Module, batch: dict[str, torch.Tensor], target: torch.Tensor,
-                  steps: int) -> tuple[float, float]:
+def _step_seconds(
+    model: torch.nn.Module, batch: dict[str, torch.Tensor], target: torch.Tensor, steps: int
+) -> tuple[float, float]:
     """Wall and process-CPU seconds per training step."""
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
     mask = torch.ones(len(target), 2, dtype=torch.bool)
@@ -76,16 +77,35 @@ def main() -> None:
             previous = best.get(key, (wall, cpu))
             best[key] = (min(previous[0], wall), min(previous[1], cpu))
     rows: list[dict[str, Any]] = [
-        {"injection": k[0], "fusion_layer": k[1], "pooled_tokens": k[2], "decoder_layers": k[3],
-         "steps_per_second": 1.0 / wall, "steps_per_cpu_second": 1.0 / cpu,
-         "total_macs": models[k].cost().total_macs} for k, (wall, cpu) in best.items()]
-    atomic_write_json(OUT, {"machine": platform.platform(), "threads": args.threads, "batch_size": batch_size,
-                            "steps": args.steps, "rounds": args.rounds, "rows": rows})
+        {
+            "injection": k[0],
+            "fusion_layer": k[1],
+            "pooled_tokens": k[2],
+            "decoder_layers": k[3],
+            "steps_per_second": 1.0 / wall,
+            "steps_per_cpu_second": 1.0 / cpu,
+            "total_macs": models[k].cost().total_macs,
+        }
+        for k, (wall, cpu) in best.items()
+    ]
+    atomic_write_json(
+        OUT,
+        {
+            "machine": platform.platform(),
+            "threads": args.threads,
+            "batch_size": batch_size,
+            "steps": args.steps,
+            "rounds": args.rounds,
+            "rows": rows,
+        },
+    )
     print("| injection | fusion_layer | pooled tokens | decoder layers | MMACs/sample | steps/s | steps/CPU s |")
     print("|---|---|---|---|---|---|---|")
     for row in rows:
-        print(f"| {row['injection']} | {row['fusion_layer']} | {row['pooled_tokens']} | {row['decoder_layers']} | "
-              f"{row['total_macs'] / 1e6:.2f} | {row['steps_per_second']:.2f} | {row['steps_per_cpu_second']:.2f} |")
+        print(
+            f"| {row['injection']} | {row['fusion_layer']} | {row['pooled_tokens']} | {row['decoder_layers']} | "
+            f"{row['total_macs'] / 1e6:.2f} | {row['steps_per_second']:.2f} | {row['steps_per_cpu_second']:.2f} |"
+        )
 
 
 if __name__ == "__main__":

@@ -47,7 +47,19 @@ def avmnist_export(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     base = tmp_path_factory.mktemp("avmnist_export")
     settings = [arg for item in AVMNIST_EXPORT_SETTINGS for arg in ("--set", item)]
-    result = CliRunner().invoke(app, ["data", "export", "avdigits", "--format", "avmnist", str(base / "avmnist"),
-                                      "--cache-dir", str(base / "cache"), *settings])
+    result = CliRunner().invoke(
+        app,
+        [
+            "data",
+            "export",
+            "avdigits",
+            "--format",
+            "avmnist",
+            str(base / "avmnist"),
+            "--cache-dir",
+            str(base / "cache"),
+            *settings,
+        ],
+    )
     assert result.exit_code == 0, result.output
     return base / "avmnist"

@@ -66,13 +66,15 @@ def test_load_study_gives_typed_records_and_the_long_format_of_results_csv() -> 
     rows = list(csv.DictReader(io.StringIO(results_csv(records.to_json()))))
     assert len(frame) == len(rows)
     picked = frame[(frame["split"] == "test") & (frame["metric"] == "accuracy")]
-    expected = {(r["node"], r["pattern"]): float(r["value"]) for r in rows
-                if r["split"] == "test" and r["metric"] == "accuracy"}
+    expected = {
+        (r["node"], r["pattern"]): float(r["value"]) for r in rows if r["split"] == "test" and r["metric"] == "accuracy"
+    }
     assert dict(zip(zip(picked["node"], picked["pattern"], strict=True), picked["value"], strict=True)) == expected
 
 
-def test_to_frame_without_pandas_says_how_to_install_it(trained: fusebench.RunResult,
-                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_to_frame_without_pandas_says_how_to_install_it(
+    trained: fusebench.RunResult, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setitem(sys.modules, "pandas", None)  # `import pandas` now fails as if it were not installed
     with pytest.raises(ModuleNotFoundError, match=r"pip install 'fusebench\[pandas\]'"):
         trained.to_frame()

@@ -41,60 +41,117 @@ def _fails_cleanly(args: list[str], *expected: str) -> str:
     return result.output
 
 
-@pytest.mark.parametrize(("fusion", "expected"), [
-    ({"method": "tensor", "params": {"tensor_dims": 8}},
-     ["unknown key `model.fusion.params.tensor_dims` (did you mean `model.fusion.params.tensor_dim`?)"]),
-    ({"method": "low_rank", "params": {"rank": "four"}},
-     ["`model.fusion.params.rank`: Input should be a valid integer", "(got 'four')"]),
-    ({"method": "concat", "params": {"hidden_dim": 32}},
-     ["unknown key `model.fusion.params.hidden_dim` (did you mean `model.fusion.hidden_dim`?)"]),
-    ({"type": "mid", "method": "where_to_fuse", "hidden_dim": 128, "dropout": 0.2, "params": {"dim": 32}},
-     ["`model.fusion.params`: set exactly one of `primary` (with `fusion_layer`) and `fusion_spec`, got "
-      "primary=None, fusion_spec=None"]),
-    ({"type": "early", "method": "token", "hidden_dim": 128, "dropout": 0.2,
-      "params": {"dim": 16, "heads": 2, "image_patch": "big"}},
-     ["`model.fusion.params.image_patch`: Input should be a valid list (got 'big')"]),
-    ({"method": "lowrank"}, ["`model.fusion.method` is `lowrank`, which is not registered for "
-                             "`model.fusion.type` `late` (did you mean `low_rank`?)"]),
-    ({"type": "early", "method": "token", "hidden_dim": 128, "dropout": 0.2, "params": {"dim": 30, "heads": 4}},
-     ["`model.fusion.params`: `heads` (4) must divide `dim` (30)"]),
-], ids=["unknown-key", "wrong-type", "set-elsewhere", "missing-required", "wrong-nested-type", "unknown-method",
-        "cross-key"])
-def test_bad_fusion_params_are_caught_before_any_data_is_loaded(tmp_path: Path, fusion: dict,
-                                                                 expected: list[str]) -> None:
+@pytest.mark.parametrize(
+    ("fusion", "expected"),
+    [
+        (
+            {"method": "tensor", "params": {"tensor_dims": 8}},
+            ["unknown key `model.fusion.params.tensor_dims` (did you mean `model.fusion.params.tensor_dim`?)"],
+        ),
+        (
+            {"method": "low_rank", "params": {"rank": "four"}},
+            ["`model.fusion.params.rank`: Input should be a valid integer", "(got 'four')"],
+        ),
+        (
+            {"method": "concat", "params": {"hidden_dim": 32}},
+            ["unknown key `model.fusion.params.hidden_dim` (did you mean `model.fusion.hidden_dim`?)"],
+        ),
+        (
+            {"type": "mid", "method": "where_to_fuse", "hidden_dim": 128, "dropout": 0.2, "params": {"dim": 32}},
+            [
+                "`model.fusion.params`: set exactly one of `primary` (with `fusion_layer`) and `fusion_spec`, got "
+                "primary=None, fusion_spec=None"
+            ],
+        ),
+        (
+            {
+                "type": "early",
+                "method": "token",
+                "hidden_dim": 128,
+                "dropout": 0.2,
+                "params": {"dim": 16, "heads": 2, "image_patch": "big"},
+            },
+            ["`model.fusion.params.image_patch`: Input should be a valid list (got 'big')"],
+        ),
+        (
+            {"method": "lowrank"},
+            [
+                "`model.fusion.method` is `lowrank`, which is not registered for "
+                "`model.fusion.type` `late` (did you mean `low_rank`?)"
+            ],
+        ),
+        (
+            {"type": "early", "method": "token", "hidden_dim": 128, "dropout": 0.2, "params": {"dim": 30, "heads": 4}},
+            ["`model.fusion.params`: `heads` (4) must divide `dim` (30)"],
+        ),
+    ],
+    ids=[
+        "unknown-key",
+        "wrong-type",
+        "set-elsewhere",
+        "missing-required",
+        "wrong-nested-type",
+        "unknown-method",
+        "cross-key",
+    ],
+)
+def test_bad_fusion_params_are_caught_before_any_data_is_loaded(
+    tmp_path: Path, fusion: dict, expected: list[str]
+) -> None:
     config = _config(tmp_path, **fusion)
-    _fails_cleanly(["train", str(config), "--dry-run", "data.cache_dir=/nonexistent/never/read"],
-                   "Invalid config", *expected)
+    _fails_cleanly(
+        ["train", str(config), "--dry-run", "data.cache_dir=/nonexistent/never/read"], "Invalid config", *expected
+    )
 
 
 def test_a_fusion_param_that_does_not_fit_the_inputs_is_one_error_before_training(tmp_path: Path) -> None:
-    config = _config(tmp_path, type="early", method="token", hidden_dim=128, dropout=0.2,
-                     params={"dim": 8, "heads": 2, "image_patch": [5, 5]})  # 28 x 28 images
-    _fails_cleanly(["train", str(config), "--dry-run"], "Cannot build fusion `early/token` (`model.fusion.params`)",
-                   "image_patch")
+    config = _config(
+        tmp_path,
+        type="early",
+        method="token",
+        hidden_dim=128,
+        dropout=0.2,
+        params={"dim": 8, "heads": 2, "image_patch": [5, 5]},
+    )  # 28 x 28 images
+    _fails_cleanly(
+        ["train", str(config), "--dry-run"], "Cannot build fusion `early/token` (`model.fusion.params`)", "image_patch"
+    )
 
 
 def test_a_study_with_bad_fusion_params_fails_at_load_time(tmp_path: Path) -> None:
     from tests.study.test_spec import write_spec
 
-    spec = write_spec(tmp_path, name="params", conditions={"scratch": {
-        "overrides": ["model.fusion.method=tensor", "model.fusion.params={tensor_dims: 8}"]}})
-    with pytest.raises(ConfigError, match=r"condition `scratch`.*unknown key `model.fusion.params.tensor_dims` "
-                                          r"\(did you mean `model.fusion.params.tensor_dim`\?\)"):
+    spec = write_spec(
+        tmp_path,
+        name="params",
+        conditions={"scratch": {"overrides": ["model.fusion.method=tensor", "model.fusion.params={tensor_dims: 8}"]}},
+    )
+    with pytest.raises(
+        ConfigError,
+        match=r"condition `scratch`.*unknown key `model.fusion.params.tensor_dims` "
+        r"\(did you mean `model.fusion.params.tensor_dim`\?\)",
+    ):
         load_spec(spec)
 
 
 @pytest.mark.parametrize("widths", ["[0, 8]", "[-4]"])
 def test_encoder_widths_must_be_positive(tmp_path: Path, widths: str) -> None:
-    _fails_cleanly(["train", str(_config(tmp_path)), "--dry-run", f"model.encoders.audio.widths={widths}"],
-                   "model.encoders.audio.widths", "greater than 0")
+    _fails_cleanly(
+        ["train", str(_config(tmp_path)), "--dry-run", f"model.encoders.audio.widths={widths}"],
+        "model.encoders.audio.widths",
+        "greater than 0",
+    )
 
 
-@pytest.mark.parametrize("override", ["data.limit={train: 5", "experiment.name=!!python/object/apply:os.getcwd []"],
-                         ids=["unclosed-mapping", "python-tag"])
+@pytest.mark.parametrize(
+    "override",
+    ["data.limit={train: 5", "experiment.name=!!python/object/apply:os.getcwd []"],
+    ids=["unclosed-mapping", "python-tag"],
+)
 def test_malformed_override_yaml_is_one_error(tmp_path: Path, override: str) -> None:
-    _fails_cleanly(["train", str(_config(tmp_path)), "--dry-run", override], f"Override `{override}`",
-                   "is not valid YAML")
+    _fails_cleanly(
+        ["train", str(_config(tmp_path)), "--dry-run", override], f"Override `{override}`", "is not valid YAML"
+    )
 
 
 def test_an_empty_config_file_is_an_error_not_a_default_run(tmp_path: Path) -> None:
@@ -148,11 +205,15 @@ def test_a_bad_checkpoint_is_named_and_never_unpickled(trained_run: Path, tmp_pa
     assert json.loads((run_dir / "status.json").read_text())["state"] == "completed"
 
 
-@pytest.mark.parametrize(("change", "expected"), [
-    ({"runs": {"not": "a list"}}, "`runs`: Input should be a valid list"),
-    ({"seed_null": True}, "`runs.0.seed`: Input should be a valid integer (got None)"),
-    ({"modalities": []}, "`modalities`"),
-], ids=["runs-not-a-list", "seed-null", "no-modalities"])
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ({"runs": {"not": "a list"}}, "`runs`: Input should be a valid list"),
+        ({"seed_null": True}, "`runs.0.seed`: Input should be a valid integer (got None)"),
+        ({"modalities": []}, "`modalities`"),
+    ],
+    ids=["runs-not-a-list", "seed-null", "no-modalities"],
+)
 def test_a_malformed_results_file_is_named_by_report(tmp_path: Path, change: dict, expected: str) -> None:
     from tests._helpers.study_results import copy_study
 
@@ -162,16 +223,25 @@ def test_a_malformed_results_file_is_named_by_report(tmp_path: Path, change: dic
         results["runs"][0]["seed"] = None
     results.update(change)
     (study_dir / "results.json").write_text(json.dumps(results))
-    _fails_cleanly(["report", str(study_dir)], "results.json` does not follow docs/study_results.md", expected,
-                   "rebuilds it from the run folders")
+    _fails_cleanly(
+        ["report", str(study_dir)],
+        "results.json` does not follow docs/study_results.md",
+        expected,
+        "rebuilds it from the run folders",
+    )
 
 
 def test_python_dash_m_runs_the_cli(tmp_path: Path) -> None:
     for module in ("fusebench", "fusebench.cli"):
-        done = subprocess.run([sys.executable, "-m", module, "train", "--help"], capture_output=True, text=True,
-                              env={**os.environ, "PYTHONPATH": str(ROOT / "src")}, cwd=tmp_path, timeout=120)
+        done = subprocess.run(
+            [sys.executable, "-m", module, "train", "--help"],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
+            cwd=tmp_path,
+            timeout=120,
+        )
         assert done.returncode == 0 and "--overwrite" in done.stdout, done.stderr
-
 
 
 def test_probe_names_a_damaged_checkpoint(trained_run: Path, tmp_path: Path) -> None:

@@ -48,11 +48,21 @@ def test_pretraining_configs_build_the_fusion_encoders() -> None:
 @pytest.mark.slow
 def test_shipped_late_fusion_beats_either_modality_on_an_unseen_folder(avmnist_export: Path, tmp_path: Path) -> None:
     # Overrides: where the data is, how much of it, how many epochs; nothing about the model.
-    result = runner.invoke(app, [
-        "train", str(CONFIGS / "avmnist" / "late_fusion.yaml"), f"data.root={avmnist_export}",
-        "data.limit={test: 300}", "training.epochs=5", f"experiment.runs_dir={tmp_path}", "--run-id", "1",
-        "--disable-monitoring", "logging.progress_bar=false",
-    ])
+    result = runner.invoke(
+        app,
+        [
+            "train",
+            str(CONFIGS / "avmnist" / "late_fusion.yaml"),
+            f"data.root={avmnist_export}",
+            "data.limit={test: 300}",
+            "training.epochs=5",
+            f"experiment.runs_dir={tmp_path}",
+            "--run-id",
+            "1",
+            "--disable-monitoring",
+            "logging.progress_bar=false",
+        ],
+    )
     assert result.exit_code == 0, result.output
     run_dir = tmp_path / "avmnist_late_fusion" / "1"
     test = json.loads((run_dir / "test_metrics.json").read_text())
@@ -68,11 +78,27 @@ def test_shipped_late_fusion_beats_either_modality_on_an_unseen_folder(avmnist_e
 def test_shipped_pretrain_vs_scratch_study_runs_on_avmnist(avmnist_export: Path, tmp_path: Path) -> None:
     # The shipped spec as is, pointed at the AV-MNIST config; only where the data is, a tiny size, one seed.
     shared = f"shared_overrides=[data.root={avmnist_export}, 'data.limit={{train: 120, validation: 40, test: 100}}']"
-    result = runner.invoke(app, [
-        "study", str(CONFIGS / "studies" / "pretrain_vs_scratch.yaml"), "--base", str(CONFIGS / "avmnist" /
-        "late_fusion.yaml"), "--name", "avmnist_pretraining", "--root", str(tmp_path / "studies"),
-        "--set", "seeds=[0]", "--set", "overrides=[training.epochs=1]",
-        "--set", "pretrain.overrides=[training.epochs=1]", "--set", shared])
+    result = runner.invoke(
+        app,
+        [
+            "study",
+            str(CONFIGS / "studies" / "pretrain_vs_scratch.yaml"),
+            "--base",
+            str(CONFIGS / "avmnist" / "late_fusion.yaml"),
+            "--name",
+            "avmnist_pretraining",
+            "--root",
+            str(tmp_path / "studies"),
+            "--set",
+            "seeds=[0]",
+            "--set",
+            "overrides=[training.epochs=1]",
+            "--set",
+            "pretrain.overrides=[training.epochs=1]",
+            "--set",
+            shared,
+        ],
+    )
     assert result.exit_code == 0, result.output
     study = tmp_path / "studies" / "avmnist_pretraining"
     results = json.loads((study / "results.json").read_text())
@@ -89,8 +115,15 @@ def test_shipped_pretrain_vs_scratch_study_runs_on_avmnist(avmnist_export: Path,
 def test_train_on_a_wrong_folder_is_one_paragraph_and_exit_2(tmp_path: Path) -> None:
     arrays = write_avmnist(tmp_path / "avmnist")
     save(tmp_path / "avmnist" / "audio" / "train_data.npy", arrays["audio/train_data.npy"][:, :, :100])
-    result = runner.invoke(app, ["train", str(CONFIGS / "avmnist" / "late_fusion.yaml"),
-                                 f"data.root={tmp_path / 'avmnist'}", f"experiment.runs_dir={tmp_path / 'runs'}"])
+    result = runner.invoke(
+        app,
+        [
+            "train",
+            str(CONFIGS / "avmnist" / "late_fusion.yaml"),
+            f"data.root={tmp_path / 'avmnist'}",
+            f"experiment.runs_dir={tmp_path / 'runs'}",
+        ],
+    )
     assert result.exit_code == 2, result.output
     text = _one_paragraph(result.output)
     assert "Traceback" not in result.output
@@ -98,8 +131,15 @@ def test_train_on_a_wrong_folder_is_one_paragraph_and_exit_2(tmp_path: Path) -> 
 
 
 def test_train_without_a_folder_names_the_path_and_the_layout(tmp_path: Path) -> None:
-    result = runner.invoke(app, ["train", str(CONFIGS / "avmnist" / "late_fusion.yaml"),
-                                 f"data.root={tmp_path / 'missing'}", f"experiment.runs_dir={tmp_path / 'runs'}"])
+    result = runner.invoke(
+        app,
+        [
+            "train",
+            str(CONFIGS / "avmnist" / "late_fusion.yaml"),
+            f"data.root={tmp_path / 'missing'}",
+            f"experiment.runs_dir={tmp_path / 'runs'}",
+        ],
+    )
     assert result.exit_code == 2, result.output
     text = _one_paragraph(result.output)
     assert f"AV-MNIST not found: `{tmp_path / 'missing'}` does not exist" in text
@@ -114,4 +154,5 @@ def test_data_prepare_reads_and_checks_a_folder(tmp_path: Path) -> None:
     save(tmp_path / "test_labels.npy", np.arange(5) + 6)
     failed = runner.invoke(app, ["data", "prepare", "avmnist", "--root", str(tmp_path)])
     assert failed.exit_code == 2 and "test_labels.npy` holds 1 labels outside 0-9 (found [10])" in _one_paragraph(
-        failed.output)
+        failed.output
+    )

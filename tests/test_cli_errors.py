@@ -38,10 +38,14 @@ def test_a_config_mistake_found_by_the_preflight_is_one_paragraph_and_exit_2(tmp
     assert "Traceback" not in result.output and result.output.strip().count("\n") == 0
 
 
-@pytest.mark.parametrize("bug", [ValueError("a library's check failed"), TypeError("unsupported operand"),
-                                 KeyError("encoders")], ids=["ValueError", "TypeError", "KeyError"])
-def test_a_bug_inside_a_command_escapes_as_its_own_exception(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                             bug: Exception) -> None:
+@pytest.mark.parametrize(
+    "bug",
+    [ValueError("a library's check failed"), TypeError("unsupported operand"), KeyError("encoders")],
+    ids=["ValueError", "TypeError", "KeyError"],
+)
+def test_a_bug_inside_a_command_escapes_as_its_own_exception(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, bug: Exception
+) -> None:
     def broken(*args: Any, **kwargs: Any) -> None:
         raise bug
 
@@ -51,10 +55,15 @@ def test_a_bug_inside_a_command_escapes_as_its_own_exception(tmp_path: Path, mon
     assert raised.value is bug
 
 
-@pytest.mark.parametrize("error", [ConfigError("`training.epochs`: expected >= 1, got 0."),
-                                   DataError("`train/image.npy`: expected uint8, got float64."),
-                                   PermissionError(13, "Permission denied", "/data/run")],
-                         ids=["ConfigError", "DataError", "OSError"])
+@pytest.mark.parametrize(
+    "error",
+    [
+        ConfigError("`training.epochs`: expected >= 1, got 0."),
+        DataError("`train/image.npy`: expected uint8, got float64."),
+        PermissionError(13, "Permission denied", "/data/run"),
+    ],
+    ids=["ConfigError", "DataError", "OSError"],
+)
 def test_user_errors_are_explained_with_exit_code_2(error: Exception, capsys: pytest.CaptureFixture[str]) -> None:
     @user_errors
     def command() -> None:

@@ -42,8 +42,18 @@ def test_every_shipped_config_builds_on_a_multibench_pickle(tmp_path: Path, conf
 )
 def test_the_mosi_config_reads_mmsa_pickles(tmp_path: Path, aligned: bool, extra: list[str]) -> None:
     path, _ = write_mmsa(tmp_path, aligned=aligned, sizes=SMALL)
-    result = runner.invoke(app, ["train", str(ROOT / "configs/mosi/late_fusion.yaml"), "--dry-run",
-                                 f"data.root={tmp_path}", f"data.file={path.name}", *extra, *_quick(tmp_path)])
+    result = runner.invoke(
+        app,
+        [
+            "train",
+            str(ROOT / "configs/mosi/late_fusion.yaml"),
+            "--dry-run",
+            f"data.root={tmp_path}",
+            f"data.file={path.name}",
+            *extra,
+            *_quick(tmp_path),
+        ],
+    )
     assert result.exit_code == 0, result.output
     steps = "(50, 5)" if aligned else "(375, 5)"
     assert f"'audio': {steps}" in result.output
@@ -101,8 +111,16 @@ def _break(kind: str, tmp_path: Path) -> tuple[str, str]:
 @pytest.mark.parametrize("kind", ["missing_file", "object", "missing_key", "ragged_counts", "wrong_dims", "label"])
 def test_a_wrong_file_is_one_paragraph_and_exit_code_2(tmp_path: Path, kind: str) -> None:
     name, phrase = _break(kind, tmp_path)
-    result = runner.invoke(app, ["train", str(ROOT / "configs/mosi/late_fusion.yaml"), f"data.root={tmp_path}",
-                                 f"data.file={name}", *_quick(tmp_path)])
+    result = runner.invoke(
+        app,
+        [
+            "train",
+            str(ROOT / "configs/mosi/late_fusion.yaml"),
+            f"data.root={tmp_path}",
+            f"data.file={name}",
+            *_quick(tmp_path),
+        ],
+    )
     assert result.exit_code == 2, result.output
     text = " ".join(result.output.split())  # rich may wrap the paragraph to the terminal width
     assert text.startswith("error: ") and phrase in text and str(tmp_path / name) in text
@@ -123,8 +141,17 @@ def test_without_root_or_fusebench_data_the_error_says_where_to_put_the_file(
 @pytest.mark.parametrize(("task", "classes"), [("classification3", 3), ("classification2", 2)])
 def test_the_mosi_config_trains_the_thesis_classes_by_override(tmp_path: Path, task: str, classes: int) -> None:
     write_multibench(tmp_path, sizes=SMALL)
-    result = runner.invoke(app, ["train", str(ROOT / "configs/mosi/late_fusion.yaml"), "--dry-run",
-                                 f"data.root={tmp_path}", f"data.task={task}", *_quick(tmp_path)])
+    result = runner.invoke(
+        app,
+        [
+            "train",
+            str(ROOT / "configs/mosi/late_fusion.yaml"),
+            "--dry-run",
+            f"data.root={tmp_path}",
+            f"data.task={task}",
+            *_quick(tmp_path),
+        ],
+    )
     assert result.exit_code == 0, result.output
     text = " ".join(result.output.split())
     assert f"task {{'kind': 'multiclass', 'output_size': {classes}, 'loss': 'cross_entropy'" in text

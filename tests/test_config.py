@@ -35,25 +35,54 @@ CONFIGS = Path(__file__).resolve().parents[1] / "configs"
         pytest.param({"model": {"freeze": {"text": True}}}, r"`model.freeze` names \['text'\]", id="freeze-unknown"),
         pytest.param({"training": {"optimizer": {"name": "adamax"}}}, r"training.optimizer.name", id="bad-literal"),
         pytest.param({"pretrain": {"modality": "text"}}, r"`pretrain.modality` is `text`", id="pretrain-modality"),
-        pytest.param({"data": {"dataset": "avdigit"}}, r"`data.dataset` is `avdigit`, which is not registered "
-                     r"\(did you mean `avdigits`\?\)", id="unknown-dataset"),
-        pytest.param({"data": {"rooot": "x"}}, r"unknown key `data.rooot` \(did you mean `data.root`\?\)",
-                     id="dataset-option-typo"),
-        pytest.param({"data": {"recipe": {"snr": 0}}}, r"unknown key `data.recipe.snr` \(did you mean "
-                     r"`data.recipe.snr_db`\?\)", id="recipe-typo"),
-        pytest.param({"data": {"recipe": {"image_energy_kept": 2}}}, r"`data.recipe`: Expected image_energy_kept",
-                     id="recipe-range"),
-        pytest.param({"model": {"encoders": {"audio": {"kind": "grux"}}}}, r"`model.encoders.audio.kind` is `grux`, "
-                     r"which is not registered \(did you mean `gru`\?\)", id="unknown-encoder-kind"),
-        pytest.param({"model": {"encoders": {"audio": {"kind": "gru", "widths": [8]}}}},
-                     r"unknown key `model.encoders.audio.widths`", id="option-of-another-kind"),
-        pytest.param({"metrics": {"names": ["acuracy"]}}, r"Unknown metric `acuracy` \(did you mean `accuracy`\?\)",
-                     id="metric-typo"),
-        pytest.param({"data": {"modalities": ["text"]}}, r"`data.modalities` names \['text'\], which have no encoder",
-                     id="subset-without-encoder"),
-        pytest.param({"data": {"modalities": ["image"], "missing_rate": {"audio": 0.2}}},
-                     r"`data.missing_rate` names \['audio'\], which are not among the run's modalities",
-                     id="rate-outside-subset"),
+        pytest.param(
+            {"data": {"dataset": "avdigit"}},
+            r"`data.dataset` is `avdigit`, which is not registered "
+            r"\(did you mean `avdigits`\?\)",
+            id="unknown-dataset",
+        ),
+        pytest.param(
+            {"data": {"rooot": "x"}},
+            r"unknown key `data.rooot` \(did you mean `data.root`\?\)",
+            id="dataset-option-typo",
+        ),
+        pytest.param(
+            {"data": {"recipe": {"snr": 0}}},
+            r"unknown key `data.recipe.snr` \(did you mean "
+            r"`data.recipe.snr_db`\?\)",
+            id="recipe-typo",
+        ),
+        pytest.param(
+            {"data": {"recipe": {"image_energy_kept": 2}}},
+            r"`data.recipe`: Expected image_energy_kept",
+            id="recipe-range",
+        ),
+        pytest.param(
+            {"model": {"encoders": {"audio": {"kind": "grux"}}}},
+            r"`model.encoders.audio.kind` is `grux`, "
+            r"which is not registered \(did you mean `gru`\?\)",
+            id="unknown-encoder-kind",
+        ),
+        pytest.param(
+            {"model": {"encoders": {"audio": {"kind": "gru", "widths": [8]}}}},
+            r"unknown key `model.encoders.audio.widths`",
+            id="option-of-another-kind",
+        ),
+        pytest.param(
+            {"metrics": {"names": ["acuracy"]}},
+            r"Unknown metric `acuracy` \(did you mean `accuracy`\?\)",
+            id="metric-typo",
+        ),
+        pytest.param(
+            {"data": {"modalities": ["text"]}},
+            r"`data.modalities` names \['text'\], which have no encoder",
+            id="subset-without-encoder",
+        ),
+        pytest.param(
+            {"data": {"modalities": ["image"], "missing_rate": {"audio": 0.2}}},
+            r"`data.missing_rate` names \['audio'\], which are not among the run's modalities",
+            id="rate-outside-subset",
+        ),
         pytest.param({"task": {"threshold": 1.5}}, r"`task.threshold`", id="threshold"),
     ],
 )

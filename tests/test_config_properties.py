@@ -31,8 +31,12 @@ from fusebench.errors import FusebenchError
 from fusebench.study.spec import load_spec
 
 SCALE = int(os.environ.get("FUSEBENCH_FUZZ_EXAMPLES", "1"))
-SETTINGS = {"deadline": None, "database": None, "derandomize": True,
-            "suppress_health_check": [HealthCheck.too_slow, HealthCheck.function_scoped_fixture]}
+SETTINGS = {
+    "deadline": None,
+    "database": None,
+    "derandomize": True,
+    "suppress_health_check": [HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+}
 #: Mutating these builds new dataset caches or writes elsewhere: slow, and not what is tested here.
 PROTECTED = {("data", "recipe"), ("data", "root"), ("data", "cache_dir"), ("experiment", "runs_dir")}
 DATA = DataCache()  # one load per distinct `data:` section for the whole module
@@ -42,28 +46,56 @@ def _configs() -> list[dict[str, Any]]:
     late = tiny_raw(Path("/tmp/fusebench-properties"), name="late")
     late["data"]["limit"] = {"train": 60, "validation": 30, "test": 30}
     feature = copy.deepcopy(late)
-    feature["model"]["fusion"] = {"type": "early", "method": "feature", "hidden_dim": 32,
-                                  "params": {"missing": "learned", "projectors": ["audio"], "projector_dim": 32}}
+    feature["model"]["fusion"] = {
+        "type": "early",
+        "method": "feature",
+        "hidden_dim": 32,
+        "params": {"missing": "learned", "projectors": ["audio"], "projector_dim": 32},
+    }
     feature["training"]["strategy"] = {"contrastive": {"anchors": ["image"], "other": "audio", "k": 3}}
     token = copy.deepcopy(late)
-    token["model"]["fusion"] = {"type": "early", "method": "token",
-                                "params": {"dim": 16, "depth": 1, "heads": 2, "image_patch": [7, 7]}}
+    token["model"]["fusion"] = {
+        "type": "early",
+        "method": "token",
+        "params": {"dim": 16, "depth": 1, "heads": 2, "image_patch": [7, 7]},
+    }
     mid = copy.deepcopy(late)
-    mid["model"]["fusion"] = {"type": "mid", "method": "where_to_fuse",
-                              "params": {"primary": "image", "dim": 16, "num_layers": 2, "heads": 2,
-                                         "fusion_layer": 1, "pool_kind": "attention", "pooled_tokens": 2,
-                                         "image_patch": [7, 7]}}
+    mid["model"]["fusion"] = {
+        "type": "mid",
+        "method": "where_to_fuse",
+        "params": {
+            "primary": "image",
+            "dim": 16,
+            "num_layers": 2,
+            "heads": 2,
+            "fusion_layer": 1,
+            "pool_kind": "attention",
+            "pooled_tokens": 2,
+            "image_patch": [7, 7],
+        },
+    }
     strategies = copy.deepcopy(late)
     strategies["model"]["fusion"]["method"] = "sum"
-    strategies["training"]["strategy"] = {"modality_dropout": 0.2, "modality_dropout_of": "any",
-                                          "aux_heads": {"audio": 0.5}, "ogm_ge": True, "ogm_alpha": 0.3}
+    strategies["training"]["strategy"] = {
+        "modality_dropout": 0.2,
+        "modality_dropout_of": "any",
+        "aux_heads": {"audio": 0.5},
+        "ogm_ge": True,
+        "ogm_alpha": 0.3,
+    }
     return [late, feature, token, mid, strategies]
 
 
 CONFIGS = _configs()
-TYPED_VALUES = st.one_of(st.none(), st.booleans(), st.integers(-2, 300), st.floats(-1.0, 2.0), st.text(max_size=8),
-                         st.lists(st.integers(-1, 16), max_size=3), st.dictionaries(st.text(max_size=5),
-                                                                                    st.integers(0, 2), max_size=2))
+TYPED_VALUES = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-2, 300),
+    st.floats(-1.0, 2.0),
+    st.text(max_size=8),
+    st.lists(st.integers(-1, 16), max_size=3),
+    st.dictionaries(st.text(max_size=5), st.integers(0, 2), max_size=2),
+)
 
 
 def _paths(node: Any, prefix: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
@@ -88,7 +120,7 @@ def _typo(key: str, draw: Any) -> str:
     how = draw(st.sampled_from(["drop", "double", "swap", "suffix"]))
     i = draw(st.integers(0, max(len(key) - 1, 0)))
     if how == "drop" and len(key) > 1:
-        return key[:i] + key[i + 1:]
+        return key[:i] + key[i + 1 :]
     if how == "swap" and len(key) > 1:
         j = min(i + 1, len(key) - 1)
         letters = list(key)
@@ -137,9 +169,13 @@ def test_a_mutated_config_builds_or_is_rejected_naming_the_key(case: tuple[dict[
 def spec_bases(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
     study = copy.deepcopy(TINY)
     study["shared_overrides"] = [o for o in study["shared_overrides"] if not o.startswith("data.limit")] + [
-        "data.limit={train: 60, validation: 30, test: 30}"]
-    study["conditions"] = {"scratch": {}, "{modality}_scratch": {"pretrained": "all", "scratch": ["{modality}"]},
-                           "pretrained": {"pretrained": ["audio", "image"], "overrides": ["model.fusion.method=sum"]}}
+        "data.limit={train: 60, validation: 30, test: 30}"
+    ]
+    study["conditions"] = {
+        "scratch": {},
+        "{modality}_scratch": {"pretrained": "all", "scratch": ["{modality}"]},
+        "pretrained": {"pretrained": ["audio", "image"], "overrides": ["model.fusion.method=sum"]},
+    }
     study["axes"] = {"fusion": {"key": "model.fusion.method", "values": ["concat", "gated"]}}
     derived = copy.deepcopy(study)
     derived.pop("pretrain")

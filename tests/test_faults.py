@@ -56,8 +56,9 @@ def _completed_runs(runs: Path) -> dict[str, dict[str, str]]:
     return {d.name: folder_digest(d) for d in sorted(runs.iterdir()) if live_state(d) == "completed"}
 
 
-def _kill_at_random_point(command: list[str], runs: Path, sig: signal.Signals, rng: random.Random,
-                          finished_runs: int, delay: float) -> tuple[int, str]:
+def _kill_at_random_point(
+    command: list[str], runs: Path, sig: signal.Signals, rng: random.Random, finished_runs: int, delay: float
+) -> tuple[int, str]:
     """Start ``command``; once a random number (up to ``finished_runs``) of runs completed and a random part
     of ``delay`` seconds passed, send ``sig``. Its return code and output."""
     marker = uuid.uuid4().hex
@@ -89,7 +90,8 @@ def reference(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str,
 
 @pytest.mark.parametrize("sig", SIGNALS, ids=[s.name for s in SIGNALS])
 def test_a_killed_study_leaves_no_process_and_resumes_to_the_same_numbers(
-        reference: tuple[Path, dict[str, Any]], tmp_path: Path, sig: signal.Signals) -> None:
+    reference: tuple[Path, dict[str, Any]], tmp_path: Path, sig: signal.Signals
+) -> None:
     spec, expected = reference
     rng = random.Random(f"study-{sig.name}")
     root = tmp_path / "studies"
@@ -122,8 +124,9 @@ def test_a_killed_train_leaves_nothing_running_and_no_completed_run_changes(tmp_
     for sig in SIGNALS:
         run_id = f"killed-{sig.name}"
         # `done` is the one completed run already: the kill lands anywhere in the first 10 s (start-up to results)
-        code, output = _kill_at_random_point([*train, "--run-id", run_id], runs, sig, random.Random(run_id),
-                                             finished_runs=0, delay=10.0)
+        code, output = _kill_at_random_point(
+            [*train, "--run-id", run_id], runs, sig, random.Random(run_id), finished_runs=0, delay=10.0
+        )
         assert "Traceback" not in output, output
         state = live_state(runs / run_id) if (runs / run_id).exists() else "missing"
         if code == 0:
@@ -133,6 +136,16 @@ def test_a_killed_train_leaves_nothing_running_and_no_completed_run_changes(tmp_
             if sig is not signal.SIGKILL and (runs / run_id / "status.json").is_file():
                 assert read_json(runs / run_id / "status.json")["state"] == "interrupted"
         assert folder_digest(runs / "done") == finished
-    again = runner.invoke(app, ["train", str(config), "--run-id", "killed-SIGKILL", "--overwrite",
-                                "--disable-monitoring", "training.epochs=1"])
+    again = runner.invoke(
+        app,
+        [
+            "train",
+            str(config),
+            "--run-id",
+            "killed-SIGKILL",
+            "--overwrite",
+            "--disable-monitoring",
+            "training.epochs=1",
+        ],
+    )
     assert again.exit_code == 0 and live_state(runs / "killed-SIGKILL") == "completed", again.output

@@ -32,19 +32,43 @@ runner = CliRunner()
 SCALE = int(os.environ.get("FUSEBENCH_FUZZ_EXAMPLES", "1"))
 #: Mutating these would build new dataset caches or write outside the test's folders: slow, not hostile.
 PROTECTED = {("data", "recipe"), ("data", "root"), ("data", "cache_dir"), ("experiment", "runs_dir")}
-SETTINGS = {"deadline": None, "database": None, "derandomize": True,
-            "suppress_health_check": [HealthCheck.too_slow, HealthCheck.function_scoped_fixture]}
+SETTINGS = {
+    "deadline": None,
+    "database": None,
+    "derandomize": True,
+    "suppress_health_check": [HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+}
 
 VALUES = st.one_of(
-    st.none(), st.booleans(), st.integers(-3, 200), st.floats(allow_nan=True, allow_infinity=True),
-    st.text(max_size=10), st.sampled_from(["../x", "a/b", "!!python/object:os.system", "{", "cnn", "late", "mid"]),
-    st.lists(st.integers(-3, 40), max_size=3), st.dictionaries(st.text(max_size=6), st.integers(-3, 3), max_size=2),
+    st.none(),
+    st.booleans(),
+    st.integers(-3, 200),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=10),
+    st.sampled_from(["../x", "a/b", "!!python/object:os.system", "{", "cnn", "late", "mid"]),
+    st.lists(st.integers(-3, 40), max_size=3),
+    st.dictionaries(st.text(max_size=6), st.integers(-3, 3), max_size=2),
 )
 YAML_TEXT = st.text(alphabet="abcxyz019 .-_:{}[],'\"!&*#|>%@`=\\/", max_size=20)
-KEYS = ["training.epochs", "training.optimizer.lr", "data.limit", "data.batch_size", "data.missing_rate.audio",
-        "model.fusion.method", "model.fusion.params", "model.fusion.type", "model.encoders.audio.widths",
-        "model.encoders.image.kind", "model.pretrained.audio", "metrics.primary", "training.strategy.distill",
-        "data.missing_patterns", "training.scheduler.name", "model.freeze.audio", "pretrain.modality"]
+KEYS = [
+    "training.epochs",
+    "training.optimizer.lr",
+    "data.limit",
+    "data.batch_size",
+    "data.missing_rate.audio",
+    "model.fusion.method",
+    "model.fusion.params",
+    "model.fusion.type",
+    "model.encoders.audio.widths",
+    "model.encoders.image.kind",
+    "model.pretrained.audio",
+    "metrics.primary",
+    "training.strategy.distill",
+    "data.missing_patterns",
+    "training.scheduler.name",
+    "model.freeze.audio",
+    "pretrain.modality",
+]
 
 
 def _paths(node: Any, prefix: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
@@ -111,8 +135,14 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     studied = runner.invoke(app, ["study", str(spec_file), "--root", str(root / "studies")])
     assert studied.exit_code == 0, studied.output
     run_dir, study_dir = root / "runs" / "fuzz" / "done", root / "studies" / "fuzzstudy"
-    return {"root": root, "raw": raw, "spec": {"study": spec}, "run": run_dir, "study": study_dir,
-            "digests": {run_dir: folder_digest(run_dir), study_dir / "runs": folder_digest(study_dir / "runs")}}
+    return {
+        "root": root,
+        "raw": raw,
+        "spec": {"study": spec},
+        "run": run_dir,
+        "study": study_dir,
+        "digests": {run_dir: folder_digest(run_dir), study_dir / "runs": folder_digest(study_dir / "runs")},
+    }
 
 
 def _unchanged(world: dict[str, Any]) -> None:
@@ -137,8 +167,11 @@ def test_mutated_configs(world: dict[str, Any], data: st.DataObject) -> None:
 
 
 @settings(max_examples=30 * SCALE, **SETTINGS)
-@given(overrides=st.lists(st.tuples(st.one_of(st.sampled_from(KEYS), st.text(max_size=12)), YAML_TEXT),
-                          min_size=1, max_size=3))
+@given(
+    overrides=st.lists(
+        st.tuples(st.one_of(st.sampled_from(KEYS), st.text(max_size=12)), YAML_TEXT), min_size=1, max_size=3
+    )
+)
 def test_mutated_overrides(world: dict[str, Any], overrides: list[tuple[str, str]]) -> None:
     config = _write_config(world, world["raw"])
     texts = [f"{key}={value}" for key, value in overrides]
@@ -167,7 +200,7 @@ def _damage(file: Path, how: str, data: st.DataObject) -> None:
         file.write_bytes(content[: data.draw(st.integers(0, max(len(content) - 1, 0)))])
     elif how == "random":
         start = data.draw(st.integers(0, max(len(content) - 1, 0)))
-        file.write_bytes(content[:start] + data.draw(st.binary(min_size=1, max_size=64)) + content[start + 64:])
+        file.write_bytes(content[:start] + data.draw(st.binary(min_size=1, max_size=64)) + content[start + 64 :])
     elif how == "delete":
         file.unlink()
     else:
@@ -197,9 +230,16 @@ def test_corrupted_study_files(world: dict[str, Any], data: st.DataObject) -> No
     with tempfile.TemporaryDirectory(dir=world["root"]) as scratch:
         study_dir = Path(scratch) / "fuzzstudy"
         shutil.copytree(world["study"], study_dir)
-        candidates = ["results.json", "plan.json", "spec.yaml", "runs/scratch-s0/status.json",
-                      "runs/scratch-s0/test_metrics.json", "runs/scratch-s0/epoch_metrics.json",
-                      "runs/scratch-s0/timing.json", "runs/scratch-s0/test_logits.safetensors"]
+        candidates = [
+            "results.json",
+            "plan.json",
+            "spec.yaml",
+            "runs/scratch-s0/status.json",
+            "runs/scratch-s0/test_metrics.json",
+            "runs/scratch-s0/epoch_metrics.json",
+            "runs/scratch-s0/timing.json",
+            "runs/scratch-s0/test_logits.safetensors",
+        ]
         for name in data.draw(st.lists(st.sampled_from(candidates), min_size=1, max_size=2, unique=True)):
             _damage(study_dir / name, data.draw(DAMAGE), data)
         _ok(["report", str(study_dir)])

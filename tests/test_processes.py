@@ -63,8 +63,13 @@ def test_stopping_a_train_prints_one_line_and_marks_the_run_interrupted(tmp_path
     config = tmp_path / "stop.yaml"
     config.write_text(yaml.safe_dump(raw))
     run_dir = tmp_path / "runs" / "stop" / "1"
-    train = subprocess.Popen([sys.executable, "-m", "fusebench", "train", str(config), "--run-id", "1"],
-                             env=_env(uuid.uuid4().hex), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    train = subprocess.Popen(
+        [sys.executable, "-m", "fusebench", "train", str(config), "--run-id", "1"],
+        env=_env(uuid.uuid4().hex),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         _wait_for(run_dir / "epoch_metrics.json")  # well inside the training loop
         train.send_signal(sig)

@@ -12,8 +12,10 @@ HEAVY = ("torch", "lightning", "fusebench.config", "scipy", "statsmodels", "matp
 
 
 def _imported_after(args: list[str]) -> set[str]:
-    code = ("import sys\nfrom fusebench.cli import app\ntry:\n    app(" + repr(args) + ")\nexcept SystemExit:\n"
-            "    pass\nprint('@@MODULES@@', ' '.join(sorted(sys.modules)))")
+    code = (
+        "import sys\nfrom fusebench.cli import app\ntry:\n    app(" + repr(args) + ")\nexcept SystemExit:\n"
+        "    pass\nprint('@@MODULES@@', ' '.join(sorted(sys.modules)))"
+    )
     env = {**os.environ, "PYTHONPATH": str(SRC) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr

@@ -21,9 +21,15 @@ from fusebench.engine.run_result import RunResult, read_run_result
 from fusebench.study.records import StudyRecord, load_results
 
 
-def train(config: RunConfig | Mapping[str, Any] | str | Path, overrides: Sequence[str] = (), *,
-          run_dir: str | Path | None = None, run_id: str | None = None, overwrite: bool = False,
-          skip_test: bool = False) -> RunResult:
+def train(
+    config: RunConfig | Mapping[str, Any] | str | Path,
+    overrides: Sequence[str] = (),
+    *,
+    run_dir: str | Path | None = None,
+    run_id: str | None = None,
+    overwrite: bool = False,
+    skip_test: bool = False,
+) -> RunResult:
     """Train (or pre-train) a run config and test it on every modality pattern, as ``fusebench train``.
 
     Args:
@@ -57,9 +63,18 @@ def _resolve(config: RunConfig | Mapping[str, Any] | str | Path, overrides: Sequ
     return validate_config(apply_overrides(raw, overrides), source)
 
 
-def run_study(spec_path: str | Path, *, workers: int = 1, resume: bool | None = False,
-              study_root: str | Path = "studies", base: str | Path | None = None, name: str | None = None,
-              overrides: Sequence[str] = (), backend: str = "local", address: str | None = None) -> StudyRecord:
+def run_study(
+    spec_path: str | Path,
+    *,
+    workers: int = 1,
+    resume: bool | None = False,
+    study_root: str | Path = "studies",
+    base: str | Path | None = None,
+    name: str | None = None,
+    overrides: Sequence[str] = (),
+    backend: str = "local",
+    address: str | None = None,
+) -> StudyRecord:
     """Run a study spec as ``fusebench study``; return its records once every node has finished.
 
     Args:
@@ -84,9 +99,18 @@ def run_study(spec_path: str | Path, *, workers: int = 1, resume: bool | None = 
         from fusebench.errors import ConfigError
 
         raise ConfigError(f"Expected `backend` `local` or `ray`, got `{backend}`.")
-    study_dir = execute_study(spec_path, workers=workers, resume=resume, backend="ray" if backend == "ray" else "local",
-                              address=address, study_root=study_root, base=base, name=name, spec_overrides=overrides,
-                              console=Console(quiet=True))
+    study_dir = execute_study(
+        spec_path,
+        workers=workers,
+        resume=resume,
+        backend="ray" if backend == "ray" else "local",
+        address=address,
+        study_root=study_root,
+        base=base,
+        name=name,
+        spec_overrides=overrides,
+        console=Console(quiet=True),
+    )
     return load_results(study_dir)
 
 

@@ -50,22 +50,37 @@ def _dry_run(config: RunConfig) -> None:
     names, primary = run_task(config, data.task)
     model = preflight(config, RunInputs.of(data))
     console.print(model)
-    console.print(f"dataset `{config.data.dataset}`: task {data.task.describe()}; metrics {names} (primary {primary})",
-                  highlight=False)
+    console.print(
+        f"dataset `{config.data.dataset}`: task {data.task.describe()}; metrics {names} (primary {primary})",
+        highlight=False,
+    )
     total = sum(p.numel() for p in model.parameters())
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    console.print(f"parameters: {total:,} ({trainable:,} trainable); train/validation/test samples: "
-                  f"{len(data.train)}/{len(data.validation)}/{len(data.test)}; input shapes {data.input_shapes}")
+    console.print(
+        f"parameters: {total:,} ({trainable:,} trainable); train/validation/test samples: "
+        f"{len(data.train)}/{len(data.validation)}/{len(data.test)}; input shapes {data.input_shapes}"
+    )
 
 
-def _run(config_path: Path, overrides: Sequence[str] | None, run_id: str | None, skip_train: bool, skip_test: bool,
-         dry_run: bool, disable_monitoring: bool, pretrain: bool, overwrite: bool = False) -> None:
+def _run(
+    config_path: Path,
+    overrides: Sequence[str] | None,
+    run_id: str | None,
+    skip_train: bool,
+    skip_test: bool,
+    dry_run: bool,
+    disable_monitoring: bool,
+    pretrain: bool,
+    overwrite: bool = False,
+) -> None:
     from fusebench.engine.run import execute_run
 
     config = _load(config_path, overrides, disable_monitoring)
     if pretrain and config.pretrain is None:
-        raise ConfigError(f"`{config_path}` has no `pretrain:` section (e.g. `pretrain: {{modality: audio}}`); "
-                          "use `fusebench train` for multimodal configs.")
+        raise ConfigError(
+            f"`{config_path}` has no `pretrain:` section (e.g. `pretrain: {{modality: audio}}`); "
+            "use `fusebench train` for multimodal configs."
+        )
     if not pretrain and config.pretrain is not None:
         raise ConfigError(f"`{config_path}` is a pre-training config (it has `pretrain:`); use `fusebench pretrain`.")
     if dry_run:
@@ -75,12 +90,16 @@ def _run(config_path: Path, overrides: Sequence[str] | None, run_id: str | None,
         raise ConfigError("`--skip-train` re-tests a finished run and `--overwrite` deletes it; pass one of them.")
     run_dir = run_directory(config, run_id)
     try:
-        result = execute_run(config, run_dir, skip_train=skip_train, skip_test=skip_test, command=sys.argv,
-                             overwrite=overwrite)
+        result = execute_run(
+            config, run_dir, skip_train=skip_train, skip_test=skip_test, command=sys.argv, overwrite=overwrite
+        )
     except KeyboardInterrupt:
         what = "re-evaluation" if skip_train else "run"
-        console.print(f"[bold yellow]interrupted:[/] {what} `{run_dir}` marked interrupted; its files are kept.",
-                      highlight=False, soft_wrap=True)
+        console.print(
+            f"[bold yellow]interrupted:[/] {what} `{run_dir}` marked interrupted; its files are kept.",
+            highlight=False,
+            soft_wrap=True,
+        )
         raise typer.Exit(code=130) from None
     if result.status is RunState.FOLLOWER:  # a DDP process of rank > 0: rank 0 reports the run
         return
@@ -93,22 +112,54 @@ def _run(config_path: Path, overrides: Sequence[str] | None, run_id: str | None,
 
 @app.command()
 @user_errors
-def pretrain(config: Path, overrides: Overrides = None, run_id: RunId = None, skip_train: SkipTrain = False,
-             skip_test: SkipTest = False, dry_run: DryRun = False, disable_monitoring: NoMonitoring = False,
-             overwrite: Overwrite = False) -> None:
+def pretrain(
+    config: Path,
+    overrides: Overrides = None,
+    run_id: RunId = None,
+    skip_train: SkipTrain = False,
+    skip_test: SkipTest = False,
+    dry_run: DryRun = False,
+    disable_monitoring: NoMonitoring = False,
+    overwrite: Overwrite = False,
+) -> None:
     """Pre-train one modality's encoder with a linear head; saves encoders/<modality>.safetensors."""
-    _run(config, overrides, run_id, skip_train, skip_test, dry_run, disable_monitoring, pretrain=True,
-         overwrite=overwrite)
+    _run(
+        config,
+        overrides,
+        run_id,
+        skip_train,
+        skip_test,
+        dry_run,
+        disable_monitoring,
+        pretrain=True,
+        overwrite=overwrite,
+    )
 
 
 @app.command()
 @user_errors
-def train(config: Path, overrides: Overrides = None, run_id: RunId = None, skip_train: SkipTrain = False,
-          skip_test: SkipTest = False, dry_run: DryRun = False, disable_monitoring: NoMonitoring = False,
-          overwrite: Overwrite = False) -> None:
+def train(
+    config: Path,
+    overrides: Overrides = None,
+    run_id: RunId = None,
+    skip_train: SkipTrain = False,
+    skip_test: SkipTest = False,
+    dry_run: DryRun = False,
+    disable_monitoring: NoMonitoring = False,
+    overwrite: Overwrite = False,
+) -> None:
     """Train a multimodal model and evaluate it on every modality pattern."""
-    _run(config, overrides, run_id, skip_train, skip_test, dry_run, disable_monitoring, pretrain=False,
-         overwrite=overwrite)
+    _run(
+        config,
+        overrides,
+        run_id,
+        skip_train,
+        skip_test,
+        dry_run,
+        disable_monitoring,
+        pretrain=False,
+        overwrite=overwrite,
+    )
 
 
 @app.command()
@@ -124,8 +175,12 @@ def evaluate(run_dir: Path) -> None:
     try:
         result = execute_run(config, run_dir, skip_train=True, command=sys.argv)
     except KeyboardInterrupt:
-        console.print(f"[bold yellow]interrupted:[/] the re-evaluation of `{run_dir}` stopped; its training and "
-                      "earlier test results are unchanged.", highlight=False, soft_wrap=True)
+        console.print(
+            f"[bold yellow]interrupted:[/] the re-evaluation of `{run_dir}` stopped; its training and "
+            "earlier test results are unchanged.",
+            highlight=False,
+            soft_wrap=True,
+        )
         raise typer.Exit(code=130) from None
     print_pattern_table({run_dir.name: result.test_metrics}, result.primary_metric, title="test")
 
@@ -146,8 +201,9 @@ def main() -> None:  # pragma: no cover - console entry point
     app()
 
 
-Workers = Annotated[int, typer.Option("--workers", min=1,
-                                      help="runs in parallel (local processes or Ray CPUs); 1 gives clean timings")]
+Workers = Annotated[
+    int, typer.Option("--workers", min=1, help="runs in parallel (local processes or Ray CPUs); 1 gives clean timings")
+]
 Resume = Annotated[bool, typer.Option("--resume", help="continue the study folder; completed runs are kept")]
 BackendOption = Annotated[str, typer.Option("--backend", help="local (process pool) or ray")]
 Address = Annotated[str | None, typer.Option("--address", help="Ray cluster: auto, host:port; default local")]
@@ -157,14 +213,22 @@ DEMO_SPEC = Path(__file__).resolve().parents[2] / "configs" / "studies" / "pretr
 
 @app.command()
 @user_errors
-def study(spec: Path, workers: Workers = 1, resume: Resume = False, backend: BackendOption = "local",
-          address: Address = None, root: Root = Path("studies"),
-          base: Annotated[Path | None, typer.Option(
-              "--base", help="run the spec on this run config instead of its `base` (e.g. another dataset's)")] = None,
-          name: Annotated[str | None, typer.Option("--name", help="study name (folder) instead of the spec's")] = None,
-          settings: Annotated[list[str] | None, typer.Option(
-              "--set", help="change a spec key, e.g. analysis.threshold=0.5 (repeatable)")] = None,
-          ) -> None:
+def study(
+    spec: Path,
+    workers: Workers = 1,
+    resume: Resume = False,
+    backend: BackendOption = "local",
+    address: Address = None,
+    root: Root = Path("studies"),
+    base: Annotated[
+        Path | None,
+        typer.Option("--base", help="run the spec on this run config instead of its `base` (e.g. another dataset's)"),
+    ] = None,
+    name: Annotated[str | None, typer.Option("--name", help="study name (folder) instead of the spec's")] = None,
+    settings: Annotated[
+        list[str] | None, typer.Option("--set", help="change a spec key, e.g. analysis.threshold=0.5 (repeatable)")
+    ] = None,
+) -> None:
     """Run a study: pre-training nodes, then every condition x seed (x axis value); results after each run.
 
     One spec fits any dataset: `--base configs/mosi/late_fusion.yaml --name mosi_pretraining` runs it on
@@ -178,25 +242,48 @@ def study(spec: Path, workers: Workers = 1, resume: Resume = False, backend: Bac
 def demo(workers: Workers = 2, root: Root = Path("studies")) -> None:
     """Pre-trained vs scratch encoders on AV-digits, 5 seeds (configs/studies/pretrain_vs_scratch.yaml)."""
     if not DEMO_SPEC.is_file():
-        raise FileNotFoundError(f"The demo runs `{DEMO_SPEC}`, which is only in a source checkout of fusebench; "
-                                "clone the repository and run `make demo` there.")
+        raise FileNotFoundError(
+            f"The demo runs `{DEMO_SPEC}`, which is only in a source checkout of fusebench; "
+            "clone the repository and run `make demo` there."
+        )
     _study(DEMO_SPEC, workers, None, "local", None, root)  # continues an earlier demo, else starts it
 
 
-def _study(spec: Path, workers: int, resume: bool | None, backend: str, address: str | None, root: Path,
-           base: Path | None = None, name: str | None = None, settings: Sequence[str] = ()) -> None:
+def _study(
+    spec: Path,
+    workers: int,
+    resume: bool | None,
+    backend: str,
+    address: str | None,
+    root: Path,
+    base: Path | None = None,
+    name: str | None = None,
+    settings: Sequence[str] = (),
+) -> None:
     from fusebench.study.execute import run_study
 
     started = time.perf_counter()
     try:
-        study_dir = run_study(spec, workers=workers, resume=resume, backend=backend,  # type: ignore[arg-type]
-                              address=address, study_root=root, console=console, base=base, name=name,
-                              spec_overrides=settings)
+        study_dir = run_study(
+            spec,
+            workers=workers,
+            resume=resume,
+            backend=backend,  # type: ignore[arg-type]
+            address=address,
+            study_root=root,
+            console=console,
+            base=base,
+            name=name,
+            spec_overrides=settings,
+        )
     except ModuleNotFoundError as error:  # the optional `ray` extra
         raise ConfigError(str(error)) from None
     except KeyboardInterrupt:
-        console.print(f"[bold yellow]interrupted:[/] finished runs are kept; continue with "
-                      f"`fusebench study {spec} --resume`.", highlight=False, soft_wrap=True)
+        console.print(
+            f"[bold yellow]interrupted:[/] finished runs are kept; continue with `fusebench study {spec} --resume`.",
+            highlight=False,
+            soft_wrap=True,
+        )
         raise typer.Exit(code=130) from None
     console.print(f"study finished in {time.perf_counter() - started:.0f} s: {study_dir}", highlight=False)
     _study_summary(study_dir)

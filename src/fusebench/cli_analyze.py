@@ -11,18 +11,24 @@ from rich.table import Table
 from fusebench.cli_common import console, user_errors
 from fusebench.errors import ConfigError
 
-Projection = Annotated[list[str] | None, typer.Option(
-    "--projection", help="pca, tsne or umap (repeatable; default: PCA plus t-SNE/UMAP where installed)")]
+Projection = Annotated[
+    list[str] | None,
+    typer.Option("--projection", help="pca, tsne or umap (repeatable; default: PCA plus t-SNE/UMAP where installed)"),
+]
 
 
 @user_errors
 def analyze(
-    runs: Annotated[list[Path] | None, typer.Argument(
-        help="finished run folders (e.g. scratch and pre-trained)")] = None,
-    study: Annotated[Path | None, typer.Option(
-        "--study", help="a study folder: pair each seed's baseline run with every other condition's")] = None,
-    out: Annotated[Path | None, typer.Option(
-        "--out", help="analysis folder (default: analyses/<runs>, or STUDY/representations)")] = None,
+    runs: Annotated[
+        list[Path] | None, typer.Argument(help="finished run folders (e.g. scratch and pre-trained)")
+    ] = None,
+    study: Annotated[
+        Path | None,
+        typer.Option("--study", help="a study folder: pair each seed's baseline run with every other condition's"),
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="analysis folder (default: analyses/<runs>, or STUDY/representations)")
+    ] = None,
     projection: Projection = None,
     max_points: Annotated[int, typer.Option("--max-points", min=10, help="test samples per projection")] = 1000,
     seed: Annotated[int, typer.Option("--seed", help="seeds the projected subset and t-SNE/UMAP")] = 0,
@@ -31,8 +37,10 @@ def analyze(
     """Linear CKA between encoders (pre-trained file vs fine-tuned; scratch vs pre-trained), 2-D projections of
     test embeddings coloured by label, and linear probes per encoder; writes representations.json + figures."""
     if (study is None) == (not runs):
-        raise ConfigError("`fusebench analyze` takes run folders (`fusebench analyze RUN [RUN...]`) or "
-                          "`--study STUDY_DIR`, not both and not neither.")
+        raise ConfigError(
+            "`fusebench analyze` takes run folders (`fusebench analyze RUN [RUN...]`) or "
+            "`--study STUDY_DIR`, not both and not neither."
+        )
     if study is not None:
         from fusebench.study.analysis_representations import analyze_study
 
@@ -69,8 +77,13 @@ def _print_runs(result: dict[str, Any]) -> None:
     for column in ("modality", "encoder A", "encoder B", "relation", "CKA"):  # keys fold, never cut: `…@pretrained`
         table.add_column(column, justify="right" if column == "CKA" else "left", overflow="fold")
     for pair in result["cka"]:
-        table.add_row(pair["modality"], pair["a"], pair["b"], pair["relation"], _num(pair["cka"]) if pair["cka"]
-                      is not None else pair["note"])
+        table.add_row(
+            pair["modality"],
+            pair["a"],
+            pair["b"],
+            pair["relation"],
+            _num(pair["cka"]) if pair["cka"] is not None else pair["note"],
+        )
     console.print(table)
     if result["probes"]:
         metric = result["primary_metric"]
@@ -103,5 +116,8 @@ def _summary(summary: dict[str, Any] | None) -> str:
     if not summary:
         return "–"
     std = summary.get("std")
-    return f"{summary['mean']:.4f} ± {std:.4f} ({summary['n']})" if std is not None else \
-        f"{summary['mean']:.4f} ({summary['n']})"
+    return (
+        f"{summary['mean']:.4f} ± {std:.4f} ({summary['n']})"
+        if std is not None
+        else f"{summary['mean']:.4f} ({summary['n']})"
+    )

@@ -37,11 +37,33 @@ from fusebench.models.missing import MissingStrategyName
 from fusebench.tasks import LossName, get_metric
 
 __all__ = [
-    "BlendingEstimateConfig", "ConfigError", "ContrastiveConfig", "DataConfig", "EarlyStoppingConfig",
-    "EncoderConfig", "ExperimentConfig", "FusionConfig", "LoggingConfig", "MetricsConfig", "ModelConfig",
-    "MonitoringConfig", "OptimizerConfig", "PretrainConfig", "ProbeConfig", "RunConfig", "SchedulerConfig",
-    "StrategyConfig", "TaskConfig", "TrainingConfig", "apply_overrides", "dump_config", "explain_validation_error",
-    "load_config", "parse_override", "read_yaml", "validate_config",
+    "BlendingEstimateConfig",
+    "ConfigError",
+    "ContrastiveConfig",
+    "DataConfig",
+    "EarlyStoppingConfig",
+    "EncoderConfig",
+    "ExperimentConfig",
+    "FusionConfig",
+    "LoggingConfig",
+    "MetricsConfig",
+    "ModelConfig",
+    "MonitoringConfig",
+    "OptimizerConfig",
+    "PretrainConfig",
+    "ProbeConfig",
+    "RunConfig",
+    "SchedulerConfig",
+    "StrategyConfig",
+    "TaskConfig",
+    "TrainingConfig",
+    "apply_overrides",
+    "dump_config",
+    "explain_validation_error",
+    "load_config",
+    "parse_override",
+    "read_yaml",
+    "validate_config",
 ]
 
 
@@ -186,8 +208,9 @@ class RunConfig(Strict):
         used = set(selected) if selected is not None else modalities
         unknown = sorted(set(self.data.missing_rate) - used)
         if unknown:
-            raise ValueError(f"`data.missing_rate` names {unknown}, which are not among the run's modalities "
-                             f"{sorted(used)}")
+            raise ValueError(
+                f"`data.missing_rate` names {unknown}, which are not among the run's modalities {sorted(used)}"
+            )
         if self.pretrain is not None and self.pretrain.modality not in used:
             raise ValueError(
                 f"`pretrain.modality` is `{self.pretrain.modality}` but the run's modalities are {sorted(used)}"
@@ -214,8 +237,10 @@ def parse_override(text: str) -> tuple[list[str], Any]:
         return key.strip().split("."), yaml.safe_load(raw) if raw.strip() else None
     except yaml.YAMLError as error:  # also tags such as !!python/object, which safe_load refuses
         problem = str((error.problem if isinstance(error, yaml.MarkedYAMLError) else None) or error).strip()
-        raise ConfigError(f"Override `{text}`: the value `{raw}` is not valid YAML ({problem}); quote strings, "
-                          "and write mappings and lists whole, e.g. `data.limit={train: 5}`.") from None
+        raise ConfigError(
+            f"Override `{text}`: the value `{raw}` is not valid YAML ({problem}); quote strings, "
+            "and write mappings and lists whole, e.g. `data.limit={train: 5}`."
+        ) from None
 
 
 def apply_overrides(raw: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
@@ -252,8 +277,10 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     except UnicodeDecodeError:
         raise ConfigError(f"Config file `{file}` is not a text file (not UTF-8); expected YAML.") from None
     if raw is None:  # an empty file would silently run every default (a 10-epoch run)
-        raise ConfigError(f"Config file `{file}` is empty; expected a YAML mapping of sections such as "
-                          "configs/avdigits/late_fusion.yaml.")
+        raise ConfigError(
+            f"Config file `{file}` is empty; expected a YAML mapping of sections such as "
+            "configs/avdigits/late_fusion.yaml."
+        )
     if not isinstance(raw, dict):
         raise ConfigError(f"Config file `{file}` must hold a mapping of sections, got {type(raw).__name__}.")
     return raw

@@ -156,10 +156,11 @@ def _union_hint(dotted: str, tag: str, members: Mapping[str, Any]) -> str:
             close = difflib.get_close_matches(value, choices, n=1, cutoff=0.5)
             where = "" if i == 0 else " for " + ", ".join(f"`{dotted}.{keys[j]}` `{parts[j]}`" for j in range(i))
             hint = f"did you mean `{close[0]}`?" if close else f"expected one of {choices}"
-            elsewhere = [k[:i] for k in known if k[i:i + 1] == [value]]
+            elsewhere = [k[:i] for k in known if k[i : i + 1] == [value]]
             if elsewhere:  # e.g. an early-fusion method under the default `type: late`
                 hint = "it goes with " + " or ".join(
-                    ", ".join(f"`{dotted}.{keys[j]}` `{k[j]}`" for j in range(i)) for k in elsewhere)
+                    ", ".join(f"`{dotted}.{keys[j]}` `{k[j]}`" for j in range(i)) for k in elsewhere
+                )
             return f"`{dotted}.{key}` is `{value}`, which is not registered{where} ({hint})"
     return f"`{dotted}` is `{tag}`, which is not registered (expected one of {sorted(members)})"
 
@@ -189,8 +190,13 @@ def _got(value: Any) -> str:
     return f" (got {text if len(text) <= 80 else text[:77] + '...'})"
 
 
-def explain_validation_error(error: ValidationError, source: str, root: type[BaseModel] | None = None,
-                             kind: str = "config", as_type: type[E] = ConfigError) -> E:  # type: ignore[assignment]
+def explain_validation_error(
+    error: ValidationError,
+    source: str,
+    root: type[BaseModel] | None = None,
+    kind: str = "config",
+    as_type: type[E] = ConfigError,
+) -> E:  # type: ignore[assignment]
     """Turn pydantic's report into one paragraph naming the source, the keys and the fix.
 
     ``root`` is the model that was validated (a run config by default, a study spec too), so
@@ -220,8 +226,9 @@ def explain_validation_error(error: ValidationError, source: str, root: type[Bas
             message = str(item["msg"]).removeprefix("Value error, ")
             problems.setdefault(f"`{dotted}`:", []).append(message)
             got[f"`{dotted}`:"] = _got(item.get("input"))
-    text = "; ".join(f"{key} {' or '.join(dict.fromkeys(details))}".strip() + got.get(key, "")
-                     for key, details in problems.items())
+    text = "; ".join(
+        f"{key} {' or '.join(dict.fromkeys(details))}".strip() + got.get(key, "") for key, details in problems.items()
+    )
     return as_type(f"Invalid {kind} {source}: {text}.")
 
 

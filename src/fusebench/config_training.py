@@ -85,8 +85,7 @@ class ContrastiveOptions(Strict):
     weight: float = Field(default=0.1, ge=0.0, allow_inf_nan=False, description="loss weight")
     temperature: float = Field(default=0.1, gt=0.0, allow_inf_nan=False, description="softmax temperature")
     symmetric: bool = Field(default=False, description="also contrast from `other` to the anchors")
-    contrastive_epochs: int = Field(default=0, ge=0, description="leading epochs that train the contrastive loss "
-                                    "alone")
+    contrastive_epochs: int = Field(default=0, ge=0, description="leading epochs that train the contrastive loss alone")
 
     @field_validator("anchors", mode="before")
     @classmethod
@@ -150,8 +149,11 @@ class InfoNCERaw(ContrastiveOptions):
 
 
 _CONTRASTIVE: dict[str, type[ContrastiveOptions]] = {
-    "hard_negative/enhanced": HardNegativeEnhanced, "hard_negative/linear": HardNegativeLinear,
-    "hard_negative/none": HardNegativeRaw, "infonce/enhanced": InfoNCEEnhanced, "infonce/linear": InfoNCELinear,
+    "hard_negative/enhanced": HardNegativeEnhanced,
+    "hard_negative/linear": HardNegativeLinear,
+    "hard_negative/none": HardNegativeRaw,
+    "infonce/enhanced": InfoNCEEnhanced,
+    "infonce/linear": InfoNCELinear,
     "infonce/none": InfoNCERaw,
 }
 
@@ -185,8 +187,9 @@ class StrategyConfig(Strict):
         default=0.0, ge=0.0, lt=1.0, description="per-sample probability p of modality dropout"
     )
     modality_dropout_of: str | None = Field(
-        default=None, description="the one modality dropped (MMPT 004 Sec. 4.1, p = 0.5 unless set; one model "
-        "per modality); `any`: fusebench's variant, a uniformly chosen present modality"
+        default=None,
+        description="the one modality dropped (MMPT 004 Sec. 4.1, p = 0.5 unless set; one model "
+        "per modality); `any`: fusebench's variant, a uniformly chosen present modality",
     )
     aux_heads: dict[str, float] = Field(
         default_factory=dict, description="modality -> weight of a linear unimodal head's cross-entropy"
@@ -205,8 +208,9 @@ class StrategyConfig(Strict):
         description="eq10: 1 - tanh(alpha rho) if rho > 1 (the paper); continuous: 1 - tanh(alpha relu(rho - 1))",
     )
     ogm_scores: Literal["head_share", "masked_fuse"] = Field(
-        default="head_share", description="per-modality logits: head_share W_m z_m + b/M (the paper, sum fusion); "
-        "masked_fuse: the fused logits with only that modality present (any fusion)"
+        default="head_share",
+        description="per-modality logits: head_share W_m z_m + b/M (the paper, sum fusion); "
+        "masked_fuse: the fused logits with only that modality present (any fusion)",
     )
     ogm_parameters: Literal["all", "weights"] = Field(
         default="all", description="modulate all encoder parameters or only weight tensors (ndim >= 2)"
@@ -238,8 +242,11 @@ class StrategyConfig(Strict):
     @classmethod
     def _paper_dropout_rate(cls, data: Any) -> Any:
         """``modality_dropout_of: <modality>`` alone is the MMPT protocol (004 Sec. 4.1): p = 0.5."""
-        if isinstance(data, dict) and data.get("modality_dropout_of") not in (None, "any") \
-                and "modality_dropout" not in data:
+        if (
+            isinstance(data, dict)
+            and data.get("modality_dropout_of") not in (None, "any")
+            and "modality_dropout" not in data
+        ):
             return {**data, "modality_dropout": 0.5}
         return data
 
@@ -249,12 +256,14 @@ class StrategyConfig(Strict):
             raise ValueError(
                 f"`training.strategy.modality_dropout: {self.modality_dropout}` needs `modality_dropout_of`: a "
                 "modality name (the MMPT paper's protocol, 004 Sec. 4.1: that one modality is dropped, one model "
-                "per modality) or `any` (fusebench's variant: a uniformly chosen present modality per sample)")
+                "per modality) or `any` (fusebench's variant: a uniformly chosen present modality per sample)"
+            )
         if self.modality_dropout == 0 and self.modality_dropout_of is not None:
             raise ValueError(
                 f"`training.strategy.modality_dropout_of: {self.modality_dropout_of}` with "
                 "`training.strategy.modality_dropout` 0 (or unset) drops nothing; set a probability > 0 or remove "
-                "`modality_dropout_of`")
+                "`modality_dropout_of`"
+            )
         return self
 
     @field_validator("aux_heads", "distill", "gradient_blending")
@@ -265,8 +274,7 @@ class StrategyConfig(Strict):
         for key, weight in value.items():
             if not 0.0 <= weight < float("inf"):
                 raise ValueError(
-                    f"`training.strategy.{info.field_name}.{key}` must be a finite weight >= 0, "
-                    f"got {weight}"
+                    f"`training.strategy.{info.field_name}.{key}` must be a finite weight >= 0, got {weight}"
                 )
         return value
 

@@ -75,8 +75,7 @@ def read_json_object(path: str | Path) -> dict[str, Any]:
     """:func:`read_json` of a file that must hold a JSON object (status, metrics, timing files)."""
     value = read_json(path)
     if not isinstance(value, dict):
-        raise DamagedFileError(f"Expected a JSON object in `{path}`, got {type(value).__name__}; the file is "
-                               "damaged.")
+        raise DamagedFileError(f"Expected a JSON object in `{path}`, got {type(value).__name__}; the file is damaged.")
     return value
 
 

@@ -7,8 +7,14 @@ from typing import Literal
 
 import numpy as np
 
-FILES = ("image/train_data.npy", "image/test_data.npy", "audio/train_data.npy", "audio/test_data.npy",
-         "train_labels.npy", "test_labels.npy")
+FILES = (
+    "image/train_data.npy",
+    "image/test_data.npy",
+    "audio/train_data.npy",
+    "audio/test_data.npy",
+    "train_labels.npy",
+    "test_labels.npy",
+)
 
 
 def write_avmnist(

@@ -27,14 +27,18 @@ CONFIGS = REPO / "configs" / "folder"
 
 
 def task_section(kind: str) -> dict[str, Any]:
-    return {"multiclass": {"kind": "multiclass", "classes": 3, "label_names": ["low", "mid", "high"]},
-            "multilabel": {"kind": "multilabel", "labels": 4},
-            "regression": {"kind": "regression", "range": [-3.0, 3.0]}}[kind]
+    return {
+        "multiclass": {"kind": "multiclass", "classes": 3, "label_names": ["low", "mid", "high"]},
+        "multilabel": {"kind": "multilabel", "labels": 4},
+        "regression": {"kind": "regression", "range": [-3.0, 3.0]},
+    }[kind]
 
 
 def dataset_yaml(kind: str, variable: tuple[str, ...] = ()) -> dict[str, Any]:
-    modalities = {m: {"kind": KINDS[m], "shape": list(s), **({"variable_length": True} if m in variable else {})}
-                  for m, s in SHAPES.items()}
+    modalities = {
+        m: {"kind": KINDS[m], "shape": list(s), **({"variable_length": True} if m in variable else {})}
+        for m, s in SHAPES.items()
+    }
     return {"name": f"synthetic-{kind}", "modalities": modalities, "task": task_section(kind)}
 
 
@@ -64,8 +68,9 @@ def make_split(kind: str, n: int, rng: np.random.Generator) -> dict[str, np.ndar
     return arrays
 
 
-def write_folder(root: Path, kind: str, sizes: dict[str, int] | None = None, seed: int = 0,
-                 variable: tuple[str, ...] = ()) -> Path:
+def write_folder(
+    root: Path, kind: str, sizes: dict[str, int] | None = None, seed: int = 0, variable: tuple[str, ...] = ()
+) -> Path:
     """Write ``root/dataset.yaml`` and ``root/<split>/*.npy``; a split left out of ``sizes`` is not written.
 
     A modality in ``variable`` is a variable-length sequence: each sample keeps a random

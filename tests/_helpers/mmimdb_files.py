@@ -15,8 +15,33 @@ import numpy as np
 from fusebench.data.mmimdb import GENRES
 
 #: Approximate MM-IMDB genre rates (count / 25,959), in GENRES order.
-GENRE_RATES = np.array([0.54, 0.33, 0.21, 0.2, 0.15, 0.14, 0.1, 0.1, 0.08, 0.08, 0.08, 0.07, 0.06, 0.05,
-                        0.05, 0.04, 0.04, 0.04, 0.03, 0.03, 0.02, 0.02, 0.01])
+GENRE_RATES = np.array(
+    [
+        0.54,
+        0.33,
+        0.21,
+        0.2,
+        0.15,
+        0.14,
+        0.1,
+        0.1,
+        0.08,
+        0.08,
+        0.08,
+        0.07,
+        0.06,
+        0.05,
+        0.05,
+        0.04,
+        0.04,
+        0.04,
+        0.03,
+        0.03,
+        0.02,
+        0.02,
+        0.01,
+    ]
+)
 SMALL_SIZES = {"train": 240, "validation": 60, "test": 90}
 
 
@@ -61,8 +86,9 @@ GENRE_WORDS = [f"{g.lower().replace('-', '')}word" for g in GENRES]
 FILLER = "the a man woman city night story life young old finds must into their".split()
 
 
-def write_raw_folder(root: Path, sizes: dict[str, int] | None = None, seed: int = 0,
-                     image_hw: tuple[int, int] = (48, 32)) -> Path:
+def write_raw_folder(
+    root: Path, sizes: dict[str, int] | None = None, seed: int = 0, image_hw: tuple[int, int] = (48, 32)
+) -> Path:
     """The raw Arevalo folder: ``split.json`` and ``dataset/<id>.json`` + ``dataset/<id>.jpeg``.
 
     Plots mix filler words with words of the movie's genres and vary in length (some

@@ -33,8 +33,15 @@ def scores(n: int, rng: np.random.Generator) -> np.ndarray:
     return values
 
 
-def _filled(n: int, steps: int, dim: int, lengths: np.ndarray, rng: np.random.Generator, front: bool,
-            label: np.ndarray | None = None) -> np.ndarray:
+def _filled(
+    n: int,
+    steps: int,
+    dim: int,
+    lengths: np.ndarray,
+    rng: np.random.Generator,
+    front: bool,
+    label: np.ndarray | None = None,
+) -> np.ndarray:
     x = np.zeros((n, steps, dim))
     direction = np.linspace(-1.0, 1.0, dim)
     for i, length in enumerate(lengths):
@@ -42,7 +49,7 @@ def _filled(n: int, steps: int, dim: int, lengths: np.ndarray, rng: np.random.Ge
         if label is not None:
             real += label[i] * direction
         if front:
-            x[i, steps - length:] = real
+            x[i, steps - length :] = real
         else:
             x[i, :length] = real
     return x
@@ -53,8 +60,10 @@ def multibench_split(n: int, rng: np.random.Generator) -> dict[str, Any]:
     label = scores(n, rng)
     lengths = rng.integers(3, STEPS + 1, size=n)
     lengths[0] = STEPS
-    split = {m: _filled(n, STEPS, d, lengths, rng, front=True, label=label if m == "text" else None)
-             for m, d in MULTIBENCH_DIMS.items()}
+    split = {
+        m: _filled(n, STEPS, d, lengths, rng, front=True, label=label if m == "text" else None)
+        for m, d in MULTIBENCH_DIMS.items()
+    }
     split["labels"] = label.reshape(n, 1, 1)
     split["id"] = np.array([[f"clip{i}"] for i in range(n)])
     split["_lengths"] = lengths
@@ -71,11 +80,15 @@ def mmsa_split(n: int, rng: np.random.Generator, aligned: bool) -> dict[str, Any
     for i, length in enumerate(text_len):
         bert[i, 0, :length] = rng.integers(1000, 30000, size=length)
         bert[i, 1, :length] = 1
-    split: dict[str, Any] = {"raw_text": [f"clip {i} says something" for i in range(n)],
-                             "id": [f"vid$_${i}" for i in range(n)], "text": text.astype(np.float32),
-                             "text_bert": bert, "annotations": ["Neutral"] * n,
-                             "classification_labels": np.sign(label) + 1,
-                             "regression_labels": label.astype(np.float32)}
+    split: dict[str, Any] = {
+        "raw_text": [f"clip {i} says something" for i in range(n)],
+        "id": [f"vid$_${i}" for i in range(n)],
+        "text": text.astype(np.float32),
+        "text_bert": bert,
+        "annotations": ["Neutral"] * n,
+        "classification_labels": np.sign(label) + 1,
+        "regression_labels": label.astype(np.float32),
+    }
     lengths = {"text": text_len}
     for m in ("audio", "vision"):
         steps = STEPS if aligned else MMSA_UNALIGNED_STEPS[m]
@@ -103,14 +116,16 @@ def make_mmsa(aligned: bool, seed: int = 0, sizes: dict[str, int] = SIZES) -> di
     return {name: mmsa_split(n, rng, aligned) for name, n in sizes.items()}
 
 
-def write_multibench(folder: Path, name: str = "mosi_raw.pkl", seed: int = 0,
-                     sizes: dict[str, int] = SIZES) -> tuple[Path, dict[str, Any]]:
+def write_multibench(
+    folder: Path, name: str = "mosi_raw.pkl", seed: int = 0, sizes: dict[str, int] = SIZES
+) -> tuple[Path, dict[str, Any]]:
     data = make_multibench(seed, sizes)
     return write_pickle(folder / name, strip_private(data)), data
 
 
-def write_mmsa(folder: Path, aligned: bool, seed: int = 0,
-               sizes: dict[str, int] = SIZES) -> tuple[Path, dict[str, Any]]:
+def write_mmsa(
+    folder: Path, aligned: bool, seed: int = 0, sizes: dict[str, int] = SIZES
+) -> tuple[Path, dict[str, Any]]:
     data = make_mmsa(aligned, seed, sizes)
     name = "aligned_50.pkl" if aligned else "unaligned_50.pkl"
     return write_pickle(folder / name, strip_private(data)), data

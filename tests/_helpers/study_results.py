@@ -79,18 +79,39 @@ def _run(config_file: str, overrides: Sequence[str], run_dir: Path) -> None:
         pass  # status.json records the failure; the study goes on, as the executor does.
 
 
-def _entry(study_dir: Path, node: str, *, kind: str = "fusion", condition: str | None = None,
-           axes: dict[str, Any] | None = None, seed: int, depends_on: Sequence[str] = (),
-           modality: str | None = None, overrides: Sequence[str] = ()) -> dict[str, Any]:
+def _entry(
+    study_dir: Path,
+    node: str,
+    *,
+    kind: str = "fusion",
+    condition: str | None = None,
+    axes: dict[str, Any] | None = None,
+    seed: int,
+    depends_on: Sequence[str] = (),
+    modality: str | None = None,
+    overrides: Sequence[str] = (),
+) -> dict[str, Any]:
     """One ``runs[]`` record of results.json, read from the node's run directory."""
     run_dir = study_dir / "runs" / node
     axes = axes or {}
     group = None if condition is None else "|".join([condition, *(f"{k}={v}" for k, v in axes.items())])
     entry: dict[str, Any] = {
-        "node": node, "kind": kind, "condition": condition, "group": group, "axes": axes, "seed": seed,
-        "status": "skipped", "error": None, "run_dir": f"runs/{node}", "depends_on": list(depends_on),
-        "modality": modality, "test": {}, "curves": {"train_loss": [], "validation_loss": [], "validation": {}},
-        "timing": {}, "model": {}, "config_overrides": list(overrides),
+        "node": node,
+        "kind": kind,
+        "condition": condition,
+        "group": group,
+        "axes": axes,
+        "seed": seed,
+        "status": "skipped",
+        "error": None,
+        "run_dir": f"runs/{node}",
+        "depends_on": list(depends_on),
+        "modality": modality,
+        "test": {},
+        "curves": {"train_loss": [], "validation_loss": [], "validation": {}},
+        "timing": {},
+        "model": {},
+        "config_overrides": list(overrides),
     }
     if not (run_dir / "status.json").is_file():
         return entry
@@ -102,8 +123,9 @@ def _entry(study_dir: Path, node: str, *, kind: str = "fusion", condition: str |
     if entry["status"] == "completed":
         entry["test"] = read_json(run_dir / "test_metrics.json")
         timing = read_json(run_dir / "timing.json")
-        entry["timing"] = {k: timing[k] for k in ("pretraining", "data", "fit", "training", "validation", "test",
-                                                  "total")}
+        entry["timing"] = {
+            k: timing[k] for k in ("pretraining", "data", "fit", "training", "validation", "test", "total")
+        }
         model = read_json(run_dir / "model.json")
         entry["model"] = {k: model[k] for k in ("parameters", "trainable_parameters")}
     return entry
@@ -147,8 +169,10 @@ def build_pretrain_study(study_dir: Path) -> Path:
             runs.append(_entry(study_dir, node, kind="pretrain", seed=seed, modality=m, overrides=extra))
             encoders[m] = node
         base = [*COMMON, *ENCODER, f"training.epochs={FUSION_EPOCHS}", f"experiment.seed={seed}"]
-        weights = [f"model.pretrained.{m}={study_dir / 'runs' / n / 'encoders' / f'{m}.safetensors'}"
-                   for m, n in encoders.items()]
+        weights = [
+            f"model.pretrained.{m}={study_dir / 'runs' / n / 'encoders' / f'{m}.safetensors'}"
+            for m, n in encoders.items()
+        ]
         frozen = [*weights, *(f"model.freeze.{m}=true" for m in MODALITIES)]
         if seed == 1:
             frozen[0] = frozen[0].replace("audio.safetensors", "deleted.safetensors")
@@ -157,19 +181,28 @@ def build_pretrain_study(study_dir: Path) -> Path:
             depends = [] if condition == "scratch" else list(encoders.values())
             if not (condition == "frozen" and seed == 2):
                 _run("late_fusion.yaml", [*base, *extra], study_dir / "runs" / node)
-            entry = _entry(study_dir, node, condition=condition, seed=seed, depends_on=depends,
-                           overrides=[*base, *extra])
+            entry = _entry(
+                study_dir, node, condition=condition, seed=seed, depends_on=depends, overrides=[*base, *extra]
+            )
             if entry["status"] == "skipped":
                 entry["error"] = "Skipped: the study stopped (fail-fast) after `frozen-s1` failed."
             runs.append(entry)
     header = {
         "study": "pretrain_vs_scratch",
         "question": "Does task-specific pre-training of the encoders help on AV-digits?",
-        "modalities": list(MODALITIES), "patterns": PATTERNS, "seeds": seeds,
-        "conditions": ["scratch", "pretrained", "frozen"], "axes": {},
-        "analysis": {"primary_metric": "accuracy", "threshold": 0.3, "patterns": PATTERNS,
-                     "baseline": "scratch", "comparisons": [["scratch", "pretrained"], ["scratch", "frozen"]],
-                     "chance": None},
+        "modalities": list(MODALITIES),
+        "patterns": PATTERNS,
+        "seeds": seeds,
+        "conditions": ["scratch", "pretrained", "frozen"],
+        "axes": {},
+        "analysis": {
+            "primary_metric": "accuracy",
+            "threshold": 0.3,
+            "patterns": PATTERNS,
+            "baseline": "scratch",
+            "comparisons": [["scratch", "pretrained"], ["scratch", "frozen"]],
+            "chance": None,
+        },
     }
     return _write(study_dir, header, runs)
 
@@ -182,17 +215,32 @@ def build_axes_study(study_dir: Path) -> Path:
     for seed, fusion, rate in itertools.product(seeds, axes["fusion"], axes["missing_rate"]):
         values = {"fusion": fusion, "missing_rate": rate}
         node = f"late__fusion={fusion}__missing_rate={rate}-s{seed}"
-        extra = [*COMMON, *ENCODER, f"training.epochs={FUSION_EPOCHS}", f"experiment.seed={seed}",
-                 f"model.fusion.method={fusion}", f"data.missing_rate={{audio: {rate}, image: {rate}}}"]
+        extra = [
+            *COMMON,
+            *ENCODER,
+            f"training.epochs={FUSION_EPOCHS}",
+            f"experiment.seed={seed}",
+            f"model.fusion.method={fusion}",
+            f"data.missing_rate={{audio: {rate}, image: {rate}}}",
+        ]
         _run("late_fusion.yaml", extra, study_dir / "runs" / node)
         runs.append(_entry(study_dir, node, condition="late", axes=values, seed=seed, overrides=extra))
     header = {
         "study": "fusion_x_missing_rate",
         "question": "Which late fusion is most robust to missing modalities when trained with MCAR dropout?",
-        "modalities": list(MODALITIES), "patterns": PATTERNS, "seeds": seeds,
-        "conditions": ["late"], "axes": axes,
-        "analysis": {"primary_metric": "accuracy", "threshold": 0.3, "patterns": PATTERNS,
-                     "baseline": "late", "comparisons": None, "chance": None},
+        "modalities": list(MODALITIES),
+        "patterns": PATTERNS,
+        "seeds": seeds,
+        "conditions": ["late"],
+        "axes": axes,
+        "analysis": {
+            "primary_metric": "accuracy",
+            "threshold": 0.3,
+            "patterns": PATTERNS,
+            "baseline": "late",
+            "comparisons": None,
+            "chance": None,
+        },
     }
     return _write(study_dir, header, runs)
 

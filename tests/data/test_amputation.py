@@ -76,8 +76,13 @@ def test_fixed_unpairing_splits_a_fixed_set_of_pairs_into_their_unimodal_parts()
     for column in range(2):  # every part of every row exactly once
         counts = torch.bincount(rows[mask[:, column]], minlength=n)
         assert bool((counts == 1).all())
-    loader = TensorLoader({"audio": torch.arange(n).float(), "image": torch.arange(n).float()}, torch.arange(n),
-                          batch_size=256, shuffle=True, masks=source)
+    loader = TensorLoader(
+        {"audio": torch.arange(n).float(), "image": torch.arange(n).float()},
+        torch.arange(n),
+        batch_size=256,
+        shuffle=True,
+        masks=source,
+    )
     seen = torch.cat([batch.target for batch in loader])
     assert loader.num_samples == len(rows) == len(seen) and len(loader) == (len(rows) + 255) // 256
     assert torch.equal(torch.sort(seen).values, torch.sort(rows).values)

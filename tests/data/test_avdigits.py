@@ -59,8 +59,12 @@ def test_inputs_are_memory_maps_of_the_cache_not_copies(avdigits_small_folder: P
     """Every process that loads the cache shares its pages; batches are cut at float32 (``TensorLoader``)."""
     from fusebench.data.loader import TensorLoader
 
-    loaded = load_avdigits(_recipe_of(avdigits_small_folder), cache_dir=avdigits_small_folder.parent,
-                           allow_download=False, limit={"train": 50})
+    loaded = load_avdigits(
+        _recipe_of(avdigits_small_folder),
+        cache_dir=avdigits_small_folder.parent,
+        allow_download=False,
+        limit={"train": 50},
+    )
     maps = Path("/proc/self/maps")
     if not maps.is_file():
         pytest.skip("needs Linux's /proc/self/maps to see where the tensors live")

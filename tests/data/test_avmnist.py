@@ -35,8 +35,11 @@ def test_reads_the_layout_divided_by_255_with_the_last_twelfth_as_validation(
         np.testing.assert_allclose(split.inputs["audio"].numpy(), audio[rows], rtol=1e-6)
         assert split.target.dtype == torch.int64
         assert split.target.tolist() == arrays["train_labels.npy"][rows].tolist()
-    np.testing.assert_allclose(loaded.test.inputs["image"].numpy().reshape(10, -1),
-                               arrays["image/test_data.npy"].reshape(10, -1) / 255.0, rtol=1e-6)
+    np.testing.assert_allclose(
+        loaded.test.inputs["image"].numpy().reshape(10, -1),
+        arrays["image/test_data.npy"].reshape(10, -1) / 255.0,
+        rtol=1e-6,
+    )
     assert loaded.info.describe()["modalities"] == {
         "audio": {"kind": "audio", "shape": [1, 112, 112], "variable_length": False},
         "image": {"kind": "image", "shape": [1, 28, 28], "variable_length": False},
@@ -89,8 +92,9 @@ def test_scale_one_reads_files_already_on_0_to_1(tmp_path: Path) -> None:
     for name in ("image/train_data.npy", "image/test_data.npy", "audio/train_data.npy", "audio/test_data.npy"):
         save(tmp_path / name, arrays[name] / np.float32(255.0))
     loaded = load(_options(tmp_path, scale=1.0))
-    np.testing.assert_allclose(loaded.test.inputs["audio"].numpy().reshape(10, 112, 112),
-                               arrays["audio/test_data.npy"] / 255.0, rtol=1e-5)
+    np.testing.assert_allclose(
+        loaded.test.inputs["audio"].numpy().reshape(10, 112, 112), arrays["audio/test_data.npy"] / 255.0, rtol=1e-5
+    )
 
 
 def test_whole_number_float_labels_are_accepted(tmp_path: Path) -> None:
@@ -113,34 +117,83 @@ def _pickled(path: Path) -> None:
 
 
 WRONG_FILES = [
-    pytest.param("image/train_data.npy", np.zeros((24, 32, 32), np.uint8),
-                 r"image/train_data.npy` has shape \(24, 32, 32\); expected N x 784 or N x 28 x 28", id="image-shape"),
-    pytest.param("image/test_data.npy", np.zeros((10, 1, 28, 28), np.uint8),
-                 r"image/test_data.npy` has shape \(10, 1, 28, 28\); expected N x 784", id="image-channel-axis"),
-    pytest.param("audio/train_data.npy", np.zeros((24, 112, 100), np.uint8),
-                 r"audio/train_data.npy` has shape \(24, 112, 100\); expected N x 112 x 112", id="audio-shape"),
-    pytest.param("audio/test_data.npy", np.zeros((10, 112, 112), np.int32),
-                 r"audio/test_data.npy` has dtype int32; expected one of uint8, float32, float64", id="audio-dtype"),
-    pytest.param("train_labels.npy", np.zeros((24, 1), np.int64),
-                 r"train_labels.npy` has shape \(24, 1\); expected a 1-D array", id="labels-2d"),
-    pytest.param("train_labels.npy", np.full(24, 10, np.int64),
-                 r"train_labels.npy` holds 24 labels outside 0-9 \(found \[10\]\)", id="label-range"),
-    pytest.param("test_labels.npy", np.full(10, 2.5, np.float32),
-                 r"test_labels.npy` holds 10 labels that are not whole numbers", id="fractional-labels"),
-    pytest.param("train_labels.npy", np.zeros(23, np.int64),
-                 r"train files in .* disagree on the number of samples \(image/train_data.npy 24, "
-                 r"audio/train_data.npy 24, train_labels.npy 23\)", id="count-mismatch"),
-    pytest.param("image/train_data.npy", np.full((24, 784), 300.0, np.float32),
-                 r"image/train_data.npy` holds values in \[300, 300\] .*expected values in \[0, 255\]", id="above-255"),
-    pytest.param("audio/train_data.npy", np.full((24, 112, 112), -1.0, np.float32),
-                 r"audio/train_data.npy` holds values in \[-1, -1\]", id="negative"),
-    pytest.param("image/test_data.npy", np.full((10, 784), np.nan, np.float32),
-                 r"image/test_data.npy` holds 7840 NaN or infinite values", id="nan"),
-    pytest.param("audio/test_data.npy", np.full((10, 112, 112), 0.5, np.float32),
-                 r"audio/test_data.npy` holds values in \[0.5, 0.5\]: it looks already divided by 255", id="scaled"),
+    pytest.param(
+        "image/train_data.npy",
+        np.zeros((24, 32, 32), np.uint8),
+        r"image/train_data.npy` has shape \(24, 32, 32\); expected N x 784 or N x 28 x 28",
+        id="image-shape",
+    ),
+    pytest.param(
+        "image/test_data.npy",
+        np.zeros((10, 1, 28, 28), np.uint8),
+        r"image/test_data.npy` has shape \(10, 1, 28, 28\); expected N x 784",
+        id="image-channel-axis",
+    ),
+    pytest.param(
+        "audio/train_data.npy",
+        np.zeros((24, 112, 100), np.uint8),
+        r"audio/train_data.npy` has shape \(24, 112, 100\); expected N x 112 x 112",
+        id="audio-shape",
+    ),
+    pytest.param(
+        "audio/test_data.npy",
+        np.zeros((10, 112, 112), np.int32),
+        r"audio/test_data.npy` has dtype int32; expected one of uint8, float32, float64",
+        id="audio-dtype",
+    ),
+    pytest.param(
+        "train_labels.npy",
+        np.zeros((24, 1), np.int64),
+        r"train_labels.npy` has shape \(24, 1\); expected a 1-D array",
+        id="labels-2d",
+    ),
+    pytest.param(
+        "train_labels.npy",
+        np.full(24, 10, np.int64),
+        r"train_labels.npy` holds 24 labels outside 0-9 \(found \[10\]\)",
+        id="label-range",
+    ),
+    pytest.param(
+        "test_labels.npy",
+        np.full(10, 2.5, np.float32),
+        r"test_labels.npy` holds 10 labels that are not whole numbers",
+        id="fractional-labels",
+    ),
+    pytest.param(
+        "train_labels.npy",
+        np.zeros(23, np.int64),
+        r"train files in .* disagree on the number of samples \(image/train_data.npy 24, "
+        r"audio/train_data.npy 24, train_labels.npy 23\)",
+        id="count-mismatch",
+    ),
+    pytest.param(
+        "image/train_data.npy",
+        np.full((24, 784), 300.0, np.float32),
+        r"image/train_data.npy` holds values in \[300, 300\] .*expected values in \[0, 255\]",
+        id="above-255",
+    ),
+    pytest.param(
+        "audio/train_data.npy",
+        np.full((24, 112, 112), -1.0, np.float32),
+        r"audio/train_data.npy` holds values in \[-1, -1\]",
+        id="negative",
+    ),
+    pytest.param(
+        "image/test_data.npy",
+        np.full((10, 784), np.nan, np.float32),
+        r"image/test_data.npy` holds 7840 NaN or infinite values",
+        id="nan",
+    ),
+    pytest.param(
+        "audio/test_data.npy",
+        np.full((10, 112, 112), 0.5, np.float32),
+        r"audio/test_data.npy` holds values in \[0.5, 0.5\]: it looks already divided by 255",
+        id="scaled",
+    ),
     pytest.param("image/train_data.npy", _garbage, r"image/train_data.npy` is not a plain numeric .npy", id="garbage"),
-    pytest.param("audio/train_data.npy", _truncated, r"audio/train_data.npy` is not a plain numeric .npy",
-                 id="truncated"),
+    pytest.param(
+        "audio/train_data.npy", _truncated, r"audio/train_data.npy` is not a plain numeric .npy", id="truncated"
+    ),
     pytest.param("train_labels.npy", _pickled, r"train_labels.npy` is not a plain numeric .npy", id="pickled"),
 ]
 
@@ -175,8 +228,11 @@ def test_missing_files_name_the_path_and_the_layout(tmp_path: Path) -> None:
     write_avmnist(tmp_path)
     (tmp_path / "audio" / "test_data.npy").unlink()
     (tmp_path / "test_labels.npy").unlink()
-    with pytest.raises(FileNotFoundError, match=r"lacks audio/test_data.npy, test_labels.npy\. Expected layout: "
-                                                r"image/\{train,test\}_data.npy \(N x 784 or N x 28 x 28\)"):
+    with pytest.raises(
+        FileNotFoundError,
+        match=r"lacks audio/test_data.npy, test_labels.npy\. Expected layout: "
+        r"image/\{train,test\}_data.npy \(N x 784 or N x 28 x 28\)",
+    ):
         load(_options(tmp_path))
     with pytest.raises(FileNotFoundError, match=r"`.*nowhere` does not exist\. Expected layout"):
         load(_options(tmp_path / "nowhere"))
@@ -187,8 +243,11 @@ def test_root_defaults_to_fusebench_data(tmp_path: Path, monkeypatch: pytest.Mon
     monkeypatch.setenv("FUSEBENCH_DATA", str(tmp_path))
     assert len(load(AVMNISTOptions()).test) == 10
     monkeypatch.delenv("FUSEBENCH_DATA")
-    with pytest.raises(FileNotFoundError, match=r"set `data.root=/path/to/avmnist` or the environment variable "
-                                                r"FUSEBENCH_DATA"):
+    with pytest.raises(
+        FileNotFoundError,
+        match=r"set `data.root=/path/to/avmnist` or the environment variable "
+        r"FUSEBENCH_DATA",
+    ):
         load(AVMNISTOptions())
 
 
@@ -199,8 +258,11 @@ def test_registered_with_a_strict_options_model_and_a_task_without_loading(tmp_p
     assert (task.kind, task.output_size) == ("multiclass", 10)
     config = validate_config({"data": {"dataset": "avmnist", "root": str(tmp_path)}})
     assert isinstance(config.data, AVMNISTOptions)
-    with pytest.raises(ConfigError, match=r"unknown key `data.validation_fractoin` \(did you mean "
-                                          r"`data.validation_fraction`\?\)"):
+    with pytest.raises(
+        ConfigError,
+        match=r"unknown key `data.validation_fractoin` \(did you mean "
+        r"`data.validation_fraction`\?\)",
+    ):
         validate_config({"data": {"dataset": "avmnist", "validation_fractoin": 0.1}})
     with pytest.raises(ConfigError, match="normalisation"):
         validate_config({"data": {"dataset": "avmnist", "normalisation": "zscore"}})

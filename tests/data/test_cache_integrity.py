@@ -78,8 +78,13 @@ def test_training_on_a_corrupted_cache_fails_the_run_and_the_printed_fix_works(c
     data[-4000:] = np.full(1000, np.nan, dtype=np.float32).tobytes()
     target.write_bytes(bytes(data))
     raw = tiny_raw(tmp_path / "runs", name="corrupt")
-    raw["data"].update({"recipe": {"subset": 300}, "cache_dir": str(cache.parent),
-                        "limit": {"train": 300, "validation": 300, "test": 300}})
+    raw["data"].update(
+        {
+            "recipe": {"subset": 300},
+            "cache_dir": str(cache.parent),
+            "limit": {"train": 300, "validation": 300, "test": 300},
+        }
+    )
     raw["training"]["epochs"] = 1
     config = tmp_path / "corrupt.yaml"
     config.write_text(yaml.safe_dump(raw))

@@ -62,8 +62,10 @@ def test_every_split_holds_exactly_the_files(tmp_path: Path, kind: str) -> None:
     dtype = {"multiclass": torch.int64, "multilabel": torch.float32, "regression": torch.float32}[kind]
     assert loaded.train.target.dtype == dtype
     described = loaded.info.describe()["modalities"]
-    assert described == {m: {"kind": k, "shape": list(SHAPES[m]), "variable_length": False}
-                         for m, k in (("image", "image"), ("sensor", "vector"), ("series", "sequence"))}
+    assert described == {
+        m: {"kind": k, "shape": list(SHAPES[m]), "variable_length": False}
+        for m, k in (("image", "image"), ("sensor", "vector"), ("series", "sequence"))
+    }
 
 
 def test_task_comes_from_dataset_yaml_alone(tmp_path: Path) -> None:
@@ -75,7 +77,11 @@ def test_task_comes_from_dataset_yaml_alone(tmp_path: Path) -> None:
     (root / "dataset.yaml").write_text(yaml.safe_dump(dataset_yaml("regression")))
     task = folder_task(options(root))
     assert (task.kind, task.output_size, task.target_range, task.primary_metric) == (
-        "regression", 1, (-3.0, 3.0), "mae")
+        "regression",
+        1,
+        (-3.0, 3.0),
+        "mae",
+    )
     with pytest.raises(FileNotFoundError, match=r"has no `train/` folder\. Expected layout"):
         load_folder(options(root))
 
@@ -130,8 +136,12 @@ def test_float32_npy_is_memory_mapped_not_copied(tmp_path: Path) -> None:
 
 def test_limit_reads_the_first_rows(tmp_path: Path) -> None:
     root = folder(tmp_path)
-    config = validate_config({"data": {"dataset": "folder", "root": str(root), "limit": {"train": 7, "test": 5}},
-                              "model": {"encoders": {"image": {}}}})
+    config = validate_config(
+        {
+            "data": {"dataset": "folder", "root": str(root), "limit": {"train": 7, "test": 5}},
+            "model": {"encoders": {"image": {}}},
+        }
+    )
     loaded = load_dataset(config.data)
     assert (len(loaded.train), len(loaded.validation), len(loaded.test)) == (7, 10, 5)
     np.testing.assert_array_equal(loaded.train.inputs["sensor"].numpy(), np.load(root / "train" / "sensor.npy")[:7])
@@ -158,8 +168,11 @@ def test_missing_validation_is_a_seeded_share_of_train(tmp_path: Path) -> None:
 
 
 def test_validation_fraction_with_a_validation_folder_is_an_error(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match=r"`data.validation_fraction` is 0.2, but `.*mydata` has its own "
-                                         r"`validation/` split; remove one of the two"):
+    with pytest.raises(
+        ValueError,
+        match=r"`data.validation_fraction` is 0.2, but `.*mydata` has its own "
+        r"`validation/` split; remove one of the two",
+    ):
         load_folder(options(folder(tmp_path), validation_fraction=0.2))
 
 
@@ -175,29 +188,46 @@ def test_validation_fraction_must_leave_samples_on_both_sides(tmp_path: Path) ->
 def test_root_must_be_set_and_exist(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"set `data.root` \(e.g. the override `data.root=/path/to/mydata`\)"):
         load_folder(FolderOptions())
-    with pytest.raises(FileNotFoundError, match=r"the folder `.*nowhere` does not exist\. Expected layout: "
-                                                r"`<root>/dataset.yaml`"):
+    with pytest.raises(
+        FileNotFoundError,
+        match=r"the folder `.*nowhere` does not exist\. Expected layout: "
+        r"`<root>/dataset.yaml`",
+    ):
         load_folder(options(tmp_path / "nowhere"))
     (tmp_path / "empty").mkdir()
     with pytest.raises(FileNotFoundError, match=r"`.*empty/dataset.yaml` does not exist"):
         folder_task(options(tmp_path / "empty"))
 
 
-@pytest.mark.parametrize(("change", "message"), [
-    (lambda raw: raw["modalities"]["image"].update(shpe=[1, 8, 8]),
-     r"unknown key `modalities.image.shpe` \(did you mean `modalities.image.shape`\?\)"),
-    (lambda raw: raw.update(taks=raw["task"]), r"unknown key `taks` \(did you mean `task`\?\)"),
-    (lambda raw: raw["task"].update(kind="regresion"),
-     r"`task.kind` is `regresion`, which is not registered \(did you mean `regression`\?\)"),
-    (lambda raw: raw["task"].pop("kind"), r"`task`: needs a `kind`: one of multiclass, multilabel, regression"),
-    (lambda raw: raw["task"].update(rnge=[0, 1]), r"unknown key `task.rnge` \(did you mean `task.range`\?\)"),
-    (lambda raw: raw["modalities"]["sensor"].update(kind="tabular"),
-     r"`modalities.sensor.kind`: Input should be 'image', 'audio', 'sequence', 'vector' or 'text'"),
-    (lambda raw: raw["modalities"].update(Audio=raw["modalities"]["sensor"]),
-     r"modality names are file names: .* got \['Audio'\]"),
-    (lambda raw: raw.update(task={"kind": "multilabel", "labels": 4, "label_names": ["a"]}),
-     r"`label_names` must hold one name per label \(4\), got 1"),
-], ids=["modality-key", "top-key", "task-kind", "no-kind", "task-key", "modality-kind", "name", "label-names"])
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            lambda raw: raw["modalities"]["image"].update(shpe=[1, 8, 8]),
+            r"unknown key `modalities.image.shpe` \(did you mean `modalities.image.shape`\?\)",
+        ),
+        (lambda raw: raw.update(taks=raw["task"]), r"unknown key `taks` \(did you mean `task`\?\)"),
+        (
+            lambda raw: raw["task"].update(kind="regresion"),
+            r"`task.kind` is `regresion`, which is not registered \(did you mean `regression`\?\)",
+        ),
+        (lambda raw: raw["task"].pop("kind"), r"`task`: needs a `kind`: one of multiclass, multilabel, regression"),
+        (lambda raw: raw["task"].update(rnge=[0, 1]), r"unknown key `task.rnge` \(did you mean `task.range`\?\)"),
+        (
+            lambda raw: raw["modalities"]["sensor"].update(kind="tabular"),
+            r"`modalities.sensor.kind`: Input should be 'image', 'audio', 'sequence', 'vector' or 'text'",
+        ),
+        (
+            lambda raw: raw["modalities"].update(Audio=raw["modalities"]["sensor"]),
+            r"modality names are file names: .* got \['Audio'\]",
+        ),
+        (
+            lambda raw: raw.update(task={"kind": "multilabel", "labels": 4, "label_names": ["a"]}),
+            r"`label_names` must hold one name per label \(4\), got 1",
+        ),
+    ],
+    ids=["modality-key", "top-key", "task-kind", "no-kind", "task-key", "modality-kind", "name", "label-names"],
+)
 def test_dataset_yaml_mistakes_name_the_file_and_key(tmp_path: Path, change: Any, message: str) -> None:
     root = folder(tmp_path)
     edit_yaml(root, change)
@@ -225,40 +255,69 @@ def _with_nan() -> np.ndarray:
 
 # each case: what to break, then the error it must give (a regex over the one-line message)
 BROKEN_FILES: dict[str, tuple[Any, str]] = {
-    "missing-modality": (lambda root: (root / "test" / "sensor.npy").unlink(),
-                         r"Split folder `.*test` lacks \['sensor.npy'\] \(or .npz\)"),
+    "missing-modality": (
+        lambda root: (root / "test" / "sensor.npy").unlink(),
+        r"Split folder `.*test` lacks \['sensor.npy'\] \(or .npz\)",
+    ),
     "no-test-split": (lambda root: shutil.rmtree(root / "test"), r"has no `test/` folder"),
-    "typo-file": (lambda root: (root / "train" / "image.npy").rename(root / "train" / "imgae.npy"),
-                  r"`.*train/imgae.npy` is not part of the dataset declared in `.*dataset.yaml` "
-                  r"\(did you mean `image.npy`\?\)"),
-    "npy-and-npz": (lambda root: np.savez(root / "train" / "image.npz", np.load(root / "train" / "image.npy")),
-                    r"`.*train/image.npy` and `.*train/image.npz` both hold `image`"),
-    "lengths-of-fixed": (lambda root: _save(root, "train", "image.lengths", np.ones(40, dtype=np.int64)),
-                         r"`.*image.lengths.npy` is not part of .* \(`image` is not `variable_length`"),
-    "shape": (lambda root: _save(root, "validation", "image", np.zeros((10, 1, 8, 9), np.float32)),
-              r"`.*validation/image.npy`: expected \[N, 1, 8, 8\] \(modality `image` has shape \[1, 8, 8\] in "
-              r"`.*dataset.yaml`\), got \[10, 1, 8, 9\]"),
-    "flat-vector": (lambda root: _save(root, "train", "sensor", np.zeros(40, np.float32)),
-                    r"`.*train/sensor.npy`: expected \[N, 16\] .* got \[40\]"),
-    "dtype": (lambda root: _save(root, "train", "sensor", np.zeros((40, 16), np.complex64)),
-              r"`.*train/sensor.npy`: expected a numeric array \(float, integer or bool\), got dtype complex64"),
-    "strings": (lambda root: _save(root, "train", "labels", np.array(["a"] * 40)),
-                r"`.*train/labels.npy`: expected numeric scores, shape \[N\] for a regression task, got dtype <U1"),
-    "counts": (lambda root: _save(root, "test", "labels", np.zeros(11, np.float32)),
-               r"Expected every file of split `test` in `.*test` to hold the same number of samples, got "
-               r"\{'image.npy': 12, 'labels.npy': 11, 'sensor.npy': 12, 'series.npy': 12\}"),
-    "out-of-range": (lambda root: _save(root, "train", "labels", np.full(40, 3.5, np.float32)),
-                     r"`.*train/labels.npy`: expected targets in \[-3.0, 3.0\], got values from 3.5 to 3.5"),
-    "regression-2d": (lambda root: _save(root, "train", "labels", np.zeros((40, 1), np.float32)),
-                      r"`.*train/labels.npy`: expected float regression targets of shape \[N\], got .* \(40, 1\)"),
-    "nan": (lambda root: _save(root, "train", "series", _with_nan()),
-            r"`.*train/series.npy`: expected finite values, got 3 NaN or infinite value\(s\) \(first in sample 2\)"),
-    "corrupt": (lambda root: (root / "test" / "image.npy").write_bytes(b"\x93NUMPY garbage"),
-                r"`.*test/image.npy`: expected a .npy file written by numpy, but it cannot be read"),
-    "npz-two-arrays": (lambda root: ((root / "test" / "image.npy").unlink(),
-                                     np.savez(root / "test" / "image.npz", a=np.zeros((12, 1, 8, 8)),
-                                              b=np.zeros(3))),
-                       r"`.*test/image.npz`: expected an .npz holding exactly one array, got 2: \['a', 'b'\]"),
+    "typo-file": (
+        lambda root: (root / "train" / "image.npy").rename(root / "train" / "imgae.npy"),
+        r"`.*train/imgae.npy` is not part of the dataset declared in `.*dataset.yaml` "
+        r"\(did you mean `image.npy`\?\)",
+    ),
+    "npy-and-npz": (
+        lambda root: np.savez(root / "train" / "image.npz", np.load(root / "train" / "image.npy")),
+        r"`.*train/image.npy` and `.*train/image.npz` both hold `image`",
+    ),
+    "lengths-of-fixed": (
+        lambda root: _save(root, "train", "image.lengths", np.ones(40, dtype=np.int64)),
+        r"`.*image.lengths.npy` is not part of .* \(`image` is not `variable_length`",
+    ),
+    "shape": (
+        lambda root: _save(root, "validation", "image", np.zeros((10, 1, 8, 9), np.float32)),
+        r"`.*validation/image.npy`: expected \[N, 1, 8, 8\] \(modality `image` has shape \[1, 8, 8\] in "
+        r"`.*dataset.yaml`\), got \[10, 1, 8, 9\]",
+    ),
+    "flat-vector": (
+        lambda root: _save(root, "train", "sensor", np.zeros(40, np.float32)),
+        r"`.*train/sensor.npy`: expected \[N, 16\] .* got \[40\]",
+    ),
+    "dtype": (
+        lambda root: _save(root, "train", "sensor", np.zeros((40, 16), np.complex64)),
+        r"`.*train/sensor.npy`: expected a numeric array \(float, integer or bool\), got dtype complex64",
+    ),
+    "strings": (
+        lambda root: _save(root, "train", "labels", np.array(["a"] * 40)),
+        r"`.*train/labels.npy`: expected numeric scores, shape \[N\] for a regression task, got dtype <U1",
+    ),
+    "counts": (
+        lambda root: _save(root, "test", "labels", np.zeros(11, np.float32)),
+        r"Expected every file of split `test` in `.*test` to hold the same number of samples, got "
+        r"\{'image.npy': 12, 'labels.npy': 11, 'sensor.npy': 12, 'series.npy': 12\}",
+    ),
+    "out-of-range": (
+        lambda root: _save(root, "train", "labels", np.full(40, 3.5, np.float32)),
+        r"`.*train/labels.npy`: expected targets in \[-3.0, 3.0\], got values from 3.5 to 3.5",
+    ),
+    "regression-2d": (
+        lambda root: _save(root, "train", "labels", np.zeros((40, 1), np.float32)),
+        r"`.*train/labels.npy`: expected float regression targets of shape \[N\], got .* \(40, 1\)",
+    ),
+    "nan": (
+        lambda root: _save(root, "train", "series", _with_nan()),
+        r"`.*train/series.npy`: expected finite values, got 3 NaN or infinite value\(s\) \(first in sample 2\)",
+    ),
+    "corrupt": (
+        lambda root: (root / "test" / "image.npy").write_bytes(b"\x93NUMPY garbage"),
+        r"`.*test/image.npy`: expected a .npy file written by numpy, but it cannot be read",
+    ),
+    "npz-two-arrays": (
+        lambda root: (
+            (root / "test" / "image.npy").unlink(),
+            np.savez(root / "test" / "image.npz", a=np.zeros((12, 1, 8, 8)), b=np.zeros(3)),
+        ),
+        r"`.*test/image.npz`: expected an .npz holding exactly one array, got 2: \['a', 'b'\]",
+    ),
 }
 
 
@@ -272,13 +331,21 @@ def test_each_wrong_file_is_one_error_naming_it(tmp_path: Path, case: str) -> No
     assert re.search(message, one_line(error)), one_line(error)
 
 
-@pytest.mark.parametrize(("kind", "labels", "message"), [
-    ("multiclass", np.full(40, 3), r"expected class labels in 0..2, got values from 3 to 3"),
-    ("multiclass", np.zeros(40, np.float32), r"expected integer class ids 0..C-1, shape \[N\] for a multiclass task, "
-                                             r"got dtype float32"),
-    ("multilabel", np.full((40, 4), 2.0, np.float32), r"expected multi-hot values 0 or 1, got others"),
-    ("multilabel", np.zeros((40, 3), np.float32), r"expected a multi-hot target \[N, 4\], got \(40, 3\)"),
-], ids=["class-range", "class-dtype", "multihot-values", "label-count"])
+@pytest.mark.parametrize(
+    ("kind", "labels", "message"),
+    [
+        ("multiclass", np.full(40, 3), r"expected class labels in 0..2, got values from 3 to 3"),
+        (
+            "multiclass",
+            np.zeros(40, np.float32),
+            r"expected integer class ids 0..C-1, shape \[N\] for a multiclass task, "
+            r"got dtype float32",
+        ),
+        ("multilabel", np.full((40, 4), 2.0, np.float32), r"expected multi-hot values 0 or 1, got others"),
+        ("multilabel", np.zeros((40, 3), np.float32), r"expected a multi-hot target \[N, 4\], got \(40, 3\)"),
+    ],
+    ids=["class-range", "class-dtype", "multihot-values", "label-count"],
+)
 def test_labels_are_checked_for_the_task(tmp_path: Path, kind: str, labels: np.ndarray, message: str) -> None:
     root = folder(tmp_path, kind)
     _save(root, "train", "labels", labels)
@@ -286,12 +353,19 @@ def test_labels_are_checked_for_the_task(tmp_path: Path, kind: str, labels: np.n
         load_folder(options(root))
 
 
-@pytest.mark.parametrize(("lengths", "message"), [
-    (np.zeros(40, np.int64), r"expected lengths in 1..12 \(the padded length declared in dataset.yaml\), got "
-                             r"values from 0 to 0"),
-    (np.full(40, 2.0), r"expected integer sequence lengths, got dtype float64"),
-    (np.ones((40, 1), np.int64), r"expected one length per sample, shape \[N\], got \[40, 1\]"),
-], ids=["range", "dtype", "shape"])
+@pytest.mark.parametrize(
+    ("lengths", "message"),
+    [
+        (
+            np.zeros(40, np.int64),
+            r"expected lengths in 1..12 \(the padded length declared in dataset.yaml\), got "
+            r"values from 0 to 0",
+        ),
+        (np.full(40, 2.0), r"expected integer sequence lengths, got dtype float64"),
+        (np.ones((40, 1), np.int64), r"expected one length per sample, shape \[N\], got \[40, 1\]"),
+    ],
+    ids=["range", "dtype", "shape"],
+)
 def test_lengths_are_checked(tmp_path: Path, lengths: np.ndarray, message: str) -> None:
     root = folder(tmp_path, variable=("series",))
     _save(root, "train", "series.lengths", lengths)
@@ -313,8 +387,11 @@ def test_a_pickle_in_an_array_file_is_refused_and_never_run(tmp_path: Path) -> N
     root = folder(tmp_path)
     marker = tmp_path / "code_ran"
     np.save(root / "train" / "labels.npy", np.array([_Runs(marker)] * 40, dtype=object), allow_pickle=True)
-    with pytest.raises(ValueError, match=r"`.*train/labels.npy`: expected a numeric array saved with numpy.save/"
-                                         r"savez, got a file numpy refuses to read without unpickling"):
+    with pytest.raises(
+        ValueError,
+        match=r"`.*train/labels.npy`: expected a numeric array saved with numpy.save/"
+        r"savez, got a file numpy refuses to read without unpickling",
+    ):
         load_folder(options(root))
     (root / "train" / "labels.npy").write_bytes(pickle.dumps(_Runs(marker)))  # a bare pickle named .npy
     with pytest.raises(ValueError, match=r"refuses to read without unpickling"):
@@ -350,8 +427,11 @@ def test_options_are_strict_and_root_is_made_absolute(tmp_path: Path, monkeypatc
     monkeypatch.chdir(tmp_path)
     config = validate_config({"data": {"dataset": "folder", "root": "mydata"}, "model": {"encoders": {"image": {}}}})
     assert config.data.root == str(tmp_path / "mydata")
-    with pytest.raises(ConfigError, match=r"unknown key `data.validation_fration` \(did you mean "
-                                          r"`data.validation_fraction`\?\)"):
+    with pytest.raises(
+        ConfigError,
+        match=r"unknown key `data.validation_fration` \(did you mean "
+        r"`data.validation_fraction`\?\)",
+    ):
         validate_config({"data": {"dataset": "folder", "validation_fration": 0.2}})
 
 
@@ -384,8 +464,9 @@ def test_the_documented_dataset_yaml_is_valid(tmp_path: Path) -> None:
     assert (task.kind, task.output_size, task.label_names) == ("multiclass", 3, ("low", "mid", "high"))
 
 
-@pytest.mark.parametrize("name", ["late_fusion.yaml", "pretrain_image.yaml", "pretrain_sensor.yaml",
-                                  "pretrain_series.yaml"])
+@pytest.mark.parametrize(
+    "name", ["late_fusion.yaml", "pretrain_image.yaml", "pretrain_sensor.yaml", "pretrain_series.yaml"]
+)
 def test_shipped_folder_configs_fit_the_documented_example(tmp_path: Path, name: str) -> None:
     root = folder(tmp_path)
     config = load_config(CONFIGS / name, [f"data.root={root}"])

@@ -77,8 +77,12 @@ def install(site: Path, distribution: str, entry_points: str, modules: dict[str,
 def toy_site(tmp_path: Path, broken: bool = False) -> Path:
     site = install(tmp_path / "site", "toy_plugin", "toy_plugin = toy_plugin_pkg:ENTRY", {"toy_plugin_pkg": PLUGIN})
     if broken:
-        install(site, "broken_plugin", "broken_plugin = broken_plugin_pkg:ENTRY",
-                {"broken_plugin_pkg": "import a_module_that_is_not_installed\n"})
+        install(
+            site,
+            "broken_plugin",
+            "broken_plugin = broken_plugin_pkg:ENTRY",
+            {"broken_plugin_pkg": "import a_module_that_is_not_installed\n"},
+        )
         install(site, "wrong_plugin", "wrong_plugin = wrong_plugin_pkg:ENTRY", {"wrong_plugin_pkg": "ENTRY = 42\n"})
     return site
 
@@ -96,8 +100,9 @@ def registry_state(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         del sys.modules[name]
 
 
-def test_installed_plugin_is_registered_with_strict_options(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                            registry_state: None) -> None:
+def test_installed_plugin_is_registered_with_strict_options(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, registry_state: None
+) -> None:
     from fusebench.cli_data import dataset_options
     from fusebench.engine.datasets import load_dataset
 
@@ -115,24 +120,34 @@ def test_installed_plugin_is_registered_with_strict_options(tmp_path: Path, monk
         registry.get_dataset("toy_plugn")
 
 
-def test_broken_plugins_are_named_and_do_not_hide_the_others(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                             registry_state: None) -> None:
+def test_broken_plugins_are_named_and_do_not_hide_the_others(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, registry_state: None
+) -> None:
     monkeypatch.syspath_prepend(str(toy_site(tmp_path, broken=True)))
     with pytest.warns(RuntimeWarning) as caught:
         assert registry.refresh_entry_points() == ["broken_plugin", "wrong_plugin"]
     assert sorted(str(w.message).split("`")[1] for w in caught) == [
-        "broken_plugin = broken_plugin_pkg:ENTRY", "wrong_plugin = wrong_plugin_pkg:ENTRY"]
+        "broken_plugin = broken_plugin_pkg:ENTRY",
+        "wrong_plugin = wrong_plugin_pkg:ENTRY",
+    ]
     assert "toy_plugin" in registry.dataset_names() and "avdigits" in registry.dataset_names()
-    with pytest.raises(ValueError, match=r"`broken_plugin = broken_plugin_pkg:ENTRY` .* is broken: "
-                                         r"ModuleNotFoundError: No module named 'a_module_that_is_not_installed'"):
+    with pytest.raises(
+        ValueError,
+        match=r"`broken_plugin = broken_plugin_pkg:ENTRY` .* is broken: "
+        r"ModuleNotFoundError: No module named 'a_module_that_is_not_installed'",
+    ):
         registry.get_dataset("broken_plugin")
-    with pytest.raises(ValueError, match=r"`wrong_plugin = wrong_plugin_pkg:ENTRY` .* expected it to name a "
-                                         r"DatasetEntry or a function returning one, got int"):
+    with pytest.raises(
+        ValueError,
+        match=r"`wrong_plugin = wrong_plugin_pkg:ENTRY` .* expected it to name a "
+        r"DatasetEntry or a function returning one, got int",
+    ):
         registry.get_dataset("wrong_plugin")
 
 
-def test_entry_point_must_be_named_like_its_dataset(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                   registry_state: None) -> None:
+def test_entry_point_must_be_named_like_its_dataset(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, registry_state: None
+) -> None:
     site = install(tmp_path / "site", "toy_plugin", "toy = toy_plugin_pkg:ENTRY", {"toy_plugin_pkg": PLUGIN})
     monkeypatch.syspath_prepend(str(site))
     with pytest.warns(RuntimeWarning, match="named like its dataset, `toy_plugin`"):
@@ -160,8 +175,14 @@ def fusebench_cli(site: Path, *commands: list[str]) -> list[tuple[int, str]]:
     """
     source = Path(fusebench.__file__).resolve().parents[1]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), str(source)])}
-    done = subprocess.run([sys.executable, "-c", CHILD, json.dumps(commands)], capture_output=True, text=True,
-                          env=env, timeout=600, check=False)
+    done = subprocess.run(
+        [sys.executable, "-c", CHILD, json.dumps(commands)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     return [(code, " ".join(output.split())) for code, output in json.loads(done.stdout.splitlines()[-1])]
 
@@ -170,9 +191,13 @@ def toy_config(tmp_path: Path, **data: object) -> Path:
     raw = {
         "experiment": {"name": "toy", "runs_dir": str(tmp_path / "runs"), "threads": 1},
         "data": {"dataset": "toy_plugin", "samples": 256, "batch_size": 64, **data},
-        "model": {"encoders": {"left": {"kind": "mlp", "out_dim": 16, "hidden": [32]},
-                               "right": {"kind": "mlp", "out_dim": 16, "hidden": [32]}},
-                  "fusion": {"type": "late", "method": "concat", "hidden_dim": 32}},
+        "model": {
+            "encoders": {
+                "left": {"kind": "mlp", "out_dim": 16, "hidden": [32]},
+                "right": {"kind": "mlp", "out_dim": 16, "hidden": [32]},
+            },
+            "fusion": {"type": "late", "method": "concat", "hidden_dim": 32},
+        },
         "training": {"epochs": 2, "optimizer": {"name": "adam", "lr": 0.01}},
         "logging": {"progress_bar": False},
         "monitoring": {"enabled": False},
@@ -210,8 +235,9 @@ def test_cli_lists_trains_and_explains_errors_of_plugin_datasets(tmp_path: Path)
     assert test["left+right"]["accuracy"] > 0.6
 
 
-def test_the_documented_plugin_example_registers_and_loads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                           registry_state: None) -> None:
+def test_the_documented_plugin_example_registers_and_loads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, registry_state: None
+) -> None:
     from fusebench.engine.datasets import load_dataset
 
     doc = (Path(__file__).resolve().parents[2] / "docs" / "datasets" / "custom.md").read_text()

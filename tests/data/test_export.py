@@ -28,13 +28,16 @@ def _cache(folder: Path) -> dict:
     return load_avdigits(_recipe(folder), cache_dir=folder.parent / "cache", allow_download=False)
 
 
-@pytest.mark.parametrize(("train", "validation", "keep_all", "expected"), [
-    pytest.param(55000, 5000, False, (55000, 5000), id="full-dataset-is-multibench-ratio"),
-    pytest.param(600, 600, False, (594, 54), id="validation-trimmed"),
-    pytest.param(55000, 9000, False, (55000, 5000), id="validation-surplus"),
-    pytest.param(1000, 50, False, (550, 50), id="train-trimmed"),
-    pytest.param(600, 600, True, (600, 600), id="keep-all"),
-])
+@pytest.mark.parametrize(
+    ("train", "validation", "keep_all", "expected"),
+    [
+        pytest.param(55000, 5000, False, (55000, 5000), id="full-dataset-is-multibench-ratio"),
+        pytest.param(600, 600, False, (594, 54), id="validation-trimmed"),
+        pytest.param(55000, 9000, False, (55000, 5000), id="validation-surplus"),
+        pytest.param(1000, 50, False, (550, 50), id="train-trimmed"),
+        pytest.param(600, 600, True, (600, 600), id="keep-all"),
+    ],
+)
 def test_split_sizes_keep_eleven_training_pairs_per_validation_pair(
     train: int, validation: int, keep_all: bool, expected: tuple[int, int]
 ) -> None:
@@ -60,9 +63,12 @@ def test_resize_is_bilinear_to_112_and_leaves_112_alone() -> None:
 
 def test_files_are_exactly_the_layout(avmnist_export: Path) -> None:
     shapes = {
-        "image/train_data.npy": ((720, 784), "float32"), "image/test_data.npy": ((660, 784), "float32"),
-        "audio/train_data.npy": ((720, 112, 112), "float32"), "audio/test_data.npy": ((660, 112, 112), "float32"),
-        "train_labels.npy": ((720,), "int64"), "test_labels.npy": ((660,), "int64"),
+        "image/train_data.npy": ((720, 784), "float32"),
+        "image/test_data.npy": ((660, 784), "float32"),
+        "audio/train_data.npy": ((720, 112, 112), "float32"),
+        "audio/test_data.npy": ((660, 112, 112), "float32"),
+        "train_labels.npy": ((720,), "int64"),
+        "test_labels.npy": ((660,), "int64"),
     }
     assert sorted(shapes) == sorted(FILES)
     for name, (shape, dtype) in shapes.items():
@@ -78,8 +84,11 @@ def test_values_trace_back_to_the_avdigits_cache(avmnist_export: Path) -> None:
     stats = read_manifest(avmnist_export.parent / "cache" / _recipe(avmnist_export).digest())["normalisation"]
     scaling = json.loads((avmnist_export / MANIFEST).read_text())["scaling"]
     # Training file = AV-digits train (660) then its validation pairs (60); test = AV-digits test.
-    for split, file, rows in (("train", "train", slice(0, 660)), ("validation", "train", slice(660, 720)),
-                              ("test", "test", slice(0, 660))):
+    for split, file, rows in (
+        ("train", "train", slice(0, 660)),
+        ("validation", "train", slice(660, 720)),
+        ("test", "test", slice(0, 660)),
+    ):
         n = rows.stop - rows.start  # the export keeps the first 60 of the 100 validation pairs
         labels = np.load(avmnist_export / f"{file}_labels.npy")[rows]
         assert labels.tolist() == cache[split].target[:n].tolist()
@@ -89,14 +98,15 @@ def test_values_trace_back_to_the_avdigits_cache(avmnist_export: Path) -> None:
         band = cache[split].inputs["audio"][:n].numpy()[:, 0].astype(np.float64)  # [n, 40 mels, 40 frames]
         log_mel = band * np.array(stats["audio_std"])[:, None] + np.array(stats["audio_mean"])[:, None]
         scaled = 255 * (log_mel - scaling["audio_low"]) / (scaling["audio_high"] - scaling["audio_low"])
-        resized = torch.nn.functional.interpolate(torch.from_numpy(scaled)[:, None], size=(112, 112),
-                                                  mode="bilinear", align_corners=False)[:, 0].numpy()
-        np.testing.assert_allclose(np.load(avmnist_export / f"audio/{file}_data.npy")[rows],
-                                   np.clip(resized, 0, 255), atol=1e-3)
+        resized = torch.nn.functional.interpolate(
+            torch.from_numpy(scaled)[:, None], size=(112, 112), mode="bilinear", align_corners=False
+        )[:, 0].numpy()
+        np.testing.assert_allclose(
+            np.load(avmnist_export / f"audio/{file}_data.npy")[rows], np.clip(resized, 0, 255), atol=1e-3
+        )
     band = cache["train"].inputs["audio"].numpy()[:, 0].astype(np.float64)  # 0 and 255 = the training extremes
     log_mel = band * np.array(stats["audio_std"])[:, None] + np.array(stats["audio_mean"])[:, None]
-    np.testing.assert_allclose([scaling["audio_low"], scaling["audio_high"]], [log_mel.min(), log_mel.max()],
-                               rtol=1e-5)
+    np.testing.assert_allclose([scaling["audio_low"], scaling["audio_high"]], [log_mel.min(), log_mel.max()], rtol=1e-5)
 
 
 def test_reading_it_back_recovers_the_avdigits_splits(avmnist_export: Path) -> None:
@@ -125,19 +135,26 @@ def test_keep_all_reports_the_validation_size_that_reads_it_back(avmnist_export:
     recipe, cache_dir = _recipe(avmnist_export), avmnist_export.parent / "cache"
     exported = json.loads((avmnist_export / MANIFEST).read_text())
     assert (exported["counts"], exported["dropped"]) == (
-        {"train": 660, "validation": 60, "test": 660}, {"train": 0, "validation": 40})  # 660 + 100 built
+        {"train": 660, "validation": 60, "test": 660},
+        {"train": 0, "validation": 40},
+    )  # 660 + 100 built
     kept = export_avmnist(recipe, tmp_path / "all", cache_dir=cache_dir, keep_all=True, allow_download=False)
     assert (kept.counts["validation"], kept.validation_size) == (100, 100)
     back = load(AVMNISTOptions(root=str(tmp_path / "all"), validation_size=100))
     assert back.validation.target.tolist() == _cache(avmnist_export)["validation"].target.tolist()
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    pytest.param(["mnist", "--format", "avmnist"], "Only `avdigits` can be exported", id="dataset"),
-    pytest.param(["avdigits", "--format", "mmimdb"], "Expected `--format avmnist`", id="format"),
-    pytest.param(["avdigits", "--set", "recipe.nmels=112"], r"did you mean .*n_mels", id="typo"),
-    pytest.param(["avdigits", "--dtype", "int16"], r"Expected an export dtype in \['float32', 'uint8'\]", id="dtype"),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        pytest.param(["mnist", "--format", "avmnist"], "Only `avdigits` can be exported", id="dataset"),
+        pytest.param(["avdigits", "--format", "mmimdb"], "Expected `--format avmnist`", id="format"),
+        pytest.param(["avdigits", "--set", "recipe.nmels=112"], r"did you mean .*n_mels", id="typo"),
+        pytest.param(
+            ["avdigits", "--dtype", "int16"], r"Expected an export dtype in \['float32', 'uint8'\]", id="dtype"
+        ),
+    ],
+)
 def test_cli_export_errors_are_one_paragraph(tmp_path: Path, args: list[str], message: str) -> None:
     result = runner.invoke(app, ["data", "export", args[0], str(tmp_path / "out"), *args[1:]])
     assert result.exit_code == 2, result.output

@@ -24,14 +24,16 @@ ROOT = Path(__file__).resolve().parents[2]
 SPEAKER_CONFIG = ROOT / "configs" / "fsdd_speakers" / "pretrain_audio.yaml"
 
 
-def write_recordings(root: Path, speakers: dict[str, float], digits: int = 2, takes: int = 12,
-                     rate: int = 8000) -> Path:
+def write_recordings(
+    root: Path, speakers: dict[str, float], digits: int = 2, takes: int = 12, rate: int = 8000
+) -> Path:
     """``root/fsdd/recordings/{digit}_{speaker}_{take}.wav``: 16-bit mono tones, one pitch per speaker."""
     folder = root / "fsdd" / "recordings"
     folder.mkdir(parents=True)
     rng = np.random.default_rng(0)
-    for (speaker, pitch), digit, take in ((s, d, t) for s in speakers.items() for d in range(digits)
-                                          for t in range(takes)):
+    for (speaker, pitch), digit, take in (
+        (s, d, t) for s in speakers.items() for d in range(digits) for t in range(takes)
+    ):
         seconds = 0.4 + 0.05 * digit
         time = np.arange(int(seconds * rate)) / rate
         wave_form = 0.5 * np.sin(2 * np.pi * pitch * (1 + 0.1 * digit) * time) + 0.01 * rng.standard_normal(len(time))
@@ -90,12 +92,16 @@ def test_speakers_option_selects_the_classes(tmp_path: Path) -> None:
     assert get_dataset("fsdd_speakers").task(FsddSpeakersOptions(speakers=["a", "b", "c"])).output_size == 3
 
 
-@pytest.mark.parametrize(("setup", "options", "match"), [
-    ("none", {}, r"`data.root` is `.*`, which holds no FSDD recordings; expected fsdd/recordings/"),
-    ("files", {"speakers": ["ann", "zed"]}, r"no test recording \(takes 0-4\) of speakers \['zed'\]"),
-    ("files", {"validation_takes": 7}, r"no train recording \(takes 12 and above\)"),
-    ("files", {"sample_rate": 16000}, r"sampled at 8000 Hz, expected `data.sample_rate` 16000"),
-], ids=["no-recordings", "unknown-speaker", "no-train-takes", "sample-rate"])
+@pytest.mark.parametrize(
+    ("setup", "options", "match"),
+    [
+        ("none", {}, r"`data.root` is `.*`, which holds no FSDD recordings; expected fsdd/recordings/"),
+        ("files", {"speakers": ["ann", "zed"]}, r"no test recording \(takes 0-4\) of speakers \['zed'\]"),
+        ("files", {"validation_takes": 7}, r"no train recording \(takes 12 and above\)"),
+        ("files", {"sample_rate": 16000}, r"sampled at 8000 Hz, expected `data.sample_rate` 16000"),
+    ],
+    ids=["no-recordings", "unknown-speaker", "no-train-takes", "sample-rate"],
+)
 def test_bad_data_is_one_clear_error(tmp_path: Path, setup: str, options: dict[str, object], match: str) -> None:
     if setup == "files":
         write_recordings(tmp_path, {"ann": 220.0, "bob": 440.0})
@@ -117,18 +123,43 @@ def test_shipped_config_pretrains_an_encoder_that_loads_into_avdigits_fusion(tmp
     root = write_recordings(tmp_path / "data", {"ann": 220.0, "bob": 440.0})
     runner = CliRunner()
     runs = tmp_path / "runs"
-    pre = runner.invoke(app, ["pretrain", str(SPEAKER_CONFIG), f"data.root={root}", "data.speakers=[ann, bob]",
-                              "data.validation_takes=2", "training.epochs=1", f"experiment.runs_dir={runs}",
-                              "logging.progress_bar=false", "monitoring.enabled=false", "--run-id", "speakers"])
+    pre = runner.invoke(
+        app,
+        [
+            "pretrain",
+            str(SPEAKER_CONFIG),
+            f"data.root={root}",
+            "data.speakers=[ann, bob]",
+            "data.validation_takes=2",
+            "training.epochs=1",
+            f"experiment.runs_dir={runs}",
+            "logging.progress_bar=false",
+            "monitoring.enabled=false",
+            "--run-id",
+            "speakers",
+        ],
+    )
     assert pre.exit_code == 0, pre.output
     run = runs / "fsdd_speakers_pretrain_audio" / "speakers"
     recorded = json.loads((run / "data.json").read_text())
     assert recorded["task"]["label_names"] == ["ann", "bob"]
     weights = run / "encoders" / "audio.safetensors"
-    fused = runner.invoke(app, ["train", str(ROOT / "configs" / "avdigits" / "demo.yaml"), "training.epochs=1",
-                                "data.recipe={subset: 1200}", "data.limit={train: 200, validation: 100, test: 100}",
-                                f"model.pretrained.audio={weights}", f"experiment.runs_dir={runs}",
-                                "logging.progress_bar=false", "monitoring.enabled=false", "--run-id", "fused"])
+    fused = runner.invoke(
+        app,
+        [
+            "train",
+            str(ROOT / "configs" / "avdigits" / "demo.yaml"),
+            "training.epochs=1",
+            "data.recipe={subset: 1200}",
+            "data.limit={train: 200, validation: 100, test: 100}",
+            f"model.pretrained.audio={weights}",
+            f"experiment.runs_dir={runs}",
+            "logging.progress_bar=false",
+            "monitoring.enabled=false",
+            "--run-id",
+            "fused",
+        ],
+    )
     assert fused.exit_code == 0, fused.output
     config = (runs / "avdigits_demo" / "fused" / "config.yaml").read_text()
     assert str(weights) in config

@@ -19,8 +19,10 @@ def test_batch_shards_of_every_process_make_up_the_one_process_batches(n: int, b
     inputs, target = _data(n)
     masks = MCARAmputer(["audio", "image"], {"audio": 0.4}, seed=3)
     single = list(TensorLoader(inputs, target, batch, shuffle=True, seed=5, masks=masks))
-    shards = [list(TensorLoader(inputs, target, batch, shuffle=True, seed=5, masks=masks, shard=(r, world)))
-              for r in range(world)]
+    shards = [
+        list(TensorLoader(inputs, target, batch, shuffle=True, seed=5, masks=masks, shard=(r, world)))
+        for r in range(world)
+    ]
     steps = len(shards[0])
     assert all(len(s) == steps for s in shards)  # every process takes the same number of steps
     merged = n % batch != 0 and n % batch < world  # a last batch smaller than the world joins the one before

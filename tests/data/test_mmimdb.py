@@ -74,11 +74,17 @@ def test_genre_columns_follow_the_files_target_names(tmp_path: Path) -> None:
     ("override", "message"),
     [
         pytest.param({"features": None}, "expected a dataset `features`", id="missing-key"),
-        pytest.param({"vgg_features": np.zeros((390, 2048), np.float32)}, r"`vgg_features`: expected shape \[N, 4096\]",
-                     id="wrong-width"),
+        pytest.param(
+            {"vgg_features": np.zeros((390, 2048), np.float32)},
+            r"`vgg_features`: expected shape \[N, 4096\]",
+            id="wrong-width",
+        ),
         pytest.param({"features": np.zeros((390, 300), np.int64)}, "expected floating point values", id="int-features"),
-        pytest.param({"genres": np.full((390, 23), 2, np.int32)}, r"`genres`: expected values 0 or 1, got \[2\]",
-                     id="label-values"),
+        pytest.param(
+            {"genres": np.full((390, 23), 2, np.int32)},
+            r"`genres`: expected values 0 or 1, got \[2\]",
+            id="label-values",
+        ),
         pytest.param({"features": np.zeros((389, 300), np.float32)}, "same number of rows", id="unequal-counts"),
         pytest.param({"features": np.full((390, 300), np.nan, np.float32)}, "NaN or Inf", id="nan"),
     ],

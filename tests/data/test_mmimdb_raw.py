@@ -42,7 +42,7 @@ def test_token_text_posters_and_genres(folder: Path) -> None:
             record = _movie(folder, movie)
             expected = vocabulary.encode(tokenize(max(record["plot"], key=len)))  # the longest plot
             assert lengths[i] == len(expected) and text[i, : len(expected)].tolist() == expected
-            assert bool((text[i, len(expected):] == 0).all())
+            assert bool((text[i, len(expected) :] == 0).all())
             names = {GENRES[j] for j in np.flatnonzero(split.target[i].numpy())}
             assert names == set(record["genres"]) - {"News"}  # genres outside the 23 are ignored
         loaded.info.task.check_target(split.target, name)
@@ -109,8 +109,9 @@ def _break(folder: Path, case: str) -> str:
 @pytest.mark.parametrize(
     ("case", "error", "message"),
     [
-        pytest.param("split-keys", ValueError, r"expected an object with keys \['dev', 'test', 'train'\]",
-                     id="split-keys"),
+        pytest.param(
+            "split-keys", ValueError, r"expected an object with keys \['dev', 'test', 'train'\]", id="split-keys"
+        ),
         pytest.param("duplicate-id", ValueError, "is listed in both", id="duplicate-id"),
         pytest.param("missing-json", FileNotFoundError, "listed in split.json", id="missing-json"),
         pytest.param("no-plot", ValueError, "expected key `plot`", id="no-plot"),

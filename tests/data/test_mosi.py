@@ -50,7 +50,7 @@ def test_multibench_layout_moves_front_padding_to_the_back_and_records_lengths(t
             assert split.lengths is not None
             assert split.lengths[m].tolist() == source["_lengths"].tolist()  # aligned: the text's padding
             for i, length in enumerate(source["_lengths"]):
-                real = source[m][i, STEPS - length:]  # written at the end (front padding)
+                real = source[m][i, STEPS - length :]  # written at the end (front padding)
                 np.testing.assert_allclose(split.inputs[m][i, :length].numpy(), real, rtol=1e-6)
                 assert not split.inputs[m][i, length:].any()
 
@@ -102,7 +102,9 @@ def test_mmsa_aligned_lengths_from_the_bert_mask_and_the_back_padding(tmp_path: 
     path, written = write_mmsa(tmp_path, aligned=True)
     data = _load(tmp_path, file=path.name)
     assert {m: i.shape for m, i in data.info.modalities.items()} == {
-        "audio": (STEPS, MMSA_DIMS["audio"]), "text": (STEPS, MMSA_DIMS["text"]), "vision": (STEPS, MMSA_DIMS["vision"])
+        "audio": (STEPS, MMSA_DIMS["audio"]),
+        "text": (STEPS, MMSA_DIMS["text"]),
+        "vision": (STEPS, MMSA_DIMS["vision"]),
     }
     for name, key in SPLITS.items():
         split, source = data.split(name), written[key]
@@ -152,15 +154,21 @@ def test_full_lengths_read_every_step_as_data(tmp_path: Path) -> None:
 def test_format_is_detected_from_the_keys_or_forced(tmp_path: Path) -> None:
     path, _ = write_mmsa(tmp_path, aligned=True)
     assert len(_load(tmp_path, file=path.name, format="mmsa").train) == SIZES["train"]
-    with pytest.raises(ValueError, match=r"multibench layout\) to hold \['audio', 'text', 'vision', 'labels'\]; "
-                                         r"missing \['labels'\]"):
+    with pytest.raises(
+        ValueError,
+        match=r"multibench layout\) to hold \['audio', 'text', 'vision', 'labels'\]; "
+        r"missing \['labels'\]",
+    ):
         _load(tmp_path, file=path.name, format="multibench")
 
 
 @pytest.mark.parametrize(
     ("task", "expected"),
-    [("regression", [-3.0, -0.2, 0.0, 0.2, 3.0]), ("classification2", [0, 0, 1, 1, 1]),
-     ("classification3", [0, 0, 1, 2, 2])],
+    [
+        ("regression", [-3.0, -0.2, 0.0, 0.2, 3.0]),
+        ("classification2", [0, 0, 1, 1, 1]),
+        ("classification3", [0, 0, 1, 2, 2]),
+    ],
 )
 def test_tasks_derive_targets_from_the_score(tmp_path: Path, task: str, expected: list[float]) -> None:
     scores = np.array([-3.0, -0.2, 0.0, 0.2, 3.0], dtype=np.float32)
@@ -213,13 +221,13 @@ WRONG = {
     "missing_key": r"hold \['audio', 'text', 'vision', 'labels'\]; missing \['audio'\]",
     "missing_split": r"hold the splits `train`, `valid` and `test`; missing \['valid'\]",
     "ragged_counts": r"same number of samples in every key, got \{'audio': 23, 'text': 24, 'vision': 24, "
-                     r"'labels': 24\}",
+    r"'labels': 24\}",
     "ragged_steps": r"\[`train`\]\[`vision`\] to be an array of shape \[N, T, F\], got ragged",
     "wrong_dims": r"\[`train`\]\[`audio`\] to be a numeric array of shape \[N, T, F\], got float64 of shape \(24, 50\)",
     "split_dims": r"same per-sample shape of `text` in every split, got \{'train': \(50, 300\), 'valid': \(50, 300\), "
-                  r"'test': \(50, 200\)\}",
+    r"'test': \(50, 200\)\}",
     "label_range": r"\[`labels`\] to be finite sentiment scores in \[-3, 3\], got 1 outside it \(first: sample 2, "
-                   r"value 3.4",
+    r"value 3.4",
     "label_nan": r"finite sentiment scores in \[-3, 3\], got 1 outside it \(first: sample 0, value nan",
     "label_shape": r"one sentiment score per sample \(\[N\], \[N, 1\] or \[N, 1, 1\]\), got shape \(24, 2\)",
     "not_numeric": r"\[`text`\] to be a numeric array of shape \[N, T, F\], got <U1",

@@ -47,9 +47,17 @@ def _data() -> dict[str, object]:
             "audio": np.arange(24, dtype=np.float32).reshape(2, 3, 4),
             "labels": np.array([[[1.5]], [[-0.5]]]),
             "id": np.array(["a", "b"], dtype=object),
-            "raw_text": ["one", "two"], "lengths": [3, 2], "scalar": np.float64(2.5), "flag": True,
-            "nothing": None, "blob": b"\x00\xff", "pair": (1, 2.0), "tags": {"x"}, "frozen": frozenset({1}),
-            "strided": np.zeros((3, 4))[:, ::2], "ints": np.array([1, 2], dtype=np.int64),
+            "raw_text": ["one", "two"],
+            "lengths": [3, 2],
+            "scalar": np.float64(2.5),
+            "flag": True,
+            "nothing": None,
+            "blob": b"\x00\xff",
+            "pair": (1, 2.0),
+            "tags": {"x"},
+            "frozen": frozenset({1}),
+            "strided": np.zeros((3, 4))[:, ::2],
+            "ints": np.array([1, 2], dtype=np.int64),
         }
     }
 
@@ -75,9 +83,7 @@ def test_numpy_arrays_and_builtin_containers_load_in_every_protocol(tmp_path: Pa
         pytest.param(ExecsCode, "builtins.exec", id="builtins.exec"),
     ],
 )
-def test_a_pickle_carrying_code_is_refused_and_the_code_never_runs(
-    tmp_path: Path, payload: type, refused: str
-) -> None:
+def test_a_pickle_carrying_code_is_refused_and_the_code_never_runs(tmp_path: Path, payload: type, refused: str) -> None:
     marker = tmp_path / MARKER
     file = tmp_path / "evil.pkl"
     file.write_bytes(pickle.dumps({"train": {"audio": np.zeros(3), "x": payload(marker)}}))

@@ -27,12 +27,17 @@ def config(runs_dir: Path, overrides: list[str] | None = None) -> RunConfig:
         "experiment": {"name": "gblend", "seed": 0, "runs_dir": str(runs_dir), "threads": 1},
         "data": {"limit": {"train": 300, "validation": 100, "test": 100}, "batch_size": 64},
         "model": {
-            "encoders": {"audio": {"kind": "cnn", "out_dim": 32, "widths": [8, 16]},
-                         "image": {"kind": "cnn", "out_dim": 24, "widths": [8, 16]}},
+            "encoders": {
+                "audio": {"kind": "cnn", "out_dim": 32, "widths": [8, 16]},
+                "image": {"kind": "cnn", "out_dim": 24, "widths": [8, 16]},
+            },
             "fusion": {"type": "late", "method": "concat", "hidden_dim": 64, "dropout": 0.1},
         },
-        "training": {"epochs": 1, "optimizer": {"lr": 0.003},
-                     "strategy": {"gradient_blending": "auto", "gradient_blending_auto": {"epochs": 2}}},
+        "training": {
+            "epochs": 1,
+            "optimizer": {"lr": 0.003},
+            "strategy": {"gradient_blending": "auto", "gradient_blending_auto": {"epochs": 2}},
+        },
         "logging": {"progress_bar": False},
     }
     return validate_config(apply_overrides(raw, overrides or []))
@@ -67,7 +72,8 @@ def test_auto_weights_are_dg_over_do_squared_from_epoch_zero_to_n(data: DataSpli
         gained = held[0] - held[2]
         over = (held[2] - train[2]) - (held[0] - train[0])
         assert estimate.statistics[head] == pytest.approx(
-            {"generalization": gained, "overfitting": over, "ratio": abs(over / gained)})
+            {"generalization": gained, "overfitting": over, "ratio": abs(over / gained)}
+        )
         raw[head] = max(gained, 0.0) / over**2
     assert estimate.weights == pytest.approx({h: v / sum(raw.values()) for h, v in raw.items()})
     # epoch 0 is the untrained naive fused model on the held-out part, in eval mode
@@ -91,8 +97,12 @@ def test_auto_blending_estimates_then_trains_and_reevaluation_reuses_the_weights
     assert result.timing["gradient_blending_estimate"] > 0
     weighted = cfg.training.strategy.model_copy(update={"gradient_blending": record["weights"]})
     model = build_model(cfg, data.input_shapes, data.task.output_size)
-    (strategy,) = build_strategies(cfg.model_copy(update={"training": cfg.training.model_copy(
-        update={"strategy": weighted})}), model, MODALITIES, data.task)
+    (strategy,) = build_strategies(
+        cfg.model_copy(update={"training": cfg.training.model_copy(update={"strategy": weighted})}),
+        model,
+        MODALITIES,
+        data.task,
+    )
     assert isinstance(strategy, GradientBlending) and strategy.fused_weight == record["weights"]["audio+image"]
     again = execute_run(cfg, tmp_path / "run", skip_train=True, data=data)  # `fusebench evaluate`
     assert again.test_metrics == result.test_metrics
@@ -109,15 +119,27 @@ def test_auto_is_resolved_by_the_run_not_by_build_strategies(data: DataSplits) -
     ("overrides", "match"),
     [
         pytest.param(["training.strategy.aux_heads.audio=0.5"], "either `training.strategy.aux_heads` or", id="aux"),
-        pytest.param(["model.fusion.type=early", "model.fusion.method=token", "model.fusion.hidden_dim=128",
-                      "model.fusion.dropout=0.2", "model.fusion.params={dim: 16, heads: 2, depth: 1}"],
-                     "has no per-modality encoders", id="token"),
-        pytest.param(["training.strategy.gradient_blending_auto.holdout=0.3"],
-                     r"gradient_blending_auto.holdout` \(did you mean `training.strategy.gradient_blending_auto"
-                     r".holdout_fraction`\?\)", id="unknown-key"),
+        pytest.param(
+            [
+                "model.fusion.type=early",
+                "model.fusion.method=token",
+                "model.fusion.hidden_dim=128",
+                "model.fusion.dropout=0.2",
+                "model.fusion.params={dim: 16, heads: 2, depth: 1}",
+            ],
+            "has no per-modality encoders",
+            id="token",
+        ),
+        pytest.param(
+            ["training.strategy.gradient_blending_auto.holdout=0.3"],
+            r"gradient_blending_auto.holdout` \(did you mean `training.strategy.gradient_blending_auto"
+            r".holdout_fraction`\?\)",
+            id="unknown-key",
+        ),
     ],
 )
-def test_auto_rejects_what_it_cannot_estimate_before_training(data: DataSplits, overrides: list[str],
-                                                              match: str) -> None:
+def test_auto_rejects_what_it_cannot_estimate_before_training(
+    data: DataSplits, overrides: list[str], match: str
+) -> None:
     with pytest.raises(ValueError, match=match):
         estimate_auto_blending(config(Path("unused"), overrides), data)

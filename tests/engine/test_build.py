@@ -41,7 +41,9 @@ def test_a_late_fusion_config_builds_its_encoders_fusion_and_head(loaded: Loaded
     model = build_model(tiny_config(tmp_path, LIMITS), _shapes(loaded), 10)
     assert isinstance(model, MultimodalModel) and isinstance(model.fusion, ConcatFusion)
     assert {m: (type(e), e.out_dim) for m, e in model.encoders.items()} == {
-        "audio": (ConvEncoder, 32), "image": (ConvEncoder, 32)}
+        "audio": (ConvEncoder, 32),
+        "image": (ConvEncoder, 32),
+    }
     assert _logits(model, loaded, ["audio", "image"]).shape == (6, 10)
 
 
@@ -54,14 +56,21 @@ def test_a_pretraining_config_builds_one_encoder_with_a_linear_head(loaded: Load
 
 def test_fusion_params_that_do_not_fit_the_run_are_config_errors(loaded: LoadedDataset, tmp_path: Path) -> None:
     feature = ["model.fusion={type: early, method: feature, params: {projectors: [audio]}}"]
-    assert isinstance(build_model(tiny_config(tmp_path, [*LIMITS, *feature]), _shapes(loaded), 10),
-                      FeatureEarlyFusionModel)
-    with pytest.raises(ConfigError, match=r"`model.fusion.params.projectors` names `audio`, which this run does not "
-                                          r"have; its modalities \(`model.encoders`\) are `image`"):
+    assert isinstance(
+        build_model(tiny_config(tmp_path, [*LIMITS, *feature]), _shapes(loaded), 10), FeatureEarlyFusionModel
+    )
+    with pytest.raises(
+        ConfigError,
+        match=r"`model.fusion.params.projectors` names `audio`, which this run does not "
+        r"have; its modalities \(`model.encoders`\) are `image`",
+    ):
         build_model(tiny_config(tmp_path, [*LIMITS, *feature, "data.modalities=[image]"]), _shapes(loaded), 10)
     token = ["model.fusion={type: early, method: token, params: {dim: 16, heads: 2, image_patch: [8, 8]}}"]
-    with pytest.raises(ConfigError, match=r"Cannot build fusion `early/token` \(`model.fusion.params`\) .*"
-                                          r"Expected `patch` \(8, 8\) to divide `image_size` \(28, 28\)"):
+    with pytest.raises(
+        ConfigError,
+        match=r"Cannot build fusion `early/token` \(`model.fusion.params`\) .*"
+        r"Expected `patch` \(8, 8\) to divide `image_size` \(28, 28\)",
+    ):
         build_model(tiny_config(tmp_path, [*LIMITS, *token]), _shapes(loaded), 10)
 
 
@@ -69,8 +78,11 @@ def test_pretrained_weights_are_loaded_and_frozen_as_asked(loaded: LoadedDataset
     shapes = _shapes(loaded)
     pretrained = build_model(tiny_pretrain_config(tmp_path, "image", LIMITS), shapes, 10)
     assert isinstance(pretrained, UnimodalModel)
-    path = save_encoder(pretrained.encoders["image"], tmp_path / "image.safetensors",
-                        {"modality": "image", "kind": "cnn", "input_shape": str(list(shapes["image"]))})
+    path = save_encoder(
+        pretrained.encoders["image"],
+        tmp_path / "image.safetensors",
+        {"modality": "image", "kind": "cnn", "input_shape": str(list(shapes["image"]))},
+    )
     config = tiny_config(tmp_path, [*LIMITS, f"model.pretrained.image={path}", "model.freeze.image=true"])
     model = build_model(config, shapes, 10)
     assert isinstance(model, MultimodalModel)

@@ -76,13 +76,17 @@ def test_independent_random_features_are_near_zero() -> None:
     assert max(values) < 0.03
 
 
-@pytest.mark.parametrize(("x", "y", "match"), [
-    (torch.ones(5, 3), torch.randn(5, 2), "`x` to vary"),
-    (torch.randn(5, 3), torch.randn(4, 2), "same samples"),
-    (torch.randn(5), torch.randn(5, 2), r"\[samples, features\]"),
-    (torch.randn(1, 3), torch.randn(1, 2), "at least 2 samples"),
-    (torch.tensor([[0.0, float("nan")], [1.0, 2.0]]), torch.randn(2, 2), "finite"),
-], ids=["constant", "rows", "1-d", "one-sample", "nan"])
+@pytest.mark.parametrize(
+    ("x", "y", "match"),
+    [
+        (torch.ones(5, 3), torch.randn(5, 2), "`x` to vary"),
+        (torch.randn(5, 3), torch.randn(4, 2), "same samples"),
+        (torch.randn(5), torch.randn(5, 2), r"\[samples, features\]"),
+        (torch.randn(1, 3), torch.randn(1, 2), "at least 2 samples"),
+        (torch.tensor([[0.0, float("nan")], [1.0, 2.0]]), torch.randn(2, 2), "finite"),
+    ],
+    ids=["constant", "rows", "1-d", "one-sample", "nan"],
+)
 def test_bad_input_is_a_clear_error(x: torch.Tensor, y: torch.Tensor, match: str) -> None:
     with pytest.raises(ValueError, match=match):
         linear_cka(x, y)

@@ -49,9 +49,7 @@ def test_matches_permutation_definition_and_efficiency(modalities) -> None:
 def test_two_modalities_by_hand() -> None:
     # phi_audio = 1/2 [(0.6 - 0.1) + (0.9 - 0.8)] = 0.3; phi_image = 1/2 [0.7 + 0.3] = 0.5.
     values = {("audio",): 0.6, ("image",): 0.8, ("image", "audio"): 0.9}
-    assert shapley_values(values, ["image", "audio"], 0.1) == pytest.approx(
-        {"audio": 0.3, "image": 0.5}
-    )
+    assert shapley_values(values, ["image", "audio"], 0.1) == pytest.approx({"audio": 0.3, "image": 0.5})
 
 
 def test_symmetric_modalities_get_equal_values() -> None:

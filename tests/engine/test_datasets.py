@@ -30,8 +30,9 @@ def loaded(tmp_path_factory: pytest.TempPathFactory) -> LoadedDataset:
     return load_dataset(tiny_config(tmp_path_factory.mktemp("runs"), LIMITS).data)
 
 
-def test_the_limit_is_applied_and_a_modality_subset_keeps_only_its_inputs(loaded: LoadedDataset,
-                                                                          tmp_path: Path) -> None:
+def test_the_limit_is_applied_and_a_modality_subset_keeps_only_its_inputs(
+    loaded: LoadedDataset, tmp_path: Path
+) -> None:
     assert (len(loaded.train), len(loaded.validation), len(loaded.test)) == (80, 20, 20)
     config = tiny_config(tmp_path, [*LIMITS, "data.modalities=[image]"])
     splits = run_splits(config, loaded)
@@ -50,21 +51,28 @@ def test_train_fraction_keeps_a_seeded_subset_of_the_training_rows_only(loaded: 
 
 def test_a_modality_the_dataset_lacks_is_named_as_its_key(loaded: LoadedDataset, tmp_path: Path) -> None:
     config = tiny_config(tmp_path, LIMITS)
-    with pytest.raises(ConfigError, match=r"`model.encoders.text`: dataset `avdigits` has no such modality; "
-                                          r"it has `audio`, `image`"):
+    with pytest.raises(
+        ConfigError,
+        match=r"`model.encoders.text`: dataset `avdigits` has no such modality; "
+        r"it has `audio`, `image`",
+    ):
         select_splits(loaded, config.data, ["audio", "text"], seed=0)
 
 
 def test_task_settings_apply_and_a_loss_of_another_kind_is_a_config_error(loaded: LoadedDataset) -> None:
     task = loaded.info.task
     assert task.kind == "multiclass" and with_task_settings(task, TaskConfig()).loss == task.loss
-    with pytest.raises(ConfigError, match=r"`task.loss`: Expected a `multiclass` loss in \['cross_entropy'\], "
-                                          r"got `bce`"):
+    with pytest.raises(
+        ConfigError,
+        match=r"`task.loss`: Expected a `multiclass` loss in \['cross_entropy'\], "
+        r"got `bce`",
+    ):
         with_task_settings(task, TaskConfig(loss="bce"))
 
 
-def test_run_task_defaults_to_the_tasks_metrics_and_puts_the_primary_first(loaded: LoadedDataset,
-                                                                           tmp_path: Path) -> None:
+def test_run_task_defaults_to_the_tasks_metrics_and_puts_the_primary_first(
+    loaded: LoadedDataset, tmp_path: Path
+) -> None:
     task = loaded.info.task
     assert run_task(tiny_config(tmp_path, LIMITS), task) == (task.metric_names, "accuracy")
     chosen = tiny_config(tmp_path, [*LIMITS, "metrics.names=[accuracy]", "metrics.primary=f1_macro"])
@@ -73,8 +81,9 @@ def test_run_task_defaults_to_the_tasks_metrics_and_puts_the_primary_first(loade
         run_task(tiny_config(tmp_path, [*LIMITS, "metrics.primary=mae"]), task)
 
 
-def test_train_masks_follow_the_config_and_impossible_rates_are_refused_before_a_run(loaded: LoadedDataset,
-                                                                                     tmp_path: Path) -> None:
+def test_train_masks_follow_the_config_and_impossible_rates_are_refused_before_a_run(
+    loaded: LoadedDataset, tmp_path: Path
+) -> None:
     modalities = ["audio", "image"]
     assert train_masks(tiny_config(tmp_path, LIMITS).data, modalities, 0) is None
     rate = tiny_config(tmp_path, [*LIMITS, "data.missing_rate={audio: 0.3}"])

@@ -30,8 +30,9 @@ def ddp_raw(tmp_path: Path) -> dict:
     raw["model"]["encoders"] = {m: {"kind": "mlp", "out_dim": 16, "hidden": [32]} for m in ("audio", "image")}
     raw["model"]["fusion"]["dropout"] = 0.0
     # 4 global batches of 64 (32 per process); 101 validation rows: blocks of 51 and 50, gathered back in order
-    raw["data"].update({"limit": {"train": 256, "validation": 101, "test": 100}, "eval_batch_size": 32,
-                        "missing_rate": {"audio": 0.3}})
+    raw["data"].update(
+        {"limit": {"train": 256, "validation": 101, "test": 100}, "eval_batch_size": 32, "missing_rate": {"audio": 0.3}}
+    )
     raw["training"]["epochs"] = 2
     return raw
 
@@ -57,12 +58,12 @@ def assert_same_numbers(one: list[dict], two: list[dict]) -> None:
 @pytest.mark.slow
 def test_ddp_spawn_on_two_cpu_processes_matches_one_process(tmp_path: Path) -> None:
     one = execute_run(ddp_config(tmp_path, []), tmp_path / "one")
-    two = execute_run(ddp_config(tmp_path, ["experiment.devices=2", "experiment.strategy=ddp_spawn"]),
-                      tmp_path / "two")
+    two = execute_run(ddp_config(tmp_path, ["experiment.devices=2", "experiment.strategy=ddp_spawn"]), tmp_path / "two")
     assert_same_numbers(one.epoch_metrics, two.epoch_metrics)
     assert one.epoch_metrics[0]["validation"]["audio+image"]["count"] == 101  # both blocks, nothing twice
-    assert one.epoch_metrics[0]["train"]["image"]["count"] + one.epoch_metrics[0]["train"]["audio+image"]["count"] \
-        == 256
+    assert (
+        one.epoch_metrics[0]["train"]["image"]["count"] + one.epoch_metrics[0]["train"]["audio+image"]["count"] == 256
+    )
     for pattern, metrics in one.test_metrics.items():
         for name, value in metrics.items():
             assert value == pytest.approx(two.test_metrics[pattern][name], abs=TOLERANCE)
@@ -79,8 +80,17 @@ def test_ddp_from_the_cli_relaunches_followers_that_write_nothing(tmp_path: Path
     config_file.write_text(yaml.safe_dump(ddp_raw(tmp_path)))
     env = {**os.environ, "PYTHONPATH": str(REPO / "src") + os.pathsep + os.environ.get("PYTHONPATH", "")}
     env.pop("LOCAL_RANK", None)
-    command = [sys.executable, "-m", "fusebench", "train", str(config_file), "--run-id", "two",
-               "experiment.devices=2", "experiment.strategy=ddp"]
+    command = [
+        sys.executable,
+        "-m",
+        "fusebench",
+        "train",
+        str(config_file),
+        "--run-id",
+        "two",
+        "experiment.devices=2",
+        "experiment.strategy=ddp",
+    ]
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.count("results:") == 1  # the follower reports nothing

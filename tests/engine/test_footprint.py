@@ -49,7 +49,8 @@ def test_inference_throughput_runs_every_test_sample_once_with_every_modality_pr
     result = inference_throughput(model, inputs, torch.zeros(10, dtype=torch.long), ("audio", "image"), 4, "cpu")
     assert seen == [(4, True), (4, True), (4, True), (2, True)]  # one warm-up batch, then 4 + 4 + 2 samples
     assert result["inference_samples"] == 10 and result["inference_samples_per_second"] == pytest.approx(
-        10 / result["inference_seconds"])
+        10 / result["inference_seconds"]
+    )
     assert model.training  # the model's mode is restored
 
 

@@ -90,8 +90,10 @@ def test_mid_grid_f1_macro_is_monte_carlo_around_the_mixture(two) -> None:
     uniforms = torch.rand(repeats, N, generator=generator)
     for point in curve[1:-1]:
         p = point.p_test
-        mixed = [_reference(torch.where((u < p).unsqueeze(1), logits["image"], logits["audio+image"]), target,
-                            "f1_macro") for u in uniforms]
+        mixed = [
+            _reference(torch.where((u < p).unsqueeze(1), logits["image"], logits["audio+image"]), target, "f1_macro")
+            for u in uniforms
+        ]
         assert point.value == pytest.approx(sum(mixed) / repeats, abs=1e-9)
         assert point.std > 0
 

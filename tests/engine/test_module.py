@@ -16,20 +16,42 @@ from fusebench.engine.module import FusionModule
 
 
 def _fit(tmp_path: Path, overrides: list[str]) -> tuple[FusionModule, DataSplits, list[dict[str, Any]], dict[str, Any]]:
-    config = tiny_config(tmp_path, ["data.limit={train: 96, validation: 32, test: 8}", "training.epochs=2",
-                                    "data.batch_size=32", *overrides])
+    config = tiny_config(
+        tmp_path,
+        ["data.limit={train: 96, validation: 32, test: 8}", "training.epochs=2", "data.batch_size=32", *overrides],
+    )
     L.seed_everything(0, workers=True, verbose=False)
     data = run_splits(config)
     model = build_model(config, data.input_shapes, data.task.output_size)
     before = {k: v.clone() for k, v in model.state_dict().items()}
     records: list[dict[str, Any]] = []
-    module = FusionModule(model, data.modalities, data.task, config.training.optimizer, config.training.scheduler,
-                          ["accuracy"], "accuracy", frozen_modalities(config), on_epoch_record=records.append)
-    trainer = L.Trainer(accelerator="cpu", max_epochs=2, logger=False, enable_checkpointing=False,
-                        enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0,
-                        deterministic=True, default_root_dir=str(tmp_path))
-    trainer.fit(module, train_dataloaders=train_loader(data.train, config.data, 0),
-                val_dataloaders=eval_loader(data.validation, config.data))
+    module = FusionModule(
+        model,
+        data.modalities,
+        data.task,
+        config.training.optimizer,
+        config.training.scheduler,
+        ["accuracy"],
+        "accuracy",
+        frozen_modalities(config),
+        on_epoch_record=records.append,
+    )
+    trainer = L.Trainer(
+        accelerator="cpu",
+        max_epochs=2,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        deterministic=True,
+        default_root_dir=str(tmp_path),
+    )
+    trainer.fit(
+        module,
+        train_dataloaders=train_loader(data.train, config.data, 0),
+        val_dataloaders=eval_loader(data.validation, config.data),
+    )
     return module, data, records, before
 
 

@@ -108,8 +108,10 @@ def test_a_run_writes_one_record_per_epoch_and_disable_monitoring_writes_none(tm
     assert records[1]["modules"]["head"]["weight_norm"] == pytest.approx(float(head.norm()), rel=1e-5)
     lines = (result.run_dir / MONITORING_FILE).read_text().splitlines()
     assert [json.loads(line)["epoch"] for line in lines] == [1, 2]
-    quiet = execute_run(tiny_config(tmp_path, ["training.epochs=1", "data.limit.train=128",
-                                               "monitoring.enabled=false"]), tmp_path / "quiet")
+    quiet = execute_run(
+        tiny_config(tmp_path, ["training.epochs=1", "data.limit.train=128", "monitoring.enabled=false"]),
+        tmp_path / "quiet",
+    )
     assert not (quiet.run_dir / MONITORING_FILE).exists() and not (quiet.run_dir / "tensorboard").exists()
 
 
@@ -125,4 +127,5 @@ def test_tensorboard_scalars_when_installed(tmp_path: Path) -> None:
     assert {"monitoring/grad_norm/head", "monitoring/activation_std/audio"} <= tags
     (record,) = read_monitoring(result.run_dir)
     assert events.Scalars("monitoring/weight_norm/head")[0].value == pytest.approx(
-        record["modules"]["head"]["weight_norm"], rel=1e-6)
+        record["modules"]["head"]["weight_norm"], rel=1e-6
+    )

@@ -13,8 +13,11 @@ from fusebench.engine.module import NonFiniteLossError
 from fusebench.engine.run import execute_run
 
 #: Epoch 1 trains at lr 1e-3; the step schedule then multiplies it by 1e30, which blows the weights up.
-EXPLODE_IN_EPOCH_2 = ["training.epochs=3", "training.scheduler={name: step, step_size: 1, gamma: 1.0e+30}",
-                      "monitoring.enabled=false"]
+EXPLODE_IN_EPOCH_2 = [
+    "training.epochs=3",
+    "training.scheduler={name: step, step_size: 1, gamma: 1.0e+30}",
+    "monitoring.enabled=false",
+]
 
 
 def test_a_nan_loss_fails_the_run_naming_epoch_and_step(tmp_path: Path) -> None:

@@ -14,8 +14,10 @@ NAMES = ["accuracy", "f1_macro"]
 
 def _sklearn(logits: torch.Tensor, target: torch.Tensor) -> dict[str, float]:
     predicted = logits.argmax(dim=1).numpy()
-    return {"accuracy": accuracy_score(target.numpy(), predicted),
-            "f1_macro": f1_score(target.numpy(), predicted, average="macro")}
+    return {
+        "accuracy": accuracy_score(target.numpy(), predicted),
+        "f1_macro": f1_score(target.numpy(), predicted, average="macro"),
+    }
 
 
 def test_metrics_by_pattern_matches_scikit_learn_for_each_pattern() -> None:

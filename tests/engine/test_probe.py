@@ -32,8 +32,10 @@ TOLERANCE = 0.05  # 100 test samples: one sample is 0.01
 
 
 def raw_config(runs_dir: Path, pretrain: str | None = None) -> dict[str, Any]:
-    encoders = {"audio": {"kind": "cnn", "out_dim": 32, "widths": [8, 16]},
-                "image": {"kind": "cnn", "out_dim": 32, "widths": [8, 16]}}
+    encoders = {
+        "audio": {"kind": "cnn", "out_dim": 32, "widths": [8, 16]},
+        "image": {"kind": "cnn", "out_dim": 32, "widths": [8, 16]},
+    }
     raw: dict[str, Any] = {
         "experiment": {"name": "probe", "seed": 0, "runs_dir": str(runs_dir), "threads": 1},
         "data": {"limit": {"train": 300, "validation": 100, "test": 100}, "batch_size": 64},
@@ -55,8 +57,10 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, RunResult]:
     config = validate_config(raw_config(root))
     data = load_splits(config.data, ("audio", "image"), seed=0)
     expert = validate_config(raw_config(root, pretrain="audio"))
-    return {"multimodal": execute_run(config, root / "mm", data=data),
-            "audio": execute_run(expert, root / "expert", data=load_splits(expert.data, ("audio",), seed=0))}
+    return {
+        "multimodal": execute_run(config, root / "mm", data=data),
+        "audio": execute_run(expert, root / "expert", data=load_splits(expert.data, ("audio",), seed=0)),
+    }
 
 
 @pytest.fixture(scope="module")
@@ -64,8 +68,9 @@ def probed(runs: dict[str, RunResult]) -> dict[str, Any]:
     return probe_run(runs["multimodal"].run_dir, {"audio": runs["audio"].run_dir})
 
 
-def test_probe_metrics_written_and_concatenation_at_least_each_modality(runs: dict[str, RunResult],
-                                                                        probed: dict[str, Any]) -> None:
+def test_probe_metrics_written_and_concatenation_at_least_each_modality(
+    runs: dict[str, RunResult], probed: dict[str, Any]
+) -> None:
     assert json.loads((runs["multimodal"].run_dir / PROBE_FILE).read_text()) == json.loads(json.dumps(probed))
     probes = probed["probes"]
     assert list(probes) == ["audio", "image", "audio+image"]
@@ -73,12 +78,14 @@ def test_probe_metrics_written_and_concatenation_at_least_each_modality(runs: di
     accuracy = {name: entry["test"]["accuracy"] for name, entry in probes.items()}
     assert accuracy["audio+image"] >= max(accuracy["audio"], accuracy["image"]) - TOLERANCE, accuracy
     assert accuracy["audio+image"] > CHANCE + 0.3, accuracy
-    assert all(entry["test"]["count"] == 100 and entry["l2"] in probed["protocol"]["l2_grid"]
-               for entry in probes.values())
+    assert all(
+        entry["test"]["count"] == 100 and entry["l2"] in probed["protocol"]["l2_grid"] for entry in probes.values()
+    )
 
 
-def test_expert_gaps_are_the_differences_of_the_test_metrics(runs: dict[str, RunResult],
-                                                             probed: dict[str, Any]) -> None:
+def test_expert_gaps_are_the_differences_of_the_test_metrics(
+    runs: dict[str, RunResult], probed: dict[str, Any]
+) -> None:
     expert = runs["audio"].test_metrics["audio"]
     entry = probed["experts"]["audio"]
     assert entry["test"] == expert
@@ -113,8 +120,9 @@ def test_export_encoders_writes_the_checkpoint_encoders(runs: dict[str, RunResul
         assert metadata["source_run"] == str(run_dir) and float(metadata["pretraining_seconds"]) > 0
 
 
-def test_experts_must_be_pretraining_runs_of_that_modality_on_the_same_data(runs: dict[str, RunResult],
-                                                                           tmp_path: Path) -> None:
+def test_experts_must_be_pretraining_runs_of_that_modality_on_the_same_data(
+    runs: dict[str, RunResult], tmp_path: Path
+) -> None:
     loaded = load_trained_run(runs["multimodal"].run_dir)
     with pytest.raises(ValueError, match="must be a `fusebench pretrain` run of `image`"):
         probe_run(loaded.run_dir, {"image": runs["audio"].run_dir}, loaded=loaded)

@@ -33,8 +33,9 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "pre_audio": pre,
         "scratch": execute_run(tiny_config(root, EPOCHS), root / "scratch").run_dir,
         "pretrained": execute_run(tiny_config(root, [*EPOCHS, weights]), root / "pretrained").run_dir,
-        "frozen": execute_run(tiny_config(root, [*EPOCHS, weights, "model.freeze.audio=true"]),
-                              root / "frozen").run_dir,
+        "frozen": execute_run(
+            tiny_config(root, [*EPOCHS, weights, "model.freeze.audio=true"]), root / "frozen"
+        ).run_dir,
     }
 
 
@@ -53,8 +54,13 @@ def test_views_pairs_and_files_of_a_scratch_and_a_pretrained_run(analysed: tuple
     out, result = analysed
     assert json.loads((out / REPRESENTATIONS_FILE).read_text()) == json.loads(json.dumps(result))
     keys = [v["key"] for v in result["views"]]  # type: ignore[attr-defined]
-    assert keys == ["scratch/audio", "scratch/image", "pretrained/audio@pretrained", "pretrained/audio",
-                    "pretrained/image"]
+    assert keys == [
+        "scratch/audio",
+        "scratch/image",
+        "pretrained/audio@pretrained",
+        "pretrained/audio",
+        "pretrained/image",
+    ]
     relations = {(p["a"], p["b"]): p["relation"] for p in result["cka"]}  # type: ignore[attr-defined]
     assert relations[("pretrained/audio@pretrained", "pretrained/audio")] == "before_vs_after"
     assert relations[("scratch/audio", "pretrained/audio")] == "across_runs"
@@ -68,8 +74,9 @@ def test_views_pairs_and_files_of_a_scratch_and_a_pretrained_run(analysed: tuple
     assert matrix["matrix"][1][2] == pytest.approx(_cka(result, "pretrained/audio@pretrained", "pretrained/audio"))
 
 
-def test_before_view_is_the_pretrained_file_and_cka_recomputes(runs: dict[str, Path],
-                                                               analysed: tuple[Path, dict[str, object]]) -> None:
+def test_before_view_is_the_pretrained_file_and_cka_recomputes(
+    runs: dict[str, Path], analysed: tuple[Path, dict[str, object]]
+) -> None:
     """Recompute both audio embeddings independently: the file loaded into a fresh encoder, and the checkpoint."""
     _, result = analysed
     loaded = load_trained_run(runs["pretrained"])
@@ -78,7 +85,8 @@ def test_before_view_is_the_pretrained_file_and_cka_recomputes(runs: dict[str, P
     before = split_embeddings(loaded.model, loaded.data.test, 256)["audio"]
     assert not torch.allclose(before, after)  # fine-tuning moved the encoder
     assert _cka(result, "pretrained/audio@pretrained", "pretrained/audio") == pytest.approx(
-        linear_cka(before, after), abs=1e-9)
+        linear_cka(before, after), abs=1e-9
+    )
 
 
 def test_pretraining_run_encoder_equals_the_file_it_exported(runs: dict[str, Path], tmp_path: Path) -> None:
@@ -128,8 +136,20 @@ def test_a_moved_study_folder_still_finds_the_pretrained_file(runs: dict[str, Pa
 def test_cli_analyze_prints_the_tables_and_rejects_bad_arguments(runs: dict[str, Path], tmp_path: Path) -> None:
     runner = CliRunner()
     out = tmp_path / "cli"
-    ok = runner.invoke(app, ["analyze", str(runs["scratch"]), str(runs["pretrained"]), "--out", str(out),
-                             "--projection", "pca", "--max-points", "100"])
+    ok = runner.invoke(
+        app,
+        [
+            "analyze",
+            str(runs["scratch"]),
+            str(runs["pretrained"]),
+            "--out",
+            str(out),
+            "--projection",
+            "pca",
+            "--max-points",
+            "100",
+        ],
+    )
     assert ok.exit_code == 0, ok.output
     assert "before_vs_after" in ok.output and "linear probes" in ok.output
     assert (out / REPRESENTATIONS_FILE).is_file() and (out / "figures" / "projection_audio.png").is_file()

@@ -107,8 +107,9 @@ def test_crashed_run_says_so_in_its_directory(tmp_path: Path) -> None:
 
 
 def test_weight_shape_mismatch_names_modality_and_layer(tmp_path: Path) -> None:
-    path = save_encoder(build_encoder_from(CNNOptions(out_dim=32, widths=[8, 16]), (1, 40, 40)),
-                        tmp_path / "audio.safetensors")
+    path = save_encoder(
+        build_encoder_from(CNNOptions(out_dim=32, widths=[8, 16]), (1, 40, 40)), tmp_path / "audio.safetensors"
+    )
     wider = build_encoder_from(CNNOptions(out_dim=32, widths=[8, 32]), (1, 40, 40))
     with pytest.raises(ValueError, match=r"`audio` encoder: layer `features.4.weight` has shape"):
         load_encoder(wider, path, "audio")
@@ -130,14 +131,18 @@ def test_data_modalities_select_the_runs_modalities(tmp_path: Path) -> None:
 
 def test_data_modalities_the_dataset_lacks_are_refused(tmp_path: Path) -> None:
     config = tiny_config(tmp_path, ["data.modalities=[text]", "model.encoders.text={kind: mlp}"])
-    with pytest.raises(ValueError, match=r"`data.modalities` names `text`, which dataset `avdigits` does not have; "
-                                         r"it has `audio`, `image`"):
+    with pytest.raises(
+        ValueError,
+        match=r"`data.modalities` names `text`, which dataset `avdigits` does not have; "
+        r"it has `audio`, `image`",
+    ):
         execute_run(config, tmp_path / "text")
 
 
 def test_fixed_missing_resample_trains_on_the_split_pairs_and_records_it(tmp_path: Path) -> None:
-    config = tiny_config(tmp_path, ["data.missing_rate={audio: 0.4}", "data.missing_resample=fixed",
-                                    "training.epochs=2"])
+    config = tiny_config(
+        tmp_path, ["data.missing_rate={audio: 0.4}", "data.missing_resample=fixed", "training.epochs=2"]
+    )
     result = execute_run(config, tmp_path / "fixed")
     first, second = (epoch["missingness"] for epoch in result.epoch_metrics)
     assert first == second and first["resample"] == "fixed"  # the same split pairs every epoch

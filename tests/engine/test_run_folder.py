@@ -73,8 +73,9 @@ def test_overwrite_clears_the_old_run_before_training(trained: tuple[Path, Path]
     config, run_dir = _copy(trained, tmp_path)
     (run_dir / "checkpoints" / "epoch=7.ckpt").write_bytes(b"left over from an older run")
     atomic_write_text(run_dir / "notes.txt", "old")
-    result = runner.invoke(app, ["train", str(config), "--run-id", "done", "--overwrite", "--skip-test",
-                                 "training.epochs=2"])
+    result = runner.invoke(
+        app, ["train", str(config), "--run-id", "done", "--overwrite", "--skip-test", "training.epochs=2"]
+    )
     assert result.exit_code == 0, result.output
     names = {p.name for p in run_dir.iterdir()}
     assert "notes.txt" not in names and "test_metrics.json" not in names  # old results are gone, none mixed in

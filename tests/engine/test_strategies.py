@@ -51,8 +51,10 @@ def raw_config(runs_dir: Path, **strategy: Any) -> dict[str, Any]:
         "experiment": {"name": "strategies", "seed": 0, "runs_dir": str(runs_dir), "threads": 1},
         "data": {"limit": dict(LIMITS), "batch_size": 64},
         "model": {
-            "encoders": {"audio": {"kind": "cnn", "out_dim": 32, "widths": [8, 16]},
-                         "image": {"kind": "cnn", "out_dim": 24, "widths": [8, 16]}},
+            "encoders": {
+                "audio": {"kind": "cnn", "out_dim": 32, "widths": [8, 16]},
+                "image": {"kind": "cnn", "out_dim": 24, "widths": [8, 16]},
+            },
             "fusion": {"type": "late", "method": "concat", "hidden_dim": 64, "dropout": 0.1},
         },
         "training": {"epochs": 1, "optimizer": {"lr": 0.003}, "strategy": strategy},
@@ -81,8 +83,9 @@ def real_batch(data: DataSplits, size: int = 48, mixed: bool = True) -> Batch:
     if mixed:
         mask[::3, 0] = False
         mask[1::5, 1] = False
-    return Batch({m: as_compute(x[:size]) for m, x in data.train.inputs.items()}, mask, data.train.target[:size],
-                 MODALITIES)
+    return Batch(
+        {m: as_compute(x[:size]) for m, x in data.train.inputs.items()}, mask, data.train.target[:size], MODALITIES
+    )
 
 
 def model_and_strategies(config: RunConfig, data: DataSplits) -> tuple[nn.Module, list]:
@@ -160,8 +163,9 @@ def test_aux_head_losses_equal_alpha_times_cross_entropy_on_present_samples(tmp_
         rows = batch.mask[:, j]
         expected = alpha[m] * F.cross_entropy(model.aux_heads[m](output.embeddings[m][rows]), batch.target[rows])
         torch.testing.assert_close(extras[f"aux_{m}"], expected)
-    module = FusionModule(model, MODALITIES, Task("multiclass", 10), config.training.optimizer,
-                          config.training.scheduler, ["accuracy"])
+    module = FusionModule(
+        model, MODALITIES, Task("multiclass", 10), config.training.optimizer, config.training.scheduler, ["accuracy"]
+    )
     optimised = {id(p) for group in module.configure_optimizers().param_groups for p in group["params"]}
     assert {id(p) for p in model.aux_heads.parameters()} <= optimised
 
@@ -200,8 +204,10 @@ def test_blending_weights_follow_generalisation_over_squared_overfitting(
     weights = estimate_blending_weights(train, val, overfitting=overfitting)  # type: ignore[arg-type]
     assert weights == pytest.approx(expected, rel=1e-9)
     for head in train:  # the same numbers read from run directories
-        epochs = [{"epoch": i + 1, "train": {"loss": t}, "validation": {"loss": v}}
-                  for i, (t, v) in enumerate(zip(train[head], val[head], strict=True))]
+        epochs = [
+            {"epoch": i + 1, "train": {"loss": t}, "validation": {"loss": v}}
+            for i, (t, v) in enumerate(zip(train[head], val[head], strict=True))
+        ]
         (tmp_path / head).mkdir()
         (tmp_path / head / "epoch_metrics.json").write_text(json.dumps(epochs))
     from_runs = blending_weights_from_runs({h: tmp_path / h for h in train}, overfitting=overfitting)  # type: ignore[arg-type]
@@ -302,8 +308,14 @@ def test_ogm_scores_by_hand_and_gradients_scaled_by_k(tmp_path: Path, data: Data
     n = int(full.sum())
     with torch.no_grad():  # Eq. 8 by hand: W (P_m z_m + c_m) + b / 2, softmax, true-class sum
         weight, bias = model.head.weight, model.head.bias
-        scores = {m: float((model.fusion.project[m](output.embeddings[m][full]) @ weight.T + bias / 2)
-                           .softmax(dim=1)[torch.arange(n), batch.target[full]].sum()) for m in MODALITIES}
+        scores = {
+            m: float(
+                (model.fusion.project[m](output.embeddings[m][full]) @ weight.T + bias / 2)
+                .softmax(dim=1)[torch.arange(n), batch.target[full]]
+                .sum()
+            )
+            for m in MODALITIES
+        }
     assert strategy.coefficients == pytest.approx(ogm_coefficients(scores, 3.0))
     F.cross_entropy(output.logits, batch.target).backward()
     before = {m: [p.grad.clone() for p in model.encoders[m].parameters()] for m in MODALITIES}
@@ -324,16 +336,29 @@ def test_ogm_masked_fuse_variant_scores_with_one_modality_present(tmp_path: Path
     full = batch.mask.all(dim=1)
     model.eval()
     with torch.no_grad():
-        scores = {m: float(model.fuse({k: z[full] for k, z in output.embeddings.items()},
-                                      pattern_mask((m,), MODALITIES, int(full.sum())))
-                           .softmax(dim=1)[torch.arange(int(full.sum())), batch.target[full]].sum())
-                  for m in MODALITIES}
+        scores = {
+            m: float(
+                model.fuse(
+                    {k: z[full] for k, z in output.embeddings.items()}, pattern_mask((m,), MODALITIES, int(full.sum()))
+                )
+                .softmax(dim=1)[torch.arange(int(full.sum())), batch.target[full]]
+                .sum()
+            )
+            for m in MODALITIES
+        }
     assert strategy.coefficients == pytest.approx(ogm_coefficients(scores, 3.0, "continuous"))
 
 
 def test_ogm_window_and_weight_tensors_only(tmp_path: Path, data: DataSplits) -> None:
-    config = make_config(tmp_path, ["model.fusion.method=sum"], ogm_ge=True, ogm_noise=False,
-                         ogm_parameters="weights", ogm_start_epoch=2, ogm_end_epoch=3)
+    config = make_config(
+        tmp_path,
+        ["model.fusion.method=sum"],
+        ogm_ge=True,
+        ogm_noise=False,
+        ogm_parameters="weights",
+        ogm_start_epoch=2,
+        ogm_end_epoch=3,
+    )
     model, (strategy,) = model_and_strategies(config, data)
     batch = real_batch(data, mixed=False)
     for epoch, active in ((1, False), (2, True), (3, True), (4, False)):
@@ -384,9 +409,16 @@ def test_ogm_rejects_fusions_without_head_shares_and_non_multiclass_tasks(tmp_pa
 # ----------------------------------------------------------------------- contrastive
 def _feature_early_config(tmp_path: Path, **contrastive: Any) -> RunConfig:
     """Feature early fusion, both extractors 24 wide, the paper's projector on audio."""
-    return make_config(tmp_path, ["model.encoders.audio.out_dim=24", "model.fusion.type=early",
-                                  "model.fusion.method=feature", "model.fusion.params={projectors: [audio]}"],
-                       contrastive={"anchors": ["image"], "other": "audio", **contrastive})
+    return make_config(
+        tmp_path,
+        [
+            "model.encoders.audio.out_dim=24",
+            "model.fusion.type=early",
+            "model.fusion.method=feature",
+            "model.fusion.params={projectors: [audio]}",
+        ],
+        contrastive={"anchors": ["image"], "other": "audio", **contrastive},
+    )
 
 
 def test_contrastive_early_fusion_loss_is_the_papers_from_anchor_rows_to_the_projected_modality(
@@ -410,8 +442,9 @@ def test_contrastive_early_fusion_loss_is_the_papers_from_anchor_rows_to_the_pro
     full = torch.ones(batch.size, 2, dtype=torch.bool)
     features = {m: z for m, z in model.encode(batch.inputs).items()}
     h_all = model.projectors["audio"].linear(features["audio"])
-    torch.testing.assert_close(model.fuse(features, full),
-                               model.classifier(torch.cat([h_all + torch.tanh(h_all), features["image"]], dim=1)))
+    torch.testing.assert_close(
+        model.fuse(features, full), model.classifier(torch.cat([h_all + torch.tanh(h_all), features["image"]], dim=1))
+    )
 
 
 def test_contrastive_two_anchors_are_averaged_each_on_its_own_present_pairs(tmp_path: Path, data: DataSplits) -> None:
@@ -434,14 +467,17 @@ def test_contrastive_two_anchors_are_averaged_each_on_its_own_present_pairs(tmp_
     text_loss = hard_negative_contrastive_loss(embeddings["text"][:5], audio[:5], 0.5, 2)  # rows 0..4
     torch.testing.assert_close(got, 2.0 * (image_loss + text_loss) / 2)  # (text_loss + image_loss) / 2
     only_one = batch.with_mask(torch.tensor([[True, True, False]] * 6))  # text absent everywhere: image alone
-    torch.testing.assert_close(strategy.extra_losses(nn.Module(), output, only_one)["contrastive"],
-                               2.0 * hard_negative_contrastive_loss(embeddings["image"], embeddings["audio"], 0.5, 2))
+    torch.testing.assert_close(
+        strategy.extra_losses(nn.Module(), output, only_one)["contrastive"],
+        2.0 * hard_negative_contrastive_loss(embeddings["image"], embeddings["audio"], 0.5, 2),
+    )
 
 
 def test_contrastive_only_stage_scales_the_task_loss_to_zero(tmp_path: Path, data: DataSplits) -> None:
     config = _feature_early_config(tmp_path, contrastive_epochs=1)
     config = config.model_copy(update={"training": config.training.model_copy(update={"epochs": 2})})
     result = execute_run(config, tmp_path / "stage", data=data)
+
     def cross_entropy(epoch: dict[str, Any]) -> float:  # the epoch's mean training cross-entropy
         groups = [v for k, v in epoch["train"].items() if isinstance(v, dict) and "count" in v]
         return sum(g["loss"] * g["count"] for g in groups) / sum(g["count"] for g in groups)
@@ -461,8 +497,17 @@ def test_contrastive_only_stage_scales_the_task_loss_to_zero(tmp_path: Path, dat
 @pytest.mark.parametrize("kind", ["hard_negative", "infonce"])
 def test_contrastive_late_fusion_projectors_enhanced_and_linear(tmp_path: Path, data: DataSplits, kind: str) -> None:
     # enhanced (default): the paper's projector on `other` only, to the anchor's width (audio 32 -> image 24)
-    config = make_config(tmp_path, contrastive={"anchors": ["image"], "other": "audio", "kind": kind,
-                                                "weight": 0.5, "temperature": 0.2, "dropout": 0.0})
+    config = make_config(
+        tmp_path,
+        contrastive={
+            "anchors": ["image"],
+            "other": "audio",
+            "kind": kind,
+            "weight": 0.5,
+            "temperature": 0.2,
+            "dropout": 0.0,
+        },
+    )
     model, (strategy,) = model_and_strategies(config, data)
     projector = model.contrastive_projections["audio"]
     assert set(model.contrastive_projections) == {"audio"} and projector.out_dim == 24
@@ -471,13 +516,17 @@ def test_contrastive_late_fusion_projectors_enhanced_and_linear(tmp_path: Path, 
     loss = strategy.extra_losses(model, output, batch)["contrastive"]
     rows = batch.mask.all(dim=1)
     a, o = output.embeddings["image"][rows], projector(output.embeddings["audio"][rows])
-    reference = (hard_negative_contrastive_loss(a, o, 0.2, k=5) if kind == "hard_negative"
-                 else info_nce_loss(a, o, 0.2, symmetric=False))
+    reference = (
+        hard_negative_contrastive_loss(a, o, 0.2, k=5)
+        if kind == "hard_negative"
+        else info_nce_loss(a, o, 0.2, symmetric=False)
+    )
     torch.testing.assert_close(loss, 0.5 * reference)
     absent = {m: z.clone() for m, z in output.embeddings.items()}
     absent["audio"][~rows] = 1e3 * torch.randn_like(absent["audio"][~rows])  # absent rows never count
-    torch.testing.assert_close(strategy.extra_losses(model, output._replace(embeddings=absent), batch)["contrastive"],
-                               loss)
+    torch.testing.assert_close(
+        strategy.extra_losses(model, output._replace(embeddings=absent), batch)["contrastive"], loss
+    )
     one_pair = batch.with_mask(torch.tensor([[True, True]] + [[True, False]] * (batch.size - 1)))
     assert float(strategy.extra_losses(model, output, one_pair)["contrastive"]) == 0.0
     # linear (fusebench's CLIP-style variant): both sides projected linearly to the smaller width
@@ -489,12 +538,19 @@ def test_contrastive_late_fusion_projectors_enhanced_and_linear(tmp_path: Path, 
 
 # ------------------------------------------------------------- end to end + checkpoints
 def test_all_strategies_train_on_real_data_and_survive_checkpoints(tmp_path: Path, data: DataSplits) -> None:
-    teacher = save_encoder(build_model(make_config(tmp_path), data.input_shapes, 10).encoders["image"],
-                           tmp_path / "image.safetensors")
-    strategy = {"modality_dropout": 0.3, "modality_dropout_of": "any", "aux_heads": {"audio": 0.5, "image": 0.5},
-                "distill": {"image": 0.1},
-                "distill_teachers": {"image": str(teacher)}, "ogm_ge": True, "ogm_scores": "masked_fuse",
-                "contrastive": {"anchors": ["image"], "other": "audio", "weight": 0.1}}
+    teacher = save_encoder(
+        build_model(make_config(tmp_path), data.input_shapes, 10).encoders["image"], tmp_path / "image.safetensors"
+    )
+    strategy = {
+        "modality_dropout": 0.3,
+        "modality_dropout_of": "any",
+        "aux_heads": {"audio": 0.5, "image": 0.5},
+        "distill": {"image": 0.1},
+        "distill_teachers": {"image": str(teacher)},
+        "ogm_ge": True,
+        "ogm_scores": "masked_fuse",
+        "contrastive": {"anchors": ["image"], "other": "audio", "weight": 0.1},
+    }
     config = make_config(tmp_path, **strategy)
     result = execute_run(config, tmp_path / "all", data=data)
     assert result.status == "completed" and math.isfinite(result.epoch_metrics[0]["train"]["loss"])
@@ -503,9 +559,15 @@ def test_all_strategies_train_on_real_data_and_survive_checkpoints(tmp_path: Pat
     prefixes = {".".join(k.split(".")[:2]) for k in checkpoint}
     assert {"model.aux_heads", "model.contrastive_projections"} <= prefixes
     model, strategies = model_and_strategies(config, data)
-    module = FusionModule(model, MODALITIES, Task("multiclass", 10), config.training.optimizer,
-                          config.training.scheduler, ["accuracy"],
-                          strategies=strategies)
+    module = FusionModule(
+        model,
+        MODALITIES,
+        Task("multiclass", 10),
+        config.training.optimizer,
+        config.training.scheduler,
+        ["accuracy"],
+        strategies=strategies,
+    )
     load_lightning_weights(module, tmp_path / "all" / "checkpoints" / "best.ckpt")
     for key, value in model.state_dict().items():
         torch.testing.assert_close(value, checkpoint[f"model.{key}"])
@@ -518,43 +580,91 @@ def test_all_strategies_train_on_real_data_and_survive_checkpoints(tmp_path: Pat
 @pytest.mark.parametrize(
     ("overrides", "match"),
     [
-        pytest.param(["training.strategy.aux_heads.text=1.0"],
-                     r"`training.strategy.aux_heads.text` names a modality this run does not have; "
-                     r"its modalities are `audio`, `image`", id="aux"),
-        pytest.param(["training.strategy.gradient_blending.audio=1.0"], "must weigh the fused head `audio\\+image`",
-                     id="blend-no-fused"),
-        pytest.param(["training.strategy.gradient_blending={audio+image: 1, audio+text: 1}"], "keys must be in",
-                     id="blend-pattern"),
-        pytest.param(["training.strategy.gradient_blending={audio+image: 1}", "training.strategy.aux_heads.audio=1"],
-                     "either `training.strategy.aux_heads` or", id="aux-and-blend"),
+        pytest.param(
+            ["training.strategy.aux_heads.text=1.0"],
+            r"`training.strategy.aux_heads.text` names a modality this run does not have; "
+            r"its modalities are `audio`, `image`",
+            id="aux",
+        ),
+        pytest.param(
+            ["training.strategy.gradient_blending.audio=1.0"],
+            "must weigh the fused head `audio\\+image`",
+            id="blend-no-fused",
+        ),
+        pytest.param(
+            ["training.strategy.gradient_blending={audio+image: 1, audio+text: 1}"],
+            "keys must be in",
+            id="blend-pattern",
+        ),
+        pytest.param(
+            ["training.strategy.gradient_blending={audio+image: 1}", "training.strategy.aux_heads.audio=1"],
+            "either `training.strategy.aux_heads` or",
+            id="aux-and-blend",
+        ),
         pytest.param(["training.strategy.distill.audio=1.0"], "distill.audio` needs a teacher", id="teacher"),
         pytest.param(["training.strategy.distill_teachers.audio=x.safetensors"], "no weight in", id="teacher-weight"),
-        pytest.param(["training.strategy.contrastive={anchors: [text], other: audio}"],
-                     "contrastive.anchors` must name this run's modalities", id="contrastive-modality"),
-        pytest.param(["training.strategy.contrastive={anchor: image, other: audio}"],
-                     r"unknown key `training.strategy.contrastive.anchor` \(did you mean "
-                     r"`training.strategy.contrastive.anchors`\?\)", id="anchor-key"),
-        pytest.param(["training.strategy.contrastive={anchors: [image], other: audio, kind: triplet}"],
-                     r"contrastive.kind` is `triplet`, which is not registered \(expected one of "
-                     r"\['hard_negative', 'infonce'\]\)", id="contrastive-kind"),
-        pytest.param(["training.strategy.contrastive={anchors: [image], other: audio, kind: infonce, k: 3}"],
-                     r"unknown key `training.strategy.contrastive.k`", id="contrastive-key"),
-        pytest.param(["training.strategy.contrastive={anchors: [image], other: audio, dim: 8}"],
-                     r"unknown key `training.strategy.contrastive.dim`", id="contrastive-dim-enhanced"),
-        pytest.param(["training.strategy.contrastive={anchors: [image], other: audio, projector: none}"],
-                     r"widths must agree with `audio` \(32\)", id="contrastive-widths"),
-        pytest.param(["training.strategy.contrastive={anchors: [image], other: audio, contrastive_epochs: 1}"],
-                     r"contrastive_epochs` is 1, but `training.epochs` is 1", id="contrastive-stage"),
-        pytest.param(["training.strategy.contrastive={anchors: [image], other: audio, contrastive_epochs: 1}",
-                      "training.epochs=3", "training.early_stopping.enabled=true"],
-                     "set `training.early_stopping.enabled: false`", id="contrastive-stage-stopping"),
+        pytest.param(
+            ["training.strategy.contrastive={anchors: [text], other: audio}"],
+            "contrastive.anchors` must name this run's modalities",
+            id="contrastive-modality",
+        ),
+        pytest.param(
+            ["training.strategy.contrastive={anchor: image, other: audio}"],
+            r"unknown key `training.strategy.contrastive.anchor` \(did you mean "
+            r"`training.strategy.contrastive.anchors`\?\)",
+            id="anchor-key",
+        ),
+        pytest.param(
+            ["training.strategy.contrastive={anchors: [image], other: audio, kind: triplet}"],
+            r"contrastive.kind` is `triplet`, which is not registered \(expected one of "
+            r"\['hard_negative', 'infonce'\]\)",
+            id="contrastive-kind",
+        ),
+        pytest.param(
+            ["training.strategy.contrastive={anchors: [image], other: audio, kind: infonce, k: 3}"],
+            r"unknown key `training.strategy.contrastive.k`",
+            id="contrastive-key",
+        ),
+        pytest.param(
+            ["training.strategy.contrastive={anchors: [image], other: audio, dim: 8}"],
+            r"unknown key `training.strategy.contrastive.dim`",
+            id="contrastive-dim-enhanced",
+        ),
+        pytest.param(
+            ["training.strategy.contrastive={anchors: [image], other: audio, projector: none}"],
+            r"widths must agree with `audio` \(32\)",
+            id="contrastive-widths",
+        ),
+        pytest.param(
+            ["training.strategy.contrastive={anchors: [image], other: audio, contrastive_epochs: 1}"],
+            r"contrastive_epochs` is 1, but `training.epochs` is 1",
+            id="contrastive-stage",
+        ),
+        pytest.param(
+            [
+                "training.strategy.contrastive={anchors: [image], other: audio, contrastive_epochs: 1}",
+                "training.epochs=3",
+                "training.early_stopping.enabled=true",
+            ],
+            "set `training.early_stopping.enabled: false`",
+            id="contrastive-stage-stopping",
+        ),
         pytest.param(["training.strategy.modality_dropout=1.5"], "modality_dropout", id="dropout"),
-        pytest.param(["training.strategy.ogm_ge=true", "model.fusion.method=sum", "model.freeze.audio=true",
-                      "model.freeze.image=true"], "frozen", id="ogm-frozen"),
+        pytest.param(
+            [
+                "training.strategy.ogm_ge=true",
+                "model.fusion.method=sum",
+                "model.freeze.audio=true",
+                "model.freeze.image=true",
+            ],
+            "frozen",
+            id="ogm-frozen",
+        ),
     ],
 )
-def test_invalid_strategy_settings_name_the_key(tmp_path: Path, data: DataSplits, overrides: list[str],
-                                               match: str) -> None:
+def test_invalid_strategy_settings_name_the_key(
+    tmp_path: Path, data: DataSplits, overrides: list[str], match: str
+) -> None:
     with pytest.raises(ValueError, match=match):
         model_and_strategies(make_config(tmp_path, overrides), data)
 

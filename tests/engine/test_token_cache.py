@@ -17,9 +17,13 @@ from fusebench.models.encoder_specs import CNNOptions, build_encoder_from
 from fusebench.models.encoder_tokens import EncoderTokenizer
 from fusebench.models.weights import save_encoder
 
-MID = ["model.fusion={type: mid, method: where_to_fuse, params: {primary: image, dim: 16, num_layers: 2, heads: 2, "
-       "fusion_layer: 1, pooled_tokens: 4, image_patch: [7, 7], dropout: 0.0, encoder_tokens: [audio]}}",
-       "data.limit={train: 300, validation: 100, test: 100}", "training.epochs=2", "monitoring.enabled=false"]
+MID = [
+    "model.fusion={type: mid, method: where_to_fuse, params: {primary: image, dim: 16, num_layers: 2, heads: 2, "
+    "fusion_layer: 1, pooled_tokens: 4, image_patch: [7, 7], dropout: 0.0, encoder_tokens: [audio]}}",
+    "data.limit={train: 300, validation: 100, test: 100}",
+    "training.epochs=2",
+    "monitoring.enabled=false",
+]
 
 
 def test_encoder_tokens_are_the_cnn_feature_map_positions_projected() -> None:
@@ -74,8 +78,10 @@ def test_pretrained_weights_reach_only_an_encoder_that_gives_tokens(tmp_path: Pa
 
 
 def test_fusion_spec_and_per_modality_pooling_from_a_config(tmp_path: Path) -> None:
-    spec = ["model.fusion={type: mid, method: where_to_fuse, params: {fusion_spec: {image: 0, audio: 2}, "
-            "pooled_tokens: {audio: 5, image: 8}, dim: 16, num_layers: 2, heads: 2, decoder_layers: 2}}"]
+    spec = [
+        "model.fusion={type: mid, method: where_to_fuse, params: {fusion_spec: {image: 0, audio: 2}, "
+        "pooled_tokens: {audio: 5, image: 8}, dim: 16, num_layers: 2, heads: 2, decoder_layers: 2}}"
+    ]
     config = tiny_config(tmp_path, spec)
     model = build_model(config, {"audio": (1, 40, 40), "image": (1, 28, 28)}, 10)
     assert model.join == {"audio": 2, "image": 0} and model.pooled == {"audio": 5, "image": 8}

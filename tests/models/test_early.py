@@ -204,16 +204,19 @@ def test_projector_is_linear_tanh_dropout_plus_residual_by_hand() -> None:
 @pytest.mark.parametrize("missing", ["zero", "learned"])
 def test_feature_model_projects_the_enhanced_modality_and_replaces_it_after_projection(missing: str) -> None:
     extractors = {"audio": MLPEncoder(40 * 32, 6, hidden=(8,)), "image": MLPEncoder(28 * 28, 5, hidden=(8,))}
-    model = build_feature_early_fusion(extractors, NUM_CLASSES, hidden_dim=16, missing=missing,
-                                       projectors=["audio"], projector_dim=5).eval()
+    model = build_feature_early_fusion(
+        extractors, NUM_CLASSES, hidden_dim=16, missing=missing, projectors=["audio"], projector_dim=5
+    ).eval()
     assert model.fused_dims == {"audio": 5, "image": 5} and model.classifier[0].in_features == 10
     assert set(model.projectors) == {"audio"}
     inputs, mask = make_inputs(TWO_MODALITIES, 4), mixed_mask(TWO_MODALITIES, 4)
     features = model.encode(inputs, mask)
     enhanced = model.projectors["audio"](features["audio"])
     fill = {m: model.missing_features[m] if missing == "learned" else torch.zeros(5) for m in TWO_MODALITIES}
-    parts = [torch.where(mask[:, j : j + 1], z, fill[m]) for j, (m, z) in enumerate(
-        (("audio", enhanced), ("image", features["image"])))]
+    parts = [
+        torch.where(mask[:, j : j + 1], z, fill[m])
+        for j, (m, z) in enumerate((("audio", enhanced), ("image", features["image"])))
+    ]
     assert_close(model(inputs, mask).logits, model.classifier(torch.cat(parts, dim=1)))
     with pytest.raises(ValueError, match=r"`projectors` among the modalities \['audio', 'image'\], got \['text'\]"):
         FeatureEarlyFusionModel(extractors, NUM_CLASSES, projectors=["text"])

@@ -178,8 +178,11 @@ def test_tokens_per_layer_and_cost_of_direct_injection_by_hand() -> None:
     assert cost.side_tokens_per_layer == {} and cost.side_macs == 0  # 002 Sec. 2.2: tokens join as tokenised
     assert cost.main_macs == block_macs(50, 16, 32) + 2 * block_macs(52, 16, 32)
     # one decoder block, one query over the 52-token memory: self 4d^2 + 2d, cross 2d^2 + 2Md^2 + 2Md, ff 2df
-    assert cost.decoder_macs == decoder_block_macs(52, 16, 32) == 4 * 256 + 32 + 2 * 256 + 2 * 52 * 256 + 2 * 52 * 16 \
-        + 2 * 16 * 32
+    assert (
+        cost.decoder_macs
+        == decoder_block_macs(52, 16, 32)
+        == 4 * 256 + 32 + 2 * 256 + 2 * 52 * 256 + 2 * 52 * 16 + 2 * 16 * 32
+    )
     assert cost.total_macs == cost.main_macs + cost.decoder_macs
     assert block_macs(10, 4, 8) == 4 * 10 * 16 + 2 * 100 * 4 + 2 * 10 * 4 * 8
 
@@ -217,8 +220,16 @@ def test_a_joining_modality_enters_exactly_as_tokenised_and_pooled() -> None:
 def test_fusion_spec_over_three_modalities_and_per_modality_pooling() -> None:
     shapes = {m: INPUT_SHAPES[m] for m in THREE_MODALITIES}  # audio 32 frames, image 49 patches, text 12 steps
     spec = {"text": 0, "image": 1, "audio": 3}  # the paper's {0: [text], 1: [image], 3: [audio]}
-    model = build_where_to_fuse(shapes, NUM_CLASSES, fusion_spec=spec, pooled_tokens={"image": 7, "audio": 4},
-                                dim=16, num_layers=NUM_LAYERS, heads=2, dropout=0.0)
+    model = build_where_to_fuse(
+        shapes,
+        NUM_CLASSES,
+        fusion_spec=spec,
+        pooled_tokens={"image": 7, "audio": 4},
+        dim=16,
+        num_layers=NUM_LAYERS,
+        heads=2,
+        dropout=0.0,
+    )
     assert model.pooled == {"image": 7, "audio": 4} and model.tokens_in == {"audio": 4, "image": 7, "text": 12}
     assert model.tokens_per_layer() == [1 + 12, 1 + 12 + 7, 1 + 12 + 7]  # audio joins after the last block
     cost = model.cost()
@@ -248,8 +259,11 @@ def test_decoder_layers_add_decoder_blocks() -> None:
         pytest.param({"primary": None, "fusion_spec": {"image": 0}}, r"missing \['audio'\]", id="missing"),
         pytest.param({"primary": None, "fusion_spec": {"image": 1, "audio": 2}}, "at layer 0", id="no-start"),
         pytest.param({"primary": None, "fusion_spec": {"image": 0, "audio": 9}}, r"layers in 0\.\.3", id="range"),
-        pytest.param({"primary": None, "fusion_spec": {"image": 0, "audio": 1}, "fusion_layer": 1},
-                     "goes with `primary`", id="layer-with-spec"),
+        pytest.param(
+            {"primary": None, "fusion_spec": {"image": 0, "audio": 1}, "fusion_layer": 1},
+            "goes with `primary`",
+            id="layer-with-spec",
+        ),
         pytest.param({"pooled_tokens": {"text": 2}}, r"`pooled_tokens` keys among", id="pool-key"),
         pytest.param({"decoder_layers": 0}, r"`decoder_layers` >= 1", id="decoder"),
         pytest.param({"encoder_tokens": ["audio"]}, "no encoder was built", id="encoder-tokens"),

@@ -39,8 +39,10 @@ def _hide(monkeypatch: pytest.MonkeyPatch, modules: tuple[str, ...]) -> None:
 
 @pytest.mark.parametrize(
     ("kind", "modules", "extra"),
-    [pytest.param("sentence", TEXT_MODULES, "text", id="sentence"),
-     pytest.param("efficientnet_lite0", VISION_MODULES, "vision", id="efficientnet")],
+    [
+        pytest.param("sentence", TEXT_MODULES, "text", id="sentence"),
+        pytest.param("efficientnet_lite0", VISION_MODULES, "vision", id="efficientnet"),
+    ],
 )
 def test_a_missing_extra_is_a_config_error_naming_the_pip_install(
     monkeypatch: pytest.MonkeyPatch, kind: str, modules: tuple[str, ...], extra: str

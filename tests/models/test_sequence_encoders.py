@@ -142,8 +142,11 @@ def test_a_variable_length_modality_needs_a_sequence_encoder(tmp_path: Path, enc
     config = _mosi_config(tmp_path, path.name, encoder)
     data = load(MOSIOptions(root=str(tmp_path)))
     shapes = {m: tuple(x.shape[1:]) for m, x in data.train.inputs.items()}
-    with pytest.raises(ConfigError, match=rf"`model.encoders.audio.kind: {encoder['kind']}` cannot read `audio`: "
-                                          r"its samples are variable-length .* \(gru, lstm, transformer"):
+    with pytest.raises(
+        ConfigError,
+        match=rf"`model.encoders.audio.kind: {encoder['kind']}` cannot read `audio`: "
+        r"its samples are variable-length .* \(gru, lstm, transformer",
+    ):
         build_model(config, shapes, 1, data.info.modalities)
     fixed = load(MOSIOptions(root=str(tmp_path), lengths="full"))  # every step is data: any encoder may read it
     if encoder["kind"] == "mlp":

@@ -15,7 +15,7 @@ def test_an_image_patch_token_is_the_linear_map_of_its_flattened_patch() -> None
     assert tokenizer.num_tokens == 8 and tokens.shape == (2, 8, 6)  # a 4 x 2 grid of 7x14 patches
     weight, bias = tokenizer.proj.weight.view(6, -1), tokenizer.proj.bias
     row, col = 2, 1  # token 2 * 2 + 1, row-major
-    patch = image[:, 0, row * 7:(row + 1) * 7, col * 14:(col + 1) * 14].reshape(2, -1)
+    patch = image[:, 0, row * 7 : (row + 1) * 7, col * 14 : (col + 1) * 14].reshape(2, -1)
     assert torch.allclose(tokens[:, row * 2 + col], patch @ weight.T + bias, atol=1e-5)
 
 
@@ -50,11 +50,16 @@ TOKENS = torch.tensor([[[1.0], [2.0], [3.0], [100.0]]])  # [B=1, N=4, dim=1]
 VALID = torch.tensor([[True, True, True, False]])  # three real tokens, then padding
 
 
-@pytest.mark.parametrize(("kind", "out", "expected"), [
-    ("mean", 1, [2.0]), ("max", 1, [3.0]),
-    # two groups of L=3 real tokens: 0..ceil(1.5)-1 = {0, 1} and floor(1.5)..ceil(3)-1 = {1, 2}
-    ("mean", 2, [1.5, 2.5]), ("max", 2, [2.0, 3.0]),
-])
+@pytest.mark.parametrize(
+    ("kind", "out", "expected"),
+    [
+        ("mean", 1, [2.0]),
+        ("max", 1, [3.0]),
+        # two groups of L=3 real tokens: 0..ceil(1.5)-1 = {0, 1} and floor(1.5)..ceil(3)-1 = {1, 2}
+        ("mean", 2, [1.5, 2.5]),
+        ("max", 2, [2.0, 3.0]),
+    ],
+)
 def test_pooling_a_padded_sequence_uses_only_its_real_tokens(kind: str, out: int, expected: list[float]) -> None:
     pool = TokenPool(kind, out, dim=1, heads=1)  # type: ignore[arg-type]
     assert pool(TOKENS, VALID).flatten().tolist() == pytest.approx(expected)

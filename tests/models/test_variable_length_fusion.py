@@ -57,11 +57,22 @@ def _same(model: torch.nn.Module, mask: Tensor) -> None:
 @pytest.mark.parametrize(("pool_kind", "pooled"), [("mean", 1), ("mean", 3), ("max", 2), ("attention", 2)])
 @pytest.mark.parametrize("fusion_layer", [0, 1, 2])
 @pytest.mark.parametrize("primary", MODALITIES)
-def test_where_to_fuse_padding_never_changes_outputs(primary: str, fusion_layer: int, pool_kind: str,
-                                                     pooled: int) -> None:
+def test_where_to_fuse_padding_never_changes_outputs(
+    primary: str, fusion_layer: int, pool_kind: str, pooled: int
+) -> None:
     torch.manual_seed(0)
-    model = build_where_to_fuse(SHAPES, 1, primary, dim=16, num_layers=2, heads=2, fusion_layer=fusion_layer,
-                                pool_kind=pool_kind, pooled_tokens=pooled, dropout=0.0).eval()
+    model = build_where_to_fuse(
+        SHAPES,
+        1,
+        primary,
+        dim=16,
+        num_layers=2,
+        heads=2,
+        fusion_layer=fusion_layer,
+        pool_kind=pool_kind,
+        pooled_tokens=pooled,
+        dropout=0.0,
+    ).eval()
     _same(model, _mixed_mask())
 
 
@@ -69,8 +80,18 @@ def test_where_to_fuse_padding_never_changes_outputs(primary: str, fusion_layer:
 @pytest.mark.parametrize("fusion_layer", [0, 1, 2])
 def test_unpooled_joining_sequences_keep_their_padding_masked(fusion_layer: int, injection: str) -> None:
     torch.manual_seed(0)
-    model = build_where_to_fuse(SHAPES, 1, "text", dim=16, num_layers=2, heads=2, fusion_layer=fusion_layer,
-                                pooled_tokens=None, injection=injection, dropout=0.0).eval()
+    model = build_where_to_fuse(
+        SHAPES,
+        1,
+        "text",
+        dim=16,
+        num_layers=2,
+        heads=2,
+        fusion_layer=fusion_layer,
+        pooled_tokens=None,
+        injection=injection,
+        dropout=0.0,
+    ).eval()
     _same(model, _mixed_mask())
 
 
@@ -96,8 +117,7 @@ def test_token_pool_over_all_tokens_matches_plain_pooling(kind: str, k: int) -> 
     pool = TokenPool(kind, k, 16, 4).eval()  # type: ignore[arg-type]
     tokens = torch.randn(4, 9, 16)
     with torch.no_grad():
-        torch.testing.assert_close(pool(tokens, torch.ones(4, 9, dtype=torch.bool)), pool(tokens),
-                                   rtol=1e-6, atol=1e-6)
+        torch.testing.assert_close(pool(tokens, torch.ones(4, 9, dtype=torch.bool)), pool(tokens), rtol=1e-6, atol=1e-6)
 
 
 def test_token_pool_groups_real_tokens_as_adaptive_pooling_would() -> None:
@@ -108,4 +128,3 @@ def test_token_pool_groups_real_tokens_as_adaptive_pooling_would() -> None:
     assert TokenPool("max", 2, 1, 1)(tokens, valid).flatten().tolist() == [3.0, 5.0]
     # one real token feeds every group
     assert TokenPool("mean", 3, 1, 1)(tokens, torch.arange(8).view(1, 8) < 1).flatten().tolist() == [1.0] * 3
-

@@ -28,8 +28,11 @@ def image_encoder(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_pretraining_records_modality_kind_and_input_shape(image_encoder: Path) -> None:
     metadata = read_encoder_metadata(image_encoder)
-    assert (metadata["modality"], metadata["kind"], json.loads(metadata["input_shape"])) == ("image", "cnn",
-                                                                                             [1, 28, 28])
+    assert (metadata["modality"], metadata["kind"], json.loads(metadata["input_shape"])) == (
+        "image",
+        "cnn",
+        [1, 28, 28],
+    )
 
 
 def test_an_image_encoder_loaded_as_audio_is_refused_at_dry_run(image_encoder: Path, tmp_path: Path) -> None:
@@ -50,15 +53,22 @@ def test_another_encoder_kind_is_named_before_its_layers(image_encoder: Path) ->
 
 def test_another_input_shape_is_refused(tmp_path: Path) -> None:
     encoder = build_encoder_from(CNNOptions(out_dim=32, widths=[8, 16]), (1, 64, 40))
-    path = save_encoder(encoder, tmp_path / "audio.safetensors",
-                        {"modality": "audio", "kind": "cnn", "input_shape": "[1, 64, 40]"})
+    path = save_encoder(
+        encoder, tmp_path / "audio.safetensors", {"modality": "audio", "kind": "cnn", "input_shape": "[1, 64, 40]"}
+    )
     with pytest.raises(ValueError, match=r"trained on inputs of shape \[1, 64, 40\].*have shape \[1, 40, 40\]"):
-        load_encoder(build_encoder_from(CNNOptions(out_dim=32, widths=[8, 16]), (1, 40, 40)), path, "audio",
-                     kind="cnn", input_shape=(1, 40, 40))
+        load_encoder(
+            build_encoder_from(CNNOptions(out_dim=32, widths=[8, 16]), (1, 40, 40)),
+            path,
+            "audio",
+            kind="cnn",
+            input_shape=(1, 40, 40),
+        )
 
 
-@pytest.mark.parametrize("content", [b"", b"\x00" * 10, b"random bytes that are not a header"],
-                         ids=["empty", "zeros", "random"])
+@pytest.mark.parametrize(
+    "content", [b"", b"\x00" * 10, b"random bytes that are not a header"], ids=["empty", "zeros", "random"]
+)
 def test_a_broken_weights_file_is_one_error(tmp_path: Path, content: bytes) -> None:
     path = tmp_path / "audio.safetensors"
     path.write_bytes(content)

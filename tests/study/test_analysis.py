@@ -101,7 +101,8 @@ def test_primary_family_is_the_primary_quantity_of_the_primary_pairs() -> None:
     analysis = analysis_of("pretrain")  # primary by default: the compared condition pairs
     primary = [c for c in analysis["comparisons"] if c["family"] == "primary"]
     assert [(c["group_a"], c["group_b"], c["label"]) for c in primary] == [
-        ("scratch", "pretrained", f"test accuracy ({FULL})")]  # scratch vs frozen has one seed: not compared
+        ("scratch", "pretrained", f"test accuracy ({FULL})")
+    ]  # scratch vs frozen has one seed: not compared
     assert analysis["primary_pairs"] == [["scratch", "pretrained"], ["scratch", "frozen"]]
     assert analysis["comparisons"][analysis["primary_comparison"]] == primary[0]
     axes = analysis_of("axes")  # one condition: the axis values against each axis' first value
@@ -116,7 +117,8 @@ def test_a_named_primary_pair_is_compared_and_the_others_are_secondary() -> None
     assert analysis["primary_pairs"] == [["pretrained", "scratch"]]
     primary = [c for c in analysis["comparisons"] if c["family"] == "primary"]
     assert [(c["group_a"], c["group_b"], c["label"]) for c in primary] == [
-        ("pretrained", "scratch", f"test accuracy ({FULL})")]
+        ("pretrained", "scratch", f"test accuracy ({FULL})")
+    ]
     other = comparison(analysis, "scratch", "pretrained", f"test accuracy ({FULL})")
     assert other["family"] == "secondary" and other["mean_diff"] == pytest.approx(-primary[0]["mean_diff"])
 
@@ -133,7 +135,8 @@ def test_time_is_described_not_tested() -> None:
         assert (c["ci_low"], c["ci_high"]) == pytest.approx((low, high))
     assert analysis["families"]["descriptive"] == len(time)
     assert sum(analysis["families"][f] for f in ("primary", "secondary")) == sum(
-        1 for c in analysis["comparisons"] if c["p_holm"] is not None)
+        1 for c in analysis["comparisons"] if c["p_holm"] is not None
+    )
 
 
 def test_failed_and_skipped_runs_are_listed_and_only_complete_pairs_are_compared() -> None:
@@ -245,8 +248,11 @@ def test_a_folder_without_results_names_the_missing_file(tmp_path: Path) -> None
     with pytest.raises(FileNotFoundError, match=r"results\.json.*holds no runs"):
         load_results(tmp_path)
     (tmp_path / "results.json").write_text(json.dumps({"study": "x"}))
-    with pytest.raises(ResultsError, match=r"results.json` does not follow docs/study_results.md: `modalities`: "
-                                           r"Field required; `runs`: Field required"):
+    with pytest.raises(
+        ResultsError,
+        match=r"results.json` does not follow docs/study_results.md: `modalities`: "
+        r"Field required; `runs`: Field required",
+    ):
         load_results(tmp_path)
 
 
@@ -267,10 +273,18 @@ def test_ptrain_ptest_rows_come_from_conditions_when_no_axis_sets_rates() -> Non
         curve = {"p_test": [0.0, 0.5, 1.0], "mean": values, "n": 3}
         return {"name": name, "condition": name, "axes": {}, "mmpt": {"audio": curve, "image": curve}}
 
-    groups = [group("complete", [0.9, 0.7, 0.5]), group("audio_0.5", [0.88, 0.8, 0.72]),
-              group("audio_0.9", [0.8, 0.78, 0.76]), group("image_0.5", [0.85, 0.8, 0.75])]
-    rates = {"complete": {"audio": 0.0, "image": 0.0}, "audio_0.5": {"audio": 0.5, "image": 0.0},
-             "audio_0.9": {"audio": 0.9, "image": 0.0}, "image_0.5": {"audio": 0.0, "image": 0.5}}
+    groups = [
+        group("complete", [0.9, 0.7, 0.5]),
+        group("audio_0.5", [0.88, 0.8, 0.72]),
+        group("audio_0.9", [0.8, 0.78, 0.76]),
+        group("image_0.5", [0.85, 0.8, 0.75]),
+    ]
+    rates = {
+        "complete": {"audio": 0.0, "image": 0.0},
+        "audio_0.5": {"audio": 0.5, "image": 0.0},
+        "audio_0.9": {"audio": 0.9, "image": 0.0},
+        "image_0.5": {"audio": 0.0, "image": 0.5},
+    }
     matrices = {m["modality"]: m for m in ptrain_ptest(groups, [], rates, ["audio", "image"])}
     assert matrices["audio"]["groups"] == ["complete", "audio_0.5", "audio_0.9"]
     assert matrices["audio"]["p_train"] == [0.0, 0.5, 0.9]

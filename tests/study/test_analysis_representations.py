@@ -30,38 +30,50 @@ def _rows(result: dict[str, Any], key: str) -> dict[tuple[str, str, str], dict[s
 def test_per_seed_pairs_against_the_baseline(analysed: tuple[Path, dict[str, Any]]) -> None:
     study, result = analysed
     assert json.loads((study / "representations" / "representations.json").read_text()) == result
-    assert result["baseline"] == "scratch" and result["cells"] == [{"axes": {}, "label": "all runs",
-                                                                    "seeds": [0, 1, 2]}]
+    assert result["baseline"] == "scratch" and result["cells"] == [
+        {"axes": {}, "label": "all runs", "seeds": [0, 1, 2]}
+    ]
     rows = _rows(result, "cka_summary")
     pretrained = rows[("audio", "pretrained", "pre-trained file vs fine-tuned")]
     assert pretrained["summary"]["n"] == 3 and set(pretrained["per_seed"]) == {"0", "1", "2"}
     assert 0.0 < pretrained["summary"]["mean"] < 1.0
     frozen = rows[("image", "frozen", "pre-trained file vs fine-tuned")]
     assert frozen["per_seed"] == {"0": pytest.approx(1.0, abs=1e-9)}  # only seed 0 of `frozen` completed
-    assert {c for (_, _, c) in rows} == {"pre-trained file vs fine-tuned", "vs scratch (trained)",
-                                         "pre-trained file vs scratch (trained)"}
+    assert {c for (_, _, c) in rows} == {
+        "pre-trained file vs fine-tuned",
+        "vs scratch (trained)",
+        "pre-trained file vs scratch (trained)",
+    }
     assert not any(condition == "scratch" for (_, condition, _) in rows)
 
 
 def test_study_numbers_equal_the_per_run_analysis(analysed: tuple[Path, dict[str, Any]], tmp_path: Path) -> None:
     """Seed 1 analysed on its own with `analyze_runs` gives the same CKA and probe values."""
     study, result = analysed
-    single = analyze_runs([study / "runs" / "scratch-s1", study / "runs" / "pretrained-s1"], tmp_path,
-                          methods=["pca"], max_points=100)
+    single = analyze_runs(
+        [study / "runs" / "scratch-s1", study / "runs" / "pretrained-s1"], tmp_path, methods=["pca"], max_points=100
+    )
     pairs = {(p["a"], p["b"]): p["cka"] for p in single["cka"]}
     rows = _rows(result, "cka_summary")
     assert rows[("audio", "pretrained", "vs scratch (trained)")]["per_seed"]["1"] == pytest.approx(
-        pairs[("scratch-s1/audio", "pretrained-s1/audio")], abs=1e-12)
+        pairs[("scratch-s1/audio", "pretrained-s1/audio")], abs=1e-12
+    )
     probes = _rows(result, "probe_summary")
     assert probes[("image", "pretrained", "pre-trained file")]["per_seed"]["1"] == pytest.approx(
-        single["probes"]["pretrained-s1/image@pretrained"]["test"]["accuracy"], abs=1e-12)
+        single["probes"]["pretrained-s1/image@pretrained"]["test"]["accuracy"], abs=1e-12
+    )
 
 
 def test_mean_matrices_and_figures(analysed: tuple[Path, dict[str, Any]]) -> None:
     study, result = analysed
     matrix = result["cka_matrices"]["all runs"]["audio"]
-    assert matrix["labels"] == ["scratch (trained)", "pretrained (pre-trained file)", "pretrained (trained)",
-                                "frozen (pre-trained file)", "frozen (trained)"]
+    assert matrix["labels"] == [
+        "scratch (trained)",
+        "pretrained (pre-trained file)",
+        "pretrained (trained)",
+        "frozen (pre-trained file)",
+        "frozen (trained)",
+    ]
     assert matrix["seeds"] == 1  # only seed 0 has every condition; seeds 1-2 have other views
     assert [row[i] for i, row in enumerate(matrix["matrix"])] == [1.0] * 5
     assert sorted(result["figures"]) == ["cka_audio", "cka_image", "projection_audio", "projection_image"]

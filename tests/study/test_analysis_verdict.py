@@ -31,8 +31,9 @@ PATTERNS = ["audio+image", "audio", "image"]
 
 
 def _runs(results: dict[str, Any], group: str) -> list[dict[str, Any]]:
-    return sorted((r for r in results["runs"] if r.get("group") == group and r["status"] == "completed"),
-                  key=lambda r: r["seed"])
+    return sorted(
+        (r for r in results["runs"] if r.get("group") == group and r["status"] == "completed"), key=lambda r: r["seed"]
+    )
 
 
 def _curve_mean(results: dict[str, Any], group: str) -> np.ndarray:
@@ -96,10 +97,12 @@ def test_best_and_runner_up_rank_the_primary_groups_by_their_mean() -> None:
     analysis = analysis_of("axes")
     means = {g["name"]: g["test"][FULL]["accuracy"]["mean"] for g in analysis["groups"]}
     ranked = sorted(means, key=means.get, reverse=True)
-    assert best_and_runner_up(analysis["groups"], [tuple(p) for p in analysis["primary_pairs"]], FULL, "accuracy",
-                              True) == (ranked[1], ranked[0])
-    assert best_and_runner_up(analysis["groups"], [tuple(p) for p in analysis["primary_pairs"]], FULL, "accuracy",
-                              False) == (ranked[-2], ranked[-1])  # lower is better: the smallest mean wins
+    assert best_and_runner_up(
+        analysis["groups"], [tuple(p) for p in analysis["primary_pairs"]], FULL, "accuracy", True
+    ) == (ranked[1], ranked[0])
+    assert best_and_runner_up(
+        analysis["groups"], [tuple(p) for p in analysis["primary_pairs"]], FULL, "accuracy", False
+    ) == (ranked[-2], ranked[-1])  # lower is better: the smallest mean wins
     pick = analysis["best_vs_runner_up"]
     assert (pick["runner_up"], pick["best"]) == (ranked[1], ranked[0])
     compared = analysis["comparisons"][pick["comparison"]]
@@ -122,7 +125,8 @@ def test_a_post_hoc_pair_joins_the_secondary_family_only() -> None:
     before, after = family_sizes(plain), family_sizes(extra)
     assert after["primary"] == before["primary"] and after["secondary"] == before["secondary"] + 1
     assert [c["p_holm"] for c in extra if c["family"] == "primary"] == [
-        c["p_holm"] for c in plain if c["family"] == "primary"]
+        c["p_holm"] for c in plain if c["family"] == "primary"
+    ]
 
 
 def test_seeds_for_power_use_the_observed_effect_and_the_primary_family_size() -> None:
@@ -134,8 +138,9 @@ def test_seeds_for_power_use_the_observed_effect_and_the_primary_family_size() -
     assert (adjusted is None) == (size == 1)
     if adjusted is not None:
         assert adjusted == asdict(seeds_for_power(primary["hedges_g"], 0.05 / size))
-    assert all("seeds_needed" not in c for c in analysis["comparisons"] if c["family"] == "secondary"
-               and not c["post_hoc"])
+    assert all(
+        "seeds_needed" not in c for c in analysis["comparisons"] if c["family"] == "secondary" and not c["post_hoc"]
+    )
 
 
 def test_test_set_intervals_come_from_the_test_samples() -> None:
@@ -165,10 +170,22 @@ def test_timing_conditions_and_their_caveat_come_from_the_execution_record() -> 
     results = results_of("pretrain")
     nodes = [r["node"] for r in results["runs"]]
     results["execution"] = [
-        {"workers": 1, "backend": "local", "cpus": 2, "threads_per_run": 1, "load_average": [0.2, 0.1, 0.1],
-         "nodes": nodes},
-        {"workers": 2, "backend": "local", "cpus": 2, "threads_per_run": 1, "load_average": [1.5, 1.0, 0.5],
-         "nodes": nodes[:3]},
+        {
+            "workers": 1,
+            "backend": "local",
+            "cpus": 2,
+            "threads_per_run": 1,
+            "load_average": [0.2, 0.1, 0.1],
+            "nodes": nodes,
+        },
+        {
+            "workers": 2,
+            "backend": "local",
+            "cpus": 2,
+            "threads_per_run": 1,
+            "load_average": [1.5, 1.0, 0.5],
+            "nodes": nodes[:3],
+        },
     ]
     analysis = analyse(results, study("pretrain"))
     timing = analysis["setup"]["timing_conditions"]

@@ -16,13 +16,33 @@ SPEC = Path(__file__).resolve().parents[2] / "configs" / "studies" / "pretrain_v
 
 @pytest.mark.slow
 def test_the_demo_spec_runs_on_a_three_modality_regression_dataset(tmp_path: Path) -> None:
-    data = write_folder(tmp_path / "data", "regression", {"train": 201, "validation": 61, "test": 81}, seed=3,
-                        variable=("series",))
+    data = write_folder(
+        tmp_path / "data", "regression", {"train": 201, "validation": 61, "test": 81}, seed=3, variable=("series",)
+    )
     base = user_config(data, "late_fusion.yaml", tmp_path / "late_fusion.yaml", tmp_path / "runs")
-    result = CliRunner().invoke(app, [
-        "study", str(SPEC), "--base", str(base), "--name", "folder_pretraining", "--root", str(tmp_path / "studies"),
-        "--set", "seeds=[0]", "--set", "analysis.threshold=null", "--set", "overrides=[training.epochs=1]",
-        "--set", "pretrain.overrides=[training.epochs=1]", "--set", "shared_overrides=[monitoring.enabled=false]"])
+    result = CliRunner().invoke(
+        app,
+        [
+            "study",
+            str(SPEC),
+            "--base",
+            str(base),
+            "--name",
+            "folder_pretraining",
+            "--root",
+            str(tmp_path / "studies"),
+            "--set",
+            "seeds=[0]",
+            "--set",
+            "analysis.threshold=null",
+            "--set",
+            "overrides=[training.epochs=1]",
+            "--set",
+            "pretrain.overrides=[training.epochs=1]",
+            "--set",
+            "shared_overrides=[monitoring.enabled=false]",
+        ],
+    )
     assert result.exit_code == 0, result.output
     study = tmp_path / "studies" / "folder_pretraining"
     results = json.loads((study / "results.json").read_text())

@@ -17,8 +17,11 @@ ENCODER_8_16 = {"kind": "cnn", "out_dim": 64, "widths": [8, 16]}
 
 
 def _conditions(config: Path | str) -> dict[str, object]:
-    return {"scratch": {}, "task_specific": {"pretrained": ["audio"]},
-            "related_task": {"pretrained": ["audio"], "pretrain_configs": {"audio": str(config)}}}
+    return {
+        "scratch": {},
+        "task_specific": {"pretrained": ["audio"]},
+        "related_task": {"pretrained": ["audio"], "pretrain_configs": {"audio": str(config)}},
+    }
 
 
 def _speaker_config(folder: Path) -> Path:
@@ -32,9 +35,13 @@ def _speaker_config(folder: Path) -> Path:
 
 def test_a_condition_loads_its_own_pretraining_as_a_separate_shared_node(tmp_path: Path) -> None:
     config = _speaker_config(tmp_path)
-    spec = write_spec(tmp_path, conditions=_conditions(config), pretrain={"overrides": ["training.epochs=1"]},
-                      shared_overrides=["monitoring.enabled=false", "model.encoders.audio.widths=[8,16]"],
-                      overrides=["training.epochs=1", "data.recipe={subset: 1200}"])
+    spec = write_spec(
+        tmp_path,
+        conditions=_conditions(config),
+        pretrain={"overrides": ["training.epochs=1"]},
+        shared_overrides=["monitoring.enabled=false", "model.encoders.audio.widths=[8,16]"],
+        overrides=["training.epochs=1", "data.recipe={subset: 1200}"],
+    )
     study = load_spec(spec)
     assert study.condition_pretrain == {"related_task": {"audio": config.resolve()}}
     assert study.derived == {"audio"}  # task_specific's audio is still derived from the base
@@ -43,8 +50,9 @@ def test_a_condition_loads_its_own_pretraining_as_a_separate_shared_node(tmp_pat
     assert study.pretrain_config("audio", {}, seed=1, condition="task_specific").data.dataset == "avdigits"
     graph = build_graph(study, tmp_path / "study")
     for seed in (0, 1):
-        pretraining = {n.config.data.dataset: n.id for n in graph.nodes.values()
-                       if n.kind == "pretrain" and n.seed == seed}
+        pretraining = {
+            n.config.data.dataset: n.id for n in graph.nodes.values() if n.kind == "pretrain" and n.seed == seed
+        }
         assert set(pretraining) == {"avdigits", "fsdd_speakers"}
         assert graph.nodes[f"related_task-s{seed}"].depends_on == (pretraining["fsdd_speakers"],)
         assert graph.nodes[f"task_specific-s{seed}"].depends_on == (pretraining["avdigits"],)
@@ -61,29 +69,49 @@ def test_the_shipped_transfer_study_compares_three_audio_encoders() -> None:
     assert study.pretrain_config("audio", {}, 0, "task_specific").data.dataset == "avdigits"
 
 
-@pytest.mark.parametrize(("conditions", "match"), [
-    pytest.param({"a": {"pretrained": ["audio"], "pretrain_configs": {"image": str(CONFIGS / "pretrain_image.yaml")}}},
-                 r"names `pretrain_configs` for \['image'\], which it does not pre-train", id="not-pretrained"),
-    pytest.param({"a": {"pretrained": ["audio"], "pretrain_configs": {"audio": "nowhere.yaml"}}},
-                 r"`study.conditions.a.pretrain_configs.audio` is `nowhere.yaml`.*does not exist", id="missing"),
-    pytest.param({"a": {"pretrained": ["audio"], "pretrain_configs": {"audio": str(CONFIGS / "late_fusion.yaml")}}},
-                 r"`study.conditions.a.pretrain_configs.audio`.*not a pre-training config for `audio`",
-                 id="not-a-pretraining"),
-    pytest.param({"a": {"pretrained": ["audio"], "pretrain_configs": {"audio": str(SPEAKERS)}}},
-                 r"for condition `a`\): unknown key `data.recipe`", id="shared-override-it-lacks"),
-])
+@pytest.mark.parametrize(
+    ("conditions", "match"),
+    [
+        pytest.param(
+            {"a": {"pretrained": ["audio"], "pretrain_configs": {"image": str(CONFIGS / "pretrain_image.yaml")}}},
+            r"names `pretrain_configs` for \['image'\], which it does not pre-train",
+            id="not-pretrained",
+        ),
+        pytest.param(
+            {"a": {"pretrained": ["audio"], "pretrain_configs": {"audio": "nowhere.yaml"}}},
+            r"`study.conditions.a.pretrain_configs.audio` is `nowhere.yaml`.*does not exist",
+            id="missing",
+        ),
+        pytest.param(
+            {"a": {"pretrained": ["audio"], "pretrain_configs": {"audio": str(CONFIGS / "late_fusion.yaml")}}},
+            r"`study.conditions.a.pretrain_configs.audio`.*not a pre-training config for `audio`",
+            id="not-a-pretraining",
+        ),
+        pytest.param(
+            {"a": {"pretrained": ["audio"], "pretrain_configs": {"audio": str(SPEAKERS)}}},
+            r"for condition `a`\): unknown key `data.recipe`",
+            id="shared-override-it-lacks",
+        ),
+    ],
+)
 def test_bad_condition_pretraining_is_named(tmp_path: Path, conditions: dict[str, object], match: str) -> None:
     with pytest.raises(ConfigError, match=match):
         load_spec(write_spec(tmp_path, conditions=conditions, analysis={}, pretrain=None))
 
 
 def test_templates_fill_the_condition_pretraining(tmp_path: Path) -> None:
-    conditions = {"scratch": {}, "{modality}_own": {"pretrained": ["{modality}"],
-                                                    "pretrain_configs": {"{modality}": str(CONFIGS / "pretrain_"
-                                                                                           "{modality}.yaml")}}}
+    conditions = {
+        "scratch": {},
+        "{modality}_own": {
+            "pretrained": ["{modality}"],
+            "pretrain_configs": {"{modality}": str(CONFIGS / "pretrain_{modality}.yaml")},
+        },
+    }
     study = load_spec(write_spec(tmp_path, conditions=conditions, pretrain=None, analysis={"baseline": "scratch"}))
-    assert study.condition_pretrain == {"audio_own": {"audio": CONFIGS / "pretrain_audio.yaml"},
-                                        "image_own": {"image": CONFIGS / "pretrain_image.yaml"}}
+    assert study.condition_pretrain == {
+        "audio_own": {"audio": CONFIGS / "pretrain_audio.yaml"},
+        "image_own": {"image": CONFIGS / "pretrain_image.yaml"},
+    }
     assert study.derived == frozenset()
 
 
@@ -106,7 +134,13 @@ def test_the_shipped_sensitivity_study_spans_lr_by_batch_size() -> None:
 
 def test_a_condition_pretraining_with_another_encoder_is_refused(tmp_path: Path) -> None:
     conditions = {"scratch": {}, "related_task": _conditions(SPEAKERS)["related_task"]}
-    spec = write_spec(tmp_path, conditions=conditions, pretrain=None, analysis={},
-                      shared_overrides=["monitoring.enabled=false"], overrides=["model.encoders.audio.out_dim=16"])
+    spec = write_spec(
+        tmp_path,
+        conditions=conditions,
+        pretrain=None,
+        analysis={},
+        shared_overrides=["monitoring.enabled=false"],
+        overrides=["model.encoders.audio.out_dim=16"],
+    )
     with pytest.raises(ConfigError, match="condition `related_task` loads a pre-trained `audio` encoder"):
         load_spec(spec)

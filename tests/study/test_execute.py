@@ -23,8 +23,25 @@ from fusebench.study.results import collect_results, summary_by_group
 from fusebench.study.spec import load_spec
 
 PATTERNS = ["audio+image", "audio", "image"]
-RUN_KEYS = {"node", "kind", "condition", "group", "axes", "seed", "status", "error", "run_dir", "depends_on",
-            "modality", "test", "curves", "timing", "model", "resources", "config_overrides"}
+RUN_KEYS = {
+    "node",
+    "kind",
+    "condition",
+    "group",
+    "axes",
+    "seed",
+    "status",
+    "error",
+    "run_dir",
+    "depends_on",
+    "modality",
+    "test",
+    "curves",
+    "timing",
+    "model",
+    "resources",
+    "config_overrides",
+}
 TOP_KEYS = {"study", "question", "modalities", "patterns", "seeds", "conditions", "axes", "analysis", "runs"}
 METRICS = {"loss", "accuracy", "f1_macro", "f1_micro", "f1_weighted", "count"}
 
@@ -52,10 +69,18 @@ def test_tiny_study_completes_and_results_follow_the_schema(reference: tuple[Pat
     assert (results["study"], results["seeds"], results["axes"]) == ("tiny", [0, 1], {})
     assert results["conditions"] == ["scratch", "pretrained", "audio_scratch"]
     assert results["patterns"] == PATTERNS and results["modalities"] == ["audio", "image"]
-    assert results["analysis"] == {"primary_metric": "accuracy", "threshold": 0.3, "patterns": PATTERNS,
-                                   "baseline": "scratch", "chance": None, "primary": None, "interval": "t",
-                                   "comparisons": [["scratch", "pretrained"], ["scratch", "audio_scratch"]],
-                                   "best_of": {}, "sensitivity": None}
+    assert results["analysis"] == {
+        "primary_metric": "accuracy",
+        "threshold": 0.3,
+        "patterns": PATTERNS,
+        "baseline": "scratch",
+        "chance": None,
+        "primary": None,
+        "interval": "t",
+        "comparisons": [["scratch", "pretrained"], ["scratch", "audio_scratch"]],
+        "best_of": {},
+        "sensitivity": None,
+    }
     (session,) = results["execution"]  # one invocation, with 1 worker, ran all 10 nodes
     assert (session["workers"], session["backend"], session["threads_per_run"]) == (1, "local", 1)
     assert sorted(session["nodes"]) == sorted(r["node"] for r in results["runs"]) and session["cpus"] >= 1
@@ -69,7 +94,11 @@ def test_tiny_study_completes_and_results_follow_the_schema(reference: tuple[Pat
         assert {"data", "fit", "training", "validation", "test", "total"} <= set(run["timing"])
     pretrained = runs["pretrained-s1"]
     assert (pretrained["kind"], pretrained["condition"], pretrained["group"], pretrained["seed"]) == (
-        "fusion", "pretrained", "pretrained", 1)
+        "fusion",
+        "pretrained",
+        "pretrained",
+        1,
+    )
     assert list(pretrained["test"]) == PATTERNS and set(pretrained["test"]["audio"]) == METRICS
     assert pretrained["test"]["audio+image"]["count"] == 100
     assert set(pretrained["curves"]["validation"]) == set(PATTERNS)
@@ -101,8 +130,9 @@ def test_results_csv_has_the_thesis_quantities_per_run(reference: tuple[Path, Pa
     runs = {r["node"]: r for r in results["runs"]}
 
     def value(node: str, split: str, pattern: str, metric: str) -> tuple[str, float]:
-        (row,) = [r for r in rows if (r["node"], r["split"], r["pattern"], r["metric"]) == (node, split, pattern,
-                                                                                            metric)]
+        (row,) = [
+            r for r in rows if (r["node"], r["split"], r["pattern"], r["metric"]) == (node, split, pattern, metric)
+        ]
         return row["epoch"], float(row["value"])
 
     pretrained, scratch = runs["pretrained-s1"], runs["scratch-s1"]
@@ -110,9 +140,11 @@ def test_results_csv_has_the_thesis_quantities_per_run(reference: tuple[Path, Pa
         for metric in ("accuracy", "loss"):
             ours, theirs = pretrained["test"][pattern][metric], scratch["test"][pattern][metric]
             assert value("pretrained-s1", "vs_baseline", pattern, f"{metric}_pct_change")[1] == pytest.approx(
-                100 * (ours - theirs) / theirs)
+                100 * (ours - theirs) / theirs
+            )
         assert value("pretrained-s1", "efficiency", pattern, "accuracy_per_training_second")[1] == pytest.approx(
-            pretrained["test"][pattern]["accuracy"] / pretrained["timing"]["training"])
+            pretrained["test"][pattern]["accuracy"] / pretrained["timing"]["training"]
+        )
         curve = pretrained["curves"]["validation"][pattern]["accuracy"]  # one epoch: best = last = epoch 1
         assert value("pretrained-s1", "best_epoch", pattern, "accuracy") == ("1", pytest.approx(max(curve)))
         assert value("pretrained-s1", "last_epoch", pattern, "accuracy") == ("1", pytest.approx(curve[-1]))
@@ -129,7 +161,8 @@ def test_existing_study_folder_needs_resume(reference: tuple[Path, Path, dict[st
 
 
 def test_resume_reruns_only_unfinished_nodes_with_identical_numbers(
-        reference: tuple[Path, Path, dict[str, Any]]) -> None:
+    reference: tuple[Path, Path, dict[str, Any]],
+) -> None:
     spec, study_dir, results = reference
     runs = study_dir / "runs"
     shutil.rmtree(runs / "pretrained-s1")  # killed before it wrote anything
@@ -139,8 +172,7 @@ def test_resume_reruns_only_unfinished_nodes_with_identical_numbers(
     assert rebuilt["audio_scratch-s0"]["status"] == "failed"
     image = rebuilt["pretrained-s0"]["timing"]  # its image encoder is now shared by one completed run, not two
     assert image["pretraining_amortised"]["image"] == image["pretraining"]["image"]
-    untouched = {d.name: (d / "status.json").stat().st_mtime_ns for d in runs.iterdir()
-                 if d.name != "audio_scratch-s0"}
+    untouched = {d.name: (d / "status.json").stat().st_mtime_ns for d in runs.iterdir() if d.name != "audio_scratch-s0"}
     console = _quiet()
     run_study(spec, workers=2, resume=True, study_root=study_dir.parent, console=console)  # a process pool
     lines = [line for line in console.file.getvalue().splitlines() if "] completed" in line]  # type: ignore[attr-defined]
@@ -149,14 +181,21 @@ def test_resume_reruns_only_unfinished_nodes_with_identical_numbers(
     assert numbers(read_json(study_dir / "results.json")) == numbers(results)
     sessions = read_json(study_dir / "results.json")["execution"]
     assert [s["workers"] for s in sessions] == [1, 2] and sorted(sessions[1]["nodes"]) == [
-        "audio_scratch-s0", "pretrained-s1"]
+        "audio_scratch-s0",
+        "pretrained-s1",
+    ]
 
 
 def test_failed_run_is_recorded_and_dependents_skipped_while_others_complete(tmp_path: Path) -> None:
-    pretrain = {"configs": {"image": TINY["pretrain"]["configs"]["image"]},
-                "overrides": ["training.epochs=1", "training.optimizer.lr=1e30"]}  # diverges at run time
-    conditions = {"scratch": {}, "broken": {"overrides": ["training.optimizer.lr=1e30"]},
-                  "pretrained": {"pretrained": ["image"]}}
+    pretrain = {
+        "configs": {"image": TINY["pretrain"]["configs"]["image"]},
+        "overrides": ["training.epochs=1", "training.optimizer.lr=1e30"],
+    }  # diverges at run time
+    conditions = {
+        "scratch": {},
+        "broken": {"overrides": ["training.optimizer.lr=1e30"]},
+        "pretrained": {"pretrained": ["image"]},
+    }
     spec = write_spec(tmp_path, name="crash", seeds=[0], pretrain=pretrain, conditions=conditions)
     console = _quiet()
     study_dir = run_study(spec, study_root=tmp_path / "studies", console=console)
@@ -169,8 +208,12 @@ def test_failed_run_is_recorded_and_dependents_skipped_while_others_complete(tmp
     assert runs["pretrained-s0"]["test"] == {} and runs["broken-s0"]["test"] == {}
     output = console.file.getvalue()  # type: ignore[attr-defined]
     assert "failed" in output and "skipped" in output and "NonFiniteLossError" in output
-    assert read_json(study_dir / "results.json")["progress"] == {"completed": 1, "failed": 2, "skipped": 1,
-                                                                "pending": 0}
+    assert read_json(study_dir / "results.json")["progress"] == {
+        "completed": 1,
+        "failed": 2,
+        "skipped": 1,
+        "pending": 0,
+    }
 
 
 def test_pretrain_axis_study_runs_identical_scratch_runs_once(tmp_path: Path) -> None:
@@ -182,7 +225,8 @@ def test_pretrain_axis_study_runs_identical_scratch_runs_once(tmp_path: Path) ->
     runs = {r["node"]: r for r in results["runs"]}
     assert results["axes"] == {"fraction": [0.5, 1.0]} and len(runs) == 6
     assert sorted(p.name for p in (study_dir / "runs").iterdir() if p.name.startswith("scratch")) == [
-        "scratch__fraction=0.5-s0"]
+        "scratch__fraction=0.5-s0"
+    ]
     twin, alias = runs["scratch__fraction=0.5-s0"], runs["scratch__fraction=1.0-s0"]
     assert alias["run_dir"] == twin["run_dir"] and alias["test"] == twin["test"] and alias["status"] == "completed"
     assert (alias["group"], alias["axes"]) == ("scratch|fraction=1.0", {"fraction": 1.0})

@@ -33,20 +33,27 @@ PATTERNS = [pattern_name(p) for p in all_patterns(MODALITIES)]  # all 2^3 - 1 = 
 FULL = "image+sensor+series"
 #: odd sizes: the training median and each label's majority are unambiguous
 SIZES = {"train": 401, "validation": 101, "test": 151}
-STUDIES = {"regression": {"metric": "mae", "threshold": 0.6, "seeds": [0, 1, 2]},
-           "multilabel": {"metric": "f1_samples", "threshold": 0.65, "seeds": [0, 1]}}
+STUDIES = {
+    "regression": {"metric": "mae", "threshold": 0.6, "seeds": [0, 1, 2]},
+    "multilabel": {"metric": "f1_samples", "threshold": 0.65, "seeds": [0, 1]},
+}
 
 
 def study_spec(name: str, base: Path, pretrain_image: Path, threshold: float, seeds: list[int]) -> dict[str, Any]:
     """pretrain_vs_scratch in small: nothing in it names a dataset, a task or a metric."""
-    return {"study": {
-        "name": name, "question": "Does pre-training the image encoder help?",
-        "base": str(base), "overrides": ["training.epochs=2"],
-        "pretrain": {"configs": {"image": str(pretrain_image)}, "overrides": ["training.epochs=2"]},
-        "shared_overrides": ["monitoring.enabled=false"],
-        "seeds": seeds, "conditions": {"scratch": {}, "pretrained": {"pretrained": ["image"]}},
-        "analysis": {"threshold": threshold, "baseline": "scratch"},
-    }}
+    return {
+        "study": {
+            "name": name,
+            "question": "Does pre-training the image encoder help?",
+            "base": str(base),
+            "overrides": ["training.epochs=2"],
+            "pretrain": {"configs": {"image": str(pretrain_image)}, "overrides": ["training.epochs=2"]},
+            "shared_overrides": ["monitoring.enabled=false"],
+            "seeds": seeds,
+            "conditions": {"scratch": {}, "pretrained": {"pretrained": ["image"]}},
+            "analysis": {"threshold": threshold, "baseline": "scratch"},
+        }
+    }
 
 
 @pytest.fixture(scope="module", params=list(STUDIES))
@@ -59,15 +66,25 @@ def study(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
     pretrain = user_config(data, "pretrain_image.yaml", root / "pretrain_image.yaml", runs)
     settings = STUDIES[kind]
     spec = root / "spec.yaml"
-    spec.write_text(yaml.safe_dump(study_spec(f"folder_{kind}", base, pretrain, settings["threshold"],
-                                              settings["seeds"]), sort_keys=False))
+    spec.write_text(
+        yaml.safe_dump(
+            study_spec(f"folder_{kind}", base, pretrain, settings["threshold"], settings["seeds"]), sort_keys=False
+        )
+    )
     result = CliRunner().invoke(app, ["study", str(spec), "--root", str(root / "studies"), "--workers", "1"])
     assert result.exit_code == 0, result.output
     study_dir = root / "studies" / f"folder_{kind}"
-    return {"kind": kind, "data": data, "dir": study_dir, "output": " ".join(result.output.split()), **settings,
-            "analysis": json.loads((study_dir / "analysis.json").read_text()),
-            "results": json.loads((study_dir / "results.json").read_text()),
-            "report": (study_dir / "report.md").read_text(), "html": (study_dir / "report.html").read_text()}
+    return {
+        "kind": kind,
+        "data": data,
+        "dir": study_dir,
+        "output": " ".join(result.output.split()),
+        **settings,
+        "analysis": json.loads((study_dir / "analysis.json").read_text()),
+        "results": json.loads((study_dir / "results.json").read_text()),
+        "report": (study_dir / "report.md").read_text(),
+        "html": (study_dir / "report.html").read_text(),
+    }
 
 
 def fusion_runs(study: dict[str, Any]) -> list[dict[str, Any]]:
@@ -170,7 +187,10 @@ def test_verdict_reads_the_direction_of_the_metric(study: dict[str, Any]) -> Non
     analysis, metric = study["analysis"], study["metric"]
     primary = analysis["comparisons"][analysis["primary_comparison"]]
     assert (primary["metric"], primary["pattern"], primary["higher_is_better"]) == (
-        metric, FULL, analysis["higher_is_better"])
+        metric,
+        FULL,
+        analysis["higher_is_better"],
+    )
     assert f"pretrained − scratch on test {metric} ({FULL}): mean difference" in study["report"]
     # the same record judged at a lenient alpha, so that the sentence must pick a direction
     loud = conclusion(primary, alpha=1.01)
@@ -199,9 +219,20 @@ def test_budget_and_decision_guide_read_the_direction_of_the_metric(study: dict[
 @pytest.mark.slow
 def test_cli_trains_the_shipped_config_on_a_regression_folder(tmp_path: Path) -> None:
     data = write_folder(tmp_path / "data", "regression", SIZES, seed=3)
-    result = CliRunner().invoke(app, [
-        "train", str(CONFIGS / "late_fusion.yaml"), f"data.root={data}", f"experiment.runs_dir={tmp_path / 'runs'}",
-        "training.epochs=2", "logging.progress_bar=false", "experiment.threads=1", "--run-id", "r"])
+    result = CliRunner().invoke(
+        app,
+        [
+            "train",
+            str(CONFIGS / "late_fusion.yaml"),
+            f"data.root={data}",
+            f"experiment.runs_dir={tmp_path / 'runs'}",
+            "training.epochs=2",
+            "logging.progress_bar=false",
+            "experiment.threads=1",
+            "--run-id",
+            "r",
+        ],
+    )
     assert result.exit_code == 0, result.output
     run_dir = tmp_path / "runs" / "folder_late_fusion" / "r"
     test = json.loads((run_dir / "test_metrics.json").read_text())

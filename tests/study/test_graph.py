@@ -13,10 +13,12 @@ from fusebench.study.graph import blocked_by, build_graph, read_plan, write_plan
 from fusebench.study.spec import load_spec
 
 PRETRAIN_ID = re.compile(r"^pretrain-(audio|image)-s(\d+)-[0-9a-f]{8}$")
-THREE_USERS = {"pretrained": {"pretrained": ["audio", "image"]}, "image_scratch": {"pretrained": ["audio"]},
-               "frozen": {"pretrained": ["audio", "image"],
-                          "overrides": ["model.freeze.audio=true", "model.freeze.image=true"]},
-               "scratch": {}}
+THREE_USERS = {
+    "pretrained": {"pretrained": ["audio", "image"]},
+    "image_scratch": {"pretrained": ["audio"]},
+    "frozen": {"pretrained": ["audio", "image"], "overrides": ["model.freeze.audio=true", "model.freeze.image=true"]},
+    "scratch": {},
+}
 
 
 def test_pretraining_node_shared_by_three_conditions_appears_once(tmp_path: Path) -> None:
@@ -39,8 +41,14 @@ def test_ids_are_stable_and_follow_the_scheme(tmp_path: Path) -> None:
     pretrain = [n for n in first.nodes if n.startswith("pretrain-")]
     assert len(pretrain) == 4 and all(PRETRAIN_ID.match(n) for n in pretrain)
     fusion = [n for n in first.nodes if not n.startswith("pretrain-")]
-    assert fusion == ["scratch-s0", "pretrained-s0", "audio_scratch-s0", "scratch-s1", "pretrained-s1",
-                      "audio_scratch-s1"]
+    assert fusion == [
+        "scratch-s0",
+        "pretrained-s0",
+        "audio_scratch-s0",
+        "scratch-s1",
+        "pretrained-s1",
+        "audio_scratch-s1",
+    ]
     # run order: each seed's pre-training comes before the fusion runs that load it
     order = list(first.nodes)
     for node in first.nodes.values():
@@ -71,13 +79,17 @@ def test_fusion_config_loads_the_pretraining_nodes_encoders(tmp_path: Path) -> N
 
 
 def test_pretrain_axis_gives_distinct_pretraining_nodes(tmp_path: Path) -> None:
-    axes = {"pretrain_fraction": {"key": "pretrain.data_fraction", "values": [0.5, 1.0], "target": "pretrain"},
-            "fusion": {"key": "model.fusion.method", "values": ["concat", "sum"]}}
+    axes = {
+        "pretrain_fraction": {"key": "pretrain.data_fraction", "values": [0.5, 1.0], "target": "pretrain"},
+        "fusion": {"key": "model.fusion.method", "values": ["concat", "sum"]},
+    }
     graph = build_graph(load_spec(write_spec(tmp_path, axes=axes, seeds=[0])), tmp_path / "tiny")
     pretrain = [graph.nodes[n] for n in graph.nodes if n.startswith("pretrain-")]
     assert len(pretrain) == 4  # 2 modalities x 2 fractions; the fusion axis adds none
-    fractions = sorted((n.modality, n.config.pretrain.data_fraction, n.axes["pretrain_fraction"])  # type: ignore[union-attr]
-                       for n in pretrain)
+    fractions = sorted(
+        (n.modality, n.config.pretrain.data_fraction, n.axes["pretrain_fraction"])  # type: ignore[union-attr]
+        for n in pretrain
+    )
     assert fractions == [("audio", 0.5, 0.5), ("audio", 1.0, 1.0), ("image", 0.5, 0.5), ("image", 1.0, 1.0)]
     node = graph.nodes["pretrained__pretrain_fraction=0.5__fusion=sum-s0"]
     assert node.axes == {"pretrain_fraction": 0.5, "fusion": "sum"} and node.config.model.fusion.method == "sum"

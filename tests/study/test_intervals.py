@@ -32,8 +32,7 @@ def test_t_interval_covers_95_percent_at_five_seeds() -> None:
 
 def test_bca_interval_undercovers_at_five_seeds() -> None:
     diffs = _studies(5, 1_000, seed=1)
-    result = stats.bootstrap((diffs,), np.mean, axis=-1, method="BCa", n_resamples=999,
-                             rng=np.random.default_rng(2))
+    result = stats.bootstrap((diffs,), np.mean, axis=-1, method="BCa", n_resamples=999, rng=np.random.default_rng(2))
     coverage = _coverage(result.confidence_interval.low, result.confidence_interval.high)
     assert coverage < 0.90  # about 0.84: why the report shows the t-interval for small n
 

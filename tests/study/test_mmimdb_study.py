@@ -22,19 +22,25 @@ CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "mmimdb"
 @pytest.mark.slow
 def test_pretrain_vs_scratch_study_reports_f1_samples_as_higher_is_better(tmp_path: Path) -> None:
     write_hdf5(tmp_path / "data" / "multimodal_imdb.hdf5")
-    spec = {"study": {
-        "name": "mmimdb_tiny",
-        "question": "Does a pre-trained text encoder help on MM-IMDB?",
-        "base": str(CONFIGS / "late_fusion.yaml"),
-        "overrides": ["training.epochs=3"],
-        "pretrain": {"configs": {"text": str(CONFIGS / "pretrain_text.yaml")}, "overrides": ["training.epochs=2"]},
-        "shared_overrides": [f"data.root={tmp_path / 'data'}", split_sizes_override(), "data.batch_size=32",
-                             "logging.progress_bar=false"],
-        "seeds": [0, 1],
-        "threads_per_run": 1,
-        "conditions": {"scratch": {}, "pretrained": {"pretrained": ["text"]}},
-        "analysis": {"primary_metric": "f1_samples", "threshold": 0.3, "baseline": "scratch"},
-    }}
+    spec = {
+        "study": {
+            "name": "mmimdb_tiny",
+            "question": "Does a pre-trained text encoder help on MM-IMDB?",
+            "base": str(CONFIGS / "late_fusion.yaml"),
+            "overrides": ["training.epochs=3"],
+            "pretrain": {"configs": {"text": str(CONFIGS / "pretrain_text.yaml")}, "overrides": ["training.epochs=2"]},
+            "shared_overrides": [
+                f"data.root={tmp_path / 'data'}",
+                split_sizes_override(),
+                "data.batch_size=32",
+                "logging.progress_bar=false",
+            ],
+            "seeds": [0, 1],
+            "threads_per_run": 1,
+            "conditions": {"scratch": {}, "pretrained": {"pretrained": ["text"]}},
+            "analysis": {"primary_metric": "f1_samples", "threshold": 0.3, "baseline": "scratch"},
+        }
+    }
     path = tmp_path / "tiny.yaml"
     path.write_text(yaml.safe_dump(spec))
     result = CliRunner().invoke(app, ["study", str(path), "--root", str(tmp_path / "studies"), "--workers", "1"])

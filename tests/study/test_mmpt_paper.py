@@ -51,27 +51,41 @@ def test_a_mixture_cell_is_the_exact_expected_accuracy() -> None:
 
 
 def _group(name: str, condition: str, means: dict[str, float]) -> dict[str, Any]:
-    return {"name": name, "condition": condition, "axes": {}, "n": 3,
-            "test": {p: {"accuracy": {"mean": v, "std": 0.01, "n": 3}} for p, v in means.items()}}
+    return {
+        "name": name,
+        "condition": condition,
+        "axes": {},
+        "n": 3,
+        "test": {p: {"accuracy": {"mean": v, "std": 0.01, "n": 3}} for p, v in means.items()},
+    }
 
 
 def test_best_of_reports_the_better_member_for_each_pattern() -> None:
-    groups = [_group("naive", "naive", {"audio+image": 0.80, "audio": 0.30, "image": 0.50}),
-              _group("dropout_audio", "dropout_audio", {"audio+image": 0.82, "audio": 0.35, "image": 0.60}),
-              _group("dropout_image", "dropout_image", {"audio+image": 0.79, "audio": 0.45, "image": 0.52})]
+    groups = [
+        _group("naive", "naive", {"audio+image": 0.80, "audio": 0.30, "image": 0.50}),
+        _group("dropout_audio", "dropout_audio", {"audio+image": 0.82, "audio": 0.35, "image": 0.60}),
+        _group("dropout_image", "dropout_image", {"audio+image": 0.79, "audio": 0.45, "image": 0.52}),
+    ]
     rules = {"dropout": ["dropout_audio", "dropout_image"]}
     (row,) = best_of(groups, rules, ["audio+image", "audio", "image"], "accuracy", higher=True)
     picked = {p: (c["member"], c["summary"]["mean"]) for p, c in row["cells"].items()}
     # the paper's rule (004 Sec. 4.1): the maximum of the two per-modality models; naive is not a member
-    assert picked == {"audio+image": ("dropout_audio", 0.82), "audio": ("dropout_image", 0.45),
-                      "image": ("dropout_audio", 0.60)}
+    assert picked == {
+        "audio+image": ("dropout_audio", 0.82),
+        "audio": ("dropout_image", 0.45),
+        "image": ("dropout_audio", 0.60),
+    }
     (lower,) = best_of(groups, rules, ["audio+image"], "mae", higher=False)
     assert lower["cells"]["audio+image"]["member"] is None  # no mae recorded: nothing is chosen
 
 
 def test_experts_are_pretraining_nodes_per_modality_fraction_and_seed(tmp_path: Path) -> None:
-    spec = write_spec(tmp_path, conditions={"scratch": {}, "pretrained": {"pretrained": ["audio", "image"]}},
-                      experts={"data_fractions": [1.0, 0.5]}, analysis={"baseline": "scratch"})
+    spec = write_spec(
+        tmp_path,
+        conditions={"scratch": {}, "pretrained": {"pretrained": ["audio", "image"]}},
+        experts={"data_fractions": [1.0, 0.5]},
+        analysis={"baseline": "scratch"},
+    )
     graph = build_graph(load_spec(spec), tmp_path / "study")
     pretrain = [n for n in graph.nodes.values() if n.kind == "pretrain"]
     # 2 seeds x 2 modalities x 2 fractions; the fraction-1.0 expert is the node `pretrained` loads
@@ -88,14 +102,22 @@ def test_experts_are_pretraining_nodes_per_modality_fraction_and_seed(tmp_path: 
     [
         pytest.param({"experts": {"data_fractions": [0.0]}}, r"in \(0, 1\]", id="fraction"),
         pytest.param({"experts": {"data_fractions": [0.5, 0.5]}}, "distinct", id="repeat"),
-        pytest.param({"experts": {"modalities": ["text"]}}, r"`study.experts.modalities` names \['text'\]",
-                     id="modality"),
-        pytest.param({"analysis": {"baseline": "scratch", "best_of": {"x": ["scratch", "nope"]}}},
-                     r"names conditions `nope`", id="best-of-unknown"),
-        pytest.param({"analysis": {"baseline": "scratch", "best_of": {"x": "scratch"}}},
-                     "must be a condition template", id="best-of-not-template"),
-        pytest.param({"analysis": {"baseline": "scratch", "best_of": {"x": ["scratch"]}}}, "at least two",
-                     id="best-of-one"),
+        pytest.param(
+            {"experts": {"modalities": ["text"]}}, r"`study.experts.modalities` names \['text'\]", id="modality"
+        ),
+        pytest.param(
+            {"analysis": {"baseline": "scratch", "best_of": {"x": ["scratch", "nope"]}}},
+            r"names conditions `nope`",
+            id="best-of-unknown",
+        ),
+        pytest.param(
+            {"analysis": {"baseline": "scratch", "best_of": {"x": "scratch"}}},
+            "must be a condition template",
+            id="best-of-not-template",
+        ),
+        pytest.param(
+            {"analysis": {"baseline": "scratch", "best_of": {"x": ["scratch"]}}}, "at least two", id="best-of-one"
+        ),
     ],
 )
 def test_expert_and_best_of_mistakes_are_named(tmp_path: Path, changes: dict[str, Any], match: str) -> None:
@@ -117,12 +139,27 @@ def test_mixture_study_end_to_end_matches_the_hand_formula(tmp_path: Path) -> No
     """The shipped mixture spec on a tiny subset: every reported number recomputed by hand from the runs."""
     root = tmp_path / "studies"
     shared = json.dumps([*TINY["shared_overrides"], "probe.enabled=true"])
-    result = CliRunner().invoke(app, [
-        "study", str(MIXTURE), "--root", str(root), "--set", "seeds=[0, 1]",
-        "--set", f"shared_overrides={shared}", "--set", "overrides=[training.epochs=1]",
-        "--set", "pretrain.overrides=[training.epochs=1]",
-        "--set", "axes={train_fraction: {key: data.train_fraction, values: [1.0, 0.5]}}",
-        "--set", "experts.data_fractions=[1.0, 0.5]"])
+    result = CliRunner().invoke(
+        app,
+        [
+            "study",
+            str(MIXTURE),
+            "--root",
+            str(root),
+            "--set",
+            "seeds=[0, 1]",
+            "--set",
+            f"shared_overrides={shared}",
+            "--set",
+            "overrides=[training.epochs=1]",
+            "--set",
+            "pretrain.overrides=[training.epochs=1]",
+            "--set",
+            "axes={train_fraction: {key: data.train_fraction, values: [1.0, 0.5]}}",
+            "--set",
+            "experts.data_fractions=[1.0, 0.5]",
+        ],
+    )
     assert result.exit_code == 0, result.output
     study = root / "mmpt_mixture"
     results = json.loads((study / "results.json").read_text())
@@ -136,7 +173,11 @@ def test_mixture_study_end_to_end_matches_the_hand_formula(tmp_path: Path) -> No
         experts[(run["modality"], fraction, run["seed"])] = run
     (grid,) = analysis["mixture"]
     assert [(p["train_missing"], p["test_missing"]) for p in grid["panels"]] == [
-        ("audio", "audio"), ("audio", "image"), ("image", "audio"), ("image", "image")]
+        ("audio", "audio"),
+        ("audio", "image"),
+        ("image", "audio"),
+        ("image", "image"),
+    ]
     for panel in grid["panels"]:
         assert panel["p_train"] == [0.0, 0.5] and panel["n"] == [2, 2]
         for row, p_train in enumerate(panel["p_train"]):
@@ -144,8 +185,11 @@ def test_mixture_study_end_to_end_matches_the_hand_formula(tmp_path: Path) -> No
             fraction = 1 - p_train if left == panel["train_missing"] else 1.0
             assert panel["expert_fraction"][row] == fraction
             for column, p_test in enumerate(grid["p_test"]):
-                by_hand = [(1 - p_test) * fusion[(1 - p_train, s)]["test"]["audio+image"]["accuracy"]
-                           + p_test * experts[(left, fraction, s)]["test"][left]["accuracy"] for s in (0, 1)]
+                by_hand = [
+                    (1 - p_test) * fusion[(1 - p_train, s)]["test"]["audio+image"]["accuracy"]
+                    + p_test * experts[(left, fraction, s)]["test"][left]["accuracy"]
+                    for s in (0, 1)
+                ]
                 assert panel["values"][row][column] == pytest.approx(sum(by_hand) / 2, abs=1e-6)
     # the weakness score (Definition 3): the ratio of the probes' training losses, mean over seeds
     (full_group,) = [g for g in analysis["groups"] if g["name"] == "naive|train_fraction=1.0"]
@@ -168,6 +212,7 @@ def test_mixture_study_end_to_end_matches_the_hand_formula(tmp_path: Path) -> No
     best = analysis["best_fusion"]
     assert best["training_fraction"] == 1.0 and best["naive"] == "naive|train_fraction=1.0"
     assert set(best["choices"]) == {"audio+image", "audio", "image"}
+
     # by hand: per pattern, the candidate with the best seed-mean accuracy among the fraction-1.0 models --
     # the naive group for every pattern, the expert of m for the pattern `m` alone
     def mean_accuracy(runs: list[dict[str, Any]], pattern: str) -> float:
@@ -184,13 +229,23 @@ def test_mixture_study_end_to_end_matches_the_hand_formula(tmp_path: Path) -> No
     # pattern without m (stochastic logit fusion, exact for accuracy), averaged over seeds
     for m in NAMES:
         rest = next(o for o in NAMES if o != m)
-        by_hand = [sum((1 - p) * naive_runs[s]["test"]["audio+image"]["accuracy"]
-                       + p * chosen[rest][1][s]["test"][rest]["accuracy"] for s in (0, 1)) / 2
-                   for p in best["curves"][m]["p_test"]]
+        by_hand = [
+            sum(
+                (1 - p) * naive_runs[s]["test"]["audio+image"]["accuracy"]
+                + p * chosen[rest][1][s]["test"][rest]["accuracy"]
+                for s in (0, 1)
+            )
+            / 2
+            for p in best["curves"][m]["p_test"]
+        ]
         assert best["curves"][m]["mean"] == pytest.approx(by_hand, abs=1e-6)
     report = (study / "report.md").read_text()
-    for heading in ("## Mixture of models (MMPT Appendix B, Figure 4)", "## Best-Fusion (MMPT section 4.5)",
-                    "## MMPT profile and modality weakness", "W(audio vs image)"):
+    for heading in (
+        "## Mixture of models (MMPT Appendix B, Figure 4)",
+        "## Best-Fusion (MMPT section 4.5)",
+        "## MMPT profile and modality weakness",
+        "W(audio vs image)",
+    ):
         assert heading in report
     assert "exactly (1 − p_test)" in report and (study / "figures" / "mixture_0.png").is_file()
     assert (study / "figures" / "best_fusion.png").is_file()

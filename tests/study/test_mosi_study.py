@@ -20,18 +20,24 @@ SEEDS = [0, 1, 2]
 
 def _spec(tmp_path: Path) -> Path:
     """Two conditions that must differ: the same model trained, and barely trained (lr 1e-7)."""
-    spec = {"study": {
-        "name": "mosi_mae",
-        "question": "Does training lower the test MAE on MOSI?",
-        "base": str(ROOT / "configs" / "mosi" / "late_fusion.yaml"),
-        "overrides": ["training.epochs=3", "training.optimizer.lr=0.003"],
-        "shared_overrides": [f"data.root={tmp_path}", "logging.progress_bar=false",
-                             "model.encoders.text.hidden=32", "model.encoders.audio.hidden=8",
-                             "model.encoders.vision.hidden=8"],
-        "seeds": SEEDS,
-        "conditions": {"untrained": {"overrides": ["training.optimizer.lr=0.0000001"]}, "trained": {}},
-        "analysis": {"threshold": 0.9, "baseline": "untrained"},
-    }}
+    spec = {
+        "study": {
+            "name": "mosi_mae",
+            "question": "Does training lower the test MAE on MOSI?",
+            "base": str(ROOT / "configs" / "mosi" / "late_fusion.yaml"),
+            "overrides": ["training.epochs=3", "training.optimizer.lr=0.003"],
+            "shared_overrides": [
+                f"data.root={tmp_path}",
+                "logging.progress_bar=false",
+                "model.encoders.text.hidden=32",
+                "model.encoders.audio.hidden=8",
+                "model.encoders.vision.hidden=8",
+            ],
+            "seeds": SEEDS,
+            "conditions": {"untrained": {"overrides": ["training.optimizer.lr=0.0000001"]}, "trained": {}},
+            "analysis": {"threshold": 0.9, "baseline": "untrained"},
+        }
+    }
     path = tmp_path / "mosi_mae.yaml"
     path.write_text(yaml.safe_dump(spec))
     return path
@@ -50,8 +56,10 @@ def test_mosi_study_report_treats_a_lower_mae_as_the_improvement(tmp_path: Path)
     assert len(results["patterns"]) == 7
 
     # the numbers the report compares are the runs' own test MAEs
-    mae = {c: [r["test"]["audio+text+vision"]["mae"] for r in results["runs"] if r["condition"] == c]
-           for c in ("untrained", "trained")}
+    mae = {
+        c: [r["test"]["audio+text+vision"]["mae"] for r in results["runs"] if r["condition"] == c]
+        for c in ("untrained", "trained")
+    }
     assert all(len(v) == len(SEEDS) for v in mae.values())
     head = next(c for c in analysis["comparisons"] if c["kind"] == "test" and c["pattern"] == "audio+text+vision")
     assert (head["group_a"], head["group_b"]) == ("untrained", "trained")
@@ -75,6 +83,7 @@ def test_mosi_study_report_treats_a_lower_mae_as_the_improvement(tmp_path: Path)
     assert all(v is None for g in analysis["groups"] for v in g["efficiency"].values())
     assert re.search(r"^\| trained \| 3 \| – \| 0\.\d{4} ± ", report, flags=re.MULTILINE)
     assert "efficiency" not in (study / "results.csv").read_text()
-    untrained = [r["curves"]["validation"]["audio+text+vision"]["mae"] for r in results["runs"]
-                 if r["condition"] == "untrained"]
+    untrained = [
+        r["curves"]["validation"]["audio+text+vision"]["mae"] for r in results["runs"] if r["condition"] == "untrained"
+    ]
     assert min(min(curve) for curve in untrained) > 0.9

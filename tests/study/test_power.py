@@ -35,12 +35,15 @@ def test_power_matches_a_simulated_paired_t_test() -> None:
     assert rejected >= 0.79
 
 
-@pytest.mark.parametrize(("effect", "reason"), [
-    pytest.param(0.0, "observed effect is zero", id="zero"),
-    pytest.param(math.nan, "undefined", id="nan"),
-    pytest.param(None, "undefined", id="none"),
-    pytest.param(0.01, f"more than {MAX_SEEDS} seeds", id="tiny"),
-])
+@pytest.mark.parametrize(
+    ("effect", "reason"),
+    [
+        pytest.param(0.0, "observed effect is zero", id="zero"),
+        pytest.param(math.nan, "undefined", id="nan"),
+        pytest.param(None, "undefined", id="none"),
+        pytest.param(0.01, f"more than {MAX_SEEDS} seeds", id="tiny"),
+    ],
+)
 def test_no_number_when_none_exists(effect: float | None, reason: str) -> None:
     advice = seeds_for_power(effect)
     assert advice.seeds is None and reason in advice.reason

@@ -24,8 +24,12 @@ def rendered(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def digest(folder: Path) -> dict[str, str]:
-    files = ["analysis.json", "report.html", "report.md", *sorted(f"figures/{p.name}" for p in
-                                                                  (folder / "figures").glob("*.png"))]
+    files = [
+        "analysis.json",
+        "report.html",
+        "report.md",
+        *sorted(f"figures/{p.name}" for p in (folder / "figures").glob("*.png")),
+    ]
     return {f: hashlib.sha256((folder / f).read_bytes()).hexdigest() for f in files}
 
 
@@ -54,8 +58,18 @@ def test_headline_numbers_come_from_analysis_json(rendered: Path) -> None:
     assert num(primary["mean_diff"]).lstrip("-") in html
 
 
-@pytest.mark.parametrize(("p", "text"), [(0.0625, "0.0625"), (0.7, "0.700"), (1.0, "1.00"), (0.04567, "0.0457"),
-                                         (0.001, "0.00100"), (0.00041, "4.10e-04"), (None, "–")])
+@pytest.mark.parametrize(
+    ("p", "text"),
+    [
+        (0.0625, "0.0625"),
+        (0.7, "0.700"),
+        (1.0, "1.00"),
+        (0.04567, "0.0457"),
+        (0.001, "0.00100"),
+        (0.00041, "4.10e-04"),
+        (None, "–"),
+    ],
+)
 def test_p_values_have_three_significant_digits(p: float | None, text: str) -> None:
     assert pvalue(p) == text
 
@@ -69,16 +83,21 @@ def test_report_separates_primary_secondary_and_described_comparisons(rendered: 
     analysis = read_json(rendered / "analysis.json")
     for name in ("report.html", "report.md"):
         text = (rendered / name).read_text()
-        for heading in ("Primary comparisons", "Secondary comparisons", "Time (described, not tested)",
-                        "Decision guide: did pre-training pay for itself?"):
+        for heading in (
+            "Primary comparisons",
+            "Secondary comparisons",
+            "Time (described, not tested)",
+            "Decision guide: did pre-training pay for itself?",
+        ):
             assert heading in text, (name, heading)
         assert f"family of {analysis['families']['primary']} test" in text
         assert "95% intervals: paired t-interval (the interval of the paired t-test)." in text
         assert "test set ±" in text and "Wilson binomial interval" in text
         assert "seeds for 80% power" in text and "--workers 1" in text
         assert "pre-training (data + fit)" in text and "shared among this study's arms" in text
-        assert text.rstrip().endswith("</html>" if name.endswith("html") else "The timing caveats of the Wall time "
-                                                                               "section apply.")
+        assert text.rstrip().endswith(
+            "</html>" if name.endswith("html") else "The timing caveats of the Wall time section apply."
+        )
     verdict_text = (rendered / "report.md").read_text().split("## Verdict")[1].split("## Learning curves")[0]
     assert "Primary family (1 test with a defined p-value" in verdict_text
     assert "Total time (1 comparison) is described, not tested" in verdict_text
@@ -96,7 +115,7 @@ def test_verdict_follows_the_holm_p_value(rendered: Path) -> None:
 
 def test_failed_runs_section_lists_errors(rendered: Path) -> None:
     html = (rendered / "report.html").read_text()
-    section = html[html.index("Failed, skipped or unfinished runs"):]
+    section = html[html.index("Failed, skipped or unfinished runs") :]
     assert "2 of 15 runs did not complete" in section
     assert "frozen-s1" in section and "FileNotFoundError" in section and "frozen-s2" in section
 

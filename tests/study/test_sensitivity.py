@@ -26,22 +26,41 @@ CELLS = list(itertools.product(AXES["lr"], AXES["batch_size"]))
 #: scratch: a steep surface, each seed offset by 0.1 in every cell; cell means 0.6, 0.7, 0.8, 0.9
 STEEP = {cell: [0.5 + 0.1 * i + 0.1 * s for s in range(3)] for i, cell in enumerate(CELLS)}
 #: pretrained: nearly flat, seed-specific wiggles
-FLAT = {CELLS[0]: [0.70, 0.68, 0.75], CELLS[1]: [0.72, 0.70, 0.75], CELLS[2]: [0.70, 0.71, 0.74],
-        CELLS[3]: [0.72, 0.69, 0.76]}
+FLAT = {
+    CELLS[0]: [0.70, 0.68, 0.75],
+    CELLS[1]: [0.72, 0.70, 0.75],
+    CELLS[2]: [0.70, 0.71, 0.74],
+    CELLS[3]: [0.72, 0.69, 0.76],
+}
 
 
-def _groups(surfaces: dict[str, dict[tuple[float, int], list[float]]],
-            extra: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-    return [{"name": f"{condition}|lr={lr}|batch_size={batch}", "condition": condition,
-             "axes": {"lr": lr, "batch_size": batch, **(extra or {})},
-             "per_seed": [{"seed": s, "test": {PATTERN: v}} for s, v in enumerate(values)]}
-            for condition, cells in surfaces.items() for (lr, batch), values in cells.items()]
+def _groups(
+    surfaces: dict[str, dict[tuple[float, int], list[float]]], extra: dict[str, Any] | None = None
+) -> list[dict[str, Any]]:
+    return [
+        {
+            "name": f"{condition}|lr={lr}|batch_size={batch}",
+            "condition": condition,
+            "axes": {"lr": lr, "batch_size": batch, **(extra or {})},
+            "per_seed": [{"seed": s, "test": {PATTERN: v}} for s, v in enumerate(values)],
+        }
+        for condition, cells in surfaces.items()
+        for (lr, batch), values in cells.items()
+    ]
 
 
 @pytest.fixture
 def analysed() -> dict[str, Any]:
-    result = sensitivity_analysis(_groups({"scratch": STEEP, "pretrained": FLAT}), AXES, ["lr", "batch_size"],
-                                  ["scratch", "pretrained"], "scratch", "accuracy", PATTERN, True)
+    result = sensitivity_analysis(
+        _groups({"scratch": STEEP, "pretrained": FLAT}),
+        AXES,
+        ["lr", "batch_size"],
+        ["scratch", "pretrained"],
+        "scratch",
+        "accuracy",
+        PATTERN,
+        True,
+    )
     assert result is not None and len(result) == 1
     return result[0]
 
@@ -54,12 +73,15 @@ def test_surface_spreads_by_hand(analysed: dict[str, Any]) -> None:
     assert spread["std"] == pytest.approx(expected_std) and spread["range"] == pytest.approx(0.3)
     # every seed adds the same offset to every cell, so each resample has the same spread of means
     assert spread["bootstrap_low"] == pytest.approx(expected_std) and spread["bootstrap_high"] == pytest.approx(
-        expected_std)
+        expected_std
+    )
     assert steep["per_seed_spread"]["per_seed"] == {str(s): pytest.approx(expected_std) for s in range(3)}
     assert steep["noise"]["within_cell_std"] == pytest.approx(0.1)  # 0.1 apart within each cell
     assert steep["noise"]["flat_surface_spread"] == pytest.approx(0.1 / math.sqrt(3))
-    assert steep["best_cell"] == {"lr": 0.003, "batch_size": 128} and steep["worst_cell"] == {"lr": 0.001,
-                                                                                               "batch_size": 32}
+    assert steep["best_cell"] == {"lr": 0.003, "batch_size": 128} and steep["worst_cell"] == {
+        "lr": 0.001,
+        "batch_size": 32,
+    }
     means = [np.mean(v) for v in FLAT.values()]
     assert flat["spread_of_means"]["std"] == pytest.approx(np.std(means, ddof=1))
     assert analysed["most_sensitive"] == "scratch"
@@ -87,19 +109,22 @@ def test_sentences_name_the_more_sensitive_condition(analysed: dict[str, Any]) -
 
 def test_no_detectable_difference_is_said_so() -> None:
     noisy = {c: [v + 0.02 * ((i + s) % 2) for s, v in enumerate(values)] for i, (c, values) in enumerate(FLAT.items())}
-    result = sensitivity_analysis(_groups({"a": FLAT, "b": noisy}), AXES, ["lr", "batch_size"], ["a", "b"], "a",
-                                  "accuracy", PATTERN, True)
+    result = sensitivity_analysis(
+        _groups({"a": FLAT, "b": noisy}), AXES, ["lr", "batch_size"], ["a", "b"], "a", "accuracy", PATTERN, True
+    )
     assert result is not None
     assert any("do not differ detectably" in line for line in sentences(result[0]))
 
 
 def test_other_axes_make_slices_and_missing_cells_are_counted() -> None:
     groups = [*_groups({"scratch": STEEP}, {"fusion": "concat"}), *_groups({"scratch": FLAT}, {"fusion": "sum"})]
-    groups = [g for g in groups if not (g["axes"]["fusion"] == "sum" and g["axes"]["lr"] == 0.003
-                                       and g["axes"]["batch_size"] == 128)]
+    groups = [
+        g
+        for g in groups
+        if not (g["axes"]["fusion"] == "sum" and g["axes"]["lr"] == 0.003 and g["axes"]["batch_size"] == 128)
+    ]
     axes = {**AXES, "fusion": ["concat", "sum"]}
-    result = sensitivity_analysis(groups, axes, ["lr", "batch_size"], ["scratch"], "scratch", "accuracy", PATTERN,
-                                  True)
+    result = sensitivity_analysis(groups, axes, ["lr", "batch_size"], ["scratch"], "scratch", "accuracy", PATTERN, True)
     assert result is not None and [s["fixed"] for s in result] == [{"fusion": "concat"}, {"fusion": "sum"}]
     missing = result[1]["surfaces"][0]
     assert missing["cells_with_values"] == 3 and missing["complete_seeds"] == []

@@ -35,8 +35,11 @@ TINY: dict[str, Any] = {
         "monitoring.enabled=false",
     ],
     "seeds": [0, 1],
-    "conditions": {"scratch": {}, "pretrained": {"pretrained": ["audio", "image"]},
-                   "audio_scratch": {"pretrained": ["image"]}},
+    "conditions": {
+        "scratch": {},
+        "pretrained": {"pretrained": ["audio", "image"]},
+        "audio_scratch": {"pretrained": ["image"]},
+    },
     "analysis": {"threshold": 0.3, "baseline": "scratch"},
 }
 
@@ -64,8 +67,7 @@ def test_shipped_studies_load_and_validate(path: Path) -> None:
 
 
 def test_shipped_studies_are_all_there() -> None:
-    assert {p.stem for p in SHIPPED} >= {"pretrain_vs_scratch", "fusion_methods", "missing_rates",
-                                        "pretrain_fraction"}
+    assert {p.stem for p in SHIPPED} >= {"pretrain_vs_scratch", "fusion_methods", "missing_rates", "pretrain_fraction"}
 
 
 def test_tiny_spec_resolves_seed_threads_and_overrides(tmp_path: Path) -> None:
@@ -88,25 +90,40 @@ def _spec_error(tmp_path: Path, **changes: Any) -> str:
 @pytest.mark.parametrize(
     ("changes", "expected"),
     [
-        pytest.param({"conditons": {"a": {}}}, r"unknown key `study.conditons` \(did you mean `study.conditions`",
-                     id="unknown-top-key"),
-        pytest.param({"conditions": {"scratch": {"pretrianed": ["audio"]}}},
-                     r"unknown key `study.conditions.scratch.pretrianed` \(did you mean "
-                     r"`study.conditions.scratch.pretrained`", id="unknown-condition-key"),
+        pytest.param(
+            {"conditons": {"a": {}}},
+            r"unknown key `study.conditons` \(did you mean `study.conditions`",
+            id="unknown-top-key",
+        ),
+        pytest.param(
+            {"conditions": {"scratch": {"pretrianed": ["audio"]}}},
+            r"unknown key `study.conditions.scratch.pretrianed` \(did you mean "
+            r"`study.conditions.scratch.pretrained`",
+            id="unknown-condition-key",
+        ),
         pytest.param({"conditions": {}}, r"`study.conditions`: .*at least 1", id="no-conditions"),
         pytest.param({"seeds": [0, 1, 0]}, r"`seeds` must be unique, got \[0, 1, 0\]", id="duplicate-seeds"),
         pytest.param({"analysis": {"baseline": "scrach"}}, r"names conditions `scrach`", id="unknown-baseline"),
         pytest.param({"conditions": {"a__b": {}}}, r"no `__`, got `a__b`", id="bad-condition-name"),
-        pytest.param({"axes": {"fusion": {"key": "model.fusion.method", "values": ["sum", "sum"]}}},
-                     r"axis values must be distinct", id="duplicate-axis-values"),
-        pytest.param({"threads_per_run": 0}, r"`study.threads_per_run`: Input should be greater than or equal to 1",
-                     id="threads"),
-        pytest.param({"analysis": {"primary": [["scratch", "pretraind"]]}}, r"names conditions `pretraind`",
-                     id="unknown-primary"),
-        pytest.param({"analysis": {"primary": [["scratch", "scratch"]]}},
-                     r"compares a condition with itself: \[\['scratch', 'scratch'\]\]", id="primary-self"),
-        pytest.param({"analysis": {"interval": "percentile"}}, r"`study.analysis.interval`.*'t', 'bca' or 'auto'",
-                     id="interval"),
+        pytest.param(
+            {"axes": {"fusion": {"key": "model.fusion.method", "values": ["sum", "sum"]}}},
+            r"axis values must be distinct",
+            id="duplicate-axis-values",
+        ),
+        pytest.param(
+            {"threads_per_run": 0}, r"`study.threads_per_run`: Input should be greater than or equal to 1", id="threads"
+        ),
+        pytest.param(
+            {"analysis": {"primary": [["scratch", "pretraind"]]}}, r"names conditions `pretraind`", id="unknown-primary"
+        ),
+        pytest.param(
+            {"analysis": {"primary": [["scratch", "scratch"]]}},
+            r"compares a condition with itself: \[\['scratch', 'scratch'\]\]",
+            id="primary-self",
+        ),
+        pytest.param(
+            {"analysis": {"interval": "percentile"}}, r"`study.analysis.interval`.*'t', 'bca' or 'auto'", id="interval"
+        ),
     ],
 )
 def test_spec_mistakes_name_the_key(tmp_path: Path, changes: dict[str, Any], expected: str) -> None:
@@ -163,23 +180,41 @@ def test_analysis_patterns_are_checked(tmp_path: Path) -> None:
 
 def test_templates_and_pretrained_all_expand_for_the_base_configs_modalities(tmp_path: Path) -> None:
     """One spec fits any dataset: conditions named `{modality}_...` expand per modality of the base."""
-    conditions = {"scratch": {}, "pretrained": {"pretrained": "all"},
-                  "{modality}_scratch": {"pretrained": "all", "scratch": ["{modality}"]},
-                  "only_{modality}": {"pretrained": ["{modality}"]}}
-    spec = write_spec(tmp_path, conditions=conditions, pretrain=None,
-                      analysis={"baseline": "scratch", "comparisons": [["scratch", "audio_scratch"]]})
+    conditions = {
+        "scratch": {},
+        "pretrained": {"pretrained": "all"},
+        "{modality}_scratch": {"pretrained": "all", "scratch": ["{modality}"]},
+        "only_{modality}": {"pretrained": ["{modality}"]},
+    }
+    spec = write_spec(
+        tmp_path,
+        conditions=conditions,
+        pretrain=None,
+        analysis={"baseline": "scratch", "comparisons": [["scratch", "audio_scratch"]]},
+    )
     study = load_spec(spec)
     assert {name: c.pretrained for name, c in study.spec.conditions.items()} == {
-        "scratch": [], "pretrained": ["audio", "image"], "audio_scratch": ["image"], "image_scratch": ["audio"],
-        "only_audio": ["audio"], "only_image": ["image"]}
+        "scratch": [],
+        "pretrained": ["audio", "image"],
+        "audio_scratch": ["image"],
+        "image_scratch": ["audio"],
+        "only_audio": ["audio"],
+        "only_image": ["image"],
+    }
     assert study.derived == {"audio", "image"}  # no `pretrain.configs`: each encoder from the base config
 
 
 def test_pretraining_derived_from_the_base_config_keeps_one_encoder_and_no_fusion_settings(tmp_path: Path) -> None:
-    spec = write_spec(tmp_path, pretrain={"overrides": ["training.epochs=2"]},
-                      shared_overrides=[*TINY["shared_overrides"], "data.missing_rate={audio: 0.3}",
-                                        "training.strategy.modality_dropout=0.2",
-                                        "training.strategy.modality_dropout_of=any"])
+    spec = write_spec(
+        tmp_path,
+        pretrain={"overrides": ["training.epochs=2"]},
+        shared_overrides=[
+            *TINY["shared_overrides"],
+            "data.missing_rate={audio: 0.3}",
+            "training.strategy.modality_dropout=0.2",
+            "training.strategy.modality_dropout_of=any",
+        ],
+    )
     study = load_spec(spec)
     config = study.pretrain_config("audio", {}, seed=1)
     assert config.pretrain is not None and config.pretrain.modality == "audio"
@@ -205,11 +240,17 @@ def test_spec_runs_on_another_base_name_and_settings(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("conditions", "match"),
     [
-        pytest.param({"a": {"pretrained": ["image"], "scratch": ["audio"]}}, "`scratch`.*goes with `pretrained: all`",
-                     id="scratch-without-all"),
+        pytest.param(
+            {"a": {"pretrained": ["image"], "scratch": ["audio"]}},
+            "`scratch`.*goes with `pretrained: all`",
+            id="scratch-without-all",
+        ),
         pytest.param({"a": {"pretrained": ["text"]}}, r"condition `a` names modalities \['text'\]", id="unknown"),
-        pytest.param({"{modality}_x": {"pretrained": "all", "scratch": ["{modality}", "video"]}},
-                     r"condition `audio_x` names modalities \['video'\]", id="template-unknown"),
+        pytest.param(
+            {"{modality}_x": {"pretrained": "all", "scratch": ["{modality}", "video"]}},
+            r"condition `audio_x` names modalities \['video'\]",
+            id="template-unknown",
+        ),
     ],
 )
 def test_bad_conditions_are_named(tmp_path: Path, conditions: dict, match: str) -> None:

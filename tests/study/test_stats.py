@@ -23,9 +23,7 @@ PRETRAINED = np.array([0.949, 0.955, 0.950, 0.957, 0.952, 0.948, 0.953, 0.956, 0
 
 
 def _compare(a, b, **kwargs) -> PairedComparison:
-    return paired_comparison(
-        a, b, metric="accuracy", condition_a="scratch", condition_b="pretrained", **kwargs
-    )
+    return paired_comparison(a, b, metric="accuracy", condition_a="scratch", condition_b="pretrained", **kwargs)
 
 
 def _record(p: float, name: str = "x") -> PairedComparison:
@@ -60,9 +58,15 @@ def test_default_interval_is_the_paired_t_interval_of_scipy() -> None:
     assert at_90.ci_high - at_90.ci_low < result.ci_high - result.ci_low
 
 
-@pytest.mark.parametrize(("interval", "n", "expected"), [
-    pytest.param("auto", 5, "t", id="auto-small-n"), pytest.param("auto", 10, "bca", id="auto-n10"),
-    pytest.param("t", 10, "t", id="t"), pytest.param("bca", 5, "bca", id="bca-small-n")])
+@pytest.mark.parametrize(
+    ("interval", "n", "expected"),
+    [
+        pytest.param("auto", 5, "t", id="auto-small-n"),
+        pytest.param("auto", 10, "bca", id="auto-n10"),
+        pytest.param("t", 10, "t", id="t"),
+        pytest.param("bca", 5, "bca", id="bca-small-n"),
+    ],
+)
 def test_interval_choice_is_recorded(interval: str, n: int, expected: str) -> None:
     result = _compare(SCRATCH[:n], PRETRAINED[:n], interval=interval, n_resamples=999)
     assert result.ci_method == expected

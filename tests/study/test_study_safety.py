@@ -42,8 +42,9 @@ def _runs(study_dir: Path) -> dict[str, dict[str, str]]:
 
 
 @pytest.mark.parametrize("how", ["move", "copy"])
-def test_a_moved_or_copied_study_resumes_without_rerunning(finished: tuple[Path, Path], tmp_path: Path,
-                                                           how: str) -> None:
+def test_a_moved_or_copied_study_resumes_without_rerunning(
+    finished: tuple[Path, Path], tmp_path: Path, how: str
+) -> None:
     spec, original = finished
     source = tmp_path / "before" / "safe"
     shutil.copytree(original, source)
@@ -88,14 +89,19 @@ def test_a_failed_re_evaluation_does_not_make_resume_retrain(finished: tuple[Pat
     assert "3 already complete, 0 to run" in _output(console) and _runs(study_dir) == before
 
 
-def test_a_completed_run_whose_config_changed_is_moved_aside_not_deleted(finished: tuple[Path, Path],
-                                                                        tmp_path: Path) -> None:
+def test_a_completed_run_whose_config_changed_is_moved_aside_not_deleted(
+    finished: tuple[Path, Path], tmp_path: Path
+) -> None:
     spec, original = finished
     study_dir = tmp_path / "safe"
     shutil.copytree(original, study_dir)
     old = folder_digest(study_dir / "runs" / "scratch-s0")
-    changed = write_spec(tmp_path, name="safe", seeds=[0],
-                         conditions={**CONDITIONS, "scratch": {"overrides": ["training.optimizer.lr=0.002"]}})
+    changed = write_spec(
+        tmp_path,
+        name="safe",
+        seeds=[0],
+        conditions={**CONDITIONS, "scratch": {"overrides": ["training.optimizer.lr=0.002"]}},
+    )
     console = _quiet()
     run_study(changed, resume=True, study_root=tmp_path, console=console)
     assert "2 already complete, 1 to run" in _output(console) and "superseded:" in _output(console)
@@ -110,16 +116,20 @@ def test_a_study_root_that_is_a_file_is_one_error(finished: tuple[Path, Path], t
     assert result.exit_code == 2 and "`--root` needs" in result.output and "is a file" in result.output
 
 
-
 def test_the_report_renders_when_a_whole_condition_and_a_pre_training_failed(tmp_path: Path) -> None:
     from tests.study.test_spec import TINY
 
     from fusebench.study.report import render_report
 
-    pretrain = {"configs": {"image": TINY["pretrain"]["configs"]["image"]},
-                "overrides": ["training.epochs=1", "training.optimizer.lr=1e30"]}  # diverges at run time
-    conditions = {"scratch": {}, "broken": {"overrides": ["training.optimizer.lr=1e30"]},
-                  "pretrained": {"pretrained": ["image"]}}
+    pretrain = {
+        "configs": {"image": TINY["pretrain"]["configs"]["image"]},
+        "overrides": ["training.epochs=1", "training.optimizer.lr=1e30"],
+    }  # diverges at run time
+    conditions = {
+        "scratch": {},
+        "broken": {"overrides": ["training.optimizer.lr=1e30"]},
+        "pretrained": {"pretrained": ["image"]},
+    }
     spec = write_spec(tmp_path, name="partial", seeds=[0], pretrain=pretrain, conditions=conditions)
     study_dir = run_study(spec, study_root=tmp_path / "studies", console=_quiet())
     html, markdown = render_report(study_dir)
@@ -143,9 +153,25 @@ def test_an_unreachable_ray_address_fails_in_seconds(finished: tuple[Path, Path]
         port = probe.getsockname()[1]
     spec, _ = finished
     root = Path(__file__).resolve().parents[2]
-    done = subprocess.run([sys.executable, "-m", "fusebench", "study", str(spec), "--root", str(tmp_path),
-                           "--backend", "ray", "--address", f"127.0.0.1:{port}"], capture_output=True, text=True,
-                          timeout=120, env={**os.environ, "PYTHONPATH": str(root / "src")})  # it used to hang
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "fusebench",
+            "study",
+            str(spec),
+            "--root",
+            str(tmp_path),
+            "--backend",
+            "ray",
+            "--address",
+            f"127.0.0.1:{port}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(root / "src")},
+    )  # it used to hang
     assert done.returncode == 2, done.stdout + done.stderr
     assert f"Could not reach the Ray cluster at `--address 127.0.0.1:{port}`" in done.stdout
     assert "Traceback" not in done.stdout + done.stderr

@@ -23,15 +23,21 @@ def test_percent_change_efficiency_and_best_vs_last_by_hand() -> None:
     assert percent_change(0.5, 0.0) is None and percent_change(None, 0.5) is None
     assert efficiency(0.819, 271.9) == pytest.approx(0.819 / 271.9) and efficiency(0.8, 0.0) is None
     assert best_and_last([0.5, 0.8, 0.8, 0.7], higher_is_better=True) == pytest.approx(
-        {"best_epoch": 2, "best": 0.8, "last_epoch": 4, "last": 0.7, "gap": -0.1})  # ties: the earliest epoch
+        {"best_epoch": 2, "best": 0.8, "last_epoch": 4, "last": 0.7, "gap": -0.1}
+    )  # ties: the earliest epoch
     assert best_and_last([0.9, 0.4, None, 0.6], higher_is_better=False) == pytest.approx(
-        {"best_epoch": 2, "best": 0.4, "last_epoch": 4, "last": 0.6, "gap": 0.2})
+        {"best_epoch": 2, "best": 0.4, "last_epoch": 4, "last": 0.6, "gap": 0.2}
+    )
     assert best_and_last([], True) is None
 
 
 def test_baseline_run_is_the_same_seed_and_axes_of_the_baseline_condition() -> None:
-    runs = [{"node": f"{c}-s{s}", "kind": "fusion", "condition": c, "seed": s, "axes": {"f": f}, "status": "completed"}
-            for c in ("scratch", "pre") for s in (0, 1) for f in ("a", "b")]
+    runs = [
+        {"node": f"{c}-s{s}", "kind": "fusion", "condition": c, "seed": s, "axes": {"f": f}, "status": "completed"}
+        for c in ("scratch", "pre")
+        for s in (0, 1)
+        for f in ("a", "b")
+    ]
     run = runs[-1]  # pre, seed 1, f = b
     assert baseline_run(run, runs, "scratch") == runs[3]
     assert baseline_run(runs[0], runs, "scratch") is None  # the baseline itself
@@ -68,7 +74,8 @@ def test_efficiency_best_vs_last_and_resources_summaries(name: str) -> None:
     assert g["best_vs_last"][FULL]["best"]["mean"] == pytest.approx(np.mean([max(c) for c in curves]))
     assert g["best_vs_last"][FULL]["last"]["mean"] == pytest.approx(np.mean([c[-1] for c in curves]))
     assert g["best_vs_last"][FULL]["best_epoch"]["mean"] == pytest.approx(
-        np.mean([int(np.argmax(c)) + 1 for c in curves]))
+        np.mean([int(np.argmax(c)) + 1 for c in curves])
+    )
     resources = [json.loads((study("pretrain") / r["run_dir"] / "resources.json").read_text()) for r in runs]
     for key in ("weights_bytes", "peak_rss_bytes", "inference_samples_per_second"):
         assert g["resources"][key]["mean"] == pytest.approx(np.mean([res[key] for res in resources]))

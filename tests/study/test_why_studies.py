@@ -19,8 +19,9 @@ STUDIES = ROOT / "configs" / "studies"
 def tiny_base(folder: Path) -> Path:
     """configs/avdigits/demo.yaml on 240 training pairs of the AV-digits subset, 1 epoch, no monitoring."""
     raw = yaml.safe_load((ROOT / "configs" / "avdigits" / "demo.yaml").read_text())
-    raw["data"].update({"recipe": {"subset": 1200}, "limit": {"train": 240, "validation": 100, "test": 200},
-                        "batch_size": 32})
+    raw["data"].update(
+        {"recipe": {"subset": 1200}, "limit": {"train": 240, "validation": 100, "test": 200}, "batch_size": 32}
+    )
     raw["training"]["epochs"] = 1
     raw["monitoring"] = {"enabled": False}
     path = folder / "tiny_demo.yaml"
@@ -30,20 +31,40 @@ def tiny_base(folder: Path) -> Path:
 
 @pytest.mark.slow
 def test_sensitivity_study_reports_the_surface_per_condition(tmp_path: Path) -> None:
-    result = CliRunner().invoke(app, [
-        "study", str(STUDIES / "hyperparameter_sensitivity.yaml"), "--base", str(tiny_base(tmp_path)),
-        "--name", "sensitivity", "--root", str(tmp_path / "studies"), "--set", "seeds=[0, 1]",
-        "--set", "axes.lr.values=[0.001, 0.01]", "--set", "axes.batch_size.values=[16, 64]"])
+    result = CliRunner().invoke(
+        app,
+        [
+            "study",
+            str(STUDIES / "hyperparameter_sensitivity.yaml"),
+            "--base",
+            str(tiny_base(tmp_path)),
+            "--name",
+            "sensitivity",
+            "--root",
+            str(tmp_path / "studies"),
+            "--set",
+            "seeds=[0, 1]",
+            "--set",
+            "axes.lr.values=[0.001, 0.01]",
+            "--set",
+            "axes.batch_size.values=[16, 64]",
+        ],
+    )
     assert result.exit_code == 0, result.output
     study = tmp_path / "studies" / "sensitivity"
     analysis = json.loads((study / "analysis.json").read_text())
     (slice_,) = analysis["sensitivity"]
-    assert slice_["axes"] == ["lr", "batch_size"] and [s["condition"] for s in slice_["surfaces"]] == ["scratch",
-                                                                                                     "pretrained"]
+    assert slice_["axes"] == ["lr", "batch_size"] and [s["condition"] for s in slice_["surfaces"]] == [
+        "scratch",
+        "pretrained",
+    ]
     for surface in slice_["surfaces"]:
         assert [c["summary"]["n"] for c in surface["cells"]] == [2, 2, 2, 2]
-        group = next(g for g in analysis["groups"] if g["condition"] == surface["condition"]
-                     and g["axes"] == {"lr": 0.01, "batch_size": 16})
+        group = next(
+            g
+            for g in analysis["groups"]
+            if g["condition"] == surface["condition"] and g["axes"] == {"lr": 0.01, "batch_size": 16}
+        )
         cell = next(c for c in surface["cells"] if c["axes"] == {"lr": 0.01, "batch_size": 16})
         assert cell["summary"]["mean"] == pytest.approx(group["test"]["audio+image"]["accuracy"]["mean"])
     (comparison,) = slice_["comparisons"]
@@ -56,10 +77,23 @@ def test_sensitivity_study_reports_the_surface_per_condition(tmp_path: Path) -> 
 @pytest.mark.slow
 def test_transfer_study_pretrains_on_speakers_and_analyze_compares_the_encoders(tmp_path: Path) -> None:
     runner = CliRunner()
-    result = runner.invoke(app, [
-        "study", str(STUDIES / "transfer_speakers.yaml"), "--base", str(tiny_base(tmp_path)), "--name", "transfer",
-        "--root", str(tmp_path / "studies"), "--set", "seeds=[0, 1]",
-        "--set", "shared_overrides=[training.epochs=1, 'data.limit={train: 240, validation: 100, test: 200}']"])
+    result = runner.invoke(
+        app,
+        [
+            "study",
+            str(STUDIES / "transfer_speakers.yaml"),
+            "--base",
+            str(tiny_base(tmp_path)),
+            "--name",
+            "transfer",
+            "--root",
+            str(tmp_path / "studies"),
+            "--set",
+            "seeds=[0, 1]",
+            "--set",
+            "shared_overrides=[training.epochs=1, 'data.limit={train: 240, validation: 100, test: 200}']",
+        ],
+    )
     assert result.exit_code == 0, result.output
     study = tmp_path / "studies" / "transfer"
     results = json.loads((study / "results.json").read_text())
@@ -74,8 +108,9 @@ def test_transfer_study_pretrains_on_speakers_and_analyze_compares_the_encoders(
     assert [datasets[d] for d in task["depends_on"]] == ["avdigits"]
     assert "pre-training audio (fsdd_speakers):" in (study / "report.md").read_text()
 
-    analyzed = runner.invoke(app, ["analyze", "--study", str(study), "--projection", "pca", "--max-points", "100",
-                                   "--no-probes"])  # probes over seeds: tests/study/test_analysis_representations.py
+    analyzed = runner.invoke(
+        app, ["analyze", "--study", str(study), "--projection", "pca", "--max-points", "100", "--no-probes"]
+    )  # probes over seeds: tests/study/test_analysis_representations.py
     assert analyzed.exit_code == 0, analyzed.output
     payload = json.loads((study / "representations" / "representations.json").read_text())
     rows = {(r["modality"], r["condition"], r["comparison"]): r["summary"]["n"] for r in payload["cka_summary"]}

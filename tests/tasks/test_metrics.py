@@ -80,8 +80,7 @@ def test_regression_mae_and_corr() -> None:
 def test_regression_acc2_has_zero_and_non_zero() -> None:
     # has-zero: truth >= 0 -> [F, F, T, T, T, T]; pred >= 0 -> [F, T, F, T, T, T]: 4 of 6 agree
     assert _regression("acc2_has0") == pytest.approx(4 / 6)
-    assert _regression("f1_has0") == pytest.approx(
-        f1_score([0, 0, 1, 1, 1, 1], [0, 1, 0, 1, 1, 1], average="weighted"))
+    assert _regression("f1_has0") == pytest.approx(f1_score([0, 0, 1, 1, 1, 1], [0, 1, 0, 1, 1, 1], average="weighted"))
     # non-zero: the two label-0 samples are dropped; truth > 0 -> [F, F, T, T], pred > 0 -> [F, T, T, T]: 3 of 4
     assert _regression("acc2_non0") == pytest.approx(3 / 4)
     assert _regression("f1_non0") == pytest.approx(f1_score([0, 0, 1, 1], [0, 1, 1, 1], average="weighted"))

@@ -12,10 +12,12 @@ from fusebench.tasks import Task
 def test_losses_follow_the_kind_and_the_choice() -> None:
     logits = torch.tensor([[2.0, 0.0, -1.0], [0.0, 1.0, 0.0]])
     assert float(Task("multiclass", 3).compute_loss(logits, torch.tensor([0, 2]))) == pytest.approx(
-        float(F.cross_entropy(logits, torch.tensor([0, 2]))))
+        float(F.cross_entropy(logits, torch.tensor([0, 2])))
+    )
     multi_hot = torch.tensor([[1.0, 0.0, 1.0], [0.0, 1.0, 0.0]])
     assert float(Task("multilabel", 3).compute_loss(logits, multi_hot)) == pytest.approx(
-        float(F.binary_cross_entropy_with_logits(logits, multi_hot)))
+        float(F.binary_cross_entropy_with_logits(logits, multi_hot))
+    )
     scores, truth = torch.tensor([[0.5], [-1.0]]), torch.tensor([1.0, 1.0])
     assert float(Task("regression", 1).compute_loss(scores, truth)) == pytest.approx((0.5 + 2.0) / 2)  # L1
     assert float(Task("regression", 1, loss="mse").compute_loss(scores, truth)) == pytest.approx((0.25 + 4.0) / 2)
@@ -70,8 +72,12 @@ def test_constant_predictor_regression_is_the_training_median() -> None:
         pytest.param(Task("multilabel", 2), torch.tensor([[0.0, 2.0]]), "values 0 or 1", id="not-binary"),
         pytest.param(Task("regression", 1), torch.tensor([1, 2]), "float regression targets", id="int-scores"),
         pytest.param(Task("regression", 1), torch.tensor([1.0, float("nan")]), "NaN or Inf", id="nan"),
-        pytest.param(Task("regression", 1, target_range=(-3.0, 3.0)), torch.tensor([0.0, 3.5]),
-                     r"targets in \[-3.0, 3.0\]", id="out-of-range"),
+        pytest.param(
+            Task("regression", 1, target_range=(-3.0, 3.0)),
+            torch.tensor([0.0, 3.5]),
+            r"targets in \[-3.0, 3.0\]",
+            id="out-of-range",
+        ),
     ],
 )
 def test_check_target_names_what_was_expected(task: Task, target: torch.Tensor, match: str) -> None:

@@ -290,8 +290,10 @@ def _verify_files(folder: Path, recipe: AVDigitsRecipe) -> None:
     checksums = manifest.get("checksums")
     if not isinstance(checksums, dict):
         with _exclusive(folder):
-            checksums = {name: {"bytes": (folder / name).stat().st_size, "sha256": _sha256(folder / name)}
-                         for name in manifest.get("files", [])}
+            checksums = {
+                name: {"bytes": (folder / name).stat().st_size, "sha256": _sha256(folder / name)}
+                for name in manifest.get("files", [])
+            }
             payload = json.dumps({**manifest, "checksums": checksums}, indent=1).encode()
             atomic_write(folder / "manifest.json", lambda out: out.write(payload))
         _log.warning("AV-digits cache %s had no file checksums; recorded them from its files.", folder)

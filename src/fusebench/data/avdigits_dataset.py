@@ -36,16 +36,22 @@ def avdigits_info(recipe: AVDigitsRecipe) -> DatasetInfo:
 
 
 def load(options: AVDigitsOptions) -> LoadedDataset:
-    raw = load_avdigits(options.recipe, source_root=options.root, cache_dir=options.cache_dir,
-                        limit={str(k): v for k, v in options.limit.items()} or None)
+    raw = load_avdigits(
+        options.recipe,
+        source_root=options.root,
+        cache_dir=options.cache_dir,
+        limit={str(k): v for k, v in options.limit.items()} or None,
+    )
     splits = {name: Split({m: raw[name].inputs[m] for m in MODALITIES}, raw[name].target) for name in SPLITS}
     return LoadedDataset(splits["train"], splits["validation"], splits["test"], avdigits_info(options.recipe))
 
 
-ENTRY = register_dataset(DatasetEntry(
-    name="avdigits",
-    options=AVDigitsOptions,
-    load=load,
-    task=lambda options: avdigits_info(options.recipe).task,
-    summary="MNIST images + FSDD spoken digits (the embedded default, built from ../shared/data); 10 classes",
-))
+ENTRY = register_dataset(
+    DatasetEntry(
+        name="avdigits",
+        options=AVDigitsOptions,
+        load=load,
+        task=lambda options: avdigits_info(options.recipe).task,
+        summary="MNIST images + FSDD spoken digits (the embedded default, built from ../shared/data); 10 classes",
+    )
+)

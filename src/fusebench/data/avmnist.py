@@ -63,13 +63,18 @@ class AVMNISTOptions(DataOptions):
     dataset: Literal["avmnist"] = "avmnist"
     root: str | None = Field(default=None, description=f"the AV-MNIST folder; default ${DATA_ENV_VAR}/avmnist")
     validation_fraction: float = Field(
-        default=MULTIBENCH_VALIDATION_FRACTION, gt=0.0, lt=1.0,
-        description="validation = this share of the training file's last rows (MultiBench: 1/12)")
+        default=MULTIBENCH_VALIDATION_FRACTION,
+        gt=0.0,
+        lt=1.0,
+        description="validation = this share of the training file's last rows (MultiBench: 1/12)",
+    )
     validation_size: int | None = Field(
-        default=None, ge=1, description="validation = exactly this many last training rows (instead of a fraction)")
+        default=None, ge=1, description="validation = exactly this many last training rows (instead of a fraction)"
+    )
     scale: float = Field(default=255.0, gt=0.0, description="the files' full-scale value; inputs are divided by it")
     normalisation: Literal["divide", "standardise"] = Field(
-        default="divide", description="divide: x / scale (MultiBench); standardise: then training mean and std")
+        default="divide", description="divide: x / scale (MultiBench); standardise: then training mean and std"
+    )
 
     @model_validator(mode="after")
     def _one_validation_rule(self) -> AVMNISTOptions:
@@ -81,10 +86,15 @@ class AVMNISTOptions(DataOptions):
         """How many of the training file's last rows are the validation split."""
         n = self.validation_size if self.validation_size is not None else round(train_rows * self.validation_fraction)
         if not 1 <= n < train_rows:
-            rule = (f"validation_size={self.validation_size}" if self.validation_size is not None
-                    else f"validation_fraction={self.validation_fraction:g}")
-            raise DataError(f"`{where}` has {train_rows} rows, so {rule} leaves {n} validation rows; expected at "
-                             f"least 1 validation row and 1 training row.")
+            rule = (
+                f"validation_size={self.validation_size}"
+                if self.validation_size is not None
+                else f"validation_fraction={self.validation_fraction:g}"
+            )
+            raise DataError(
+                f"`{where}` has {train_rows} rows, so {rule} leaves {n} validation rows; expected at "
+                f"least 1 validation row and 1 training row."
+            )
         return n
 
 
@@ -129,16 +139,17 @@ def _check_layout(root: Path, arrays: dict[str, np.ndarray], split: str) -> int:
     counts = {name: arrays[name].shape[0] for name in ("image", "audio", "labels")}
     if len(set(counts.values())) != 1:
         found = ", ".join(f"{relative_paths(split)[k]} {n}" for k, n in counts.items())
-        raise DataError(f"AV-MNIST {split} files in `{root}` disagree on the number of samples ({found}); expected "
-                         f"the same N in all three.")
+        raise DataError(
+            f"AV-MNIST {split} files in `{root}` disagree on the number of samples ({found}); expected "
+            f"the same N in all three."
+        )
     if counts["labels"] == 0:
         raise DataError(f"`{files['labels']}` holds no samples; expected N >= 1.")
     arrays["labels"] = read_labels(files["labels"], labels, 0, counts["labels"], classes=CLASSES)  # all, small
     return int(counts["labels"])
 
 
-def _read(root: Path, arrays: dict[str, np.ndarray], split: str, rows: tuple[int, int],
-          scale: float) -> Split:
+def _read(root: Path, arrays: dict[str, np.ndarray], split: str, rows: tuple[int, int], scale: float) -> Split:
     """Rows ``start:stop`` of a split: inputs divided by ``scale`` to float32 ``[n, 1, H, W]``."""
     files = {part: root / rel for part, rel in relative_paths(split).items()}
     inputs = {}
@@ -191,17 +202,21 @@ def load(options: AVMNISTOptions) -> LoadedDataset:
         "validation": ("train", n_train, int(n_train + min(n_validation, limit["validation"]))),
         "test": ("test", 0, int(min(counts["test"], limit["test"]))),
     }
-    splits = {name: _read(root, arrays[file], file, (start, stop), options.scale)
-              for name, (file, start, stop) in rows.items()}
+    splits = {
+        name: _read(root, arrays[file], file, (start, stop), options.scale)
+        for name, (file, start, stop) in rows.items()
+    }
     if options.normalisation == "standardise":
         splits = _standardise(splits)
     return LoadedDataset(splits["train"], splits["validation"], splits["test"], avmnist_info())
 
 
-ENTRY = register_dataset(DatasetEntry(
-    name="avmnist",
-    options=AVMNISTOptions,
-    load=load,
-    task=lambda options: avmnist_info().task,
-    summary="AV-MNIST in the MultiBench layout (28x28 images + 112x112 spectrograms, data.root); 10 classes",
-))
+ENTRY = register_dataset(
+    DatasetEntry(
+        name="avmnist",
+        options=AVMNISTOptions,
+        load=load,
+        task=lambda options: avmnist_info().task,
+        summary="AV-MNIST in the MultiBench layout (28x28 images + 112x112 spectrograms, data.root); 10 classes",
+    )
+)

@@ -52,8 +52,9 @@ class Batch:
             mask=self.mask.to(device, non_blocking=non_blocking),
             target=self.target.to(device, non_blocking=non_blocking),
             modalities=self.modalities,
-            lengths=None if self.lengths is None else
-            {m: v.to(device, non_blocking=non_blocking) for m, v in self.lengths.items()},
+            lengths=None
+            if self.lengths is None
+            else {m: v.to(device, non_blocking=non_blocking) for m, v in self.lengths.items()},
         )
 
     def pin_memory(self) -> Batch:

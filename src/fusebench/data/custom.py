@@ -48,12 +48,16 @@ class FolderOptions(DataOptions):
     dataset: Literal["folder"] = "folder"
     root: str | None = Field(default=None, description="the dataset folder (holds dataset.yaml); e.g. data.root=/path")
     validation_fraction: float | None = Field(
-        default=None, gt=0.0, lt=1.0,
+        default=None,
+        gt=0.0,
+        lt=1.0,
         description=f"held-out share of train when the folder has no validation/ (default "
-                    f"{DEFAULT_VALIDATION_FRACTION}); an error when it has one",
+        f"{DEFAULT_VALIDATION_FRACTION}); an error when it has one",
     )
-    split_seed: int = Field(default=0, description="seed of that held-out draw (not the run seed: every run of a "
-                                                   "study validates on the same samples)")
+    split_seed: int = Field(
+        default=0,
+        description="seed of that held-out draw (not the run seed: every run of a study validates on the same samples)",
+    )
     memory_map: bool = Field(default=True, description="memory-map .npy files that need no dtype conversion")
     check_finite: bool = Field(default=True, description="refuse float inputs holding NaN or Inf")
 
@@ -82,8 +86,10 @@ class FolderOptions(DataOptions):
 
 def dataset_root(options: FolderOptions) -> Path:
     if options.root is None:
-        raise DataError(f"Dataset `folder` needs its folder: set `data.root` (e.g. the override "
-                         f"`data.root=/path/to/mydata`). {LAYOUT}")
+        raise DataError(
+            f"Dataset `folder` needs its folder: set `data.root` (e.g. the override "
+            f"`data.root=/path/to/mydata`). {LAYOUT}"
+        )
     return Path(options.root)
 
 
@@ -118,14 +124,17 @@ def _split_files(root: Path, split: SplitName, spec: DatasetSpec) -> dict[str, P
     return found
 
 
-def _read_split(root: Path, split: SplitName, files: dict[str, Path], spec: DatasetSpec, task: Task,
-                options: FolderOptions) -> Split:
+def _read_split(
+    root: Path, split: SplitName, files: dict[str, Path], spec: DatasetSpec, task: Task, options: FolderOptions
+) -> Split:
     mmap = options.memory_map
     arrays = {stem: read_array(file, mmap) for stem, file in files.items()}
     counts = {files[stem].name: int(a.shape[0]) if a.ndim else 0 for stem, a in arrays.items()}
     if len(set(counts.values())) > 1:
-        raise DataError(f"Expected every file of split `{split}` in `{root / split}` to hold the same number of "
-                         f"samples, got {counts}.")
+        raise DataError(
+            f"Expected every file of split `{split}` in `{root / split}` to hold the same number of "
+            f"samples, got {counts}."
+        )
     limit = options.limit.get(split) if split != "train" or (root / "validation").is_dir() else None
     if limit is not None:  # read only the first rows (views of a memory map)
         arrays = {stem: a[:limit] for stem, a in arrays.items()}
@@ -145,8 +154,10 @@ def _carve(train: Split, fraction: float, seed: int, where: Path) -> tuple[Split
     n = len(train)
     held = round(fraction * n)
     if not 1 <= held < n:
-        raise DataError(f"`data.validation_fraction` {fraction} of the {n} samples in `{where}` holds out {held}; "
-                         "expected at least 1 sample held out and 1 left for training.")
+        raise DataError(
+            f"`data.validation_fraction` {fraction} of the {n} samples in `{where}` holds out {held}; "
+            "expected at least 1 sample held out and 1 left for training."
+        )
     order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
     return train.rows(torch.sort(order[held:]).values), train.rows(torch.sort(order[:held]).values)
 
@@ -165,26 +176,32 @@ def load_folder(options: FolderOptions) -> LoadedDataset:
     for split in ("train", "test"):
         if files[split] is None:
             raise FileNotFoundError(f"Dataset folder `{root}` has no `{split}/` folder. {LAYOUT}")
-    splits = {split: _read_split(root, split, found, spec, task, options) for split, found in files.items()
-              if found is not None}
+    splits = {
+        split: _read_split(root, split, found, spec, task, options)
+        for split, found in files.items()
+        if found is not None
+    }
     if "validation" in splits:
         if options.validation_fraction is not None:
-            raise DataError(f"`data.validation_fraction` is {options.validation_fraction}, but `{root}` has its own "
-                             "`validation/` split; remove one of the two.")
+            raise DataError(
+                f"`data.validation_fraction` is {options.validation_fraction}, but `{root}` has its own "
+                "`validation/` split; remove one of the two."
+            )
     else:
         fraction = options.validation_fraction or DEFAULT_VALIDATION_FRACTION
         splits["train"], splits["validation"] = _carve(splits["train"], fraction, options.split_seed, root / "train")
-    return LoadedDataset(splits["train"], splits["validation"], splits["test"],
-                         DatasetInfo(spec.modality_info(), task))
+    return LoadedDataset(splits["train"], splits["validation"], splits["test"], DatasetInfo(spec.modality_info(), task))
 
 
-ENTRY = register_dataset(DatasetEntry(
-    name=NAME,
-    options=FolderOptions,
-    load=load_folder,
-    task=folder_task,
-    summary="your own data: one .npy per modality per split plus labels, described by dataset.yaml "
-            "(docs/datasets/custom.md); any task kind",
-))
+ENTRY = register_dataset(
+    DatasetEntry(
+        name=NAME,
+        options=FolderOptions,
+        load=load_folder,
+        task=folder_task,
+        summary="your own data: one .npy per modality per split plus labels, described by dataset.yaml "
+        "(docs/datasets/custom.md); any task kind",
+    )
+)
 
 __all__ = ["ENTRY", "FolderOptions", "folder_task", "load_folder"]

@@ -38,13 +38,18 @@ def read_array(file: Path, memory_map: bool) -> np.ndarray:
         if str(error).startswith(f"`{file}`"):
             raise
         if "pickle" in str(error) or "Python objects" in str(error):
-            raise DataError(f"`{file}`: expected a numeric array saved with numpy.save/savez, got a file numpy "
-                             f"refuses to read without unpickling ({error}).") from None
-        raise DataError(f"`{file}`: expected a {file.suffix} file written by numpy, but it cannot be read "
-                         f"({error}).") from None
+            raise DataError(
+                f"`{file}`: expected a numeric array saved with numpy.save/savez, got a file numpy "
+                f"refuses to read without unpickling ({error})."
+            ) from None
+        raise DataError(
+            f"`{file}`: expected a {file.suffix} file written by numpy, but it cannot be read ({error})."
+        ) from None
     except (OSError, EOFError, zipfile.BadZipFile) as error:
-        raise DataError(f"`{file}`: expected a {file.suffix} file written by numpy, but it cannot be read "
-                         f"({type(error).__name__}: {error}).") from None
+        raise DataError(
+            f"`{file}`: expected a {file.suffix} file written by numpy, but it cannot be read "
+            f"({type(error).__name__}: {error})."
+        ) from None
     if not isinstance(array, np.ndarray) or array.ndim == 0:
         raise DataError(f"`{file}`: expected an array with one row per sample, got a scalar.")
     return array
@@ -62,12 +67,16 @@ def to_input(array: np.ndarray, spec: ModalitySpec, file: Path, modality: str, d
     """
     _numeric(array, file, "fiub", "a numeric array (float, integer or bool)")
     if tuple(array.shape[1:]) != tuple(spec.shape):
-        raise DataError(f"`{file}`: expected [N, {', '.join(map(str, spec.shape))}] (modality `{modality}` has "
-                         f"shape {spec.shape} in `{described}`), got {list(array.shape)}.")
+        raise DataError(
+            f"`{file}`: expected [N, {', '.join(map(str, spec.shape))}] (modality `{modality}` has "
+            f"shape {spec.shape} in `{described}`), got {list(array.shape)}."
+        )
     if spec.kind == "text" and array.dtype.kind in "iu":
         if spec.scale != 1.0:
-            raise DataError(f"`{described}`: modality `{modality}` holds integer token ids in `{file}`, which are "
-                             f"never scaled; remove `scale: {spec.scale}`.")
+            raise DataError(
+                f"`{described}`: modality `{modality}` holds integer token ids in `{file}`, which are "
+                f"never scaled; remove `scale: {spec.scale}`."
+            )
         return torch.from_numpy(array if array.dtype == np.int64 else array.astype(np.int64))
     values = torch.from_numpy(array if array.dtype == np.float32 else array.astype(np.float32))
     return values if spec.scale == 1.0 else values * spec.scale
@@ -86,9 +95,11 @@ def check_finite(values: Tensor, file: Path) -> None:
             first = start + int(wrong.any(dim=1).nonzero()[0])
         bad += count
     if bad:
-        raise DataError(f"`{file}`: expected finite values, got {bad} NaN or infinite value(s) (first in sample "
-                         f"{first}); fusebench does not guess replacements, so fix the file (e.g. numpy.nan_to_num) "
-                         "or set `data.check_finite=false` if your model handles them.")
+        raise DataError(
+            f"`{file}`: expected finite values, got {bad} NaN or infinite value(s) (first in sample "
+            f"{first}); fusebench does not guess replacements, so fix the file (e.g. numpy.nan_to_num) "
+            "or set `data.check_finite=false` if your model handles them."
+        )
 
 
 def to_lengths(array: np.ndarray, steps: int, file: Path) -> Tensor:
@@ -98,8 +109,10 @@ def to_lengths(array: np.ndarray, steps: int, file: Path) -> Tensor:
         raise DataError(f"`{file}`: expected one length per sample, shape [N], got {list(array.shape)}.")
     lengths = torch.from_numpy(np.asarray(array, dtype=np.int64))
     if len(lengths) and (int(lengths.min()) < 1 or int(lengths.max()) > steps):
-        raise DataError(f"`{file}`: expected lengths in 1..{steps} (the padded length declared in dataset.yaml), "
-                         f"got values from {int(lengths.min())} to {int(lengths.max())}.")
+        raise DataError(
+            f"`{file}`: expected lengths in 1..{steps} (the padded length declared in dataset.yaml), "
+            f"got values from {int(lengths.min())} to {int(lengths.max())}."
+        )
     return lengths
 
 

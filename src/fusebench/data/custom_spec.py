@@ -133,8 +133,10 @@ class DatasetSpec(_Strict):
     def _names(cls, value: dict[str, ModalitySpec]) -> dict[str, ModalitySpec]:
         bad = [m for m in value if not re.fullmatch(MODALITY_NAME, m) or m in RESERVED_NAMES]
         if bad:
-            raise ValueError(f"modality names are file names: lowercase letters, digits and `_`, starting with a "
-                             f"letter, and not {list(RESERVED_NAMES)}; got {bad}")
+            raise ValueError(
+                f"modality names are file names: lowercase letters, digits and `_`, starting with a "
+                f"letter, and not {list(RESERVED_NAMES)}; got {bad}"
+            )
         return value
 
     @property
@@ -148,8 +150,12 @@ class DatasetSpec(_Strict):
     def build_task(self) -> Task:
         names = getattr(self.task, "label_names", None)
         target_range = self.task.range if isinstance(self.task, RegressionSpec) else None
-        return Task(self.task.kind, self.output_size, label_names=tuple(names) if names is not None else None,
-                    target_range=target_range)
+        return Task(
+            self.task.kind,
+            self.output_size,
+            label_names=tuple(names) if names is not None else None,
+            target_range=target_range,
+        )
 
     def modality_info(self) -> dict[str, ModalityInfo]:
         return {m: ModalityInfo(s.kind, tuple(s.shape), s.variable_length) for m, s in sorted(self.modalities.items())}
@@ -167,8 +173,9 @@ def read_spec(root: Path) -> DatasetSpec:
     file = root / SPEC_FILE
     if not file.is_file():
         where = f"the folder `{root}` does not exist" if not root.is_dir() else f"`{file}` does not exist"
-        raise FileNotFoundError(f"Expected a dataset folder with a `{SPEC_FILE}` (dataset `folder`), but {where}. "
-                                f"{LAYOUT}")
+        raise FileNotFoundError(
+            f"Expected a dataset folder with a `{SPEC_FILE}` (dataset `folder`), but {where}. {LAYOUT}"
+        )
     try:
         raw = yaml.safe_load(file.read_text())
     except yaml.YAMLError as error:

@@ -83,8 +83,10 @@ def split_sizes(train: int, validation: int, keep_all: bool) -> tuple[int, int]:
         return train, validation
     n_validation = min(validation, train // TRAIN_PER_VALIDATION)
     if n_validation < 1:
-        raise DataError(f"Expected at least {TRAIN_PER_VALIDATION} AV-digits training pairs to keep MultiBench's "
-                         f"11:1 train/validation ratio, got {train}; build more pairs or pass keep_all.")
+        raise DataError(
+            f"Expected at least {TRAIN_PER_VALIDATION} AV-digits training pairs to keep MultiBench's "
+            f"11:1 train/validation ratio, got {train}; build more pairs or pass keep_all."
+        )
     return TRAIN_PER_VALIDATION * n_validation, n_validation
 
 
@@ -95,8 +97,9 @@ def resize_spectrograms(x: np.ndarray) -> np.ndarray:
     """
     if x.shape[1:] == (AUDIO_SIDE, AUDIO_SIDE):
         return x
-    resized = torch.nn.functional.interpolate(torch.from_numpy(x)[:, None], size=(AUDIO_SIDE, AUDIO_SIDE),
-                                              mode="bilinear", align_corners=False)
+    resized = torch.nn.functional.interpolate(
+        torch.from_numpy(x)[:, None], size=(AUDIO_SIDE, AUDIO_SIDE), mode="bilinear", align_corners=False
+    )
     return resized[:, 0].numpy()
 
 
@@ -124,8 +127,10 @@ def export_avmnist(
     targets = [folder / rel for split in ("train", "test") for rel in relative_paths(split).values()]
     present = [str(p) for p in targets if p.exists()]
     if present and not force:
-        raise DataError(f"`{folder}` already holds AV-MNIST files ({', '.join(present)}); pass --force to "
-                         f"overwrite them, or choose an empty folder.")
+        raise DataError(
+            f"`{folder}` already holds AV-MNIST files ({', '.join(present)}); pass --force to "
+            f"overwrite them, or choose an empty folder."
+        )
     cache = prepare_avdigits(recipe, source_root, cache_dir, progress=progress, allow_download=allow_download)
     manifest = read_manifest(cache)
     n_train, n_validation = split_sizes(manifest["counts"]["train"], manifest["counts"]["validation"], keep_all)
@@ -135,32 +140,52 @@ def export_avmnist(
     for split, parts in rows.items():
         names = relative_paths(split)
         total = sum(n for _, n in parts)
-        _write_npy(folder / names["image"], np.dtype(dtype), (total, IMAGE_SIDE * IMAGE_SIDE),
-                   _chunks(cache, parts, "inputs.image", lambda x: scaling.image(x, dtype)))
-        _write_npy(folder / names["audio"], np.dtype(dtype), (total, AUDIO_SIDE, AUDIO_SIDE),
-                   _chunks(cache, parts, "inputs.audio", lambda x: scaling.audio(x, dtype)))
-        _write_npy(folder / names["labels"], np.dtype(np.int64), (total,),
-                   _chunks(cache, parts, "target", lambda x: x.astype(np.int64)))
+        _write_npy(
+            folder / names["image"],
+            np.dtype(dtype),
+            (total, IMAGE_SIDE * IMAGE_SIDE),
+            _chunks(cache, parts, "inputs.image", lambda x: scaling.image(x, dtype)),
+        )
+        _write_npy(
+            folder / names["audio"],
+            np.dtype(dtype),
+            (total, AUDIO_SIDE, AUDIO_SIDE),
+            _chunks(cache, parts, "inputs.audio", lambda x: scaling.audio(x, dtype)),
+        )
+        _write_npy(
+            folder / names["labels"],
+            np.dtype(np.int64),
+            (total,),
+            _chunks(cache, parts, "target", lambda x: x.astype(np.int64)),
+        )
 
     exact = n_train + n_validation
     validation_size = None if round(exact / 12) == n_validation else n_validation
     counts = {"train": n_train, "validation": n_validation, "test": manifest["counts"]["test"]}
-    dropped = {"train": manifest["counts"]["train"] - n_train, "validation": manifest["counts"]["validation"]
-               - n_validation}
+    dropped = {
+        "train": manifest["counts"]["train"] - n_train,
+        "validation": manifest["counts"]["validation"] - n_validation,
+    }
     manifest_path = folder / MANIFEST
-    atomic_write_json(manifest_path, {
-        "source": "avdigits",
-        "avdigits_cache": str(cache),
-        "recipe": manifest["recipe"],
-        "recipe_digest": manifest["digest"],
-        "dtype": dtype,
-        "training_file": {"rows": exact, "avdigits_train_rows": [0, n_train],
-                          "avdigits_validation_rows": [n_train, exact]},
-        "counts": counts,
-        "dropped": dropped,
-        "read_back": {"validation_size": validation_size},
-        "scaling": scaling.describe(),
-    })
+    atomic_write_json(
+        manifest_path,
+        {
+            "source": "avdigits",
+            "avdigits_cache": str(cache),
+            "recipe": manifest["recipe"],
+            "recipe_digest": manifest["digest"],
+            "dtype": dtype,
+            "training_file": {
+                "rows": exact,
+                "avdigits_train_rows": [0, n_train],
+                "avdigits_validation_rows": [n_train, exact],
+            },
+            "counts": counts,
+            "dropped": dropped,
+            "read_back": {"validation_size": validation_size},
+            "scaling": scaling.describe(),
+        },
+    )
     return ExportResult(folder, counts, dropped, validation_size)
 
 
@@ -200,8 +225,8 @@ class _Scaling:
         return {
             "image": "value = clip(255 * PCA reconstruction on MNIST's 0-1 scale, 0, 255)",
             "audio": "value = clip(resize_112(255 * (log_mel - audio_low) / (audio_high - audio_low)), 0, 255), "
-                     "natural-log mel power; audio_low/high = extremes over the exported training rows; resize_112 = "
-                     "bilinear interpolation to 112 x 112 (align_corners=False), skipped when already 112 x 112",
+            "natural-log mel power; audio_low/high = extremes over the exported training rows; resize_112 = "
+            "bilinear interpolation to 112 x 112 (align_corners=False), skipped when already 112 x 112",
             "audio_low": self.audio_low,
             "audio_high": self.audio_high,
         }
@@ -212,8 +237,9 @@ def _as(values: np.ndarray, dtype: str) -> np.ndarray:
     return np.rint(clipped).astype(np.uint8) if dtype == "uint8" else clipped.astype(np.float32)
 
 
-def _chunks(cache: Path, parts: list[tuple[str, int]], key: str,
-            convert: Callable[[np.ndarray], np.ndarray]) -> Iterator[np.ndarray]:
+def _chunks(
+    cache: Path, parts: list[tuple[str, int]], key: str, convert: Callable[[np.ndarray], np.ndarray]
+) -> Iterator[np.ndarray]:
     for split, n in parts:
         array = np.load(cache_file(cache, split, key), mmap_mode="r")
         for start in range(0, n, _CHUNK):

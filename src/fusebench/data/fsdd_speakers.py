@@ -50,10 +50,15 @@ class FsddSpeakersOptions(DataOptions):
     """``data:`` for speaker identification on FSDD recordings (see the module docstring)."""
 
     dataset: Literal["fsdd_speakers"] = "fsdd_speakers"
-    root: str | None = Field(default=None, description="data folder holding fsdd/recordings/; else FUSEBENCH_DATA, "
-                             "../shared/data, the user cache")
-    speakers: list[str] = Field(default_factory=lambda: list(FSDD_SPEAKERS), min_length=2,
-                                description="the speakers to tell apart (the classes, in this order)")
+    root: str | None = Field(
+        default=None,
+        description="data folder holding fsdd/recordings/; else FUSEBENCH_DATA, ../shared/data, the user cache",
+    )
+    speakers: list[str] = Field(
+        default_factory=lambda: list(FSDD_SPEAKERS),
+        min_length=2,
+        description="the speakers to tell apart (the classes, in this order)",
+    )
     validation_takes: int = Field(default=5, ge=1, description="takes after the test takes that form validation")
     noise_draws: int = Field(default=2, ge=1, description="noisy copies of each training recording")
     seed: int = Field(default=0, description="seeds the noise")
@@ -88,18 +93,20 @@ def recordings_folder(options: FsddSpeakersOptions) -> Path:
         if given:
             folder = Path(given).expanduser() / "fsdd" / "recordings"
             if not folder.is_dir() or not any(folder.glob("*.wav")):
-                raise FileNotFoundError(f"{what} is `{given}`, which holds no FSDD recordings; expected {layout} "
-                                        "inside it.")
+                raise FileNotFoundError(
+                    f"{what} is `{given}`, which holds no FSDD recordings; expected {layout} inside it."
+                )
             return folder
     try:
         return locate_sources(None, allow_download=False).fsdd
     except FileNotFoundError as error:
-        raise FileNotFoundError(f"FSDD recordings not found for `fsdd_speakers`: put {layout} under a data root "
-                                f"and set `data.root` (or ${DATA_ENV_VAR}). ({error})") from None
+        raise FileNotFoundError(
+            f"FSDD recordings not found for `fsdd_speakers`: put {layout} under a data root "
+            f"and set `data.root` (or ${DATA_ENV_VAR}). ({error})"
+        ) from None
 
 
-def split_recordings(recordings: list[FsddRecording],
-                     options: FsddSpeakersOptions) -> dict[str, list[FsddRecording]]:
+def split_recordings(recordings: list[FsddRecording], options: FsddSpeakersOptions) -> dict[str, list[FsddRecording]]:
     """The recordings of each split, by take (module docstring); others' speakers left out.
 
     Raises:
@@ -107,29 +114,39 @@ def split_recordings(recordings: list[FsddRecording],
     """
     wanted = [r for r in recordings if r.speaker in options.speakers]
     last_validation = TEST_TAKES + options.validation_takes
-    splits = {"test": [r for r in wanted if r.take < TEST_TAKES],
-              "validation": [r for r in wanted if TEST_TAKES <= r.take < last_validation],
-              "train": [r for r in wanted if r.take >= last_validation]}
+    splits = {
+        "test": [r for r in wanted if r.take < TEST_TAKES],
+        "validation": [r for r in wanted if TEST_TAKES <= r.take < last_validation],
+        "train": [r for r in wanted if r.take >= last_validation],
+    }
     for split, members in splits.items():
         missing = sorted(set(options.speakers) - {r.speaker for r in members})
         if missing:
-            takes = {"test": f"takes 0-{TEST_TAKES - 1}", "validation": f"takes {TEST_TAKES}-{last_validation - 1}",
-                     "train": f"takes {last_validation} and above"}[split]
-            raise DataError(f"`fsdd_speakers`: no {split} recording ({takes}) of speakers {missing}; expected "
-                             f"recordings of every speaker in `data.speakers` ({options.speakers}).")
+            takes = {
+                "test": f"takes 0-{TEST_TAKES - 1}",
+                "validation": f"takes {TEST_TAKES}-{last_validation - 1}",
+                "train": f"takes {last_validation} and above",
+            }[split]
+            raise DataError(
+                f"`fsdd_speakers`: no {split} recording ({takes}) of speakers {missing}; expected "
+                f"recordings of every speaker in `data.speakers` ({options.speakers})."
+            )
     return splits
 
 
-def _features(recordings: list[FsddRecording], options: FsddSpeakersOptions, draws: int,
-              rng: np.random.Generator) -> np.ndarray:
+def _features(
+    recordings: list[FsddRecording], options: FsddSpeakersOptions, draws: int, rng: np.random.Generator
+) -> np.ndarray:
     """``[len * draws, n_mels, frames]`` log-mel spectrograms of the noisy clips (draw-major order)."""
     clip_samples = (options.frames - 1) * options.hop_length  # centred STFT frames then number exactly `frames`
     waves = []
     for recording in recordings:
         samples, rate = read_wav(recording.path)
         if rate != options.sample_rate:
-            raise DataError(f"{recording.path} is sampled at {rate} Hz, expected `data.sample_rate` "
-                             f"{options.sample_rate} (no resampling is done).")
+            raise DataError(
+                f"{recording.path} is sampled at {rate} Hz, expected `data.sample_rate` "
+                f"{options.sample_rate} (no resampling is done)."
+            )
         waves.append(samples)
     clips, lengths = fix_length(waves, clip_samples)
     clips, lengths = np.tile(clips, (draws, 1)), np.tile(lengths, draws)
@@ -138,14 +155,17 @@ def _features(recordings: list[FsddRecording], options: FsddSpeakersOptions, dra
         rows = slice(start, start + _CHUNK)
         noise = coloured_noise((len(clips[rows]), clip_samples), options.noise, rng)
         mixed = mix_at_snr(torch.from_numpy(clips[rows]), noise, options.snr_db, torch.from_numpy(lengths[rows]))
-        out[rows] = log_mel_spectrogram(mixed, options.sample_rate, options.n_fft, options.hop_length,
-                                        options.n_mels).numpy()
+        out[rows] = log_mel_spectrogram(
+            mixed, options.sample_rate, options.n_fft, options.hop_length, options.n_mels
+        ).numpy()
     return out
 
 
 def info(options: FsddSpeakersOptions) -> DatasetInfo:
-    return DatasetInfo(modalities={"audio": ModalityInfo("audio", (1, options.n_mels, options.frames))},
-                       task=Task("multiclass", len(options.speakers), label_names=tuple(options.speakers)))
+    return DatasetInfo(
+        modalities={"audio": ModalityInfo("audio", (1, options.n_mels, options.frames))},
+        task=Task("multiclass", len(options.speakers), label_names=tuple(options.speakers)),
+    )
 
 
 def load(options: FsddSpeakersOptions) -> LoadedDataset:
@@ -160,15 +180,21 @@ def load(options: FsddSpeakersOptions) -> LoadedDataset:
         targets[split] = torch.tensor([label[r.speaker] for r in by_split[split]] * draws, dtype=torch.long)
     mean = features["train"].mean(axis=(0, 2), dtype=np.float64)[:, None]  # per mel band, training split only
     std = features["train"].std(axis=(0, 2), dtype=np.float64).clip(min=1e-6)[:, None]
-    splits = {s: Split({"audio": torch.from_numpy(((x - mean) / std).astype(np.float32)[:, None])}, targets[s])
-              for s, x in features.items()}
+    splits = {
+        s: Split({"audio": torch.from_numpy(((x - mean) / std).astype(np.float32)[:, None])}, targets[s])
+        for s, x in features.items()
+    }
     return LoadedDataset(splits["train"], splits["validation"], splits["test"], info(options))
 
 
-ENTRY = register_dataset(DatasetEntry(
-    name="fsdd_speakers",
-    options=FsddSpeakersOptions,
-    load=load,
-    task=lambda options: info(options).task,
-    summary="FSDD speaker identification (6 speakers) on AV-digits' noisy log-mel audio; a related pre-training task",
-))
+ENTRY = register_dataset(
+    DatasetEntry(
+        name="fsdd_speakers",
+        options=FsddSpeakersOptions,
+        load=load,
+        task=lambda options: info(options).task,
+        summary=(
+            "FSDD speaker identification (6 speakers) on AV-digits' noisy log-mel audio; a related pre-training task"
+        ),
+    )
+)

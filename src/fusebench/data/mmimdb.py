@@ -40,9 +40,29 @@ from fusebench.tasks import Task
 #: The 23 genres of MM-IMDB, most frequent first: the column order of Arevalo's ``genres``
 #: (``make_dataset.py`` keeps the 23 most common genres in frequency order).
 GENRES: tuple[str, ...] = (
-    "Drama", "Comedy", "Romance", "Thriller", "Crime", "Action", "Adventure", "Horror", "Documentary",
-    "Mystery", "Sci-Fi", "Fantasy", "Family", "Biography", "War", "History", "Music", "Animation",
-    "Musical", "Western", "Sport", "Short", "Film-Noir",
+    "Drama",
+    "Comedy",
+    "Romance",
+    "Thriller",
+    "Crime",
+    "Action",
+    "Adventure",
+    "Horror",
+    "Documentary",
+    "Mystery",
+    "Sci-Fi",
+    "Fantasy",
+    "Family",
+    "Biography",
+    "War",
+    "History",
+    "Music",
+    "Animation",
+    "Musical",
+    "Western",
+    "Sport",
+    "Short",
+    "Film-Noir",
 )
 HDF5_FILE = "multimodal_imdb.hdf5"
 #: dataset key -> (modality, features per row)
@@ -175,8 +195,9 @@ def load(options: MMIMDBOptions) -> LoadedDataset:
     except OSError as error:
         raise DataError(f"`{path}` is not a readable HDF5 file ({error}); expected {HDF5_LAYOUT}.") from None
     with handle:
-        features = {key: _dataset(handle, key, path, dim, "f", f"{m} features")
-                    for key, (m, dim) in HDF5_FEATURES.items()}
+        features = {
+            key: _dataset(handle, key, path, dim, "f", f"{m} features") for key, (m, dim) in HDF5_FEATURES.items()
+        }
         genres = _dataset(handle, "genres", path, len(GENRES), "iubf", "multi-hot genres")
         counts = {key: int(d.shape[0]) for key, d in (*features.items(), ("genres", genres))}
         if len(set(counts.values())) != 1:
@@ -198,14 +219,18 @@ def load(options: MMIMDBOptions) -> LoadedDataset:
                 values = _rows(features[key], start, stop)
                 bad = int(np.count_nonzero(~np.isfinite(values)))
                 if bad:
-                    raise DataError(f"`{path}` dataset `{key}`: expected finite values, got {bad} NaN or Inf "
-                                     f"in rows {start}..{stop - 1} ({name}).")
+                    raise DataError(
+                        f"`{path}` dataset `{key}`: expected finite values, got {bad} NaN or Inf "
+                        f"in rows {start}..{stop - 1} ({name})."
+                    )
                 inputs[modality] = torch.from_numpy(np.ascontiguousarray(values, dtype=np.float32))
             labels = _rows(genres, start, stop)
             if not np.isin(labels, (0, 1)).all():
                 found = np.unique(labels[~np.isin(labels, (0, 1))])[:5].tolist()
-                raise DataError(f"`{path}` dataset `genres`: expected values 0 or 1, got {found} "
-                                 f"in rows {start}..{stop - 1} ({name}).")
+                raise DataError(
+                    f"`{path}` dataset `genres`: expected values 0 or 1, got {found} "
+                    f"in rows {start}..{stop - 1} ({name})."
+                )
             target = torch.from_numpy(np.ascontiguousarray(labels[:, order], dtype=np.float32))
             splits[name] = Split(inputs, target)
     return LoadedDataset(splits["train"], splits["validation"], splits["test"], hdf5_info())
@@ -218,11 +243,13 @@ def hdf5_info() -> DatasetInfo:
     )
 
 
-ENTRY = register_dataset(DatasetEntry(
-    name="mmimdb",
-    options=MMIMDBOptions,
-    load=load,
-    task=lambda options: mmimdb_task(),
-    summary="MM-IMDB movie genres (Arevalo/MultiBench multimodal_imdb.hdf5): word2vec text 300-d + VGG poster "
-            "4096-d features; 23-genre multilabel",
-))
+ENTRY = register_dataset(
+    DatasetEntry(
+        name="mmimdb",
+        options=MMIMDBOptions,
+        load=load,
+        task=lambda options: mmimdb_task(),
+        summary="MM-IMDB movie genres (Arevalo/MultiBench multimodal_imdb.hdf5): word2vec text 300-d + VGG poster "
+        "4096-d features; 23-genre multilabel",
+    )
+)

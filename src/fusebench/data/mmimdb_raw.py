@@ -43,8 +43,8 @@ SPLIT_FILE = "split.json"
 #: split.json key -> fusebench split
 SPLIT_KEYS: dict[str, SplitName] = {"train": "train", "dev": "validation", "test": "test"}
 RAW_LAYOUT = (
-    "`split.json` ({\"train\": [ids], \"dev\": [ids], \"test\": [ids]}) and a folder `dataset/` with "
-    "`<id>.json` ({\"plot\": [texts], \"genres\": [names]}) and `<id>.jpeg` for every id"
+    '`split.json` ({"train": [ids], "dev": [ids], "test": [ids]}) and a folder `dataset/` with '
+    '`<id>.json` ({"plot": [texts], "genres": [names]}) and `<id>.jpeg` for every id'
 )
 
 
@@ -78,8 +78,9 @@ def read_split_ids(folder: Path) -> dict[SplitName, list[str]]:
     """``split.json`` as fusebench split -> movie ids, checked."""
     path = folder / SPLIT_FILE
     if not path.is_file():
-        raise FileNotFoundError(f"Expected the MM-IMDB split file `{path}`, which does not exist; expected "
-                                f"`{folder}` to hold {RAW_LAYOUT}.")
+        raise FileNotFoundError(
+            f"Expected the MM-IMDB split file `{path}`, which does not exist; expected `{folder}` to hold {RAW_LAYOUT}."
+        )
     try:
         raw = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
@@ -91,8 +92,9 @@ def read_split_ids(folder: Path) -> dict[SplitName, list[str]]:
     for key, split in SPLIT_KEYS.items():
         values = raw[key]
         if not isinstance(values, list) or not values or not all(isinstance(v, str) for v in values):
-            raise DataError(f"`{path}` key `{key}`: expected a non-empty list of movie ids (strings), "
-                             f"got {str(values)[:80]}.")
+            raise DataError(
+                f"`{path}` key `{key}`: expected a non-empty list of movie ids (strings), got {str(values)[:80]}."
+            )
         ids[split] = values
     seen: dict[str, str] = {}
     for split, values in ids.items():
@@ -107,8 +109,10 @@ def read_movie(folder: Path, movie: str) -> tuple[str, np.ndarray]:
     """The longest plot and the 23-genre multi-hot row of ``dataset/<movie>.json``."""
     path = folder / "dataset" / f"{movie}.json"
     if not path.is_file():
-        raise FileNotFoundError(f"Expected the MM-IMDB movie file `{path}` (listed in split.json), which does not "
-                                f"exist; expected {RAW_LAYOUT}.")
+        raise FileNotFoundError(
+            f"Expected the MM-IMDB movie file `{path}` (listed in split.json), which does not "
+            f"exist; expected {RAW_LAYOUT}."
+        )
     try:
         record = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
@@ -156,8 +160,10 @@ def encode_texts(
             out[split] = pad_sequences(rows[split], steps, dtype)
         except ValueError:
             movie = ids[split][next(i for i, r in enumerate(rows[split]) if not r)]
-            raise DataError(f"`dataset/{movie}.json`: expected a plot with at least one word, got none "
-                             f"(`data.text: {options.text}`).") from None
+            raise DataError(
+                f"`dataset/{movie}.json`: expected a plot with at least one word, got none "
+                f"(`data.text: {options.text}`)."
+            ) from None
     return out
 
 
@@ -195,11 +201,13 @@ def raw_info(options: MMIMDBRawOptions, steps: int) -> DatasetInfo:
     )
 
 
-ENTRY = register_dataset(DatasetEntry(
-    name="mmimdb_raw",
-    options=MMIMDBRawOptions,
-    load=load,
-    task=lambda options: mmimdb_task(),
-    summary="MM-IMDB raw folder (Arevalo): poster images + plot texts (word ids or UTF-8 for the sentence "
-            "encoder); 23-genre multilabel",
-))
+ENTRY = register_dataset(
+    DatasetEntry(
+        name="mmimdb_raw",
+        options=MMIMDBRawOptions,
+        load=load,
+        task=lambda options: mmimdb_task(),
+        summary="MM-IMDB raw folder (Arevalo): poster images + plot texts (word ids or UTF-8 for the sentence "
+        "encoder); 23-genre multilabel",
+    )
+)

@@ -150,8 +150,14 @@ def load(options: SentimentOptions) -> LoadedDataset:
     data = check_top_level(load_pickle(path), str(path))
     layout: LayoutName = detect_layout(data, str(path)) if options.format == "auto" else options.format
     raw = {
-        name: read_split(data[key], f"`{path}`[`{key}`]", layout, alignment=options.multibench_alignment,
-                         lengths=options.lengths, text_field=options.text_field)
+        name: read_split(
+            data[key],
+            f"`{path}`[`{key}`]",
+            layout,
+            alignment=options.multibench_alignment,
+            lengths=options.lengths,
+            text_field=options.text_field,
+        )
         for name, key in SPLIT_KEYS.items()
     }
     _check_shapes(raw, path)
@@ -183,7 +189,9 @@ def _check_shapes(raw: dict[str, RawSplit], path: Path) -> None:
 def _handle_nonfinite(raw: dict[str, RawSplit], path: Path, rule: str) -> None:
     counts = {
         f"{SPLIT_KEYS[name]}/{m}": int((~np.isfinite(x)).sum())
-        for name, split in raw.items() for m, x in split.features.items() if x.dtype.kind == "f"
+        for name, split in raw.items()
+        for m, x in split.features.items()
+        if x.dtype.kind == "f"
     }
     counts = {where: n for where, n in counts.items() if n}
     if not counts:
@@ -208,11 +216,25 @@ def _to_split(split: RawSplit, task: SentimentTask) -> Split:
     return Split(inputs, sentiment_target(split.scores, task), lengths)
 
 
-_SUMMARY = ("{name} sentiment: audio + text + vision feature sequences from the MultiBench or MMSA pickle "
-            "(data.root); regression in [-3, 3] (MAE, Acc-2/5/7) or 2/3 classes")
-MOSI_ENTRY = register_dataset(DatasetEntry(
-    name="mosi", options=MOSIOptions, load=load, task=sentiment_task, summary=_SUMMARY.format(name="CMU-MOSI"),
-))
-MOSEI_ENTRY = register_dataset(DatasetEntry(
-    name="mosei", options=MOSEIOptions, load=load, task=sentiment_task, summary=_SUMMARY.format(name="CMU-MOSEI"),
-))
+_SUMMARY = (
+    "{name} sentiment: audio + text + vision feature sequences from the MultiBench or MMSA pickle "
+    "(data.root); regression in [-3, 3] (MAE, Acc-2/5/7) or 2/3 classes"
+)
+MOSI_ENTRY = register_dataset(
+    DatasetEntry(
+        name="mosi",
+        options=MOSIOptions,
+        load=load,
+        task=sentiment_task,
+        summary=_SUMMARY.format(name="CMU-MOSI"),
+    )
+)
+MOSEI_ENTRY = register_dataset(
+    DatasetEntry(
+        name="mosei",
+        options=MOSEIOptions,
+        load=load,
+        task=sentiment_task,
+        summary=_SUMMARY.format(name="CMU-MOSEI"),
+    )
+)

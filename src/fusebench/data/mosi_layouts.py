@@ -149,11 +149,14 @@ def _numeric(value: Any, where: str, ndim: int, expected: str) -> np.ndarray:
     except ValueError:  # numpy >= 1.24 refuses ragged nested lists
         raise DataError(f"Expected {where} to be an array of shape {expected}, got ragged sequences.") from None
     if array.dtype == object:
-        raise DataError(f"Expected {where} to be a numeric array of shape {expected}, got ragged or non-numeric "
-                         f"values (dtype object, shape {array.shape}).")
+        raise DataError(
+            f"Expected {where} to be a numeric array of shape {expected}, got ragged or non-numeric "
+            f"values (dtype object, shape {array.shape})."
+        )
     if not (np.issubdtype(array.dtype, np.number) or array.dtype == bool) or array.ndim != ndim:
-        raise DataError(f"Expected {where} to be a numeric array of shape {expected}, got {array.dtype} "
-                         f"of shape {array.shape}.")
+        raise DataError(
+            f"Expected {where} to be a numeric array of shape {expected}, got {array.dtype} of shape {array.shape}."
+        )
     if array.shape[0] == 0 or min(array.shape[1:], default=1) == 0:
         raise DataError(f"Expected {where} to hold at least one sample and one step, got shape {array.shape}.")
     return array.astype(np.float32)  # token ids stay exact: float32 holds integers up to 2**24
@@ -163,11 +166,15 @@ def _scores(value: Any, where: str) -> np.ndarray:
     try:
         array = np.asarray(value, dtype=np.float64)
     except (TypeError, ValueError):
-        raise DataError(f"Expected {where} to be one numeric sentiment score per sample, got "
-                         f"{type(value).__name__} that is not numeric.") from None
+        raise DataError(
+            f"Expected {where} to be one numeric sentiment score per sample, got "
+            f"{type(value).__name__} that is not numeric."
+        ) from None
     if array.ndim == 0 or int(np.prod(array.shape[1:])) != 1:
-        raise DataError(f"Expected {where} to be one sentiment score per sample ([N], [N, 1] or [N, 1, 1]), "
-                         f"got shape {array.shape}.")
+        raise DataError(
+            f"Expected {where} to be one sentiment score per sample ([N], [N, 1] or [N, 1, 1]), "
+            f"got shape {array.shape}."
+        )
     scores = array.reshape(len(array))
     bad = ~np.isfinite(scores) | (scores < SCORE_RANGE[0]) | (scores > SCORE_RANGE[1])
     if bad.any():

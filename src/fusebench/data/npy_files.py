@@ -32,8 +32,10 @@ def open_npy(path: Path) -> np.ndarray:
     try:
         array = np.load(path, mmap_mode="r", allow_pickle=False)
     except ValueError as error:  # object arrays (would need pickle) and malformed headers
-        raise DataError(f"`{path}` is not a plain numeric .npy array ({error}); expected a file written by "
-                         f"`numpy.save` from a numeric array.") from None
+        raise DataError(
+            f"`{path}` is not a plain numeric .npy array ({error}); expected a file written by "
+            f"`numpy.save` from a numeric array."
+        ) from None
     except OSError as error:
         raise DataError(f"`{path}` could not be read as a .npy file ({error}).") from None
     if not isinstance(array, np.ndarray):  # an .npz archive loads as NpzFile
@@ -62,13 +64,17 @@ def read_rows_float32(path: Path, array: np.ndarray, start: int, stop: int, low:
         return out
     finite = np.isfinite(out)
     if not finite.all():
-        raise DataError(f"`{path}` holds {int((~finite).sum())} NaN or infinite values in rows {start}:{stop}; "
-                         f"expected finite values in [{low:g}, {high:g}].")
+        raise DataError(
+            f"`{path}` holds {int((~finite).sum())} NaN or infinite values in rows {start}:{stop}; "
+            f"expected finite values in [{low:g}, {high:g}]."
+        )
     found_low, found_high = float(out.min()), float(out.max())
     if found_low < low or found_high > high:
         outside = int(((out < low) | (out > high)).sum())
-        raise DataError(f"`{path}` holds values in [{found_low:g}, {found_high:g}] ({outside} outside the range); "
-                         f"expected values in [{low:g}, {high:g}].")
+        raise DataError(
+            f"`{path}` holds values in [{found_low:g}, {found_high:g}] ({outside} outside the range); "
+            f"expected values in [{low:g}, {high:g}]."
+        )
     return out
 
 
@@ -82,13 +88,17 @@ def read_labels(path: Path, array: np.ndarray, start: int, stop: int, classes: i
     if values.dtype.kind == "f":
         if not np.isfinite(values).all() or not np.equal(np.mod(values, 1), 0).all():
             bad = values[~np.isfinite(values) | (np.mod(values, 1) != 0)]
-            raise DataError(f"`{path}` holds {len(bad)} labels that are not whole numbers (e.g. {bad[0]!r}); "
-                             f"expected class indices 0-{classes - 1}.")
+            raise DataError(
+                f"`{path}` holds {len(bad)} labels that are not whole numbers (e.g. {bad[0]!r}); "
+                f"expected class indices 0-{classes - 1}."
+            )
     elif values.dtype.kind not in "iu":
         raise DataError(f"`{path}` has dtype {values.dtype.name}; expected integer class indices 0-{classes - 1}.")
     labels = values.astype(np.int64)
     outside = (labels < 0) | (labels >= classes)
     if outside.any():
-        raise DataError(f"`{path}` holds {int(outside.sum())} labels outside 0-{classes - 1} (found "
-                         f"{sorted(set(labels[outside].tolist()))[:5]}); expected class indices 0-{classes - 1}.")
+        raise DataError(
+            f"`{path}` holds {int(outside.sum())} labels outside 0-{classes - 1} (found "
+            f"{sorted(set(labels[outside].tolist()))[:5]}); expected class indices 0-{classes - 1}."
+        )
     return labels

@@ -39,7 +39,8 @@ class DataOptions(StrictOptions):
     train_fraction: float = Field(default=1.0, gt=0.0, le=1.0, description="seeded subset of the train split")
     batch_size: int = Field(default=128, ge=1)
     eval_batch_size: int = Field(
-        default=64, ge=1,
+        default=64,
+        ge=1,
         description="batch of validation, test, feature caching and probes; 64 was the fastest on a CPU "
         "(benchmarks/results.md: `make bench`, row `evaluation batch size`)",
     )

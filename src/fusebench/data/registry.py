@@ -203,15 +203,17 @@ def refresh_entry_points() -> list[str]:
             found = point.load()
             entry = found() if callable(found) and not isinstance(found, DatasetEntry) else found
             if not isinstance(entry, DatasetEntry):
-                raise TypeError(f"expected it to name a DatasetEntry or a function returning one, got "
-                                f"{type(entry).__name__}")
+                raise TypeError(
+                    f"expected it to name a DatasetEntry or a function returning one, got {type(entry).__name__}"
+                )
             if entry.name != point.name:
                 raise ValueError(f"expected the entry point to be named like its dataset, `{entry.name}`")
             register_dataset(entry)
         except Exception as error:  # a broken plugin must not hide which one broke, nor break the others
             _BROKEN[point.name] = f"{where} is broken: {type(error).__name__}: {error}"
-            warnings.warn(f"{_BROKEN[point.name]}; dataset `{point.name}` is unavailable.", RuntimeWarning,
-                          stacklevel=2)
+            warnings.warn(
+                f"{_BROKEN[point.name]}; dataset `{point.name}` is unavailable.", RuntimeWarning, stacklevel=2
+            )
     return sorted(_BROKEN)
 
 

@@ -119,8 +119,17 @@ def load_pickle(path: str | Path) -> Any:
             raise
         except _RefusedCall as error:
             raise UnsafePickleError(f"Refusing to load `{file}`: {error}.") from None
-        except (pickle.UnpicklingError, EOFError, AttributeError, ImportError, IndexError, TypeError,
-                ValueError, UnicodeDecodeError, MemoryError) as error:
+        except (
+            pickle.UnpicklingError,
+            EOFError,
+            AttributeError,
+            ImportError,
+            IndexError,
+            TypeError,
+            ValueError,
+            UnicodeDecodeError,
+            MemoryError,
+        ) as error:
             raise ValueError(
                 f"Expected `{file}` to be a pickle of numpy arrays, but it could not be read: "
                 f"{type(error).__name__}: {error}"

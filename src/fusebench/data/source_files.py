@@ -86,9 +86,7 @@ def _gunzip(path: Path) -> bytes:
         with gzip.open(path, "rb") as handle:
             return handle.read()
     except (OSError, EOFError, zlib.error) as error:
-        raise DataError(
-            f"{path} is not a readable gzip file (expected a gzip-compressed IDX file): {error}"
-        ) from error
+        raise DataError(f"{path} is not a readable gzip file (expected a gzip-compressed IDX file): {error}") from error
 
 
 def _parse_idx(raw: bytes, path: Path) -> np.ndarray:

@@ -26,12 +26,18 @@ from fusebench.engine.representations import (
 def run_labels(run_dirs: Sequence[Path]) -> list[str]:
     """Folder names, with the parent folder added where two runs share a name."""
     names = [p.resolve().name for p in run_dirs]
-    return [f"{p.resolve().parent.name}/{n}" if names.count(n) > 1 else n for p, n in zip(run_dirs, names,
-                                                                                          strict=True)]
+    return [f"{p.resolve().parent.name}/{n}" if names.count(n) > 1 else n for p, n in zip(run_dirs, names, strict=True)]
 
 
-def analyze_runs(run_dirs: Sequence[str | Path], out_dir: str | Path, *, methods: Sequence[str] | None = None,
-                 max_points: int = 1000, seed: int = 0, probes: bool = True) -> dict[str, Any]:
+def analyze_runs(
+    run_dirs: Sequence[str | Path],
+    out_dir: str | Path,
+    *,
+    methods: Sequence[str] | None = None,
+    max_points: int = 1000,
+    seed: int = 0,
+    probes: bool = True,
+) -> dict[str, Any]:
     """Analyse finished runs side by side; write ``out_dir/representations.json`` and ``out_dir/figures``.
 
     Args:
@@ -66,8 +72,11 @@ def analyze_runs(run_dirs: Sequence[str | Path], out_dir: str | Path, *, methods
     with _threads(runs[0].loaded.config.experiment.threads):
         pairs = cka_pairs(views)
         matrices = cka_matrices(views, pairs)
-        probed = {v.key: probe_view(v, owner[v.key].loaded.data, owner[v.key].loaded.config) for v in views} \
-            if probes else {}
+        probed = (
+            {v.key: probe_view(v, owner[v.key].loaded.data, owner[v.key].loaded.config) for v in views}
+            if probes
+            else {}
+        )
         drawn: dict[str, Any] = {}
         for m in matrices:
             group = [v for v in views if v.modality == m]
@@ -75,18 +84,31 @@ def analyze_runs(run_dirs: Sequence[str | Path], out_dir: str | Path, *, methods
             for number, samples in enumerate(sets, start=1):
                 same = [v for v in group if v.samples == samples]
                 name = f"projection_{m}" if len(sets) == 1 else f"projection_{m}_{number}"
-                _, drawn[name] = draw_modality(same, owner[same[0].key].loaded.data, chosen, max_points, seed,
-                                               figures, name, f"test embeddings of the {m} encoders")
-            drawn[f"cka_{m}"] = {"file": cka_matrix(matrices[m]["labels"], matrices[m]["matrix"],
-                                                    figures / f"cka_{m}.png", f"linear CKA, {m} encoders").name}
+                _, drawn[name] = draw_modality(
+                    same,
+                    owner[same[0].key].loaded.data,
+                    chosen,
+                    max_points,
+                    seed,
+                    figures,
+                    name,
+                    f"test embeddings of the {m} encoders",
+                )
+            drawn[f"cka_{m}"] = {
+                "file": cka_matrix(
+                    matrices[m]["labels"], matrices[m]["matrix"], figures / f"cka_{m}.png", f"linear CKA, {m} encoders"
+                ).name
+            }
     primary = run_task(runs[0].loaded.config, runs[0].loaded.data.task)[1]
     payload = {
         "protocol": protocol(chosen, skipped, max_points, seed, probes),
         "primary_metric": primary,
         "runs": [r.describe() for r in runs],
         "views": [v.describe() for v in views],
-        "cka": pairs, "cka_matrices": matrices,
-        "probes": probed, "figures": drawn,
+        "cka": pairs,
+        "cka_matrices": matrices,
+        "probes": probed,
+        "figures": drawn,
     }
     atomic_write_json(folder / REPRESENTATIONS_FILE, clean(payload))
     return payload

@@ -85,16 +85,20 @@ def _build_fusion_model(
     if isinstance(fusion, FeatureFusionOptions):
         unknown = sorted(set(fusion.params.projectors) - set(modalities))
         if unknown:
-            raise ConfigError(f"`model.fusion.params.projectors` names {quoted(unknown)}, which this run does not "
-                              f"have; its modalities (`model.encoders`) are {quoted(modalities)}.")
+            raise ConfigError(
+                f"`model.fusion.params.projectors` names {quoted(unknown)}, which this run does not "
+                f"have; its modalities (`model.encoders`) are {quoted(modalities)}."
+            )
         encoders = build_encoders(config, input_shapes, modalities, modality_info)
-        return registry.build_feature_early_fusion(encoders, num_classes, hidden_dim=fusion.hidden_dim,
-                                                   dropout=fusion.dropout, **fusion.params.model_dump())
+        return registry.build_feature_early_fusion(
+            encoders, num_classes, hidden_dim=fusion.hidden_dim, dropout=fusion.dropout, **fusion.params.model_dump()
+        )
     if fusion.type == "late":
         encoders = build_encoders(config, input_shapes, modalities, modality_info)
         dims = {m: encoder_width(e, m) for m, e in encoders.items()}
-        late = build_late_fusion(fusion.method, dims, hidden_dim=fusion.hidden_dim, dropout=fusion.dropout,
-                                 **fusion.params.model_dump())
+        late = build_late_fusion(
+            fusion.method, dims, hidden_dim=fusion.hidden_dim, dropout=fusion.dropout, **fusion.params.model_dump()
+        )
         head = nn.Linear(late.out_dim, num_classes)
         return MultimodalModel(encoders, late, head, build_missing_strategy(config.model.missing_strategy, dims))
     shapes = {m: input_shapes[m] for m in modalities}
@@ -108,13 +112,16 @@ def _build_fusion_model(
             encoders = build_encoders(config, input_shapes, chosen, modality_info)
             return registry.build_where_to_fuse(shapes, num_classes, **fusion.params.model_dump(), encoders=encoders)
     except ValueError as error:
-        raise ConfigError(f"Cannot build fusion `{fusion.tag}` (`model.fusion.params`) for the inputs "
-                          f"{ {m: list(s) for m, s in shapes.items()} }: {error}") from None
+        raise ConfigError(
+            f"Cannot build fusion `{fusion.tag}` (`model.fusion.params`) for the inputs "
+            f"{ {m: list(s) for m, s in shapes.items()} }: {error}"
+        ) from None
     raise TypeError(f"Expected one of the fusion options of `fusebench.models.fusion_specs`, got {type(fusion)}.")
 
 
-def _check_token_inputs(tag: str, shapes: Mapping[str, Sequence[int]],
-                        modality_info: Mapping[str, ModalityInfo] | None) -> None:
+def _check_token_inputs(
+    tag: str, shapes: Mapping[str, Sequence[int]], modality_info: Mapping[str, ModalityInfo] | None
+) -> None:
     """Token and where-to-fuse models tokenise a variable-length modality step by step: it must be ``[T, F]``."""
     for modality, shape in sorted(shapes.items()):
         info = (modality_info or {}).get(modality)
@@ -136,8 +143,9 @@ def used_settings(config: RunConfig, settings: dict[str, T]) -> dict[str, T]:
     return {m: v for m, v in sorted(settings.items()) if m in used}
 
 
-def load_pretrained(model: nn.Module, config: RunConfig,
-                    input_shapes: Mapping[str, Sequence[int]] | None = None) -> None:
+def load_pretrained(
+    model: nn.Module, config: RunConfig, input_shapes: Mapping[str, Sequence[int]] | None = None
+) -> None:
     """Load ``model.pretrained`` weights by modality name (checked for modality, encoder kind and input
     shape); freeze encoders ``model.freeze`` asks for."""
     encoders = as_fusion_model(model).encoder_modules()

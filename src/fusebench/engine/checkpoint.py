@@ -163,9 +163,14 @@ def trained_config(checkpoint: Checkpoint, config: RunConfig) -> RunConfig:
     return config.model_copy(update={"model": model, "pretrain": source.pretrain})
 
 
-def load_trained_model(checkpoint: Path | Checkpoint, config: RunConfig, input_shapes: Mapping[str, Sequence[int]],
-                       output_size: int, modality_info: Mapping[str, Any] | None = None,
-                       drop: Iterable[str] = ()) -> nn.Module:
+def load_trained_model(
+    checkpoint: Path | Checkpoint,
+    config: RunConfig,
+    input_shapes: Mapping[str, Sequence[int]],
+    output_size: int,
+    modality_info: Mapping[str, Any] | None = None,
+    drop: Iterable[str] = (),
+) -> nn.Module:
     """The model the checkpoint's config describes, with the checkpoint's weights, in train mode.
 
     Args:

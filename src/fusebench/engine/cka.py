@@ -54,8 +54,9 @@ def linear_cka(x: Tensor, y: Tensor) -> float:
     """
     cx, cy = _centred(x, "x"), _centred(y, "y")
     if cx.shape[0] != cy.shape[0]:
-        raise ValueError(f"Expected the same samples on both sides, got {cx.shape[0]} rows in `x` and "
-                         f"{cy.shape[0]} in `y`.")
+        raise ValueError(
+            f"Expected the same samples on both sides, got {cx.shape[0]} rows in `x` and {cy.shape[0]} in `y`."
+        )
     if cx.shape[0] < 2:
         raise ValueError(f"Expected at least 2 samples for CKA, got {cx.shape[0]}.")
     cross = torch.linalg.matrix_norm(cy.T @ cx) ** 2  # ||Y^T X||_F^2 = tr(K H L H) for linear kernels (Eq. 1)
@@ -63,8 +64,10 @@ def linear_cka(x: Tensor, y: Tensor) -> float:
     norm_y = torch.linalg.matrix_norm(cy.T @ cy)
     if norm_x == 0 or norm_y == 0:
         side = "x" if norm_x == 0 else "y"
-        raise ValueError(f"Expected `{side}` to vary over the samples, got the same vector for every sample "
-                         "(CKA is undefined for a constant representation).")
+        raise ValueError(
+            f"Expected `{side}` to vary over the samples, got the same vector for every sample "
+            "(CKA is undefined for a constant representation)."
+        )
     return float((cross / (norm_x * norm_y)).clamp(0.0, 1.0))
 
 

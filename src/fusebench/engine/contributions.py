@@ -23,9 +23,7 @@ from fusebench.data.patterns import parse_pattern, pattern_name
 def _check_modalities(modalities: Sequence[str]) -> list[str]:
     names = sorted(modalities)
     if not names or len(set(names)) != len(names):
-        raise ValueError(
-            f"Expected `modalities` to be non-empty and without repeats, got {list(modalities)}."
-        )
+        raise ValueError(f"Expected `modalities` to be non-empty and without repeats, got {list(modalities)}.")
     return names
 
 
@@ -79,8 +77,7 @@ def shapley_values(
         subset = frozenset(names[j] for j in range(m) if mask >> j & 1)
         if subset not in table:
             raise ValueError(
-                f"Expected a value for every non-empty subset of {names}, "
-                f"missing `{pattern_name(subset)}`."
+                f"Expected a value for every non-empty subset of {names}, missing `{pattern_name(subset)}`."
             )
         v[mask] = table[subset]
     weights = [factorial(s) * factorial(m - s - 1) / factorial(m) for s in range(m)]
@@ -116,9 +113,6 @@ def shapley_from_pattern_metrics(
     for name, metrics in pattern_metrics.items():
         pattern = parse_pattern(name, names)
         if metric not in metrics:
-            raise ValueError(
-                f"Expected metric `{metric}` in the metrics of pattern `{name}`, "
-                f"got {sorted(metrics)}."
-            )
+            raise ValueError(f"Expected metric `{metric}` in the metrics of pattern `{name}`, got {sorted(metrics)}.")
         values[frozenset(pattern)] = float(metrics[metric])
     return shapley_values(values, names, chance)

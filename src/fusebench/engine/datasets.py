@@ -18,8 +18,18 @@ from fusebench.data.registry import DatasetInfo, LoadedDataset, ModalityInfo, Sp
 from fusebench.errors import ConfigError, quoted
 from fusebench.tasks import Task
 
-__all__ = ["SPLITS", "DataSplits", "Split", "eval_loader", "load_dataset", "load_splits", "recipe_digest",
-           "run_task", "select_splits", "train_loader"]
+__all__ = [
+    "SPLITS",
+    "DataSplits",
+    "Split",
+    "eval_loader",
+    "load_dataset",
+    "load_splits",
+    "recipe_digest",
+    "run_task",
+    "select_splits",
+    "train_loader",
+]
 
 
 @dataclass(frozen=True)
@@ -78,8 +88,9 @@ def with_task_settings(task: Task, settings: TaskConfig) -> Task:
     from dataclasses import replace
 
     try:
-        return replace(task, loss=settings.loss if settings.loss is not None else task.loss,
-                       threshold=settings.threshold)
+        return replace(
+            task, loss=settings.loss if settings.loss is not None else task.loss, threshold=settings.threshold
+        )
     except ValueError as error:  # Task's own check of its loss against its kind
         raise ConfigError(f"`task.loss`: {error}") from None
 
@@ -116,8 +127,10 @@ def select_splits(
     wanted = tuple(sorted(modalities))
     unknown = sorted(set(config.modalities or []) - set(available))
     if unknown:
-        raise ConfigError(f"`data.modalities` names {quoted(unknown)}, which dataset `{config.dataset}` does not "
-                          f"have; it has {quoted(available)}.")
+        raise ConfigError(
+            f"`data.modalities` names {quoted(unknown)}, which dataset `{config.dataset}` does not "
+            f"have; it has {quoted(available)}."
+        )
     unknown = sorted(set(wanted) - set(available))
     if unknown:
         keys = quoted(f"model.encoders.{m}" for m in unknown)
@@ -176,18 +189,37 @@ def train_masks(config: DataConfig, modalities: Sequence[str], seed: int) -> MCA
     return None
 
 
-def train_loader(split: Split, config: DataConfig, seed: int, shard: tuple[int, int] | None = None,
-                 pin_memory: bool = False) -> TensorLoader:
+def train_loader(
+    split: Split, config: DataConfig, seed: int, shard: tuple[int, int] | None = None, pin_memory: bool = False
+) -> TensorLoader:
     """The training batches: shuffled, with train-time missingness; ``shard``/``pin_memory`` as for ``TensorLoader``."""
     modalities = sorted(split.inputs)
     masks = train_masks(config, modalities, seed)
     source = FixedUnpairing(masks) if masks is not None and config.missing_resample == "fixed" else masks
-    return TensorLoader(split.inputs, split.target, config.batch_size, shuffle=True, seed=seed, masks=source,
-                        lengths=split.lengths, shard=shard, pin_memory=pin_memory)
+    return TensorLoader(
+        split.inputs,
+        split.target,
+        config.batch_size,
+        shuffle=True,
+        seed=seed,
+        masks=source,
+        lengths=split.lengths,
+        shard=shard,
+        pin_memory=pin_memory,
+    )
 
 
-def eval_loader(split: Split, config: DataConfig, shard: tuple[int, int] | None = None,
-                pin_memory: bool = False) -> TensorLoader:
+def eval_loader(
+    split: Split, config: DataConfig, shard: tuple[int, int] | None = None, pin_memory: bool = False
+) -> TensorLoader:
     """Evaluation batches in row order; under DDP (``shard``) each process gets one block of the rows."""
-    return TensorLoader(split.inputs, split.target, config.eval_batch_size, shuffle=False, lengths=split.lengths,
-                        shard=shard, shard_by="rows", pin_memory=pin_memory)
+    return TensorLoader(
+        split.inputs,
+        split.target,
+        config.eval_batch_size,
+        shuffle=False,
+        lengths=split.lengths,
+        shard=shard,
+        shard_by="rows",
+        pin_memory=pin_memory,
+    )

@@ -99,8 +99,9 @@ def encode_split(model: nn.Module, split: Split, batch_size: int, device: str = 
     return Split({m: torch.cat(parts) for m, parts in chunks.items()}, split.target)
 
 
-def cache_features(model: nn.Module, data: DataSplits, batch_size: int,
-                   device: str = "cpu") -> tuple[CachedFeatureModel, DataSplits]:
+def cache_features(
+    model: nn.Module, data: DataSplits, batch_size: int, device: str = "cpu"
+) -> tuple[CachedFeatureModel, DataSplits]:
     """The wrapped model and the three splits as embeddings, each split encoded once."""
     model.to(device)
     cached = DataSplits(

@@ -46,9 +46,18 @@ def follow_run(config: RunConfig, run_dir: str | Path, data: DataSplits | None =
     if config.training.cache_frozen_features and can_cache(model, frozen_modalities(config)):
         model, data = cache_features(model, data, config.data.eval_batch_size, device)
     run_data = RunData(data, config, where)
-    module = FusionModule(model, data.modalities, data.task, config.training.optimizer, config.training.scheduler,
-                          metric_names, primary, frozen_modalities(config),
-                          strategies=_strategies(config, model, data), gradient_clip=config.training.gradient_clip)
+    module = FusionModule(
+        model,
+        data.modalities,
+        data.task,
+        config.training.optimizer,
+        config.training.scheduler,
+        metric_names,
+        primary,
+        frozen_modalities(config),
+        strategies=_strategies(config, model, data),
+        gradient_clip=config.training.gradient_clip,
+    )
     folder = Path(run_dir)
     steps = -(-len(data.train) // config.data.batch_size)
     make_trainer(config, where, folder, folder / "checkpoints", steps).fit(module, datamodule=run_data)

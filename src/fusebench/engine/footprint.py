@@ -65,8 +65,9 @@ def peak_memory(device: str, scope: str) -> dict[str, Any]:
 
 def weights_bytes(model: nn.Module, skip: Sequence[str] = ()) -> int:
     """Bytes of ``model``'s state dict as one safetensors file, without top-level modules in ``skip``."""
-    state = {k: v.detach().cpu().clone().contiguous() for k, v in model.state_dict().items()
-             if k.split(".")[0] not in skip}
+    state = {
+        k: v.detach().cpu().clone().contiguous() for k, v in model.state_dict().items() if k.split(".")[0] not in skip
+    }
     return len(save_tensors(state))
 
 
@@ -77,10 +78,16 @@ THROUGHPUT_SAMPLES = 1024
 
 
 @torch.no_grad()
-def inference_throughput(model: nn.Module, inputs: Mapping[str, torch.Tensor], target: torch.Tensor,
-                         modalities: Sequence[str], batch_size: int, device: str,
-                         lengths: Mapping[str, torch.Tensor] | None = None,
-                         max_samples: int | None = THROUGHPUT_SAMPLES) -> dict[str, Any]:
+def inference_throughput(
+    model: nn.Module,
+    inputs: Mapping[str, torch.Tensor],
+    target: torch.Tensor,
+    modalities: Sequence[str],
+    batch_size: int,
+    device: str,
+    lengths: Mapping[str, torch.Tensor] | None = None,
+    max_samples: int | None = THROUGHPUT_SAMPLES,
+) -> dict[str, Any]:
     """Samples per second of eval-mode forward passes over (the first ``max_samples`` of) ``inputs``.
 
     Every modality is present. Only the forward passes are timed (each batch is cut and moved
@@ -111,9 +118,13 @@ def inference_throughput(model: nn.Module, inputs: Mapping[str, torch.Tensor], t
     finally:
         model.train(was_training)
     samples = int(len(target))
-    return {"inference_samples_per_second": samples / seconds if seconds > 0 else None,
-            "inference_seconds": seconds, "inference_samples": samples, "inference_batch_size": batch_size,
-            "inference_device": device}
+    return {
+        "inference_samples_per_second": samples / seconds if seconds > 0 else None,
+        "inference_seconds": seconds,
+        "inference_samples": samples,
+        "inference_batch_size": batch_size,
+        "inference_device": device,
+    }
 
 
 def _synchronize(device: str) -> None:

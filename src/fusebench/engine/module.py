@@ -177,8 +177,7 @@ class FusionModule(L.LightningModule):
         """The epoch's validation outputs of every process, in row order, on the CPU."""
         target = cat_rows(self._eval_target)
         evaluation = PatternEvaluation(
-            logits={name: gather_rows(self, cat_rows(parts).float()).cpu()
-                    for name, parts in self._eval.items()},
+            logits={name: gather_rows(self, cat_rows(parts).float()).cpu() for name, parts in self._eval.items()},
             target=gather_rows(self, target).cpu(),
             modalities=self.modalities,
         )
@@ -214,8 +213,18 @@ class FusionModule(L.LightningModule):
     def on_train_epoch_end(self) -> None:
         self._check_train_losses()
         outputs = self._train.gathered(self)
-        train = grouped_metrics(outputs.logits, outputs.target, mask_to_pattern_index(outputs.mask, self.modalities),
-                                self.pattern_names, self.task, self.metric_names) if len(outputs.target) else {}
+        train = (
+            grouped_metrics(
+                outputs.logits,
+                outputs.target,
+                mask_to_pattern_index(outputs.mask, self.modalities),
+                self.pattern_names,
+                self.task,
+                self.metric_names,
+            )
+            if len(outputs.target)
+            else {}
+        )
         sync = distributed(self)
         self.log("train/loss", outputs.loss, prog_bar=True, sync_dist=sync)
         for name, total in self._extras.items():

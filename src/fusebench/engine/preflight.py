@@ -63,8 +63,11 @@ def preflight(config: RunConfig, inputs: RunInputs, *, load_files: bool = True) 
     """
     run_task(config, inputs.task)
     train_masks(config.data, inputs.modalities, config.experiment.seed)
-    built = config if load_files else config.model_copy(update={"model": config.model.model_copy(
-        update={"pretrained": {}})})
+    built = (
+        config
+        if load_files
+        else config.model_copy(update={"model": config.model.model_copy(update={"pretrained": {}})})
+    )
     model = build_model(built, inputs.input_shapes, inputs.task.output_size, inputs.modality_info)
     strategies = config
     if config.training.strategy.gradient_blending == "auto":

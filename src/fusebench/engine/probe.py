@@ -66,8 +66,9 @@ def load_trained_run(run_dir: str | Path, data: DataSplits | None = None) -> Loa
     config = trained_config(checkpoint, load_config(run_dir / "config.yaml"))
     if data is None:
         data = load_splits(config.data, config.modalities(), config.experiment.seed, task_settings=config.task)
-    model = load_trained_model(checkpoint, config, data.input_shapes, data.task.output_size, data.modality_info,
-                               drop=ATTACHED_MODULES)
+    model = load_trained_model(
+        checkpoint, config, data.input_shapes, data.task.output_size, data.modality_info, drop=ATTACHED_MODULES
+    )
     model.eval()
     return LoadedRun(run_dir, config, model, data)
 
@@ -120,8 +121,15 @@ def fit_linear_probe(features: Tensor, target: Tensor, task: Task, l2: float, ma
     return linear.requires_grad_(False)
 
 
-def probe_features(train: Tensor, validation: Tensor, test: Tensor, data: DataSplits, metric_names: Sequence[str],
-                   l2_grid: Sequence[float] = DEFAULT_L2_GRID, select_on: str | None = None) -> dict[str, Any]:
+def probe_features(
+    train: Tensor,
+    validation: Tensor,
+    test: Tensor,
+    data: DataSplits,
+    metric_names: Sequence[str],
+    l2_grid: Sequence[float] = DEFAULT_L2_GRID,
+    select_on: str | None = None,
+) -> dict[str, Any]:
     """Fit a probe per ``l2`` on standardised features, keep the best on the validation ``select_on`` metric.
 
     ``train_loss`` is the chosen probe's task loss on the training features without the
@@ -142,8 +150,13 @@ def probe_features(train: Tensor, validation: Tensor, test: Tensor, data: DataSp
         raise ValueError(f"Expected a non-empty `l2_grid`, got {list(l2_grid)}.")
     test_scores = task.metrics(best["probe"](test), data.test.target, metric_names)
     train_loss = float(task.compute_loss(best["probe"](train), data.train.target))
-    return {"dim": int(train.shape[1]), "l2": best["l2"], "train_loss": train_loss, "validation": best["validation"],
-            "test": test_scores}
+    return {
+        "dim": int(train.shape[1]),
+        "l2": best["l2"],
+        "train_loss": train_loss,
+        "validation": best["validation"],
+        "test": test_scores,
+    }
 
 
 def weakness_scores(probes: Mapping[str, Mapping[str, Any]], modalities: Sequence[str]) -> dict[str, dict[str, float]]:
@@ -159,8 +172,13 @@ def weakness_scores(probes: Mapping[str, Mapping[str, Any]], modalities: Sequenc
     return {a: {b: loss[a] / loss[b] for b in names if b != a and loss[b] > 0} for a in names}
 
 
-def probe_run(run_dir: str | Path, experts: Mapping[str, str | Path] | None = None, *, loaded: LoadedRun | None = None,
-              l2_grid: Sequence[float] = DEFAULT_L2_GRID) -> dict[str, Any]:
+def probe_run(
+    run_dir: str | Path,
+    experts: Mapping[str, str | Path] | None = None,
+    *,
+    loaded: LoadedRun | None = None,
+    l2_grid: Sequence[float] = DEFAULT_L2_GRID,
+) -> dict[str, Any]:
     """Probe each modality's embedding and their concatenation; write ``probe_metrics.json``.
 
     Args:
@@ -177,12 +195,20 @@ def probe_run(run_dir: str | Path, experts: Mapping[str, str | Path] | None = No
     checked = read_experts(run, experts or {})
     with _threads(run.config.experiment.threads):
         probes, primary = _fit_probes(run, l2_grid)
-    kind = ("ridge regression (closed form)" if run.data.task.kind == "regression"
-            else "logistic regression, full-batch L-BFGS")
+    kind = (
+        "ridge regression (closed form)"
+        if run.data.task.kind == "regression"
+        else "logistic regression, full-batch L-BFGS"
+    )
     result: dict[str, Any] = {
-        "protocol": {"classifier": f"linear: {kind} on standardised frozen embeddings",
-                     "l2_grid": list(l2_grid), "selection": f"validation {primary}", "max_iter": MAX_ITER,
-                     "checkpoint": "checkpoints/best.ckpt", "samples": {s: len(run.data.split(s)) for s in SPLITS}},
+        "protocol": {
+            "classifier": f"linear: {kind} on standardised frozen embeddings",
+            "l2_grid": list(l2_grid),
+            "selection": f"validation {primary}",
+            "max_iter": MAX_ITER,
+            "checkpoint": "checkpoints/best.ckpt",
+            "samples": {s: len(run.data.split(s)) for s in SPLITS},
+        },
         "primary_metric": primary,
         "probes": probes,
         "experts": expert_gaps(run, probes, checked),
@@ -194,7 +220,8 @@ def probe_run(run_dir: str | Path, experts: Mapping[str, str | Path] | None = No
         tests = {name: probes[name]["test"] for name in [full, *modalities]}
         result["mmpt_profile_probes"] = {  # MMPT section 3.2 steps 2-3: the profile from linear probes
             metric: {"full": tests[full][metric], "unimodal": {m: tests[m][metric] for m in modalities}}
-            for metric in tests[full] if metric != "count"
+            for metric in tests[full]
+            if metric != "count"
         }
     names, _ = run_task(run.config, run.data.task)
     profile = run_mmpt_profile(Path(run.run_dir), names)
@@ -226,8 +253,10 @@ def run_mmpt_profile(run_dir: Path, metrics: Sequence[str]) -> dict[str, Any] | 
     described = read_json(run_dir / "data.json").get("task") if (run_dir / "data.json").is_file() else None
     task = Task.from_description(described) if described else None
     constant = saved.get("constant")
-    return {metric: asdict(mmpt_profile(logits, saved["target"], modalities, metric, task, constant=constant))
-            for metric in metrics}
+    return {
+        metric: asdict(mmpt_profile(logits, saved["target"], modalities, metric, task, constant=constant))
+        for metric in metrics
+    }
 
 
 @contextmanager
@@ -334,8 +363,13 @@ def export_encoders(run_dir: str | Path, *, loaded: LoadedRun | None = None) -> 
     paths: dict[str, Path] = {}
     for m, encoder in sorted(encoders.items()):
         path = run.run_dir / "encoders" / f"{m}.safetensors"
-        metadata = {"modality": m, "kind": run.config.model.encoders[m].kind, "source_run": str(run.run_dir),
-                    "pretraining_seconds": f"{seconds:.3f}", "exported_from": "fusebench probe --export-encoders"}
+        metadata = {
+            "modality": m,
+            "kind": run.config.model.encoders[m].kind,
+            "source_run": str(run.run_dir),
+            "pretraining_seconds": f"{seconds:.3f}",
+            "exported_from": "fusebench probe --export-encoders",
+        }
         paths[m] = save_encoder(encoder, path, metadata)
     return paths
 

@@ -28,8 +28,10 @@ from fusebench.tasks import Task
 
 Method = Literal["pca", "tsne", "umap"]
 METHODS: tuple[Method, ...] = ("pca", "tsne", "umap")
-_PACKAGES: dict[str, tuple[str, str]] = {"tsne": ("sklearn", "scikit-learn (`pip install 'fusebench[analysis]'`)"),
-                                         "umap": ("umap", "umap-learn (`pip install umap-learn`)")}
+_PACKAGES: dict[str, tuple[str, str]] = {
+    "tsne": ("sklearn", "scikit-learn (`pip install 'fusebench[analysis]'`)"),
+    "umap": ("umap", "umap-learn (`pip install umap-learn`)"),
+}
 
 
 def installed(method: str) -> bool:
@@ -92,8 +94,10 @@ def project(features: Tensor, method: Method, seed: int) -> tuple[npt.NDArray[np
 
         perplexity = float(min(30.0, max(2.0, (len(x) - 1) / 3)))
         tsne = TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed)
-        return np.asarray(tsne.fit_transform(x), dtype=np.float64), {"perplexity": perplexity,
-                                                                    "kl_divergence": float(tsne.kl_divergence_)}
+        return np.asarray(tsne.fit_transform(x), dtype=np.float64), {
+            "perplexity": perplexity,
+            "kl_divergence": float(tsne.kl_divergence_),
+        }
     import umap  # type: ignore[import-not-found, unused-ignore]
 
     reducer = umap.UMAP(n_components=2, random_state=seed, n_neighbors=min(15, len(x) - 1))
@@ -130,8 +134,12 @@ def colours(target: Tensor, task: Task) -> Colours:
     chosen = score.argmax(dim=1)
     none = ~present.any(dim=1)
     values = torch.where(none, torch.full_like(chosen, task.output_size), chosen)
-    return Colours(values.numpy().astype(np.float64), True, (*names, "none"),
-                   "most frequent present label (multilabel: the sample's label that is most common here)")
+    return Colours(
+        values.numpy().astype(np.float64),
+        True,
+        (*names, "none"),
+        "most frequent present label (multilabel: the sample's label that is most common here)",
+    )
 
 
 def sample_indices(n: int, at_most: int, seed: int) -> Tensor:

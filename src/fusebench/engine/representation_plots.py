@@ -25,9 +25,14 @@ _CATEGORICAL = "tab10"
 _MAX_LEGEND = 20
 
 
-def projection_grid(points: Mapping[str, Mapping[str, npt.NDArray[np.float64]]], titles: Mapping[str, str],
-                    colour: Colours, path: str | Path, heading: str,
-                    notes: Mapping[str, Mapping[str, str]] | None = None) -> Path:
+def projection_grid(
+    points: Mapping[str, Mapping[str, npt.NDArray[np.float64]]],
+    titles: Mapping[str, str],
+    colour: Colours,
+    path: str | Path,
+    heading: str,
+    notes: Mapping[str, Mapping[str, str]] | None = None,
+) -> Path:
     """One row per method, one column per encoder view; every point coloured by ``colour``.
 
     Args:
@@ -40,8 +45,7 @@ def projection_grid(points: Mapping[str, Mapping[str, npt.NDArray[np.float64]]],
     """
     methods = list(points)
     views = list(titles)
-    fig, axes = plt.subplots(len(methods), len(views), figsize=(3.2 * len(views), 3.0 * len(methods)),
-                             squeeze=False)
+    fig, axes = plt.subplots(len(methods), len(views), figsize=(3.2 * len(views), 3.0 * len(methods)), squeeze=False)
     cmap = plt.get_cmap((_CATEGORICAL if len(colour.names) <= 10 else "tab20") if colour.categorical else "viridis")
     rgba = cmap(colour.values.astype(int) % cmap.N) if colour.categorical else None
     scatter: Any = None
@@ -59,18 +63,23 @@ def projection_grid(points: Mapping[str, Mapping[str, npt.NDArray[np.float64]]],
             ax.set_yticks([])
     if colour.categorical:
         shown = sorted({int(v) for v in colour.values})[:_MAX_LEGEND]
-        handles = [Line2D([], [], marker="o", linestyle="", markersize=5,
-                              color=cmap(i % cmap.N)) for i in shown]
-        fig.legend(handles, [colour.names[i] for i in shown], title=colour.description, loc="center left",
-                   fontsize=7, title_fontsize=7, bbox_to_anchor=(0.99, 0.5))
+        handles = [Line2D([], [], marker="o", linestyle="", markersize=5, color=cmap(i % cmap.N)) for i in shown]
+        fig.legend(
+            handles,
+            [colour.names[i] for i in shown],
+            title=colour.description,
+            loc="center left",
+            fontsize=7,
+            title_fontsize=7,
+            bbox_to_anchor=(0.99, 0.5),
+        )
     elif scatter is not None:
         fig.colorbar(scatter, ax=axes, shrink=0.8, label=colour.description)
     fig.suptitle(heading, fontsize=10)
     return save(fig, path)
 
 
-def cka_matrix(labels: Sequence[str], matrix: Sequence[Sequence[float | None]], path: str | Path,
-               heading: str) -> Path:
+def cka_matrix(labels: Sequence[str], matrix: Sequence[Sequence[float | None]], path: str | Path, heading: str) -> Path:
     """A heatmap of linear CKA between every pair of encoder views of one modality (blank: not comparable)."""
     values = np.array([[np.nan if v is None else float(v) for v in row] for row in matrix], dtype=float)
     size = max(3.5, 0.9 * len(labels) + 2.0)
@@ -81,8 +90,15 @@ def cka_matrix(labels: Sequence[str], matrix: Sequence[Sequence[float | None]], 
     for i in range(len(labels)):
         for j in range(len(labels)):
             if np.isfinite(values[i, j]):
-                ax.text(j, i, f"{values[i, j]:.2f}", ha="center", va="center", fontsize=7,
-                        color="black" if values[i, j] > 0.6 else "white")
+                ax.text(
+                    j,
+                    i,
+                    f"{values[i, j]:.2f}",
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                    color="black" if values[i, j] > 0.6 else "white",
+                )
     fig.colorbar(image, ax=ax, shrink=0.8, label="linear CKA")
     ax.set_title(heading, fontsize=9)
     return save(fig, path)

@@ -80,9 +80,16 @@ class View:
         return f"{self.run} {self.modality}: {stage}"
 
     def describe(self) -> dict[str, Any]:
-        return {"key": self.key, "run": self.run, "modality": self.modality, "stage": self.stage,
-                "source": self.source, "frozen": self.frozen, "dim": int(self.embeddings[CKA_SPLIT].shape[1]),
-                "test_samples": int(self.embeddings[CKA_SPLIT].shape[0])}
+        return {
+            "key": self.key,
+            "run": self.run,
+            "modality": self.modality,
+            "stage": self.stage,
+            "source": self.source,
+            "frozen": self.frozen,
+            "dim": int(self.embeddings[CKA_SPLIT].shape[1]),
+            "test_samples": int(self.embeddings[CKA_SPLIT].shape[0]),
+        }
 
 
 @dataclass(frozen=True)
@@ -95,10 +102,14 @@ class AnalysedRun:
 
     def describe(self) -> dict[str, Any]:
         config = self.loaded.config
-        return {"label": self.label, "run_dir": str(self.loaded.run_dir),
-                "kind": "pretrain" if config.pretrain is not None else "fusion", "seed": config.experiment.seed,
-                "pretrained": {v.modality: v.source for v in self.views if v.stage == "pretrained"},
-                "frozen": frozen_modalities(config)}
+        return {
+            "label": self.label,
+            "run_dir": str(self.loaded.run_dir),
+            "kind": "pretrain" if config.pretrain is not None else "fusion",
+            "seed": config.experiment.seed,
+            "pretrained": {v.modality: v.source for v in self.views if v.stage == "pretrained"},
+            "frozen": frozen_modalities(config),
+        }
 
 
 class DataCache:
@@ -108,11 +119,19 @@ class DataCache:
         self._loaded: dict[str, DataSplits] = {}
 
     def splits(self, config: RunConfig) -> DataSplits:
-        key = json.dumps([config.data.model_dump(mode="json"), list(config.modalities()),
-                          config.experiment.seed, config.task.model_dump(mode="json")], sort_keys=True)
+        key = json.dumps(
+            [
+                config.data.model_dump(mode="json"),
+                list(config.modalities()),
+                config.experiment.seed,
+                config.task.model_dump(mode="json"),
+            ],
+            sort_keys=True,
+        )
         if key not in self._loaded:
-            self._loaded[key] = load_splits(config.data, config.modalities(), config.experiment.seed,
-                                            task_settings=config.task)
+            self._loaded[key] = load_splits(
+                config.data, config.modalities(), config.experiment.seed, task_settings=config.task
+            )
         return self._loaded[key]
 
 
@@ -132,7 +151,8 @@ def locate_pretrained(path: Path, run_dir: Path) -> Path:
         return moved
     raise FileNotFoundError(
         f"`{run_dir}` was fine-tuned from the pre-trained encoder `{path}` (`model.pretrained` in its config.yaml), "
-        f"which no longer exists (nor at `{moved}`); the before/after comparison needs that file.")
+        f"which no longer exists (nor at `{moved}`); the before/after comparison needs that file."
+    )
 
 
 def _digest(tensors: Iterable[Tensor]) -> str:
@@ -159,7 +179,8 @@ def analyse_run(run_dir: str | Path, label: str, cache: DataCache | None = None)
     if encoders is None:
         raise ConfigError(
             f"`{run_dir}` has no per-modality encoders to analyse (its model is `{type(loaded.model).__name__}`, "
-            "which tokenises inputs inside the fusion); analyse late-fusion or pre-training runs.")
+            "which tokenises inputs inside the fusion); analyse late-fusion or pre-training runs."
+        )
     batch = config.data.eval_batch_size
     trained = {s: split_embeddings(loaded.model, getattr(data, s), batch) for s in SPLITS}
     frozen = set(frozen_modalities(config))
@@ -176,10 +197,21 @@ def analyse_run(run_dir: str | Path, label: str, cache: DataCache | None = None)
                 raise RuntimeError(f"The copy of `{run_dir}`'s model lost its encoders.")
             load_encoder(copied[m], file, m, kind=config.model.encoders[m].kind, input_shape=data.input_shapes[m])
             embedded: dict[str, Tensor] = {s: split_embeddings(before, getattr(data, s), batch)[m] for s in SPLITS}
-            views.append(View(f"{label}/{m}@pretrained", label, m, "pretrained", str(file), m in frozen, embedded,
-                              samples[m]))
-        views.append(View(f"{label}/{m}", label, m, "trained", checkpoint, m in frozen,
-                          {s: trained[s][m] for s in SPLITS}, samples[m]))
+            views.append(
+                View(f"{label}/{m}@pretrained", label, m, "pretrained", str(file), m in frozen, embedded, samples[m])
+            )
+        views.append(
+            View(
+                f"{label}/{m}",
+                label,
+                m,
+                "trained",
+                checkpoint,
+                m in frozen,
+                {s: trained[s][m] for s in SPLITS},
+                samples[m],
+            )
+        )
     return AnalysedRun(label, loaded, views)
 
 
@@ -192,13 +224,21 @@ def cka_pairs(views: Sequence[View]) -> list[dict[str, Any]]:
     """Linear CKA on the test embeddings of every two views of the same modality and samples."""
     pairs = []
     for i, a in enumerate(views):
-        for b in views[i + 1:]:
+        for b in views[i + 1 :]:
             if a.modality != b.modality:
                 continue
             comparable = a.samples == b.samples
             value = linear_cka(a.embeddings[CKA_SPLIT], b.embeddings[CKA_SPLIT]) if comparable else None
-            pairs.append({"modality": a.modality, "a": a.key, "b": b.key, "relation": relation(a, b),
-                          "cka": value, "note": "" if comparable else "different test samples: not compared"})
+            pairs.append(
+                {
+                    "modality": a.modality,
+                    "a": a.key,
+                    "b": b.key,
+                    "relation": relation(a, b),
+                    "cka": value,
+                    "note": "" if comparable else "different test samples: not compared",
+                }
+            )
     return pairs
 
 
@@ -223,8 +263,9 @@ def probe_view(view: View, data: DataSplits, config: RunConfig, metric: str | No
     return probe_features(train, validation, test, data, list(dict.fromkeys([metric, *names])), select_on=metric)
 
 
-def projections(views: Sequence[View], data: DataSplits, methods: Sequence[Method], max_points: int,
-                seed: int) -> tuple[dict[str, dict[str, npt.NDArray[np.float64]]], dict[str, dict[str, Any]], Any]:
+def projections(
+    views: Sequence[View], data: DataSplits, methods: Sequence[Method], max_points: int, seed: int
+) -> tuple[dict[str, dict[str, npt.NDArray[np.float64]]], dict[str, dict[str, Any]], Any]:
     """method -> view key -> ``[n, 2]`` points of one seeded subset of test samples, the methods' notes, colours."""
     index = sample_indices(len(data.test), max_points, seed)
     colour = colours(data.test.target[index], data.task)
@@ -233,32 +274,49 @@ def projections(views: Sequence[View], data: DataSplits, methods: Sequence[Metho
     for method in methods:
         points[method], info[method] = {}, {}
         for view in views:
-            points[method][view.key], info[method][view.key] = project(view.embeddings[CKA_SPLIT][index], method,
-                                                                        seed)
+            points[method][view.key], info[method][view.key] = project(view.embeddings[CKA_SPLIT][index], method, seed)
     return points, info, colour
 
 
-def draw_modality(views: Sequence[View], data: DataSplits, methods: Sequence[Method], max_points: int, seed: int,
-                  folder: Path, name: str, heading: str) -> tuple[Path, dict[str, Any]]:
+def draw_modality(
+    views: Sequence[View],
+    data: DataSplits,
+    methods: Sequence[Method],
+    max_points: int,
+    seed: int,
+    folder: Path,
+    name: str,
+    heading: str,
+) -> tuple[Path, dict[str, Any]]:
     """The projection figure of ``views`` (one modality, the same samples) as ``folder/<name>.png``."""
     from fusebench.engine.representation_plots import projection_grid
 
     points, info, colour = projections(views, data, methods, max_points, seed)
     notes = {"pca": {k: f"{sum(v['explained_variance']):.0%} of variance" for k, v in info.get("pca", {}).items()}}
     path = projection_grid(points, {v.key: v.title for v in views}, colour, folder / f"{name}.png", heading, notes)
-    return path, {"file": path.name, "methods": list(methods), "samples": int(len(colour.values)),
-                  "colour": colour.description, "details": info}
+    return path, {
+        "file": path.name,
+        "methods": list(methods),
+        "samples": int(len(colour.values)),
+        "colour": colour.description,
+        "details": info,
+    }
 
 
-def protocol(methods: Sequence[str], skipped: dict[str, str], max_points: int, seed: int,
-             probes: bool) -> dict[str, Any]:
+def protocol(
+    methods: Sequence[str], skipped: dict[str, str], max_points: int, seed: int, probes: bool
+) -> dict[str, Any]:
     """What the analysis computed, in words (kept in the JSON beside the numbers)."""
     return {
         "cka": "linear CKA (Kornblith et al. 2019, ICML, Section 3) between column-centred test-split embeddings "
-               "of the same samples, every modality present",
+        "of the same samples, every modality present",
         "stages": "trained: the run's checkpoints/best.ckpt; pretrained: the model.pretrained file the run "
-                  "started from (before multimodal fine-tuning)",
+        "started from (before multimodal fine-tuning)",
         "projections": {"methods": list(methods), "skipped": skipped, "max_points": max_points, "seed": seed},
-        "probes": ("linear probe per encoder view on the frozen embeddings (fusebench probe protocol: "
-                   "standardised features, L2 chosen on validation)") if probes else "not computed (--no-probes)",
+        "probes": (
+            "linear probe per encoder view on the frozen embeddings (fusebench probe protocol: "
+            "standardised features, L2 chosen on validation)"
+        )
+        if probes
+        else "not computed (--no-probes)",
     }

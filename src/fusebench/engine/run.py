@@ -179,15 +179,18 @@ def _execute(
     metric_names, primary = run_task(config, data.task)
     data_seconds = time.perf_counter() - started
     if not skip_train:  # which data the training saw; `--resume` re-runs a study node whose data changed
-        atomic_write_json(run_dir / "data.json", {
-            "recipe_digest": recipe_digest(config.data),
-            "dataset": config.data.dataset,
-            "modalities": list(data.modalities),
-            "task": data.task.describe(),
-            "metrics": {"names": metric_names, "primary": primary},
-            "samples": {name: len(data.split(name)) for name in ("train", "validation", "test")},
-            "constant_output": data.task.constant_output(data.train.target).tolist(),
-        })
+        atomic_write_json(
+            run_dir / "data.json",
+            {
+                "recipe_digest": recipe_digest(config.data),
+                "dataset": config.data.dataset,
+                "modalities": list(data.modalities),
+                "task": data.task.describe(),
+                "metrics": {"names": metric_names, "primary": primary},
+                "samples": {name: len(data.split(name)) for name in ("train", "validation", "test")},
+                "constant_output": data.task.constant_output(data.train.target).tolist(),
+            },
+        )
     blending_seconds = 0.0
     if config.training.strategy.gradient_blending == "auto":  # offline G-Blend first (Wang et al., 2020)
         from fusebench.engine.strategies.blending_auto import resolve_auto_blending
@@ -268,7 +271,13 @@ def _execute(
         atomic_write_bytes(run_dir / "test_logits.safetensors", save_tensors({**tensors, "target": evaluation.target}))
         atomic_write_json(run_dir / "test_metrics.json", test_metrics)
     timing = _timing(
-        config, history, data_seconds, fit_seconds, test_seconds, time.perf_counter() - started, len(data.train),
+        config,
+        history,
+        data_seconds,
+        fit_seconds,
+        test_seconds,
+        time.perf_counter() - started,
+        len(data.train),
         steps_per_epoch=len(run_data.train_loader) if run_data.train_loader is not None else steps,
     )
     timing["feature_cache"] = cache_seconds
@@ -278,8 +287,10 @@ def _execute(
     atomic_write_json(run_dir / "timing.json", timing)
     atomic_write_json(run_dir / "model.json", _model_facts(model, data.modalities))
     if not (skip_train and (run_dir / RESOURCES_FILE).exists()):  # re-evaluation keeps the training's record
-        atomic_write_json(run_dir / RESOURCES_FILE, _resources(model, raw_test, data.modalities, config, device,
-                                                                checkpoints, memory_scope))
+        atomic_write_json(
+            run_dir / RESOURCES_FILE,
+            _resources(model, raw_test, data.modalities, config, device, checkpoints, memory_scope),
+        )
     if config.probe.enabled and not skip_test and len(data.modalities) > 1:
         from fusebench.engine.probe import probe_run
 
@@ -287,18 +298,28 @@ def _execute(
     return test_metrics, history, timing, primary
 
 
-def _resources(model: torch.nn.Module, test: Any, modalities: Sequence[str], config: RunConfig, device: str,
-               checkpoints: Path, memory_scope: str) -> dict[str, Any]:
+def _resources(
+    model: torch.nn.Module,
+    test: Any,
+    modalities: Sequence[str],
+    config: RunConfig,
+    device: str,
+    checkpoints: Path,
+    memory_scope: str,
+) -> dict[str, Any]:
     """``resources.json``: model size on disk, peak memory, inference throughput (``engine.footprint``)."""
     from fusebench.engine.strategies.base import ATTACHED_MODULES
 
     inner = unwrap(model)
     best = checkpoints / "best.ckpt"
-    record: dict[str, Any] = {"weights_bytes": weights_bytes(inner, ATTACHED_MODULES),
-                              "checkpoint_bytes": best.stat().st_size if best.is_file() else None}
+    record: dict[str, Any] = {
+        "weights_bytes": weights_bytes(inner, ATTACHED_MODULES),
+        "checkpoint_bytes": best.stat().st_size if best.is_file() else None,
+    }
     if len(test):
-        record |= inference_throughput(inner, test.inputs, test.target, modalities, config.data.eval_batch_size,
-                                       device, test.lengths)
+        record |= inference_throughput(
+            inner, test.inputs, test.target, modalities, config.data.eval_batch_size, device, test.lengths
+        )
     return record | peak_memory(device, memory_scope)
 
 
@@ -350,11 +371,13 @@ def _timing(
         "epochs": len(history),
         "train_samples_per_second": (train_samples * len(history) / training) if training > 0 else None,
         # optimiser steps per second of training (the measure of "Where to fuse", 002 Fig. 17)
-        "train_steps_per_second": (steps_per_epoch * len(history) / training) if training > 0 and steps_per_epoch
+        "train_steps_per_second": (steps_per_epoch * len(history) / training)
+        if training > 0 and steps_per_epoch
         else None,
         # the same per CPU second of the run's process: other jobs on a shared machine do not inflate it
         "train_steps_per_cpu_second": (steps_per_epoch * len(history) / training_cpu)
-        if training_cpu > 0 and steps_per_epoch else None,
+        if training_cpu > 0 and steps_per_epoch
+        else None,
     }
 
 

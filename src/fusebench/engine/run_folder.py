@@ -99,8 +99,9 @@ def ensure_directory(folder: Path, key: str) -> Path:
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except (FileExistsError, NotADirectoryError):
-        raise RunFolderError(f"`{key}` needs `{folder}` to be a folder, but it (or a folder above it) is a file.") \
-            from None
+        raise RunFolderError(
+            f"`{key}` needs `{folder}` to be a folder, but it (or a folder above it) is a file."
+        ) from None
     except OSError as error:
         raise RunFolderError(f"Cannot create `{folder}` for `{key}`: {error.strerror or error}.") from None
     if not os.access(folder, os.W_OK | os.X_OK):
@@ -239,8 +240,9 @@ def require_completed_training(run_dir: Path) -> None:
     if state == RunState.COMPLETED:
         return
     if state == RunState.MISSING:
-        detail = (f"`{run_dir / STATUS_FILE}` does not exist (is it a run folder written by `fusebench train` or "
-                  "`pretrain`?)")
+        detail = (
+            f"`{run_dir / STATUS_FILE}` does not exist (is it a run folder written by `fusebench train` or `pretrain`?)"
+        )
     else:
         detail = f"its training is `{state}` (see `{run_dir / STATUS_FILE}`); train it again with `--overwrite`"
     raise RunFolderError(

@@ -44,16 +44,24 @@ class RunResult:
 
     def rows(self) -> list[dict[str, Any]]:
         """Long format: ``split`` (test, train, validation, timing), ``epoch``, ``pattern``, ``metric``, ``value``."""
-        rows = [{"split": "test", "epoch": None, "pattern": p, "metric": m, "value": v}
-                for p, metrics in self.test_metrics.items() for m, v in metrics.items()]
+        rows = [
+            {"split": "test", "epoch": None, "pattern": p, "metric": m, "value": v}
+            for p, metrics in self.test_metrics.items()
+            for m, v in metrics.items()
+        ]
         for record in self.epoch_metrics:
             for split in ("train", "validation"):
                 for pattern, metrics in (record.get(split) or {}).items():
                     if isinstance(metrics, dict) and pattern != "timing":
-                        rows += [{"split": split, "epoch": record.get("epoch"), "pattern": pattern, "metric": m,
-                                  "value": v} for m, v in metrics.items()]
-        rows += [{"split": "timing", "epoch": None, "pattern": None, "metric": k, "value": v}
-                 for k, v in self.timing.items() if isinstance(v, int | float) and not isinstance(v, bool)]
+                        rows += [
+                            {"split": split, "epoch": record.get("epoch"), "pattern": pattern, "metric": m, "value": v}
+                            for m, v in metrics.items()
+                        ]
+        rows += [
+            {"split": "timing", "epoch": None, "pattern": None, "metric": k, "value": v}
+            for k, v in self.timing.items()
+            if isinstance(v, int | float) and not isinstance(v, bool)
+        ]
         return rows
 
     def to_frame(self) -> pandas.DataFrame:
@@ -77,8 +85,10 @@ def read_run_result(run_dir: str | Path) -> RunResult:
     folder = Path(run_dir)
     state = recorded_state(folder)
     if state is RunState.MISSING:
-        raise RunFolderError(f"`{folder}` holds no run: expected `{folder / STATUS_FILE}`, written by "
-                             "`fusebench train` or `fusebench pretrain`.")
+        raise RunFolderError(
+            f"`{folder}` holds no run: expected `{folder / STATUS_FILE}`, written by "
+            "`fusebench train` or `fusebench pretrain`."
+        )
 
     def optional(name: str, empty: Any) -> Any:
         return read_json(folder / name) if (folder / name).is_file() else empty
@@ -87,8 +97,9 @@ def read_run_result(run_dir: str | Path) -> RunResult:
     primary = ((data.get("metrics") or {}).get("primary") if isinstance(data, dict) else None) or "accuracy"
     epochs = optional("epoch_metrics.json", [])
     if not isinstance(epochs, list):
-        raise RunFolderError(f"Expected a list of epoch records in `{folder / 'epoch_metrics.json'}`, got "
-                             f"{json.dumps(epochs)[:40]}.")
+        raise RunFolderError(
+            f"Expected a list of epoch records in `{folder / 'epoch_metrics.json'}`, got {json.dumps(epochs)[:40]}."
+        )
     tests = read_json_object(folder / "test_metrics.json") if (folder / "test_metrics.json").is_file() else {}
     timing = read_json_object(folder / "timing.json") if (folder / "timing.json").is_file() else {}
     return RunResult(folder, state, tests, epochs, timing, primary)

@@ -52,9 +52,14 @@ class Placement:
 
     def trainer_arguments(self) -> dict[str, Any]:
         """The keyword arguments of ``lightning.Trainer`` these settings stand for."""
-        return {"accelerator": self.accelerator, "devices": self.devices, "num_nodes": self.num_nodes,
-                "strategy": self.strategy, "precision": "32-true" if self.precision == "32" else self.precision,
-                "sync_batchnorm": self.sync_batchnorm}
+        return {
+            "accelerator": self.accelerator,
+            "devices": self.devices,
+            "num_nodes": self.num_nodes,
+            "strategy": self.strategy,
+            "precision": "32-true" if self.precision == "32" else self.precision,
+            "sync_batchnorm": self.sync_batchnorm,
+        }
 
 
 def placement(config: RunConfig, device: str) -> Placement:
@@ -66,21 +71,34 @@ def placement(config: RunConfig, device: str) -> Placement:
     experiment = config.experiment
     world = experiment.devices * experiment.num_nodes
     if world > 1 and config.training.strategy.gradient_blending == "auto":
-        raise ConfigError("`training.strategy.gradient_blending: auto` estimates its weights in one process before "
-                         "training; with several training processes (`experiment.devices` x `num_nodes` = "
-                         f"{world}), run the estimate with one device and pass the weights it found.")
+        raise ConfigError(
+            "`training.strategy.gradient_blending: auto` estimates its weights in one process before "
+            "training; with several training processes (`experiment.devices` x `num_nodes` = "
+            f"{world}), run the estimate with one device and pass the weights it found."
+        )
     if experiment.strategy == "fsdp" and device != "cuda":
-        raise ConfigError("`experiment.strategy: fsdp` shards parameters across GPUs and needs "
-                         "`experiment.device: cuda`; on CPUs use `ddp` or `ddp_spawn`.")
+        raise ConfigError(
+            "`experiment.strategy: fsdp` shards parameters across GPUs and needs "
+            "`experiment.device: cuda`; on CPUs use `ddp` or `ddp_spawn`."
+        )
     if experiment.precision == "16-mixed" and device != "cuda":
-        raise ConfigError("`experiment.precision: 16-mixed` (float16 autocast with loss scaling) needs "
-                         "`experiment.device: cuda`; on a CPU use `bf16-mixed` or `32`.")
+        raise ConfigError(
+            "`experiment.precision: 16-mixed` (float16 autocast with loss scaling) needs "
+            "`experiment.device: cuda`; on a CPU use `bf16-mixed` or `32`."
+        )
     if device == "cuda" and experiment.devices > torch.cuda.device_count():
-        raise ConfigError(f"`experiment.devices` is {experiment.devices} but this machine has "
-                         f"{torch.cuda.device_count()} CUDA device(s).")
-    return Placement(device=device, devices=experiment.devices, num_nodes=experiment.num_nodes,
-                     strategy=experiment.strategy, precision=experiment.precision,
-                     sync_batchnorm=experiment.sync_batchnorm and device == "cuda" and world > 1)
+        raise ConfigError(
+            f"`experiment.devices` is {experiment.devices} but this machine has "
+            f"{torch.cuda.device_count()} CUDA device(s)."
+        )
+    return Placement(
+        device=device,
+        devices=experiment.devices,
+        num_nodes=experiment.num_nodes,
+        strategy=experiment.strategy,
+        precision=experiment.precision,
+        sync_batchnorm=experiment.sync_batchnorm and device == "cuda" and world > 1,
+    )
 
 
 def process_rank() -> int:

@@ -73,8 +73,9 @@ class CachedTokenModel(nn.Module):
             raise TypeError(f"Expected the wrapped model to have `cost()`, got {type(self.inner).__name__}.")
         return cost_of()
 
-    def forward(self, inputs: Mapping[str, Tensor], mask: Tensor,
-                lengths: Mapping[str, Tensor] | None = None) -> ModelOutput:
+    def forward(
+        self, inputs: Mapping[str, Tensor], mask: Tensor, lengths: Mapping[str, Tensor] | None = None
+    ) -> ModelOutput:
         with _precomputed(self.inner, self.cached):
             output: ModelOutput = self.inner(inputs, mask, lengths)
         return output
@@ -88,8 +89,16 @@ def _encode(model: nn.Module, split: Split, modalities: Sequence[str], batch_siz
         tokenizer = tokenizers[m]
         tokenizer.eval()  # the frozen encoder is in eval mode anyway; the projection is not used here
         x = split.inputs[m]
-        inputs[m] = torch.cat([tokenizer.features(as_compute(x[start:start + batch_size]))
-                               for start in range(0, len(x), batch_size)]) if len(x) else x
+        inputs[m] = (
+            torch.cat(
+                [
+                    tokenizer.features(as_compute(x[start : start + batch_size]))
+                    for start in range(0, len(x), batch_size)
+                ]
+            )
+            if len(x)
+            else x
+        )
     return Split(inputs, split.target, split.lengths)
 
 
@@ -98,7 +107,8 @@ def cache_tokens(model: nn.Module, data: DataSplits, batch_size: int) -> tuple[C
     modalities = frozen_token_modalities(model)
     if not modalities:
         raise ValueError(f"Expected a where-to-fuse model with frozen `encoder_tokens`, got {type(model).__name__}.")
-    splits = {name: _encode(model, data.split(name), modalities, batch_size) for name in ("train", "validation",
-                                                                                          "test")}
+    splits = {
+        name: _encode(model, data.split(name), modalities, batch_size) for name in ("train", "validation", "test")
+    }
     cached = DataSplits(splits["train"], splits["validation"], splits["test"], data.modalities, data.task, data.info)
     return CachedTokenModel(model, modalities), cached

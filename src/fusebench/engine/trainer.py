@@ -81,16 +81,19 @@ class RunData(L.LightningDataModule):
 
     def train_dataloader(self) -> TensorLoader:
         pin = pin_batches(self.placement.device) and not self.on_device
-        self.train_loader = train_loader(self._splits[0], self.config.data, self.config.experiment.seed,
-                                         shard=self._shard(), pin_memory=pin)
+        self.train_loader = train_loader(
+            self._splits[0], self.config.data, self.config.experiment.seed, shard=self._shard(), pin_memory=pin
+        )
         return self.train_loader
 
     def val_dataloader(self) -> TensorLoader:
         shard = self._shard()
         validation = self._splits[1]
         if shard is not None and 0 < len(validation) < shard[1]:
-            raise ConfigError(f"Expected at least one validation sample per training process, got {len(validation)} "
-                             f"samples for `experiment.devices` x `experiment.num_nodes` = {shard[1]} processes.")
+            raise ConfigError(
+                f"Expected at least one validation sample per training process, got {len(validation)} "
+                f"samples for `experiment.devices` x `experiment.num_nodes` = {shard[1]} processes."
+            )
         pin = pin_batches(self.placement.device) and not self.on_device
         return eval_loader(validation, self.config.data, shard=shard, pin_memory=pin)
 
@@ -110,8 +113,11 @@ class EpochRecorder:
         if loader is not None and loader.last_masks is not None and self.record_missingness:
             masks = loader.last_masks
             pairs = len(self.data.data.train)  # with `missing_resample: fixed` the split pairs' parts follow
-            epoch["missingness"] = {**realised_rates(masks[:pairs], self.data.data.modalities),
-                                    "resample": self.resample, "training_samples": int(len(masks))}
+            epoch["missingness"] = {
+                **realised_rates(masks[:pairs], self.data.data.modalities),
+                "resample": self.resample,
+                "training_samples": int(len(masks)),
+            }
         self.history.append(epoch)
         atomic_write_json(self.run_dir / EPOCH_FILE, self.history)
 
@@ -122,8 +128,9 @@ class EpochRecorder:
         return list(read_json(self.run_dir / EPOCH_FILE))
 
 
-def make_trainer(config: RunConfig, placement: Placement, run_dir: Path, checkpoints: Path,
-                 steps_per_epoch: int) -> L.Trainer:
+def make_trainer(
+    config: RunConfig, placement: Placement, run_dir: Path, checkpoints: Path, steps_per_epoch: int
+) -> L.Trainer:
     """The run's ``lightning.Trainer``: checkpoints, monitoring, early stopping, progress bar, scale-out."""
     callbacks: list[L.Callback] = [
         ModelCheckpoint(

@@ -123,10 +123,12 @@ class FeatureEarlyFusionModel(nn.Module):
             raise ValueError(f"Expected `projectors` among the modalities {list(self.modalities)}, got {unknown}.")
         self.feature_dims = {m: encoder_width(extractors[m], m) for m in self.modalities}
         self.extractors = nn.ModuleDict({m: extractors[m] for m in self.modalities})
-        self.projectors = nn.ModuleDict({
-            m: ResidualTanhProjector(self.feature_dims[m], projector_dim or self.feature_dims[m], projector_dropout)
-            for m in sorted(set(projectors))
-        })
+        self.projectors = nn.ModuleDict(
+            {
+                m: ResidualTanhProjector(self.feature_dims[m], projector_dim or self.feature_dims[m], projector_dropout)
+                for m in sorted(set(projectors))
+            }
+        )
         #: width of each modality's part of the classifier input (after any projector)
         self.fused_dims = {m: (projector_dim or d) if m in self.projectors else d for m, d in self.feature_dims.items()}
         self.missing = missing

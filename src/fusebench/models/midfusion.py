@@ -45,12 +45,15 @@ def check_fusion_spec(spec: Mapping[str, int], modalities: tuple[str, ...], num_
     """``{modality: layer}`` checked: every modality once, layers in ``0..num_layers``, something at layer 0."""
     missing, unknown = sorted(set(modalities) - set(spec)), sorted(set(spec) - set(modalities))
     if missing or unknown:
-        raise ValueError(f"Expected `fusion_spec` to give every modality {list(modalities)} a layer, got "
-                         f"{dict(spec)} (missing {missing}, unknown {unknown}).")
+        raise ValueError(
+            f"Expected `fusion_spec` to give every modality {list(modalities)} a layer, got "
+            f"{dict(spec)} (missing {missing}, unknown {unknown})."
+        )
     bad = {m: k for m, k in spec.items() if isinstance(k, bool) or not isinstance(k, int) or not 0 <= k <= num_layers}
     if bad:
-        raise ValueError(f"Expected `fusion_spec` layers in 0..{num_layers} (0 = early, {num_layers} = late), "
-                         f"got {bad}.")
+        raise ValueError(
+            f"Expected `fusion_spec` layers in 0..{num_layers} (0 = early, {num_layers} = late), got {bad}."
+        )
     if 0 not in spec.values():
         raise ValueError(f"Expected at least one modality at layer 0 to start the stream, got {dict(spec)}.")
     return {m: int(spec[m]) for m in modalities}
@@ -85,10 +88,21 @@ class WhereToFuseModel(nn.Module):
 
     reruns_per_pattern = True
 
-    def __init__(self, tokenizers: Mapping[str, nn.Module], num_classes: int, fusion_spec: Mapping[str, int],
-                 dim: int = 64, num_layers: int = 4, heads: int = 4, pool_kind: PoolKind = "mean",
-                 pooled_tokens: Mapping[str, int] | None = None, injection: Injection = "direct",
-                 decoder_layers: int = 1, ff_mult: int = 2, dropout: float = 0.1) -> None:
+    def __init__(
+        self,
+        tokenizers: Mapping[str, nn.Module],
+        num_classes: int,
+        fusion_spec: Mapping[str, int],
+        dim: int = 64,
+        num_layers: int = 4,
+        heads: int = 4,
+        pool_kind: PoolKind = "mean",
+        pooled_tokens: Mapping[str, int] | None = None,
+        injection: Injection = "direct",
+        decoder_layers: int = 1,
+        ff_mult: int = 2,
+        dropout: float = 0.1,
+    ) -> None:
         super().__init__()
         if num_layers < 1:
             raise ValueError(f"Expected `num_layers` >= 1, got {num_layers}.")
@@ -113,8 +127,9 @@ class WhereToFuseModel(nn.Module):
         self.tokens_in = {m: pooled.get(m, self.num_tokens[m]) for m in self.modalities}  # tokens m adds to the stream
 
         def block() -> nn.Module:
-            return nn.TransformerEncoderLayer(dim, heads, dim * ff_mult, dropout, activation="gelu",
-                                              batch_first=True, norm_first=True)
+            return nn.TransformerEncoderLayer(
+                dim, heads, dim * ff_mult, dropout, activation="gelu", batch_first=True, norm_first=True
+            )
 
         self.tokenizers = nn.ModuleDict({m: tokenizers[m] for m in self.modalities})
         self.positions = nn.ParameterDict({m: learned_embedding(self.tokens_in[m], dim) for m in self.modalities})
@@ -126,9 +141,14 @@ class WhereToFuseModel(nn.Module):
         self.side_positions = nn.ParameterDict({m: learned_embedding(self.num_tokens[m], dim) for m in side})
         self.pools = nn.ModuleDict({m: TokenPool(pool_kind, k, dim, heads) for m, k in pooled.items()})
         self.norm = nn.LayerNorm(dim)
-        self.decoder = nn.ModuleList([
-            nn.TransformerDecoderLayer(dim, heads, dim * ff_mult, dropout, activation="gelu", batch_first=True,
-                                       norm_first=True) for _ in range(decoder_layers)])
+        self.decoder = nn.ModuleList(
+            [
+                nn.TransformerDecoderLayer(
+                    dim, heads, dim * ff_mult, dropout, activation="gelu", batch_first=True, norm_first=True
+                )
+                for _ in range(decoder_layers)
+            ]
+        )
         self.decoder_norm = nn.LayerNorm(dim)
         self.head = nn.Linear(dim, num_classes)
 
@@ -140,8 +160,13 @@ class WhereToFuseModel(nn.Module):
     @property
     def token_encoders(self) -> nn.ModuleDict:
         """modality -> encoder of the modalities whose tokens come from an encoder (for loading and freezing)."""
-        return nn.ModuleDict({m: cast(nn.Module, t.encoder) for m, t in self.tokenizers.items()
-                              if isinstance(getattr(t, "encoder", None), nn.Module)})
+        return nn.ModuleDict(
+            {
+                m: cast(nn.Module, t.encoder)
+                for m, t in self.tokenizers.items()
+                if isinstance(getattr(t, "encoder", None), nn.Module)
+            }
+        )
 
     def encoder_modules(self) -> nn.ModuleDict | None:
         """The encoders of ``encoder_tokens`` modalities (loaded, frozen by name); None when all are tokenised."""
@@ -169,8 +194,7 @@ class WhereToFuseModel(nn.Module):
             decoder_macs=self.decoder_layers * decoder_block_macs(memory, self.dim, self.ff_dim),
         )
 
-    def _enter(self, m: str, x: Tensor, absent: Tensor, valid: Tensor | None
-               ) -> tuple[Tensor, Tensor, Tensor | None]:
+    def _enter(self, m: str, x: Tensor, absent: Tensor, valid: Tensor | None) -> tuple[Tensor, Tensor, Tensor | None]:
         """Modality ``m``'s tokens as they join the stream, their key padding mask and their real-token mask."""
         tokens = self.tokenizers[m](x)  # [B, N_m, dim]
         if m in self.side_blocks:
@@ -186,11 +210,14 @@ class WhereToFuseModel(nn.Module):
             hidden = hidden | ~valid
         return tokens, hidden, valid
 
-    def forward(self, inputs: Mapping[str, Tensor], mask: Tensor, lengths: Mapping[str, Tensor] | None = None
-                ) -> ModelOutput:
+    def forward(
+        self, inputs: Mapping[str, Tensor], mask: Tensor, lengths: Mapping[str, Tensor] | None = None
+    ) -> ModelOutput:
         if mask.dim() != 2 or mask.shape[1] != len(self.modalities):
-            raise ValueError(f"Expected `mask` of shape [B, {len(self.modalities)}] (columns {self.modalities}), "
-                             f"got {tuple(mask.shape)}.")
+            raise ValueError(
+                f"Expected `mask` of shape [B, {len(self.modalities)}] (columns {self.modalities}), "
+                f"got {tuple(mask.shape)}."
+            )
         batch, lengths = mask.shape[0], lengths or {}
         absent = {m: ~mask[:, j] for j, m in enumerate(self.modalities)}  # m -> [B]
         valid = {m: step_mask(lengths[m], batch, self.num_tokens[m], mask.device) for m in sorted(lengths)}

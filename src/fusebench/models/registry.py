@@ -149,8 +149,9 @@ def build_feature_early_fusion(
     """
     if isinstance(projectors, str):
         raise ValueError(f"Expected `model.fusion.params.projectors` as a list of modalities, got `{projectors}`.")
-    return FeatureEarlyFusionModel(extractors, num_classes, hidden_dim, dropout, missing, list(projectors),
-                                   projector_dim, projector_dropout)
+    return FeatureEarlyFusionModel(
+        extractors, num_classes, hidden_dim, dropout, missing, list(projectors), projector_dim, projector_dropout
+    )
 
 
 def build_token_early_fusion(
@@ -235,19 +236,24 @@ def build_where_to_fuse(
     """
     modalities = sorted(input_shapes)
     if (primary is None) == (fusion_spec is None):
-        raise ValueError("Expected exactly one of `primary` (with `fusion_layer`) and `fusion_spec` in "
-                         f"`model.fusion.params`, got primary={primary!r}, fusion_spec={fusion_spec!r}.")
+        raise ValueError(
+            "Expected exactly one of `primary` (with `fusion_layer`) and `fusion_spec` in "
+            f"`model.fusion.params`, got primary={primary!r}, fusion_spec={fusion_spec!r}."
+        )
     if fusion_spec is None:
         if primary not in modalities:
             raise ValueError(f"Expected `primary` in {modalities}, got `{primary}`.")
         layer = 2 if fusion_layer is None else fusion_layer
         if not 0 <= layer <= num_layers:
             raise ValueError(
-                f"Expected `fusion_layer` in 0..{num_layers} (0 = early, {num_layers} = late), got {layer}.")
+                f"Expected `fusion_layer` in 0..{num_layers} (0 = early, {num_layers} = late), got {layer}."
+            )
         spec = {m: 0 if m == primary else layer for m in modalities}
     elif fusion_layer is not None:
-        raise ValueError(f"`fusion_layer` ({fusion_layer}) goes with `primary`; with `fusion_spec` each modality's "
-                         "layer is in the spec.")
+        raise ValueError(
+            f"`fusion_layer` ({fusion_layer}) goes with `primary`; with `fusion_spec` each modality's "
+            "layer is in the spec."
+        )
     else:
         spec = check_fusion_spec(fusion_spec, tuple(modalities), num_layers)
     if isinstance(pooled_tokens, int):  # every modality that joins the stream (primary mode: at layer 0 too)
@@ -262,5 +268,17 @@ def build_where_to_fuse(
         if encoders is None or m not in encoders:
             raise ValueError(f"`encoder_tokens` names `{m}`, but no encoder was built for it (`model.encoders.{m}`).")
         tokenizers[m] = EncoderTokenizer(encoders[m], input_shapes[m], dim)
-    return WhereToFuseModel(tokenizers, num_classes, spec, dim, num_layers, heads, pool_kind, pooled, injection,
-                            decoder_layers, ff_mult, dropout)
+    return WhereToFuseModel(
+        tokenizers,
+        num_classes,
+        spec,
+        dim,
+        num_layers,
+        heads,
+        pool_kind,
+        pooled,
+        injection,
+        decoder_layers,
+        ff_mult,
+        dropout,
+    )

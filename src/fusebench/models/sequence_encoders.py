@@ -34,8 +34,10 @@ def _steps_first(x: Tensor, embed: nn.Module | None) -> Tensor:
     """``[B, T, F]`` from any accepted input (token ids are embedded, spectrograms transposed)."""
     if embed is not None:
         if x.dim() != 2 or x.is_floating_point():
-            raise ValueError(f"Expected [B, T] integer token ids for an encoder with a vocabulary, got "
-                             f"{x.dtype} of shape {tuple(x.shape)}.")
+            raise ValueError(
+                f"Expected [B, T] integer token ids for an encoder with a vocabulary, got "
+                f"{x.dtype} of shape {tuple(x.shape)}."
+            )
         embedded: Tensor = embed(x)  # [B, T, E]
         return embedded
     if x.dim() == 4 and x.shape[1] == 1:  # [B, 1, F, T] spectrogram -> [B, T, F]
@@ -83,8 +85,14 @@ class RecurrentEncoder(nn.Module):
         self.embed = nn.Embedding(vocab_size, embed_dim) if vocab_size is not None else None
         width = embed_dim if vocab_size is not None else in_features
         rnn = nn.GRU if cell == "gru" else nn.LSTM
-        self.rnn = rnn(width, hidden, num_layers=layers, batch_first=True, bidirectional=bidirectional,
-                       dropout=dropout if layers > 1 else 0.0)
+        self.rnn = rnn(
+            width,
+            hidden,
+            num_layers=layers,
+            batch_first=True,
+            bidirectional=bidirectional,
+            dropout=dropout if layers > 1 else 0.0,
+        )
         self.cell, self.pool, self.directions = cell, pool, 2 if bidirectional else 1
         self.project = nn.Linear(hidden * self.directions, out_dim)
         self.out_dim = out_dim
@@ -162,4 +170,3 @@ class TransformerSequenceEncoder(nn.Module):
             tokens = block(tokens, src_key_padding_mask=padding)
         embedding: Tensor = self.project(masked_mean(self.norm(tokens), valid))  # [B, out_dim]
         return embedding
-

@@ -226,8 +226,9 @@ class TokenPool(nn.Module):
         keys = self.norm(tokens)  # [B, N, dim]
         queries = self.queries.unsqueeze(0).expand(tokens.shape[0], -1, -1)  # [B, K, dim]
         padding = None if valid is None else ~valid
-        attended: tuple[Tensor, Tensor | None] = self.attn(queries, keys, keys, key_padding_mask=padding,
-                                                           need_weights=False)
+        attended: tuple[Tensor, Tensor | None] = self.attn(
+            queries, keys, keys, key_padding_mask=padding, need_weights=False
+        )
         return attended[0]  # [B, K, dim]
 
     def _pool_real(self, tokens: Tensor, valid: Tensor) -> Tensor:

@@ -38,8 +38,9 @@ def _describe(metadata: dict[str, str]) -> str:
     return (" ".join(parts) + " encoder" if parts else "an encoder of unknown kind") + source
 
 
-def check_encoder_metadata(metadata: dict[str, str], file: Path, key: str, modality: str, kind: str | None,
-                           input_shape: Sequence[int] | None) -> None:
+def check_encoder_metadata(
+    metadata: dict[str, str], file: Path, key: str, modality: str, kind: str | None, input_shape: Sequence[int] | None
+) -> None:
     """Refuse weights saved for another modality, encoder kind or input shape, naming both sides.
 
     Layer names and shapes alone cannot tell an audio CNN from an image CNN of the same
@@ -75,8 +76,15 @@ def check_encoder_metadata(metadata: dict[str, str], file: Path, key: str, modal
             )
 
 
-def load_encoder(encoder: nn.Module, path: str | Path, modality: str, *, kind: str | None = None,
-                 input_shape: Sequence[int] | None = None, key: str | None = None) -> None:
+def load_encoder(
+    encoder: nn.Module,
+    path: str | Path,
+    modality: str,
+    *,
+    kind: str | None = None,
+    input_shape: Sequence[int] | None = None,
+    key: str | None = None,
+) -> None:
     """Load weights into ``encoder``; another modality, kind, input shape, or any missing, unexpected or
     mis-shaped layer is an error naming the file's encoder and the model's.
 

@@ -61,8 +61,12 @@ def _ordered_groups(results: StudyRecord, fusion: Sequence[RunRecord]) -> list[s
 
     def rank(run: RunRecord) -> tuple[int, ...]:
         first = conditions.index(run.condition) if run.condition in conditions else len(conditions)
-        rest = [labels[k].index(format_value(run.axes[k])) if k in run.axes and format_value(run.axes[k])
-                in labels[k] else len(labels[k]) for k in axes]
+        rest = [
+            labels[k].index(format_value(run.axes[k]))
+            if k in run.axes and format_value(run.axes[k]) in labels[k]
+            else len(labels[k])
+            for k in axes
+        ]
         return (first, *rest)
 
     names: dict[str, tuple[int, ...]] = {}
@@ -104,32 +108,53 @@ def analyse(results: StudyRecord | Mapping[str, Any], study_dir: str | Path) -> 
         by_group.setdefault(group_name(run), []).append(run)
     groups = []
     for name in _ordered_groups(records, fusion):
-        group = summarise_group(name, by_group[name], study_dir=study_dir, modalities=modalities,
-                                patterns=patterns, metric=metric, threshold=settings.threshold,
-                                higher_is_better=higher)
+        group = summarise_group(
+            name,
+            by_group[name],
+            study_dir=study_dir,
+            modalities=modalities,
+            patterns=patterns,
+            metric=metric,
+            threshold=settings.threshold,
+            higher_is_better=higher,
+        )
         group.update(clean(run_modality_analysis(study_dir, by_group[name], modalities, metric, settings.chance)))
         group.update(clean(thesis_facts(study_dir, by_group[name], patterns, metric, higher)))
         if len(modalities) > 1:  # MMPT Definition 3 weakness (probes) beside fusebench's headroom
-            group["mmpt_weakness"] = clean(weakness_analysis(study_dir, by_group[name], modalities, metric,
-                                                             settings.chance))
+            group["mmpt_weakness"] = clean(
+                weakness_analysis(study_dir, by_group[name], modalities, metric, settings.chance)
+            )
         groups.append(group)
     changes = change_vs_baseline(groups, baseline, patterns, metric)  # the thesis' % change against the baseline
     for group in groups:
         group["change_vs_baseline"] = clean(changes[group["name"]])
     requested = [list(p) for p in settings.comparisons] if settings.comparisons is not None else None
-    condition_pairs = ([list(p) for p in settings.primary] if settings.primary else None) or requested or [
-        [baseline, c] for c in conditions if baseline is not None and c != baseline]
+    condition_pairs = (
+        ([list(p) for p in settings.primary] if settings.primary else None)
+        or requested
+        or [[baseline, c] for c in conditions if baseline is not None and c != baseline]
+    )
     primary = primary_pairs(groups, conditions, axes, condition_pairs)
     pairs = list(dict.fromkeys([*primary, *comparison_pairs(groups, conditions, axes, baseline or "", requested)]))
     loaded = {d for r in fusion for d in r.depends_on}  # unimodal experts alone are not pre-training
-    pretraining = any((r.kind == "pretrain" and r.node in loaded) or r.per_modality_seconds("pretraining")
-                      for r in records.runs)
+    pretraining = any(
+        (r.kind == "pretrain" and r.node in loaded) or r.per_modality_seconds("pretraining") for r in records.runs
+    )
     rows = quantities(patterns, metric, full, pretraining, higher_is_better=higher, threshold=settings.threshold)
     ranked = best_and_runner_up(groups, primary, patterns[0], metric, higher)
     post_hoc = [ranked] if ranked and ranked not in pairs and ranked[::-1] not in pairs else []
     comparisons, not_compared = compare_groups(
-        pairs, by_group, rows, modalities, CONFIDENCE, primary=primary, primary_pattern=patterns[0],
-        post_hoc=post_hoc, interval=settings.interval, metric_higher=higher)
+        pairs,
+        by_group,
+        rows,
+        modalities,
+        CONFIDENCE,
+        primary=primary,
+        primary_pattern=patterns[0],
+        post_hoc=post_hoc,
+        interval=settings.interval,
+        metric_higher=higher,
+    )
     families = family_sizes(comparisons)
     attach_power(comparisons, ALPHA, families["primary"])
     attach_test_set(study_dir, groups, by_group, comparisons, patterns, metric, CONFIDENCE)
@@ -139,52 +164,89 @@ def analyse(results: StudyRecord | Mapping[str, Any], study_dir: str | Path) -> 
     primary_index = next((i for i, c in enumerate(comparisons) if c["family"] == "primary"), None)
     setup = _setup(records, study_dir, fusion, groups)
     decision = decision_rows(groups, comparisons, full, metric, higher, ALPHA) if pretraining else []
-    analysis: dict[str, Any] = clean({
-        "study": records.study, "question": records.question or "",
-        "modalities": modalities, "full_pattern": full, "patterns": patterns, "primary_pattern": patterns[0],
-        "primary_metric": metric, "higher_is_better": higher, "threshold": settings.threshold,
-        "baseline": baseline, "confidence": CONFIDENCE, "alpha": ALPHA, "interval": settings.interval,
-        "conditions": conditions, "axes": axes, "seeds": list(records.seeds or []),
-        "has_pretraining": pretraining, "setup": setup, "groups": groups,
-        "comparisons": comparisons, "not_compared": not_compared, "primary_comparison": primary_index,
-        "primary_pairs": [list(p) for p in primary], "families": families,
-        "best_vs_runner_up": _best_vs_runner_up(ranked, comparisons, patterns[0]),
-        "fixed_budget": fixed_budget(groups, baseline, setup["epochs"], full, metric, higher),
-        "costs": cost_changes(pairs, groups),
-        "decision": {"rows": decision, "recommendation": recommendation(decision, higher)},
-        "ptrain_ptest": ptrain_ptest(groups, list(axes), rates, modalities),
-        "fusion_axes": fusion_axes,
-        "best_of": best_of(groups, settings.best_of, patterns, metric, higher),  # MMPT 004 Sec. 4.1
-        "best_fusion": best_fusion(study_dir, groups, by_group, records.runs, modalities, metric, higher,
-                                   baseline),  # MMPT 004 Sec. 4.5
-        "mixture": mixture_grids(study_dir, groups, by_group, records.runs, modalities, metric),  # App. B
-        "sensitivity": sensitivity_analysis(groups, axes, settings.sensitivity, conditions, baseline, metric,
-                                            patterns[0], higher),
-        "failed_runs": [_failure(r) for r in records.runs if not r.completed],
-        "monitoring_runs": monitored_runs(study_dir, records.runs),
-    })
+    analysis: dict[str, Any] = clean(
+        {
+            "study": records.study,
+            "question": records.question or "",
+            "modalities": modalities,
+            "full_pattern": full,
+            "patterns": patterns,
+            "primary_pattern": patterns[0],
+            "primary_metric": metric,
+            "higher_is_better": higher,
+            "threshold": settings.threshold,
+            "baseline": baseline,
+            "confidence": CONFIDENCE,
+            "alpha": ALPHA,
+            "interval": settings.interval,
+            "conditions": conditions,
+            "axes": axes,
+            "seeds": list(records.seeds or []),
+            "has_pretraining": pretraining,
+            "setup": setup,
+            "groups": groups,
+            "comparisons": comparisons,
+            "not_compared": not_compared,
+            "primary_comparison": primary_index,
+            "primary_pairs": [list(p) for p in primary],
+            "families": families,
+            "best_vs_runner_up": _best_vs_runner_up(ranked, comparisons, patterns[0]),
+            "fixed_budget": fixed_budget(groups, baseline, setup["epochs"], full, metric, higher),
+            "costs": cost_changes(pairs, groups),
+            "decision": {"rows": decision, "recommendation": recommendation(decision, higher)},
+            "ptrain_ptest": ptrain_ptest(groups, list(axes), rates, modalities),
+            "fusion_axes": fusion_axes,
+            "best_of": best_of(groups, settings.best_of, patterns, metric, higher),  # MMPT 004 Sec. 4.1
+            "best_fusion": best_fusion(
+                study_dir, groups, by_group, records.runs, modalities, metric, higher, baseline
+            ),  # MMPT 004 Sec. 4.5
+            "mixture": mixture_grids(study_dir, groups, by_group, records.runs, modalities, metric),  # App. B
+            "sensitivity": sensitivity_analysis(
+                groups, axes, settings.sensitivity, conditions, baseline, metric, patterns[0], higher
+            ),
+            "failed_runs": [_failure(r) for r in records.runs if not r.completed],
+            "monitoring_runs": monitored_runs(study_dir, records.runs),
+        }
+    )
     return analysis
 
 
-def _best_vs_runner_up(ranked: tuple[str, str] | None, comparisons: Sequence[Mapping[str, Any]],
-                       pattern: str) -> dict[str, Any] | None:
+def _best_vs_runner_up(
+    ranked: tuple[str, str] | None, comparisons: Sequence[Mapping[str, Any]], pattern: str
+) -> dict[str, Any] | None:
     """Which comparison pits the best group against the runner-up on the primary quantity."""
     if ranked is None:
         return None
     runner_up, best = ranked
-    index = next((i for i, c in enumerate(comparisons) if c["kind"] == "test" and c["pattern"] == pattern
-                  and {c["group_a"], c["group_b"]} == {runner_up, best}), None)
+    index = next(
+        (
+            i
+            for i, c in enumerate(comparisons)
+            if c["kind"] == "test" and c["pattern"] == pattern and {c["group_a"], c["group_b"]} == {runner_up, best}
+        ),
+        None,
+    )
     return {"best": best, "runner_up": runner_up, "comparison": index}
 
 
 def _failure(run: RunRecord) -> dict[str, Any]:
-    return {"node": run.node, "kind": run.kind, "condition": run.condition, "modality": run.modality,
-            "seed": run.seed, "status": run.status.value, "error": run.error, "run_dir": run.run_dir,
-            "group": group_name(run) if run.kind == "fusion" else None, "depends_on": list(run.depends_on)}
+    return {
+        "node": run.node,
+        "kind": run.kind,
+        "condition": run.condition,
+        "modality": run.modality,
+        "seed": run.seed,
+        "status": run.status.value,
+        "error": run.error,
+        "run_dir": run.run_dir,
+        "group": group_name(run) if run.kind == "fusion" else None,
+        "depends_on": list(run.depends_on),
+    }
 
 
-def _setup(results: StudyRecord, study_dir: Path, fusion: Sequence[RunRecord],
-           groups: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+def _setup(
+    results: StudyRecord, study_dir: Path, fusion: Sequence[RunRecord], groups: Sequence[Mapping[str, Any]]
+) -> dict[str, Any]:
     """What ran: data size, epochs, optimiser, pre-training settings and the machine."""
     done = [r for r in fusion if r.completed]
     config = run_config(study_dir, done[0]) if done else {}
@@ -196,8 +258,9 @@ def _setup(results: StudyRecord, study_dir: Path, fusion: Sequence[RunRecord],
         pre_config = run_config(study_dir, run)
         dataset = (pre_config.get("data") or {}).get("dataset")  # a related-task pre-training is listed apart
         name = str(run.modality) + (f" ({dataset})" if dataset and dataset != data.get("dataset") else "")
-        entry = pretrain.setdefault(name, {"nodes": 0, "completed": 0, "seconds": [], "epochs": None,
-                                           "data_fraction": None})
+        entry = pretrain.setdefault(
+            name, {"nodes": 0, "completed": 0, "seconds": [], "epochs": None, "data_fraction": None}
+        )
         entry["nodes"] += 1
         if run.completed:
             entry["completed"] += 1
@@ -207,14 +270,20 @@ def _setup(results: StudyRecord, study_dir: Path, fusion: Sequence[RunRecord],
     for entry in pretrain.values():
         entry["seconds"] = summary(entry["seconds"])
     return {
-        "runs_total": len(results.runs), "runs_completed": sum(1 for r in results.runs if r.completed),
+        "runs_total": len(results.runs),
+        "runs_completed": sum(1 for r in results.runs if r.completed),
         "runs_pending": int(results.progress.get("pending") or 0),
-        "fusion_runs": len(fusion), "groups": len(groups),
-        "epochs": training.get("epochs"), "optimizer": training.get("optimizer"),
+        "fusion_runs": len(fusion),
+        "groups": len(groups),
+        "epochs": training.get("epochs"),
+        "optimizer": training.get("optimizer"),
         "early_stopping": (training.get("early_stopping") or {}).get("enabled"),
-        "batch_size": data.get("batch_size"), "data_limit": data.get("limit") or {},
-        "train_fraction": data.get("train_fraction"), "dataset": data.get("dataset"),
-        "test_samples": test_counts, "pretraining": pretrain,
+        "batch_size": data.get("batch_size"),
+        "data_limit": data.get("limit") or {},
+        "train_fraction": data.get("train_fraction"),
+        "dataset": data.get("dataset"),
+        "test_samples": test_counts,
+        "pretraining": pretrain,
         "environment": _environment(study_dir, done),
         "timing_conditions": _timing_conditions(results, done),
     }
@@ -237,7 +306,8 @@ def _timing_conditions(results: StudyRecord, done: Sequence[RunRecord]) -> dict[
         "max_workers": max((int(s.get("workers") or 1) for s in sessions), default=None),
         "cpus": max((int(s["cpus"]) for s in sessions if s.get("cpus")), default=None),
         "threads_per_run": max((int(s.get("threads_per_run") or 1) for s in sessions), default=None),
-        "max_load_average": max(loads, default=None), "unrecorded": len(timed) - len(sessions),
+        "max_load_average": max(loads, default=None),
+        "unrecorded": len(timed) - len(sessions),
         "fusion_runs": len(done),
     }
 

@@ -48,8 +48,13 @@ def _mean(group: Mapping[str, Any], pattern: str, metric: str) -> float | None:
     return value.get("mean") if isinstance(value, Mapping) else None
 
 
-def best_of(groups: Sequence[Mapping[str, Any]], rules: Mapping[str, Sequence[str]], patterns: Sequence[str],
-            metric: str, higher: bool) -> list[dict[str, Any]]:
+def best_of(
+    groups: Sequence[Mapping[str, Any]],
+    rules: Mapping[str, Sequence[str]],
+    patterns: Sequence[str],
+    metric: str,
+    higher: bool,
+) -> list[dict[str, Any]]:
     """One row per rule and axis-value combination: each pattern's better member (by seed mean)."""
     rows = []
     for name, members in rules.items():
@@ -65,19 +70,26 @@ def best_of(groups: Sequence[Mapping[str, Any]], rules: Mapping[str, Sequence[st
                     if chosen is None or _better(_mean(group, pattern, metric), _mean(chosen, pattern, metric), higher):
                         chosen = group
                 value = _mean(chosen, pattern, metric) if chosen is not None else None
-                cells[pattern] = {"member": chosen["condition"] if chosen and value is not None else None,
-                                  "group": chosen["name"] if chosen and value is not None else None,
-                                  "summary": chosen["test"][pattern][metric] if chosen and value is not None
-                                  else None}
-            rows.append({"name": name, "axes": dict(rest), "members": [g["name"] for g in candidates],
-                         "cells": cells})
+                cells[pattern] = {
+                    "member": chosen["condition"] if chosen and value is not None else None,
+                    "group": chosen["name"] if chosen and value is not None else None,
+                    "summary": chosen["test"][pattern][metric] if chosen and value is not None else None,
+                }
+            rows.append({"name": name, "axes": dict(rest), "members": [g["name"] for g in candidates], "cells": cells})
     return rows
 
 
-def best_fusion(study_dir: Path, groups: Sequence[Mapping[str, Any]],
-                by_group: Mapping[str, Sequence[RunRecord]], all_runs: Sequence[RunRecord],
-                modalities: Sequence[str], metric: str, higher: bool, baseline: str | None,
-                p_grid: Sequence[float] = DEFAULT_P_GRID) -> dict[str, Any] | None:
+def best_fusion(
+    study_dir: Path,
+    groups: Sequence[Mapping[str, Any]],
+    by_group: Mapping[str, Sequence[RunRecord]],
+    all_runs: Sequence[RunRecord],
+    modalities: Sequence[str],
+    metric: str,
+    higher: bool,
+    baseline: str | None,
+    p_grid: Sequence[float] = DEFAULT_P_GRID,
+) -> dict[str, Any] | None:
     """The Best-Fusion system: chosen model per pattern and its MMPT curves, beside the naive model's.
 
     ``None`` with one modality or no completed group.
@@ -93,10 +105,15 @@ def best_fusion(study_dir: Path, groups: Sequence[Mapping[str, Any]],
         return None
     candidates = [g for g in groups if fractions.get(g["name"]) == top and g["n"]]
     naive = next((g for g in candidates if g.get("condition") == baseline), candidates[0] if candidates else None)
-    runs: dict[str, dict[int, RunRecord]] = {g["name"]: {r.seed: r for r in by_group[g["name"]] if r.completed}
-                                             for g in candidates}
-    means = {g["name"]: {p: _mean(g, p, metric) for p in [full, *[pattern_name([o for o in names if o != m])
-                                                               for m in names]]} for g in candidates}
+    runs: dict[str, dict[int, RunRecord]] = {
+        g["name"]: {r.seed: r for r in by_group[g["name"]] if r.completed} for g in candidates
+    }
+    means = {
+        g["name"]: {
+            p: _mean(g, p, metric) for p in [full, *[pattern_name([o for o in names if o != m]) for m in names]]
+        }
+        for g in candidates
+    }
     for (modality, fraction), seeds in experts.items():
         if fraction == top:
             key = f"expert:{modality}"
@@ -112,8 +129,11 @@ def best_fusion(study_dir: Path, groups: Sequence[Mapping[str, Any]],
                 best = key
         if best is not None:
             values = [r.test.get(pattern, {}).get(metric) for r in runs[best].values()]
-            choices[pattern] = {"source": best, "kind": "expert" if best.startswith("expert:") else "fusion",
-                                "summary": summary(values)}
+            choices[pattern] = {
+                "source": best,
+                "kind": "expert" if best.startswith("expert:") else "fusion",
+                "summary": summary(values),
+            }
     if full not in choices:
         return None
     outputs = OutputCache(study_dir)
@@ -132,11 +152,24 @@ def best_fusion(study_dir: Path, groups: Sequence[Mapping[str, Any]],
             if not torch.equal(a.target, b.target):
                 notes.append(f"seed {seed}: the models chosen for {full} and {rest} were tested on other samples")
                 continue
-            points = mmpt_curve({full: a.logits[full], rest: b.logits[rest]}, a.target, names, m, p_grid=p_grid,
-                                metric=metric, task=a.task)
+            points = mmpt_curve(
+                {full: a.logits[full], rest: b.logits[rest]},
+                a.target,
+                names,
+                m,
+                p_grid=p_grid,
+                metric=metric,
+                task=a.task,
+            )
             per_seed.append([p.value for p in points])
         if per_seed:
             curves[m] = {"p_test": list(p_grid), **_band(per_seed)}
     naive_curves = {m: c for m, c in (naive.get("mmpt") or {}).items()} if naive else {}
-    return {"choices": choices, "curves": curves, "naive": naive["name"] if naive else None,
-            "naive_curves": naive_curves, "training_fraction": top, "notes": notes}
+    return {
+        "choices": choices,
+        "curves": curves,
+        "naive": naive["name"] if naive else None,
+        "naive_curves": naive_curves,
+        "training_fraction": top,
+        "notes": notes,
+    }

@@ -31,8 +31,13 @@ def axes_key(axes: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
     return tuple((k, format_value(axes[k])) for k in sorted(axes))
 
 
-def comparison_pairs(groups: Sequence[Mapping[str, Any]], conditions: Sequence[str], axes: Mapping[str, Sequence[Any]],
-                     baseline: str, requested: Sequence[Sequence[str]] | None) -> list[Pair]:
+def comparison_pairs(
+    groups: Sequence[Mapping[str, Any]],
+    conditions: Sequence[str],
+    axes: Mapping[str, Sequence[Any]],
+    baseline: str,
+    requested: Sequence[Sequence[str]] | None,
+) -> list[Pair]:
     """``(reference group, compared group)`` pairs, in report order.
 
     Conditions are compared at equal axis values: the requested condition pairs, or else
@@ -41,15 +46,17 @@ def comparison_pairs(groups: Sequence[Mapping[str, Any]], conditions: Sequence[s
     """
     index = {(g["condition"], axes_key(g["axes"])): g["name"] for g in groups}
     combos = list(dict.fromkeys(axes_key(g["axes"]) for g in groups))
-    condition_pairs = [tuple(p) for p in requested] if requested else [(baseline, c) for c in conditions
-                                                                      if c != baseline]
+    condition_pairs = (
+        [tuple(p) for p in requested] if requested else [(baseline, c) for c in conditions if c != baseline]
+    )
     pairs = [(index.get((a, combo), ""), index.get((b, combo), "")) for a, b in condition_pairs for combo in combos]
     pairs += _axis_pairs(groups, conditions, axes)
     return list(dict.fromkeys(p for p in pairs if all(p)))
 
 
-def _axis_pairs(groups: Sequence[Mapping[str, Any]], conditions: Sequence[str],
-                axes: Mapping[str, Sequence[Any]]) -> list[Pair]:
+def _axis_pairs(
+    groups: Sequence[Mapping[str, Any]], conditions: Sequence[str], axes: Mapping[str, Sequence[Any]]
+) -> list[Pair]:
     """Each axis value against the axis' first value, within a condition and at equal other axes."""
     index = {(g["condition"], axes_key(g["axes"])): g["name"] for g in groups}
     pairs = []
@@ -57,15 +64,22 @@ def _axis_pairs(groups: Sequence[Mapping[str, Any]], conditions: Sequence[str],
         for axis, values in axes.items():
             for group in groups:
                 combo = dict(group["axes"])
-                if group["condition"] == condition and axis in combo and format_value(combo[axis]) != format_value(
-                        values[0]):
+                if (
+                    group["condition"] == condition
+                    and axis in combo
+                    and format_value(combo[axis]) != format_value(values[0])
+                ):
                     reference = index.get((condition, axes_key({**combo, axis: values[0]})), "")
                     pairs.append((reference, group["name"]))
     return [p for p in pairs if all(p)]
 
 
-def primary_pairs(groups: Sequence[Mapping[str, Any]], conditions: Sequence[str], axes: Mapping[str, Sequence[Any]],
-                  condition_pairs: Sequence[Sequence[str]]) -> list[Pair]:
+def primary_pairs(
+    groups: Sequence[Mapping[str, Any]],
+    conditions: Sequence[str],
+    axes: Mapping[str, Sequence[Any]],
+    condition_pairs: Sequence[Sequence[str]],
+) -> list[Pair]:
     """Group pairs of the primary family: the primary condition pairs at every axis combination.
 
     A study with a single condition has no condition pair; its primary comparisons are
@@ -79,8 +93,15 @@ def primary_pairs(groups: Sequence[Mapping[str, Any]], conditions: Sequence[str]
     return list(dict.fromkeys(p for p in pairs if all(p)))
 
 
-def quantities(patterns: Sequence[str], metric: str, full: str, pretraining: bool = True, *,
-               higher_is_better: bool = True, threshold: float | None = None) -> list[dict[str, Any]]:
+def quantities(
+    patterns: Sequence[str],
+    metric: str,
+    full: str,
+    pretraining: bool = True,
+    *,
+    higher_is_better: bool = True,
+    threshold: float | None = None,
+) -> list[dict[str, Any]]:
     """What each pair is compared on: the primary metric per pattern, first epoch, epochs to
     threshold (when the study sets one) and total time.
 
@@ -90,19 +111,50 @@ def quantities(patterns: Sequence[str], metric: str, full: str, pretraining: boo
     Total time includes the full cost of the pre-trained encoders a run used (zero for
     runs from scratch), since that is what a condition costs per seed.
     """
-    rows = [{"kind": "test", "pattern": p, "metric": metric, "label": f"test {metric} ({p})",
-             "higher_is_better": higher_is_better, "test": "t"} for p in patterns]
-    rows.append({"kind": "first_epoch", "pattern": full, "metric": metric,
-                 "label": f"first-epoch validation {metric} ({full})", "higher_is_better": higher_is_better,
-                 "test": "t"})
+    rows = [
+        {
+            "kind": "test",
+            "pattern": p,
+            "metric": metric,
+            "label": f"test {metric} ({p})",
+            "higher_is_better": higher_is_better,
+            "test": "t",
+        }
+        for p in patterns
+    ]
+    rows.append(
+        {
+            "kind": "first_epoch",
+            "pattern": full,
+            "metric": metric,
+            "label": f"first-epoch validation {metric} ({full})",
+            "higher_is_better": higher_is_better,
+            "test": "t",
+        }
+    )
     if threshold is not None:
         sign = "≥" if higher_is_better else "≤"
-        rows.append({"kind": "epochs_to_threshold", "pattern": full, "metric": metric, "threshold": threshold,
-                     "label": f"epochs to validation {metric} {sign} {threshold:g} ({full})",
-                     "higher_is_better": False, "test": "wilcoxon"})
-    rows.append({"kind": "time", "pattern": None, "metric": "total_with_pretraining",
-                 "label": "total time incl. pre-training (s)" if pretraining else "total time (s)",
-                 "higher_is_better": False, "test": None})
+        rows.append(
+            {
+                "kind": "epochs_to_threshold",
+                "pattern": full,
+                "metric": metric,
+                "threshold": threshold,
+                "label": f"epochs to validation {metric} {sign} {threshold:g} ({full})",
+                "higher_is_better": False,
+                "test": "wilcoxon",
+            }
+        )
+    rows.append(
+        {
+            "kind": "time",
+            "pattern": None,
+            "metric": "total_with_pretraining",
+            "label": "total time incl. pre-training (s)" if pretraining else "total time (s)",
+            "higher_is_better": False,
+            "test": None,
+        }
+    )
     return rows
 
 
@@ -136,8 +188,9 @@ def family_of(pair: Pair, quantity: Mapping[str, Any], primary: Sequence[Pair], 
     return "primary" if is_primary_quantity and pair in primary else "secondary"
 
 
-def _paired(pair: Pair, quantity: Mapping[str, Any], runs_by_group: Mapping[str, Sequence[RunRecord]],
-            modalities: Sequence[str]) -> tuple[dict[str, Any], str | None]:
+def _paired(
+    pair: Pair, quantity: Mapping[str, Any], runs_by_group: Mapping[str, Sequence[RunRecord]], modalities: Sequence[str]
+) -> tuple[dict[str, Any], str | None]:
     """The seeds and values both groups completed, and why they cannot be compared (if so)."""
     a, b = pair
     done_a = {r.seed: r for r in runs_by_group[a] if r.completed}
@@ -155,30 +208,53 @@ def _paired(pair: Pair, quantity: Mapping[str, Any], runs_by_group: Mapping[str,
                 _, length, was_censored = _epochs(run, quantity) or (0.0, 0, False)
                 lengths.add(length)
                 censored[side] += was_censored
-    record = {**{k: v for k, v in quantity.items() if k != "metric_higher"}, "group_a": a, "group_b": b,
-              "seeds": seeds, "values_a": values_a, "values_b": values_b}
+    record = {
+        **{k: v for k, v in quantity.items() if k != "metric_higher"},
+        "group_a": a,
+        "group_b": b,
+        "seeds": seeds,
+        "values_a": values_a,
+        "values_b": values_b,
+    }
     if quantity["kind"] == "epochs_to_threshold":
         record.update(censored_a=censored[0], censored_b=censored[1], censored_as=max(lengths, default=0) + 1)
     if len(seeds) < 2:
         return record, f"only {len(seeds)} seed(s) completed in both groups; a paired test needs at least 2"
     if len(lengths) > 1:
-        return record, (f"runs lasted different numbers of epochs ({sorted(lengths)}), so censored runs cannot "
-                        "be ranked")
+        return record, (
+            f"runs lasted different numbers of epochs ({sorted(lengths)}), so censored runs cannot be ranked"
+        )
     return record, None
 
 
 def _descriptive(result: PairedComparison) -> PairedComparison:
     """Time: keep means, difference and interval; drop every p-value (not a hypothesis)."""
     nan = math.nan
-    return replace(result, t_statistic=nan, p_ttest=nan, p_wilcoxon=nan, p_holm=nan, p_holm_source="",
-                   wilcoxon_floor=nan, note="described, not tested: time is positive by construction")
+    return replace(
+        result,
+        t_statistic=nan,
+        p_ttest=nan,
+        p_wilcoxon=nan,
+        p_holm=nan,
+        p_holm_source="",
+        wilcoxon_floor=nan,
+        note="described, not tested: time is positive by construction",
+    )
 
 
-def compare_groups(pairs: Sequence[Pair], runs_by_group: Mapping[str, Sequence[RunRecord]],
-                   rows: Sequence[Mapping[str, Any]], modalities: Sequence[str], confidence: float = 0.95, *,
-                   primary: Sequence[Pair] = (), primary_pattern: str | None = None,
-                   post_hoc: Sequence[Pair] = (), interval: str = "t",
-                   metric_higher: bool = True) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def compare_groups(
+    pairs: Sequence[Pair],
+    runs_by_group: Mapping[str, Sequence[RunRecord]],
+    rows: Sequence[Mapping[str, Any]],
+    modalities: Sequence[str],
+    confidence: float = 0.95,
+    *,
+    primary: Sequence[Pair] = (),
+    primary_pattern: str | None = None,
+    post_hoc: Sequence[Pair] = (),
+    interval: str = "t",
+    metric_higher: bool = True,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Paired comparisons, Holm-adjusted per family, and the ones that could not be made.
 
     Args:
@@ -215,16 +291,34 @@ def compare_groups(pairs: Sequence[Pair], runs_by_group: Mapping[str, Sequence[R
             continue
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # degenerate-data warnings become the record's `note`
-            result = paired_comparison(record["values_a"], record["values_b"], metric=quantity["metric"],
-                                       condition_a=pair[0], condition_b=pair[1], confidence=confidence,
-                                       interval="t" if family == "descriptive" else interval)  # type: ignore[arg-type]
+            result = paired_comparison(
+                record["values_a"],
+                record["values_b"],
+                metric=quantity["metric"],
+                condition_a=pair[0],
+                condition_b=pair[1],
+                confidence=confidence,
+                interval="t" if family == "descriptive" else interval,
+            )  # type: ignore[arg-type]
         if family == "descriptive":
             result = _descriptive(result)
         elif quantity["kind"] == "epochs_to_threshold" and record["censored_a"] + record["censored_b"]:
-            result = replace(result, ci_low=math.nan, ci_high=math.nan, note="; ".join(filter(None, [
-                f"censored runs (never reached the threshold) count as {record['censored_as']} epochs, "
-                "so the mean difference is a bound and no interval is given; the signed-rank test ranks them "
-                "correctly", *(n for n in result.note.split("; ") if not n.startswith("interval is a point"))])))
+            result = replace(
+                result,
+                ci_low=math.nan,
+                ci_high=math.nan,
+                note="; ".join(
+                    filter(
+                        None,
+                        [
+                            f"censored runs (never reached the threshold) count as {record['censored_as']} epochs, "
+                            "so the mean difference is a bound and no interval is given; the signed-rank test "
+                            "ranks them correctly",
+                            *(n for n in result.note.split("; ") if not n.startswith("interval is a point")),
+                        ],
+                    )
+                ),
+            )
         made.append((record, result))
     adjusted: list[PairedComparison | None] = [None] * len(made)
     for family in ("primary", "secondary"):
@@ -251,8 +345,14 @@ def family_sizes(comparisons: Sequence[Mapping[str, Any]]) -> dict[str, int]:
     return sizes
 
 
-COST_KEYS = ("training", "total", "pretraining_full", "pretraining_amortised", "total_with_pretraining",
-             "total_with_pretraining_amortised")
+COST_KEYS = (
+    "training",
+    "total",
+    "pretraining_full",
+    "pretraining_amortised",
+    "total_with_pretraining",
+    "total_with_pretraining_amortised",
+)
 
 
 def _change(new: float | None, old: float | None) -> float | None:
@@ -277,11 +377,14 @@ def cost_changes(pairs: Sequence[Pair], groups: Sequence[Mapping[str, Any]]) -> 
         added = (row["pretraining_full_b"] or 0.0) - (row["pretraining_full_a"] or 0.0)
         row["pretraining_added_full"] = added
         row["pretraining_added_amortised"] = (row["pretraining_amortised_b"] or 0.0) - (
-            row["pretraining_amortised_a"] or 0.0)
+            row["pretraining_amortised_a"] or 0.0
+        )
         row["pretraining_added_pct_of_a_total"] = _change(
-            (row["total_with_pretraining_a"] or 0.0) + added, row["total_with_pretraining_a"])
+            (row["total_with_pretraining_a"] or 0.0) + added, row["total_with_pretraining_a"]
+        )
         row["total_change_pct_full"] = _change(row["total_with_pretraining_b"], row["total_with_pretraining_a"])
-        row["total_change_pct_amortised"] = _change(row["total_with_pretraining_amortised_b"],
-                                                    row["total_with_pretraining_amortised_a"])
+        row["total_change_pct_amortised"] = _change(
+            row["total_with_pretraining_amortised_b"], row["total_with_pretraining_amortised_a"]
+        )
         rows.append(row)
     return rows

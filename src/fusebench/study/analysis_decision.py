@@ -47,8 +47,14 @@ def first_epoch_reaching(curve: Sequence[float | None], target: float, higher_is
     return None
 
 
-def decision_rows(groups: Sequence[Mapping[str, Any]], comparisons: Sequence[Mapping[str, Any]], pattern: str,
-                  metric: str, higher_is_better: bool, alpha: float) -> list[dict[str, Any]]:
+def decision_rows(
+    groups: Sequence[Mapping[str, Any]],
+    comparisons: Sequence[Mapping[str, Any]],
+    pattern: str,
+    metric: str,
+    higher_is_better: bool,
+    alpha: float,
+) -> list[dict[str, Any]]:
     """One row per primary comparison of a pre-trained condition (B) with a group without pre-training (A)."""
     by_name = {g["name"]: g for g in groups}
     rows = []
@@ -67,13 +73,25 @@ def decision_rows(groups: Sequence[Mapping[str, Any]], comparisons: Sequence[Map
         epoch_a, epoch_b = _epoch_seconds(a, len(curve_a)), _epoch_seconds(b, len(curve_b))
         reached = first_epoch_reaching(curve_b, target, higher_is_better)
         row: dict[str, Any] = {
-            "group_a": a["name"], "group_b": b["name"], "n": c["n"], "mean_diff": c["mean_diff"],
-            "p_holm": c["p_holm"], "significant": c["p_holm"] is not None and c["p_holm"] < alpha,
-            "better": (c["mean_diff"] > 0) == higher_is_better, "pretraining_seconds": pretraining,
+            "group_a": a["name"],
+            "group_b": b["name"],
+            "n": c["n"],
+            "mean_diff": c["mean_diff"],
+            "p_holm": c["p_holm"],
+            "significant": c["p_holm"] is not None and c["p_holm"] < alpha,
+            "better": (c["mean_diff"] > 0) == higher_is_better,
+            "pretraining_seconds": pretraining,
             "pretraining_shared_seconds": _mean((b.get("time") or {}).get("pretraining_amortised")),
-            "baseline_epochs": epochs_a, "baseline_final": target, "epoch_seconds_a": epoch_a,
-            "epoch_seconds_b": epoch_b, "epochs_to_match": reached, "epochs_saved": None,
-            "time_to_match_a": None, "time_to_match_b": None, "net_seconds": None, "break_even_runs": None,
+            "baseline_epochs": epochs_a,
+            "baseline_final": target,
+            "epoch_seconds_a": epoch_a,
+            "epoch_seconds_b": epoch_b,
+            "epochs_to_match": reached,
+            "epochs_saved": None,
+            "time_to_match_a": None,
+            "time_to_match_b": None,
+            "net_seconds": None,
+            "break_even_runs": None,
             "seeds_needed": (c.get("seeds_needed") or {}).get("seeds"),
         }
         if reached is not None and epoch_a is not None and epoch_b is not None:

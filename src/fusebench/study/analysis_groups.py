@@ -25,8 +25,18 @@ from fusebench.study.curves import EpochsToThreshold, epochs_to_threshold, summa
 from fusebench.study.records import RunRecord
 from fusebench.study.stats import summarize
 
-TIME_PARTS = ("training", "validation", "test", "other", "total", "fit", "pretraining_full", "pretraining_amortised",
-              "total_with_pretraining", "total_with_pretraining_amortised")
+TIME_PARTS = (
+    "training",
+    "validation",
+    "test",
+    "other",
+    "total",
+    "fit",
+    "pretraining_full",
+    "pretraining_amortised",
+    "total_with_pretraining",
+    "total_with_pretraining_amortised",
+)
 
 
 def clean(value: Any) -> Any:
@@ -63,8 +73,9 @@ def run_config(study_dir: Path, run: RunRecord) -> dict[str, Any]:
     try:
         config = yaml.safe_load(file.read_text())
     except (yaml.YAMLError, UnicodeDecodeError) as error:
-        raise DamagedFileError(f"Run config `{file}` is not readable YAML ({type(error).__name__}); the file is "
-                               "damaged.") from None
+        raise DamagedFileError(
+            f"Run config `{file}` is not readable YAML ({type(error).__name__}); the file is damaged."
+        ) from None
     if config is not None and not isinstance(config, dict):
         raise DamagedFileError(f"Expected a mapping in run config `{file}`, got {type(config).__name__}.")
     return config or {}
@@ -108,9 +119,14 @@ def time_parts(run: RunRecord, modalities: Sequence[str]) -> dict[str, float | N
     amortised = {m: float((shared if shared is not None else full).get(m) or 0.0) for m in modalities}
     spent = [run.seconds(k) or 0.0 for k in ("training", "validation", "test")]
     parts: dict[str, float | None] = {
-        "training": spent[0], "validation": spent[1], "test": spent[2], "other": max(total - sum(spent), 0.0),
-        "total": total, "fit": run.seconds("fit"),
-        "pretraining_full": sum(full.values()), "pretraining_amortised": sum(amortised.values()),
+        "training": spent[0],
+        "validation": spent[1],
+        "test": spent[2],
+        "other": max(total - sum(spent), 0.0),
+        "total": total,
+        "fit": run.seconds("fit"),
+        "pretraining_full": sum(full.values()),
+        "pretraining_amortised": sum(amortised.values()),
         "total_with_pretraining": total + sum(full.values()),
         "total_with_pretraining_amortised": total + sum(amortised.values()),
     }
@@ -145,8 +161,14 @@ def steps_per_second(study_dir: Path, run: RunRecord, key: str = "train_steps_pe
 def curve_band(curves: Sequence[Sequence[float]]) -> dict[str, list[Any]]:
     """Mean, std, min, max and n per epoch over seeds; runs of different lengths are allowed."""
     length = max((len(c) for c in curves), default=0)
-    band: dict[str, list[Any]] = {"epoch": list(range(1, length + 1)), "mean": [], "std": [], "min": [],
-                                  "max": [], "n": []}
+    band: dict[str, list[Any]] = {
+        "epoch": list(range(1, length + 1)),
+        "mean": [],
+        "std": [],
+        "min": [],
+        "max": [],
+        "n": [],
+    }
     for i in range(length):
         values = np.array([c[i] for c in curves if i < len(c) and math.isfinite(c[i])], dtype=float)
         band["n"].append(int(values.size))
@@ -158,13 +180,30 @@ def curve_band(curves: Sequence[Sequence[float]]) -> dict[str, list[Any]]:
 
 
 #: The time parts every group reports (a group whose runs all failed reports them empty).
-TIME_KEYS = ("training", "validation", "test", "other", "total", "pretraining_full", "pretraining_amortised",
-             "total_with_pretraining", "total_with_pretraining_amortised")
+TIME_KEYS = (
+    "training",
+    "validation",
+    "test",
+    "other",
+    "total",
+    "pretraining_full",
+    "pretraining_amortised",
+    "total_with_pretraining",
+    "total_with_pretraining_amortised",
+)
 
 
-def summarise_group(name: str, runs: Sequence[RunRecord], *, study_dir: Path, modalities: Sequence[str],
-                    patterns: Sequence[str], metric: str, threshold: float | None,
-                    higher_is_better: bool) -> dict[str, Any]:
+def summarise_group(
+    name: str,
+    runs: Sequence[RunRecord],
+    *,
+    study_dir: Path,
+    modalities: Sequence[str],
+    patterns: Sequence[str],
+    metric: str,
+    threshold: float | None,
+    higher_is_better: bool,
+) -> dict[str, Any]:
     """Everything the report says about one group, from its completed runs only."""
     done = sorted((r for r in runs if r.completed), key=lambda r: r.seed)
     full = pattern_name(modalities)
@@ -175,29 +214,40 @@ def summarise_group(name: str, runs: Sequence[RunRecord], *, study_dir: Path, mo
     times = {r.seed: time_parts(r, modalities) for r in done}
     time_keys = sorted({k for t in times.values() for k in t} | set(TIME_KEYS))  # all, even with no run done
     head = runs[0]
-    record: dict[str, Any] = clean({
-        "name": name,
-        "condition": head.condition,
-        "axes": dict(head.axes),
-        "seeds_planned": sorted(r.seed for r in runs),
-        "seeds_completed": [r.seed for r in done],
-        "n": len(done),
-        "first_epoch": {"metric": summary(list(first.values())), "loss": summary(list(first_loss.values()))},
-        "epochs_to_threshold": _epochs_to_threshold(done, full, metric, threshold, higher_is_better),
-        "test": test,
-        "time": {k: summary([t.get(k) for t in times.values()]) for k in time_keys},
-        "throughput": summary([throughput(study_dir, r) for r in done]),
-        "steps_per_second": summary([steps_per_second(study_dir, r) for r in done]),
-        "steps_per_cpu_second": summary([steps_per_second(study_dir, r, "train_steps_per_cpu_second") for r in done]),
-        "model": dict(done[0].model) if done else {},
-        "curves": {p: {m: curve_band([validation_curve(r, p, m) for r in done]) for m in (metric, "loss")}
-                   for p in patterns},
-        "per_seed": [
-            {"seed": r.seed, "first_epoch": first[r.seed], "first_epoch_loss": first_loss[r.seed],
-             "test": {p: test_value(r, p, metric) for p in patterns}, "time": times[r.seed]}
-            for r in done
-        ],
-    })
+    record: dict[str, Any] = clean(
+        {
+            "name": name,
+            "condition": head.condition,
+            "axes": dict(head.axes),
+            "seeds_planned": sorted(r.seed for r in runs),
+            "seeds_completed": [r.seed for r in done],
+            "n": len(done),
+            "first_epoch": {"metric": summary(list(first.values())), "loss": summary(list(first_loss.values()))},
+            "epochs_to_threshold": _epochs_to_threshold(done, full, metric, threshold, higher_is_better),
+            "test": test,
+            "time": {k: summary([t.get(k) for t in times.values()]) for k in time_keys},
+            "throughput": summary([throughput(study_dir, r) for r in done]),
+            "steps_per_second": summary([steps_per_second(study_dir, r) for r in done]),
+            "steps_per_cpu_second": summary(
+                [steps_per_second(study_dir, r, "train_steps_per_cpu_second") for r in done]
+            ),
+            "model": dict(done[0].model) if done else {},
+            "curves": {
+                p: {m: curve_band([validation_curve(r, p, m) for r in done]) for m in (metric, "loss")}
+                for p in patterns
+            },
+            "per_seed": [
+                {
+                    "seed": r.seed,
+                    "first_epoch": first[r.seed],
+                    "first_epoch_loss": first_loss[r.seed],
+                    "test": {p: test_value(r, p, metric) for p in patterns},
+                    "time": times[r.seed],
+                }
+                for r in done
+            ],
+        }
+    )
     return record
 
 
@@ -205,8 +255,9 @@ def _first(curve: Sequence[float]) -> float | None:
     return curve[0] if curve and math.isfinite(curve[0]) else None
 
 
-def _epochs_to_threshold(done: Sequence[RunRecord], full: str, metric: str, threshold: float | None,
-                         higher_is_better: bool) -> dict[str, Any] | None:
+def _epochs_to_threshold(
+    done: Sequence[RunRecord], full: str, metric: str, threshold: float | None, higher_is_better: bool
+) -> dict[str, Any] | None:
     """Epochs to reach ``threshold`` on the validation full pattern; censored runs stay censored."""
     if threshold is None:
         return None

@@ -62,8 +62,9 @@ def effective_fraction(config: Mapping[str, Any]) -> float | None:
     return round(fraction, FRACTION_DIGITS)
 
 
-def mixture_expert(train_missing: str, test_missing: str, p_train: float,
-                   modalities: Sequence[str]) -> tuple[str, float]:
+def mixture_expert(
+    train_missing: str, test_missing: str, p_train: float, modalities: Sequence[str]
+) -> tuple[str, float]:
     """The expert Appendix B mixes in: ``(modality, training fraction)``.
 
     The modality left at test time; trained on ``1 - p_train`` of the data if that is the
@@ -76,15 +77,25 @@ def mixture_expert(train_missing: str, test_missing: str, p_train: float,
     """
     names = sorted(modalities)
     if len(names) != 2 or train_missing not in names or test_missing not in names:
-        raise ValueError(f"Expected two modalities and missing modalities among them, got {names}, "
-                         f"train `{train_missing}`, test `{test_missing}`.")
+        raise ValueError(
+            f"Expected two modalities and missing modalities among them, got {names}, "
+            f"train `{train_missing}`, test `{test_missing}`."
+        )
     remaining = next(m for m in names if m != test_missing)
     fraction = round(1.0 - p_train, FRACTION_DIGITS) if remaining == train_missing else 1.0
     return remaining, fraction
 
 
-def mixture_curve(full: Tensor, expert: Tensor, target: Tensor, modalities: Sequence[str], test_missing: str,
-                  p_grid: Sequence[float], metric: str, task: Task) -> list[float]:
+def mixture_curve(
+    full: Tensor,
+    expert: Tensor,
+    target: Tensor,
+    modalities: Sequence[str],
+    test_missing: str,
+    p_grid: Sequence[float],
+    metric: str,
+    task: Task,
+) -> list[float]:
     """Expected test ``metric`` per ``p_test``: the multimodal model's ``full`` outputs mixed with the expert's.
 
     A sample losing ``test_missing`` (probability ``p_test``) takes ``expert`` (the outputs of
@@ -121,8 +132,9 @@ def experts_by_key(study_dir: Path, runs: Sequence[RunRecord]) -> Experts:
     return found
 
 
-def group_fractions(study_dir: Path, groups: Sequence[Mapping[str, Any]],
-                    by_group: Mapping[str, Sequence[RunRecord]]) -> dict[str, float]:
+def group_fractions(
+    study_dir: Path, groups: Sequence[Mapping[str, Any]], by_group: Mapping[str, Sequence[RunRecord]]
+) -> dict[str, float]:
     """``{group: training fraction}`` read from each group's first run with a config."""
     fractions = {}
     for group in groups:
@@ -134,10 +146,15 @@ def group_fractions(study_dir: Path, groups: Sequence[Mapping[str, Any]],
     return fractions
 
 
-def mixture_grids(study_dir: Path, groups: Sequence[Mapping[str, Any]],
-                  by_group: Mapping[str, Sequence[RunRecord]], all_runs: Sequence[RunRecord],
-                  modalities: Sequence[str], metric: str, p_grid: Sequence[float] = DEFAULT_P_GRID,
-                  ) -> list[dict[str, Any]]:
+def mixture_grids(
+    study_dir: Path,
+    groups: Sequence[Mapping[str, Any]],
+    by_group: Mapping[str, Sequence[RunRecord]],
+    all_runs: Sequence[RunRecord],
+    modalities: Sequence[str],
+    metric: str,
+    p_grid: Sequence[float] = DEFAULT_P_GRID,
+) -> list[dict[str, Any]]:
     """The four Appendix B panels for every scope with at least two training fractions and some expert.
 
     A scope is a condition at fixed values of the axes that do not change the training
@@ -162,17 +179,37 @@ def mixture_grids(study_dir: Path, groups: Sequence[Mapping[str, Any]],
         if len({fractions[g["name"]] for g in rows}) < 2:
             continue
         notes: list[str] = []
-        panels = [_panel(r, t, rows, fractions, by_group, experts, outputs, names, metric, p_grid, notes)
-                  for r in names for t in names]
-        grids.append({"scope": "|".join([str(condition), *(f"{k}={v}" for k, v in rest)]), "condition": condition,
-                      "modalities": names, "p_test": list(p_grid), "panels": panels, "notes": notes})
+        panels = [
+            _panel(r, t, rows, fractions, by_group, experts, outputs, names, metric, p_grid, notes)
+            for r in names
+            for t in names
+        ]
+        grids.append(
+            {
+                "scope": "|".join([str(condition), *(f"{k}={v}" for k, v in rest)]),
+                "condition": condition,
+                "modalities": names,
+                "p_test": list(p_grid),
+                "panels": panels,
+                "notes": notes,
+            }
+        )
     return grids
 
 
-def _panel(train_missing: str, test_missing: str, rows: Sequence[Mapping[str, Any]], fractions: Mapping[str, float],
-           by_group: Mapping[str, Sequence[RunRecord]], experts: Experts,
-           outputs: OutputCache, names: Sequence[str], metric: str, p_grid: Sequence[float],
-           notes: list[str]) -> dict[str, Any]:
+def _panel(
+    train_missing: str,
+    test_missing: str,
+    rows: Sequence[Mapping[str, Any]],
+    fractions: Mapping[str, float],
+    by_group: Mapping[str, Sequence[RunRecord]],
+    experts: Experts,
+    outputs: OutputCache,
+    names: Sequence[str],
+    metric: str,
+    p_grid: Sequence[float],
+    notes: list[str],
+) -> dict[str, Any]:
     values, counts, expert_fractions, p_trains = [], [], [], []
     remaining = next(m for m in names if m != test_missing)
     for group in rows:
@@ -186,20 +223,40 @@ def _panel(train_missing: str, test_missing: str, rows: Sequence[Mapping[str, An
             if mm is None or expert is None or pattern_name(names) not in mm.logits or remaining not in expert.logits:
                 continue
             if not torch.equal(mm.target, expert.target):
-                notes.append(f"seed {run.seed}: the {remaining} expert was tested on other samples than "
-                             f"`{group['name']}`; left out")
+                notes.append(
+                    f"seed {run.seed}: the {remaining} expert was tested on other samples than "
+                    f"`{group['name']}`; left out"
+                )
                 continue
-            curves.append(mixture_curve(mm.logits[pattern_name(names)], expert.logits[remaining], mm.target, names,
-                                        test_missing, p_grid, metric, mm.task))
+            curves.append(
+                mixture_curve(
+                    mm.logits[pattern_name(names)],
+                    expert.logits[remaining],
+                    mm.target,
+                    names,
+                    test_missing,
+                    p_grid,
+                    metric,
+                    mm.task,
+                )
+            )
         if not curves:
             note = f"no {remaining} expert on training fraction {fraction:g} for `{group['name']}`"
             if note not in notes:
                 notes.append(note + " (add it to `study.experts.data_fractions`)")
         p_trains.append(p_train)
         expert_fractions.append(fraction)
-        values.append(np.mean(np.array(curves, dtype=float), axis=0).tolist() if curves
-                      else [float("nan")] * len(p_grid))
+        values.append(
+            np.mean(np.array(curves, dtype=float), axis=0).tolist() if curves else [float("nan")] * len(p_grid)
+        )
         counts.append(len(curves))
-    return {"train_missing": train_missing, "test_missing": test_missing, "remaining": remaining,
-            "groups": [g["name"] for g in rows], "p_train": p_trains, "expert_fraction": expert_fractions,
-            "values": values, "n": counts}
+    return {
+        "train_missing": train_missing,
+        "test_missing": test_missing,
+        "remaining": remaining,
+        "groups": [g["name"] for g in rows],
+        "p_train": p_trains,
+        "expert_fraction": expert_fractions,
+        "values": values,
+        "n": counts,
+    }

@@ -31,19 +31,26 @@ from fusebench.study.analysis_groups import run_config, run_file, summary
 from fusebench.study.records import RunRecord
 from fusebench.tasks import Task
 
-CHANCE_FROM_TARGETS = ("score of the best constant predictor (majority class / per-label majority / training "
-                       "median), fitted on each run's training targets")
+CHANCE_FROM_TARGETS = (
+    "score of the best constant predictor (majority class / per-label majority / training "
+    "median), fitted on each run's training targets"
+)
 #: What the best constant predictor is for each task kind (:meth:`fusebench.tasks.Task.constant_output`).
-CONSTANT_PREDICTOR = {"multiclass": "the majority class", "multilabel": "each label's majority value",
-                      "regression": "the training median"}
+CONSTANT_PREDICTOR = {
+    "multiclass": "the majority class",
+    "multilabel": "each label's majority value",
+    "regression": "the training median",
+}
 
 
 def chance_source(kinds: Sequence[str]) -> str:
     """How the empty set's value was obtained, naming the constant predictor of the runs' task."""
     if len(set(kinds)) != 1 or kinds[0] not in CONSTANT_PREDICTOR:
         return CHANCE_FROM_TARGETS
-    return (f"score of the best constant predictor for this {kinds[0]} task ({CONSTANT_PREDICTOR[kinds[0]]}), "
-            "fitted on each run's training targets")
+    return (
+        f"score of the best constant predictor for this {kinds[0]} task ({CONSTANT_PREDICTOR[kinds[0]]}), "
+        "fitted on each run's training targets"
+    )
 
 
 @dataclass(frozen=True)
@@ -68,8 +75,10 @@ def load_logits(study_dir: Path, run: RunRecord) -> SavedOutputs | None:
     try:
         tensors = load_file(str(file))
     except (SafetensorError, OSError) as error:
-        raise DamagedFileError(f"`{file}` is not a readable safetensors file ({error}); write it again with "
-                         f"`fusebench evaluate {file.parent}`.") from None
+        raise DamagedFileError(
+            f"`{file}` is not a readable safetensors file ({error}); write it again with "
+            f"`fusebench evaluate {file.parent}`."
+        ) from None
     if "target" not in tensors:
         raise DamagedFileError(f"Expected a `target` tensor in `{file}`, got keys {sorted(tensors)}.")
     logits = {k.removeprefix("logits/"): v for k, v in tensors.items() if k.startswith("logits/")}
@@ -77,21 +86,31 @@ def load_logits(study_dir: Path, run: RunRecord) -> SavedOutputs | None:
     recorded = read_json(described).get("task") if described.is_file() else None
     task = Task.from_description(recorded) if recorded else Task("multiclass", next(iter(logits.values())).shape[1])
     constant = tensors.get("constant")
-    return SavedOutputs(logits, tensors["target"], constant if constant is not None else
-                        task.constant_output(tensors["target"]), task)
+    return SavedOutputs(
+        logits, tensors["target"], constant if constant is not None else task.constant_output(tensors["target"]), task
+    )
 
 
 def _band(curves: Sequence[Sequence[float]]) -> dict[str, Any]:
     values = np.array(curves, dtype=float)  # [seeds, p]
     n = values.shape[0]
-    return {"mean": values.mean(axis=0).tolist(),
-            "std": values.std(axis=0, ddof=1).tolist() if n > 1 else [None] * values.shape[1],
-            "min": values.min(axis=0).tolist(), "max": values.max(axis=0).tolist(), "n": n}
+    return {
+        "mean": values.mean(axis=0).tolist(),
+        "std": values.std(axis=0, ddof=1).tolist() if n > 1 else [None] * values.shape[1],
+        "min": values.min(axis=0).tolist(),
+        "max": values.max(axis=0).tolist(),
+        "n": n,
+    }
 
 
-def run_modality_analysis(study_dir: Path, runs: Sequence[RunRecord], modalities: Sequence[str],
-                          metric: str, configured_chance: float | None,
-                          p_grid: Sequence[float] = DEFAULT_P_GRID) -> dict[str, Any]:
+def run_modality_analysis(
+    study_dir: Path,
+    runs: Sequence[RunRecord],
+    modalities: Sequence[str],
+    metric: str,
+    configured_chance: float | None,
+    p_grid: Sequence[float] = DEFAULT_P_GRID,
+) -> dict[str, Any]:
     """Shapley values and MMPT curves of one group's completed runs, averaged over seeds."""
     names = sorted(modalities)
     patterns = pattern_names(names)
@@ -119,13 +138,14 @@ def run_modality_analysis(study_dir: Path, runs: Sequence[RunRecord], modalities
             notes.append(f"seed {seed}: no Shapley values ({error})")
         if saved is not None and len(names) > 1:
             for m in names:
-                points = mmpt_curve(saved.logits, saved.target, names, m, p_grid=p_grid, metric=metric,
-                                    task=saved.task)
+                points = mmpt_curve(saved.logits, saved.target, names, m, p_grid=p_grid, metric=metric, task=saved.task)
                 curves[m].append([p.value for p in points])
-    shapley = {"per_seed": per_seed, "chance": chance,
-               "chance_source": "study setting `analysis.chance`" if configured_chance is not None
-               else chance_source(kinds),
-               "mean": {m: summary([v[m] for v in per_seed.values()]) for m in names} if per_seed else {}}
+    shapley = {
+        "per_seed": per_seed,
+        "chance": chance,
+        "chance_source": "study setting `analysis.chance`" if configured_chance is not None else chance_source(kinds),
+        "mean": {m: summary([v[m] for v in per_seed.values()]) for m in names} if per_seed else {},
+    }
     mmpt = {m: {"p_test": list(p_grid), **_band(c)} for m, c in curves.items() if c}
     return {"shapley": shapley, "mmpt": mmpt, "notes": notes}
 
@@ -158,8 +178,12 @@ def axis_changing(groups: Sequence[Mapping[str, Any]], axes: Sequence[str], fact
     return [a for a in axes if _changes(groups, a, facts)]
 
 
-def ptrain_ptest(groups: Sequence[Mapping[str, Any]], axes: Sequence[str], rates: Mapping[str, Mapping[str, float]],
-                 modalities: Sequence[str]) -> list[dict[str, Any]]:
+def ptrain_ptest(
+    groups: Sequence[Mapping[str, Any]],
+    axes: Sequence[str],
+    rates: Mapping[str, Mapping[str, float]],
+    modalities: Sequence[str],
+) -> list[dict[str, Any]]:
     """p_train x p_test matrices for every axis that changes the configured train missing rate.
 
     Rows are the groups along that axis (same condition and other axes), sorted by the
@@ -175,22 +199,32 @@ def ptrain_ptest(groups: Sequence[Mapping[str, Any]], axes: Sequence[str], rates
         for (condition, rest), members in scopes.items():
             scope = "|".join([condition, *(f"{k}={v}" for k, v in rest)])
             for m in sorted(modalities):
-                rows = sorted((g for g in members if m in g.get("mmpt", {}) and g["name"] in rates),
-                              key=lambda g: rates[g["name"]][m])
+                rows = sorted(
+                    (g for g in members if m in g.get("mmpt", {}) and g["name"] in rates),
+                    key=lambda g: rates[g["name"]][m],
+                )
                 if len(rows) < 2:
                     continue
-                matrices.append({
-                    "axis": axis, "scope": scope, "modality": m, "groups": [g["name"] for g in rows],
-                    "p_train": [rates[g["name"]][m] for g in rows], "p_test": rows[0]["mmpt"][m]["p_test"],
-                    "values": [g["mmpt"][m]["mean"] for g in rows], "n": [g["mmpt"][m]["n"] for g in rows],
-                })
+                matrices.append(
+                    {
+                        "axis": axis,
+                        "scope": scope,
+                        "modality": m,
+                        "groups": [g["name"] for g in rows],
+                        "p_train": [rates[g["name"]][m] for g in rows],
+                        "p_test": rows[0]["mmpt"][m]["p_test"],
+                        "values": [g["mmpt"][m]["mean"] for g in rows],
+                        "n": [g["mmpt"][m]["n"] for g in rows],
+                    }
+                )
     if not matrices:
         matrices = _ptrain_ptest_across_conditions(groups, rates, modalities)
     return matrices
 
 
-def _ptrain_ptest_across_conditions(groups: Sequence[Mapping[str, Any]], rates: Mapping[str, Mapping[str, float]],
-                                    modalities: Sequence[str]) -> list[dict[str, Any]]:
+def _ptrain_ptest_across_conditions(
+    groups: Sequence[Mapping[str, Any]], rates: Mapping[str, Mapping[str, float]], modalities: Sequence[str]
+) -> list[dict[str, Any]]:
     """The same matrices when *conditions* set the rates (one modality dropped at a time).
 
     Two crossed rate axes would ask for pairs such as audio 0.9 + image 0.2, which cannot
@@ -212,17 +246,24 @@ def _ptrain_ptest_across_conditions(groups: Sequence[Mapping[str, Any]], rates: 
             if len(by_rate) < 2:
                 continue
             rows = [by_rate[r] for r in sorted(by_rate)]
-            matrices.append({
-                "axis": "condition", "scope": "|".join(f"{k}={v}" for k, v in rest) or "all conditions",
-                "modality": m, "groups": [g["name"] for g in rows], "p_train": sorted(by_rate),
-                "p_test": rows[0]["mmpt"][m]["p_test"], "values": [g["mmpt"][m]["mean"] for g in rows],
-                "n": [g["mmpt"][m]["n"] for g in rows],
-            })
+            matrices.append(
+                {
+                    "axis": "condition",
+                    "scope": "|".join(f"{k}={v}" for k, v in rest) or "all conditions",
+                    "modality": m,
+                    "groups": [g["name"] for g in rows],
+                    "p_train": sorted(by_rate),
+                    "p_test": rows[0]["mmpt"][m]["p_test"],
+                    "values": [g["mmpt"][m]["mean"] for g in rows],
+                    "n": [g["mmpt"][m]["n"] for g in rows],
+                }
+            )
     return matrices
 
 
-def fusion_facts(study_dir: Path, groups: Sequence[Mapping[str, Any]],
-                 runs_by_group: Mapping[str, Sequence[RunRecord]]) -> dict[str, str]:
+def fusion_facts(
+    study_dir: Path, groups: Sequence[Mapping[str, Any]], runs_by_group: Mapping[str, Sequence[RunRecord]]
+) -> dict[str, str]:
     """``{group: "late/gated"}`` from each group's resolved config, to find a fusion axis."""
     facts = {}
     for group in groups:
@@ -233,4 +274,3 @@ def fusion_facts(study_dir: Path, groups: Sequence[Mapping[str, Any]],
                 facts[group["name"]] = f"{fusion.get('type', '?')}/{fusion.get('method', '?')}({params})"
                 break
     return facts
-

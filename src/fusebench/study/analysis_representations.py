@@ -94,11 +94,20 @@ def _mean_matrix(stack: Sequence[Sequence[Sequence[float | None]]]) -> list[list
     return [[None if not np.isfinite(v) else float(v) for v in row] for row in mean]
 
 
-def _seed(study_dir: Path, runs: Sequence[RunRecord], cache: DataCache, key: str, seed: int, baseline: str,
-          metric: str, probes: bool, out: _Collected) -> tuple[list[tuple[str, View]], dict[str, AnalysedRun],
-                                                                 dict[str, tuple[list[str], list[list[float | None]]]]]:
+def _seed(
+    study_dir: Path,
+    runs: Sequence[RunRecord],
+    cache: DataCache,
+    key: str,
+    seed: int,
+    baseline: str,
+    metric: str,
+    probes: bool,
+    out: _Collected,
+) -> tuple[list[tuple[str, View]], dict[str, AnalysedRun], dict[str, tuple[list[str], list[list[float | None]]]]]:
     """Analyse one seed's runs of one cell; record its CKA and probe values in ``out``."""
     from fusebench.engine.representations import analyse_run, cka_pairs, probe_view
+
     loaded = [(str(r.condition), analyse_run(study_dir / str(r.run_dir), r.node, cache)) for r in runs]
     out.runs.extend({**a.describe(), "condition": c} for c, a in loaded)
     views = [(c, v) for c, a in loaded for v in a.views]
@@ -112,17 +121,27 @@ def _seed(study_dir: Path, runs: Sequence[RunRecord], cache: DataCache, key: str
             run = owner[view.key].loaded
             probed = probe_view(view, run.data, run.config, metric)
             out.probes.setdefault((key, view.modality, condition, STAGE_NAMES[view.stage]), {})[seed] = float(
-                probed["test"][metric])
+                probed["test"][metric]
+            )
     matrices = {}
     for m in sorted({v.modality for _, v in views}):
         group = [(c, v) for c, v in views if v.modality == m]
-        matrices[m] = ([f"{c} ({STAGE_NAMES[v.stage]})" for c, v in group],
-                       [[1.0 if a.key == b.key else pairs.get((a.key, b.key)) for _, b in group] for _, a in group])
+        matrices[m] = (
+            [f"{c} ({STAGE_NAMES[v.stage]})" for c, v in group],
+            [[1.0 if a.key == b.key else pairs.get((a.key, b.key)) for _, b in group] for _, a in group],
+        )
     return views, owner, matrices
 
 
-def analyze_study(study_dir: str | Path, out_dir: str | Path | None = None, *, methods: Sequence[str] | None = None,
-                  max_points: int = 1000, seed: int = 0, probes: bool = True) -> dict[str, Any]:
+def analyze_study(
+    study_dir: str | Path,
+    out_dir: str | Path | None = None,
+    *,
+    methods: Sequence[str] | None = None,
+    max_points: int = 1000,
+    seed: int = 0,
+    probes: bool = True,
+) -> dict[str, Any]:
     """Analyse every completed fusion run of a study; write ``representations.json`` and figures.
 
     Args:
@@ -147,8 +166,10 @@ def analyze_study(study_dir: str | Path, out_dir: str | Path | None = None, *, m
     metric = results.primary_metric
     cells = study_cells(results)
     if not any(baseline == r.condition for cell in cells.values() for runs in cell.values() for r in runs):
-        raise RunFolderError(f"Study `{study_dir}` has no completed run of its baseline condition `{baseline}`; the "
-                         "representation analysis compares every condition with it.")
+        raise RunFolderError(
+            f"Study `{study_dir}` has no completed run of its baseline condition `{baseline}`; the "
+            "representation analysis compares every condition with it."
+        )
     figures = folder / "figures"
     figures.mkdir(parents=True, exist_ok=True)
     for old in figures.glob("*.png"):
@@ -169,37 +190,60 @@ def analyze_study(study_dir: str | Path, out_dir: str | Path | None = None, *, m
                         group = [v for _, v in views if v.modality == m]
                         same = [v for v in group if v.samples == group[0].samples]
                         _, out.figures[f"projection_{m}"] = draw_modality(
-                            same, owner[same[0].key].loaded.data, chosen, max_points, seed, figures,
-                            f"projection_{m}", f"test embeddings of the {m} encoders, seed {run_seed}"
-                            + (f" ({label})" if json.loads(key) else ""))
+                            same,
+                            owner[same[0].key].loaded.data,
+                            chosen,
+                            max_points,
+                            seed,
+                            figures,
+                            f"projection_{m}",
+                            f"test embeddings of the {m} encoders, seed {run_seed}"
+                            + (f" ({label})" if json.loads(key) else ""),
+                        )
             out.matrices[label] = {}
             for m, (names, stack) in stacks.items():
                 mean = _mean_matrix(stack)
                 out.matrices[label][m] = {"labels": names, "matrix": mean, "seeds": len(stack)}
                 if number == 0:
-                    out.figures[f"cka_{m}"] = {"file": cka_matrix(
-                        names, mean, figures / f"cka_{m}.png",
-                        f"linear CKA, {m} encoders: mean over {len(stack)} seed(s)"
-                        + (f" ({label})" if json.loads(key) else "")).name}
-    payload = clean({
-        "protocol": {**protocol(chosen, skipped, max_points, seed, probes),
-                     "pairing": f"per seed and axis values, every condition's encoders against the baseline "
-                                f"`{baseline}`'s"},
-        "primary_metric": metric, "baseline": baseline,
-        "cells": [{"axes": json.loads(k), "label": cell_label(json.loads(k)), "seeds": sorted(v)}
-                  for k, v in cells.items()],
-        "cka_summary": [_row(k, "comparison", values) for k, values in out.cka.items()],
-        "cka_matrices": out.matrices,
-        "probe_summary": [_row(k, "stage", values) for k, values in out.probes.items()],
-        "figures": out.figures,
-        "runs": out.runs,
-    })
+                    out.figures[f"cka_{m}"] = {
+                        "file": cka_matrix(
+                            names,
+                            mean,
+                            figures / f"cka_{m}.png",
+                            f"linear CKA, {m} encoders: mean over {len(stack)} seed(s)"
+                            + (f" ({label})" if json.loads(key) else ""),
+                        ).name
+                    }
+    payload = clean(
+        {
+            "protocol": {
+                **protocol(chosen, skipped, max_points, seed, probes),
+                "pairing": f"per seed and axis values, every condition's encoders against the baseline `{baseline}`'s",
+            },
+            "primary_metric": metric,
+            "baseline": baseline,
+            "cells": [
+                {"axes": json.loads(k), "label": cell_label(json.loads(k)), "seeds": sorted(v)}
+                for k, v in cells.items()
+            ],
+            "cka_summary": [_row(k, "comparison", values) for k, values in out.cka.items()],
+            "cka_matrices": out.matrices,
+            "probe_summary": [_row(k, "stage", values) for k, values in out.probes.items()],
+            "figures": out.figures,
+            "runs": out.runs,
+        }
+    )
     atomic_write_json(folder / REPRESENTATIONS_FILE, payload)
     return dict(payload)
 
 
 def _row(key: tuple[str, str, str, str], what: str, values: Seeded) -> dict[str, Any]:
     axes, modality, condition, name = key
-    return {"axes": json.loads(axes), "modality": modality, "condition": condition, what: name,
-            "per_seed": {str(s): v for s, v in sorted(values.items())},
-            "summary": summary([v for v in values.values() if v is not None])}
+    return {
+        "axes": json.loads(axes),
+        "modality": modality,
+        "condition": condition,
+        what: name,
+        "per_seed": {str(s): v for s, v in sorted(values.items())},
+        "summary": summary([v for v in values.values() if v is not None]),
+    }

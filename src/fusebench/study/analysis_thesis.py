@@ -22,8 +22,13 @@ from fusebench.study.analysis_groups import run_file, summary, test_value, valid
 from fusebench.study.records import RunRecord
 from fusebench.study.thesis import best_and_last, efficiency, percent_change
 
-RESOURCE_KEYS = ("weights_bytes", "checkpoint_bytes", "peak_rss_bytes", "peak_cuda_bytes",
-                 "inference_samples_per_second")
+RESOURCE_KEYS = (
+    "weights_bytes",
+    "checkpoint_bytes",
+    "peak_rss_bytes",
+    "peak_cuda_bytes",
+    "inference_samples_per_second",
+)
 
 
 def _resources(study_dir: Path, run: RunRecord) -> dict[str, Any]:
@@ -34,8 +39,9 @@ def _resources(study_dir: Path, run: RunRecord) -> dict[str, Any]:
     return read_json(file) if file is not None else {}
 
 
-def thesis_facts(study_dir: Path, runs: Sequence[RunRecord], patterns: Sequence[str], metric: str,
-                 higher_is_better: bool) -> dict[str, Any]:
+def thesis_facts(
+    study_dir: Path, runs: Sequence[RunRecord], patterns: Sequence[str], metric: str, higher_is_better: bool
+) -> dict[str, Any]:
     """``efficiency``, ``best_vs_last`` and ``resources`` of one group, from its completed runs."""
     done = [r for r in runs if r.completed]
     resources = [_resources(study_dir, r) for r in done]
@@ -44,19 +50,23 @@ def thesis_facts(study_dir: Path, runs: Sequence[RunRecord], patterns: Sequence[
         per_run = [best_and_last(validation_curve(r, pattern, metric), higher_is_better) for r in done]
         present = [s for s in per_run if s is not None]
         if present:
-            best_last[pattern] = {key: summary([s[key] for s in present])
-                                  for key in ("best", "last", "best_epoch", "last_epoch", "gap")}
+            best_last[pattern] = {
+                key: summary([s[key] for s in present]) for key in ("best", "last", "best_epoch", "last_epoch", "gap")
+            }
     return {
-        "efficiency": {p: summary([efficiency(test_value(r, p, metric), r.seconds("training"),
-                                              higher_is_better) for r in done]) for p in patterns},
+        "efficiency": {
+            p: summary([efficiency(test_value(r, p, metric), r.seconds("training"), higher_is_better) for r in done])
+            for p in patterns
+        },
         "best_vs_last": best_last,
         "resources": {key: summary([res.get(key) for res in resources]) for key in RESOURCE_KEYS},
         "peak_rss_scope": sorted({str(res["peak_rss_scope"]) for res in resources if res.get("peak_rss_scope")}),
     }
 
 
-def change_vs_baseline(groups: Sequence[Mapping[str, Any]], baseline: str | None, patterns: Sequence[str],
-                       metric: str) -> dict[str, dict[str, Any]]:
+def change_vs_baseline(
+    groups: Sequence[Mapping[str, Any]], baseline: str | None, patterns: Sequence[str], metric: str
+) -> dict[str, dict[str, Any]]:
     """Group name -> ``{"reference": baseline group, "patterns": {pattern: % change of the mean}}``.
 
     The baseline's own groups and groups without a baseline group at the same axis values
@@ -69,8 +79,10 @@ def change_vs_baseline(groups: Sequence[Mapping[str, Any]], baseline: str | None
         if reference is None or group.get("condition") == baseline:
             changes[group["name"]] = {"reference": None, "patterns": {}}
             continue
-        changes[group["name"]] = {"reference": reference["name"], "patterns": {
-            p: percent_change(_mean(group, p, metric), _mean(reference, p, metric)) for p in patterns}}
+        changes[group["name"]] = {
+            "reference": reference["name"],
+            "patterns": {p: percent_change(_mean(group, p, metric), _mean(reference, p, metric)) for p in patterns},
+        }
     return changes
 
 

@@ -39,8 +39,14 @@ def _band(group: Mapping[str, Any], pattern: str, metric: str) -> Mapping[str, A
     return ((group.get("curves") or {}).get(pattern) or {}).get(metric) or {}
 
 
-def fixed_budget(groups: Sequence[Mapping[str, Any]], baseline: str | None, epochs: int | None, pattern: str,
-                 metric: str, higher_is_better: bool) -> dict[str, Any] | None:
+def fixed_budget(
+    groups: Sequence[Mapping[str, Any]],
+    baseline: str | None,
+    epochs: int | None,
+    pattern: str,
+    metric: str,
+    higher_is_better: bool,
+) -> dict[str, Any] | None:
     """The fixed epoch budget every run stopped at, and whether the baseline was still improving.
 
     Fixed means every completed run of every group lasted the same number of epochs and
@@ -75,8 +81,13 @@ def fixed_budget(groups: Sequence[Mapping[str, Any]], baseline: str | None, epoc
     return {"epochs": length, "still_improving": gain > 0, "last_change": change, "group": name}
 
 
-def best_and_runner_up(groups: Sequence[Mapping[str, Any]], primary: Sequence[tuple[str, str]], pattern: str,
-                       metric: str, higher_is_better: bool) -> tuple[str, str] | None:
+def best_and_runner_up(
+    groups: Sequence[Mapping[str, Any]],
+    primary: Sequence[tuple[str, str]],
+    pattern: str,
+    metric: str,
+    higher_is_better: bool,
+) -> tuple[str, str] | None:
     """``(runner-up, best)`` among the groups of the primary family, by seed-mean test ``metric``.
 
     Groups with fewer than two completed seeds cannot be compared and are left out.
@@ -104,8 +115,9 @@ def attach_power(comparisons: list[dict[str, Any]], alpha: float, primary_size: 
         if c["family"] != "primary" and not c.get("post_hoc"):
             continue
         c["seeds_needed"] = asdict(seeds_for_power(c.get("hedges_g"), alpha, POWER))
-        c["seeds_needed_adjusted"] = (asdict(seeds_for_power(c.get("hedges_g"), alpha / primary_size, POWER))
-                                      if primary_size > 1 else None)
+        c["seeds_needed_adjusted"] = (
+            asdict(seeds_for_power(c.get("hedges_g"), alpha / primary_size, POWER)) if primary_size > 1 else None
+        )
 
 
 class _Logits:
@@ -120,8 +132,9 @@ class _Logits:
         if key not in self.cache:
             self.cache[key] = load_logits(self.study_dir, run)
         saved = self.cache[key]
-        return None if saved is None or pattern not in saved.logits else (saved.logits[pattern], saved.target,
-                                                                          saved.task)
+        return (
+            None if saved is None or pattern not in saved.logits else (saved.logits[pattern], saved.target, saved.task)
+        )
 
 
 def _count(runs: Sequence[RunRecord], pattern: str) -> int | None:
@@ -129,9 +142,15 @@ def _count(runs: Sequence[RunRecord], pattern: str) -> int | None:
     return counts.pop() if len(counts) == 1 else None
 
 
-def attach_test_set(study_dir: Path, groups: list[dict[str, Any]],
-                    runs_by_group: Mapping[str, Sequence[RunRecord]], comparisons: list[dict[str, Any]],
-                    patterns: Sequence[str], metric: str, confidence: float) -> None:
+def attach_test_set(
+    study_dir: Path,
+    groups: list[dict[str, Any]],
+    runs_by_group: Mapping[str, Sequence[RunRecord]],
+    comparisons: list[dict[str, Any]],
+    patterns: Sequence[str],
+    metric: str,
+    confidence: float,
+) -> None:
     """``test_set`` intervals: per group and pattern (headline), and per primary / post-hoc difference.
 
     Proportions get the Wilson interval on every pattern; other metrics are bootstrapped

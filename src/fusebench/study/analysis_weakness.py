@@ -31,8 +31,10 @@ from fusebench.study.analysis_modality import load_logits
 from fusebench.study.records import RunRecord
 
 PROBE_FILE = "probe_metrics.json"
-PROBE_HINT = ("no run of this study has linear probes; set `shared_overrides: [probe.enabled=true]` in the spec "
-              "(or run `fusebench probe RUN_DIR`) for the MMPT weakness score (Definition 3) and the probes' profile")
+PROBE_HINT = (
+    "no run of this study has linear probes; set `shared_overrides: [probe.enabled=true]` in the spec "
+    "(or run `fusebench probe RUN_DIR`) for the MMPT weakness score (Definition 3) and the probes' profile"
+)
 
 
 def pair_key(first: str, second: str) -> str:
@@ -47,8 +49,9 @@ def _probes(study_dir: Path, run: RunRecord) -> dict[str, Any] | None:
     return read_json_object(file)
 
 
-def weakness_analysis(study_dir: Path, runs: Sequence[RunRecord], modalities: Sequence[str],
-                      metric: str, configured_chance: float | None) -> dict[str, Any]:
+def weakness_analysis(
+    study_dir: Path, runs: Sequence[RunRecord], modalities: Sequence[str], metric: str, configured_chance: float | None
+) -> dict[str, Any]:
     """One group's weakness scores, headroom and both MMPT profiles, summarised over its completed seeds.
 
     Returns:
@@ -59,7 +62,7 @@ def weakness_analysis(study_dir: Path, runs: Sequence[RunRecord], modalities: Se
     """
     names = sorted(modalities)
     full = pattern_name(names)
-    pairs = [(a, b) for i, a in enumerate(names) for b in names[i + 1:]]
+    pairs = [(a, b) for i, a in enumerate(names) for b in names[i + 1 :]]
     weakness: dict[str, dict[int, float]] = {pair_key(a, b): {} for a, b in pairs}
     headroom: dict[str, dict[int, float]] = {m: {} for m in names}
     head: dict[str, dict[int, float]] = {p: {} for p in [full, *names]}
@@ -73,8 +76,9 @@ def weakness_analysis(study_dir: Path, runs: Sequence[RunRecord], modalities: Se
                 head[p][seed] = float(value)
         saved = load_logits(study_dir, run) if len(names) > 1 else None
         if saved is not None and all(p in saved.logits for p in [full, *names]):
-            fused = mmpt_profile(saved.logits, saved.target, names, metric, saved.task, chance=configured_chance,
-                                 constant=saved.constant)
+            fused = mmpt_profile(
+                saved.logits, saved.target, names, metric, saved.task, chance=configured_chance, constant=saved.constant
+            )
             for m, value in fused.headroom.items():
                 headroom[m][seed] = value
         probes = _probes(study_dir, run)
@@ -97,12 +101,18 @@ def weakness_analysis(study_dir: Path, runs: Sequence[RunRecord], modalities: Se
     def profile(values: Mapping[str, Mapping[int, float]]) -> dict[str, Any] | None:
         if not any(values.values()):
             return None
-        return {"full": summary(list(values[full].values())),
-                "unimodal": {m: summary(list(values[m].values())) for m in names}}
+        return {
+            "full": summary(list(values[full].values())),
+            "unimodal": {m: summary(list(values[m].values())) for m in names},
+        }
 
-    return {"weakness": {k: summed(v) for k, v in weakness.items()}, "probed_seeds": probed_seeds,
-            "headroom": {m: summed(v) for m, v in headroom.items()},
-            "profile_head": profile(head), "profile_probes": profile(probed)}
+    return {
+        "weakness": {k: summed(v) for k, v in weakness.items()},
+        "probed_seeds": probed_seeds,
+        "headroom": {m: summed(v) for m, v in headroom.items()},
+        "profile_head": profile(head),
+        "profile_probes": profile(probed),
+    }
 
 
 def weakness_rows(analysis: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -110,10 +120,17 @@ def weakness_rows(analysis: Mapping[str, Any]) -> list[dict[str, Any]]:
     rows = []
     for group in analysis["groups"]:
         facts = group.get("mmpt_weakness") or {}
-        rows.append({"name": group["name"], "n": group["n"], "probed": len(facts.get("probed_seeds") or []),
-                     "weakness": {k: v.get("summary") for k, v in (facts.get("weakness") or {}).items()},
-                     "headroom": {m: v.get("summary") for m, v in (facts.get("headroom") or {}).items()},
-                     "profile_head": facts.get("profile_head"), "profile_probes": facts.get("profile_probes")})
+        rows.append(
+            {
+                "name": group["name"],
+                "n": group["n"],
+                "probed": len(facts.get("probed_seeds") or []),
+                "weakness": {k: v.get("summary") for k, v in (facts.get("weakness") or {}).items()},
+                "headroom": {m: v.get("summary") for m, v in (facts.get("headroom") or {}).items()},
+                "profile_head": facts.get("profile_head"),
+                "profile_probes": facts.get("profile_probes"),
+            }
+        )
     return rows
 
 

@@ -77,16 +77,11 @@ class EpochsToThresholdSummary:
 def _as_curve(curve: Curve) -> np.ndarray:
     arr = np.asarray(curve, dtype=float)
     if arr.ndim != 1 or arr.size == 0:
-        raise ValueError(
-            f"Expected `curve` to be a non-empty 1-D sequence of per-epoch values, "
-            f"got shape {arr.shape}."
-        )
+        raise ValueError(f"Expected `curve` to be a non-empty 1-D sequence of per-epoch values, got shape {arr.shape}.")
     return arr
 
 
-def epochs_to_threshold(
-    curve: Curve, threshold: float, higher_is_better: bool = True
-) -> EpochsToThreshold:
+def epochs_to_threshold(curve: Curve, threshold: float, higher_is_better: bool = True) -> EpochsToThreshold:
     """First 1-based epoch at which ``curve`` reaches ``threshold``.
 
     "Reaches" means ``>= threshold`` when higher is better (accuracy) and
@@ -111,9 +106,7 @@ def epochs_to_threshold(
     hit &= ~np.isnan(arr)
     if not hit.any():
         return EpochsToThreshold(epochs=None, censored=True, max_epochs=int(arr.size))
-    return EpochsToThreshold(
-        epochs=int(np.argmax(hit)) + 1, censored=False, max_epochs=int(arr.size)
-    )
+    return EpochsToThreshold(epochs=int(np.argmax(hit)) + 1, censored=False, max_epochs=int(arr.size))
 
 
 def kaplan_meier_median(times: Sequence[int], reached: Sequence[bool]) -> float | None:

@@ -67,9 +67,9 @@ def execute_node(node_id: str, config: dict[str, Any], run_dir: str, command: Se
 
 
 def skipped(node_id: str, dependency: str) -> NodeOutcome:
-    return NodeOutcome(node_id, RunState.SKIPPED, 0.0, f"Skipped: it loads the encoder of `{dependency}`, which did "
-                                                       "not "
-                                                 "complete.")
+    return NodeOutcome(
+        node_id, RunState.SKIPPED, 0.0, f"Skipped: it loads the encoder of `{dependency}`, which did not complete."
+    )
 
 
 def crashed(graph: StudyGraph, node_id: str, error: str) -> NodeOutcome:
@@ -89,8 +89,9 @@ def interrupted(graph: StudyGraph, node_ids: Sequence[str]) -> None:
     for node_id in node_ids:
         run_dir = graph.run_dir(node_id)
         if run_dir.is_dir() and recorded_state(run_dir) == RunState.RUNNING:
-            write_status(run_dir, RunState.INTERRUPTED,
-                         error="Interrupted: the study was stopped while this run trained.")
+            write_status(
+                run_dir, RunState.INTERRUPTED, error="Interrupted: the study was stopped while this run trained."
+            )
 
 
 def clear_for_rerun(graph: StudyGraph, node_id: str, console: Console) -> None:
@@ -105,16 +106,28 @@ def clear_for_rerun(graph: StudyGraph, node_id: str, console: Console) -> None:
         number = 1 + sum(1 for p in aside.iterdir() if p.name.startswith(f"{node_id}-"))
         target = aside / f"{node_id}-{number}"
         shutil.move(str(run_dir), str(target))
-        console.print(f"[yellow]superseded:[/] {node_id} finished with another config or data; moved to {target}",
-                      highlight=False, soft_wrap=True)
+        console.print(
+            f"[yellow]superseded:[/] {node_id} finished with another config or data; moved to {target}",
+            highlight=False,
+            soft_wrap=True,
+        )
     else:
         shutil.rmtree(run_dir)
 
 
-def run_study(spec_path: str | Path, *, workers: int = 1, resume: bool | None = False, backend: Backend = "local",
-              address: str | None = None, study_root: str | Path = "studies",
-              console: Console | None = None, base: str | Path | None = None, name: str | None = None,
-              spec_overrides: Sequence[str] = ()) -> Path:
+def run_study(
+    spec_path: str | Path,
+    *,
+    workers: int = 1,
+    resume: bool | None = False,
+    backend: Backend = "local",
+    address: str | None = None,
+    study_root: str | Path = "studies",
+    console: Console | None = None,
+    base: str | Path | None = None,
+    name: str | None = None,
+    spec_overrides: Sequence[str] = (),
+) -> Path:
     """Run every node of the study in ``spec_path`` not already complete; return the study folder.
 
     Args:
@@ -146,12 +159,16 @@ def run_study(spec_path: str | Path, *, workers: int = 1, resume: bool | None = 
     if resume is None:
         resume = exists
     if resume and not exists:
-        raise ConfigError(f"Nothing to resume: `{study_dir}` holds no study (no `{PLAN_FILE}`); run it without "
-                          "`--resume` to start it, or pass the `--root` it was written to.")
+        raise ConfigError(
+            f"Nothing to resume: `{study_dir}` holds no study (no `{PLAN_FILE}`); run it without "
+            "`--resume` to start it, or pass the `--root` it was written to."
+        )
     runs = study_dir / "runs"
     if not resume and runs.is_dir() and any(runs.iterdir()):
-        raise ConfigError(f"Study folder `{study_dir}` already holds runs; pass `--resume` to continue it "
-                          "(finished runs are kept), or remove the folder to start over.")
+        raise ConfigError(
+            f"Study folder `{study_dir}` already holds runs; pass `--resume` to continue it "
+            "(finished runs are kept), or remove the folder to start over."
+        )
     with locked(study_dir, "--root"):
         graph = build_graph(study, study_dir)
         atomic_write_text(study_dir / "spec.yaml", dump_spec(study))
@@ -161,9 +178,12 @@ def run_study(spec_path: str | Path, *, workers: int = 1, resume: bool | None = 
         for node_id in todo:  # a half-written folder from an interrupted or changed run would mislead
             clear_for_rerun(graph, node_id, console)
         record_session(study_dir, workers=workers, backend=backend, threads=study.spec.threads_per_run, nodes=todo)
-        console.print(f"study [bold]{study.spec.name}[/]: {len(graph.nodes)} nodes, {len(done)} already complete, "
-                      f"{len(todo)} to run on {workers} {backend} worker(s) -> {study_dir}",
-                      highlight=False, soft_wrap=True)
+        console.print(
+            f"study [bold]{study.spec.name}[/]: {len(graph.nodes)} nodes, {len(done)} already complete, "
+            f"{len(todo)} to run on {workers} {backend} worker(s) -> {study_dir}",
+            highlight=False,
+            soft_wrap=True,
+        )
         progress = _Progress(graph, console, done, len(todo))
         try:
             if backend == "ray":
@@ -193,8 +213,16 @@ def record_session(study_dir: Path, *, workers: int, backend: str, threads: int,
     file = study_dir / EXECUTION_FILE
     sessions = list(read_json(file).get("sessions", [])) if file.is_file() else []
     load = [round(v, 2) for v in os.getloadavg()] if hasattr(os, "getloadavg") else None
-    sessions.append({"workers": workers, "backend": backend, "cpus": _cpus(), "threads_per_run": threads,
-                     "load_average": load, "nodes": list(nodes)})
+    sessions.append(
+        {
+            "workers": workers,
+            "backend": backend,
+            "cpus": _cpus(),
+            "threads_per_run": threads,
+            "load_average": load,
+            "nodes": list(nodes),
+        }
+    )
     atomic_write_json(file, {"sessions": sessions})
 
 
@@ -210,8 +238,10 @@ class _Progress:
         write_results(self.graph.study_dir)
         style = {"completed": "green", "failed": "bold red", "skipped": "yellow"}[outcome.status]
         width = len(str(self.total))
-        line = (f"[{self.count:>{width}}/{self.total}] [{style}]{outcome.status:<9}[/] {outcome.node:<40} "
-                f"{outcome.seconds:7.1f} s")
+        line = (
+            f"[{self.count:>{width}}/{self.total}] [{style}]{outcome.status:<9}[/] {outcome.node:<40} "
+            f"{outcome.seconds:7.1f} s"
+        )
         self.console.print(line, highlight=False)
         if outcome.error and outcome.status == RunState.FAILED:
             self.console.print(f"    {outcome.error}", highlight=False, markup=False)
@@ -258,14 +288,24 @@ def run_pool(graph: StudyGraph, todo: Sequence[str], done: dict[str, RunState], 
                     outcome = future.result()
                 except BrokenProcessPool:
                     broken = True
-                    outcome = crashed(graph, node_id, "BrokenProcessPool: the worker process running this "
-                                      "node died (killed, out of memory, or a crash in native code).")
+                    outcome = crashed(
+                        graph,
+                        node_id,
+                        "BrokenProcessPool: the worker process running this "
+                        "node died (killed, out of memory, or a crash in native code).",
+                    )
                 on_done(outcome)
             if broken:  # every other run in flight died with the pool; record them and start a fresh pool
                 for future, node_id in list(running.items()):
                     running.pop(future)
-                    on_done(crashed(graph, node_id, "BrokenProcessPool: another worker process died while this "
-                                                    "node ran; rerun with `--resume`."))
+                    on_done(
+                        crashed(
+                            graph,
+                            node_id,
+                            "BrokenProcessPool: another worker process died while this "
+                            "node ran; rerun with `--resume`.",
+                        )
+                    )
                 pool.shutdown(wait=False, cancel_futures=True)
                 pool = _pool(workers)
     except BaseException:  # Ctrl-C, SIGTERM: stop the runs in flight now; they rerun on --resume
@@ -289,5 +329,9 @@ def _kill_workers(pool: ProcessPoolExecutor) -> None:
 def _pool(workers: int) -> ProcessPoolExecutor:
     # spawn: a fork of a process that already runs torch threads can deadlock.
     # die_with_parent: a worker must not outlive a killed study (kill -9 leaves no chance to clean up).
-    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
-                               initializer=die_with_parent, initargs=(os.getpid(),))
+    return ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=die_with_parent,
+        initargs=(os.getpid(),),
+    )

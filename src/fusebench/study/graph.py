@@ -116,7 +116,7 @@ def portable_digest(raw: Mapping[str, Any]) -> str:
         if isinstance(value, list):
             return [relocate(v) for v in value]
         if isinstance(value, str) and (value == root or value.startswith(root + "/")):
-            return STUDY_PLACEHOLDER + value[len(root):]
+            return STUDY_PLACEHOLDER + value[len(root) :]
         return value
 
     portable = relocate(raw)
@@ -188,8 +188,14 @@ def build_graph(study: Study, study_dir: str | Path) -> StudyGraph:
                 config = study.expert_config(modality, fraction, seed)
                 node_id = f"pretrain-{modality}-s{seed}-{config_digest(config)[:8]}"
                 if node_id not in nodes:
-                    nodes[node_id] = Node(node_id, "pretrain", _locate(config, study_dir), seed, modality=modality,
-                                          overrides=tuple(study.expert_overrides(fraction, seed)))
+                    nodes[node_id] = Node(
+                        node_id,
+                        "pretrain",
+                        _locate(config, study_dir),
+                        seed,
+                        modality=modality,
+                        overrides=tuple(study.expert_overrides(fraction, seed)),
+                    )
         fusion: list[Node] = []
         for condition, values in ((c, v) for c in spec.conditions for v in study.axis_combinations()):
             pre_values = {k: v for k, v in values.items() if spec.axes[k].target == "pretrain"}
@@ -199,16 +205,32 @@ def build_graph(study: Study, study_dir: str | Path) -> StudyGraph:
                 node_id = f"pretrain-{modality}-s{seed}-{config_digest(config)[:8]}"
                 pretrain_axes.setdefault(node_id, []).append(pre_values)
                 if node_id not in nodes:
-                    nodes[node_id] = Node(node_id, "pretrain", _locate(config, study_dir), seed, modality=modality,
-                                          overrides=tuple(study.pretrain_overrides(pre_values, seed)))
+                    nodes[node_id] = Node(
+                        node_id,
+                        "pretrain",
+                        _locate(config, study_dir),
+                        seed,
+                        modality=modality,
+                        overrides=tuple(study.pretrain_overrides(pre_values, seed)),
+                    )
                 deps[modality] = node_id
             weights = {m: str(study_dir / "runs" / n / "encoders" / f"{m}.safetensors") for m, n in deps.items()}
             config = _locate(study.fusion_config(condition, values, seed, weights), study_dir)
             node_id = _fusion_id(condition, values, seed)
             twin = by_config.setdefault(dump_config(config), node_id)
-            fusion.append(Node(node_id, "fusion", config, seed, tuple(deps[m] for m in sorted(deps)), condition,
-                               dict(values), overrides=tuple(study.fusion_overrides(condition, values, seed, weights)),
-                               same_as=None if twin == node_id else twin))
+            fusion.append(
+                Node(
+                    node_id,
+                    "fusion",
+                    config,
+                    seed,
+                    tuple(deps[m] for m in sorted(deps)),
+                    condition,
+                    dict(values),
+                    overrides=tuple(study.fusion_overrides(condition, values, seed, weights)),
+                    same_as=None if twin == node_id else twin,
+                )
+            )
         nodes.update({n.id: n for n in fusion})
     for node_id, assignments in pretrain_axes.items():  # axes a pre-training node was built for, if unambiguous
         common = {k: v for k, v in assignments[0].items() if all(a.get(k) == v for a in assignments)}
@@ -218,13 +240,28 @@ def build_graph(study: Study, study_dir: str | Path) -> StudyGraph:
 
 def write_plan(graph: StudyGraph) -> Path:
     """``plan.json``: the graph without configs, so results can be rebuilt from the study folder alone."""
-    nodes = [{"node": n.id, "kind": n.kind, "condition": n.condition, "axes": dict(n.axes), "seed": n.seed,
-              "modality": n.modality, "depends_on": list(n.depends_on), "same_as": n.same_as,
-              "config_digest": n.config_digest, "config_overrides": list(n.overrides)}
-             for n in graph.nodes.values()]
-    header = {"study": graph.study.spec.name, "modalities": graph.study.modalities,
-              "patterns": graph.study.patterns, "task": graph.study.task.describe(),
-              "primary_metric": graph.study.primary_metric}
+    nodes = [
+        {
+            "node": n.id,
+            "kind": n.kind,
+            "condition": n.condition,
+            "axes": dict(n.axes),
+            "seed": n.seed,
+            "modality": n.modality,
+            "depends_on": list(n.depends_on),
+            "same_as": n.same_as,
+            "config_digest": n.config_digest,
+            "config_overrides": list(n.overrides),
+        }
+        for n in graph.nodes.values()
+    ]
+    header = {
+        "study": graph.study.spec.name,
+        "modalities": graph.study.modalities,
+        "patterns": graph.study.patterns,
+        "task": graph.study.task.describe(),
+        "primary_metric": graph.study.primary_metric,
+    }
     return atomic_write_json(graph.study_dir / PLAN_FILE, {**header, "nodes": nodes})
 
 
@@ -232,8 +269,9 @@ def read_plan(study_dir: str | Path) -> dict[str, Any]:
     """The plan a study folder was last run with: ``{study, modalities, patterns, nodes}``."""
     file = Path(study_dir) / PLAN_FILE
     if not file.is_file():
-        raise FileNotFoundError(f"`{file}` does not exist; is `{study_dir}` a study folder written by "
-                                "`fusebench study`?")
+        raise FileNotFoundError(
+            f"`{file}` does not exist; is `{study_dir}` a study folder written by `fusebench study`?"
+        )
     from fusebench.study.records import PlanRecord
 
     plan: dict[str, Any] = read_json(file)

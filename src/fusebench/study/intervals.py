@@ -71,8 +71,9 @@ def t_interval(diffs: npt.ArrayLike, confidence: float = 0.95) -> tuple[Any, Any
     return (float(low), float(high)) if d.ndim == 1 else (low, high)
 
 
-def bca_interval(diffs: npt.ArrayLike, confidence: float = 0.95, n_resamples: int = 9999,
-                 seed: int = 0) -> tuple[float, float]:
+def bca_interval(
+    diffs: npt.ArrayLike, confidence: float = 0.95, n_resamples: int = 9999, seed: int = 0
+) -> tuple[float, float]:
     """BCa bootstrap interval (``scipy.stats.bootstrap``, Efron 1987) of the mean of ``diffs``.
 
     Seeded, so a report is reproducible. A constant sample gives the point itself.
@@ -81,6 +82,12 @@ def bca_interval(diffs: npt.ArrayLike, confidence: float = 0.95, n_resamples: in
     if np.ptp(d) == 0.0:
         mean = float(d.mean())
         return mean, mean
-    result = stats.bootstrap((d,), np.mean, confidence_level=confidence, n_resamples=n_resamples, method="BCa",
-                             rng=np.random.default_rng(seed))
+    result = stats.bootstrap(
+        (d,),
+        np.mean,
+        confidence_level=confidence,
+        n_resamples=n_resamples,
+        method="BCa",
+        rng=np.random.default_rng(seed),
+    )
     return float(result.confidence_interval.low), float(result.confidence_interval.high)

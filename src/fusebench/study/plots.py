@@ -84,8 +84,9 @@ def learning_curves(groups: Sequence[Group], pattern: str, metric: str, path: st
                 continue
             epochs = np.array(band["epoch"])
             ax.plot(epochs, as_array(band["mean"]), marker="o", ms=3, color=color(i), label=label(group))
-            ax.fill_between(epochs, as_array(band["min"]), as_array(band["max"]), color=color(i), alpha=0.15,
-                            linewidth=0)
+            ax.fill_between(
+                epochs, as_array(band["min"]), as_array(band["max"]), color=color(i), alpha=0.15, linewidth=0
+            )
     for ax, name in zip(axes, (metric, "loss"), strict=True):
         ax.set(xlabel="epoch", ylabel=f"validation {direction(name)}", title=f"validation {name} ({pattern})")
         ax.xaxis.get_major_locator().set_params(integer=True)
@@ -94,8 +95,9 @@ def learning_curves(groups: Sequence[Group], pattern: str, metric: str, path: st
     return save(fig, path)
 
 
-def _bars(ax: Any, groups: Sequence[Group], means: Sequence[float], stds: Sequence[float],
-          dots: Sequence[Sequence[float]]) -> None:
+def _bars(
+    ax: Any, groups: Sequence[Group], means: Sequence[float], stds: Sequence[float], dots: Sequence[Sequence[float]]
+) -> None:
     x = np.arange(len(groups))
     ax.bar(x, means, yerr=np.nan_to_num(stds), capsize=4, color=[color(i) for i in range(len(groups))], alpha=0.7)
     for i, values in enumerate(dots):
@@ -118,8 +120,9 @@ def first_epoch_bars(groups: Sequence[Group], metric: str, path: str | Path) -> 
     return save(fig, path)
 
 
-def epochs_to_threshold_bars(groups: Sequence[Group], metric: str, path: str | Path,
-                             higher_is_better: bool = True) -> Path:
+def epochs_to_threshold_bars(
+    groups: Sequence[Group], metric: str, path: str | Path, higher_is_better: bool = True
+) -> Path:
     """Kaplan-Meier median epochs to the threshold; hatched bars where the median was not reached.
 
     A hatched bar stands at the longest follow-up and means "more than this". Each seed is
@@ -134,26 +137,44 @@ def epochs_to_threshold_bars(groups: Sequence[Group], metric: str, path: str | P
         record = group.get("epochs_to_threshold") or {}
         threshold = record.get("threshold", threshold)
         summary = record.get("summary")
-        ticks.append(f"{tick(group['name'])}\n" + (summary["display"].replace(" (", "\n(").replace(", c", ",\nc")
-                                                    if summary else "n/a"))
+        ticks.append(
+            f"{tick(group['name'])}\n"
+            + (summary["display"].replace(" (", "\n(").replace(", c", ",\nc") if summary else "n/a")
+        )
         if summary is None:
             continue
         censored = summary["km_median"] is None
         height = summary["max_follow_up"] if censored else summary["km_median"]
-        ax.bar(x[i], height, color=color(i), alpha=0.35 if censored else 0.7, hatch="//" if censored else None,
-               edgecolor="black" if censored else color(i))
+        ax.bar(
+            x[i],
+            height,
+            color=color(i),
+            alpha=0.35 if censored else 0.7,
+            hatch="//" if censored else None,
+            edgecolor="black" if censored else color(i),
+        )
         seeds = record["per_seed"]
         offsets = np.linspace(-0.25, 0.25, len(seeds)) if len(seeds) > 1 else [0.0]
         for offset, seed in zip(offsets, seeds, strict=True):
             if seed["censored"]:
-                ax.scatter(x[i] + offset, seed["max_epochs"] + 0.15, marker="^", facecolors="none",
-                           edgecolors="black", s=30, zorder=3)
+                ax.scatter(
+                    x[i] + offset,
+                    seed["max_epochs"] + 0.15,
+                    marker="^",
+                    facecolors="none",
+                    edgecolors="black",
+                    s=30,
+                    zorder=3,
+                )
             else:
                 ax.scatter(x[i] + offset, seed["epochs"], color="black", s=16, zorder=3)
     ax.set_xticks(x, ticks, fontsize=8)
     goal = f"validation {metric} {'≥' if higher_is_better else '≤'} {threshold}"
-    ax.set(ylabel="epochs", title=f"epochs to {goal}\n(bar = Kaplan-Meier median; hatched = median not reached; "
-           "● seed reached, △ seed censored)")
+    ax.set(
+        ylabel="epochs",
+        title=f"epochs to {goal}\n(bar = Kaplan-Meier median; hatched = median not reached; "
+        "● seed reached, △ seed censored)",
+    )
     locator = ax.yaxis.get_major_locator()
     if isinstance(locator, MaxNLocator):  # the default AutoLocator is one: whole epochs only
         locator.set_params(integer=True)
@@ -174,8 +195,7 @@ def time_bars(groups: Sequence[Group], modalities: Sequence[str], path: str | Pa
     """
     pretrained = any(_time(g, "pretraining_full") > 0 for g in groups)
     kinds = ("full", "amortised") if pretrained else ("none",)
-    fig, axes = plt.subplots(1, len(kinds), figsize=(6 * len(kinds), 0.7 * len(groups) + 2), sharex=True,
-                             squeeze=False)
+    fig, axes = plt.subplots(1, len(kinds), figsize=(6 * len(kinds), 0.7 * len(groups) + 2), sharex=True, squeeze=False)
     axes = axes[0]
     y = np.arange(len(groups))
     colours = plt.get_cmap("Set2")
@@ -191,8 +211,11 @@ def time_bars(groups: Sequence[Group], modalities: Sequence[str], path: str | Pa
             ax.text(total, y[i], f" {total:.2f} s", va="center", fontsize=8)
         ax.set_yticks(y, [f"{tick(g['name'])} (n={g['n']})" for g in groups], fontsize=8)
         ax.invert_yaxis()
-        titles = {"none": "wall time (no pre-training)", "full": "wall time, full pre-training cost",
-                  "amortised": "wall time, pre-training shared among this study's arms"}
+        titles = {
+            "none": "wall time (no pre-training)",
+            "full": "wall time, full pre-training cost",
+            "amortised": "wall time, pre-training shared among this study's arms",
+        }
         ax.set(xlabel="mean seconds per seed", title=titles[kind])
         ax.margins(x=0.15)
         ax.grid(axis="x", alpha=0.3)

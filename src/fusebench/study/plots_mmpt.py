@@ -36,8 +36,11 @@ def best_fusion_curves(best: Mapping[str, Any], metric: str, path: str | Path) -
             p, mean, std = np.array(curve["p_test"]), as_array(curve["mean"]), np.nan_to_num(as_array(curve["std"]))
             ax.plot(p, mean, marker="o", ms=3, color=colour, label=name)
             ax.fill_between(p, mean - std, mean + std, color=colour, alpha=0.15, linewidth=0)
-        ax.set(xlabel=f"p_test: probability that {modality} is missing", ylabel=f"test {direction(metric)}",
-               title=f"Best-Fusion vs naive: dropping {modality}")
+        ax.set(
+            xlabel=f"p_test: probability that {modality} is missing",
+            ylabel=f"test {direction(metric)}",
+            title=f"Best-Fusion vs naive: dropping {modality}",
+        )
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8, title="mean; band = ±1 std over seeds", title_fontsize=8)
     return save(fig, path)
@@ -52,21 +55,37 @@ def mixture_heatmaps(grid: Mapping[str, Any], metric: str, path: str | Path) -> 
     low, high = (min(finite), max(finite)) if finite else (0.0, 1.0)
     p_test = grid["p_test"]
     size = (max(6, 0.7 * len(p_test) + 2), 0.55 * max(len(p["values"]) for p in grid["panels"]) + 2)
-    fig, axes = plt.subplots(len(names), len(names), figsize=(size[0] * len(names), size[1] * len(names)),
-                             squeeze=False, layout="constrained")
+    fig, axes = plt.subplots(
+        len(names),
+        len(names),
+        figsize=(size[0] * len(names), size[1] * len(names)),
+        squeeze=False,
+        layout="constrained",
+    )
     image = None
     for (i, r), (j, t) in ((a, b) for a in enumerate(names) for b in enumerate(names)):
         ax, panel = axes[i][j], panels[(r, t)]
         matrix = as_array([as_array(row) for row in panel["values"]]) if panel["values"] else np.zeros((0, 0))
         image = ax.imshow(np.ma.masked_invalid(matrix), cmap=colormap(metric), aspect="auto", vmin=low, vmax=high)
         for (row, col), value in np.ndenumerate(matrix):
-            ax.text(col, row, "n/a" if np.isnan(value) else f"{value:.2f}", ha="center", va="center", fontsize=6,
-                    color=text_colour(value, low, high, metric))
+            ax.text(
+                col,
+                row,
+                "n/a" if np.isnan(value) else f"{value:.2f}",
+                ha="center",
+                va="center",
+                fontsize=6,
+                color=text_colour(value, low, high, metric),
+            )
         ax.set_xticks(range(len(p_test)), [f"{p:g}" for p in p_test])
-        ax.set_yticks(range(len(panel["p_train"])),
-                      [f"{p:g} (n={n})" for p, n in zip(panel["p_train"], panel["n"], strict=True)])
-        ax.set(xlabel=f"p_test ({t} missing at test time)", ylabel=f"p_train ({r} missing in training)",
-               title=f"train: {r} missing, test: {t} missing\nexpert: {panel['remaining']}")
+        ax.set_yticks(
+            range(len(panel["p_train"])), [f"{p:g} (n={n})" for p, n in zip(panel["p_train"], panel["n"], strict=True)]
+        )
+        ax.set(
+            xlabel=f"p_test ({t} missing at test time)",
+            ylabel=f"p_train ({r} missing in training)",
+            title=f"train: {r} missing, test: {t} missing\nexpert: {panel['remaining']}",
+        )
     if image is not None:
         fig.colorbar(image, ax=axes, label=f"expected test {direction(metric)}", shrink=0.6)
     fig.suptitle(f"{grid['scope']}: mixture of models (MMPT Appendix B)")

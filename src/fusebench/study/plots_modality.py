@@ -45,8 +45,11 @@ def mmpt_curves(groups: Sequence[Group], modalities: Sequence[str], metric: str,
             p, mean, std = np.array(curve["p_test"]), as_array(curve["mean"]), as_array(curve["std"])
             ax.plot(p, mean, marker="o", ms=3, color=color(i), label=label(group))
             ax.fill_between(p, mean - std, mean + std, color=color(i), alpha=0.15, linewidth=0)
-        ax.set(xlabel=f"p_test: probability that {modality} is missing", ylabel=f"test {direction(metric)}",
-               title=f"MMPT: dropping {modality} at test time")
+        ax.set(
+            xlabel=f"p_test: probability that {modality} is missing",
+            ylabel=f"test {direction(metric)}",
+            title=f"MMPT: dropping {modality} at test time",
+        )
         ax.grid(alpha=0.3)
     axes[0][0].legend(fontsize=8, title="mean; band = ±1 std over seeds", title_fontsize=8)
     return save(fig, path)
@@ -60,13 +63,23 @@ def ptrain_ptest_heatmap(matrix: Mapping[str, Any], metric: str, path: str | Pat
     image = ax.imshow(np.ma.masked_invalid(values), cmap=colormap(metric), aspect="auto")
     low, high = np.nanmin(values), np.nanmax(values)
     for (r, c), value in np.ndenumerate(values):
-        ax.text(c, r, "n/a" if np.isnan(value) else f"{value:.2f}", ha="center", va="center", fontsize=7,
-                color=text_colour(value, low, high, metric))
+        ax.text(
+            c,
+            r,
+            "n/a" if np.isnan(value) else f"{value:.2f}",
+            ha="center",
+            va="center",
+            fontsize=7,
+            color=text_colour(value, low, high, metric),
+        )
     modality = matrix["modality"]
     ax.set_xticks(range(len(p_test)), [f"{p:g}" for p in p_test])
     ax.set_yticks(range(len(values)), [f"{p:g} (n={n})" for p, n in zip(matrix["p_train"], matrix["n"], strict=True)])
-    ax.set(xlabel=f"p_test ({modality} missing at test time)", ylabel=f"p_train ({modality} missing in training)",
-           title=f"{matrix['scope']}: test {metric}, {modality} missing")
+    ax.set(
+        xlabel=f"p_test ({modality} missing at test time)",
+        ylabel=f"p_train ({modality} missing in training)",
+        title=f"{matrix['scope']}: test {metric}, {modality} missing",
+    )
     fig.colorbar(image, ax=ax, label=direction(metric))
     return save(fig, path)
 
@@ -82,14 +95,23 @@ def shapley_bars(groups: Sequence[Group], modalities: Sequence[str], metric: str
         means = [stat(group["shapley"]["mean"].get(m), "mean") for m in names]
         stds = np.nan_to_num([stat(group["shapley"]["mean"].get(m), "std") for m in names])
         index = list(groups).index(group)
-        ax.bar(x + (i - (len(shown) - 1) / 2) * width, means, width, yerr=stds, capsize=3, color=color(index),
-               label=label(group))
+        ax.bar(
+            x + (i - (len(shown) - 1) / 2) * width,
+            means,
+            width,
+            yerr=stds,
+            capsize=3,
+            color=color(index),
+            label=label(group),
+        )
     ax.axhline(0.0, color="black", linewidth=0.8)
     ax.set_xticks(x, names)
     helps = "positive" if higher_is_better(metric) else f"negative (it lowers {metric})"
-    ax.set(ylabel=f"Shapley contribution to test {direction(metric)}",
-           title=f"modality contributions (empty set = chance level; bar = mean, error = ±1 std)\n"
-                 f"a modality that helps has a {helps} contribution")
+    ax.set(
+        ylabel=f"Shapley contribution to test {direction(metric)}",
+        title=f"modality contributions (empty set = chance level; bar = mean, error = ±1 std)\n"
+        f"a modality that helps has a {helps} contribution",
+    )
     ax.grid(axis="y", alpha=0.3)
     ax.legend(fontsize=8)
     return save(fig, path)
@@ -117,10 +139,16 @@ def tradeoff_scatter(groups: Sequence[Group], pattern: str, metric: str, path: s
         ax.errorbar(x, y, xerr=xerr, yerr=yerr, fmt="o", color=color(i), capsize=3, label=name)
         text = str(i + 1) if many else tick(group["name"]).split("\n", 1)[-1]
         ax.annotate(text, (x, y), textcoords="offset points", xytext=(5, 5), fontsize=7)
-    xlabel = ("compute (million multiply-accumulates per sample, lower = cheaper)" if use_macs
-              else "training throughput (samples/s, higher = faster)")
-    ax.set(xlabel=xlabel, ylabel=f"test {direction(metric)} ({pattern})",
-           title=f"test {metric} vs {'compute' if use_macs else 'training speed'} (mean ± 1 std over seeds)")
+    xlabel = (
+        "compute (million multiply-accumulates per sample, lower = cheaper)"
+        if use_macs
+        else "training throughput (samples/s, higher = faster)"
+    )
+    ax.set(
+        xlabel=xlabel,
+        ylabel=f"test {direction(metric)} ({pattern})",
+        title=f"test {metric} vs {'compute' if use_macs else 'training speed'} (mean ± 1 std over seeds)",
+    )
     ax.margins(x=0.2, y=0.1)
     ax.grid(alpha=0.3)
     if many:

@@ -16,8 +16,11 @@ import matplotlib.pyplot as plt  # the Agg backend is chosen by fusebench.study.
 
 from fusebench.study.plots import as_array, color, save
 
-_PANELS = (("grad_norm", "gradient L2 norm (epoch mean)"), ("weight_norm", "weight L2 norm"),
-           ("update_ratio", "update / weight ratio per epoch"))
+_PANELS = (
+    ("grad_norm", "gradient L2 norm (epoch mean)"),
+    ("weight_norm", "weight L2 norm"),
+    ("update_ratio", "update / weight ratio per epoch"),
+)
 
 
 def monitoring_figure(records: Sequence[Mapping[str, Any]], title: str, path: str | Path) -> Path:
@@ -31,8 +34,13 @@ def monitoring_figure(records: Sequence[Mapping[str, Any]], title: str, path: st
             values = as_array([(r["modules"].get(name) or {}).get(key) for r in records])
             positive = values > 0
             if positive.any():
-                ax.plot([e for e, ok in zip(epochs, positive, strict=True) if ok], values[positive], marker="o",
-                        color=color(index), label=name)
+                ax.plot(
+                    [e for e, ok in zip(epochs, positive, strict=True) if ok],
+                    values[positive],
+                    marker="o",
+                    color=color(index),
+                    label=name,
+                )
                 drawn = True
         if drawn:
             ax.set_yscale("log")
@@ -48,8 +56,15 @@ def monitoring_figure(records: Sequence[Mapping[str, Any]], title: str, path: st
     if modalities:
         axes[3].legend(fontsize=7)
     else:
-        axes[3].text(0.5, 0.5, "no encoder pass\n(cached features)", ha="center", va="center",
-                     transform=axes[3].transAxes, fontsize=8)
+        axes[3].text(
+            0.5,
+            0.5,
+            "no encoder pass\n(cached features)",
+            ha="center",
+            va="center",
+            transform=axes[3].transAxes,
+            fontsize=8,
+        )
     handles, labels = axes[0].get_legend_handles_labels()
     if handles:
         fig.legend(handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=7)

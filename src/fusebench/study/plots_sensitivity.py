@@ -54,26 +54,41 @@ def surface_heatmaps(slice_: Mapping[str, Any], path: str | Path) -> Path:
     finite = np.concatenate([g[np.isfinite(g)] for g, _ in grids]) if grids else np.array([])
     low, high = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
     width = 1.2 * max(len(column_values), 1) + 1.5
-    fig, axes = plt.subplots(1, len(surfaces), figsize=(width * len(surfaces) + 1.5, 0.9 * len(row_values) + 2.0),
-                             squeeze=False, layout="constrained")
+    fig, axes = plt.subplots(
+        1,
+        len(surfaces),
+        figsize=(width * len(surfaces) + 1.5, 0.9 * len(row_values) + 2.0),
+        squeeze=False,
+        layout="constrained",
+    )
     image = None
     for ax, surface, (grid, notes) in zip(axes[0], surfaces, grids, strict=True):
         image = ax.imshow(grid, cmap=colormap(metric), vmin=low, vmax=high, aspect="auto")
         for i, j in itertools.product(range(grid.shape[0]), range(grid.shape[1])):
             if np.isfinite(grid[i, j]):
-                ax.text(j, i, notes[i, j], ha="center", va="center", fontsize=7,
-                        color=text_colour(grid[i, j], low, high, metric))
+                ax.text(
+                    j,
+                    i,
+                    notes[i, j],
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                    color=text_colour(grid[i, j], low, high, metric),
+                )
         ax.set_yticks(range(len(row_values)), [format_value(v) for v in row_values])
         ax.set_ylabel(rows_axis)
-        ax.set_xticks(range(len(column_values)),
-                      [", ".join(format_value(v) for v in c) or "–" for c in column_values])
+        ax.set_xticks(range(len(column_values)), [", ".join(format_value(v) for v in c) or "–" for c in column_values])
         ax.set_xlabel(", ".join(column_axes) or "")
         spread = surface["spread_of_means"]["std"]
-        ax.set_title(f"{surface['condition']}\nstd over cells {spread:.3f}" if spread is not None
-                     else surface["condition"], fontsize=9)
+        ax.set_title(
+            f"{surface['condition']}\nstd over cells {spread:.3f}" if spread is not None else surface["condition"],
+            fontsize=9,
+        )
     if image is not None:
         fig.colorbar(image, ax=axes[0].tolist(), shrink=0.85, label=f"test {direction(metric)}")
     fixed = ", ".join(f"{k}={format_value(v)}" for k, v in slice_["fixed"].items())
-    fig.suptitle(f"test {metric} ({slice_['pattern']}) over the grid, mean over seeds" + (f" ({fixed})" if fixed
-                                                                                            else ""), fontsize=10)
+    fig.suptitle(
+        f"test {metric} ({slice_['pattern']}) over the grid, mean over seeds" + (f" ({fixed})" if fixed else ""),
+        fontsize=10,
+    )
     return save(fig, path)

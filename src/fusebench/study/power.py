@@ -52,8 +52,11 @@ def paired_power(effect_size: float, seeds: int, alpha: float = 0.05) -> float:
     """
     effect = abs(effect_size)
     for step in range(100):
-        value = float(TTestPower().power(effect_size=effect * (1.0 - 0.01 * step), nobs=seeds, alpha=alpha,
-                                         alternative="two-sided"))
+        value = float(
+            TTestPower().power(
+                effect_size=effect * (1.0 - 0.01 * step), nobs=seeds, alpha=alpha, alternative="two-sided"
+            )
+        )
         if math.isfinite(value):
             return value
     return math.nan
@@ -81,8 +84,9 @@ def seeds_for_power(effect_size: float | None, alpha: float = 0.05, power: float
         if not 0.0 < value < 1.0:
             raise ValueError(f"Expected `{name}` in (0, 1), got {value}.")
     if effect_size is None or not math.isfinite(effect_size):
-        return SeedsAdvice(math.nan, alpha, power, None, "the effect size is undefined (fewer than 3 seeds or no "
-                                                           "spread)")
+        return SeedsAdvice(
+            math.nan, alpha, power, None, "the effect size is undefined (fewer than 3 seeds or no spread)"
+        )
     effect = abs(float(effect_size))
     if effect == 0.0:
         return SeedsAdvice(effect, alpha, power, None, "the observed effect is zero")
@@ -92,8 +96,9 @@ def seeds_for_power(effect_size: float | None, alpha: float = 0.05, power: float
         return SeedsAdvice(effect, alpha, power, None, f"more than {MAX_SEEDS} seeds would be needed")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # a non-converged solve returns NaN; the search below still answers
-        solved = float(TTestPower().solve_power(effect_size=effect, nobs=None, alpha=alpha, power=power,
-                                                alternative="two-sided"))
+        solved = float(
+            TTestPower().solve_power(effect_size=effect, nobs=None, alpha=alpha, power=power, alternative="two-sided")
+        )
     seeds = max(3, math.ceil(solved - 1e-9)) if math.isfinite(solved) else 3
     while paired_power(effect, seeds, alpha) < power:  # the solver's tolerance, either way
         seeds += 1

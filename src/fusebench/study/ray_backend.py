@@ -54,11 +54,15 @@ def check_reachable(address: str, timeout: float = CONNECT_SECONDS) -> None:
         try:
             target = canonicalize_bootstrap_address("auto") or ""
         except (ConnectionError, ValueError) as error:
-            raise ConfigError(f"`--address auto` found no running Ray cluster ({error}); start one with "
-                              "`ray start --head`, or leave out `--address` for a local instance.") from None
+            raise ConfigError(
+                f"`--address auto` found no running Ray cluster ({error}); start one with "
+                "`ray start --head`, or leave out `--address` for a local instance."
+            ) from None
         if not target:
-            raise ConfigError("`--address auto` found no running Ray cluster; start one with `ray start --head`, "
-                              "or leave out `--address` for a local instance.")
+            raise ConfigError(
+                "`--address auto` found no running Ray cluster; start one with `ray start --head`, "
+                "or leave out `--address` for a local instance."
+            )
     host, _, port = target.rpartition(":")
     if not host or not port.isdigit() or not 0 < int(port) < 65536:
         raise ConfigError(f"Expected `--address` as `auto`, `host:port` or `ray://host:port`, got `{address}`.")
@@ -67,13 +71,16 @@ def check_reachable(address: str, timeout: float = CONNECT_SECONDS) -> None:
             pass
     except OSError as error:
         reason = f"no answer within {timeout:g} s" if isinstance(error, TimeoutError) else (error.strerror or error)
-        raise ConfigError(f"Could not reach the Ray cluster at `--address {address}` ({host}:{port}: {reason}); "
-                          "start one with `ray start --head`, check the address, or leave out `--address` for a "
-                          "local instance.") from None
+        raise ConfigError(
+            f"Could not reach the Ray cluster at `--address {address}` ({host}:{port}: {reason}); "
+            "start one with `ray start --head`, check the address, or leave out `--address` for a "
+            "local instance."
+        ) from None
 
 
-def ray_node(node_id: str, config: dict[str, Any], run_dir: str, command: Sequence[str],
-             *upstream: NodeOutcome) -> NodeOutcome:
+def ray_node(
+    node_id: str, config: dict[str, Any], run_dir: str, command: Sequence[str], *upstream: NodeOutcome
+) -> NodeOutcome:
     """Body of the remote task: skip if an upstream node did not complete, else run."""
     for outcome in upstream:
         if outcome.status is not RunState.COMPLETED:
@@ -81,8 +88,15 @@ def ray_node(node_id: str, config: dict[str, Any], run_dir: str, command: Sequen
     return execute_node(node_id, config, run_dir, command)
 
 
-def run_ray(graph: StudyGraph, todo: Sequence[str], done: dict[str, RunState], on_done: OnDone, *, workers: int,
-            address: str | None) -> None:
+def run_ray(
+    graph: StudyGraph,
+    todo: Sequence[str],
+    done: dict[str, RunState],
+    on_done: OnDone,
+    *,
+    workers: int,
+    address: str | None,
+) -> None:
     """Submit every node in ``todo`` to Ray at once and report each as it finishes.
 
     Connects to ``address`` (``"auto"`` or ``"host:port"``), or starts a local instance with
@@ -101,8 +115,10 @@ def run_ray(graph: StudyGraph, todo: Sequence[str], done: dict[str, RunState], o
         try:
             ray.init(address=address, include_dashboard=False, log_to_driver=False, **extra)
         except ConnectionError as error:
-            raise ConfigError(f"Could not connect to the Ray cluster at `--address {address}` ({error}); start one "
-                              "with `ray start --head`, or leave out `--address` for a local instance.") from None
+            raise ConfigError(
+                f"Could not connect to the Ray cluster at `--address {address}` ({error}); start one "
+                "with `ray start --head`, or leave out `--address` for a local instance."
+            ) from None
     task = ray.remote(num_cpus=threads, max_retries=0)(ray_node)
     refs: dict[str, Any] = {}
     remaining: dict[Any, str] = {}
@@ -121,8 +137,13 @@ def run_ray(graph: StudyGraph, todo: Sequence[str], done: dict[str, RunState], o
                     outcome = ray.get(ref)
                 except ray.exceptions.RayError as error:  # the worker died, or an upstream task did
                     dependency = blocked_by(graph, node_id, done)
-                    outcome = skipped(node_id, dependency) if dependency else crashed(
-                        graph, node_id, f"{type(error).__name__}: the Ray task running this node died ({error}).")
+                    outcome = (
+                        skipped(node_id, dependency)
+                        if dependency
+                        else crashed(
+                            graph, node_id, f"{type(error).__name__}: the Ray task running this node died ({error})."
+                        )
+                    )
                 on_done(outcome)
     except KeyboardInterrupt:
         for ref in refs.values():

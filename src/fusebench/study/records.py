@@ -29,8 +29,16 @@ from fusebench.errors import DamagedFileError, ResultsError
 if TYPE_CHECKING:
     import pandas
 
-__all__ = ["AnalysisSettings", "Curves", "PlanNode", "PlanRecord", "RunRecord", "RunState", "StudyRecord",
-           "load_results"]
+__all__ = [
+    "AnalysisSettings",
+    "Curves",
+    "PlanNode",
+    "PlanRecord",
+    "RunRecord",
+    "RunState",
+    "StudyRecord",
+    "load_results",
+]
 RESULTS_FILE = "results.json"
 Number = float | None  # JSON numbers; NaN is written as null
 AxisValue = bool | int | float | str
@@ -124,13 +132,17 @@ class StudyRecord:
             ResultsError: names ``source`` and each malformed key, and how to get a good file back.
         """
         if not isinstance(payload, dict):
-            raise ResultsError(f"Results file `{source}` must hold a JSON object, got {type(payload).__name__}; "
-                               "delete it and `fusebench report` rebuilds it from the run folders.")
+            raise ResultsError(
+                f"Results file `{source}` must hold a JSON object, got {type(payload).__name__}; "
+                "delete it and `fusebench report` rebuilds it from the run folders."
+            )
         try:
             return cls(**payload)
         except (ValidationError, TypeError) as error:
-            raise ResultsError(_problems(error, f"Results file `{source}` does not follow docs/study_results.md")
-                               + " Delete it and `fusebench report` rebuilds it from the run folders.") from None
+            raise ResultsError(
+                _problems(error, f"Results file `{source}` does not follow docs/study_results.md")
+                + " Delete it and `fusebench report` rebuilds it from the run folders."
+            ) from None
 
     def to_json(self) -> dict[str, Any]:
         """The record as ``results.json`` holds it (tuples as lists, states as strings)."""
@@ -169,10 +181,12 @@ def _problems(error: ValidationError | TypeError, head: str) -> str:
     if isinstance(error, TypeError):  # a key the record requires is missing, e.g. `modalities`
         return f"{head}: {error}."
     # JSON has no tuples: a record's tuple field is a list in the file
-    problems = [f"`{'.'.join(str(p) for p in item['loc']) or '(top level)'}`: "
-                + str(item["msg"]).replace("a valid tuple", "a valid list")
-                + ("" if item["type"] == "missing" else f" (got {item.get('input')!r:.60})")
-                for item in error.errors()[:5]]
+    problems = [
+        f"`{'.'.join(str(p) for p in item['loc']) or '(top level)'}`: "
+        + str(item["msg"]).replace("a valid tuple", "a valid list")
+        + ("" if item["type"] == "missing" else f" (got {item.get('input')!r:.60})")
+        for item in error.errors()[:5]
+    ]
     more = f" and {error.error_count() - 5} more" if error.error_count() > 5 else ""
     return f"{head}: " + "; ".join(problems) + f"{more}."
 
@@ -216,8 +230,10 @@ class PlanRecord:
                 raise TypeError(f"expected a JSON object, got {type(payload).__name__}")
             return cls(**payload)
         except (ValidationError, TypeError) as error:
-            raise ResultsError(_problems(error, f"Plan file `{source}` is damaged") + " `fusebench study SPEC "
-                               "--resume` writes it again.") from None
+            raise ResultsError(
+                _problems(error, f"Plan file `{source}` is damaged") + " `fusebench study SPEC "
+                "--resume` writes it again."
+            ) from None
 
 
 def load_results(study_dir: str | Path) -> StudyRecord:

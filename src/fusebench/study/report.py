@@ -60,14 +60,16 @@ def make_figures(analysis: Mapping[str, Any], folder: Path) -> dict[str, Any]:
         "learning_curves": plots.learning_curves(groups, full, metric, folder / "learning_curves.png"),
         "first_epoch": plots.first_epoch_bars(groups, metric, folder / "first_epoch.png"),
         "time": plots.time_bars(groups, modalities, folder / "time.png"),
-        "pattern_heatmap": plots.pattern_heatmap(groups, analysis["patterns"], metric,
-                                                 folder / "pattern_heatmap.png"),
-        "ptrain_ptest": [plots_modality.ptrain_ptest_heatmap(m, metric, folder / f"ptrain_ptest_{i}.png")
-                         for i, m in enumerate(analysis["ptrain_ptest"])],
+        "pattern_heatmap": plots.pattern_heatmap(groups, analysis["patterns"], metric, folder / "pattern_heatmap.png"),
+        "ptrain_ptest": [
+            plots_modality.ptrain_ptest_heatmap(m, metric, folder / f"ptrain_ptest_{i}.png")
+            for i, m in enumerate(analysis["ptrain_ptest"])
+        ],
     }
     if analysis["threshold"] is not None:
         figures["epochs_to_threshold"] = plots.epochs_to_threshold_bars(
-            groups, metric, folder / "epochs_to_threshold.png", analysis["higher_is_better"])
+            groups, metric, folder / "epochs_to_threshold.png", analysis["higher_is_better"]
+        )
     if any(g.get("mmpt") for g in groups):
         figures["mmpt"] = plots_modality.mmpt_curves(groups, modalities, metric, folder / "mmpt.png")
     if any(g.get("shapley", {}).get("mean") for g in groups):
@@ -97,39 +99,60 @@ def _fusion_rows(analysis: Mapping[str, Any]) -> list[dict[str, Any]]:
     rows = []
     for group in analysis["groups"]:
         time = group.get("time") or {}
-        rows.append({
-            "name": group["name"], "n": group["n"],
-            "fusion": ", ".join(f"{a}={group['axes'].get(a)}" for a in analysis["fusion_axes"]),
-            "parameters": group["model"].get("parameters"),
-            "trainable": group["model"].get("trainable_parameters"),
-            "macs": group["model"].get("macs"),
-            "training": mean_std(time.get("training"), 2), "throughput": mean_std(group.get("throughput"), 0),
-            "steps": mean_std(group.get("steps_per_second"), 1),
-            "cpu_steps": mean_std(group.get("steps_per_cpu_second"), 1),
-            "metrics": [mean_std(group["test"].get(p, {}).get(metric)) for p in analysis["patterns"]],
-        })
+        rows.append(
+            {
+                "name": group["name"],
+                "n": group["n"],
+                "fusion": ", ".join(f"{a}={group['axes'].get(a)}" for a in analysis["fusion_axes"]),
+                "parameters": group["model"].get("parameters"),
+                "trainable": group["model"].get("trainable_parameters"),
+                "macs": group["model"].get("macs"),
+                "training": mean_std(time.get("training"), 2),
+                "throughput": mean_std(group.get("throughput"), 0),
+                "steps": mean_std(group.get("steps_per_second"), 1),
+                "cpu_steps": mean_std(group.get("steps_per_cpu_second"), 1),
+                "metrics": [mean_std(group["test"].get(p, {}).get(metric)) for p in analysis["patterns"]],
+            }
+        )
     return rows
 
 
-def build_context(analysis: Mapping[str, Any], figures: Mapping[str, Any], study_dir: Path,
-                  embed: bool, monitoring: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+def build_context(
+    analysis: Mapping[str, Any],
+    figures: Mapping[str, Any],
+    study_dir: Path,
+    embed: bool,
+    monitoring: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
     """Everything the templates show; numbers are formatted by the template filters."""
     images = {k: _image(v, study_dir, embed) for k, v in figures.items() if isinstance(v, Path)}
-    matrices = [{"image": _image(p, study_dir, embed), **m}
-                for p, m in zip(figures["ptrain_ptest"], analysis["ptrain_ptest"], strict=True)]
-    tables = [{"family": f, "rows": rows_of(analysis, f), "note": interval_note(rows_of(analysis, f),
-                                                                                analysis["confidence"])}
-              for f in ("primary", "secondary", "descriptive")]
+    matrices = [
+        {"image": _image(p, study_dir, embed), **m}
+        for p, m in zip(figures["ptrain_ptest"], analysis["ptrain_ptest"], strict=True)
+    ]
+    tables = [
+        {"family": f, "rows": rows_of(analysis, f), "note": interval_note(rows_of(analysis, f), analysis["confidence"])}
+        for f in ("primary", "secondary", "descriptive")
+    ]
     decision_header, decision_rows = decision_table(analysis)
     return {
-        "a": analysis, "figures": images, "matrices": matrices,
-        "headline_header": ["group", *analysis["patterns"]], "headline_rows": headline_rows(analysis),
+        "a": analysis,
+        "figures": images,
+        "matrices": matrices,
+        "headline_header": ["group", *analysis["patterns"]],
+        "headline_rows": headline_rows(analysis),
         "test_set_note": test_set_note(analysis),
-        "verdict": verdict(analysis), "costs": cost_sentences(analysis), "not_compared": not_compared_lines(analysis),
-        "timing_caveat": timing_caveat(analysis), "tables": {t["family"]: t for t in tables},
-        "decision": decision_guide(analysis), "decision_header": decision_header, "decision_rows": decision_rows,
+        "verdict": verdict(analysis),
+        "costs": cost_sentences(analysis),
+        "not_compared": not_compared_lines(analysis),
+        "timing_caveat": timing_caveat(analysis),
+        "tables": {t["family"]: t for t in tables},
+        "decision": decision_guide(analysis),
+        "decision_header": decision_header,
+        "decision_rows": decision_rows,
         "fusion_rows": _fusion_rows(analysis) if analysis["fusion_axes"] else [],
-        "change_rows": change_rows(analysis), "efficiency_rows": efficiency_rows(analysis),
+        "change_rows": change_rows(analysis),
+        "efficiency_rows": efficiency_rows(analysis),
         "monitoring": [{"label": m["label"], "image": _image(m["path"], study_dir, embed)} for m in monitoring or []],
         "mmpt_paper": mmpt_context(analysis, figures.get("mmpt_paper") or {}, lambda p: _image(p, study_dir, embed)),
         "representations": representation_context(study_dir, embed),
@@ -138,9 +161,14 @@ def build_context(analysis: Mapping[str, Any], figures: Mapping[str, Any], study
 
 
 def _environment() -> Environment:
-    env = Environment(loader=FileSystemLoader(TEMPLATES), undefined=StrictUndefined,
-                      autoescape=select_autoescape(enabled_extensions=("html.j2",), default_for_string=False),
-                      trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
+    env = Environment(
+        loader=FileSystemLoader(TEMPLATES),
+        undefined=StrictUndefined,
+        autoescape=select_autoescape(enabled_extensions=("html.j2",), default_for_string=False),
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
     env.filters.update(FILTERS)
     env.filters["md"] = lambda value: str(value).replace("|", "\\|")
     env.filters["wbr"] = lambda value: Markup("|<wbr>").join(escape(part) for part in str(value).split("|"))
@@ -166,8 +194,7 @@ def render_report(study_dir: str | Path) -> tuple[Path, Path]:
     monitoring = make_monitoring_figures(analysis, study_dir)
     env = _environment()
     html = env.get_template("report.html.j2").render(**build_context(analysis, figures, study_dir, True, monitoring))
-    markdown = env.get_template("report.md.j2").render(**build_context(analysis, figures, study_dir, False,
-                                                                       monitoring))
+    markdown = env.get_template("report.md.j2").render(**build_context(analysis, figures, study_dir, False, monitoring))
     return atomic_write_text(study_dir / "report.html", html), atomic_write_text(study_dir / "report.md", markdown)
 
 
@@ -184,8 +211,10 @@ def headline_table(study_dir: str | Path) -> str:
     else:
         analysis = analyse(load_results(study_dir), study_dir)
     better = "higher" if analysis.get("higher_is_better", True) else "lower"
-    title = (f"{analysis['study']}: test {analysis['primary_metric']} ({better} is better), mean ± std "
-             "[95% CI over seeds] (n = completed seeds; test set ± = test-sample error alone)")
+    title = (
+        f"{analysis['study']}: test {analysis['primary_metric']} ({better} is better), mean ± std "
+        "[95% CI over seeds] (n = completed seeds; test set ± = test-sample error alone)"
+    )
     table = markdown_table(["group", *analysis["patterns"]], headline_rows(analysis))
     failed = len(analysis["failed_runs"])
     note = f"\n{failed} run(s) failed or were skipped; see the report." if failed else ""

@@ -40,12 +40,32 @@ def representation_context(study_dir: Path, embed: bool) -> dict[str, Any] | Non
         return None
     payload = read_json_object(file)
     axes = len(payload.get("cells") or []) > 1
-    cka_rows = [[row["modality"], row["condition"], row["comparison"], *([cell_label(row["axes"])] if axes else []),
-                 str((row["summary"] or {}).get("n", 0)), mean_std(row["summary"], 3), ci(row["summary"], 3),
-                 _per_seed(row["per_seed"])] for row in payload.get("cka_summary") or []]
-    probe_rows = [[row["modality"], row["condition"], row["stage"], *([cell_label(row["axes"])] if axes else []),
-                   str((row["summary"] or {}).get("n", 0)), mean_std(row["summary"]), ci(row["summary"]),
-                   _per_seed(row["per_seed"])] for row in payload.get("probe_summary") or []]
+    cka_rows = [
+        [
+            row["modality"],
+            row["condition"],
+            row["comparison"],
+            *([cell_label(row["axes"])] if axes else []),
+            str((row["summary"] or {}).get("n", 0)),
+            mean_std(row["summary"], 3),
+            ci(row["summary"], 3),
+            _per_seed(row["per_seed"]),
+        ]
+        for row in payload.get("cka_summary") or []
+    ]
+    probe_rows = [
+        [
+            row["modality"],
+            row["condition"],
+            row["stage"],
+            *([cell_label(row["axes"])] if axes else []),
+            str((row["summary"] or {}).get("n", 0)),
+            mean_std(row["summary"]),
+            ci(row["summary"]),
+            _per_seed(row["per_seed"]),
+        ]
+        for row in payload.get("probe_summary") or []
+    ]
     extra = ["axes"] if axes else []
     figures = []
     for name, entry in (payload.get("figures") or {}).items():
@@ -53,13 +73,22 @@ def representation_context(study_dir: Path, embed: bool) -> dict[str, Any] | Non
         if path.is_file():
             figures.append({"name": name, "image": _image(path, study_dir, embed)})
     return {
-        "baseline": payload.get("baseline"), "metric": payload.get("primary_metric"),
+        "baseline": payload.get("baseline"),
+        "metric": payload.get("primary_metric"),
         "seeds": sorted({s for c in payload.get("cells") or [] for s in c.get("seeds") or []}),
         "protocol": payload.get("protocol") or {},
         "cka_header": ["modality", "condition", "comparison", *extra, "n", "CKA mean ± std", "95% CI", "per seed"],
         "cka_rows": cka_rows,
-        "probe_header": ["modality", "condition", "encoder", *extra, "n", f"probe test {payload.get('primary_metric')}",
-                         "95% CI", "per seed"],
+        "probe_header": [
+            "modality",
+            "condition",
+            "encoder",
+            *extra,
+            "n",
+            f"probe test {payload.get('primary_metric')}",
+            "95% CI",
+            "per seed",
+        ],
         "probe_rows": probe_rows,
         "figures": figures,
     }

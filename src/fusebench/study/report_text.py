@@ -73,15 +73,24 @@ def cell(summary: Mapping[str, Any] | None, digits: int = 4, test_set: Mapping[s
 def headline_rows(analysis: Mapping[str, Any]) -> list[list[str]]:
     """``[group, cell per pattern]`` rows of the primary metric on the test set."""
     metric = analysis["primary_metric"]
-    return [[g["name"], *(cell(g["test"].get(p, {}).get(metric), test_set=(g.get("test_set") or {}).get(p))
-                          for p in analysis["patterns"])]
-            for g in analysis["groups"]]
+    return [
+        [
+            g["name"],
+            *(
+                cell(g["test"].get(p, {}).get(metric), test_set=(g.get("test_set") or {}).get(p))
+                for p in analysis["patterns"]
+            ),
+        ]
+        for g in analysis["groups"]
+    ]
 
 
-TEST_SET_METHODS = {"wilson": "Wilson binomial interval of the group's mean on the {samples} test samples (an upper "
-                              "bound for a mean over seeds that share the test set)",
-                    "bootstrap": "percentile bootstrap over the {samples} test samples ({resamples} resamples, the "
-                                 "same samples for every seed)"}
+TEST_SET_METHODS = {
+    "wilson": "Wilson binomial interval of the group's mean on the {samples} test samples (an upper "
+    "bound for a mean over seeds that share the test set)",
+    "bootstrap": "percentile bootstrap over the {samples} test samples ({resamples} resamples, the "
+    "same samples for every seed)",
+}
 
 
 def test_set_note(analysis: Mapping[str, Any]) -> str:
@@ -91,8 +100,10 @@ def test_set_note(analysis: Mapping[str, Any]) -> str:
         return "No test-set interval: the runs saved no test predictions and the metric is not a proportion."
     methods = {r["method"]: r for r in records}
     described = "; ".join(TEST_SET_METHODS[m].format(**r) for m, r in methods.items())
-    return (f"\"test set ±\" is the half-width of the {analysis['confidence']:.0%} interval from test-sample error "
-            f"alone, which the CI over seeds leaves out (every run is tested on the same samples): {described}.")
+    return (
+        f'"test set ±" is the half-width of the {analysis["confidence"]:.0%} interval from test-sample error '
+        f"alone, which the CI over seeds leaves out (every run is tested on the same samples): {described}."
+    )
 
 
 def interval_note(rows: Sequence[Mapping[str, Any]], confidence: float) -> str:
@@ -104,6 +115,7 @@ def interval_note(rows: Sequence[Mapping[str, Any]], confidence: float) -> str:
 
 def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     """A GitHub-flavoured Markdown table; ``|`` inside cells is escaped."""
+
     def line(cells: Sequence[str]) -> str:
         return "| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |"
 
@@ -127,6 +139,16 @@ def ratio(value: Any) -> str:
     return DASH if _missing(value) else f"{float(value):.2f}×"
 
 
-FILTERS = {"num": num, "signed": signed, "seconds": seconds, "pvalue": pvalue, "percent": percent,
-           "mean_std": mean_std, "ci": ci, "interval": interval, "cell": cell, "ratio": ratio,
-           "count": count}
+FILTERS = {
+    "num": num,
+    "signed": signed,
+    "seconds": seconds,
+    "pvalue": pvalue,
+    "percent": percent,
+    "mean_std": mean_std,
+    "ci": ci,
+    "interval": interval,
+    "cell": cell,
+    "ratio": ratio,
+    "count": count,
+}

@@ -31,8 +31,14 @@ def change_rows(analysis: Mapping[str, Any]) -> list[dict[str, Any]]:
         change = group.get("change_vs_baseline") or {}
         if change.get("reference") is None:
             continue
-        rows.append({"name": group["name"], "n": group["n"], "reference": change["reference"],
-                     "cells": [percent(change["patterns"].get(p), digits=1) for p in analysis["patterns"]]})
+        rows.append(
+            {
+                "name": group["name"],
+                "n": group["n"],
+                "reference": change["reference"],
+                "cells": [percent(change["patterns"].get(p), digits=1) for p in analysis["patterns"]],
+            }
+        )
     return rows
 
 
@@ -43,17 +49,22 @@ def efficiency_rows(analysis: Mapping[str, Any]) -> list[dict[str, Any]]:
     for group in analysis["groups"]:
         best_last = (group.get("best_vs_last") or {}).get(full) or {}
         resources = group.get("resources") or {}
-        rows.append({
-            "name": group["name"], "n": group["n"],
-            "efficiency": mean_std(_scaled((group.get("efficiency") or {}).get(full), EFFICIENCY_SCALE), 3),
-            "best": mean_std(best_last.get("best")), "best_epoch": mean_std(best_last.get("best_epoch"), 1),
-            "last": mean_std(best_last.get("last")), "gap": mean_std(best_last.get("gap")),
-            "weights_mb": mean_std(_scaled(resources.get("weights_bytes"), 1 / MB), 2),
-            "checkpoint_mb": mean_std(_scaled(resources.get("checkpoint_bytes"), 1 / MB), 2),
-            "peak_rss_mb": mean_std(_scaled(resources.get("peak_rss_bytes"), 1 / MB), 0),
-            "peak_cuda_mb": mean_std(_scaled(resources.get("peak_cuda_bytes"), 1 / MB), 0),
-            "inference": mean_std(resources.get("inference_samples_per_second"), 0),
-        })
+        rows.append(
+            {
+                "name": group["name"],
+                "n": group["n"],
+                "efficiency": mean_std(_scaled((group.get("efficiency") or {}).get(full), EFFICIENCY_SCALE), 3),
+                "best": mean_std(best_last.get("best")),
+                "best_epoch": mean_std(best_last.get("best_epoch"), 1),
+                "last": mean_std(best_last.get("last")),
+                "gap": mean_std(best_last.get("gap")),
+                "weights_mb": mean_std(_scaled(resources.get("weights_bytes"), 1 / MB), 2),
+                "checkpoint_mb": mean_std(_scaled(resources.get("checkpoint_bytes"), 1 / MB), 2),
+                "peak_rss_mb": mean_std(_scaled(resources.get("peak_rss_bytes"), 1 / MB), 0),
+                "peak_cuda_mb": mean_std(_scaled(resources.get("peak_cuda_bytes"), 1 / MB), 0),
+                "inference": mean_std(resources.get("inference_samples_per_second"), 0),
+            }
+        )
     return rows
 
 

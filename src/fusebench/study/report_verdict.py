@@ -27,16 +27,26 @@ def describe(c: Mapping[str, Any], families: Mapping[str, int], confidence: floa
     """One comparison in words: difference, interval and its kind, n, the tests, Holm p within its family."""
     d = _digits(c)
     test_set = c.get("test_set")
-    extra = (f"; test-set {confidence:.0%} interval of the difference {interval(test_set['low'], test_set['high'], d)}"
-             f" from the {test_set['samples']} test samples alone") if test_set else ""
-    holm = (f"Holm-adjusted p = {pvalue(c['p_holm'])} (within the {c['family']} family of "
-            f"{count(families[c['family']], 'test')}, on the "
-            f"{'Wilcoxon' if c['p_holm_source'] == 'p_wilcoxon' else 't-test'} p)")
-    return (f"{c['group_b']} − {c['group_a']} on {c['label']}: mean difference {signed(c['mean_diff'], d)} "
-            f"({confidence:.0%} {INTERVAL_NAMES.get(c['ci_method'], 'interval')} "
-            f"{interval(c['ci_low'], c['ci_high'], d)}; n = {c['n']} paired seeds {c['seeds']}{extra}), paired "
-            f"t-test p = {pvalue(c['p_ttest'])}, {holm}, Wilcoxon p = {pvalue(c['p_wilcoxon'])}, Hedges' g_z = "
-            f"{num(c['hedges_g'], 2)}{' (undefined for n < 3)' if c['n'] < 3 else ''}.")
+    extra = (
+        (
+            f"; test-set {confidence:.0%} interval of the difference {interval(test_set['low'], test_set['high'], d)}"
+            f" from the {test_set['samples']} test samples alone"
+        )
+        if test_set
+        else ""
+    )
+    holm = (
+        f"Holm-adjusted p = {pvalue(c['p_holm'])} (within the {c['family']} family of "
+        f"{count(families[c['family']], 'test')}, on the "
+        f"{'Wilcoxon' if c['p_holm_source'] == 'p_wilcoxon' else 't-test'} p)"
+    )
+    return (
+        f"{c['group_b']} − {c['group_a']} on {c['label']}: mean difference {signed(c['mean_diff'], d)} "
+        f"({confidence:.0%} {INTERVAL_NAMES.get(c['ci_method'], 'interval')} "
+        f"{interval(c['ci_low'], c['ci_high'], d)}; n = {c['n']} paired seeds {c['seeds']}{extra}), paired "
+        f"t-test p = {pvalue(c['p_ttest'])}, {holm}, Wilcoxon p = {pvalue(c['p_wilcoxon'])}, Hedges' g_z = "
+        f"{num(c['hedges_g'], 2)}{' (undefined for n < 3)' if c['n'] < 3 else ''}."
+    )
 
 
 def conclusion(c: Mapping[str, Any], alpha: float) -> str:
@@ -48,14 +58,18 @@ def conclusion(c: Mapping[str, Any], alpha: float) -> str:
         if _missing(c["ci_low"]) or c["ci_low"] <= 0 <= c["ci_high"]:
             text += "; its interval includes 0." if not _missing(c["ci_low"]) else "."
         else:
-            text += (". Its interval excludes 0 but, unlike the Holm p-value, is not adjusted for the other "
-                     f"{c['family']} tests.")
+            text += (
+                ". Its interval excludes 0 but, unlike the Holm p-value, is not adjusted for the other "
+                f"{c['family']} tests."
+            )
         return text + _floor_note(c, alpha, significant=False)
     direction = "higher" if c["mean_diff"] > 0 else "lower"
     better = (c["mean_diff"] > 0) == bool(c["higher_is_better"])
-    return (f"This difference is significant at α = {alpha} after Holm correction: {c['group_b']} is {direction} "
-            f"than {c['group_a']} ({'better' if better else 'worse'} for this quantity)."
-            + _floor_note(c, alpha, significant=True))
+    return (
+        f"This difference is significant at α = {alpha} after Holm correction: {c['group_b']} is {direction} "
+        f"than {c['group_a']} ({'better' if better else 'worse'} for this quantity)."
+        + _floor_note(c, alpha, significant=True)
+    )
 
 
 def _floor_note(c: Mapping[str, Any], alpha: float, significant: bool) -> str:
@@ -75,18 +89,22 @@ def power_sentence(c: Mapping[str, Any], alpha: float) -> str:
         return ""
     if need.get("seeds") is None:
         return f" No seed count gives 80% power here: {need.get('reason')}."
-    text = (f" For 80% power (two-sided paired t-test at α = {alpha}) at the observed effect (|g_z| = "
-            f"{num(need['effect_size'], 2)}) a confirmatory study needs {need['seeds']} seeds")
+    text = (
+        f" For 80% power (two-sided paired t-test at α = {alpha}) at the observed effect (|g_z| = "
+        f"{num(need['effect_size'], 2)}) a confirmatory study needs {need['seeds']} seeds"
+    )
     if adjusted and adjusted.get("seeds") is not None:
         text += f", {adjusted['seeds']} at α = {pvalue(adjusted['alpha'])} (Bonferroni over the primary tests)"
     wanted = adjusted["seeds"] if adjusted and adjusted.get("seeds") is not None else need["seeds"]
     enough = "enough" if c["n"] >= wanted else "not enough"
-    return (text + f"; this study's {c['n']} were {enough}. Effects observed with few seeds are an optimistic "
-            "guide: plan for more.")
+    return (
+        text + f"; this study's {c['n']} were {enough}. Effects observed with few seeds are an optimistic "
+        "guide: plan for more."
+    )
 
 
 def budget_sentence(analysis: Mapping[str, Any]) -> str | None:
-    """"At a fixed budget of N epochs" when every run stopped there while the baseline still improved."""
+    """ "At a fixed budget of N epochs" when every run stopped there while the baseline still improved."""
     budget = analysis.get("fixed_budget")
     if not budget or budget.get("still_improving") is False:
         return None
@@ -94,12 +112,16 @@ def budget_sentence(analysis: Mapping[str, Any]) -> str | None:
     kind = "fine-tuning" if analysis.get("has_pretraining") else "training"
     unit = "epoch" if epochs == 1 else "epochs"
     if budget.get("still_improving") is None:
-        return (f"At a fixed budget of {epochs} {kind} {unit}: every run stopped there, so the differences below are "
-                "differences at that budget, not between converged models.")
-    return (f"At a fixed budget of {epochs} {kind} {unit}: every run stopped after {epochs} {unit} while the baseline "
-            f"({budget['group']}) was still improving (validation {analysis['primary_metric']} "
-            f"{signed(budget['last_change'])} in its last epoch), so the differences below are differences at that "
-            "budget, not between converged models; more epochs could shrink or grow them.")
+        return (
+            f"At a fixed budget of {epochs} {kind} {unit}: every run stopped there, so the differences below are "
+            "differences at that budget, not between converged models."
+        )
+    return (
+        f"At a fixed budget of {epochs} {kind} {unit}: every run stopped after {epochs} {unit} while the baseline "
+        f"({budget['group']}) was still improving (validation {analysis['primary_metric']} "
+        f"{signed(budget['last_change'])} in its last epoch), so the differences below are differences at that "
+        "budget, not between converged models; more epochs could shrink or grow them."
+    )
 
 
 def _runner_up(analysis: Mapping[str, Any], alpha: float) -> str | None:
@@ -110,27 +132,38 @@ def _runner_up(analysis: Mapping[str, Any], alpha: float) -> str | None:
     if pick.get("comparison") is None:
         return f"The best group, {best}, could not be compared with the runner-up, {runner} (see Not compared)."
     c = analysis["comparisons"][pick["comparison"]]
-    chosen = (" It was chosen after seeing the data (post hoc), so its p-value is optimistic; it is tested in the "
-              "secondary family.") if c.get("post_hoc") else ""
+    chosen = (
+        (
+            " It was chosen after seeing the data (post hoc), so its p-value is optimistic; it is tested in the "
+            "secondary family."
+        )
+        if c.get("post_hoc")
+        else ""
+    )
     separated = (not _missing(c["p_holm"])) and c["p_holm"] < alpha
     if c["family"] == "primary":
-        return (f"Best vs runner-up on {c['label']}: {best} vs {runner}, which is the primary comparison above "
-                f"(difference {signed(c['mean_diff'])}, Holm-adjusted p = {pvalue(c['p_holm'])}): "
-                + (f"{best} is significantly better." if separated else f"the data do not separate {best} from "
-                   f"{runner}."))
+        return (
+            f"Best vs runner-up on {c['label']}: {best} vs {runner}, which is the primary comparison above "
+            f"(difference {signed(c['mean_diff'])}, Holm-adjusted p = {pvalue(c['p_holm'])}): "
+            + (f"{best} is significantly better." if separated else f"the data do not separate {best} from {runner}.")
+        )
     described = describe(c, analysis["families"], analysis["confidence"])
-    return (f"Best vs runner-up on {c['label']}: {best} vs {runner}. {described} {conclusion(c, alpha)}{chosen}"
-            + ("" if separated else f" The data do not separate {best} from {runner}."))
+    return f"Best vs runner-up on {c['label']}: {best} vs {runner}. {described} {conclusion(c, alpha)}{chosen}" + (
+        "" if separated else f" The data do not separate {best} from {runner}."
+    )
 
 
 def _family_count(analysis: Mapping[str, Any], family: str, alpha: float) -> str:
     rows = [c for c in analysis["comparisons"] if c["family"] == family]
     significant = [c for c in rows if not _missing(c.get("p_holm")) and c["p_holm"] < alpha]
-    listed = "; ".join(f"{c['group_b']} vs {c['group_a']} on {c['label']} ({signed(c['mean_diff'], _digits(c))})"
-                       for c in significant)
+    listed = "; ".join(
+        f"{c['group_b']} vs {c['group_a']} on {c['label']} ({signed(c['mean_diff'], _digits(c))})" for c in significant
+    )
     size = analysis["families"][family]
-    return (f"{family.capitalize()} family ({count(size, 'test')} with a defined p-value, Holm-adjusted together): "
-            f"{len(significant)} significant at α = {alpha}" + (f": {listed}." if significant else "."))
+    return (
+        f"{family.capitalize()} family ({count(size, 'test')} with a defined p-value, Holm-adjusted together): "
+        f"{len(significant)} significant at α = {alpha}" + (f": {listed}." if significant else ".")
+    )
 
 
 def verdict(analysis: Mapping[str, Any]) -> list[str]:
@@ -138,21 +171,33 @@ def verdict(analysis: Mapping[str, Any]) -> list[str]:
     comparisons, alpha, confidence = analysis["comparisons"], analysis["alpha"], analysis["confidence"]
     if not comparisons:
         reasons = "; ".join(sorted({n["reason"] for n in analysis["not_compared"]}))
-        return ["No paired comparison could be made" + (f": {reasons}." if reasons else
-                                                         " (the study has a single group).")]
+        return [
+            "No paired comparison could be made" + (f": {reasons}." if reasons else " (the study has a single group).")
+        ]
     paragraphs = [p for p in [budget_sentence(analysis)] if p]
     for c in (c for c in comparisons if c["family"] == "primary"):
-        paragraphs.append(f"{describe(c, analysis['families'], confidence)} {conclusion(c, alpha)}"
-                          f"{power_sentence(c, alpha)}")
+        paragraphs.append(
+            f"{describe(c, analysis['families'], confidence)} {conclusion(c, alpha)}{power_sentence(c, alpha)}"
+        )
     if not any(c["family"] == "primary" for c in comparisons):
         paragraphs.append("No primary comparison could be made (see Not compared); every test below is secondary.")
     runner = _runner_up(analysis, alpha)
     if runner:
         paragraphs.append(runner)
     described = analysis["families"]["descriptive"]
-    paragraphs.append(" ".join([_family_count(analysis, "primary", alpha), _family_count(analysis, "secondary", alpha)]
-                               + ([f"Total time ({count(described, 'comparison')}) is described, not tested: it is "
-                                   "positive by construction (see Wall time)."] if described else [])))
+    paragraphs.append(
+        " ".join(
+            [_family_count(analysis, "primary", alpha), _family_count(analysis, "secondary", alpha)]
+            + (
+                [
+                    f"Total time ({count(described, 'comparison')}) is described, not tested: it is "
+                    "positive by construction (see Wall time)."
+                ]
+                if described
+                else []
+            )
+        )
+    )
     return paragraphs
 
 
@@ -162,19 +207,27 @@ def timing_caveat(analysis: Mapping[str, Any]) -> str:
     workers, cpus, load = timing.get("max_workers"), timing.get("cpus"), timing.get("max_load_average")
     clean = "`fusebench study SPEC --workers 1` (or `fusebench demo --workers 1`) gives clean timings."
     if workers is None:
-        return ("How many runs shared the machine while these times were measured was not recorded, so read the "
-                f"percentages as indicative; {clean}")
-    parts = [f"Times were measured with up to {workers} run(s) in parallel on {cpus or '?'} CPU(s) "
-             f"({timing.get('threads_per_run')} thread(s) per run)"]
+        return (
+            "How many runs shared the machine while these times were measured was not recorded, so read the "
+            f"percentages as indicative; {clean}"
+        )
+    parts = [
+        f"Times were measured with up to {workers} run(s) in parallel on {cpus or '?'} CPU(s) "
+        f"({timing.get('threads_per_run')} thread(s) per run)"
+    ]
     if load is not None:
         parts.append(f"with a 1-minute load average of up to {load:.2f} when a session started")
     text = ", ".join(parts) + "."
     if workers > 1:
-        text += (" Runs that share cores slow each other down, so each run's seconds and the time percentages "
-                 f"carry that contention. {clean}")
+        text += (
+            " Runs that share cores slow each other down, so each run's seconds and the time percentages "
+            f"carry that contention. {clean}"
+        )
     elif load is not None and cpus and load >= 1.0:
-        text += (" Other work was running on the machine, which slows runs down unevenly; read the seconds and "
-                 "percentages as indicative and rerun on a quiet machine for clean timings.")
+        text += (
+            " Other work was running on the machine, which slows runs down unevenly; read the seconds and "
+            "percentages as indicative and rerun on a quiet machine for clean timings."
+        )
     if timing.get("unrecorded"):
         text += f" {timing['unrecorded']} completed run(s) were timed in a session that left no record."
     return text
@@ -185,21 +238,27 @@ def cost_sentences(analysis: Mapping[str, Any]) -> list[str]:
     sentences = []
     for row in analysis.get("costs", []):
         a, b = row["group_a"], row["group_b"]
-        text = (f"{b} (n={row['n_b']}) vs {a} (n={row['n_a']}): main training {seconds(row['training_b'])} vs "
-                f"{seconds(row['training_a'])} per seed ({percent(row['training_change_pct'])})")
+        text = (
+            f"{b} (n={row['n_b']}) vs {a} (n={row['n_a']}): main training {seconds(row['training_b'])} vs "
+            f"{seconds(row['training_a'])} per seed ({percent(row['training_change_pct'])})"
+        )
         if (row.get("pretraining_added_full") or 0) > 0:
-            text += (f"; pre-training (data + fit) added {seconds(row['pretraining_added_full'])} per seed "
-                     f"({percent(row['pretraining_added_pct_of_a_total'])} over the {a} total of "
-                     f"{seconds(row['total_with_pretraining_a'])}); total cost per seed incl. pre-training "
-                     f"{seconds(row['total_with_pretraining_b'])} vs {seconds(row['total_with_pretraining_a'])} "
-                     f"({percent(row['total_change_pct_full'])}). Shared among the completed runs of this study's "
-                     f"arms that load the same encoder, pre-training adds {seconds(row['pretraining_added_amortised'])}"
-                     f" per seed ({percent(row['total_change_pct_amortised'])}); that sharing exists only within "
-                     "this study")
+            text += (
+                f"; pre-training (data + fit) added {seconds(row['pretraining_added_full'])} per seed "
+                f"({percent(row['pretraining_added_pct_of_a_total'])} over the {a} total of "
+                f"{seconds(row['total_with_pretraining_a'])}); total cost per seed incl. pre-training "
+                f"{seconds(row['total_with_pretraining_b'])} vs {seconds(row['total_with_pretraining_a'])} "
+                f"({percent(row['total_change_pct_full'])}). Shared among the completed runs of this study's "
+                f"arms that load the same encoder, pre-training adds {seconds(row['pretraining_added_amortised'])}"
+                f" per seed ({percent(row['total_change_pct_amortised'])}); that sharing exists only within "
+                "this study"
+            )
         else:
-            text += (f"; total per seed{' incl. pre-training' if row.get('pretraining_full_b') else ''} "
-                     f"{seconds(row['total_with_pretraining_b'])} vs "
-                     f"{seconds(row['total_with_pretraining_a'])} ({percent(row['total_change_pct_full'])})")
+            text += (
+                f"; total per seed{' incl. pre-training' if row.get('pretraining_full_b') else ''} "
+                f"{seconds(row['total_with_pretraining_b'])} vs "
+                f"{seconds(row['total_with_pretraining_a'])} ({percent(row['total_change_pct_full'])})"
+            )
         sentences.append(text + ".")
     return sentences
 
@@ -215,34 +274,47 @@ def decision_guide(analysis: Mapping[str, Any]) -> list[str]:
     a, b = best["group_a"], best["group_b"]
     effect = f"{signed(best['mean_diff'])} test {metric} at {budget} epochs (Holm p = {pvalue(best['p_holm'])})"
     if best["epochs_to_match"] is None:
-        speed = (f"{b} never reached {a}'s final validation {metric} ({num(best['baseline_final'])}) within its "
-                 "epochs, so pre-training saved no training time.")
+        speed = (
+            f"{b} never reached {a}'s final validation {metric} ({num(best['baseline_final'])}) within its "
+            "epochs, so pre-training saved no training time."
+        )
     else:
-        speed = (f"To reach {a}'s final validation {metric} ({num(best['baseline_final'])}), {a} needed "
-                 f"{best['baseline_epochs']} epochs ({seconds(best['time_to_match_a'])}) and {b} "
-                 f"{best['epochs_to_match']} epoch(s) after {seconds(best['pretraining_seconds'])} of pre-training "
-                 f"({seconds(best['time_to_match_b'])} in all): ")
+        speed = (
+            f"To reach {a}'s final validation {metric} ({num(best['baseline_final'])}), {a} needed "
+            f"{best['baseline_epochs']} epochs ({seconds(best['time_to_match_a'])}) and {b} "
+            f"{best['epochs_to_match']} epoch(s) after {seconds(best['pretraining_seconds'])} of pre-training "
+            f"({seconds(best['time_to_match_b'])} in all): "
+        )
         net = best["net_seconds"]
-        speed += (f"pre-training paid for itself in time, saving {seconds(net)} per seed." if net is not None
-                  and net >= 0 else f"pre-training cost {seconds(-net if net is not None else None)} more per seed "
-                  "than it saved.")
+        speed += (
+            f"pre-training paid for itself in time, saving {seconds(net)} per seed."
+            if net is not None and net >= 0
+            else f"pre-training cost {seconds(-net if net is not None else None)} more per seed than it saved."
+        )
         if best.get("break_even_runs"):
-            speed += (f" It would break even if one pre-trained encoder served at least {best['break_even_runs']} "
-                      "fusion runs (e.g. a sweep over fusion methods or missing rates).")
+            speed += (
+                f" It would break even if one pre-trained encoder served at least {best['break_even_runs']} "
+                "fusion runs (e.g. a sweep over fusion methods or missing rates)."
+            )
     cost = seconds(best["pretraining_seconds"])
     if best["significant"] and best["better"]:
         if best["net_seconds"] is not None and best["net_seconds"] >= 0:
-            advice = (f"Recommendation: pre-train ({b}): it is better and, counting its cost, faster to a given "
-                      f"{metric}.")
+            advice = (
+                f"Recommendation: pre-train ({b}): it is better and, counting its cost, faster to a given {metric}."
+            )
         else:
-            advice = (f"Recommendation: pre-train ({b}) if {signed(best['mean_diff'])} {metric} is worth {cost} of "
-                      f"pre-training per seed; train {a} if time matters more.")
+            advice = (
+                f"Recommendation: pre-train ({b}) if {signed(best['mean_diff'])} {metric} is worth {cost} of "
+                f"pre-training per seed; train {a} if time matters more."
+            )
     elif best["significant"]:
         advice = f"Recommendation: do not pre-train; {b} is significantly worse than {a}."
     else:
         seeds = f" (a confirmatory study needs about {best['seeds_needed']} seeds)" if best.get("seeds_needed") else ""
-        advice = (f"Recommendation: no evidence at this budget that pre-training helps{seeds}; it costs {cost} per "
-                  "seed, so skip it unless a larger study shows a gain.")
+        advice = (
+            f"Recommendation: no evidence at this budget that pre-training helps{seeds}; it costs {cost} per "
+            "seed, so skip it unless a larger study shows a gain."
+        )
     advice += _cheaper_rival(analysis, best)
     if (analysis.get("fixed_budget") or {}).get("still_improving"):
         advice += f" {a} was still improving at {budget} epochs: train it longer before concluding it cannot catch up."
@@ -254,29 +326,51 @@ def _cheaper_rival(analysis: Mapping[str, Any], best: Mapping[str, Any]) -> str:
     pick = analysis.get("best_vs_runner_up") or {}
     if pick.get("best") != best["group_b"] or pick.get("comparison") is None:
         return ""
-    rival = next((r for r in analysis["decision"]["rows"] if r["group_b"] == pick["runner_up"]
-                  and r["group_a"] == best["group_a"]), None)
+    rival = next(
+        (
+            r
+            for r in analysis["decision"]["rows"]
+            if r["group_b"] == pick["runner_up"] and r["group_a"] == best["group_a"]
+        ),
+        None,
+    )
     c = analysis["comparisons"][pick["comparison"]]
     if rival is None or (not _missing(c["p_holm"]) and c["p_holm"] < analysis["alpha"]):
         return ""
     cheaper = min((best, rival), key=lambda r: r["pretraining_seconds"])
-    return (f" The data do not separate it from {rival['group_b']} (best vs runner-up p = {pvalue(c['p_ttest'])}); "
-            f"of the two, {cheaper['group_b']} needs less pre-training ({seconds(cheaper['pretraining_seconds'])} "
-            f"vs {seconds(max(best['pretraining_seconds'], rival['pretraining_seconds']))} per seed).")
+    return (
+        f" The data do not separate it from {rival['group_b']} (best vs runner-up p = {pvalue(c['p_ttest'])}); "
+        f"of the two, {cheaper['group_b']} needs less pre-training ({seconds(cheaper['pretraining_seconds'])} "
+        f"vs {seconds(max(best['pretraining_seconds'], rival['pretraining_seconds']))} per seed)."
+    )
 
 
 def decision_table(analysis: Mapping[str, Any]) -> tuple[list[str], list[list[str]]]:
     """Header and rows of the decision guide's table (one row per pre-trained condition)."""
     metric = analysis["primary_metric"]
-    header = ["compared", f"Δ test {metric} (Holm p)", "pre-training s/seed", "epochs to reach baseline's final",
-              "time to reach it: without / with pre-training", "net s/seed", "break-even encoder reuse"]
+    header = [
+        "compared",
+        f"Δ test {metric} (Holm p)",
+        "pre-training s/seed",
+        "epochs to reach baseline's final",
+        "time to reach it: without / with pre-training",
+        "net s/seed",
+        "break-even encoder reuse",
+    ]
     rows: list[list[str]] = []
     for r in (analysis.get("decision") or {}).get("rows", []):
         reach = "never" if r["epochs_to_match"] is None else f"{r['epochs_to_match']} of {r['baseline_epochs']}"
-        rows.append([f"{r['group_b']} vs {r['group_a']}", f"{signed(r['mean_diff'])} ({pvalue(r['p_holm'])})",
-                     seconds(r["pretraining_seconds"]), reach,
-                     f"{seconds(r['time_to_match_a'])} / {seconds(r['time_to_match_b'])}", seconds(r["net_seconds"]),
-                     f"{r['break_even_runs']} runs" if r.get("break_even_runs") else "–"])
+        rows.append(
+            [
+                f"{r['group_b']} vs {r['group_a']}",
+                f"{signed(r['mean_diff'])} ({pvalue(r['p_holm'])})",
+                seconds(r["pretraining_seconds"]),
+                reach,
+                f"{seconds(r['time_to_match_a'])} / {seconds(r['time_to_match_b'])}",
+                seconds(r["net_seconds"]),
+                f"{r['break_even_runs']} runs" if r.get("break_even_runs") else "–",
+            ]
+        )
     return header, rows
 
 

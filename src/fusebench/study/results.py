@@ -48,8 +48,9 @@ def read_study_spec(study_dir: Path) -> StudySpec:
     """The spec a study folder ran with (its ``spec.yaml``), without re-reading the run configs."""
     file = study_dir / "spec.yaml"
     if not file.is_file():
-        raise FileNotFoundError(f"`{file}` does not exist; is `{study_dir}` a study folder written by "
-                                "`fusebench study`?")
+        raise FileNotFoundError(
+            f"`{file}` does not exist; is `{study_dir}` a study folder written by `fusebench study`?"
+        )
     from fusebench.config import read_yaml
     from fusebench.study.spec import _explain
 
@@ -78,8 +79,9 @@ def collect_results(study_dir: str | Path) -> dict[str, Any]:
         twin = by_id[node["same_as"]] if node["same_as"] else node
         run_dir = study_dir / "runs" / twin["node"]
         state = run_state(run_dir, twin["config_digest"])
-        failed_dep = next((d for d in node["depends_on"] if outcome.get(d) in (RunState.FAILED, RunState.SKIPPED)),
-                          None)
+        failed_dep = next(
+            (d for d in node["depends_on"] if outcome.get(d) in (RunState.FAILED, RunState.SKIPPED)), None
+        )
         if state not in (RunState.COMPLETED, RunState.FAILED):
             state = RunState.SKIPPED if failed_dep else RunState.PENDING
         outcome[node["node"]] = state
@@ -99,51 +101,77 @@ def collect_results(study_dir: str | Path) -> dict[str, Any]:
         "conditions": list(spec.conditions),
         "axes": {name: axis.values for name, axis in spec.axes.items()},
         "task": plan.get("task"),
-        "analysis": {"primary_metric": analysis.primary_metric or plan.get("primary_metric", "accuracy"),
-                     "threshold": analysis.threshold,
-                     "patterns": analysis.patterns or plan["patterns"], "baseline": baseline,
-                     "comparisons": [list(pair) for pair in comparisons], "chance": analysis.chance,
-                     "primary": [list(pair) for pair in analysis.primary] if analysis.primary else None,
-                     "interval": analysis.interval, "sensitivity": analysis.sensitivity,
-                     "best_of": {k: list(v) for k, v in analysis.best_of.items()}},
-        "progress": {s.value: sum(v == s for v in outcome.values())
-                     for s in (RunState.COMPLETED, RunState.FAILED, RunState.SKIPPED, RunState.PENDING)},
+        "analysis": {
+            "primary_metric": analysis.primary_metric or plan.get("primary_metric", "accuracy"),
+            "threshold": analysis.threshold,
+            "patterns": analysis.patterns or plan["patterns"],
+            "baseline": baseline,
+            "comparisons": [list(pair) for pair in comparisons],
+            "chance": analysis.chance,
+            "primary": [list(pair) for pair in analysis.primary] if analysis.primary else None,
+            "interval": analysis.interval,
+            "sensitivity": analysis.sensitivity,
+            "best_of": {k: list(v) for k, v in analysis.best_of.items()},
+        },
+        "progress": {
+            s.value: sum(v == s for v in outcome.values())
+            for s in (RunState.COMPLETED, RunState.FAILED, RunState.SKIPPED, RunState.PENDING)
+        },
         "execution": execution.get("sessions", []),
         "runs": runs,
     }
 
 
-def _entry(node: dict[str, Any], twin: str, run_dir: Path, state: str, failed_dep: str | None,
-           outcome: dict[str, str]) -> dict[str, Any]:
+def _entry(
+    node: dict[str, Any], twin: str, run_dir: Path, state: str, failed_dep: str | None, outcome: dict[str, str]
+) -> dict[str, Any]:
     """One ``runs[]`` record (see docs/study_results.md)."""
     axes = node["axes"]
     group = None
     if node["condition"] is not None:
         group = "|".join([node["condition"], *(f"{k}={format_value(v)}" for k, v in axes.items())])
     entry: dict[str, Any] = {
-        "node": node["node"], "kind": node["kind"], "condition": node["condition"], "group": group, "axes": axes,
-        "seed": node["seed"], "status": state, "error": None, "run_dir": f"runs/{twin}",
-        "depends_on": node["depends_on"], "modality": node["modality"], "test": {},
-        "curves": {"train_loss": [], "validation_loss": [], "validation": {}}, "timing": {}, "model": {},
-        "resources": {}, "config_overrides": node["config_overrides"],
+        "node": node["node"],
+        "kind": node["kind"],
+        "condition": node["condition"],
+        "group": group,
+        "axes": axes,
+        "seed": node["seed"],
+        "status": state,
+        "error": None,
+        "run_dir": f"runs/{twin}",
+        "depends_on": node["depends_on"],
+        "modality": node["modality"],
+        "test": {},
+        "curves": {"train_loss": [], "validation_loss": [], "validation": {}},
+        "timing": {},
+        "model": {},
+        "resources": {},
+        "config_overrides": node["config_overrides"],
     }
     if state == RunState.SKIPPED:
-        entry["error"] = (f"Skipped: it loads the encoder of `{failed_dep}`, which "
-                          f"{'failed' if outcome.get(failed_dep or '') == 'failed' else 'was skipped'}.")
+        entry["error"] = (
+            f"Skipped: it loads the encoder of `{failed_dep}`, which "
+            f"{'failed' if outcome.get(failed_dep or '') == 'failed' else 'was skipped'}."
+        )
         return entry
     status = read_json_object(run_dir / "status.json")
     entry["error"] = status.get("error")
     if (run_dir / "epoch_metrics.json").is_file():
         epochs = read_json(run_dir / "epoch_metrics.json")
         if not isinstance(epochs, list) or not all(isinstance(e, dict) for e in epochs):
-            raise DamagedFileError(f"Expected a list of epoch records in `{run_dir / 'epoch_metrics.json'}`; the "
-                                   "file is damaged.")
+            raise DamagedFileError(
+                f"Expected a list of epoch records in `{run_dir / 'epoch_metrics.json'}`; the file is damaged."
+            )
         entry["curves"] = curves(epochs)
     if state == RunState.COMPLETED:
         entry["test"] = read_json_object(run_dir / "test_metrics.json")
         timing = read_json_object(run_dir / "timing.json")
-        entry["timing"] = {"pretraining": {m: float(v) for m, v in timing.get("pretraining", {}).items()},
-                           "pretraining_amortised": {}, **{key: timing.get(key) for key in TIMING_KEYS}}
+        entry["timing"] = {
+            "pretraining": {m: float(v) for m, v in timing.get("pretraining", {}).items()},
+            "pretraining_amortised": {},
+            **{key: timing.get(key) for key in TIMING_KEYS},
+        }
         model = read_json_object(run_dir / "model.json")
         entry["model"] = {k: model[k] for k in ("parameters", "trainable_parameters") if k in model}
         if "cost" in model:  # multiply-accumulates per sample, for the cost/accuracy trade-off
@@ -202,9 +230,15 @@ def long_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
     axes = list(results["axes"])
     rows: list[dict[str, Any]] = []
     for run in results["runs"]:
-        head = {"node": run["node"], "kind": run["kind"], "condition": run["condition"], "modality": run["modality"],
-                "seed": run["seed"], **{a: format_value(run["axes"][a]) if a in run["axes"] else None for a in axes},
-                "status": run["status"]}
+        head = {
+            "node": run["node"],
+            "kind": run["kind"],
+            "condition": run["condition"],
+            "modality": run["modality"],
+            "seed": run["seed"],
+            **{a: format_value(run["axes"][a]) if a in run["axes"] else None for a in axes},
+            "status": run["status"],
+        }
         add = partial(_add_row, rows, head)
         for pattern, metrics in run["test"].items():
             for metric, value in metrics.items():
@@ -224,15 +258,34 @@ def long_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
-def _add_row(rows: list[dict[str, Any]], head: dict[str, Any], split: str, epoch: int | None, pattern: str | None,
-             metric: str, value: Any) -> None:
+def _add_row(
+    rows: list[dict[str, Any]],
+    head: dict[str, Any],
+    split: str,
+    epoch: int | None,
+    pattern: str | None,
+    metric: str,
+    value: Any,
+) -> None:
     rows.append({**head, "split": split, "epoch": epoch, "pattern": pattern, "metric": metric, "value": value})
 
 
 def results_csv(results: dict[str, Any]) -> str:
     """:func:`long_rows` as CSV (an empty cell where a column does not apply)."""
-    columns = ["node", "kind", "condition", "modality", "seed", *results["axes"], "status", "split", "epoch",
-               "pattern", "metric", "value"]
+    columns = [
+        "node",
+        "kind",
+        "condition",
+        "modality",
+        "seed",
+        *results["axes"],
+        "status",
+        "split",
+        "epoch",
+        "pattern",
+        "metric",
+        "value",
+    ]
     out = io.StringIO()
     writer = csv.DictWriter(out, columns, lineterminator="\n")
     writer.writeheader()
@@ -296,5 +349,9 @@ def summary_by_group(results: dict[str, Any], metric: str | None = None) -> Summ
             for pattern in results["patterns"]:
                 if metric in run["test"].get(pattern, {}):
                     values.setdefault(run["group"], {}).setdefault(pattern, []).append(run["test"][pattern][metric])
-    return {group: {p: (statistics.fmean(v), statistics.stdev(v) if len(v) > 1 else 0.0, len(v))
-                    for p, v in by_pattern.items()} for group, by_pattern in values.items()}
+    return {
+        group: {
+            p: (statistics.fmean(v), statistics.stdev(v) if len(v) > 1 else 0.0, len(v)) for p, v in by_pattern.items()
+        }
+        for group, by_pattern in values.items()
+    }

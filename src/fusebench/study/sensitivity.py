@@ -39,15 +39,19 @@ BOOTSTRAP_RESAMPLES = 2000
 CONFIDENCE = 0.95
 
 
-def _cell_values(groups: Sequence[Mapping[str, Any]], condition: str, cell: Mapping[str, Any],
-                 pattern: str) -> dict[int, float]:
+def _cell_values(
+    groups: Sequence[Mapping[str, Any]], condition: str, cell: Mapping[str, Any], pattern: str
+) -> dict[int, float]:
     """seed -> test value of the group of ``condition`` at the axis values ``cell``."""
     wanted = {k: format_value(v) for k, v in cell.items()}
     for group in groups:
         axes = {k: format_value(v) for k, v in (group.get("axes") or {}).items()}
         if group.get("condition") == condition and axes == wanted:
-            return {int(s["seed"]): float(s["test"][pattern]) for s in group.get("per_seed") or []
-                    if s.get("test", {}).get(pattern) is not None}
+            return {
+                int(s["seed"]): float(s["test"][pattern])
+                for s in group.get("per_seed") or []
+                if s.get("test", {}).get(pattern) is not None
+            }
     return {}
 
 
@@ -70,13 +74,24 @@ def _bootstrap_spread(matrix: np.ndarray, seed: int) -> tuple[float, float]:
     return float(np.quantile(stds, tail)), float(np.quantile(stds, 1.0 - tail))
 
 
-def surface(groups: Sequence[Mapping[str, Any]], condition: str, cells: Sequence[Mapping[str, Any]],
-            pattern: str, higher_is_better: bool) -> dict[str, Any]:
+def surface(
+    groups: Sequence[Mapping[str, Any]],
+    condition: str,
+    cells: Sequence[Mapping[str, Any]],
+    pattern: str,
+    higher_is_better: bool,
+) -> dict[str, Any]:
     """One condition's surface over ``cells`` and its spreads (module docstring)."""
     values = [_cell_values(groups, condition, cell, pattern) for cell in cells]
     complete = sorted(set.intersection(*(set(v) for v in values))) if values else []
-    cell_rows = [{"axes": dict(cell), "summary": summary(list(v.values())),
-                  "per_seed": {str(s): x for s, x in sorted(v.items())}} for cell, v in zip(cells, values, strict=True)]
+    cell_rows = [
+        {
+            "axes": dict(cell),
+            "summary": summary(list(v.values())),
+            "per_seed": {str(s): x for s, x in sorted(v.items())},
+        }
+        for cell, v in zip(cells, values, strict=True)
+    ]
     means = np.array([np.mean(list(v.values())) if v else math.nan for v in values])
     present = means[np.isfinite(means)]
     std, value_range = _spread(present) if present.size else (math.nan, math.nan)
@@ -89,16 +104,30 @@ def surface(groups: Sequence[Mapping[str, Any]], condition: str, cells: Sequence
     best, worst = (order[-1], order[0]) if higher_is_better else (order[0], order[-1])
     low, high = _bootstrap_spread(matrix, seed=0)
     return {
-        "condition": condition, "cells": cell_rows, "cells_with_values": int(present.size),
+        "condition": condition,
+        "cells": cell_rows,
+        "cells_with_values": int(present.size),
         "complete_seeds": complete,
-        "best_cell": dict(cells[best]) if order else None, "worst_cell": dict(cells[worst]) if order else None,
-        "best_mean": float(means[best]) if order else None, "worst_mean": float(means[worst]) if order else None,
-        "spread_of_means": {"std": std, "range": value_range, "bootstrap_low": low, "bootstrap_high": high,
-                            "seeds": len(complete)},
-        "per_seed_spread": {"per_seed": {str(s): v for s, v in per_seed.items()},
-                            "summary": summary(list(per_seed.values()))},
-        "noise": {"within_cell_std": noise, "flat_surface_spread": noise / math.sqrt(n) if n else math.nan,
-                  "seeds_per_cell": n},
+        "best_cell": dict(cells[best]) if order else None,
+        "worst_cell": dict(cells[worst]) if order else None,
+        "best_mean": float(means[best]) if order else None,
+        "worst_mean": float(means[worst]) if order else None,
+        "spread_of_means": {
+            "std": std,
+            "range": value_range,
+            "bootstrap_low": low,
+            "bootstrap_high": high,
+            "seeds": len(complete),
+        },
+        "per_seed_spread": {
+            "per_seed": {str(s): v for s, v in per_seed.items()},
+            "summary": summary(list(per_seed.values())),
+        },
+        "noise": {
+            "within_cell_std": noise,
+            "flat_surface_spread": noise / math.sqrt(n) if n else math.nan,
+            "seeds_per_cell": n,
+        },
     }
 
 
@@ -108,18 +137,40 @@ def compare_spreads(reference: Mapping[str, Any], compared: Mapping[str, Any]) -
     seeds = sorted((s for s in set(a) & set(b) if math.isfinite(a[s]) and math.isfinite(b[s])), key=int)
     if len(seeds) < 2:
         return None
-    result = paired_comparison([a[s] for s in seeds], [b[s] for s in seeds], metric="per-seed spread",
-                               condition_a=reference["condition"], condition_b=compared["condition"],
-                               confidence=CONFIDENCE)
-    return {"reference": reference["condition"], "compared": compared["condition"], "n": result.n,
-            "mean_reference": result.mean_a, "mean_compared": result.mean_b, "mean_diff": result.mean_diff,
-            "ci_low": result.ci_low, "ci_high": result.ci_high, "p_ttest": result.p_ttest,
-            "p_wilcoxon": result.p_wilcoxon, "note": result.note, "seeds": [int(s) for s in seeds]}
+    result = paired_comparison(
+        [a[s] for s in seeds],
+        [b[s] for s in seeds],
+        metric="per-seed spread",
+        condition_a=reference["condition"],
+        condition_b=compared["condition"],
+        confidence=CONFIDENCE,
+    )
+    return {
+        "reference": reference["condition"],
+        "compared": compared["condition"],
+        "n": result.n,
+        "mean_reference": result.mean_a,
+        "mean_compared": result.mean_b,
+        "mean_diff": result.mean_diff,
+        "ci_low": result.ci_low,
+        "ci_high": result.ci_high,
+        "p_ttest": result.p_ttest,
+        "p_wilcoxon": result.p_wilcoxon,
+        "note": result.note,
+        "seeds": [int(s) for s in seeds],
+    }
 
 
-def sensitivity_analysis(groups: Sequence[Mapping[str, Any]], axes: Mapping[str, Sequence[Any]],
-                         names: Sequence[str] | None, conditions: Sequence[str], baseline: str | None,
-                         metric: str, pattern: str, higher_is_better: bool) -> list[dict[str, Any]] | None:
+def sensitivity_analysis(
+    groups: Sequence[Mapping[str, Any]],
+    axes: Mapping[str, Sequence[Any]],
+    names: Sequence[str] | None,
+    conditions: Sequence[str],
+    baseline: str | None,
+    metric: str,
+    pattern: str,
+    higher_is_better: bool,
+) -> list[dict[str, Any]] | None:
     """The sensitivity section's numbers, one entry per slice; None when the study names no sensitivity axes.
 
     Args:
@@ -144,21 +195,37 @@ def sensitivity_analysis(groups: Sequence[Mapping[str, Any]], axes: Mapping[str,
     slices = []
     for fixed_values in itertools.product(*(axes[a] for a in others)):
         fixed = dict(zip(others, fixed_values, strict=True))
-        cells = [{**dict(zip(names, values, strict=True)), **fixed}
-                 for values in itertools.product(*(axes[n] for n in names))]
+        cells = [
+            {**dict(zip(names, values, strict=True)), **fixed}
+            for values in itertools.product(*(axes[n] for n in names))
+        ]
         surfaces = [surface(groups, c, cells, pattern, higher_is_better) for c in conditions]
         by_condition = {s["condition"]: s for s in surfaces}
-        comparisons = [compare_spreads(by_condition[reference], s) for s in surfaces
-                       if reference in by_condition and s["condition"] != reference]
-        slices.append({"fixed": fixed, "axes": list(names), "values": {n: list(axes[n]) for n in names},
-                       "metric": metric, "pattern": pattern, "surfaces": surfaces,
-                       "comparisons": [c for c in comparisons if c is not None],
-                       "most_sensitive": _most_sensitive(surfaces)})
+        comparisons = [
+            compare_spreads(by_condition[reference], s)
+            for s in surfaces
+            if reference in by_condition and s["condition"] != reference
+        ]
+        slices.append(
+            {
+                "fixed": fixed,
+                "axes": list(names),
+                "values": {n: list(axes[n]) for n in names},
+                "metric": metric,
+                "pattern": pattern,
+                "surfaces": surfaces,
+                "comparisons": [c for c in comparisons if c is not None],
+                "most_sensitive": _most_sensitive(surfaces),
+            }
+        )
     return slices
 
 
 def _most_sensitive(surfaces: Sequence[Mapping[str, Any]]) -> str | None:
     """The condition with the largest spread of cell means (descriptive; the comparisons test it)."""
-    spreads = [(s["spread_of_means"]["std"], s["condition"]) for s in surfaces
-               if s["spread_of_means"]["std"] is not None and math.isfinite(s["spread_of_means"]["std"])]
+    spreads = [
+        (s["spread_of_means"]["std"], s["condition"])
+        for s in surfaces
+        if s["spread_of_means"]["std"] is not None and math.isfinite(s["spread_of_means"]["std"])
+    ]
     return max(spreads)[1] if spreads else None

@@ -63,19 +63,24 @@ class ConditionSpec(_Strict):
     """
 
     pretrained: list[str] | Literal["all"] = Field(
-        default_factory=list, description="modalities whose encoder is pre-trained, or `all`")
+        default_factory=list, description="modalities whose encoder is pre-trained, or `all`"
+    )
     scratch: list[str] = Field(default_factory=list, description="with `pretrained: all`: trained from scratch")
     overrides: list[str] = Field(default_factory=list)
     pretrain_configs: dict[str, str] = Field(
-        default_factory=dict, description="modality -> the pre-training run config this condition's encoder comes "
-        "from (relative to the spec), instead of `study.pretrain.configs` or the one derived from the base")
+        default_factory=dict,
+        description="modality -> the pre-training run config this condition's encoder comes "
+        "from (relative to the spec), instead of `study.pretrain.configs` or the one derived from the base",
+    )
 
     @model_validator(mode="after")
     def _scratch_needs_all(self) -> ConditionSpec:
         if self.scratch and self.pretrained != "all":
-            raise ValueError(f"`scratch` ({self.scratch}) goes with `pretrained: all`, got `pretrained` "
-                             f"{self.pretrained}; with a list of pre-trained modalities the others are trained "
-                             "from scratch already")
+            raise ValueError(
+                f"`scratch` ({self.scratch}) goes with `pretrained: all`, got `pretrained` "
+                f"{self.pretrained}; with a list of pre-trained modalities the others are trained "
+                "from scratch already"
+            )
         return self
 
     def modalities(self, available: Sequence[str]) -> list[str]:
@@ -110,8 +115,9 @@ class ExpertSpec(_Strict):
     is the same node. No fusion run loads them.
     """
 
-    data_fractions: list[float] = Field(default_factory=lambda: [1.0], min_length=1,
-                                        description="pretrain.data_fraction of each expert, in (0, 1]")
+    data_fractions: list[float] = Field(
+        default_factory=lambda: [1.0], min_length=1, description="pretrain.data_fraction of each expert, in (0, 1]"
+    )
     modalities: list[str] | Literal["all"] = Field(default="all", description="modalities that get experts")
 
     @field_validator("data_fractions")
@@ -164,10 +170,13 @@ class AnalysisSpec(_Strict):
     interval: Literal["t", "bca", "auto"] = "t"
     chance: float | None = None
     best_of: dict[str, list[str] | str] = Field(
-        default_factory=dict, description="name -> conditions (or one `{modality}` template) reported as the "
-        "better of them per pattern, e.g. the MMPT paper's dropout rule (004 Sec. 4.1)")
+        default_factory=dict,
+        description="name -> conditions (or one `{modality}` template) reported as the "
+        "better of them per pattern, e.g. the MMPT paper's dropout rule (004 Sec. 4.1)",
+    )
     sensitivity: list[str] | None = Field(
-        default=None, description="axes whose grid the hyperparameter-sensitivity section spans (default: none)")
+        default=None, description="axes whose grid the hyperparameter-sensitivity section spans (default: none)"
+    )
 
 
 class StudySpec(_Strict):
@@ -191,28 +200,37 @@ class StudySpec(_Strict):
         for kind, names in (("condition", self.conditions), ("axis", self.axes)):
             bad = [n for n in names if "__" in n or not re.fullmatch(SAFE_NAME, n.replace(MODALITY_TEMPLATE, "m"))]
             if bad:
-                raise ValueError(f"{kind} names become folder names: use letters, digits, `_`, `-`, `.` "
-                                 f"and no `__`, got {quoted(bad)}")
+                raise ValueError(
+                    f"{kind} names become folder names: use letters, digits, `_`, `-`, `.` "
+                    f"and no `__`, got {quoted(bad)}"
+                )
         if not any(MODALITY_TEMPLATE in name for name in self.conditions):
             self.check_condition_names()
         sensitivity = self.analysis.sensitivity
         if sensitivity is not None:
             unknown = [a for a in sensitivity if a not in self.axes]
             if not sensitivity or unknown or len(set(sensitivity)) != len(sensitivity):
-                raise ValueError(f"`analysis.sensitivity` names the axes whose grid it spans, each once; got "
-                                 f"{sensitivity}, and the axes are {list(self.axes)}")
+                raise ValueError(
+                    f"`analysis.sensitivity` names the axes whose grid it spans, each once; got "
+                    f"{sensitivity}, and the axes are {list(self.axes)}"
+                )
         return self
 
     def check_condition_names(self) -> None:
         """The conditions ``analysis`` names exist (checked again once templates are expanded)."""
         analysis = self.analysis
-        names = [analysis.baseline or "", *itertools.chain.from_iterable(analysis.comparisons or []),
-                 *itertools.chain.from_iterable(analysis.primary or []),
-                 *itertools.chain.from_iterable(v for v in analysis.best_of.values() if isinstance(v, list))]
+        names = [
+            analysis.baseline or "",
+            *itertools.chain.from_iterable(analysis.comparisons or []),
+            *itertools.chain.from_iterable(analysis.primary or []),
+            *itertools.chain.from_iterable(v for v in analysis.best_of.values() if isinstance(v, list)),
+        ]
         unknown = sorted({n for n in names if n and n not in self.conditions})
         if unknown:
-            raise ValueError(f"`analysis` names conditions {quoted(unknown)}, which `conditions` does not have; "
-                             f"its conditions are {quoted(self.conditions)}")
+            raise ValueError(
+                f"`analysis` names conditions {quoted(unknown)}, which `conditions` does not have; "
+                f"its conditions are {quoted(self.conditions)}"
+            )
         same = [list(p) for p in [*(analysis.comparisons or []), *(analysis.primary or [])] if p[0] == p[1]]
         if same:
             raise ValueError(f"`analysis` compares a condition with itself: {same}; name two different conditions")
@@ -228,31 +246,42 @@ class StudySpec(_Strict):
             for m in modalities if MODALITY_TEMPLATE in name else [None]:
                 fill = partial(_fill, modality=m)
                 scratch = [fill(x) for x in condition.scratch]
-                chosen = [x for x in modalities if x not in scratch] if condition.pretrained == "all" else [
-                    fill(x) for x in condition.pretrained]
+                chosen = (
+                    [x for x in modalities if x not in scratch]
+                    if condition.pretrained == "all"
+                    else [fill(x) for x in condition.pretrained]
+                )
                 pretrained = list(chosen)
                 unknown = sorted(set(pretrained + scratch) - set(modalities))
                 if unknown:
-                    raise ValueError(f"condition `{fill(name)}` names modalities {unknown}, which the base config "
-                                     f"does not have; it has {list(modalities)}")
+                    raise ValueError(
+                        f"condition `{fill(name)}` names modalities {unknown}, which the base config "
+                        f"does not have; it has {list(modalities)}"
+                    )
                 configs = {fill(k): fill(v) for k, v in condition.pretrain_configs.items()}
                 stray = sorted(set(configs) - set(pretrained))
                 if stray:
-                    raise ValueError(f"condition `{fill(name)}` names `pretrain_configs` for {stray}, which it does "
-                                     f"not pre-train; it pre-trains {pretrained}")
-                conditions[fill(name)] = ConditionSpec(pretrained=pretrained, pretrain_configs=configs,
-                                                       overrides=[fill(o) for o in condition.overrides])
+                    raise ValueError(
+                        f"condition `{fill(name)}` names `pretrain_configs` for {stray}, which it does "
+                        f"not pre-train; it pre-trains {pretrained}"
+                    )
+                conditions[fill(name)] = ConditionSpec(
+                    pretrained=pretrained, pretrain_configs=configs, overrides=[fill(o) for o in condition.overrides]
+                )
         best_of = {}
         for name, members in self.analysis.best_of.items():
             if isinstance(members, str):  # one condition template: the conditions it expands to
                 if MODALITY_TEMPLATE not in members or members not in self.conditions:
-                    raise ValueError(f"`analysis.best_of.{name}` is `{members}`; a single entry must be a condition "
-                                     f"template with `{MODALITY_TEMPLATE}` among the conditions "
-                                     f"{list(self.conditions)}, else give a list of conditions")
+                    raise ValueError(
+                        f"`analysis.best_of.{name}` is `{members}`; a single entry must be a condition "
+                        f"template with `{MODALITY_TEMPLATE}` among the conditions "
+                        f"{list(self.conditions)}, else give a list of conditions"
+                    )
                 members = [members.replace(MODALITY_TEMPLATE, m) for m in modalities]
             if len(members) < 2:
-                raise ValueError(f"`analysis.best_of.{name}` needs at least two conditions to choose from, got "
-                                 f"{members}")
+                raise ValueError(
+                    f"`analysis.best_of.{name}` needs at least two conditions to choose from, got {members}"
+                )
             best_of[name] = members
         analysis = self.analysis.model_copy(update={"best_of": best_of})
         spec = self.model_copy(update={"conditions": conditions, "analysis": analysis})
@@ -324,44 +353,65 @@ class Study:
 
     def study_overrides(self, seed: int) -> list[str]:
         """Set by the study on every run: the seed, fixed threads (same numbers on any executor), no bars."""
-        return [f"experiment.seed={seed}", f"experiment.threads={self.spec.threads_per_run}",
-                "logging.progress_bar=false"]
+        return [
+            f"experiment.seed={seed}",
+            f"experiment.threads={self.spec.threads_per_run}",
+            "logging.progress_bar=false",
+        ]
 
     def axis_overrides(self, values: dict[str, AxisValue], target: str) -> list[str]:
         axes = self.spec.axes
         return [f"{axes[n].key}={json.dumps(v)}" for n, v in values.items() if axes[n].target == target]
 
-    def fusion_overrides(self, condition: str, values: dict[str, AxisValue], seed: int,
-                         weights: dict[str, str]) -> list[str]:
+    def fusion_overrides(
+        self, condition: str, values: dict[str, AxisValue], seed: int, weights: dict[str, str]
+    ) -> list[str]:
         """Every override of a fusion run, in the order applied (later ones win)."""
         spec = self.spec
-        return [*spec.shared_overrides, *spec.overrides, *spec.conditions[condition].overrides,
-                *self.axis_overrides(values, "fusion"), *self.study_overrides(seed),
-                *(f"model.pretrained.{m}={json.dumps(weights[m])}" for m in spec.conditions[condition].pretrained)]
+        return [
+            *spec.shared_overrides,
+            *spec.overrides,
+            *spec.conditions[condition].overrides,
+            *self.axis_overrides(values, "fusion"),
+            *self.study_overrides(seed),
+            *(f"model.pretrained.{m}={json.dumps(weights[m])}" for m in spec.conditions[condition].pretrained),
+        ]
 
     def pretrain_overrides(self, values: dict[str, AxisValue], seed: int) -> list[str]:
         extra = self.spec.pretrain.overrides if self.spec.pretrain is not None else []
-        return [*self.spec.shared_overrides, *extra, *self.axis_overrides(values, "pretrain"),
-                *self.study_overrides(seed)]
+        return [
+            *self.spec.shared_overrides,
+            *extra,
+            *self.axis_overrides(values, "pretrain"),
+            *self.study_overrides(seed),
+        ]
 
-    def fusion_config(self, condition: str, values: dict[str, AxisValue], seed: int,
-                      weights: dict[str, str] | None = None) -> RunConfig:
+    def fusion_config(
+        self, condition: str, values: dict[str, AxisValue], seed: int, weights: dict[str, str] | None = None
+    ) -> RunConfig:
         # before the pre-training nodes exist (validation), a stand-in path: configs do not check files
         weights = weights or {m: f"pretrain-{m}.safetensors" for m in self.spec.conditions[condition].pretrained}
         overrides = self.fusion_overrides(condition, values, seed, weights)
         where = f"(condition `{condition}`{_axes_text(values)} of study `{self.source}`)"
         return _resolve(self.base, overrides, where, prune_to=None)
 
-    def pretrain_config(self, modality: str, values: dict[str, AxisValue], seed: int,
-                        condition: str | None = None) -> RunConfig:
+    def pretrain_config(
+        self, modality: str, values: dict[str, AxisValue], seed: int, condition: str | None = None
+    ) -> RunConfig:
         """The pre-training run of ``modality`` that ``condition`` loads (the study's by default)."""
         own = self.condition_pretrain.get(condition or "", {}).get(modality)
         where = f"(pre-training `{modality}`{_axes_text(values)} of study `{self.source}`)"
         if own is not None:
-            return _resolve(own, self.pretrain_overrides(values, seed),
-                            f"{where[:-1]}, for condition `{condition}`)", modality)
-        return _resolve(self.pretrain_configs[modality], self.pretrain_overrides(values, seed), where, modality,
-                        derive=modality in self.derived)
+            return _resolve(
+                own, self.pretrain_overrides(values, seed), f"{where[:-1]}, for condition `{condition}`)", modality
+            )
+        return _resolve(
+            self.pretrain_configs[modality],
+            self.pretrain_overrides(values, seed),
+            where,
+            modality,
+            derive=modality in self.derived,
+        )
 
     @property
     def expert_modalities(self) -> list[str]:
@@ -377,8 +427,13 @@ class Study:
     def expert_config(self, modality: str, fraction: float, seed: int) -> RunConfig:
         """The pre-training config of ``modality``'s expert on ``fraction`` of the training split."""
         where = f"(unimodal expert `{modality}` on data fraction {fraction} of study `{self.source}`)"
-        return _resolve(self.pretrain_configs[modality], self.expert_overrides(fraction, seed), where, modality,
-                        derive=modality in self.derived)
+        return _resolve(
+            self.pretrain_configs[modality],
+            self.expert_overrides(fraction, seed),
+            where,
+            modality,
+            derive=modality in self.derived,
+        )
 
 
 def _axes_text(values: dict[str, AxisValue]) -> str:
@@ -391,9 +446,12 @@ def _read(path: Path, mtime_ns: int) -> dict[str, Any]:
 
 
 #: Sections of a fusion config that a pre-training run derived from it leaves out.
-_FUSION_ONLY = {"data": ("missing_rate", "missing_patterns", "missing_resample", "modalities"),
-                "model": ("pretrained", "freeze", "fusion", "missing_strategy"), "training": ("strategy",),
-                "probe": ()}
+_FUSION_ONLY = {
+    "data": ("missing_rate", "missing_patterns", "missing_resample", "modalities"),
+    "model": ("pretrained", "freeze", "fusion", "missing_strategy"),
+    "training": ("strategy",),
+    "probe": (),
+}
 
 
 def derive_pretraining(raw: dict[str, Any], modality: str) -> dict[str, Any]:
@@ -411,8 +469,7 @@ def derive_pretraining(raw: dict[str, Any], modality: str) -> dict[str, Any]:
     return derived
 
 
-def _resolve(path: Path, overrides: Sequence[str], where: str, prune_to: str | None,
-             derive: bool = False) -> RunConfig:
+def _resolve(path: Path, overrides: Sequence[str], where: str, prune_to: str | None, derive: bool = False) -> RunConfig:
     raw = apply_overrides(_read(path, path.stat().st_mtime_ns), overrides)
     if derive and prune_to is not None:  # after the overrides: shared ones may set fusion-only keys
         raw = derive_pretraining(raw, prune_to)
@@ -424,8 +481,14 @@ def _resolve(path: Path, overrides: Sequence[str], where: str, prune_to: str | N
     return validate_config(raw, f"`{path}` with overrides {list(overrides)} {where}")
 
 
-def load_spec(path: str | Path, *, base: str | Path | None = None, name: str | None = None,
-              overrides: Sequence[str] = (), data_cache: DataCache | None = None) -> Study:
+def load_spec(
+    path: str | Path,
+    *,
+    base: str | Path | None = None,
+    name: str | None = None,
+    overrides: Sequence[str] = (),
+    data_cache: DataCache | None = None,
+) -> Study:
     """Read, validate and resolve a study spec; every error names the file and the key.
 
     Args:
@@ -462,10 +525,18 @@ def load_spec(path: str | Path, *, base: str | Path | None = None, name: str | N
         spec = spec.expanded(modalities)
     except ValueError as error:
         raise SpecError(f"Study `{source}`: {error}.") from None
-    explicit = {m: _config_path(folder, p, source, f"study.pretrain.configs.{m}")
-                for m, p in (spec.pretrain.configs.items() if spec.pretrain else [])}
-    own = {name: {m: _config_path(folder, p, source, f"study.conditions.{name}.pretrain_configs.{m}")
-                  for m, p in c.pretrain_configs.items()} for name, c in spec.conditions.items() if c.pretrain_configs}
+    explicit = {
+        m: _config_path(folder, p, source, f"study.pretrain.configs.{m}")
+        for m, p in (spec.pretrain.configs.items() if spec.pretrain else [])
+    }
+    own = {
+        name: {
+            m: _config_path(folder, p, source, f"study.conditions.{name}.pretrain_configs.{m}")
+            for m, p in c.pretrain_configs.items()
+        }
+        for name, c in spec.conditions.items()
+        if c.pretrain_configs
+    }
     wanted = {m for c in spec.conditions.values() for m in c.modalities(modalities) if m not in c.pretrain_configs}
     if any(a.target == "pretrain" for a in spec.axes.values()):
         wanted |= set(explicit) or set(modalities)
@@ -473,8 +544,10 @@ def load_spec(path: str | Path, *, base: str | Path | None = None, name: str | N
         chosen = list(modalities) if spec.experts.modalities == "all" else spec.experts.modalities
         unknown = sorted(set(chosen) - set(modalities))
         if unknown:
-            raise SpecError(f"Study `{source}`: `study.experts.modalities` names {unknown}, which the base config "
-                              f"does not have; it has {list(modalities)}.")
+            raise SpecError(
+                f"Study `{source}`: `study.experts.modalities` names {unknown}, which the base config "
+                f"does not have; it has {list(modalities)}."
+            )
         wanted |= set(chosen)
     derived = frozenset(sorted(wanted - set(explicit)))
     study = Study(spec, source, base_file, {**explicit, **dict.fromkeys(derived, base_file)}, derived, own)
@@ -485,8 +558,10 @@ def load_spec(path: str | Path, *, base: str | Path | None = None, name: str | N
 def _config_path(folder: Path, relative: str, source: Path, key: str) -> Path:
     file = (folder / relative).resolve()
     if not file.is_file():
-        raise SpecError(f"Study `{source}`: `{key}` is `{relative}`, but `{file}` does not exist; "
-                          "paths are relative to the spec file.")
+        raise SpecError(
+            f"Study `{source}`: `{key}` is `{relative}`, but `{file}` does not exist; "
+            "paths are relative to the spec file."
+        )
     return file
 
 
@@ -494,27 +569,37 @@ def _check_runs(study: Study, data_cache: DataCache | None = None) -> None:
     """Resolve every run the study implies (first seed), so mistakes surface before training."""
     spec, seed = study.spec, study.spec.seeds[0]
     named = [(f"study.pretrain.configs.{m}", m, f) for m, f in study.pretrain_configs.items() if m not in study.derived]
-    named += [(f"study.conditions.{c}.pretrain_configs.{m}", m, f) for c, files in study.condition_pretrain.items()
-              for m, f in files.items()]
+    named += [
+        (f"study.conditions.{c}.pretrain_configs.{m}", m, f)
+        for c, files in study.condition_pretrain.items()
+        for m, f in files.items()
+    ]
     for key, modality, file in named:
         section = read_yaml(file).get("pretrain")
         if not isinstance(section, dict) or section.get("modality") != modality:
-            raise SpecError(f"Study `{study.source}`: `{key}` is `{file}`, which is "
-                              f"not a pre-training config for `{modality}` (expected `pretrain: {{modality: "
-                              f"{modality}}}`).")
+            raise SpecError(
+                f"Study `{study.source}`: `{key}` is `{file}`, which is "
+                f"not a pre-training config for `{modality}` (expected `pretrain: {{modality: "
+                f"{modality}}}`)."
+            )
     built = _Preflight(study, data_cache)
     for modality in study.expert_modalities:
         for fraction in spec.experts.data_fractions if spec.experts else []:
-            built.check(study.expert_config(modality, fraction, seed),
-                        f"unimodal expert `{modality}` on data fraction {fraction}")
+            built.check(
+                study.expert_config(modality, fraction, seed),
+                f"unimodal expert `{modality}` on data fraction {fraction}",
+            )
     for condition, values in itertools.product(spec.conditions, study.axis_combinations()):
-        fusion = built.check(study.fusion_config(condition, values, seed), f"condition `{condition}`"
-                             f"{_axes_text(values)}")
+        fusion = built.check(
+            study.fusion_config(condition, values, seed), f"condition `{condition}`{_axes_text(values)}"
+        )
         pre_values = {k: v for k, v in values.items() if spec.axes[k].target == "pretrain"}
         for modality in spec.conditions[condition].pretrained:
             own = f" for condition `{condition}`" if modality in spec.conditions[condition].pretrain_configs else ""
-            built.check(study.pretrain_config(modality, pre_values, seed, condition),
-                        f"pre-training `{modality}`{own}{_axes_text(pre_values)}")
+            built.check(
+                study.pretrain_config(modality, pre_values, seed, condition),
+                f"pre-training `{modality}`{own}{_axes_text(pre_values)}",
+            )
         for modality in spec.conditions[condition].pretrained:
             encoder = study.pretrain_config(modality, values, seed, condition).model.encoders[modality]
             if encoder != fusion.model.encoders[modality]:
@@ -522,7 +607,8 @@ def _check_runs(study: Study, data_cache: DataCache | None = None) -> None:
                     f"Study `{study.source}`: condition `{condition}`{_axes_text(values)} loads a pre-trained "
                     f"`{modality}` encoder {encoder.model_dump()} into a fusion model whose `{modality}` encoder "
                     f"is {fusion.model.encoders[modality].model_dump()}; make them equal (e.g. with "
-                    "`shared_overrides`).")
+                    "`shared_overrides`)."
+                )
     built.build()
     try:
         study.task.check_metrics([study.primary_metric], where="`study.analysis.primary_metric`")

@@ -145,8 +145,9 @@ def _wilcoxon(diffs: np.ndarray, notes: list[str]) -> float:
     return float(stats.wilcoxon(diffs).pvalue)
 
 
-def _interval(diffs: np.ndarray, method: str, confidence: float, n_resamples: int, seed: int,
-              notes: list[str]) -> tuple[float, float]:
+def _interval(
+    diffs: np.ndarray, method: str, confidence: float, n_resamples: int, seed: int, notes: list[str]
+) -> tuple[float, float]:
     if np.ptp(diffs) == 0.0:
         notes.append("interval is a point: every paired difference is equal")
     if method == "t":
@@ -281,10 +282,7 @@ def holm_adjust(
     finite = ~np.isnan(raw)
     if finite.any():
         adjusted[finite] = multipletests(raw[finite], method="holm")[1]
-    return [
-        replace(c, p_holm=float(p), p_holm_source=f)
-        for c, p, f in zip(comparisons, adjusted, fields, strict=True)
-    ]
+    return [replace(c, p_holm=float(p), p_holm_source=f) for c, p, f in zip(comparisons, adjusted, fields, strict=True)]
 
 
 def summarize(values: Values, confidence: float = 0.95) -> Summary:

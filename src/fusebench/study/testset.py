@@ -113,12 +113,20 @@ def _check(saved: Sequence[Saved]) -> int:
     return sizes.pop()
 
 
-def _bootstrap(samples: int, statistic: Statistic, vectorized: bool, resamples: int,
-               confidence: float, seed: int) -> tuple[float, float]:
+def _bootstrap(
+    samples: int, statistic: Statistic, vectorized: bool, resamples: int, confidence: float, seed: int
+) -> tuple[float, float]:
     indices = np.arange(samples)
-    result = stats.bootstrap((indices,), statistic, vectorized=vectorized, n_resamples=resamples,
-                             method="percentile", confidence_level=confidence, rng=np.random.default_rng(seed),
-                             batch=100)
+    result = stats.bootstrap(
+        (indices,),
+        statistic,
+        vectorized=vectorized,
+        n_resamples=resamples,
+        method="percentile",
+        confidence_level=confidence,
+        rng=np.random.default_rng(seed),
+        batch=100,
+    )
     return float(result.confidence_interval.low), float(result.confidence_interval.high)
 
 
@@ -137,14 +145,16 @@ def _per_run_statistic(sides: Sequence[tuple[float, Sequence[Saved]]], metric: s
 
     def looped(idx: np.ndarray) -> float:
         rows = torch.as_tensor(idx)
-        return float(sum(sign * np.mean([score(p[rows], t[rows], metric, task) for p, t, task in runs])
-                         for sign, runs in sides))
+        return float(
+            sum(sign * np.mean([score(p[rows], t[rows], metric, task) for p, t, task in runs]) for sign, runs in sides)
+        )
 
     return looped, False
 
 
-def bootstrap_mean(saved: Sequence[Saved], metric: str, confidence: float = 0.95, seed: int = 0,
-                   resamples: int | None = None) -> TestSetInterval:
+def bootstrap_mean(
+    saved: Sequence[Saved], metric: str, confidence: float = 0.95, seed: int = 0, resamples: int | None = None
+) -> TestSetInterval:
     """Percentile bootstrap over test samples of the seed-mean ``metric`` of ``saved`` runs.
 
     Raises:
@@ -157,8 +167,14 @@ def bootstrap_mean(saved: Sequence[Saved], metric: str, confidence: float = 0.95
     return TestSetInterval("bootstrap", low, high, samples, resamples, len(saved), confidence)
 
 
-def bootstrap_difference(saved_a: Sequence[Saved], saved_b: Sequence[Saved], metric: str, confidence: float = 0.95,
-                         seed: int = 0, resamples: int | None = None) -> TestSetInterval:
+def bootstrap_difference(
+    saved_a: Sequence[Saved],
+    saved_b: Sequence[Saved],
+    metric: str,
+    confidence: float = 0.95,
+    seed: int = 0,
+    resamples: int | None = None,
+) -> TestSetInterval:
     """Percentile bootstrap over test samples of ``mean(metric_b) - mean(metric_a)`` over paired seeds.
 
     ``saved_a[i]`` and ``saved_b[i]`` are the same seed's runs of the two groups; every
@@ -176,8 +192,9 @@ def bootstrap_difference(saved_a: Sequence[Saved], saved_b: Sequence[Saved], met
     return TestSetInterval("bootstrap", low, high, samples, resamples, len(saved_a), confidence)
 
 
-def group_interval(mean: float | None, samples: int | None, saved: Sequence[Saved] | None, metric: str,
-                   confidence: float = 0.95) -> TestSetInterval | None:
+def group_interval(
+    mean: float | None, samples: int | None, saved: Sequence[Saved] | None, metric: str, confidence: float = 0.95
+) -> TestSetInterval | None:
     """The test-set interval of one group's seed-mean: Wilson for proportions, else the bootstrap.
 
     Returns ``None`` when neither applies (no mean or sample count for Wilson; no saved
@@ -196,7 +213,13 @@ def as_record(interval: TestSetInterval | None) -> dict[str, object] | None:
     """JSON-ready fields, ``half_width`` included; ``None`` stays ``None``."""
     if interval is None:
         return None
-    return {"method": interval.method, "low": interval.low, "high": interval.high, "half_width": interval.half_width,
-            "samples": interval.samples, "resamples": interval.resamples, "runs": interval.runs,
-            "confidence": interval.confidence}
-
+    return {
+        "method": interval.method,
+        "low": interval.low,
+        "high": interval.high,
+        "half_width": interval.half_width,
+        "samples": interval.samples,
+        "resamples": interval.resamples,
+        "runs": interval.runs,
+        "confidence": interval.confidence,
+    }

@@ -72,14 +72,19 @@ def best_and_last(curve: Sequence[float | None], higher_is_better: bool) -> dict
     return {"best_epoch": best_epoch, "best": best, "last_epoch": last_epoch, "last": last, "gap": last - best}
 
 
-def baseline_run(run: Mapping[str, Any], runs: Sequence[Mapping[str, Any]],
-                 baseline: str | None) -> Mapping[str, Any] | None:
+def baseline_run(
+    run: Mapping[str, Any], runs: Sequence[Mapping[str, Any]], baseline: str | None
+) -> Mapping[str, Any] | None:
     """The completed fusion run of the ``baseline`` condition with ``run``'s seed and axis values."""
     if baseline is None or run.get("condition") in (None, baseline):
         return None
     for other in runs:
-        if (other.get("kind", "fusion") == "fusion" and other.get("condition") == baseline
-                and other.get("seed") == run.get("seed") and (other.get("axes") or {}) == (run.get("axes") or {})
-                and other.get("status") == "completed"):
+        if (
+            other.get("kind", "fusion") == "fusion"
+            and other.get("condition") == baseline
+            and other.get("seed") == run.get("seed")
+            and (other.get("axes") or {}) == (run.get("axes") or {})
+            and other.get("status") == "completed"
+        ):
             return other
     return None

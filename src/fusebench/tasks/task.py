@@ -72,9 +72,7 @@ class Task:
         if self.kind == "multiclass" and self.output_size < 2:
             raise ValueError(f"Expected at least 2 classes for a multiclass task, got {self.output_size}.")
         if self.loss is not None and self.loss not in _LOSSES_OF[self.kind]:
-            raise ValueError(
-                f"Expected a `{self.kind}` loss in {list(_LOSSES_OF[self.kind])}, got `{self.loss}`."
-            )
+            raise ValueError(f"Expected a `{self.kind}` loss in {list(_LOSSES_OF[self.kind])}, got `{self.loss}`.")
         if not 0.0 < self.threshold < 1.0:
             raise ValueError(f"Expected the multilabel `threshold` in (0, 1), got {self.threshold}.")
         if self.label_names is not None and len(self.label_names) != self.output_size:
@@ -217,9 +215,7 @@ class Task:
                 raise DataError(f"{where}: expected multi-hot values 0 or 1, got others.")
         else:
             if target.ndim != 1 or not target.is_floating_point():
-                raise DataError(
-                    f"{where}: expected float regression targets of shape [N], got {target.dtype} {shape}."
-                )
+                raise DataError(f"{where}: expected float regression targets of shape [N], got {target.dtype} {shape}.")
             if len(target) and not bool(torch.isfinite(target).all()):
                 raise DataError(f"{where}: expected finite regression targets, got NaN or Inf.")
             if self.target_range is not None and len(target):

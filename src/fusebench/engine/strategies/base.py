@@ -135,8 +135,9 @@ def attached(model: nn.Module, name: str) -> nn.ModuleDict:
     """The modules a strategy attached to ``model`` as ``name`` (see :func:`attach`), per modality."""
     found = model.get_submodule(name)
     if not isinstance(found, nn.ModuleDict):
-        raise TypeError(f"Expected `{name}` to be an nn.ModuleDict attached by a strategy, got "
-                        f"`{type(found).__name__}`.")
+        raise TypeError(
+            f"Expected `{name}` to be an nn.ModuleDict attached by a strategy, got `{type(found).__name__}`."
+        )
     return found
 
 
@@ -144,8 +145,7 @@ def attach(model: nn.Module, name: str, module: nn.Module) -> nn.Module:
     """Register ``module`` on ``model`` as ``name`` so the optimiser and checkpoints see it."""
     if name in dict(model.named_children()) or name in vars(type(model)):
         raise ValueError(
-            f"`{type(model).__name__}` already has an attribute `{name}`; build the strategies "
-            f"once per model."
+            f"`{type(model).__name__}` already has an attribute `{name}`; build the strategies once per model."
         )
     model.add_module(name, module)
     return module

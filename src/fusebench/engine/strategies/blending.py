@@ -128,14 +128,12 @@ def blending_statistics(
         train, val = list(train_losses[head]), list(val_losses[head])
         if len(train) != len(val):
             raise ValueError(
-                f"Expected as many train as validation losses for head `{head}`, got "
-                f"{len(train)} and {len(val)}."
+                f"Expected as many train as validation losses for head `{head}`, got {len(train)} and {len(val)}."
             )
         n, e = _index(start, len(val), "start", head), _index(end, len(val), "end", head)
         if e <= n:
             raise ValueError(
-                f"Expected `end` after `start` for head `{head}` ({len(val)} epochs), got "
-                f"start={start}, end={end}."
+                f"Expected `end` after `start` for head `{head}` ({len(val)} epochs), got start={start}, end={end}."
             )
         gained = val[n] - val[e]
         over = val[e] - train[e]
@@ -153,8 +151,9 @@ def _index(index: int, length: int, name: str, head: str) -> int:
     return resolved
 
 
-def blending_weights_from_runs(runs: Mapping[str, str | Path], start: int = 0, end: int = -1,
-                               overfitting: Literal["delta", "final"] = "delta") -> dict[str, float]:
+def blending_weights_from_runs(
+    runs: Mapping[str, str | Path], start: int = 0, end: int = -1, overfitting: Literal["delta", "final"] = "delta"
+) -> dict[str, float]:
     """``estimate_blending_weights`` from finished run directories, one per head.
 
     Each run's ``epoch_metrics.json`` gives the train loss (the epoch's mean training-step

@@ -107,8 +107,9 @@ class _HeadLosses(L.Callback):
         pattern = pattern_name(self.modalities)
         for name, part in self.parts.items():
             loader = TensorLoader(part.inputs, part.target, self.batch_size, shuffle=False, lengths=part.lengths)
-            evaluation = evaluate_patterns(cast(nn.Module, module.model), loader, self.modalities, [self.modalities],
-                                           device=module.device)
+            evaluation = evaluate_patterns(
+                cast(nn.Module, module.model), loader, self.modalities, [self.modalities], device=module.device
+            )
             metrics = metrics_by_pattern(evaluation.logits, evaluation.target, self.task, [])
             self.losses[name].append(float(metrics[pattern]["loss"]))  # the task's loss
 
@@ -131,8 +132,9 @@ def _head_config(config: RunConfig, modality: str | None) -> RunConfig:
     return validate_config(raw, "<gradient_blending: auto>")
 
 
-def check_auto_blending(config: RunConfig, modalities: Sequence[str], train_samples: int,
-                        model: nn.Module | None = None) -> dict[str, float]:
+def check_auto_blending(
+    config: RunConfig, modalities: Sequence[str], train_samples: int, model: nn.Module | None = None
+) -> dict[str, float]:
     """Raise now what the estimation would raise later; return stand-in weights to check the strategy with.
 
     Args:
@@ -167,13 +169,16 @@ def check_auto_blending(config: RunConfig, modalities: Sequence[str], train_samp
     return {pattern_name(names): 1.0, **dict.fromkeys(names, 1.0)}
 
 
-_NO_ENCODERS = ("`training.strategy.gradient_blending: auto` trains each modality's encoder alone as a unimodal "
-                "branch, but `{model}` has no per-modality encoders (late fusion and feature early fusion have "
-                "them); give fixed weights instead.")
+_NO_ENCODERS = (
+    "`training.strategy.gradient_blending: auto` trains each modality's encoder alone as a unimodal "
+    "branch, but `{model}` has no per-modality encoders (late fusion and feature early fusion have "
+    "them); give fixed weights instead."
+)
 
 
-def _train_head(config: RunConfig, modality: str | None, parts: Mapping[str, Split], data: DataSplits,
-                device: str) -> dict[str, list[float]]:
+def _train_head(
+    config: RunConfig, modality: str | None, parts: Mapping[str, Split], data: DataSplits, device: str
+) -> dict[str, list[float]]:
     from fusebench.engine.build import build_model, frozen_modalities, load_pretrained
     from fusebench.engine.module import FusionModule
 
@@ -186,17 +191,37 @@ def _train_head(config: RunConfig, modality: str | None, parts: Mapping[str, Spl
         raise ConfigError(_NO_ENCODERS.format(model=type(model).__name__))
     views = {name: part.only(tuple(modalities)) for name, part in parts.items()}
     recorder = _HeadLosses(views, modalities, head_config.data.eval_batch_size, data.task)
-    module = FusionModule(model, modalities, data.task, head_config.training.optimizer, SchedulerConfig(name="none"),
-                          [], frozen=frozen_modalities(head_config))
+    module = FusionModule(
+        model,
+        modalities,
+        data.task,
+        head_config.training.optimizer,
+        SchedulerConfig(name="none"),
+        [],
+        frozen=frozen_modalities(head_config),
+    )
     trainer = L.Trainer(
-        accelerator="gpu" if device == "cuda" else "cpu", devices=1,
-        max_epochs=config.training.strategy.gradient_blending_auto.epochs, deterministic=True, callbacks=[recorder],
-        logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-        num_sanity_val_steps=0, limit_val_batches=0,
+        accelerator="gpu" if device == "cuda" else "cpu",
+        devices=1,
+        max_epochs=config.training.strategy.gradient_blending_auto.epochs,
+        deterministic=True,
+        callbacks=[recorder],
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        limit_val_batches=0,
     )
     train = views["train"]
-    loader = TensorLoader(train.inputs, train.target, head_config.data.batch_size, shuffle=True,
-                          seed=config.experiment.seed, lengths=train.lengths)
+    loader = TensorLoader(
+        train.inputs,
+        train.target,
+        head_config.data.batch_size,
+        shuffle=True,
+        seed=config.experiment.seed,
+        lengths=train.lengths,
+    )
     with warnings.catch_warnings():  # no validation loop on purpose: the recorder measures both parts
         warnings.filterwarnings("ignore", message=".*no `val_dataloader`.*")
         trainer.fit(module, train_dataloaders=loader)
@@ -226,13 +251,23 @@ def estimate_auto_blending(config: RunConfig, data: DataSplits, device: str = "c
     end = settings.epochs  # the window from epoch 0 (initialisation) to epoch N, Algorithm 1
     statistics = blending_statistics(train_loss, holdout_loss, 0, end, settings.overfitting)
     weights = estimate_blending_weights(train_loss, holdout_loss, 0, end, settings.overfitting)
-    return BlendingEstimate(weights, train_loss, holdout_loss, statistics, settings.epochs,
-                            settings.holdout_fraction, settings.overfitting, len(train), len(holdout),
-                            time.perf_counter() - started)
+    return BlendingEstimate(
+        weights,
+        train_loss,
+        holdout_loss,
+        statistics,
+        settings.epochs,
+        settings.holdout_fraction,
+        settings.overfitting,
+        len(train),
+        len(holdout),
+        time.perf_counter() - started,
+    )
 
 
-def resolve_auto_blending(config: RunConfig, data: DataSplits, device: str, run_dir: Path,
-                          reuse: bool) -> tuple[RunConfig, float]:
+def resolve_auto_blending(
+    config: RunConfig, data: DataSplits, device: str, run_dir: Path, reuse: bool
+) -> tuple[RunConfig, float]:
     """``config`` with ``gradient_blending: auto`` replaced by estimated weights, and the seconds spent.
 
     The estimate is written to ``run_dir/gradient_blending.json``; with ``reuse`` (re-evaluating

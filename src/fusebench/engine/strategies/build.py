@@ -29,8 +29,9 @@ from fusebench.errors import ConfigError, quoted
 from fusebench.tasks import Task
 
 
-def build_strategies(config: RunConfig, model: nn.Module, modalities: Sequence[str],
-                     task: Task, *, load_files: bool = True) -> list[TrainingStrategy]:
+def build_strategies(
+    config: RunConfig, model: nn.Module, modalities: Sequence[str], task: Task, *, load_files: bool = True
+) -> list[TrainingStrategy]:
     """The strategies ``config.training.strategy`` selects (none configured -> ``[]``).
 
     Args:
@@ -57,8 +58,10 @@ def build_strategies(config: RunConfig, model: nn.Module, modalities: Sequence[s
     seed = config.experiment.seed
     for key, used in (("modality_dropout", settings.modality_dropout > 0), ("ogm_ge", settings.ogm_ge)):
         if used and len(names) < 2:
-            raise ConfigError(f"`training.strategy.{key}` needs at least two modalities; this run has "
-                              f"{quoted(names)} (`model.encoders`, or `data.modalities` where set).")
+            raise ConfigError(
+                f"`training.strategy.{key}` needs at least two modalities; this run has "
+                f"{quoted(names)} (`model.encoders`, or `data.modalities` where set)."
+            )
     strategies: list[TrainingStrategy] = []
     if settings.modality_dropout > 0:
         drop = settings.modality_dropout_of or "any"  # the config refuses a rate without it
@@ -88,22 +91,36 @@ def build_strategies(config: RunConfig, model: nn.Module, modalities: Sequence[s
     if settings.distill:
         strategies.append(_distillation(config, settings, model, names, load_files))
     if settings.contrastive is not None:
-        strategies.append(build_contrastive(settings.contrastive, model, names, epochs=config.training.epochs,
-                                            early_stopping=config.training.early_stopping.enabled))
+        strategies.append(
+            build_contrastive(
+                settings.contrastive,
+                model,
+                names,
+                epochs=config.training.epochs,
+                early_stopping=config.training.early_stopping.enabled,
+            )
+        )
     if settings.ogm_ge:
         fuse_of(model)  # the strategy calls it
         check_trainable(model, names, "ogm_ge")
-        strategy = OGMGE(names, settings.ogm_alpha, settings.ogm_noise, seed, coefficient=settings.ogm_coefficient,
-                         scores=settings.ogm_scores, parameters=settings.ogm_parameters,
-                         start_epoch=settings.ogm_start_epoch, end_epoch=settings.ogm_end_epoch)
+        strategy = OGMGE(
+            names,
+            settings.ogm_alpha,
+            settings.ogm_noise,
+            seed,
+            coefficient=settings.ogm_coefficient,
+            scores=settings.ogm_scores,
+            parameters=settings.ogm_parameters,
+            start_epoch=settings.ogm_start_epoch,
+            end_epoch=settings.ogm_end_epoch,
+        )
         if settings.ogm_scores == "head_share":
             head_shares_check(model, names)
         strategies.append(strategy)
     return strategies
 
 
-def blending_weights(weights: Mapping[str, float],
-                     modalities: Sequence[str]) -> tuple[float, dict[str, float]]:
+def blending_weights(weights: Mapping[str, float], modalities: Sequence[str]) -> tuple[float, dict[str, float]]:
     """``{pattern: weight}`` -> (fused weight, ``{modality: weight}``), checked.
 
     The full pattern (e.g. ``audio+image``) is required; the others must be single
@@ -112,8 +129,7 @@ def blending_weights(weights: Mapping[str, float],
     full = pattern_name(modalities)
     if len(modalities) < 2:
         raise ConfigError(
-            f"`training.strategy.gradient_blending` needs at least two modalities, got "
-            f"{list(modalities)}."
+            f"`training.strategy.gradient_blending` needs at least two modalities, got {list(modalities)}."
         )
     allowed = [full, *modalities]
     fused: float | None = None
@@ -136,14 +152,14 @@ def blending_weights(weights: Mapping[str, float],
             )
     if fused is None:
         raise ConfigError(
-            f"`training.strategy.gradient_blending` must weigh the fused head `{full}`, got keys "
-            f"{sorted(weights)}."
+            f"`training.strategy.gradient_blending` must weigh the fused head `{full}`, got keys {sorted(weights)}."
         )
     return fused, unimodal
 
 
-def _distillation(config: RunConfig, settings: StrategyConfig, model: nn.Module,
-                  modalities: Sequence[str], load_files: bool) -> TeacherDistillation:
+def _distillation(
+    config: RunConfig, settings: StrategyConfig, model: nn.Module, modalities: Sequence[str], load_files: bool
+) -> TeacherDistillation:
     check_modalities("distill", list(settings.distill), modalities)
     teachers = {}
     for m in sorted(settings.distill):

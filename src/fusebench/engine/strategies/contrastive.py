@@ -72,9 +72,17 @@ class ContrastiveAlignment(Strategy):
         contrastive_epochs: leading epochs in which only the contrastive loss trains.
     """
 
-    def __init__(self, anchors: Sequence[str], other: str, modalities: Sequence[str], loss: nn.Module,
-                 weight: float, projected: Sequence[str] = (), model_projector: bool = False,
-                 contrastive_epochs: int = 0) -> None:
+    def __init__(
+        self,
+        anchors: Sequence[str],
+        other: str,
+        modalities: Sequence[str],
+        loss: nn.Module,
+        weight: float,
+        projected: Sequence[str] = (),
+        model_projector: bool = False,
+        contrastive_epochs: int = 0,
+    ) -> None:
         self.anchors, self.other = tuple(anchors), other
         self.columns = {m: column(modalities, m) for m in (*self.anchors, other)}
         self.loss = loss
@@ -94,8 +102,9 @@ class ContrastiveAlignment(Strategy):
         if modality == self.other and self.model_projector:
             inner = contract(model)
             if not isinstance(inner, FeatureEarlyFusionModel):  # build_contrastive found its projector
-                raise TypeError(f"Expected the feature early-fusion model the strategy was built for, got "
-                                f"`{type(inner).__name__}`.")
+                raise TypeError(
+                    f"Expected the feature early-fusion model the strategy was built for, got `{type(inner).__name__}`."
+                )
             return inner.enhance(modality, z)
         if modality in self.projected:
             projected: Tensor = attached(model, CONTRASTIVE_PROJECTIONS)[modality](z)
@@ -116,8 +125,14 @@ class ContrastiveAlignment(Strategy):
         return {"contrastive": self.weight * torch.stack(losses).mean()}
 
 
-def build_contrastive(settings: ContrastiveOptions, model: nn.Module, modalities: Sequence[str], *,
-                      epochs: int | None = None, early_stopping: bool = False) -> ContrastiveAlignment:
+def build_contrastive(
+    settings: ContrastiveOptions,
+    model: nn.Module,
+    modalities: Sequence[str],
+    *,
+    epochs: int | None = None,
+    early_stopping: bool = False,
+) -> ContrastiveAlignment:
     """The strategy for the validated ``training.strategy.contrastive`` settings.
 
     Args:
@@ -158,8 +173,11 @@ def build_contrastive(settings: ContrastiveOptions, model: nn.Module, modalities
         _same_width(anchors, dims, early.fused_dims[other], "`model.fusion.params.projector_dim`")
     elif isinstance(settings, EnhancedProjectorKeys):
         width = _same_width(anchors, dims, None, "the anchors")
-        attach(model, CONTRASTIVE_PROJECTIONS,
-               nn.ModuleDict({other: ResidualTanhProjector(dims[other], width, settings.dropout)}))
+        attach(
+            model,
+            CONTRASTIVE_PROJECTIONS,
+            nn.ModuleDict({other: ResidualTanhProjector(dims[other], width, settings.dropout)}),
+        )
         projected = [other]
     elif isinstance(settings, LinearProjectorKeys):
         width = settings.dim if settings.dim is not None else min(dims.values())
@@ -187,10 +205,8 @@ def build_contrastive(settings: ContrastiveOptions, model: nn.Module, modalities
                 f"early stopping would judge an untrained classifier; set `training.early_stopping.enabled: false`."
             )
         if settings.weight == 0:
-            raise ConfigError(f"{_WHERE}.contrastive_epochs` is {stage} with `weight: 0`: those epochs train "
-                              "nothing.")
-    return ContrastiveAlignment(anchors, other, modalities, loss, settings.weight, projected, model_projector,
-                                stage)
+            raise ConfigError(f"{_WHERE}.contrastive_epochs` is {stage} with `weight: 0`: those epochs train nothing.")
+    return ContrastiveAlignment(anchors, other, modalities, loss, settings.weight, projected, model_projector, stage)
 
 
 def _same_width(anchors: Sequence[str], dims: Mapping[str, int], width: int | None, source: str) -> int:

@@ -71,8 +71,7 @@ class TeacherDistillation(Strategy):
     def __init__(self, teachers: Mapping[str, nn.Module], weights: Mapping[str, float]) -> None:
         if set(teachers) != set(weights):
             raise ValueError(
-                f"Expected a teacher per distilled modality {sorted(weights)}, got teachers for "
-                f"{sorted(teachers)}."
+                f"Expected a teacher per distilled modality {sorted(weights)}, got teachers for {sorted(teachers)}."
             )
         self.teachers = dict(sorted(teachers.items()))
         self.weights = dict(sorted(weights.items()))

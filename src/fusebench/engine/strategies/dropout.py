@@ -105,8 +105,7 @@ class ModalityDropout(Strategy):
             raise ValueError(f"Expected `training.strategy.modality_dropout` in [0, 1), got {p}.")
         if len(modalities) < 2:
             raise ValueError(
-                f"`training.strategy.modality_dropout` needs at least two modalities, got "
-                f"{list(modalities)}."
+                f"`training.strategy.modality_dropout` needs at least two modalities, got {list(modalities)}."
             )
         if drop != ANY and drop not in modalities:
             raise ValueError(

@@ -43,8 +43,9 @@ def unimodal_heads(model: nn.Module, modalities: Sequence[str], num_classes: int
 TaskLoss = Callable[[Tensor, Tensor], Tensor]
 
 
-def unimodal_losses(model: nn.Module, output: ModelOutput, batch: Batch,
-                    modalities: Sequence[str], loss: TaskLoss = F.cross_entropy) -> dict[str, Tensor]:
+def unimodal_losses(
+    model: nn.Module, output: ModelOutput, batch: Batch, modalities: Sequence[str], loss: TaskLoss = F.cross_entropy
+) -> dict[str, Tensor]:
     """Mean task loss (``Task.compute_loss``) of each ``model.aux_heads[m]`` over the samples where ``m`` is present.
 
     A modality absent from the whole batch contributes a zero loss.

@@ -86,8 +86,9 @@ def discrepancy_ratios(scores: Mapping[str, float]) -> dict[str, float]:
     return ratios
 
 
-def ogm_coefficients(scores: Mapping[str, float], alpha: float,
-                     coefficient: OGMCoefficient = "eq10") -> dict[str, float]:
+def ogm_coefficients(
+    scores: Mapping[str, float], alpha: float, coefficient: OGMCoefficient = "eq10"
+) -> dict[str, float]:
     """The modulation coefficient ``k_m`` of each modality from its score ``s_m``.
 
     ``"eq10"`` (Peng et al., Eq. 10): ``k_m = 1 - tanh(alpha * rho_m)`` if ``rho_m > 1``,
@@ -170,8 +171,13 @@ def fuse_of(model: nn.Module) -> Callable[[Mapping[str, Tensor], Tensor], Tensor
 
 
 @torch.no_grad()
-def modality_scores(model: nn.Module, embeddings: Mapping[str, Tensor], target: Tensor,
-                    modalities: Sequence[str], scores: OGMScores = "head_share") -> dict[str, float]:
+def modality_scores(
+    model: nn.Module,
+    embeddings: Mapping[str, Tensor],
+    target: Tensor,
+    modalities: Sequence[str],
+    scores: OGMScores = "head_share",
+) -> dict[str, float]:
     """``s_m``: summed softmax probability of the true class from modality ``m``'s logits.
 
     Runs in eval mode (no dropout, no running-statistics updates of the missing-modality
@@ -212,17 +218,28 @@ class OGMGE(Strategy):
         end_epoch: last epoch with modulation; ``None`` = until the end.
     """
 
-    def __init__(self, modalities: Sequence[str], alpha: float, noise: bool, seed: int, *,
-                 coefficient: OGMCoefficient = "eq10", scores: OGMScores = "head_share",
-                 parameters: OGMParameters = "all", start_epoch: int = 1, end_epoch: int | None = None) -> None:
+    def __init__(
+        self,
+        modalities: Sequence[str],
+        alpha: float,
+        noise: bool,
+        seed: int,
+        *,
+        coefficient: OGMCoefficient = "eq10",
+        scores: OGMScores = "head_share",
+        parameters: OGMParameters = "all",
+        start_epoch: int = 1,
+        end_epoch: int | None = None,
+    ) -> None:
         if len(modalities) < 2:
-            raise ValueError(
-                f"`training.strategy.ogm_ge` needs at least two modalities, got {list(modalities)}."
-            )
+            raise ValueError(f"`training.strategy.ogm_ge` needs at least two modalities, got {list(modalities)}.")
         if alpha < 0:
             raise ValueError(f"Expected `training.strategy.ogm_alpha` >= 0, got {alpha}.")
-        for key, value, allowed in (("ogm_coefficient", coefficient, OGMCoefficient), ("ogm_scores", scores, OGMScores),
-                                    ("ogm_parameters", parameters, OGMParameters)):
+        for key, value, allowed in (
+            ("ogm_coefficient", coefficient, OGMCoefficient),
+            ("ogm_scores", scores, OGMScores),
+            ("ogm_parameters", parameters, OGMParameters),
+        ):
             if value not in get_args(allowed):
                 raise ValueError(f"Expected `training.strategy.{key}` in {list(get_args(allowed))}, got `{value}`.")
         if start_epoch < 1 or (end_epoch is not None and end_epoch < start_epoch):
