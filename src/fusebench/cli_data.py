@@ -121,11 +121,11 @@ def data_export(
         out_dir,
         source_root=options.root,
         cache_dir=options.cache_dir,
-        dtype=dtype,
+        dtype=dtype,  # type: ignore[arg-type]
         keep_all=keep_all,
         force=force,
         progress=True,
-    )  # type: ignore[arg-type]
+    )
     counts = result.counts
     read_back = (
         ""

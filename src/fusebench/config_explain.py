@@ -195,8 +195,8 @@ def explain_validation_error(
     source: str,
     root: type[BaseModel] | None = None,
     kind: str = "config",
-    as_type: type[E] = ConfigError,
-) -> E:  # type: ignore[assignment]
+    as_type: type[E] = ConfigError,  # type: ignore[assignment]
+) -> E:
     """Turn pydantic's report into one paragraph naming the source, the keys and the fix.
 
     ``root`` is the model that was validated (a run config by default, a study spec too), so

@@ -31,7 +31,7 @@ def follow_run(config: RunConfig, run_dir: str | Path, data: DataSplits | None =
     """
     import lightning as L
 
-    from fusebench.engine.run import _strategies, quiet_lightning, resolve_device
+    from fusebench.engine.run_steps import quiet_lightning, resolve_device, training_strategies
 
     quiet_lightning()
     if config.experiment.threads:
@@ -55,7 +55,7 @@ def follow_run(config: RunConfig, run_dir: str | Path, data: DataSplits | None =
         metric_names,
         primary,
         frozen_modalities(config),
-        strategies=_strategies(config, model, data),
+        strategies=training_strategies(config, model, data),
         gradient_clip=config.training.gradient_clip,
     )
     folder = Path(run_dir)

@@ -298,8 +298,8 @@ def compare_groups(
                 condition_a=pair[0],
                 condition_b=pair[1],
                 confidence=confidence,
-                interval="t" if family == "descriptive" else interval,
-            )  # type: ignore[arg-type]
+                interval="t" if family == "descriptive" else interval,  # type: ignore[arg-type]
+            )
         if family == "descriptive":
             result = _descriptive(result)
         elif quantity["kind"] == "epochs_to_threshold" and record["censored_a"] + record["censored_b"]:
