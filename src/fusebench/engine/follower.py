@@ -15,9 +15,8 @@ from pathlib import Path
 import torch
 
 from fusebench.config import RunConfig
-from fusebench.engine.build import build_model, frozen_modalities
+from fusebench.engine.build import frozen_modalities
 from fusebench.engine.datasets import DataSplits, run_splits, run_task
-from fusebench.engine.feature_cache import cache_features, can_cache
 from fusebench.engine.module import FusionModule
 from fusebench.engine.scale import placement
 from fusebench.engine.trainer import RunData, make_trainer
@@ -31,7 +30,7 @@ def follow_run(config: RunConfig, run_dir: str | Path, data: DataSplits | None =
     """
     import lightning as L
 
-    from fusebench.engine.run_steps import quiet_lightning, resolve_device, training_strategies
+    from fusebench.engine.run_steps import build_cached, quiet_lightning, resolve_device, training_strategies
 
     quiet_lightning()
     if config.experiment.threads:
@@ -42,9 +41,7 @@ def follow_run(config: RunConfig, run_dir: str | Path, data: DataSplits | None =
     if data is None:
         data = run_splits(config)
     metric_names, primary = run_task(config, data.task)
-    model = build_model(config, data.input_shapes, data.task.output_size, data.modality_info)
-    if config.training.cache_frozen_features and can_cache(model, frozen_modalities(config)):
-        model, data = cache_features(model, data, config.data.eval_batch_size, device)
+    model, data, _ = build_cached(config, data, device)
     run_data = RunData(data, config, where)
     module = FusionModule(
         model,

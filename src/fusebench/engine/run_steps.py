@@ -139,25 +139,34 @@ def prepare_data(
 
 def build(prepared: PreparedData) -> BuiltModel:
     """Build: the model, and — with ``cache_frozen_features`` — frozen encoders' outputs cached once."""
-    config, data, device = prepared.config, prepared.data, prepared.device
+    config, data = prepared.config, prepared.data
     if prepared.skip_train:  # the checkpoint holds every weight; the pre-trained files may have moved or gone
-        built = config.model_copy(deep=True)
-        built.model.pretrained = {}
-        model = build_model(built, data.input_shapes, data.task.output_size, data.modality_info)
-    else:
-        model = build_model(config, data.input_shapes, data.task.output_size, data.modality_info)
-    input_shapes = data.input_shapes  # of the raw inputs (cached features replace `data` below)
-    cache_seconds = 0.0
-    raw_test = data.test  # inference throughput is measured from raw inputs, even when training uses cached features
-    if config.training.cache_frozen_features and can_cache(model, frozen_modalities(config)):
-        cache_start = time.perf_counter()
+        config = config.model_copy(deep=True)
+        config.model.pretrained = {}
+    model, cached, cache_seconds = build_cached(config, data, prepared.device)
+    # inference throughput is measured from raw inputs, even when training uses cached features
+    return BuiltModel(model, cached, data.input_shapes, data.test, cache_seconds)
+
+
+def build_cached(config: RunConfig, data: DataSplits, device: str) -> tuple[torch.nn.Module, DataSplits, float]:
+    """The run's model and the splits it trains on, with the seconds spent caching frozen outputs.
+
+    With ``training.cache_frozen_features`` a frozen late-fusion encoder's features, or a
+    where-to-fuse model's frozen encoder tokens (002 Sec. 2.2), are computed once and replace
+    the raw inputs. Every training process (rank 0 and its DDP followers) builds through here,
+    so they train the same model on the same inputs.
+    """
+    model = build_model(config, data.input_shapes, data.task.output_size, data.modality_info)
+    if not config.training.cache_frozen_features:
+        return model, data, 0.0
+    cache_start = time.perf_counter()
+    if can_cache(model, frozen_modalities(config)):
         model, data = cache_features(model, data, config.data.eval_batch_size, device)
-        cache_seconds = time.perf_counter() - cache_start
-    elif config.training.cache_frozen_features and frozen_token_modalities(model):  # where-to-fuse, 002 Sec. 2.2
-        cache_start = time.perf_counter()
+    elif frozen_token_modalities(model):
         model, data = cache_tokens(model, data, config.data.eval_batch_size)
-        cache_seconds = time.perf_counter() - cache_start
-    return BuiltModel(model, data, input_shapes, raw_test, cache_seconds)
+    else:
+        return model, data, 0.0
+    return model, data, time.perf_counter() - cache_start
 
 
 def fit(prepared: PreparedData, built: BuiltModel) -> FittedModel:
