@@ -29,11 +29,11 @@ def _fit(tmp_path: Path, overrides: list[str]) -> tuple[FusionModule, DataSplits
         model,
         data.modalities,
         data.task,
-        config.training.optimizer,
-        config.training.scheduler,
-        ["accuracy"],
-        "accuracy",
-        frozen_modalities(config),
+        optimizer=config.training.optimizer,
+        scheduler=config.training.scheduler,
+        metric_names=["accuracy"],
+        primary="accuracy",
+        frozen=frozen_modalities(config),
         on_epoch_record=records.append,
     )
     trainer = L.Trainer(

@@ -164,7 +164,12 @@ def test_aux_head_losses_equal_alpha_times_cross_entropy_on_present_samples(tmp_
         expected = alpha[m] * F.cross_entropy(model.aux_heads[m](output.embeddings[m][rows]), batch.target[rows])
         torch.testing.assert_close(extras[f"aux_{m}"], expected)
     module = FusionModule(
-        model, MODALITIES, Task("multiclass", 10), config.training.optimizer, config.training.scheduler, ["accuracy"]
+        model,
+        MODALITIES,
+        Task("multiclass", 10),
+        optimizer=config.training.optimizer,
+        scheduler=config.training.scheduler,
+        metric_names=["accuracy"],
     )
     optimised = {id(p) for group in module.configure_optimizers().param_groups for p in group["params"]}
     assert {id(p) for p in model.aux_heads.parameters()} <= optimised
@@ -563,9 +568,9 @@ def test_all_strategies_train_on_real_data_and_survive_checkpoints(tmp_path: Pat
         model,
         MODALITIES,
         Task("multiclass", 10),
-        config.training.optimizer,
-        config.training.scheduler,
-        ["accuracy"],
+        optimizer=config.training.optimizer,
+        scheduler=config.training.scheduler,
+        metric_names=["accuracy"],
         strategies=strategies,
     )
     load_lightning_weights(module, tmp_path / "all" / "checkpoints" / "best.ckpt")

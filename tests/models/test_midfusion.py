@@ -47,7 +47,7 @@ def _seed() -> Iterator[None]:
 
 def _model(fusion_layer: int, primary: str = "image", **kwargs) -> WhereToFuseModel:
     options = {"dim": 16, "num_layers": NUM_LAYERS, "heads": 2, "pooled_tokens": 2, "dropout": 0.0, **kwargs}
-    return build_where_to_fuse(SHAPES, NUM_CLASSES, primary, fusion_layer=fusion_layer, **options)
+    return build_where_to_fuse(SHAPES, NUM_CLASSES, primary=primary, fusion_layer=fusion_layer, **options)
 
 
 @pytest.mark.parametrize(("patch", "tokens"), [((4, 4), 49), ((2, 2), 196), (7, 16)])

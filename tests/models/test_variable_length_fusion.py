@@ -64,7 +64,7 @@ def test_where_to_fuse_padding_never_changes_outputs(
     model = build_where_to_fuse(
         SHAPES,
         1,
-        primary,
+        primary=primary,
         dim=16,
         num_layers=2,
         heads=2,
@@ -83,7 +83,7 @@ def test_unpooled_joining_sequences_keep_their_padding_masked(fusion_layer: int,
     model = build_where_to_fuse(
         SHAPES,
         1,
-        "text",
+        primary="text",
         dim=16,
         num_layers=2,
         heads=2,
@@ -103,7 +103,7 @@ def test_token_early_fusion_padding_never_changes_outputs(missing: str) -> None:
 
 
 def test_where_to_fuse_lengths_out_of_range_are_errors() -> None:
-    model = build_where_to_fuse(SHAPES, 1, "text", dim=16, num_layers=2, heads=2, fusion_layer=1)
+    model = build_where_to_fuse(SHAPES, 1, primary="text", dim=16, num_layers=2, heads=2, fusion_layer=1)
     inputs, lengths = _batch(junk=False)
     lengths["audio"][2] = 21
     with pytest.raises(ValueError, match=r"Expected sequence lengths in 1..20, got values from 1 to 21"):

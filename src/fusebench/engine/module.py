@@ -57,6 +57,7 @@ class FusionModule(L.LightningModule):
         model: nn.Module,
         modalities: Sequence[str],
         task: Task,
+        *,
         optimizer: OptimizerConfig,
         scheduler: SchedulerConfig,
         metric_names: Sequence[str],

@@ -157,6 +157,7 @@ def build_feature_early_fusion(
 def build_token_early_fusion(
     input_shapes: Mapping[str, Sequence[int]],
     num_classes: int,
+    *,
     dim: int = 64,
     depth: int = 2,
     heads: int = 4,
@@ -176,6 +177,7 @@ def build_token_early_fusion(
 def build_where_to_fuse(
     input_shapes: Mapping[str, Sequence[int]],
     num_classes: int,
+    *,
     primary: str | None = None,
     dim: int = 64,
     num_layers: int = 4,
@@ -189,7 +191,6 @@ def build_where_to_fuse(
     image_patch: int | Sequence[int] = (4, 4),
     spectrogram_mode: SpectrogramMode = "frames",
     spectrogram_patch: int | Sequence[int] = (8, 8),
-    *,
     fusion_spec: Mapping[str, int] | None = None,
     injection: Injection = "direct",
     decoder_layers: int = 1,

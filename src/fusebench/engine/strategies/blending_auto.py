@@ -195,9 +195,9 @@ def _train_head(
         model,
         modalities,
         data.task,
-        head_config.training.optimizer,
-        SchedulerConfig(name="none"),
-        [],
+        optimizer=head_config.training.optimizer,
+        scheduler=SchedulerConfig(name="none"),
+        metric_names=[],
         frozen=frozen_modalities(head_config),
     )
     trainer = L.Trainer(
