@@ -40,7 +40,7 @@ from fusebench.study.analysis_weakness import weakness_analysis
 from fusebench.study.records import RunRecord, StudyRecord, load_results
 from fusebench.study.results import pretraining_seconds
 from fusebench.study.sensitivity import sensitivity_analysis
-from fusebench.study.spec import format_value
+from fusebench.study.spec_models import format_value
 from fusebench.tasks import higher_is_better
 
 CONFIDENCE = 0.95

@@ -20,7 +20,7 @@ from typing import Any
 from fusebench.study.analysis_groups import test_value, time_parts, validation_curve
 from fusebench.study.curves import epochs_to_threshold
 from fusebench.study.records import RunRecord
-from fusebench.study.spec import format_value
+from fusebench.study.spec_models import format_value
 from fusebench.study.stats import PairedComparison, comparison_table, holm_adjust, paired_comparison
 
 Pair = tuple[str, str]

@@ -22,7 +22,8 @@ from fusebench.config import RunConfig, dump_config
 from fusebench.engine.datasets import recipe_digest
 from fusebench.engine.run_folder import RunState, live_state
 from fusebench.io import atomic_write_json, read_json
-from fusebench.study.spec import AxisValue, Study, format_value
+from fusebench.study.spec import Study
+from fusebench.study.spec_models import AxisValue, format_value
 
 PLAN_FILE = "plan.json"
 

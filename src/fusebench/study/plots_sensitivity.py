@@ -19,7 +19,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from fusebench.study.plots import colormap, direction, save, text_colour  # noqa: E402
-from fusebench.study.spec import format_value  # noqa: E402
+from fusebench.study.spec_models import format_value  # noqa: E402
 
 
 def _cell(surface: Mapping[str, Any], wanted: Mapping[str, Any]) -> Mapping[str, Any] | None:

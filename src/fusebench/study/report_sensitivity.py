@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from fusebench.study.report_text import DASH, interval, mean_std, num, pvalue, signed
-from fusebench.study.spec import format_value
+from fusebench.study.spec_models import format_value
 
 
 def _cell_name(cell: Mapping[str, Any] | None) -> str:

@@ -22,7 +22,7 @@ from fusebench.engine.run_folder import RunState
 from fusebench.errors import DamagedFileError
 from fusebench.io import atomic_write_json, atomic_write_text, read_json, read_json_object
 from fusebench.study.graph import read_plan, run_state
-from fusebench.study.spec import StudyFile, StudySpec, format_value
+from fusebench.study.spec_models import StudyFile, StudySpec, format_value
 from fusebench.study.thesis import baseline_run, best_and_last, efficiency, percent_change
 from fusebench.tasks import higher_is_better
 

@@ -32,7 +32,7 @@ import numpy as np
 
 from fusebench.errors import ResultsError
 from fusebench.study.analysis_groups import summary
-from fusebench.study.spec import format_value
+from fusebench.study.spec_models import format_value
 from fusebench.study.stats import paired_comparison
 
 BOOTSTRAP_RESAMPLES = 2000
