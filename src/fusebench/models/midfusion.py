@@ -93,6 +93,7 @@ class WhereToFuseModel(nn.Module):
         tokenizers: Mapping[str, nn.Module],
         num_classes: int,
         fusion_spec: Mapping[str, int],
+        *,
         dim: int = 64,
         num_layers: int = 4,
         heads: int = 4,
