@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 import yaml
 from rich.console import Console
-from tests._helpers.processes import MARKER, kill_marked, wait_until_gone
+from tests._helpers.processes import MARKER, as_from_a_terminal, kill_marked, wait_until_gone
 from tests._helpers.runs import tiny_raw
 from tests._helpers.snapshots import folder_digest
 from tests.study.test_spec import write_spec
@@ -63,7 +63,14 @@ def _kill_at_random_point(
     of ``delay`` seconds passed, send ``sig``. Its return code and output."""
     marker = uuid.uuid4().hex
     wanted, delay = rng.randint(0, finished_runs), rng.uniform(0.0, delay)
-    process = subprocess.Popen(command, env=_env(marker), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    process = subprocess.Popen(
+        command,
+        env=_env(marker),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        preexec_fn=as_from_a_terminal,
+    )
     try:
         deadline = time.monotonic() + 120
         while len(_completed_runs(runs)) < wanted and process.poll() is None and time.monotonic() < deadline:

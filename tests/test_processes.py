@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from tests._helpers.processes import MARKER, alive, kill_marked, wait_until_gone
+from tests._helpers.processes import MARKER, alive, as_from_a_terminal, kill_marked, wait_until_gone
 from tests._helpers.runs import tiny_raw
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -69,6 +69,7 @@ def test_stopping_a_train_prints_one_line_and_marks_the_run_interrupted(tmp_path
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        preexec_fn=as_from_a_terminal,
     )
     try:
         _wait_for(run_dir / "epoch_metrics.json")  # well inside the training loop

@@ -3,11 +3,22 @@
 from __future__ import annotations
 
 import os
+import signal
 import time
 from pathlib import Path
 
 #: The environment variable that marks every process a test starts (children inherit it).
 MARKER = "FUSEBENCH_TEST_MARKER"
+
+
+def as_from_a_terminal() -> None:
+    """``preexec_fn`` for a command a test interrupts: SIGINT at its default, as in a terminal.
+
+    A child inherits an ignored SIGINT, and Python then installs no KeyboardInterrupt handler;
+    a pytest worker may ignore SIGINT after an earlier test (Lightning ignores it while it
+    shuts down after Ctrl-C, pool workers ignore it), so without this Ctrl-C would do nothing.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def record_pid_and_sleep(path: str, seconds: float) -> None:
