@@ -29,10 +29,10 @@ import torch
 
 from fusebench.data.patterns import pattern_name
 from fusebench.engine.mmpt import DEFAULT_P_GRID, mmpt_curve
-from fusebench.study.analysis_compare import axes_key
 from fusebench.study.analysis_groups import summary
 from fusebench.study.analysis_mixture import OutputCache, experts_by_key, group_fractions
 from fusebench.study.analysis_modality import _band
+from fusebench.study.analysis_pairs import axes_key
 from fusebench.study.records import RunRecord
 
 

@@ -1,4 +1,4 @@
-"""Paired comparisons between groups: which pairs, which quantities, and their Holm families.
+"""Paired comparisons between groups: which quantities, the tests, and their Holm families.
 
 Two groups are compared seed by seed, on the seeds where both runs completed (a failed
 seed drops out of that comparison, and ``n`` says how many pairs are left). The tests
@@ -7,6 +7,8 @@ condition vs the baseline on the test primary metric of the primary pattern), an
 other test (other patterns, first epoch, epochs to threshold, a post-hoc best vs
 runner-up) as *secondary*. Wall time is positive by construction, so it is not a
 hypothesis: it is described (means, ratio, interval) and never counted as a finding.
+Which groups are paired is :mod:`fusebench.study.analysis_pairs`; the time each pair
+costs, as the report states it, is :mod:`fusebench.study.analysis_costs`.
 """
 
 from __future__ import annotations
@@ -18,79 +20,12 @@ from dataclasses import replace
 from typing import Any
 
 from fusebench.study.analysis_groups import test_value, time_parts, validation_curve
+from fusebench.study.analysis_pairs import Pair
 from fusebench.study.curves import epochs_to_threshold
 from fusebench.study.records import RunRecord
-from fusebench.study.spec_models import format_value
 from fusebench.study.stats import PairedComparison, comparison_table, holm_adjust, paired_comparison
 
-Pair = tuple[str, str]
 FAMILIES = ("primary", "secondary", "descriptive")
-
-
-def axes_key(axes: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
-    return tuple((k, format_value(axes[k])) for k in sorted(axes))
-
-
-def comparison_pairs(
-    groups: Sequence[Mapping[str, Any]],
-    conditions: Sequence[str],
-    axes: Mapping[str, Sequence[Any]],
-    baseline: str,
-    requested: Sequence[Sequence[str]] | None,
-) -> list[Pair]:
-    """``(reference group, compared group)`` pairs, in report order.
-
-    Conditions are compared at equal axis values: the requested condition pairs, or else
-    every condition against ``baseline``. In a study with axes each axis value is also
-    compared with the axis' first value, within a condition and at equal other axes.
-    """
-    index = {(g["condition"], axes_key(g["axes"])): g["name"] for g in groups}
-    combos = list(dict.fromkeys(axes_key(g["axes"]) for g in groups))
-    condition_pairs = (
-        [tuple(p) for p in requested] if requested else [(baseline, c) for c in conditions if c != baseline]
-    )
-    pairs = [(index.get((a, combo), ""), index.get((b, combo), "")) for a, b in condition_pairs for combo in combos]
-    pairs += _axis_pairs(groups, conditions, axes)
-    return list(dict.fromkeys(p for p in pairs if all(p)))
-
-
-def _axis_pairs(
-    groups: Sequence[Mapping[str, Any]], conditions: Sequence[str], axes: Mapping[str, Sequence[Any]]
-) -> list[Pair]:
-    """Each axis value against the axis' first value, within a condition and at equal other axes."""
-    index = {(g["condition"], axes_key(g["axes"])): g["name"] for g in groups}
-    pairs = []
-    for condition in conditions:
-        for axis, values in axes.items():
-            for group in groups:
-                combo = dict(group["axes"])
-                if (
-                    group["condition"] == condition
-                    and axis in combo
-                    and format_value(combo[axis]) != format_value(values[0])
-                ):
-                    reference = index.get((condition, axes_key({**combo, axis: values[0]})), "")
-                    pairs.append((reference, group["name"]))
-    return [p for p in pairs if all(p)]
-
-
-def primary_pairs(
-    groups: Sequence[Mapping[str, Any]],
-    conditions: Sequence[str],
-    axes: Mapping[str, Sequence[Any]],
-    condition_pairs: Sequence[Sequence[str]],
-) -> list[Pair]:
-    """Group pairs of the primary family: the primary condition pairs at every axis combination.
-
-    A study with a single condition has no condition pair; its primary comparisons are
-    each axis value against the axis' first value.
-    """
-    if len(conditions) < 2 or not condition_pairs:
-        return list(dict.fromkeys(_axis_pairs(groups, conditions, axes)))
-    index = {(g["condition"], axes_key(g["axes"])): g["name"] for g in groups}
-    combos = list(dict.fromkeys(axes_key(g["axes"]) for g in groups))
-    pairs = [(index.get((a, combo), ""), index.get((b, combo), "")) for a, b in condition_pairs for combo in combos]
-    return list(dict.fromkeys(p for p in pairs if all(p)))
 
 
 def quantities(
@@ -343,48 +278,3 @@ def family_sizes(comparisons: Sequence[Mapping[str, Any]]) -> dict[str, int]:
         elif c.get("p_holm") is not None and c["p_holm"] == c["p_holm"]:
             sizes[c["family"]] += 1
     return sizes
-
-
-COST_KEYS = (
-    "training",
-    "total",
-    "pretraining_full",
-    "pretraining_amortised",
-    "total_with_pretraining",
-    "total_with_pretraining_amortised",
-)
-
-
-def _change(new: float | None, old: float | None) -> float | None:
-    return None if new is None or not old else 100.0 * (new - old) / old
-
-
-def cost_changes(pairs: Sequence[Pair], groups: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """Mean time per seed of each compared pair and the relative changes the report states.
-
-    ``total_change_pct_full`` is the thesis' "total cost +128%": the compared group's
-    main run plus the full cost of its pre-trained encoders, against the reference's.
-    Means are over each group's own completed seeds (``n_a``, ``n_b``).
-    """
-    by_name = {g["name"]: g for g in groups}
-    rows = []
-    for a, b in pairs:
-        row: dict[str, Any] = {"group_a": a, "group_b": b, "n_a": by_name[a]["n"], "n_b": by_name[b]["n"]}
-        for key in COST_KEYS:
-            for side, name in (("a", a), ("b", b)):
-                row[f"{key}_{side}"] = ((by_name[name].get("time") or {}).get(key) or {}).get("mean")
-        row["training_change_pct"] = _change(row["training_b"], row["training_a"])
-        added = (row["pretraining_full_b"] or 0.0) - (row["pretraining_full_a"] or 0.0)
-        row["pretraining_added_full"] = added
-        row["pretraining_added_amortised"] = (row["pretraining_amortised_b"] or 0.0) - (
-            row["pretraining_amortised_a"] or 0.0
-        )
-        row["pretraining_added_pct_of_a_total"] = _change(
-            (row["total_with_pretraining_a"] or 0.0) + added, row["total_with_pretraining_a"]
-        )
-        row["total_change_pct_full"] = _change(row["total_with_pretraining_b"], row["total_with_pretraining_a"])
-        row["total_change_pct_amortised"] = _change(
-            row["total_with_pretraining_amortised_b"], row["total_with_pretraining_amortised_a"]
-        )
-        rows.append(row)
-    return rows

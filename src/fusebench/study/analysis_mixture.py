@@ -38,9 +38,9 @@ from torch import Tensor
 
 from fusebench.data.patterns import pattern_name
 from fusebench.engine.mmpt import DEFAULT_P_GRID, mmpt_curve
-from fusebench.study.analysis_compare import axes_key
 from fusebench.study.analysis_groups import run_config
 from fusebench.study.analysis_modality import SavedOutputs, axis_changing, load_logits
+from fusebench.study.analysis_pairs import axes_key
 from fusebench.study.records import RunRecord
 from fusebench.tasks import Task
 

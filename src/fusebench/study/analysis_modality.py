@@ -26,8 +26,8 @@ from fusebench.engine.contributions import shapley_from_pattern_metrics
 from fusebench.engine.mmpt import DEFAULT_P_GRID, mmpt_curve
 from fusebench.errors import DamagedFileError
 from fusebench.io import read_json
-from fusebench.study.analysis_compare import axes_key
 from fusebench.study.analysis_groups import run_config, run_file, summary
+from fusebench.study.analysis_pairs import axes_key
 from fusebench.study.records import RunRecord
 from fusebench.tasks import Task
 

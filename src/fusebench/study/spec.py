@@ -3,8 +3,9 @@
 A study is only worth running if every run it implies is valid, so :func:`load_spec`
 resolves the run config of every condition and axis combination (with pre-trained paths
 as placeholders) and checks that each pre-trained encoder fits the fusion model that loads
-it, before any training starts. Unknown keys are errors with the closest key suggested,
-exactly as for run configs.
+it, before any training starts (:mod:`fusebench.study.spec_check`). Unknown keys are errors
+with the closest key suggested, exactly as for run configs. How one run's config is made
+from a file and the study's overrides is :mod:`fusebench.study.spec_resolve`.
 """
 
 from __future__ import annotations
@@ -13,34 +14,24 @@ import itertools
 import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from functools import cache, cached_property
+from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import yaml
 from pydantic import ValidationError
 
-from fusebench.config import (
-    RunConfig,
-    apply_overrides,
-    explain_validation_error,
-    read_yaml,
-    validate_config,
-)
-from fusebench.data.patterns import parse_pattern, pattern_names
+from fusebench.config import RunConfig, apply_overrides, explain_validation_error, read_yaml
+from fusebench.data.patterns import pattern_names
 from fusebench.data.registry import get_dataset
-from fusebench.errors import FusebenchError, SpecError
+from fusebench.errors import SpecError
+from fusebench.study.spec_check import check_runs
+from fusebench.study.spec_models import AxisValue, StudyFile, StudySpec
+from fusebench.study.spec_resolve import axes_text, resolve_config
 from fusebench.tasks import Task
 
 if TYPE_CHECKING:
     from fusebench.engine.preflight import DataCache
-
-from fusebench.study.spec_models import (
-    AxisValue,
-    StudyFile,
-    StudySpec,
-    format_value,
-)
 
 
 @dataclass(frozen=True)
@@ -132,20 +123,20 @@ class Study:
         # before the pre-training nodes exist (validation), a stand-in path: configs do not check files
         weights = weights or {m: f"pretrain-{m}.safetensors" for m in self.spec.conditions[condition].pretrained}
         overrides = self.fusion_overrides(condition, values, seed, weights)
-        where = f"(condition `{condition}`{_axes_text(values)} of study `{self.source}`)"
-        return _resolve(self.base, overrides, where, prune_to=None)
+        where = f"(condition `{condition}`{axes_text(values)} of study `{self.source}`)"
+        return resolve_config(self.base, overrides, where, prune_to=None)
 
     def pretrain_config(
         self, modality: str, values: dict[str, AxisValue], seed: int, condition: str | None = None
     ) -> RunConfig:
         """The pre-training run of ``modality`` that ``condition`` loads (the study's by default)."""
         own = self.condition_pretrain.get(condition or "", {}).get(modality)
-        where = f"(pre-training `{modality}`{_axes_text(values)} of study `{self.source}`)"
+        where = f"(pre-training `{modality}`{axes_text(values)} of study `{self.source}`)"
         if own is not None:
-            return _resolve(
+            return resolve_config(
                 own, self.pretrain_overrides(values, seed), f"{where[:-1]}, for condition `{condition}`)", modality
             )
-        return _resolve(
+        return resolve_config(
             self.pretrain_configs[modality],
             self.pretrain_overrides(values, seed),
             where,
@@ -167,58 +158,13 @@ class Study:
     def expert_config(self, modality: str, fraction: float, seed: int) -> RunConfig:
         """The pre-training config of ``modality``'s expert on ``fraction`` of the training split."""
         where = f"(unimodal expert `{modality}` on data fraction {fraction} of study `{self.source}`)"
-        return _resolve(
+        return resolve_config(
             self.pretrain_configs[modality],
             self.expert_overrides(fraction, seed),
             where,
             modality,
             derive=modality in self.derived,
         )
-
-
-def _axes_text(values: dict[str, AxisValue]) -> str:
-    return "".join(f", {k}={format_value(v)}" for k, v in values.items())
-
-
-@cache
-def _read(path: Path, mtime_ns: int) -> dict[str, Any]:
-    return read_yaml(path)  # apply_overrides copies it, so sharing the cached dict is safe
-
-
-#: Sections of a fusion config that a pre-training run derived from it leaves out.
-_FUSION_ONLY = {
-    "data": ("missing_rate", "missing_patterns", "missing_resample", "modalities"),
-    "model": ("pretrained", "freeze", "fusion", "missing_strategy"),
-    "training": ("strategy",),
-    "probe": (),
-}
-
-
-def derive_pretraining(raw: dict[str, Any], modality: str) -> dict[str, Any]:
-    """A fusion config's raw dict made into the pre-training config of ``modality``'s encoder."""
-    derived = {section: dict(values) if isinstance(values, dict) else values for section, values in raw.items()}
-    for section, keys in _FUSION_ONLY.items():
-        if not keys:
-            derived.pop(section, None)
-        elif isinstance(derived.get(section), dict):
-            derived[section] = {k: v for k, v in derived[section].items() if k not in keys}
-    experiment = dict(derived.get("experiment") or {})
-    experiment["name"] = f"{experiment.get('name', 'experiment')}_pretrain_{modality}"
-    derived["experiment"] = experiment
-    derived["pretrain"] = {**(raw.get("pretrain") or {}), "modality": modality}  # keeps e.g. a data_fraction axis
-    return derived
-
-
-def _resolve(path: Path, overrides: Sequence[str], where: str, prune_to: str | None, derive: bool = False) -> RunConfig:
-    raw = apply_overrides(_read(path, path.stat().st_mtime_ns), overrides)
-    if derive and prune_to is not None:  # after the overrides: shared ones may set fusion-only keys
-        raw = derive_pretraining(raw, prune_to)
-        where = f"{where} (derived from the base config)"
-    if prune_to is not None:
-        # A pre-training run builds one encoder; shared overrides of the others' widths do not concern it.
-        encoders = raw.get("model", {}).get("encoders", {})
-        raw.setdefault("model", {})["encoders"] = {m: e for m, e in encoders.items() if m == prune_to}
-    return validate_config(raw, f"`{path}` with overrides {list(overrides)} {where}")
 
 
 def load_spec(
@@ -260,7 +206,7 @@ def load_spec(
     else:
         base_file = _config_path(folder, spec.base, source, "study.base")
     where = f"(the base of study `{source}`)"
-    modalities = _resolve(base_file, [*spec.shared_overrides, *spec.overrides], where, None).modalities()
+    modalities = resolve_config(base_file, [*spec.shared_overrides, *spec.overrides], where, None).modalities()
     try:
         spec = spec.expanded(modalities)
     except ValueError as error:
@@ -291,7 +237,7 @@ def load_spec(
         wanted |= set(chosen)
     derived = frozenset(sorted(wanted - set(explicit)))
     study = Study(spec, source, base_file, {**explicit, **dict.fromkeys(derived, base_file)}, derived, own)
-    _check_runs(study, data_cache)
+    check_runs(study, data_cache)
     return study
 
 
@@ -303,91 +249,6 @@ def _config_path(folder: Path, relative: str, source: Path, key: str) -> Path:
             "paths are relative to the spec file."
         )
     return file
-
-
-def _check_runs(study: Study, data_cache: DataCache | None = None) -> None:
-    """Resolve every run the study implies (first seed), so mistakes surface before training."""
-    spec, seed = study.spec, study.spec.seeds[0]
-    named = [(f"study.pretrain.configs.{m}", m, f) for m, f in study.pretrain_configs.items() if m not in study.derived]
-    named += [
-        (f"study.conditions.{c}.pretrain_configs.{m}", m, f)
-        for c, files in study.condition_pretrain.items()
-        for m, f in files.items()
-    ]
-    for key, modality, file in named:
-        section = read_yaml(file).get("pretrain")
-        if not isinstance(section, dict) or section.get("modality") != modality:
-            raise SpecError(
-                f"Study `{study.source}`: `{key}` is `{file}`, which is "
-                f"not a pre-training config for `{modality}` (expected `pretrain: {{modality: "
-                f"{modality}}}`)."
-            )
-    built = _Preflight(study, data_cache)
-    for modality in study.expert_modalities:
-        for fraction in spec.experts.data_fractions if spec.experts else []:
-            built.check(
-                study.expert_config(modality, fraction, seed),
-                f"unimodal expert `{modality}` on data fraction {fraction}",
-            )
-    for condition, values in itertools.product(spec.conditions, study.axis_combinations()):
-        fusion = built.check(
-            study.fusion_config(condition, values, seed), f"condition `{condition}`{_axes_text(values)}"
-        )
-        pre_values = {k: v for k, v in values.items() if spec.axes[k].target == "pretrain"}
-        for modality in spec.conditions[condition].pretrained:
-            own = f" for condition `{condition}`" if modality in spec.conditions[condition].pretrain_configs else ""
-            built.check(
-                study.pretrain_config(modality, pre_values, seed, condition),
-                f"pre-training `{modality}`{own}{_axes_text(pre_values)}",
-            )
-        for modality in spec.conditions[condition].pretrained:
-            encoder = study.pretrain_config(modality, values, seed, condition).model.encoders[modality]
-            if encoder != fusion.model.encoders[modality]:
-                raise SpecError(
-                    f"Study `{study.source}`: condition `{condition}`{_axes_text(values)} loads a pre-trained "
-                    f"`{modality}` encoder {encoder.model_dump()} into a fusion model whose `{modality}` encoder "
-                    f"is {fusion.model.encoders[modality].model_dump()}; make them equal (e.g. with "
-                    "`shared_overrides`)."
-                )
-    built.build()
-    try:
-        study.task.check_metrics([study.primary_metric], where="`study.analysis.primary_metric`")
-    except ValueError as error:
-        raise SpecError(f"Study `{study.source}`: {error}") from None
-    for name in spec.analysis.patterns or []:
-        try:
-            parse_pattern(name, study.modalities)
-        except ValueError as error:
-            raise SpecError(f"Study `{study.source}`: `study.analysis.patterns`: {error}") from None
-
-
-class _Preflight:
-    """Builds each distinct run config of a study once (model and strategies, on its data's shapes).
-
-    :meth:`check` only collects the (already validated) configs and :meth:`build` builds
-    them, so every config mistake of the spec is reported before any dataset is loaded.
-    """
-
-    def __init__(self, study: Study, data: DataCache | None = None) -> None:
-        from fusebench.engine.preflight import DataCache
-
-        self.study, self.data = study, data if data is not None else DataCache()
-        self.pending: dict[str, tuple[RunConfig, str]] = {}
-
-    def check(self, config: RunConfig, what: str) -> RunConfig:
-        """``config``, to be built by :meth:`build` (once per distinct config; ``what`` names it in errors)."""
-        self.pending.setdefault(config.model_dump_json(), (config, what))
-        return config
-
-    def build(self) -> None:
-        """Build every collected config; an error is one paragraph naming its condition or pre-training."""
-        from fusebench.engine.preflight import preflight
-
-        for config, what in self.pending.values():
-            try:
-                preflight(config, self.data.inputs(config), load_files=False)
-            except FusebenchError as error:
-                raise SpecError(f"Study `{self.study.source}`: {what} cannot run: {error}") from None
 
 
 def _explain(error: ValidationError, source: Path) -> SpecError:
