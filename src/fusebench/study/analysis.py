@@ -193,7 +193,14 @@ def analyse(results: StudyRecord | Mapping[str, Any], study_dir: str | Path) -> 
             "fusion_axes": fusion_axes,
             "best_of": best_of(groups, settings.best_of, patterns, metric, higher),  # MMPT 004 Sec. 4.1
             "best_fusion": best_fusion(
-                study_dir, groups, by_group, records.runs, modalities, metric, higher, baseline
+                study_dir,
+                groups,
+                by_group,
+                records.runs,
+                modalities=modalities,
+                metric=metric,
+                higher=higher,
+                baseline=baseline,
             ),  # MMPT 004 Sec. 4.5
             "mixture": mixture_grids(study_dir, groups, by_group, records.runs, modalities, metric),  # App. B
             "sensitivity": sensitivity_analysis(

@@ -84,6 +84,7 @@ def best_fusion(
     groups: Sequence[Mapping[str, Any]],
     by_group: Mapping[str, Sequence[RunRecord]],
     all_runs: Sequence[RunRecord],
+    *,
     modalities: Sequence[str],
     metric: str,
     higher: bool,

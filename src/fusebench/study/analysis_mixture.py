@@ -180,7 +180,19 @@ def mixture_grids(
             continue
         notes: list[str] = []
         panels = [
-            _panel(r, t, rows, fractions, by_group, experts, outputs, names, metric, p_grid, notes)
+            _panel(
+                r,
+                t,
+                rows,
+                fractions=fractions,
+                by_group=by_group,
+                experts=experts,
+                outputs=outputs,
+                names=names,
+                metric=metric,
+                p_grid=p_grid,
+                notes=notes,
+            )
             for r in names
             for t in names
         ]
@@ -201,6 +213,7 @@ def _panel(
     train_missing: str,
     test_missing: str,
     rows: Sequence[Mapping[str, Any]],
+    *,
     fractions: Mapping[str, float],
     by_group: Mapping[str, Sequence[RunRecord]],
     experts: Experts,

@@ -98,6 +98,7 @@ def _seed(
     study_dir: Path,
     runs: Sequence[RunRecord],
     cache: DataCache,
+    *,
     key: str,
     seed: int,
     baseline: str,
@@ -181,7 +182,17 @@ def analyze_study(
             label = cell_label(json.loads(key))
             stacks: dict[str, tuple[list[str], list[list[list[float | None]]]]] = {}
             for index, (run_seed, runs) in enumerate(sorted(by_seed.items())):
-                views, owner, matrices = _seed(study_dir, runs, cache, key, run_seed, baseline, metric, probes, out)
+                views, owner, matrices = _seed(
+                    study_dir,
+                    runs,
+                    cache,
+                    key=key,
+                    seed=run_seed,
+                    baseline=baseline,
+                    metric=metric,
+                    probes=probes,
+                    out=out,
+                )
                 for m, (names, matrix) in matrices.items():
                     if stacks.setdefault(m, (names, []))[0] == names:  # seeds with other conditions stay out
                         stacks[m][1].append(matrix)
