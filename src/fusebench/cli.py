@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import sys
-import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -14,6 +14,7 @@ from rich.table import Table
 from fusebench.cli_analyze import analyze
 from fusebench.cli_common import console, user_errors
 from fusebench.cli_data import data_app
+from fusebench.cli_study import demo, report, study
 from fusebench.engine.run_folder import RunState, run_directory
 from fusebench.errors import ConfigError
 
@@ -22,7 +23,6 @@ if TYPE_CHECKING:  # the schema imports torch (its registries); commands import 
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__, pretty_exceptions_enable=False)
 app.add_typer(data_app, name="data")
-app.command(name="analyze")(analyze)
 
 Overrides = Annotated[list[str] | None, typer.Argument(help="dotted overrides, e.g. training.epochs=5")]
 RunId = Annotated[str | None, typer.Option("--run-id", help="run folder name (default: a timestamp)")]
@@ -62,20 +62,23 @@ def _dry_run(config: RunConfig) -> None:
     )
 
 
-def _run(
-    config_path: Path,
-    overrides: Sequence[str] | None,
-    run_id: str | None,
-    skip_train: bool,
-    skip_test: bool,
-    dry_run: bool,
-    disable_monitoring: bool,
-    pretrain: bool,
-    overwrite: bool = False,
-) -> None:
+@dataclass(frozen=True)
+class RunOptions:
+    """The options ``pretrain`` and ``train`` share, checked by typer, in one record."""
+
+    run_id: str | None = None
+    skip_train: bool = False
+    skip_test: bool = False
+    dry_run: bool = False
+    disable_monitoring: bool = False
+    overwrite: bool = False
+
+
+def _run(config_path: Path, overrides: Sequence[str] | None, options: RunOptions, *, pretrain: bool) -> None:
     from fusebench.engine.run import execute_run
 
-    config = _load(config_path, overrides, disable_monitoring)
+    skip_train, overwrite = options.skip_train, options.overwrite
+    config = _load(config_path, overrides, options.disable_monitoring)
     if pretrain and config.pretrain is None:
         raise ConfigError(
             f"`{config_path}` has no `pretrain:` section (e.g. `pretrain: {{modality: audio}}`); "
@@ -83,15 +86,15 @@ def _run(
         )
     if not pretrain and config.pretrain is not None:
         raise ConfigError(f"`{config_path}` is a pre-training config (it has `pretrain:`); use `fusebench pretrain`.")
-    if dry_run:
+    if options.dry_run:
         _dry_run(config)
         return
     if skip_train and overwrite:
         raise ConfigError("`--skip-train` re-tests a finished run and `--overwrite` deletes it; pass one of them.")
-    run_dir = run_directory(config, run_id)
+    run_dir = run_directory(config, options.run_id)
     try:
         result = execute_run(
-            config, run_dir, skip_train=skip_train, skip_test=skip_test, command=sys.argv, overwrite=overwrite
+            config, run_dir, skip_train=skip_train, skip_test=options.skip_test, command=sys.argv, overwrite=overwrite
         )
     except KeyboardInterrupt:
         what = "re-evaluation" if skip_train else "run"
@@ -123,17 +126,8 @@ def pretrain(
     overwrite: Overwrite = False,
 ) -> None:
     """Pre-train one modality's encoder with a linear head; saves encoders/<modality>.safetensors."""
-    _run(
-        config,
-        overrides,
-        run_id,
-        skip_train,
-        skip_test,
-        dry_run,
-        disable_monitoring,
-        pretrain=True,
-        overwrite=overwrite,
-    )
+    options = RunOptions(run_id, skip_train, skip_test, dry_run, disable_monitoring, overwrite)
+    _run(config, overrides, options, pretrain=True)
 
 
 @app.command()
@@ -149,17 +143,8 @@ def train(
     overwrite: Overwrite = False,
 ) -> None:
     """Train a multimodal model and evaluate it on every modality pattern."""
-    _run(
-        config,
-        overrides,
-        run_id,
-        skip_train,
-        skip_test,
-        dry_run,
-        disable_monitoring,
-        pretrain=False,
-        overwrite=overwrite,
-    )
+    options = RunOptions(run_id, skip_train, skip_test, dry_run, disable_monitoring, overwrite)
+    _run(config, overrides, options, pretrain=False)
 
 
 @app.command()
@@ -201,104 +186,6 @@ def main() -> None:  # pragma: no cover - console entry point
     app()
 
 
-Workers = Annotated[
-    int, typer.Option("--workers", min=1, help="runs in parallel (local processes or Ray CPUs); 1 gives clean timings")
-]
-Resume = Annotated[bool, typer.Option("--resume", help="continue the study folder; completed runs are kept")]
-BackendOption = Annotated[str, typer.Option("--backend", help="local (process pool) or ray")]
-Address = Annotated[str | None, typer.Option("--address", help="Ray cluster: auto, host:port; default local")]
-Root = Annotated[Path, typer.Option("--root", help="studies are written to ROOT/<study name>")]
-DEMO_SPEC = Path(__file__).resolve().parents[2] / "configs" / "studies" / "pretrain_vs_scratch.yaml"
-
-
-@app.command()
-@user_errors
-def study(
-    spec: Path,
-    workers: Workers = 1,
-    resume: Resume = False,
-    backend: BackendOption = "local",
-    address: Address = None,
-    root: Root = Path("studies"),
-    base: Annotated[
-        Path | None,
-        typer.Option("--base", help="run the spec on this run config instead of its `base` (e.g. another dataset's)"),
-    ] = None,
-    name: Annotated[str | None, typer.Option("--name", help="study name (folder) instead of the spec's")] = None,
-    settings: Annotated[
-        list[str] | None, typer.Option("--set", help="change a spec key, e.g. analysis.threshold=0.5 (repeatable)")
-    ] = None,
-) -> None:
-    """Run a study: pre-training nodes, then every condition x seed (x axis value); results after each run.
-
-    One spec fits any dataset: `--base configs/mosi/late_fusion.yaml --name mosi_pretraining` runs it on
-    another dataset's config (its encoders are pre-trained from that config unless the spec names files).
-    """
-    _study(spec, workers, resume, backend, address, root, base, name, settings or [])
-
-
-@app.command()
-@user_errors
-def demo(workers: Workers = 2, root: Root = Path("studies")) -> None:
-    """Pre-trained vs scratch encoders on AV-digits, 5 seeds (configs/studies/pretrain_vs_scratch.yaml)."""
-    if not DEMO_SPEC.is_file():
-        raise FileNotFoundError(
-            f"The demo runs `{DEMO_SPEC}`, which is only in a source checkout of fusebench; "
-            "clone the repository and run `make demo` there."
-        )
-    _study(DEMO_SPEC, workers, None, "local", None, root)  # continues an earlier demo, else starts it
-
-
-def _study(
-    spec: Path,
-    workers: int,
-    resume: bool | None,
-    backend: str,
-    address: str | None,
-    root: Path,
-    base: Path | None = None,
-    name: str | None = None,
-    settings: Sequence[str] = (),
-) -> None:
-    from fusebench.study.execute import run_study
-
-    started = time.perf_counter()
-    try:
-        study_dir = run_study(
-            spec,
-            workers=workers,
-            resume=resume,
-            backend=backend,  # type: ignore[arg-type]
-            address=address,
-            study_root=root,
-            console=console,
-            base=base,
-            name=name,
-            spec_overrides=settings,
-        )
-    except ModuleNotFoundError as error:  # the optional `ray` extra
-        raise ConfigError(str(error)) from None
-    except KeyboardInterrupt:
-        console.print(
-            f"[bold yellow]interrupted:[/] finished runs are kept; continue with `fusebench study {spec} --resume`.",
-            highlight=False,
-            soft_wrap=True,
-        )
-        raise typer.Exit(code=130) from None
-    console.print(f"study finished in {time.perf_counter() - started:.0f} s: {study_dir}", highlight=False)
-    _study_summary(study_dir)
-
-
-def _study_summary(study_dir: Path) -> None:
-    """The report and its headline table."""
-    from fusebench.study.report import headline_table, render_report
-
-    html, markdown = render_report(study_dir)
-    console.print(headline_table(study_dir), highlight=False, soft_wrap=True)
-    console.print(f"report: {html} ({markdown})", highlight=False)
-    console.print(f"results: {study_dir / 'results.json'} and {study_dir / 'results.csv'}", highlight=False)
-
-
 @app.command()
 @user_errors
 def probe(
@@ -338,16 +225,11 @@ def probe(
     console.print(f"results: {run_dir / probing.PROBE_FILE}", highlight=False)
 
 
-@app.command()
-@user_errors
-def report(study_dir: Path) -> None:
-    """Re-render a study's analysis.json, figures and report.html / report.md from its results."""
-    from fusebench.study.report import headline_table, render_report
-
-    html, markdown = render_report(study_dir)
-    console.print(headline_table(study_dir), highlight=False, markup=False, soft_wrap=True)
-    console.print(f"report: {html} ({markdown})", highlight=False, soft_wrap=True)
-
+# after the run commands, in the order of the workflow: train, probe, analyse, run studies, report
+app.command(name="analyze")(analyze)
+app.command()(study)
+app.command()(demo)
+app.command()(report)
 
 if __name__ == "__main__":  # `python -m fusebench.cli`
     main()

@@ -97,6 +97,7 @@ def data_prepare(
 def data_export(
     dataset: Annotated[str, typer.Argument(help="the dataset to export (avdigits)")],
     out_dir: Annotated[Path, typer.Argument(help="folder to write the files into")],
+    *,
     format: Annotated[str, typer.Option("--format", help="the layout to write (avmnist)")] = "avmnist",
     root: Annotated[Path | None, typer.Option(help="AV-digits source data folder")] = None,
     cache_dir: Annotated[Path | None, typer.Option(help="AV-digits cache folder")] = None,

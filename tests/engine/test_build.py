@@ -68,8 +68,8 @@ def test_fusion_params_that_do_not_fit_the_run_are_config_errors(loaded: LoadedD
     token = ["model.fusion={type: early, method: token, params: {dim: 16, heads: 2, image_patch: [8, 8]}}"]
     with pytest.raises(
         ConfigError,
-        match=r"Cannot build fusion `early/token` \(`model.fusion.params`\) .*"
-        r"Expected `patch` \(8, 8\) to divide `image_size` \(28, 28\)",
+        match=r"Cannot build fusion `early/token` \(`model.fusion.params`\) .*`image_patch` \[8, 8\] does not fit "
+        r"`image`: Expected `patch` \(8, 8\) to divide `image_size` \(28, 28\)",
     ):
         build_model(tiny_config(tmp_path, [*LIMITS, *token]), _shapes(loaded), 10)
 

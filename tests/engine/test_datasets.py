@@ -95,3 +95,23 @@ def test_train_masks_follow_the_config_and_impossible_rates_are_refused_before_a
         train_masks(impossible.data, modalities, 0)
     with pytest.raises(ConfigError, match=r"`data.missing_rate`: Missing rates"):  # what `train --dry-run` runs
         preflight(impossible, RunInputs.of(run_splits(impossible, loaded)))
+
+
+@pytest.mark.parametrize(
+    ("restriction", "advice"),
+    [("data.modalities=[image]", "model.encoders.audio"), ("data.modalities=[audio]", "model.encoders.image")],
+)
+def test_a_multimodal_strategy_on_one_modality_names_the_encoder_left_out(
+    loaded: LoadedDataset, tmp_path: Path, restriction: str, advice: str
+) -> None:
+    config = tiny_config(
+        tmp_path,
+        [*LIMITS, restriction, "training.strategy.modality_dropout=0.3", "training.strategy.modality_dropout_of=any"],
+    )
+    inputs = RunInputs.of(run_splits(config, loaded))
+    assert inputs.dataset_modalities == ("audio", "image")  # the dataset's, not the run's
+    left_out = advice.rsplit(".", 1)[1]
+    with pytest.raises(
+        ConfigError, match=rf"the dataset also has `{left_out}` \(configure `{advice}` to train on it\)"
+    ):
+        preflight(config, inputs)

@@ -75,3 +75,10 @@ def test_attention_pooling_ignores_the_padding() -> None:
     assert pool(tokens, VALID).shape == (1, 2, 4)
     assert torch.allclose(pool(tokens, VALID), pool(changed, VALID), atol=1e-6)
     assert not torch.allclose(pool(tokens), pool(changed))
+
+
+def test_a_patch_that_does_not_divide_the_image_is_named_by_its_option() -> None:
+    from fusebench.models.registry import build_tokenizer
+
+    with pytest.raises(ValueError, match=r"^`image_patch` 5 does not fit `image`: Expected `patch` \(5, 5\) to divide"):
+        build_tokenizer("image", (1, 28, 28), 16, image_patch=5)

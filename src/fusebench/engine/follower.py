@@ -12,13 +12,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
-
 from fusebench.config import RunConfig
-from fusebench.engine.build import frozen_modalities
 from fusebench.engine.datasets import DataSplits, run_splits, run_task
-from fusebench.engine.module import FusionModule
-from fusebench.engine.scale import placement
+from fusebench.engine.run_setup import build_cached, fusion_module, start_process, steps_per_epoch
 from fusebench.engine.trainer import RunData, make_trainer
 
 
@@ -30,31 +26,13 @@ def follow_run(config: RunConfig, run_dir: str | Path, data: DataSplits | None =
     """
     import lightning as L
 
-    from fusebench.engine.run_steps import build_cached, quiet_lightning, resolve_device, training_strategies
-
-    quiet_lightning()
-    if config.experiment.threads:
-        torch.set_num_threads(config.experiment.threads)
-    device = resolve_device(config.experiment.device)
-    where = placement(config, device)
+    device, where = start_process(config)
     L.seed_everything(config.experiment.seed, workers=True, verbose=False)
     if data is None:
         data = run_splits(config)
     metric_names, primary = run_task(config, data.task)
     model, data, _ = build_cached(config, data, device)
-    run_data = RunData(data, config, where)
-    module = FusionModule(
-        model,
-        data.modalities,
-        data.task,
-        optimizer=config.training.optimizer,
-        scheduler=config.training.scheduler,
-        metric_names=metric_names,
-        primary=primary,
-        frozen=frozen_modalities(config),
-        strategies=training_strategies(config, model, data),
-        gradient_clip=config.training.gradient_clip,
-    )
+    module = fusion_module(config, model, data, metric_names=metric_names, primary=primary)
     folder = Path(run_dir)
-    steps = -(-len(data.train) // config.data.batch_size)
-    make_trainer(config, where, folder, folder / "checkpoints", steps).fit(module, datamodule=run_data)
+    trainer = make_trainer(config, where, folder, folder / "checkpoints", steps_per_epoch(config, data))
+    trainer.fit(module, datamodule=RunData(data, config, where))

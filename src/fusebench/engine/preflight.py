@@ -35,6 +35,7 @@ class RunInputs:
         modality_info: modality -> its description (variable length or not).
         task: the dataset's task with the run's ``task:`` settings.
         train_samples: the size of the run's training split.
+        dataset_modalities: every modality the dataset has (the run may use fewer).
     """
 
     modalities: tuple[str, ...]
@@ -42,10 +43,12 @@ class RunInputs:
     modality_info: dict[str, ModalityInfo] | None
     task: Task
     train_samples: int
+    dataset_modalities: tuple[str, ...] = ()
 
     @classmethod
     def of(cls, data: DataSplits) -> RunInputs:
-        return cls(data.modalities, data.input_shapes, data.modality_info, data.task, len(data.train))
+        available = () if data.info is None else tuple(sorted(data.info.modalities))
+        return cls(data.modalities, data.input_shapes, data.modality_info, data.task, len(data.train), available)
 
 
 def preflight(config: RunConfig, inputs: RunInputs, *, load_files: bool = True) -> nn.Module:
@@ -74,7 +77,14 @@ def preflight(config: RunConfig, inputs: RunInputs, *, load_files: bool = True) 
         weights = check_auto_blending(config, inputs.modalities, inputs.train_samples, model)
         strategy = config.training.strategy.model_copy(update={"gradient_blending": weights})
         strategies = config.model_copy(update={"training": config.training.model_copy(update={"strategy": strategy})})
-    build_strategies(strategies, model, inputs.modalities, inputs.task, load_files=load_files)
+    build_strategies(
+        strategies,
+        model,
+        inputs.modalities,
+        inputs.task,
+        load_files=load_files,
+        dataset_modalities=inputs.dataset_modalities,
+    )
     return model
 
 

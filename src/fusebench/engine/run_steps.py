@@ -10,9 +10,7 @@ the pre-trained encoder; ``test_logits.safetensors``, ``test_metrics.json``, ``t
 from __future__ import annotations
 
 import json
-import logging
 import time
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -23,48 +21,21 @@ from safetensors.torch import save as save_tensors
 
 from fusebench.config import RunConfig, dump_config
 from fusebench.engine import run_records
-from fusebench.engine.build import build_model, frozen_modalities
 from fusebench.engine.checkpoint import load_model_state
 from fusebench.engine.datasets import DataSplits, eval_loader, recipe_digest, run_splits, run_task
 from fusebench.engine.evaluate import evaluate_patterns
-from fusebench.engine.feature_cache import cache_features, can_cache
 from fusebench.engine.footprint import RESOURCES_FILE, reset_peak_memory
 from fusebench.engine.metrics import metrics_by_pattern
-from fusebench.engine.module import FusionModule
 from fusebench.engine.run_folder import RunState
 from fusebench.engine.run_result import RunResult
+from fusebench.engine.run_setup import build_cached, fusion_module, start_process, steps_per_epoch
 from fusebench.engine.run_step_records import BuiltModel, ExportedEncoder, FittedModel, PreparedData
-from fusebench.engine.scale import autocast, placement
-from fusebench.engine.strategies.base import ATTACHED_MODULES, TrainingStrategy
-from fusebench.engine.token_cache import cache_tokens, frozen_token_modalities
+from fusebench.engine.scale import autocast
+from fusebench.engine.strategies.base import ATTACHED_MODULES
 from fusebench.engine.trainer import EpochRecorder, RunData, make_trainer
-from fusebench.errors import ConfigError
 from fusebench.io import atomic_write_bytes, atomic_write_json, atomic_write_text, read_json
 from fusebench.models.contract import as_fusion_model
 from fusebench.models.weights import save_encoder
-
-
-def resolve_device(name: str) -> str:
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("`experiment.device` is `cuda` but no CUDA device is available; use `cpu` or `auto`.")
-    return name
-
-
-def quiet_lightning() -> None:
-    """Lightning's start-up banner lines say nothing a fusebench user needs."""
-    for name in ("lightning", "lightning.pytorch", "lightning.fabric", "pytorch_lightning"):
-        logging.getLogger(name).setLevel(logging.ERROR)
-    warnings.filterwarnings("ignore", message=".*does not have many workers.*")
-    warnings.filterwarnings("ignore", message=".*LeafSpec.*")
-    warnings.filterwarnings("ignore", message=".*module\\(s\\) in eval mode at the start of training.*")
-
-
-def training_strategies(config: RunConfig, model: torch.nn.Module, data: DataSplits) -> list[TrainingStrategy]:
-    from fusebench.engine.strategies import build_strategies
-
-    return build_strategies(config, model, data.modalities, data.task)
 
 
 def encoder_of(model: torch.nn.Module, modality: str) -> torch.nn.Module:
@@ -84,12 +55,8 @@ def prepare_data(
     data: DataSplits | None,
 ) -> PreparedData:
     """Data: device, ``config.yaml``/``env.json``, the seeded splits, ``data.json``, auto blending."""
-    quiet_lightning()
     started = time.perf_counter()
-    if config.experiment.threads:
-        torch.set_num_threads(config.experiment.threads)
-    device = resolve_device(config.experiment.device)
-    where = placement(config, device)
+    device, where = start_process(config)
     memory_scope = reset_peak_memory(device)
     if skip_train:  # re-evaluation: config.yaml, env.json and timing.json describe the training; keep them
         atomic_write_json(run_dir / "env.evaluate.json", run_records.environment(config, device, command))
@@ -148,49 +115,24 @@ def build(prepared: PreparedData) -> BuiltModel:
     return BuiltModel(model, cached, data.input_shapes, data.test, cache_seconds)
 
 
-def build_cached(config: RunConfig, data: DataSplits, device: str) -> tuple[torch.nn.Module, DataSplits, float]:
-    """The run's model and the splits it trains on, with the seconds spent caching frozen outputs.
-
-    With ``training.cache_frozen_features`` a frozen late-fusion encoder's features, or a
-    where-to-fuse model's frozen encoder tokens (002 Sec. 2.2), are computed once and replace
-    the raw inputs. Every training process (rank 0 and its DDP followers) builds through here,
-    so they train the same model on the same inputs.
-    """
-    model = build_model(config, data.input_shapes, data.task.output_size, data.modality_info)
-    if not config.training.cache_frozen_features:
-        return model, data, 0.0
-    cache_start = time.perf_counter()
-    if can_cache(model, frozen_modalities(config)):
-        model, data = cache_features(model, data, config.data.eval_batch_size, device)
-    elif frozen_token_modalities(model):
-        model, data = cache_tokens(model, data, config.data.eval_batch_size)
-    else:
-        return model, data, 0.0
-    return model, data, time.perf_counter() - cache_start
-
-
 def fit(prepared: PreparedData, built: BuiltModel) -> FittedModel:
     """Fit: train with Lightning (unless re-evaluating), then load the best checkpoint onto the device."""
     config, run_dir, skip_train = prepared.config, prepared.run_dir, prepared.skip_train
     model, data = built.model, built.data
     run_data = RunData(data, config, prepared.where)
     recorder = EpochRecorder(run_dir, run_data, config)
-    module = FusionModule(
+    module = fusion_module(
+        config,
         model,
-        data.modalities,
-        data.task,
-        optimizer=config.training.optimizer,
-        scheduler=config.training.scheduler,
+        data,
         metric_names=prepared.metric_names,
         primary=prepared.primary,
-        frozen=frozen_modalities(config),
-        strategies=[] if skip_train else training_strategies(config, model, data),  # training-only additions
+        training=not skip_train,
         on_epoch_record=recorder,
-        gradient_clip=config.training.gradient_clip,
     )
     fit_seconds = 0.0
     checkpoints = run_dir / "checkpoints"
-    steps = -(-len(data.train) // config.data.batch_size)  # per epoch, for the progress bar's redraws
+    steps = steps_per_epoch(config, data)  # for the progress bar's redraws
     if not skip_train:
         trainer = make_trainer(config, prepared.where, run_dir, checkpoints, steps)
         fit_start = time.perf_counter()
@@ -203,8 +145,8 @@ def fit(prepared: PreparedData, built: BuiltModel) -> FittedModel:
     elif skip_train:
         raise FileNotFoundError(f"Re-evaluation needs the trained checkpoint `{best}`, but there is none.")
     model.to(prepared.device)
-    steps_per_epoch = len(run_data.train_loader) if run_data.train_loader is not None else steps
-    return FittedModel(module, history, fit_seconds, checkpoints, steps_per_epoch)
+    steps_run = len(run_data.train_loader) if run_data.train_loader is not None else steps
+    return FittedModel(module, history, fit_seconds, checkpoints, steps_run)
 
 
 def export(prepared: PreparedData, built: BuiltModel, fitted: FittedModel) -> ExportedEncoder:

@@ -21,14 +21,16 @@ from fusebench.data.loader import as_compute
 from fusebench.engine.datasets import DataSplits, Split
 from fusebench.models.contract import as_fusion_model
 from fusebench.models.encoder_tokens import EncoderTokenizer
+from fusebench.models.midfusion import WhereToFuseModel
+from fusebench.models.midfusion_cost import FusionCost
 from fusebench.models.multimodal import ModelOutput
 
 
 def _encoder_tokenizers(model: nn.Module) -> dict[str, EncoderTokenizer]:
-    tokenizers = getattr(model, "tokenizers", None)
-    if not isinstance(tokenizers, nn.ModuleDict):
+    """A where-to-fuse model's encoder tokenisers (none for any other model)."""
+    if not isinstance(model, WhereToFuseModel):
         return {}
-    return {m: t for m, t in tokenizers.items() if isinstance(t, EncoderTokenizer)}
+    return {m: t for m, t in model.tokenizers.items() if isinstance(t, EncoderTokenizer)}
 
 
 def frozen_token_modalities(model: nn.Module) -> list[str]:
@@ -53,11 +55,11 @@ class CachedTokenModel(nn.Module):
 
     reruns_per_pattern = True
 
-    def __init__(self, inner: nn.Module, cached: Sequence[str]) -> None:
+    def __init__(self, inner: WhereToFuseModel, cached: Sequence[str]) -> None:
         super().__init__()
-        self.inner: nn.Module = inner
+        self.inner = inner
         self.cached = tuple(cached)
-        self.modalities: tuple[str, ...] = tuple(getattr(inner, "modalities", ()))
+        self.modalities: tuple[str, ...] = inner.modalities
 
     def encoder_modules(self) -> None:
         """None: the frozen encoders ran once, before training; their tokens are the inputs now."""
@@ -66,12 +68,9 @@ class CachedTokenModel(nn.Module):
     def embedding_dims(self) -> dict[str, int]:
         return as_fusion_model(self.inner).embedding_dims()
 
-    def cost(self) -> object:
+    def cost(self) -> FusionCost:
         """The inner model's cost (``WhereToFuseModel.cost``), for model.json."""
-        cost_of = getattr(self.inner, "cost", None)
-        if not callable(cost_of):
-            raise TypeError(f"Expected the wrapped model to have `cost()`, got {type(self.inner).__name__}.")
-        return cost_of()
+        return self.inner.cost()
 
     def forward(
         self, inputs: Mapping[str, Tensor], mask: Tensor, lengths: Mapping[str, Tensor] | None = None
@@ -105,7 +104,7 @@ def _encode(model: nn.Module, split: Split, modalities: Sequence[str], batch_siz
 def cache_tokens(model: nn.Module, data: DataSplits, batch_size: int) -> tuple[CachedTokenModel, DataSplits]:
     """The wrapped model and the splits with each frozen encoder modality's tokens in place of its inputs."""
     modalities = frozen_token_modalities(model)
-    if not modalities:
+    if not isinstance(model, WhereToFuseModel) or not modalities:
         raise ValueError(f"Expected a where-to-fuse model with frozen `encoder_tokens`, got {type(model).__name__}.")
     splits = {
         name: _encode(model, data.split(name), modalities, batch_size) for name in ("train", "validation", "test")

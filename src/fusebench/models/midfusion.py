@@ -31,6 +31,7 @@ from typing import Literal, cast
 import torch
 from torch import Tensor, nn
 
+from fusebench.models.encoder_tokens import EncoderTokenizer
 from fusebench.models.midfusion_cost import FusionCost, block_macs, decoder_block_macs
 from fusebench.models.multimodal import ModelOutput
 from fusebench.models.sequence import masked_mean, step_mask
@@ -161,13 +162,7 @@ class WhereToFuseModel(nn.Module):
     @property
     def token_encoders(self) -> nn.ModuleDict:
         """modality -> encoder of the modalities whose tokens come from an encoder (for loading and freezing)."""
-        return nn.ModuleDict(
-            {
-                m: cast(nn.Module, t.encoder)
-                for m, t in self.tokenizers.items()
-                if isinstance(getattr(t, "encoder", None), nn.Module)
-            }
-        )
+        return nn.ModuleDict({m: t.encoder for m, t in self.tokenizers.items() if isinstance(t, EncoderTokenizer)})
 
     def encoder_modules(self) -> nn.ModuleDict | None:
         """The encoders of ``encoder_tokens`` modalities (loaded, frozen by name); None when all are tokenised."""

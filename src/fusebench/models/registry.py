@@ -82,7 +82,10 @@ def build_tokenizer(
     if kind != "sequence" and len(shape) != 3:
         raise ValueError(f"Expected a [C, H, W] sample for a `{kind}` tokenizer on `{modality}`, got {tuple(shape)}.")
     if kind == "image":
-        return ImagePatchTokenizer(tuple(shape[1:]), image_patch, dim, in_channels=shape[0])
+        try:
+            return ImagePatchTokenizer(tuple(shape[1:]), image_patch, dim, in_channels=shape[0])
+        except ValueError as error:  # named by the option that set the patch, not the tokeniser's argument
+            raise ValueError(f"`image_patch` {image_patch} does not fit `{modality}`: {error}") from None
     if kind == "spectrogram":
         if shape[0] != 1:
             raise ValueError(f"Expected a one-channel spectrogram for `{modality}`, got {tuple(shape)}.")

@@ -31,7 +31,13 @@ from fusebench.tasks import Task
 
 
 def build_strategies(
-    config: RunConfig, model: nn.Module, modalities: Sequence[str], task: Task, *, load_files: bool = True
+    config: RunConfig,
+    model: nn.Module,
+    modalities: Sequence[str],
+    task: Task,
+    *,
+    load_files: bool = True,
+    dataset_modalities: Sequence[str] = (),
 ) -> list[TrainingStrategy]:
     """The strategies ``config.training.strategy`` selects (none configured -> ``[]``).
 
@@ -43,6 +49,8 @@ def build_strategies(
             ``task.output_size`` wide.
         load_files: load the distillation teachers' weights; ``False`` checks everything
             else (a study validates its runs before the pre-trained files exist).
+        dataset_modalities: every modality the dataset has; a multimodal strategy on a run
+            left with one names the encoder keys that would give it more.
 
     Raises:
         ConfigError: for a setting that names an unknown modality or pattern, that the
@@ -59,9 +67,12 @@ def build_strategies(
     seed = config.experiment.seed
     for key, used in (("modality_dropout", settings.modality_dropout > 0), ("ogm_ge", settings.ogm_ge)):
         if used and len(names) < 2:
+            left_out = sorted(set(dataset_modalities) - set(names))
+            keys = quoted(f"model.encoders.{m}" for m in left_out)
+            more = f"; the dataset also has {quoted(left_out)} (configure {keys} to train on it)"
             raise ConfigError(
                 f"`training.strategy.{key}` needs at least two modalities; this run has "
-                f"{quoted(names)} (`model.encoders`, or `data.modalities` where set)."
+                f"{quoted(names)} (`model.encoders`, or `data.modalities` where set){more if left_out else ''}."
             )
     strategies: list[TrainingStrategy] = []
     if settings.modality_dropout > 0:
