@@ -27,7 +27,8 @@ DEFAULT = str(ROOT / "configs" / "avdigits" / "late_fusion.yaml")
 
 def _limits(config_path: str, overrides: list[str]) -> tuple[Any, dict[str, int]]:
     from fusebench.config import load_config
-    from fusebench.data.avdigits import cache_folder, prepare_avdigits
+    from fusebench.data.avdigits import prepare_avdigits
+    from fusebench.data.avdigits_cache import cache_folder
 
     config = load_config(config_path, overrides)
     prepare_avdigits(config.data.recipe, config.data.root, config.data.cache_dir)
@@ -201,7 +202,8 @@ def cold_build_row(recipe_overrides: dict[str, Any] | None = None) -> dict[str, 
     cache = tempfile.mkdtemp(prefix="fusebench-bench-cold-")
     script = (
         "import json, time, sys\nsys.path.insert(0, 'benchmarks')\nfrom harness import peak_rss_bytes\n"
-        "from fusebench.data.avdigits import AVDigitsRecipe, prepare_avdigits\n"
+        "from fusebench.data.avdigits import prepare_avdigits\n"
+        "from fusebench.data.avdigits_recipe import AVDigitsRecipe\n"
         f"recipe = AVDigitsRecipe(**{recipe_overrides or {}!r})\n"
         "cpu, wall = time.process_time(), time.perf_counter()\n"
         f"prepare_avdigits(recipe, cache_dir={cache!r}, progress=True, allow_download=False)\n"

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from fusebench.data.avdigits import AVDigitsRecipe, SplitTensors, load_avdigits, prepare_avdigits
+from fusebench.data.avdigits import SplitTensors, load_avdigits, prepare_avdigits
+from fusebench.data.avdigits_recipe import AVDigitsRecipe
 
 #: A few hundred pairs per split: real data, built in seconds, small enough for quick models.
 SMALL_RECIPE = AVDigitsRecipe(subset=300)

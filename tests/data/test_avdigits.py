@@ -9,17 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fusebench.data import avdigits
-from fusebench.data.avdigits import (
-    MODALITIES,
-    SPLITS,
-    AVDigitsRecipe,
-    SplitTensors,
-    cache_folder,
-    load_avdigits,
-    prepare_avdigits,
-    read_manifest,
-)
+from fusebench.data import avdigits, avdigits_cache
+from fusebench.data.avdigits import SplitTensors, load_avdigits, prepare_avdigits
+from fusebench.data.avdigits_cache import cache_folder, read_manifest
+from fusebench.data.avdigits_recipe import MODALITIES, SPLITS, AVDigitsRecipe
 from fusebench.data.source_files import MNIST_FILES, read_mnist_file
 from fusebench.data.sources import locate_sources
 
@@ -271,6 +264,7 @@ def test_a_complete_cache_is_used_when_the_sources_are_gone(
     def nowhere(*args: object, **kwargs: object) -> None:
         raise FileNotFoundError("AV-digits sources not found")
 
+    monkeypatch.setattr(avdigits_cache, "locate_sources", nowhere)
     monkeypatch.setattr(avdigits, "locate_sources", nowhere)
     monkeypatch.delenv("FUSEBENCH_DATA", raising=False)
     assert len(load_avdigits(TINY, cache_dir=folder.parent)["test"]) == 40

@@ -16,7 +16,7 @@ from tests.conftest import SMALL_RECIPE
 from typer.testing import CliRunner
 
 from fusebench.cli import app
-from fusebench.data import avdigits
+from fusebench.data import avdigits_cache
 from fusebench.data.avdigits import CacheCorruptedError, load_avdigits
 
 runner = CliRunner()
@@ -27,7 +27,7 @@ def cache(avdigits_small_folder: Path, tmp_path: Path) -> Path:
     """A private copy of the small cache folder (``<cache_dir>/<digest>``)."""
     folder = tmp_path / "cache" / avdigits_small_folder.name
     shutil.copytree(avdigits_small_folder, folder)
-    avdigits._VERIFIED.clear()  # a fresh process: nothing verified yet
+    avdigits_cache._VERIFIED.clear()  # a fresh process: nothing verified yet
     return folder
 
 
@@ -96,5 +96,5 @@ def test_training_on_a_corrupted_cache_fails_the_run_and_the_printed_fix_works(c
     assert fix[0] == "fusebench"
     rebuilt = runner.invoke(app, fix[1:])
     assert rebuilt.exit_code == 0, rebuilt.output
-    avdigits._VERIFIED.clear()
+    avdigits_cache._VERIFIED.clear()
     _load(cache)  # now intact

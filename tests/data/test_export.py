@@ -13,7 +13,9 @@ from tests._helpers.avmnist import FILES
 from typer.testing import CliRunner
 
 from fusebench.cli import app
-from fusebench.data.avdigits import AVDigitsRecipe, load_avdigits, read_manifest
+from fusebench.data.avdigits import load_avdigits
+from fusebench.data.avdigits_cache import read_manifest
+from fusebench.data.avdigits_recipe import AVDigitsRecipe
 from fusebench.data.avmnist import AVMNISTOptions, load
 from fusebench.data.export import MANIFEST, export_avmnist, resize_spectrograms, split_sizes
 

@@ -12,8 +12,8 @@ import torch
 from typer.testing import CliRunner
 
 from fusebench.cli import app
-from fusebench.data.avdigits import AVDigitsRecipe
 from fusebench.data.avdigits_dataset import avdigits_info
+from fusebench.data.avdigits_recipe import AVDigitsRecipe
 from fusebench.data.fsdd_speakers import FSDD_SPEAKERS, FsddSpeakersOptions, load, split_recordings
 from fusebench.data.registry import get_dataset
 from fusebench.data.source_files import fsdd_index

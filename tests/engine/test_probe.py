@@ -16,10 +16,10 @@ from typer.testing import CliRunner
 from fusebench.cli import app
 from fusebench.config import validate_config
 from fusebench.engine.datasets import load_splits
+from fusebench.engine.linear_probe import fit_linear_probe
 from fusebench.engine.probe import (
     PROBE_FILE,
     export_encoders,
-    fit_linear_probe,
     load_trained_run,
     parse_experts,
     probe_run,

@@ -16,7 +16,8 @@ from fusebench.cli import app
 from fusebench.engine.analyze import analyze_runs
 from fusebench.engine.cka import linear_cka
 from fusebench.engine.probe import load_trained_run, split_embeddings
-from fusebench.engine.representations import REPRESENTATIONS_FILE, analyse_run, locate_pretrained
+from fusebench.engine.representation_views import analyse_run, locate_pretrained
+from fusebench.engine.representations import REPRESENTATIONS_FILE
 from fusebench.engine.run import execute_run
 from fusebench.models.weights import load_encoder
 

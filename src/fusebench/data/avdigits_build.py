@@ -1,8 +1,9 @@
 """Building the AV-digits cache: read the sources, carve, pair, degrade, standardise, write.
 
-Split from :mod:`fusebench.data.avdigits` (the recipe, the cache folder and its checks), which
-calls :func:`build_cache` when a recipe's folder is missing or stale; see that module's
-docstring for the recipe (Vielzeuf et al., "CentralNet", 2018) and the random streams.
+Split from :mod:`fusebench.data.avdigits` (loading), which calls :func:`build_cache` when a
+recipe's folder is missing or stale (:mod:`fusebench.data.avdigits_cache` says which); see
+:mod:`fusebench.data.avdigits_recipe` for the recipe (Vielzeuf et al., "CentralNet", 2018)
+and the random streams.
 """
 
 from __future__ import annotations
@@ -19,14 +20,8 @@ import numpy as np
 import torch
 
 from fusebench.data.audio import coloured_noise, fix_length, log_mel_spectrogram, mix_at_snr
-from fusebench.data.avdigits import (
-    FORMAT_VERSION,
-    FSDD_TEST_TAKES,
-    SPLITS,
-    AVDigitsRecipe,
-    cache_file_names,
-    cache_sha256,
-)
+from fusebench.data.avdigits_cache import cache_file_names, cache_sha256
+from fusebench.data.avdigits_recipe import FORMAT_VERSION, FSDD_TEST_TAKES, SPLITS, AVDigitsRecipe
 from fusebench.data.source_files import MNIST_FILES, FsddRecording, fsdd_index, read_mnist_file, read_wav, verify_fsdd
 from fusebench.data.sources import SourcePaths, source_checksums
 from fusebench.errors import DataError

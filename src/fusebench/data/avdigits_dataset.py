@@ -6,7 +6,8 @@ from typing import Literal
 
 from pydantic import Field
 
-from fusebench.data.avdigits import MODALITIES, AVDigitsRecipe, load_avdigits
+from fusebench.data.avdigits import load_avdigits
+from fusebench.data.avdigits_recipe import MODALITIES, AVDigitsRecipe
 from fusebench.data.options import SPLITS, DataOptions
 from fusebench.data.registry import DatasetEntry, DatasetInfo, LoadedDataset, ModalityInfo, Split, register_dataset
 from fusebench.tasks import Task

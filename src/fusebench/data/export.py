@@ -39,7 +39,9 @@ from typing import Any, BinaryIO, Literal
 import numpy as np
 import torch
 
-from fusebench.data.avdigits import AVDigitsRecipe, cache_file, prepare_avdigits, read_manifest
+from fusebench.data.avdigits import prepare_avdigits
+from fusebench.data.avdigits_cache import cache_file, read_manifest
+from fusebench.data.avdigits_recipe import AVDigitsRecipe
 from fusebench.data.avmnist import AUDIO_SIDE, IMAGE_SIDE, relative_paths
 from fusebench.errors import DataError
 from fusebench.io import atomic_write, atomic_write_json

@@ -11,10 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from fusebench.engine.datasets import run_task
+from fusebench.engine.representation_views import DataCache, analyse_run
 from fusebench.engine.representations import (
     REPRESENTATIONS_FILE,
-    DataCache,
-    analyse_run,
     cka_matrices,
     cka_pairs,
     draw_modality,

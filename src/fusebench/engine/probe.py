@@ -6,8 +6,9 @@ embeddings once, and fit a linear classifier on each modality's embedding and on
 concatenation. It measures what each encoder learned, independently of the fusion and
 head on top, so a multimodal model's audio branch can be compared with a unimodal expert
 (``fusebench pretrain``) trained on audio alone: a lower probe accuracy means a lazier
-branch. Everything is deterministic: zero-initialised weights and full-batch L-BFGS on
-standardised features (a convex problem), with the L2 strength chosen on validation.
+branch. The probes themselves are fitted by :mod:`fusebench.engine.linear_probe`
+(deterministic; the L2 strength chosen on validation); the comparison with experts is in
+:mod:`fusebench.engine.probe_experts`.
 
 ``export_encoders`` writes a finished run's encoders as ``encoders/<modality>.safetensors``,
 which is how a multimodal (e.g. contrastive) run becomes a pre-training run for others.
@@ -29,16 +30,16 @@ from fusebench.data.loader import as_compute
 from fusebench.data.patterns import pattern_modalities, pattern_name
 from fusebench.engine.checkpoint import load_trained_model, read_checkpoint, trained_config
 from fusebench.engine.datasets import SPLITS, DataSplits, Split, load_splits, run_task
+from fusebench.engine.linear_probe import DEFAULT_L2_GRID, MAX_ITER, probe_features
+from fusebench.engine.probe_experts import expert_gaps, read_experts
 from fusebench.engine.strategies.base import ATTACHED_MODULES
 from fusebench.errors import ConfigError, RunFolderError
 from fusebench.io import atomic_write_json, read_json
 from fusebench.models.contract import as_fusion_model
 from fusebench.models.weights import save_encoder
-from fusebench.tasks import Task, higher_is_better
+from fusebench.tasks import Task
 
 PROBE_FILE = "probe_metrics.json"
-DEFAULT_L2_GRID: tuple[float, ...] = (1e-1, 1e-2, 1e-3, 1e-4)  # strongest first: ties keep it
-MAX_ITER = 200
 
 
 @dataclass(frozen=True)
@@ -86,79 +87,6 @@ def split_embeddings(model: nn.Module, split: Split, batch_size: int) -> dict[st
     return {m: torch.cat(parts) for m, parts in chunks.items()}
 
 
-def fit_linear_probe(features: Tensor, target: Tensor, task: Task, l2: float, max_iter: int = MAX_ITER) -> nn.Linear:
-    """A linear probe for ``task``, deterministic (no seed involved).
-
-    Classification (MMPT section 3.2: logistic regression): minimises
-    ``task loss(W x + b, y) + l2 * ||W||^2`` — softmax cross-entropy for multiclass, one
-    sigmoid BCE per label for multilabel — by full-batch L-BFGS from zero weights; convex,
-    so the result depends only on the data. Regression: ridge regression in closed form,
-    ``W = (X^T X + l2 N I)^{-1} X^T (y - mean y)``, ``b = mean y - W mean x``.
-    """
-    linear = nn.Linear(features.shape[1], task.output_size)
-    nn.init.zeros_(linear.weight)
-    nn.init.zeros_(linear.bias)
-    if task.kind == "regression":
-        x = features.double()
-        mean_x, mean_y = x.mean(dim=0), target.double().mean()
-        centred = x - mean_x
-        gram = centred.T @ centred + l2 * len(x) * torch.eye(x.shape[1], dtype=torch.float64)
-        weight = torch.linalg.solve(gram, centred.T @ (target.double() - mean_y))  # [D]
-        with torch.no_grad():
-            linear.weight.copy_(weight.float().unsqueeze(0))
-            linear.bias.fill_(float(mean_y - weight @ mean_x))
-        return linear.requires_grad_(False)
-    optimizer = torch.optim.LBFGS(linear.parameters(), max_iter=max_iter, line_search_fn="strong_wolfe")
-
-    def closure() -> Tensor:
-        optimizer.zero_grad()
-        loss = task.compute_loss(linear(features), target) + l2 * linear.weight.pow(2).sum()
-        torch.autograd.backward(loss)
-        return loss
-
-    with torch.enable_grad():
-        optimizer.step(closure)  # type: ignore[no-untyped-call]  # torch's LBFGS.step carries no annotations
-    return linear.requires_grad_(False)
-
-
-def probe_features(
-    train: Tensor,
-    validation: Tensor,
-    test: Tensor,
-    data: DataSplits,
-    metric_names: Sequence[str],
-    l2_grid: Sequence[float] = DEFAULT_L2_GRID,
-    select_on: str | None = None,
-) -> dict[str, Any]:
-    """Fit a probe per ``l2`` on standardised features, keep the best on the validation ``select_on`` metric.
-
-    ``train_loss`` is the chosen probe's task loss on the training features without the
-    L2 term: ``l(phi, T_train)`` of the MMPT weakness score (Definition 3).
-    """
-    task = data.task
-    select_on = select_on or task.primary_metric
-    sign = 1.0 if higher_is_better(select_on) else -1.0
-    mean, std = train.mean(dim=0), train.std(dim=0).clamp(min=1e-6)  # train statistics only
-    train, validation, test = ((x - mean) / std for x in (train, validation, test))
-    best: dict[str, Any] | None = None
-    for l2 in l2_grid:
-        probe = fit_linear_probe(train, data.train.target, task, l2)
-        scores = task.metrics(probe(validation), data.validation.target, metric_names)
-        if best is None or sign * scores[select_on] > sign * best["validation"][select_on]:
-            best = {"l2": l2, "validation": scores, "probe": probe}
-    if best is None:
-        raise ValueError(f"Expected a non-empty `l2_grid`, got {list(l2_grid)}.")
-    test_scores = task.metrics(best["probe"](test), data.test.target, metric_names)
-    train_loss = float(task.compute_loss(best["probe"](train), data.train.target))
-    return {
-        "dim": int(train.shape[1]),
-        "l2": best["l2"],
-        "train_loss": train_loss,
-        "validation": best["validation"],
-        "test": test_scores,
-    }
-
-
 def weakness_scores(probes: Mapping[str, Mapping[str, Any]], modalities: Sequence[str]) -> dict[str, dict[str, float]]:
     """MMPT weakness score (Definition 3, ``../shared/papers/004_d6fb5191247edfc1.txt`` Eq. 3).
 
@@ -192,7 +120,7 @@ def probe_run(
         with probe names ``audio``, ``image`` and ``audio+image`` (the concatenation).
     """
     run = loaded if loaded is not None else load_trained_run(run_dir)
-    checked = read_experts(run, experts or {})
+    checked = read_experts(run.config, run.run_dir, experts or {})
     with _threads(run.config.experiment.threads):
         probes, primary = _fit_probes(run, l2_grid)
     kind = (
@@ -211,7 +139,7 @@ def probe_run(
         },
         "primary_metric": primary,
         "probes": probes,
-        "experts": expert_gaps(run, probes, checked),
+        "experts": expert_gaps(run.run_dir, probes, checked),
     }
     modalities = sorted(run.data.modalities)
     if len(modalities) > 1:
@@ -284,63 +212,6 @@ def _fit_probes(run: LoadedRun, l2_grid: Sequence[float]) -> tuple[dict[str, Any
         train, validation, test = (torch.cat([embedded[s][m] for m in members], dim=1) for s in SPLITS)
         probes[name] = probe_features(train, validation, test, run.data, names, l2_grid, select_on=primary)
     return probes, primary
-
-
-def read_experts(run: LoadedRun, experts: Mapping[str, str | Path]) -> dict[str, dict[str, Any]]:
-    """Check each expert run and read its test metrics (before any probe is fitted).
-
-    Raises:
-        ConfigError: if an expert is not a pre-training run of its modality, or was tested
-            on other data than ``run``.
-    """
-    out: dict[str, dict[str, Any]] = {}
-    modalities = run.config.modalities()
-    for m, expert_dir in sorted(experts.items()):
-        if m not in modalities:
-            raise ConfigError(f"`--expert {m}=...`: the run has no `{m}` encoder; it has {list(modalities)}.")
-        expert_dir = Path(expert_dir)
-        config = load_config(expert_dir / "config.yaml")
-        got = None if config.pretrain is None else config.pretrain.modality
-        if got != m:
-            raise ConfigError(
-                f"`--expert {m}={expert_dir}` must be a `fusebench pretrain` run of `{m}`, got a run "
-                f"with pretrain modality {got!r}."
-            )
-        theirs, ours = config.data.content_options(), run.config.data.content_options()
-        for key in sorted(set(theirs) | set(ours)):
-            if theirs.get(key) != ours.get(key):
-                raise ConfigError(
-                    f"`--expert {m}={expert_dir}` was tested on other data: `data.{key}` is {theirs.get(key)!r} "
-                    f"there and {ours.get(key)!r} in `{run.run_dir}`."
-                )
-        tests = expert_dir / "test_metrics.json"
-        if not tests.is_file():
-            raise FileNotFoundError(f"`--expert {m}`: no `{tests}`; was the expert run tested?")
-        out[m] = {"run": str(expert_dir), "test": read_json(tests)[m]}
-    return out
-
-
-def expert_gaps(run: LoadedRun, probes: Mapping[str, Any], experts: Mapping[str, dict[str, Any]]) -> dict[str, Any]:
-    """Each expert's test metrics next to the run's unimodal pattern and probe, with the gaps.
-
-    ``gap`` = the multimodal model's ``m``-only pattern minus the expert (negative: the
-    fused model is worse with ``m`` alone than a model trained on ``m`` alone, as in
-    ``fusebench.engine.mmpt.unimodal_gap``); ``probe_gap`` = the linear probe on the run's
-    ``m`` encoder minus the expert (negative: a weaker ``m`` representation).
-    """
-    run_tests = run.run_dir / "test_metrics.json"
-    pattern_metrics = read_json(run_tests) if run_tests.is_file() else {}
-    out: dict[str, Any] = {}
-    for m, entry in experts.items():
-        expert = entry["test"]
-        shared = [k for k in expert if k != "count" and k in probes[m]["test"]]
-        result = dict(entry)
-        if m in pattern_metrics:
-            result["multimodal_pattern"] = pattern_metrics[m]
-            result["gap"] = {k: pattern_metrics[m][k] - expert[k] for k in shared if k in pattern_metrics[m]}
-        result["probe_gap"] = {k: probes[m]["test"][k] - expert[k] for k in shared}
-        out[m] = result
-    return out
 
 
 def export_encoders(run_dir: str | Path, *, loaded: LoadedRun | None = None) -> dict[str, Path]:

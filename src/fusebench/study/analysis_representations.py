@@ -1,7 +1,7 @@
 """``fusebench analyze --study``: the representation analysis of every seed of a study, summarised over seeds.
 
 Within each *cell* (one seed at one combination of axis values) every completed fusion run
-is analysed by :func:`fusebench.engine.representations.analyse_run`: each encoder as trained
+is analysed by :func:`fusebench.engine.representation_views.analyse_run`: each encoder as trained
 and, where the condition loaded one, as its pre-trained file held it. Per modality the cell
 gives linear CKA between every two of those views; over seeds the report shows, for each
 condition other than the baseline,
@@ -35,7 +35,7 @@ from fusebench.study.analysis_groups import clean, summary
 from fusebench.study.records import RunRecord, StudyRecord
 
 if TYPE_CHECKING:  # the engine (torch, models) is imported when an analysis runs, not by the report
-    from fusebench.engine.representations import AnalysedRun, DataCache, View
+    from fusebench.engine.representation_views import AnalysedRun, DataCache, View
 
 FOLDER = "representations"
 STAGE_NAMES = {"trained": "trained", "pretrained": "pre-trained file"}
@@ -107,7 +107,8 @@ def _seed(
     out: _Collected,
 ) -> tuple[list[tuple[str, View]], dict[str, AnalysedRun], dict[str, tuple[list[str], list[list[float | None]]]]]:
     """Analyse one seed's runs of one cell; record its CKA and probe values in ``out``."""
-    from fusebench.engine.representations import analyse_run, cka_pairs, probe_view
+    from fusebench.engine.representation_views import analyse_run
+    from fusebench.engine.representations import cka_pairs, probe_view
 
     loaded = [(str(r.condition), analyse_run(study_dir / str(r.run_dir), r.node, cache)) for r in runs]
     out.runs.extend({**a.describe(), "condition": c} for c, a in loaded)
@@ -156,7 +157,8 @@ def analyze_study(
     from fusebench.engine.probe import _threads
     from fusebench.engine.projections import resolve_methods
     from fusebench.engine.representation_plots import cka_matrix
-    from fusebench.engine.representations import REPRESENTATIONS_FILE, DataCache, draw_modality, protocol
+    from fusebench.engine.representation_views import DataCache
+    from fusebench.engine.representations import REPRESENTATIONS_FILE, draw_modality, protocol
     from fusebench.study.records import load_results
 
     study_dir = Path(study_dir)

@@ -1,5 +1,6 @@
 """Tasks and metrics: what a model predicts, how it is trained and how it is judged."""
 
+from fusebench.tasks import builtin_metrics  # noqa: F401 - registers the shipped metrics in METRICS
 from fusebench.tasks.metrics import (
     METRICS,
     TASK_KINDS,

@@ -28,13 +28,8 @@ from fusebench.engine.strategies.contrastive import ContrastiveAlignment, build_
 from fusebench.engine.strategies.distill import TeacherDistillation, feature_distance, load_teacher
 from fusebench.engine.strategies.dropout import ModalityDropout, drop_chosen_modality, drop_one_modality
 from fusebench.engine.strategies.heads import AuxiliaryHeads, unimodal_heads, unimodal_losses
-from fusebench.engine.strategies.ogm import (
-    OGMGE,
-    discrepancy_ratios,
-    head_shares,
-    modality_scores,
-    ogm_coefficients,
-)
+from fusebench.engine.strategies.ogm import OGMGE
+from fusebench.engine.strategies.ogm_scores import discrepancy_ratios, head_shares, modality_scores, ogm_coefficients
 
 __all__ = [
     "ATTACHED_MODULES",

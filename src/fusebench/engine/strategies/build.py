@@ -24,7 +24,8 @@ from fusebench.engine.strategies.contrastive import build_contrastive
 from fusebench.engine.strategies.distill import TeacherDistillation, load_teacher
 from fusebench.engine.strategies.dropout import ModalityDropout
 from fusebench.engine.strategies.heads import AuxiliaryHeads, unimodal_heads
-from fusebench.engine.strategies.ogm import OGMGE, fuse_of, head_shares_check
+from fusebench.engine.strategies.ogm import OGMGE
+from fusebench.engine.strategies.ogm_scores import fuse_of, head_shares_check
 from fusebench.errors import ConfigError, quoted
 from fusebench.tasks import Task
 
