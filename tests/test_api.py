@@ -15,7 +15,7 @@ from tests._helpers.study_results import results_of, study
 import fusebench
 from fusebench.config import ConfigError
 from fusebench.errors import ResultsError, RunFolderError
-from fusebench.study.results import results_csv
+from fusebench.study.long_format import results_csv
 
 
 @pytest.fixture(scope="module")

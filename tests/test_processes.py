@@ -33,7 +33,7 @@ def _wait_for(path: Path, patience: float = 60.0) -> None:
 
 PARENT = """
 import sys
-from fusebench.study.execute import _pool
+from fusebench.study.local_pool import _pool
 from tests._helpers.processes import record_pid_and_sleep
 pool = _pool(1)
 pool.submit(record_pid_and_sleep, sys.argv[1], 300).result()

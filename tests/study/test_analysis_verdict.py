@@ -22,7 +22,9 @@ from fusebench.study.analysis_compare import compare_groups, family_sizes, quant
 from fusebench.study.analysis_verdict import best_and_runner_up
 from fusebench.study.power import seeds_for_power
 from fusebench.study.records import RunRecord, StudyRecord
-from fusebench.study.report_verdict import budget_sentence, decision_guide, timing_caveat, verdict
+from fusebench.study.report_decision import decision_guide
+from fusebench.study.report_time import timing_caveat
+from fusebench.study.report_verdict import budget_sentence, verdict
 from fusebench.study.testset import bootstrap_difference
 from fusebench.tasks import Task
 

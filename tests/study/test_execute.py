@@ -236,9 +236,9 @@ def test_pretrain_axis_study_runs_identical_scratch_runs_once(tmp_path: Path) ->
 
 
 def test_interrupt_keeps_finished_runs_and_resume_finishes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import fusebench.study.execute as execute
+    import fusebench.study.local_pool as local_pool
 
-    real, calls = execute.execute_node, []
+    real, calls = local_pool.execute_node, []
 
     def interrupted_on_third_node(node_id: str, *args: Any) -> Any:
         calls.append(node_id)
@@ -246,7 +246,7 @@ def test_interrupt_keeps_finished_runs_and_resume_finishes(tmp_path: Path, monke
             raise KeyboardInterrupt
         return real(node_id, *args)
 
-    monkeypatch.setattr(execute, "execute_node", interrupted_on_third_node)
+    monkeypatch.setattr(local_pool, "execute_node", interrupted_on_third_node)
     conditions = {"scratch": {}, "pretrained": {"pretrained": ["image"]}}
     spec = write_spec(tmp_path, name="stop", seeds=[0], conditions=conditions)
     with pytest.raises(KeyboardInterrupt):

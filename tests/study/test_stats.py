@@ -1,4 +1,4 @@
-"""study/stats.py against direct scipy/statsmodels calls and hand-computed values."""
+"""study/stats.py and study/seed_summary.py against direct scipy/statsmodels calls and hand-computed values."""
 
 from __future__ import annotations
 
@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from fusebench.study.seed_summary import summarize
 from fusebench.study.stats import (
     PairedComparison,
     comparison_table,
     hedges_g_paired,
     holm_adjust,
     paired_comparison,
-    summarize,
 )
 
 # Ten seeds of two conditions with a real, noisy improvement (first-epoch accuracy).

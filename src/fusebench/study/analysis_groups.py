@@ -23,7 +23,7 @@ from fusebench.errors import DamagedFileError
 from fusebench.io import read_json_object
 from fusebench.study.curves import EpochsToThreshold, epochs_to_threshold, summarize_epochs_to_threshold
 from fusebench.study.records import RunRecord
-from fusebench.study.stats import summarize
+from fusebench.study.seed_summary import summarize
 
 TIME_PARTS = (
     "training",
@@ -53,7 +53,7 @@ def clean(value: Any) -> Any:
 
 
 def summary(values: Sequence[float | None]) -> dict[str, Any] | None:
-    """:func:`~fusebench.study.stats.summarize` as a dict, or ``None`` when no value is present."""
+    """:func:`~fusebench.study.seed_summary.summarize` as a dict, or ``None`` when no value is present."""
     present = [float(v) for v in values if v is not None and math.isfinite(float(v))]
     if not present:
         return None

@@ -1,8 +1,9 @@
-"""Run a study: the local process pool (default) or Ray, resume, and results after every node.
+"""Run a study: plan it, pick the executor, resume, and rewrite the results after every node.
 
-Both executors hand each node to :func:`execute_node`, which runs the node's resolved
-config with a fixed thread count and the config's seed, so the numbers do not depend on
-the executor or on how many workers ran. A failing run is recorded and the study goes on;
+The executors are :mod:`fusebench.study.local_pool` (this process, or a process pool;
+the default) and :mod:`fusebench.study.ray_backend`. Both hand each node to
+:func:`fusebench.study.node_run.execute_node`, so the numbers do not depend on the
+executor or on how many workers ran. A failing run is recorded and the study goes on;
 runs that load its encoder are skipped with an error that names it.
 
 The *seconds* do depend on how many runs shared the cores, so every invocation appends
@@ -12,86 +13,24 @@ caveat on its time figures (``--workers 1`` gives clean timings).
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import shutil
-import sys
-import time
-from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from rich.console import Console
 
-from fusebench.config import ConfigError, validate_config
-from fusebench.engine.run_folder import RunState, ensure_directory, locked, recorded_state, write_status
+from fusebench.config import ConfigError
+from fusebench.engine.run_folder import RunState, ensure_directory, locked, recorded_state
 from fusebench.io import atomic_write_json, atomic_write_text, read_json
-from fusebench.processes import die_with_parent
-from fusebench.study.graph import PLAN_FILE, StudyGraph, blocked_by, build_graph, write_plan
+from fusebench.study.graph import PLAN_FILE, StudyGraph, build_graph, write_plan
+from fusebench.study.local_pool import run_in_process, run_pool
+from fusebench.study.node_run import NodeOutcome
 from fusebench.study.results import EXECUTION_FILE, write_results
 from fusebench.study.spec import dump_spec, load_spec
 
 Backend = Literal["local", "ray"]
-OnDone = Callable[["NodeOutcome"], None]
-
-
-@dataclass(frozen=True)
-class NodeOutcome:
-    """How one node ended: ``completed``, ``failed`` or ``skipped``, with seconds and error."""
-
-    node: str
-    status: Literal[RunState.COMPLETED, RunState.FAILED, RunState.SKIPPED]
-    seconds: float = 0.0
-    error: str | None = None
-
-
-def execute_node(node_id: str, config: dict[str, Any], run_dir: str, command: Sequence[str] = ()) -> NodeOutcome:
-    """Run one node (in whichever process or Ray worker); never raises for a failed run.
-
-    ``execute_run`` has already written the error into the run's ``status.json``; the study
-    only needs to know that it failed, so one crash does not end the others.
-    """
-    from fusebench.engine.run import execute_run
-
-    start = time.perf_counter()
-    try:
-        execute_run(validate_config(config, f"node `{node_id}`"), run_dir, command=list(command))
-    except Exception as error:  # noqa: BLE001 - recorded, and the study goes on
-        return NodeOutcome(node_id, RunState.FAILED, time.perf_counter() - start, f"{type(error).__name__}: {error}")
-    except SystemExit as error:  # Lightning turns Ctrl-C during fit into `sys.exit(1)`: the user asked to stop
-        raise KeyboardInterrupt from error
-    return NodeOutcome(node_id, RunState.COMPLETED, time.perf_counter() - start)
-
-
-def skipped(node_id: str, dependency: str) -> NodeOutcome:
-    return NodeOutcome(
-        node_id, RunState.SKIPPED, 0.0, f"Skipped: it loads the encoder of `{dependency}`, which did not complete."
-    )
-
-
-def crashed(graph: StudyGraph, node_id: str, error: str) -> NodeOutcome:
-    """A node whose process died before ``execute_run`` could say so: record it in its folder.
-
-    A run that had already written ``completed`` keeps it (its process died afterwards).
-    """
-    run_dir = graph.run_dir(node_id)
-    if recorded_state(run_dir) == RunState.COMPLETED:
-        return NodeOutcome(node_id, RunState.COMPLETED, 0.0)
-    write_status(run_dir, RunState.FAILED, error=error)
-    return NodeOutcome(node_id, RunState.FAILED, 0.0, error)
-
-
-def interrupted(graph: StudyGraph, node_ids: Sequence[str]) -> None:
-    """Mark the runs that were in flight when the study stopped (their workers are dead by now)."""
-    for node_id in node_ids:
-        run_dir = graph.run_dir(node_id)
-        if run_dir.is_dir() and recorded_state(run_dir) == RunState.RUNNING:
-            write_status(
-                run_dir, RunState.INTERRUPTED, error="Interrupted: the study was stopped while this run trained."
-            )
 
 
 def clear_for_rerun(graph: StudyGraph, node_id: str, console: Console) -> None:
@@ -245,93 +184,3 @@ class _Progress:
         self.console.print(line, highlight=False)
         if outcome.error and outcome.status == RunState.FAILED:
             self.console.print(f"    {outcome.error}", highlight=False, markup=False)
-
-
-def _payload(graph: StudyGraph, node_id: str) -> tuple[str, dict[str, Any], str, list[str]]:
-    return node_id, graph.nodes[node_id].config.model_dump(mode="json"), str(graph.run_dir(node_id)), list(sys.argv)
-
-
-def run_in_process(graph: StudyGraph, todo: Sequence[str], done: dict[str, RunState], on_done: OnDone) -> None:
-    """One node after another in this process (``--workers 1``): same numbers, simpler to debug."""
-    for node_id in todo:
-        dependency = blocked_by(graph, node_id, done)
-        on_done(skipped(node_id, dependency) if dependency else execute_node(*_payload(graph, node_id)))
-
-
-def run_pool(graph: StudyGraph, todo: Sequence[str], done: dict[str, RunState], on_done: OnDone, workers: int) -> None:
-    """A spawn-started process pool fed as nodes become ready (not wave by wave).
-
-    At most ``workers`` nodes are in flight, picked in graph order, so each seed's
-    pre-training runs first and a free worker always takes the earliest ready node.
-    """
-    pending = list(todo)
-    running: dict[Future[NodeOutcome], str] = {}
-    pool = _pool(workers)
-    try:
-        while pending or running:
-            for node_id in list(pending):
-                dependency = blocked_by(graph, node_id, done)
-                if dependency:
-                    pending.remove(node_id)
-                    on_done(skipped(node_id, dependency))
-            ready = [n for n in pending if all(done.get(d) == RunState.COMPLETED for d in graph.nodes[n].depends_on)]
-            for node_id in ready[: workers - len(running)]:
-                pending.remove(node_id)
-                running[pool.submit(execute_node, *_payload(graph, node_id))] = node_id
-            if not running:
-                break
-            finished, _ = wait(running, return_when=FIRST_COMPLETED)
-            broken = False
-            for future in finished:
-                node_id = running.pop(future)
-                try:
-                    outcome = future.result()
-                except BrokenProcessPool:
-                    broken = True
-                    outcome = crashed(
-                        graph,
-                        node_id,
-                        "BrokenProcessPool: the worker process running this "
-                        "node died (killed, out of memory, or a crash in native code).",
-                    )
-                on_done(outcome)
-            if broken:  # every other run in flight died with the pool; record them and start a fresh pool
-                for future, node_id in list(running.items()):
-                    running.pop(future)
-                    on_done(
-                        crashed(
-                            graph,
-                            node_id,
-                            "BrokenProcessPool: another worker process died while this "
-                            "node ran; rerun with `--resume`.",
-                        )
-                    )
-                pool.shutdown(wait=False, cancel_futures=True)
-                pool = _pool(workers)
-    except BaseException:  # Ctrl-C, SIGTERM: stop the runs in flight now; they rerun on --resume
-        _kill_workers(pool)
-        interrupted(graph, list(running.values()))
-        raise
-    finally:
-        pool.shutdown(wait=not running, cancel_futures=True)
-
-
-def _kill_workers(pool: ProcessPoolExecutor) -> None:
-    """SIGKILL the pool's processes: Lightning turns SIGTERM and SIGINT into a graceful stop, which would
-    finish the epoch (minutes) after the user asked to stop."""
-    processes = list((getattr(pool, "_processes", None) or {}).values())  # no public API before Python 3.14
-    for process in processes:
-        process.kill()
-    for process in processes:
-        process.join(timeout=10)
-
-
-def _pool(workers: int) -> ProcessPoolExecutor:
-    # spawn: a fork of a process that already runs torch threads can deadlock.
-    # die_with_parent: a worker must not outlive a killed study (kill -9 leaves no chance to clean up).
-    return ProcessPoolExecutor(
-        max_workers=workers,
-        mp_context=multiprocessing.get_context("spawn"),
-        initializer=die_with_parent,
-        initargs=(os.getpid(),),
-    )

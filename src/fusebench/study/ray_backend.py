@@ -14,8 +14,8 @@ from typing import Any
 
 from fusebench.config import ConfigError
 from fusebench.engine.run_folder import RunState
-from fusebench.study.execute import NodeOutcome, OnDone, crashed, execute_node, interrupted, skipped
 from fusebench.study.graph import StudyGraph, blocked_by
+from fusebench.study.node_run import NodeOutcome, OnDone, crashed, execute_node, interrupted, skipped
 
 
 def import_ray() -> Any:

@@ -161,7 +161,7 @@ class StudyRecord:
         Raises:
             ModuleNotFoundError: pandas is not installed (``pip install 'fusebench[pandas]'``).
         """
-        from fusebench.study.results import long_rows
+        from fusebench.study.long_format import long_rows
 
         return _frame(long_rows(self.to_json()))
 

@@ -20,6 +20,7 @@ from fusebench.io import atomic_write_text, read_json
 from fusebench.study import plots, plots_modality, plots_sensitivity
 from fusebench.study.analysis import analyse, write_analysis
 from fusebench.study.records import load_results
+from fusebench.study.report_decision import decision_guide, decision_table
 from fusebench.study.report_mmpt import make_mmpt_figures, mmpt_context
 from fusebench.study.report_representations import representation_context
 from fusebench.study.report_sensitivity import sensitivity_context
@@ -33,14 +34,8 @@ from fusebench.study.report_text import (
     test_set_note,
 )
 from fusebench.study.report_thesis import change_rows, efficiency_rows, monitoring_figures
-from fusebench.study.report_verdict import (
-    cost_sentences,
-    decision_guide,
-    decision_table,
-    rows_of,
-    timing_caveat,
-    verdict,
-)
+from fusebench.study.report_time import cost_sentences, timing_caveat
+from fusebench.study.report_verdict import rows_of, verdict
 
 TEMPLATES = Path(__file__).parent / "templates"
 

@@ -1,7 +1,8 @@
 """Number formatting, headline cells and table notes of a report, all from analysis.json.
 
-The generated sentences (verdict, costs, decision guide) are in
-:mod:`fusebench.study.report_verdict`.
+The generated sentences are in :mod:`fusebench.study.report_verdict` (verdict),
+:mod:`fusebench.study.report_time` (wall time) and :mod:`fusebench.study.report_decision`
+(decision guide).
 """
 
 from __future__ import annotations

@@ -1,11 +1,13 @@
-"""The generated sentences of a report: verdict, costs, timing caveat, decision guide.
+"""The report's verdict: the generated sentences on each comparison and on each family of tests.
 
 They are written by rules, not by hand, so they can only say what analysis.json says: a
 difference is called significant only when its Holm-adjusted p-value (within its
 family) is below alpha, the direction comes from the sign of the mean difference, every
 sentence carries the effect, its interval and the n it rests on, and the verdict states
 the budget that was tested, what the significance rests on, and how many seeds a
-confirmatory study would need.
+confirmatory study would need. The report's other generated sentences, on wall time and
+on whether pre-training paid for itself, are in :mod:`fusebench.study.report_time` and
+:mod:`fusebench.study.report_decision`.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from fusebench.study.report_text import _missing, count, interval, num, percent, pvalue, seconds, signed
+from fusebench.study.report_text import _missing, count, interval, num, pvalue, signed
 
 INTERVAL_NAMES = {"t": "paired t-interval", "bca": "BCa bootstrap interval"}
 FAMILY_NAMES = {"primary": "primary", "secondary": "secondary"}
@@ -199,179 +201,6 @@ def verdict(analysis: Mapping[str, Any]) -> list[str]:
         )
     )
     return paragraphs
-
-
-def timing_caveat(analysis: Mapping[str, Any]) -> str:
-    """Under which concurrency the seconds were measured, and how to get clean ones."""
-    timing = analysis["setup"].get("timing_conditions") or {}
-    workers, cpus, load = timing.get("max_workers"), timing.get("cpus"), timing.get("max_load_average")
-    clean = "`fusebench study SPEC --workers 1` (or `fusebench demo --workers 1`) gives clean timings."
-    if workers is None:
-        return (
-            "How many runs shared the machine while these times were measured was not recorded, so read the "
-            f"percentages as indicative; {clean}"
-        )
-    parts = [
-        f"Times were measured with up to {workers} run(s) in parallel on {cpus or '?'} CPU(s) "
-        f"({timing.get('threads_per_run')} thread(s) per run)"
-    ]
-    if load is not None:
-        parts.append(f"with a 1-minute load average of up to {load:.2f} when a session started")
-    text = ", ".join(parts) + "."
-    if workers > 1:
-        text += (
-            " Runs that share cores slow each other down, so each run's seconds and the time percentages "
-            f"carry that contention. {clean}"
-        )
-    elif load is not None and cpus and load >= 1.0:
-        text += (
-            " Other work was running on the machine, which slows runs down unevenly; read the seconds and "
-            "percentages as indicative and rerun on a quiet machine for clean timings."
-        )
-    if timing.get("unrecorded"):
-        text += f" {timing['unrecorded']} completed run(s) were timed in a session that left no record."
-    return text
-
-
-def cost_sentences(analysis: Mapping[str, Any]) -> list[str]:
-    """Plain sentences on wall time per seed for each compared pair."""
-    sentences = []
-    for row in analysis.get("costs", []):
-        a, b = row["group_a"], row["group_b"]
-        text = (
-            f"{b} (n={row['n_b']}) vs {a} (n={row['n_a']}): main training {seconds(row['training_b'])} vs "
-            f"{seconds(row['training_a'])} per seed ({percent(row['training_change_pct'])})"
-        )
-        if (row.get("pretraining_added_full") or 0) > 0:
-            text += (
-                f"; pre-training (data + fit) added {seconds(row['pretraining_added_full'])} per seed "
-                f"({percent(row['pretraining_added_pct_of_a_total'])} over the {a} total of "
-                f"{seconds(row['total_with_pretraining_a'])}); total cost per seed incl. pre-training "
-                f"{seconds(row['total_with_pretraining_b'])} vs {seconds(row['total_with_pretraining_a'])} "
-                f"({percent(row['total_change_pct_full'])}). Shared among the completed runs of this study's "
-                f"arms that load the same encoder, pre-training adds {seconds(row['pretraining_added_amortised'])}"
-                f" per seed ({percent(row['total_change_pct_amortised'])}); that sharing exists only within "
-                "this study"
-            )
-        else:
-            text += (
-                f"; total per seed{' incl. pre-training' if row.get('pretraining_full_b') else ''} "
-                f"{seconds(row['total_with_pretraining_b'])} vs "
-                f"{seconds(row['total_with_pretraining_a'])} ({percent(row['total_change_pct_full'])})"
-            )
-        sentences.append(text + ".")
-    return sentences
-
-
-def decision_guide(analysis: Mapping[str, Any]) -> list[str]:
-    """The recommendation that ends the report: did pre-training pay for itself, counting its cost?"""
-    decision = analysis.get("decision") or {}
-    best = decision.get("recommendation")
-    if not best:
-        return []
-    metric = analysis["primary_metric"]
-    budget = (analysis.get("fixed_budget") or {}).get("epochs") or best["baseline_epochs"]
-    a, b = best["group_a"], best["group_b"]
-    effect = f"{signed(best['mean_diff'])} test {metric} at {budget} epochs (Holm p = {pvalue(best['p_holm'])})"
-    if best["epochs_to_match"] is None:
-        speed = (
-            f"{b} never reached {a}'s final validation {metric} ({num(best['baseline_final'])}) within its "
-            "epochs, so pre-training saved no training time."
-        )
-    else:
-        speed = (
-            f"To reach {a}'s final validation {metric} ({num(best['baseline_final'])}), {a} needed "
-            f"{best['baseline_epochs']} epochs ({seconds(best['time_to_match_a'])}) and {b} "
-            f"{best['epochs_to_match']} epoch(s) after {seconds(best['pretraining_seconds'])} of pre-training "
-            f"({seconds(best['time_to_match_b'])} in all): "
-        )
-        net = best["net_seconds"]
-        speed += (
-            f"pre-training paid for itself in time, saving {seconds(net)} per seed."
-            if net is not None and net >= 0
-            else f"pre-training cost {seconds(-net if net is not None else None)} more per seed than it saved."
-        )
-        if best.get("break_even_runs"):
-            speed += (
-                f" It would break even if one pre-trained encoder served at least {best['break_even_runs']} "
-                "fusion runs (e.g. a sweep over fusion methods or missing rates)."
-            )
-    cost = seconds(best["pretraining_seconds"])
-    if best["significant"] and best["better"]:
-        if best["net_seconds"] is not None and best["net_seconds"] >= 0:
-            advice = (
-                f"Recommendation: pre-train ({b}): it is better and, counting its cost, faster to a given {metric}."
-            )
-        else:
-            advice = (
-                f"Recommendation: pre-train ({b}) if {signed(best['mean_diff'])} {metric} is worth {cost} of "
-                f"pre-training per seed; train {a} if time matters more."
-            )
-    elif best["significant"]:
-        advice = f"Recommendation: do not pre-train; {b} is significantly worse than {a}."
-    else:
-        seeds = f" (a confirmatory study needs about {best['seeds_needed']} seeds)" if best.get("seeds_needed") else ""
-        advice = (
-            f"Recommendation: no evidence at this budget that pre-training helps{seeds}; it costs {cost} per "
-            "seed, so skip it unless a larger study shows a gain."
-        )
-    advice += _cheaper_rival(analysis, best)
-    if (analysis.get("fixed_budget") or {}).get("still_improving"):
-        advice += f" {a} was still improving at {budget} epochs: train it longer before concluding it cannot catch up."
-    return [f"Best pre-trained condition: {b} vs {a}: {effect}.", speed, advice]
-
-
-def _cheaper_rival(analysis: Mapping[str, Any], best: Mapping[str, Any]) -> str:
-    """When the runner-up is another pre-trained condition the data do not separate, name the cheaper one."""
-    pick = analysis.get("best_vs_runner_up") or {}
-    if pick.get("best") != best["group_b"] or pick.get("comparison") is None:
-        return ""
-    rival = next(
-        (
-            r
-            for r in analysis["decision"]["rows"]
-            if r["group_b"] == pick["runner_up"] and r["group_a"] == best["group_a"]
-        ),
-        None,
-    )
-    c = analysis["comparisons"][pick["comparison"]]
-    if rival is None or (not _missing(c["p_holm"]) and c["p_holm"] < analysis["alpha"]):
-        return ""
-    cheaper = min((best, rival), key=lambda r: r["pretraining_seconds"])
-    return (
-        f" The data do not separate it from {rival['group_b']} (best vs runner-up p = {pvalue(c['p_ttest'])}); "
-        f"of the two, {cheaper['group_b']} needs less pre-training ({seconds(cheaper['pretraining_seconds'])} "
-        f"vs {seconds(max(best['pretraining_seconds'], rival['pretraining_seconds']))} per seed)."
-    )
-
-
-def decision_table(analysis: Mapping[str, Any]) -> tuple[list[str], list[list[str]]]:
-    """Header and rows of the decision guide's table (one row per pre-trained condition)."""
-    metric = analysis["primary_metric"]
-    header = [
-        "compared",
-        f"Δ test {metric} (Holm p)",
-        "pre-training s/seed",
-        "epochs to reach baseline's final",
-        "time to reach it: without / with pre-training",
-        "net s/seed",
-        "break-even encoder reuse",
-    ]
-    rows: list[list[str]] = []
-    for r in (analysis.get("decision") or {}).get("rows", []):
-        reach = "never" if r["epochs_to_match"] is None else f"{r['epochs_to_match']} of {r['baseline_epochs']}"
-        rows.append(
-            [
-                f"{r['group_b']} vs {r['group_a']}",
-                f"{signed(r['mean_diff'])} ({pvalue(r['p_holm'])})",
-                seconds(r["pretraining_seconds"]),
-                reach,
-                f"{seconds(r['time_to_match_a'])} / {seconds(r['time_to_match_b'])}",
-                seconds(r["net_seconds"]),
-                f"{r['break_even_runs']} runs" if r.get("break_even_runs") else "–",
-            ]
-        )
-    return header, rows
 
 
 def rows_of(analysis: Mapping[str, Any], family: str) -> Sequence[Mapping[str, Any]]:

@@ -1,10 +1,11 @@
-"""Paired comparisons of two conditions over the same seeds, and plain summaries.
+"""Paired comparisons of two conditions over the same seeds.
 
 A study runs conditions A and B once per seed, so the unit is the per-seed difference
 ``b - a``: paired t-test, Wilcoxon signed-rank test, the interval of the mean difference
 (paired t by default, see :mod:`fusebench.study.intervals`) and paired effect size come
 from scipy, Holm from statsmodels; this module pairs, validates, handles degenerate cases
-openly and records ``n`` next to every p-value.
+openly and records ``n`` next to every p-value. The plain summary of one condition over
+its seeds is in :mod:`fusebench.study.seed_summary`.
 """
 
 from __future__ import annotations
@@ -72,27 +73,8 @@ class PairedComparison:
     wilcoxon_floor: float = math.nan
 
 
-@dataclass(frozen=True)
-class Summary:
-    """Location and spread of one metric over seeds.
-
-    Attributes:
-        n: number of non-NaN values used.
-        mean, min, max: of those values.
-        std: sample standard deviation (ddof=1); NaN when ``n == 1``.
-        ci_low, ci_high: t-interval of the mean (``scipy.stats.t``); NaN when ``n == 1``.
-    """
-
-    n: int
-    mean: float
-    std: float
-    ci_low: float
-    ci_high: float
-    min: float
-    max: float
-
-
-def _check_confidence(confidence: float) -> None:
+def check_confidence(confidence: float) -> None:
+    """Raise unless ``confidence`` is a level in (0, 1) (also used by :mod:`fusebench.study.seed_summary`)."""
     if not 0.0 < confidence < 1.0:
         raise ValueError(f"Expected `confidence` in (0, 1), got {confidence}.")
 
@@ -196,7 +178,7 @@ def paired_comparison(
     >>> r.n, round(r.mean_diff, 3), r.ci_low < r.mean_diff < r.ci_high
     (5, 0.048, True)
     """
-    _check_confidence(confidence)
+    check_confidence(confidence)
     a_arr = np.asarray(a, dtype=float).ravel()
     b_arr = np.asarray(b, dtype=float).ravel()
     if a_arr.size != b_arr.size:
@@ -283,34 +265,6 @@ def holm_adjust(
     if finite.any():
         adjusted[finite] = multipletests(raw[finite], method="holm")[1]
     return [replace(c, p_holm=float(p), p_holm_source=f) for c, p, f in zip(comparisons, adjusted, fields, strict=True)]
-
-
-def summarize(values: Values, confidence: float = 0.95) -> Summary:
-    """Mean, sd and a t-interval of the mean for one metric over seeds (NaNs dropped).
-
-    The interval is ``mean +- t_{(1+confidence)/2, n-1} * sd / sqrt(n)`` (``scipy.stats.t``):
-    deterministic, and the same t-interval that paired differences get by default.
-
-    Raises:
-        ValueError: if no non-NaN value is given.
-
-    >>> s = summarize([1.0, 2.0, 3.0])
-    >>> s.n, s.mean, s.std, round(s.ci_low, 3), round(s.ci_high, 3)
-    (3, 2.0, 1.0, -0.484, 4.484)
-    """
-    _check_confidence(confidence)
-    arr = np.asarray(values, dtype=float).ravel()
-    arr = arr[~np.isnan(arr)]
-    n = int(arr.size)
-    if n == 0:
-        raise ValueError("Expected at least one non-NaN value in `values`, got none.")
-    mean = float(np.mean(arr))
-    std = ci_low = ci_high = math.nan
-    if n > 1:
-        std = float(np.std(arr, ddof=1))
-        half = float(stats.t.ppf((1.0 + confidence) / 2.0, df=n - 1)) * std / math.sqrt(n)
-        ci_low, ci_high = mean - half, mean + half
-    return Summary(n, mean, std, ci_low, ci_high, float(np.min(arr)), float(np.max(arr)))
 
 
 def comparison_table(comparisons: Sequence[PairedComparison]) -> list[dict[str, Any]]:
