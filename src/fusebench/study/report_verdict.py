@@ -15,10 +15,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from fusebench.study.intervals import INTERVAL_LABELS
 from fusebench.study.report_text import _missing, count, interval, num, pvalue, signed
-
-INTERVAL_NAMES = {"t": "paired t-interval", "bca": "BCa bootstrap interval"}
-FAMILY_NAMES = {"primary": "primary", "secondary": "secondary"}
 
 
 def _digits(c: Mapping[str, Any]) -> int:
@@ -44,7 +42,7 @@ def describe(c: Mapping[str, Any], families: Mapping[str, int], confidence: floa
     )
     return (
         f"{c['group_b']} − {c['group_a']} on {c['label']}: mean difference {signed(c['mean_diff'], d)} "
-        f"({confidence:.0%} {INTERVAL_NAMES.get(c['ci_method'], 'interval')} "
+        f"({confidence:.0%} {INTERVAL_LABELS.get(c['ci_method'], 'interval')} "
         f"{interval(c['ci_low'], c['ci_high'], d)}; n = {c['n']} paired seeds {c['seeds']}{extra}), paired "
         f"t-test p = {pvalue(c['p_ttest'])}, {holm}, Wilcoxon p = {pvalue(c['p_wilcoxon'])}, Hedges' g_z = "
         f"{num(c['hedges_g'], 2)}{' (undefined for n < 3)' if c['n'] < 3 else ''}."
