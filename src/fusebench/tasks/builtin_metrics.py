@@ -26,7 +26,9 @@ from torchmetrics.functional.classification import (
     multilabel_f1_score,
 )
 
-from fusebench.tasks.metrics import Metric, MetricContext, MetricFn, register_metric
+from fusebench.tasks.metrics import Metric, MetricContext, MetricFn, TaskKind, register_metric
+
+PerSampleFn = Callable[[Tensor, Tensor, MetricContext], Tensor]
 
 # ------------------------------------------------------------------------ multiclass
 
@@ -110,11 +112,16 @@ def _f1_binary(non_zero: bool) -> MetricFn:
     return fn
 
 
-def _mean_of(per_sample: Callable[[Tensor, Tensor, MetricContext], Tensor]) -> MetricFn:
+def _mean_of(per_sample: PerSampleFn) -> MetricFn:
     def fn(outputs: Tensor, target: Tensor, ctx: MetricContext) -> float:
         return float(per_sample(outputs, target, ctx).double().mean())
 
     return fn
+
+
+def _sample_mean_metric(name: str, label: str, kind: TaskKind, per_sample: PerSampleFn) -> Metric:
+    """A higher-is-better metric that is the mean of one per-sample score (MMPT's exact expectation reads it)."""
+    return Metric(name, True, label, {kind: _mean_of(per_sample)}, per_sample_mean=True, per_sample={kind: per_sample})
 
 
 def _correct(outputs: Tensor, target: Tensor, ctx: MetricContext) -> Tensor:
@@ -162,44 +169,16 @@ for _metric in (
     Metric("f1_weighted", True, "F1 weighted", {"multiclass": _mc_f1("weighted"), "multilabel": _ml_f1("weighted")}),
     # scikit-learn's average="samples" (MultiBench's MM-IMDB F1 samples); torchmetrics has no sample average,
     # so each sample's 2tp / (2tp + fp + fn) is written out, 0 for a sample with no true and no predicted label
-    Metric(
-        "f1_samples",
-        True,
-        "F1 samples",
-        {"multilabel": _mean_of(_sample_f1)},
-        per_sample_mean=True,
-        per_sample={"multilabel": _sample_f1},
-    ),
+    _sample_mean_metric("f1_samples", "F1 samples", "multilabel", _sample_f1),
     Metric("mae", False, "MAE", {"regression": _mae}, per_sample_mean=True, per_sample={"regression": _abs_error}),
     Metric("mse", False, "MSE", {"regression": _mse}, per_sample_mean=True, per_sample={"regression": _squared_error}),
     Metric("corr", True, "Pearson r", {"regression": _corr}),
-    Metric(
-        "acc2_has0",
-        True,
-        "Acc-2 (has-zero)",
-        {"regression": _mean_of(_same_sign_has0)},
-        per_sample_mean=True,
-        per_sample={"regression": _same_sign_has0},
-    ),
+    _sample_mean_metric("acc2_has0", "Acc-2 (has-zero)", "regression", _same_sign_has0),
     Metric("f1_has0", True, "F1 (has-zero)", {"regression": _f1_binary(non_zero=False)}),
     Metric("acc2_non0", True, "Acc-2 (non-zero)", {"regression": _acc2_non0()}, per_sample_mean=True),
     Metric("f1_non0", True, "F1 (non-zero)", {"regression": _f1_binary(non_zero=True)}),
     # MMSA Mult_acc_5 / Mult_acc_7: both sides clipped to [-2, 2] / [-3, 3], rounded (half to even), compared
-    Metric(
-        "acc5",
-        True,
-        "Acc-5",
-        {"regression": _mean_of(_same_rounded(2.0))},
-        per_sample_mean=True,
-        per_sample={"regression": _same_rounded(2.0)},
-    ),
-    Metric(
-        "acc7",
-        True,
-        "Acc-7",
-        {"regression": _mean_of(_same_rounded(3.0))},
-        per_sample_mean=True,
-        per_sample={"regression": _same_rounded(3.0)},
-    ),
+    _sample_mean_metric("acc5", "Acc-5", "regression", _same_rounded(2.0)),
+    _sample_mean_metric("acc7", "Acc-7", "regression", _same_rounded(3.0)),
 ):
     register_metric(_metric)
