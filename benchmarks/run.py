@@ -1,6 +1,6 @@
 """``make bench``: every row of issue 14's table, measured against a bare PyTorch loop, with its goal.
 
-    python benchmarks/run.py                 # every row (about 10-15 min on 2 busy cores)
+    python benchmarks/run.py                 # every row (27 min on 2 busy cores, the last full run)
     python benchmarks/run.py --rows memory startup
     python benchmarks/run.py --smoke --out /tmp/bench   # one round of every row on tiny data (the test)
 
