@@ -98,6 +98,13 @@ def _study(row: dict[str, Any]) -> Row:
         f"{row['one_worker_seconds'][0]:.0f} s); identical test metrics: {row['identical_test_metrics']}; "
         f"{row['nodes']} nodes ran in {row['worker_processes_for_nodes']} worker processes"
     )
+    if "phases_one_worker" in row:  # rows measured before the phases were recorded have none
+        one, two = row["phases_one_worker"], row["phases_two_workers"]
+        value += (
+            f"; set-up / nodes / report {one['setup']:.0f} / {one['nodes']:.0f} / {one['report']:.0f} s with 1 worker, "
+            f"{two['setup']:.0f} / {two['nodes']:.0f} / {two['report']:.0f} s with 2 (nodes phase "
+            f"{row['nodes_phase_ratio']:.2f})"
+        )
     ok = row["ratio_median"] <= 0.55 and row["identical_test_metrics"]
     return "", value, "<= 0.55, same results, workers reused", _met(ok)
 
@@ -177,6 +184,15 @@ def render_markdown(results: dict[str, Any]) -> str:
         f"- load average (1, 5, 15 min) at start {m['load_average_at_start']}, at end {m.get('load_average_at_end')}",
         f"- profile `{results['profile']}`, {results['settings']['rounds']} ABBA rounds per paired row; "
         f"the bench took {results['total_seconds']:.0f} s",
+        *(
+            [
+                f"- the study row was re-measured alone (`--rows study`) at load average "
+                f"{m['study_row_remeasured']['load_average_at_start']} (start), "
+                f"{m['study_row_remeasured']['load_average_at_end']} (end)"
+            ]
+            if "study_row_remeasured" in m
+            else []
+        ),
         "",
         "**Load caveat.** This machine is shared: the load average above is the number of runnable",
         "processes on its cores. Ratios are measured interleaved in one process (A, B, B, A) on this",

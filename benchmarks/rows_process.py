@@ -238,19 +238,36 @@ def _study_spec(folder: Path, overrides: list[str], seeds: list[int]) -> Path:
     return path
 
 
+def _study_phases(study_dir: Path, started: float) -> dict[str, float]:
+    """Wall seconds of a finished study's three phases, from its files' modification times.
+
+    ``setup``: process start to ``plan.json`` (imports, the dataset, every run's preflight);
+    ``nodes``: ``plan.json`` to the last node's ``status.json`` (what workers can share);
+    ``report``: from there to ``report.html`` (results, statistics, figures).
+    """
+    plan = (study_dir / "plan.json").stat().st_mtime
+    done = max(p.stat().st_mtime for p in (study_dir / "runs").glob("*/status.json"))
+    report = (study_dir / "report.html").stat().st_mtime
+    return {"setup": plan - started, "nodes": done - plan, "report": report - done}
+
+
 def study_row(rounds: int, overrides: list[str], seeds: list[int]) -> dict[str, Any]:
     """Wall seconds of a small study on 2 local workers (B) over 1 worker (A), ABBA; same numbers; reused workers.
 
     Each study runs in a child process (``fusebench study``); the row also checks that every
-    node's test metrics are identical between the two and counts the distinct worker
-    processes (``env.json: pid``) that ran the nodes of a 2-worker study.
+    node's test metrics are identical between the two, counts the distinct worker
+    processes (``env.json: pid``) that ran the nodes of a 2-worker study, and splits each
+    study's wall time into set-up, nodes and report (:func:`_study_phases`): only the
+    nodes phase runs in parallel.
     """
     folder = Path(tempfile.mkdtemp(prefix="fusebench-bench-study-"))
     spec = _study_spec(folder, overrides, seeds)
     studies: dict[int, list[Path]] = {1: [], 2: []}
+    phases: dict[int, list[dict[str, float]]] = {1: [], 2: []}
 
     def study(workers: int) -> float:
         root = folder / f"w{workers}-{len(studies[workers])}"
+        started = time.time()  # file modification times are on this clock
         start = time.perf_counter()
         subprocess.run(
             [sys.executable, "-m", "fusebench", "study", str(spec), "--workers", str(workers), "--root", str(root)],
@@ -260,6 +277,7 @@ def study_row(rounds: int, overrides: list[str], seeds: list[int]) -> dict[str, 
             env=_env(),
         )
         studies[workers].append(root / "bench_study")
+        phases[workers].append(_study_phases(root / "bench_study", started))
         return time.perf_counter() - start
 
     ratios, ones, twos = [], [], []
@@ -277,7 +295,14 @@ def study_row(rounds: int, overrides: list[str], seeds: list[int]) -> dict[str, 
         for n in nodes
     )
     pids = {json.loads((two / n / "env.json").read_text())["pid"] for n in nodes}
+    phase_medians = {
+        workers: {k: statistics.median(p[k] for p in phases[workers]) for k in ("setup", "nodes", "report")}
+        for workers in (1, 2)
+    }
     return {
+        "phases_one_worker": phase_medians[1],
+        "phases_two_workers": phase_medians[2],
+        "nodes_phase_ratio": phase_medians[2]["nodes"] / phase_medians[1]["nodes"],
         "ratio_median": statistics.median(ratios),
         "ratios": ratios,
         "one_worker_seconds": ones,

@@ -46,8 +46,9 @@ PROFILES: dict[str, dict[str, Any]] = {
         "memory_rounds": 1,
         "startup_rounds": 3,
         "study_rounds": 1,
-        "study_train": 1000,
-        "study_seeds": [0],
+        "study_train": 3000,
+        "study_epochs": 2,
+        "study_seeds": [0, 1, 2],
         "curve_sizes": [1000, 10000, 55000],
         "views_samples": 5000,
         "cold_build": True,
@@ -65,6 +66,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         "startup_rounds": 1,
         "study_rounds": 1,
         "study_train": 64,
+        "study_epochs": 1,
         "study_seeds": [0],
         "curve_sizes": [64, 128, 256],
         "views_samples": 128,
@@ -106,7 +108,7 @@ def rows(p: dict[str, Any]) -> dict[str, Callable[[], Any]]:
         "deterministic": lambda: rows_loop.deterministic_row(t, 1, demo_limits),
         "lightning_floor": lambda: rows_loop.lightning_floor_row(t, max(1, r - 1), p["floor_samples"]),
         "study": lambda: rows_process.study_row(
-            p["study_rounds"], _small(p, p["study_train"]) + ["training.epochs=1"], p["study_seeds"]
+            p["study_rounds"], _small(p, p["study_train"]) + [f"training.epochs={p['study_epochs']}"], p["study_seeds"]
         ),
         "cold_build": (
             rows_process.cold_build_row
