@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -62,7 +62,7 @@ def _dry_run(config: RunConfig) -> None:
     )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class RunOptions:
     """The options ``pretrain`` and ``train`` share, checked by typer, in one record."""
 
@@ -113,38 +113,44 @@ def _run(config_path: Path, overrides: Sequence[str] | None, options: RunOptions
     console.print(f"results: {run_dir}")
 
 
-@app.command()
-@user_errors
-def pretrain(
-    config: Path,
-    overrides: Overrides = None,
-    run_id: RunId = None,
-    skip_train: SkipTrain = False,
-    skip_test: SkipTest = False,
-    dry_run: DryRun = False,
-    disable_monitoring: NoMonitoring = False,
-    overwrite: Overwrite = False,
-) -> None:
-    """Pre-train one modality's encoder with a linear head; saves encoders/<modality>.safetensors."""
-    options = RunOptions(run_id, skip_train, skip_test, dry_run, disable_monitoring, overwrite)
-    _run(config, overrides, options, pretrain=True)
+def _run_command(*, pretrain: bool, doc: str) -> Callable[..., None]:
+    """The ``pretrain`` or ``train`` command: one signature (typer reads it) for the options both take."""
+
+    def command(
+        config: Path,
+        overrides: Overrides = None,
+        run_id: RunId = None,
+        skip_train: SkipTrain = False,
+        skip_test: SkipTest = False,
+        dry_run: DryRun = False,
+        disable_monitoring: NoMonitoring = False,
+        overwrite: Overwrite = False,
+    ) -> None:
+        options = RunOptions(
+            run_id=run_id,
+            skip_train=skip_train,
+            skip_test=skip_test,
+            dry_run=dry_run,
+            disable_monitoring=disable_monitoring,
+            overwrite=overwrite,
+        )
+        _run(config, overrides, options, pretrain=pretrain)
+
+    command.__doc__ = doc
+    return command
 
 
-@app.command()
-@user_errors
-def train(
-    config: Path,
-    overrides: Overrides = None,
-    run_id: RunId = None,
-    skip_train: SkipTrain = False,
-    skip_test: SkipTest = False,
-    dry_run: DryRun = False,
-    disable_monitoring: NoMonitoring = False,
-    overwrite: Overwrite = False,
-) -> None:
-    """Train a multimodal model and evaluate it on every modality pattern."""
-    options = RunOptions(run_id, skip_train, skip_test, dry_run, disable_monitoring, overwrite)
-    _run(config, overrides, options, pretrain=False)
+app.command(name="pretrain")(
+    user_errors(
+        _run_command(
+            pretrain=True,
+            doc="Pre-train one modality's encoder with a linear head; saves encoders/<modality>.safetensors.",
+        )
+    )
+)
+app.command(name="train")(
+    user_errors(_run_command(pretrain=False, doc="Train a multimodal model and evaluate it on every modality pattern."))
+)
 
 
 @app.command()

@@ -34,7 +34,7 @@ Settings = Annotated[
 DEMO_SPEC = Path(__file__).resolve().parents[2] / "configs" / "studies" / "pretrain_vs_scratch.yaml"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class StudyOptions:
     """How to run a study spec: the command line's options, checked by typer, in one record.
 
@@ -69,7 +69,16 @@ def study(
     One spec fits any dataset: `--base configs/mosi/late_fusion.yaml --name mosi_pretraining` runs it on
     another dataset's config (its encoders are pre-trained from that config unless the spec names files).
     """
-    options = StudyOptions(workers, resume, backend, address, root, base, name, tuple(settings or ()))
+    options = StudyOptions(
+        workers=workers,
+        resume=resume,
+        backend=backend,
+        address=address,
+        root=root,
+        base=base,
+        name=name,
+        settings=tuple(settings or ()),
+    )
     run_study_command(spec, options)
 
 

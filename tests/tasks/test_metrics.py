@@ -1,4 +1,6 @@
-"""tasks/metrics.py against scikit-learn and values worked out by hand from MMSA's definitions."""
+"""tasks/builtin_metrics.py, looked up through tasks/metrics.py, against scikit-learn and hand values.
+
+The hand values are worked out from MMSA's definitions."""
 
 from __future__ import annotations
 

@@ -25,7 +25,7 @@ from fusebench.data.sources import DATA_ENV_VAR, locate_sources, source_checksum
 from fusebench.errors import CacheCorruptedError
 from fusebench.io import atomic_write
 
-_log = logging.getLogger(__name__)
+_log = logging.getLogger("fusebench.data.avdigits")  # the name these warnings had before the cache was split off
 
 
 def cache_folder(recipe: AVDigitsRecipe, cache_dir: str | Path | None = None) -> Path:

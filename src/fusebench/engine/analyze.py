@@ -51,7 +51,7 @@ def analyze_runs(
     Returns:
         The JSON payload (also written).
     """
-    from fusebench.engine.probe import _threads
+    from fusebench.engine.probe import probe_threads
     from fusebench.engine.projections import resolve_methods
     from fusebench.engine.representation_plots import cka_matrix
     from fusebench.io import atomic_write_json
@@ -68,7 +68,7 @@ def analyze_runs(
     runs = [analyse_run(p, label, cache) for p, label in zip(paths, run_labels(paths), strict=True)]
     views = [v for r in runs for v in r.views]
     owner = {v.key: r for r in runs for v in r.views}
-    with _threads(runs[0].loaded.config.experiment.threads):
+    with probe_threads(runs[0].loaded.config.experiment.threads):
         pairs = cka_pairs(views)
         matrices = cka_matrices(views, pairs)
         probed = (

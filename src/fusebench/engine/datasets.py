@@ -55,6 +55,11 @@ class DataSplits:
         return {m: tuple(x.shape[1:]) for m, x in self.train.inputs.items()}
 
     @property
+    def dataset_modalities(self) -> tuple[str, ...]:
+        """Every modality the dataset has, sorted (the run may use fewer)."""
+        return () if self.info is None else tuple(sorted(self.info.modalities))
+
+    @property
     def modality_info(self) -> dict[str, ModalityInfo] | None:
         """The run's modalities' descriptions (variable length or not), for the model build's checks."""
         return None if self.info is None else {m: self.info.modalities[m] for m in self.modalities}

@@ -47,8 +47,9 @@ class RunInputs:
 
     @classmethod
     def of(cls, data: DataSplits) -> RunInputs:
-        available = () if data.info is None else tuple(sorted(data.info.modalities))
-        return cls(data.modalities, data.input_shapes, data.modality_info, data.task, len(data.train), available)
+        return cls(
+            data.modalities, data.input_shapes, data.modality_info, data.task, len(data.train), data.dataset_modalities
+        )
 
 
 def preflight(config: RunConfig, inputs: RunInputs, *, load_files: bool = True) -> nn.Module:

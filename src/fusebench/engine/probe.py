@@ -121,7 +121,7 @@ def probe_run(
     """
     run = loaded if loaded is not None else load_trained_run(run_dir)
     checked = read_experts(run.config, run.run_dir, experts or {})
-    with _threads(run.config.experiment.threads):
+    with probe_threads(run.config.experiment.threads):
         probes, primary = _fit_probes(run, l2_grid)
     kind = (
         "ridge regression (closed form)"
@@ -188,7 +188,7 @@ def run_mmpt_profile(run_dir: Path, metrics: Sequence[str]) -> dict[str, Any] | 
 
 
 @contextmanager
-def _threads(count: int | None) -> Iterator[None]:
+def probe_threads(count: int | None) -> Iterator[None]:
     """``experiment.threads`` while probing (small L-BFGS steps crawl on oversubscribed cores)."""
     before = torch.get_num_threads()
     if count:

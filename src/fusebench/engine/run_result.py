@@ -70,9 +70,9 @@ class RunResult:
         Raises:
             ModuleNotFoundError: pandas is not installed (``pip install 'fusebench[pandas]'``).
         """
-        from fusebench.study.records import _frame
+        from fusebench.study.records import long_frame
 
-        return _frame(self.rows())
+        return long_frame(self.rows())
 
 
 def read_run_result(run_dir: str | Path) -> RunResult:

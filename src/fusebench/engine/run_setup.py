@@ -103,7 +103,11 @@ def fusion_module(
         metric_names=metric_names,
         primary=primary,
         frozen=frozen_modalities(config),
-        strategies=build_strategies(config, model, data.modalities, data.task) if training else [],
+        strategies=(
+            build_strategies(config, model, data.modalities, data.task, dataset_modalities=data.dataset_modalities)
+            if training
+            else []
+        ),
         on_epoch_record=on_epoch_record,
         gradient_clip=config.training.gradient_clip,
     )

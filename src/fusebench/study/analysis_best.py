@@ -31,7 +31,7 @@ from fusebench.data.patterns import pattern_name
 from fusebench.engine.mmpt import DEFAULT_P_GRID, mmpt_curve
 from fusebench.study.analysis_groups import summary
 from fusebench.study.analysis_mixture import OutputCache, experts_by_key, group_fractions
-from fusebench.study.analysis_modality import _band
+from fusebench.study.analysis_modality import mean_band
 from fusebench.study.analysis_pairs import axes_key
 from fusebench.study.records import RunRecord
 
@@ -164,7 +164,7 @@ def best_fusion(
             )
             per_seed.append([p.value for p in points])
         if per_seed:
-            curves[m] = {"p_test": list(p_grid), **_band(per_seed)}
+            curves[m] = {"p_test": list(p_grid), **mean_band(per_seed)}
     naive_curves = {m: c for m, c in (naive.get("mmpt") or {}).items()} if naive else {}
     return {
         "choices": choices,

@@ -91,7 +91,8 @@ def load_logits(study_dir: Path, run: RunRecord) -> SavedOutputs | None:
     )
 
 
-def _band(curves: Sequence[Sequence[float]]) -> dict[str, Any]:
+def mean_band(curves: Sequence[Sequence[float]]) -> dict[str, Any]:
+    """Per-seed curves ``[seeds, p]`` summarised per ``p``: mean, sample std, min and max over the seeds."""
     values = np.array(curves, dtype=float)  # [seeds, p]
     n = values.shape[0]
     return {
@@ -146,7 +147,7 @@ def run_modality_analysis(
         "chance_source": "study setting `analysis.chance`" if configured_chance is not None else chance_source(kinds),
         "mean": {m: summary([v[m] for v in per_seed.values()]) for m in names} if per_seed else {},
     }
-    mmpt = {m: {"p_test": list(p_grid), **_band(c)} for m, c in curves.items() if c}
+    mmpt = {m: {"p_test": list(p_grid), **mean_band(c)} for m, c in curves.items() if c}
     return {"shapley": shapley, "mmpt": mmpt, "notes": notes}
 
 

@@ -154,7 +154,7 @@ def analyze_study(
     Raises:
         RunFolderError: the study has no completed run of its baseline condition.
     """
-    from fusebench.engine.probe import _threads
+    from fusebench.engine.probe import probe_threads
     from fusebench.engine.projections import resolve_methods
     from fusebench.engine.representation_plots import cka_matrix
     from fusebench.engine.representation_views import DataCache
@@ -179,7 +179,7 @@ def analyze_study(
         old.unlink()
     cache, out = DataCache(), _Collected()
     threads = int((results.execution or ({},))[-1].get("threads_per_run") or 1)  # as the runs had
-    with _threads(threads):
+    with probe_threads(threads):
         for number, (key, by_seed) in enumerate(cells.items()):
             label = cell_label(json.loads(key))
             stacks: dict[str, tuple[list[str], list[list[list[float | None]]]]] = {}

@@ -163,10 +163,11 @@ class StudyRecord:
         """
         from fusebench.study.long_format import long_rows
 
-        return _frame(long_rows(self.to_json()))
+        return long_frame(long_rows(self.to_json()))
 
 
-def _frame(rows: list[dict[str, Any]]) -> pandas.DataFrame:
+def long_frame(rows: list[dict[str, Any]]) -> pandas.DataFrame:
+    """Long-format rows as a pandas DataFrame (``.to_frame()`` of runs and studies; pandas is an extra)."""
     try:
         import pandas
     except ModuleNotFoundError:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from fusebench.study.report_text import _missing, num, pvalue, seconds, signed
+from fusebench.study.report_text import is_missing, num, pvalue, seconds, signed
 
 
 def decision_guide(analysis: Mapping[str, Any]) -> list[str]:
@@ -86,7 +86,7 @@ def _cheaper_rival(analysis: Mapping[str, Any], best: Mapping[str, Any]) -> str:
         None,
     )
     c = analysis["comparisons"][pick["comparison"]]
-    if rival is None or (not _missing(c["p_holm"]) and c["p_holm"] < analysis["alpha"]):
+    if rival is None or (not is_missing(c["p_holm"]) and c["p_holm"] < analysis["alpha"]):
         return ""
     cheaper = min((best, rival), key=lambda r: r["pretraining_seconds"])
     return (

@@ -14,47 +14,48 @@ from typing import Any
 DASH = "–"
 
 
-def _missing(value: Any) -> bool:
+def is_missing(value: Any) -> bool:
+    """No value to print: ``None`` or a non-finite float (a statistic that could not be computed)."""
     return value is None or (isinstance(value, float) and not math.isfinite(value))
 
 
 def num(value: Any, digits: int = 4) -> str:
     """A metric value, e.g. ``0.9515``; a dash when it does not exist (e.g. std of one seed)."""
-    return DASH if _missing(value) else f"{float(value):.{digits}f}"
+    return DASH if is_missing(value) else f"{float(value):.{digits}f}"
 
 
 def signed(value: Any, digits: int = 4) -> str:
-    return DASH if _missing(value) else f"{float(value):+.{digits}f}"
+    return DASH if is_missing(value) else f"{float(value):+.{digits}f}"
 
 
 def seconds(value: Any) -> str:
     """Seconds with two decimals, e.g. ``14.80 s``."""
-    return DASH if _missing(value) else f"{float(value):.2f} s"
+    return DASH if is_missing(value) else f"{float(value):.2f} s"
 
 
 def pvalue(value: Any) -> str:
     """p-values with three significant digits: ``0.0625``, ``0.700``, ``1.00``; below 0.001 ``4.10e-04``."""
-    if _missing(value):
+    if is_missing(value):
         return DASH
     return f"{float(value):.2e}" if float(value) < 0.001 else f"{float(value):#.3g}"
 
 
 def percent(value: Any, digits: int = 0) -> str:
     """A signed change in percent, ``+12%`` (``digits=1``: ``+12.3%``); a dash when it does not exist."""
-    return DASH if _missing(value) else f"{float(value):+.{digits}f}%"
+    return DASH if is_missing(value) else f"{float(value):+.{digits}f}%"
 
 
 def mean_std(summary: Mapping[str, Any] | None, digits: int = 4) -> str:
     """``0.4520 ± 0.0123``; the ± part is left out when there is one seed."""
     if not summary:
         return DASH
-    if _missing(summary.get("std")):
+    if is_missing(summary.get("std")):
         return num(summary.get("mean"), digits)
     return f"{num(summary['mean'], digits)} ± {num(summary['std'], digits)}"
 
 
 def interval(low: Any, high: Any, digits: int = 4) -> str:
-    return DASH if _missing(low) or _missing(high) else f"[{num(low, digits)}, {num(high, digits)}]"
+    return DASH if is_missing(low) or is_missing(high) else f"[{num(low, digits)}, {num(high, digits)}]"
 
 
 def ci(summary: Mapping[str, Any] | None, digits: int = 4) -> str:
@@ -137,7 +138,7 @@ def count(n: int, word: str) -> str:
 
 
 def ratio(value: Any) -> str:
-    return DASH if _missing(value) else f"{float(value):.2f}×"
+    return DASH if is_missing(value) else f"{float(value):.2f}×"
 
 
 FILTERS = {

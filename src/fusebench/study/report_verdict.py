@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from fusebench.study.intervals import INTERVAL_LABELS
-from fusebench.study.report_text import _missing, count, interval, num, pvalue, signed
+from fusebench.study.report_text import count, interval, is_missing, num, pvalue, signed
 
 
 def _digits(c: Mapping[str, Any]) -> int:
@@ -51,12 +51,12 @@ def describe(c: Mapping[str, Any], families: Mapping[str, int], confidence: floa
 
 def conclusion(c: Mapping[str, Any], alpha: float) -> str:
     """Significant or not after Holm, in which direction, and what the significance rests on."""
-    if _missing(c.get("p_holm")):
+    if is_missing(c.get("p_holm")):
         return f"No test was possible ({c.get('note') or 'undefined p-value'})."
     if c["p_holm"] >= alpha:
         text = f"This difference is not significant at α = {alpha} after Holm correction"
-        if _missing(c["ci_low"]) or c["ci_low"] <= 0 <= c["ci_high"]:
-            text += "; its interval includes 0." if not _missing(c["ci_low"]) else "."
+        if is_missing(c["ci_low"]) or c["ci_low"] <= 0 <= c["ci_high"]:
+            text += "; its interval includes 0." if not is_missing(c["ci_low"]) else "."
         else:
             text += (
                 ". Its interval excludes 0 but, unlike the Holm p-value, is not adjusted for the other "
@@ -74,7 +74,7 @@ def conclusion(c: Mapping[str, Any], alpha: float) -> str:
 
 def _floor_note(c: Mapping[str, Any], alpha: float, significant: bool) -> str:
     floor = c.get("wilcoxon_floor")
-    if floor is None or _missing(floor) or floor < alpha or c["p_holm_source"] != "p_ttest":
+    if floor is None or is_missing(floor) or floor < alpha or c["p_holm_source"] != "p_ttest":
         return ""
     head = f" With {c['n']} seeds the Wilcoxon signed-rank p cannot go below {pvalue(floor)}, so "
     if significant:
@@ -140,7 +140,7 @@ def _runner_up(analysis: Mapping[str, Any], alpha: float) -> str | None:
         if c.get("post_hoc")
         else ""
     )
-    separated = (not _missing(c["p_holm"])) and c["p_holm"] < alpha
+    separated = (not is_missing(c["p_holm"])) and c["p_holm"] < alpha
     if c["family"] == "primary":
         return (
             f"Best vs runner-up on {c['label']}: {best} vs {runner}, which is the primary comparison above "
@@ -155,7 +155,7 @@ def _runner_up(analysis: Mapping[str, Any], alpha: float) -> str | None:
 
 def _family_count(analysis: Mapping[str, Any], family: str, alpha: float) -> str:
     rows = [c for c in analysis["comparisons"] if c["family"] == family]
-    significant = [c for c in rows if not _missing(c.get("p_holm")) and c["p_holm"] < alpha]
+    significant = [c for c in rows if not is_missing(c.get("p_holm")) and c["p_holm"] < alpha]
     listed = "; ".join(
         f"{c['group_b']} vs {c['group_a']} on {c['label']} ({signed(c['mean_diff'], _digits(c))})" for c in significant
     )

@@ -49,12 +49,12 @@ def read_study_spec(study_dir: Path) -> StudySpec:
             f"`{file}` does not exist; is `{study_dir}` a study folder written by `fusebench study`?"
         )
     from fusebench.config import read_yaml
-    from fusebench.study.spec import _explain
+    from fusebench.study.spec import explain_spec_error
 
     try:
         return StudyFile.model_validate(read_yaml(file)).study
     except ValidationError as error:
-        raise _explain(error, file) from None
+        raise explain_spec_error(error, file) from None
 
 
 def collect_results(study_dir: str | Path) -> dict[str, Any]:

@@ -197,7 +197,7 @@ def load_spec(
     try:
         spec = StudyFile.model_validate(raw).study
     except ValidationError as error:
-        raise _explain(error, source) from None
+        raise explain_spec_error(error, source) from None
     folder = source.resolve().parent
     if base is not None:
         base_file = Path(base).resolve()
@@ -251,7 +251,7 @@ def _config_path(folder: Path, relative: str, source: Path, key: str) -> Path:
     return file
 
 
-def _explain(error: ValidationError, source: Path) -> SpecError:
+def explain_spec_error(error: ValidationError, source: Path) -> SpecError:
     """Pydantic's report as one paragraph naming the spec file, each key and the fix."""
     return explain_validation_error(error, f"`{source}`", root=StudyFile, kind="study spec", as_type=SpecError)
 

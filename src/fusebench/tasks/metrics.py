@@ -1,9 +1,9 @@
 """The one metric registry: every metric fusebench computes, its direction and the tasks it fits.
 
 Training, evaluation, MMPT curves, Shapley values, probes, study statistics and the report
-all look a metric up here, so a metric's name, its maths and whether a larger value is
-better live in one place (torchmetrics' ``higher_is_better`` and optuna's study direction
-are the models). The maths comes from torchmetrics where torchmetrics has it.
+all look a metric up here, so a metric's name, the tasks it fits and whether a larger
+value is better are registered in one place (torchmetrics' ``higher_is_better`` and
+optuna's study direction are the models).
 
 A metric takes the model's raw ``outputs`` (logits for classification, values for
 regression) and the ``target`` and returns a float; the task supplies the prediction rule

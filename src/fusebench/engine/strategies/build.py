@@ -30,6 +30,18 @@ from fusebench.errors import ConfigError, quoted
 from fusebench.tasks import Task
 
 
+def _how_to_add(config: RunConfig, names: Sequence[str], dataset_modalities: Sequence[str]) -> str:
+    """The keys that would give the run the dataset's other modalities ("" when it has none)."""
+    left_out = sorted(set(dataset_modalities) - set(names))
+    if not left_out:
+        return ""
+    unconfigured = [m for m in left_out if m not in config.model.encoders]
+    excluded = [m for m in left_out if m in config.model.encoders]  # configured, left out by data.modalities
+    ways = [f"configure {quoted(f'model.encoders.{m}' for m in unconfigured)}"] if unconfigured else []
+    ways += [f"add {quoted(excluded)} to `data.modalities`"] if excluded else []
+    return f"; the dataset also has {quoted(left_out)} ({' and '.join(ways)} to train on it)"
+
+
 def build_strategies(
     config: RunConfig,
     model: nn.Module,
@@ -67,12 +79,10 @@ def build_strategies(
     seed = config.experiment.seed
     for key, used in (("modality_dropout", settings.modality_dropout > 0), ("ogm_ge", settings.ogm_ge)):
         if used and len(names) < 2:
-            left_out = sorted(set(dataset_modalities) - set(names))
-            keys = quoted(f"model.encoders.{m}" for m in left_out)
-            more = f"; the dataset also has {quoted(left_out)} (configure {keys} to train on it)"
             raise ConfigError(
                 f"`training.strategy.{key}` needs at least two modalities; this run has "
-                f"{quoted(names)} (`model.encoders`, or `data.modalities` where set){more if left_out else ''}."
+                f"{quoted(names)} (`model.encoders`, or `data.modalities` where set)"
+                f"{_how_to_add(config, names, dataset_modalities)}."
             )
     strategies: list[TrainingStrategy] = []
     if settings.modality_dropout > 0:
