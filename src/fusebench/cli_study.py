@@ -122,7 +122,9 @@ def run_study_command(spec: Path, options: StudyOptions) -> None:
         raise typer.Exit(code=130) from None
     console.print(f"study finished in {time.perf_counter() - started:.0f} s: {study_dir}", highlight=False)
     _print_report(study_dir)
-    console.print(f"results: {study_dir / 'results.json'} and {study_dir / 'results.csv'}", highlight=False)
+    console.print(
+        f"results: {study_dir / 'results.json'} and {study_dir / 'results.csv'}", highlight=False, soft_wrap=True
+    )
 
 
 @user_errors
