@@ -45,6 +45,7 @@ def read_manifest(folder: str | Path) -> dict[str, Any]:
 
 
 def cache_file_names(split: str) -> dict[str, str]:
+    """Array name -> the ``.npy`` file of ``split`` that holds it in the cache folder."""
     names = {f"inputs.{m}": f"{split}.{m}.npy" for m in MODALITIES}
     names.update({key: f"{split}.{key}.npy" for key in ("target", "audio_source", "image_source")})
     return names
@@ -71,6 +72,7 @@ def corrupted_error(folder: Path, name: str, what: str, recipe: AVDigitsRecipe) 
 
 
 def cache_sha256(path: Path) -> str:
+    """The SHA-256 of a cache file, read in chunks (the manifest records it; integrity checks compare it)."""
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 22), b""):

@@ -60,10 +60,12 @@ class View:
 
     @property
     def title(self) -> str:
+        """How figures name the view: the run, the modality and which weights it shows."""
         stage = "pre-trained file (before fine-tuning)" if self.stage == "pretrained" else "trained"
         return f"{self.run} {self.modality}: {stage}"
 
     def describe(self) -> dict[str, Any]:
+        """The view's entry in representations.json (no tensors)."""
         return {
             "key": self.key,
             "run": self.run,
@@ -85,6 +87,7 @@ class AnalysedRun:
     views: list[View]
 
     def describe(self) -> dict[str, Any]:
+        """The run's entry in representations.json: where it is, its kind, seed and encoders' origin."""
         config = self.loaded.config
         return {
             "label": self.label,
@@ -103,6 +106,7 @@ class DataCache:
         self._loaded: dict[str, DataSplits] = {}
 
     def splits(self, config: RunConfig) -> DataSplits:
+        """The run's splits, loaded on the first call for its data config, modalities and seed."""
         key = json.dumps(
             [
                 config.data.model_dump(mode="json"),

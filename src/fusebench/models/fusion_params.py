@@ -40,16 +40,22 @@ class NoParams(StrictModel):
 
 
 class AttentionParams(StrictModel):
+    """``attention`` late fusion: scores from a learned context vector, softmax over the present modalities."""
+
     attention_dim: PositiveInt | None = Field(default=None, description="width of the scoring layer; null: hidden_dim")
 
 
 class TensorParams(StrictModel):
+    """``tensor`` late fusion (TFN): the outer product of the embeddings, each padded with a 1."""
+
     tensor_dim: PositiveInt | None = Field(
         default=16, description="projection width before the outer product; null: none"
     )
 
 
 class LowRankParams(StrictModel):
+    """``low_rank`` late fusion (LMF): TFN's weight tensor factorised into ``rank`` modality factors."""
+
     rank: PositiveInt = Field(default=4, description="rank r of the factorised TFN weight tensor")
 
 

@@ -17,6 +17,7 @@ Pair = tuple[str, str]
 
 
 def axes_key(axes: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
+    """A group's axis values as a sorted, hashable key (groups at the same axis values are compared)."""
     return tuple((k, format_value(axes[k])) for k in sorted(axes))
 
 

@@ -50,6 +50,7 @@ def execute_node(node_id: str, config: dict[str, Any], run_dir: str, command: Se
 
 
 def skipped(node_id: str, dependency: str) -> NodeOutcome:
+    """The outcome of a node not run because a pre-training node it loads from did not complete."""
     return NodeOutcome(
         node_id, RunState.SKIPPED, 0.0, f"Skipped: it loads the encoder of `{dependency}`, which did not complete."
     )
