@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -166,6 +166,21 @@ def _locate(config: RunConfig, study_dir: Path) -> RunConfig:
     return config.model_copy(update={"experiment": experiment})
 
 
+def _add_pretrain_node(
+    nodes: dict[str, Node], config: RunConfig, study_dir: Path, seed: int, modality: str, overrides: Sequence[str]
+) -> str:
+    """The id of the pre-training node for ``config`` (added to ``nodes`` unless there), named by its config digest.
+
+    One id scheme for the experts and the conditions' pre-training: the same config is one node, run once.
+    """
+    node_id = f"pretrain-{modality}-s{seed}-{config_digest(config)[:8]}"
+    if node_id not in nodes:
+        nodes[node_id] = Node(
+            node_id, "pretrain", _locate(config, study_dir), seed, modality=modality, overrides=tuple(overrides)
+        )
+    return node_id
+
+
 def _fusion_id(condition: str, values: Mapping[str, AxisValue], seed: int) -> str:
     return condition + "".join(f"__{k}={format_value(v)}" for k, v in values.items()) + f"-s{seed}"
 
@@ -187,33 +202,16 @@ def build_graph(study: Study, study_dir: str | Path) -> StudyGraph:
         for modality in study.expert_modalities:  # unimodal experts (MMPT 004 Sec. 4.1, App. B), loaded by no run
             for fraction in spec.experts.data_fractions if spec.experts else []:
                 config = study.expert_config(modality, fraction, seed)
-                node_id = f"pretrain-{modality}-s{seed}-{config_digest(config)[:8]}"
-                if node_id not in nodes:
-                    nodes[node_id] = Node(
-                        node_id,
-                        "pretrain",
-                        _locate(config, study_dir),
-                        seed,
-                        modality=modality,
-                        overrides=tuple(study.expert_overrides(fraction, seed)),
-                    )
+                _add_pretrain_node(nodes, config, study_dir, seed, modality, study.expert_overrides(fraction, seed))
         fusion: list[Node] = []
         for condition, values in ((c, v) for c in spec.conditions for v in study.axis_combinations()):
             pre_values = {k: v for k, v in values.items() if spec.axes[k].target == "pretrain"}
             deps: dict[str, str] = {}
             for modality in spec.conditions[condition].pretrained:
                 config = study.pretrain_config(modality, pre_values, seed, condition)
-                node_id = f"pretrain-{modality}-s{seed}-{config_digest(config)[:8]}"
+                overrides = study.pretrain_overrides(pre_values, seed)
+                node_id = _add_pretrain_node(nodes, config, study_dir, seed, modality, overrides)
                 pretrain_axes.setdefault(node_id, []).append(pre_values)
-                if node_id not in nodes:
-                    nodes[node_id] = Node(
-                        node_id,
-                        "pretrain",
-                        _locate(config, study_dir),
-                        seed,
-                        modality=modality,
-                        overrides=tuple(study.pretrain_overrides(pre_values, seed)),
-                    )
                 deps[modality] = node_id
             weights = {m: str(study_dir / "runs" / n / "encoders" / f"{m}.safetensors") for m, n in deps.items()}
             config = _locate(study.fusion_config(condition, values, seed, weights), study_dir)
